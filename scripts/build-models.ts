@@ -1,0 +1,234 @@
+// Builds the project's ONNX models from scratch (nothing is downloaded): the
+// graphs are assembled as ONNX protobuf messages with onnx-proto and encoded.
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import onnxProto from 'onnx-proto';
+
+// onnx-proto is CommonJS (`module.exports = { onnx }`), so ESM only sees a default export.
+// This alias gives `onnx` both as the runtime namespace and as the namespace of its types.
+import onnx = onnxProto.onnx;
+const { DataType } = onnx.TensorProto;
+
+const OPSET_VERSION = 17;
+const IR_VERSION = 8;
+
+/** A dimension is either fixed (a number) or symbolic (its dim_param name). */
+type Dim = number | string;
+type AttributeValue = number | number[];
+
+function tensorInfo(name: string, elemType: onnx.TensorProto.DataType, dims: Dim[]): onnx.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+/** A graph node; every attribute used by these models is an INT or a list of INTs. */
+function node(
+  opType: string,
+  inputs: string[],
+  outputs: string[],
+  attrs: Record<string, AttributeValue> = {},
+): onnx.INodeProto {
+  const attribute = Object.entries(attrs).map(([name, value]): onnx.IAttributeProto =>
+    typeof value === 'number'
+      ? { name, type: onnx.AttributeProto.AttributeType.INT, i: value }
+      : { name, type: onnx.AttributeProto.AttributeType.INTS, ints: value },
+  );
+  return { opType, input: inputs, output: outputs, attribute, name: `${opType}_${outputs.join('_')}` };
+}
+
+/** A constant tensor as raw_data, which ONNX defines as little-endian: typed arrays are, on x86-64 and arm64. */
+function initializer(name: string, values: Float32Array | BigInt64Array, dims: number[]): onnx.ITensorProto {
+  const dataType = values instanceof Float32Array ? DataType.FLOAT : DataType.INT64;
+  return { name, dataType, dims, rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+}
+
+function modelBytes(graph: onnx.IGraphProto): Uint8Array {
+  return onnx.ModelProto.encode({
+    irVersion: IR_VERSION,
+    opsetImport: [{ domain: '', version: OPSET_VERSION }],
+    producerName: 'onnx-serving/scripts/build-models',
+    graph,
+  }).finish();
+}
+
+async function writeModel(file: string, bytes: Uint8Array): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, bytes);
+}
+
+/** Weights of the demo classifier: a linear layer over iris-like features (sepal/petal length and width). */
+export const CLASSIFIER_PARAMETERS = {
+  weights: [
+    [0.45, 0.12, -0.57],
+    [1.05, -0.55, -0.5],
+    [-1.6, 0.2, 1.4],
+    [-0.7, -0.6, 1.3],
+  ],
+  bias: [0.25, 2.5, -1.35],
+} as const;
+
+export function classifierModel(): Uint8Array {
+  const { weights, bias } = CLASSIFIER_PARAMETERS;
+  return modelBytes({
+    name: 'classifier',
+    input: [tensorInfo('input', DataType.FLOAT, ['batch', 4])],
+    output: [
+      tensorInfo('probabilities', DataType.FLOAT, ['batch', 3]),
+      tensorInfo('label', DataType.INT64, ['batch']),
+    ],
+    initializer: [
+      initializer('W', Float32Array.from(weights.flat()), [4, 3]),
+      initializer('B', Float32Array.from(bias), [3]),
+    ],
+    node: [
+      node('MatMul', ['input', 'W'], ['logits_unbiased']),
+      node('Add', ['logits_unbiased', 'B'], ['logits']),
+      node('Softmax', ['logits'], ['probabilities'], { axis: -1 }),
+      node('ArgMax', ['probabilities'], ['label'], { axis: 1, keepdims: 0 }),
+    ],
+  });
+}
+
+export function multiIoModel(): Uint8Array {
+  return modelBytes({
+    name: 'multi_io',
+    input: [
+      tensorInfo('features', DataType.FLOAT, ['batch', 3]),
+      tensorInfo('counts', DataType.INT64, ['batch', 2]),
+      tensorInfo('mask', DataType.BOOL, ['batch', 3]),
+      tensorInfo('text', DataType.STRING, ['batch', 1]),
+    ],
+    output: [
+      tensorInfo('scaled', DataType.FLOAT, ['batch', 3]),
+      tensorInfo('masked', DataType.FLOAT, ['batch', 3]),
+      tensorInfo('total', DataType.INT64, ['batch', 1]),
+      tensorInfo('inverted_mask', DataType.BOOL, ['batch', 3]),
+      tensorInfo('text_echo', DataType.STRING, ['batch', 1]),
+    ],
+    initializer: [
+      initializer('two', Float32Array.of(2), []),
+      initializer('zero', Float32Array.of(0), []),
+      // Since opset 13 ReduceSum takes its axes as an input tensor, not an attribute.
+      initializer('sum_axes', BigInt64Array.of(1n), [1]),
+    ],
+    node: [
+      node('Mul', ['features', 'two'], ['scaled']),
+      node('Where', ['mask', 'features', 'zero'], ['masked']),
+      node('ReduceSum', ['counts', 'sum_axes'], ['total'], { keepdims: 1 }),
+      node('Not', ['mask'], ['inverted_mask']),
+      node('Identity', ['text'], ['text_echo']),
+    ],
+  });
+}
+
+/** The server's datatype names (KServe V2) and their ONNX element types. */
+const IDENTITY_TYPES: [string, onnx.TensorProto.DataType][] = [
+  ['BOOL', DataType.BOOL],
+  ['UINT8', DataType.UINT8],
+  ['UINT16', DataType.UINT16],
+  ['UINT32', DataType.UINT32],
+  ['UINT64', DataType.UINT64],
+  ['INT8', DataType.INT8],
+  ['INT16', DataType.INT16],
+  ['INT32', DataType.INT32],
+  ['INT64', DataType.INT64],
+  ['FP16', DataType.FLOAT16],
+  ['FP32', DataType.FLOAT],
+  ['FP64', DataType.DOUBLE],
+  ['BYTES', DataType.STRING],
+];
+
+export function identityAllTypesModel(): Uint8Array {
+  const names = IDENTITY_TYPES.map(([name, elemType]) => ({ suffix: name.toLowerCase(), elemType }));
+  return modelBytes({
+    name: 'identity_all_types',
+    input: names.map(({ suffix, elemType }) => tensorInfo(`in_${suffix}`, elemType, ['batch', 'n'])),
+    output: names.map(({ suffix, elemType }) => tensorInfo(`out_${suffix}`, elemType, ['batch', 'n'])),
+    node: names.map(({ suffix }) => node('Identity', [`in_${suffix}`], [`out_${suffix}`])),
+  });
+}
+
+export function staticShapeModel(): Uint8Array {
+  return modelBytes({
+    name: 'static_shape',
+    input: [tensorInfo('x', DataType.FLOAT, [2, 3])],
+    output: [tensorInfo('y', DataType.FLOAT, [2, 3])],
+    initializer: [initializer('one', Float32Array.of(1), [])],
+    node: [node('Add', ['x', 'one'], ['y'])],
+  });
+}
+
+/** Defaults sized so one run takes about 2 s with one intra-op thread (measured: ~2.05 s on the dev box). */
+export const HEAVY_DEFAULT_ROWS = 4096;
+export const HEAVY_DEFAULT_LAYERS = 800;
+const HEAVY_WIDTH = 256;
+// Weights are uniform in [-0.15, 0.15]: with smaller ones (e.g. +-0.05) every layer shrinks the
+// activations and after a few dozen layers the output is all zeros; at this size the activations
+// neither vanish nor explode (tanh bounds them), so the output stays meaningful.
+const HEAVY_WEIGHT_LIMIT = 0.15;
+
+/** Small seeded PRNG (mulberry32) returning numbers in [0, 1), so rebuilt models are byte-identical. */
+function mulberry32(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), seed | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+/**
+ * A model that is slow to compute from a tiny input: x [1,256] is expanded to
+ * [rows,256] and pushed through `layers` rounds of MatMul(W) + Tanh, then averaged
+ * back to [1,256]. Cost grows linearly with both rows and layers.
+ */
+export function heavyModel(rows: number = HEAVY_DEFAULT_ROWS, layers: number = HEAVY_DEFAULT_LAYERS): Uint8Array {
+  const random = mulberry32(42);
+  const weights = Float32Array.from({ length: HEAVY_WIDTH * HEAVY_WIDTH }, () => (random() - 0.5) * 2 * HEAVY_WEIGHT_LIMIT);
+  const layerNodes = Array.from({ length: layers }, (_, k) => [
+    node('MatMul', [`h${k}`, 'W'], [`m${k}`]),
+    node('Tanh', [`m${k}`], [`h${k + 1}`]),
+  ]).flat();
+  return modelBytes({
+    name: 'heavy',
+    input: [tensorInfo('x', DataType.FLOAT, [1, HEAVY_WIDTH])],
+    output: [tensorInfo('y', DataType.FLOAT, [1, HEAVY_WIDTH])],
+    initializer: [
+      initializer('expand_shape', BigInt64Array.of(BigInt(rows), BigInt(HEAVY_WIDTH)), [2]),
+      initializer('W', weights, [HEAVY_WIDTH, HEAVY_WIDTH]),
+    ],
+    node: [
+      node('Expand', ['x', 'expand_shape'], ['h0']),
+      ...layerNodes,
+      node('ReduceMean', [`h${layers}`], ['y'], { axes: [0], keepdims: 1 }),
+    ],
+  });
+}
+
+/** Writes the demo models in Triton layout: <dir>/<model>/1/model.onnx. */
+export async function writeDemoRepository(dir: string): Promise<void> {
+  await writeModel(path.join(dir, 'classifier', '1', 'model.onnx'), classifierModel());
+  await writeModel(path.join(dir, 'multi_io', '1', 'model.onnx'), multiIoModel());
+}
+
+/** Writes the standalone models used by the tests into <dir>. */
+export async function writeTestModels(dir: string): Promise<void> {
+  await writeModel(path.join(dir, 'identity_all_types.onnx'), identityAllTypesModel());
+  await writeModel(path.join(dir, 'static_shape.onnx'), staticShapeModel());
+  await writeModel(path.join(dir, 'heavy.onnx'), heavyModel());
+}
+
+const isMainModule = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (isMainModule) {
+  const dir = process.argv[2] ?? 'models';
+  await writeDemoRepository(dir);
+  console.log(`Wrote classifier and multi_io models to ${path.resolve(dir)}`);
+}

@@ -1,0 +1,35 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Logger } from 'nestjs-pino';
+import { AppModule } from './app.module.js';
+import type { AppConfig } from './infra/config/app-config.js';
+import { ErrorResponseFilter } from './infra/http/error-response.filter.js';
+import { LoadModelRepositoryHandler } from './modules/registry/load-model-repository/load-model-repository.handler.js';
+
+export interface RunningServer {
+  readonly app: NestFastifyApplication;
+  /** The HTTP address actually bound (the port may have been 0). */
+  readonly httpUrl: string;
+  /** Settles when the model repository has been loaded (each model READY or UNAVAILABLE). */
+  readonly modelsLoaded: Promise<void>;
+}
+
+/**
+ * Builds and starts the server: it listens first (live at once) and loads the model repository
+ * after, so probes see "live, not yet ready" while models load.
+ */
+export async function startServer(config: AppConfig): Promise<RunningServer> {
+  const adapter = new FastifyAdapter({ bodyLimit: config.MAX_REQUEST_BYTES });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.with(config), adapter, { bufferLogs: true });
+  app.useLogger(app.get(Logger));
+  const errorFilter = new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES });
+  app.useGlobalFilters(errorFilter);
+  app.enableShutdownHooks();
+  await app.listen({ port: config.HTTP_PORT, host: config.HOST });
+  const address = app.getHttpServer().address();
+  const port = typeof address === 'object' && address ? address.port : config.HTTP_PORT;
+  const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
+  const modelsLoaded = app.get(LoadModelRepositoryHandler).execute();
+  return { app, httpUrl: `http://${host}:${port}`, modelsLoaded };
+}

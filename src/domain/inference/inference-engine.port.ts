@@ -1,0 +1,37 @@
+import type { ModelSignature, Tensor } from './tensor.js';
+
+/** The runtime facts a loaded instance reports back. */
+export interface LoadedModel {
+  /** The signature as the model file declares it (datatypes, names, `-1` for symbolic dims). */
+  readonly signature: ModelSignature;
+  /** The execution provider actually in use, after any fallback (e.g. `cpu` when CUDA is missing). */
+  readonly executionProvider: string;
+}
+
+export interface RuntimeOptions {
+  readonly instanceCount: number;
+  /** Execution providers to try in order; the adapter falls back to `cpu`. */
+  readonly executionProviders: readonly string[];
+  readonly intraOpThreads?: number;
+  readonly interOpThreads?: number;
+  readonly allowSpinning: boolean;
+}
+
+export interface InstanceStatus {
+  readonly key: string;
+  readonly instances: number;
+  readonly busy: number;
+  readonly queued: number;
+  readonly executionProvider: string;
+}
+
+/**
+ * Port to whatever runs models. `key` identifies one loaded model version; the adapter hosts
+ * `instanceCount` sessions for it and runs each call on a free one.
+ */
+export abstract class InferenceEngine {
+  abstract load(key: string, modelPath: string, options: RuntimeOptions): Promise<LoadedModel>;
+  abstract run(key: string, inputs: readonly Tensor[], outputNames: readonly string[]): Promise<Tensor[]>;
+  abstract unload(key: string): Promise<void>;
+  abstract status(): InstanceStatus[];
+}

@@ -1,0 +1,134 @@
+import { DomainError } from '../shared/domain-error.js';
+import { formatShape, shapeElementCount, type ModelSignature, type Tensor, type TensorSpec } from './tensor.js';
+
+export type ParameterValue = string | number | boolean;
+
+export interface InferenceRequest {
+  readonly id?: string;
+  readonly parameters: Readonly<Record<string, ParameterValue>>;
+  readonly inputs: readonly Tensor[];
+  /** Output names the client asked for; empty means every output of the model. */
+  readonly requestedOutputs: readonly string[];
+}
+
+export interface InferenceResponse {
+  readonly modelName: string;
+  readonly modelVersion: string;
+  readonly id?: string;
+  readonly parameters: Readonly<Record<string, ParameterValue>>;
+  readonly outputs: readonly Tensor[];
+}
+
+/**
+ * Checks a request against what the model serves, before anything reaches a runtime: every input
+ * present once and known, datatypes equal, shapes compatible (the batch dimension bounded by
+ * `maxBatchSize` when the model batches), element counts equal to the shapes, outputs known and
+ * unique. Returns the output names to compute.
+ */
+export function validateInferenceRequest(
+  request: InferenceRequest,
+  signature: ModelSignature,
+  maxBatchSize: number,
+): string[] {
+  const specs = new Map(signature.inputs.map((spec) => [spec.name, spec]));
+  const seen = new Set<string>();
+  for (const input of request.inputs) {
+    const spec = specs.get(input.name);
+    if (!spec) {
+      throw new DomainError(
+        'INFERENCE.INVALID_INPUT',
+        `unknown input '${input.name}': the model's inputs are ${quoteList(signature.inputs)}`,
+      );
+    }
+    if (seen.has(input.name)) {
+      throw new DomainError('INFERENCE.INVALID_INPUT', `input '${input.name}' is given more than once`);
+    }
+    seen.add(input.name);
+    checkTensorAgainstSpec(input, spec, maxBatchSize);
+  }
+  const missing = signature.inputs.filter((spec) => !seen.has(spec.name));
+  if (missing.length > 0) {
+    throw new DomainError('INFERENCE.INVALID_INPUT', `missing input ${quoteList(missing)}: the model expects ${quoteList(signature.inputs)}`);
+  }
+  checkBatchDimensionsAgree(request.inputs, maxBatchSize);
+  return selectOutputs(request.requestedOutputs, signature);
+}
+
+function checkTensorAgainstSpec(input: Tensor, spec: TensorSpec, maxBatchSize: number): void {
+  if (input.datatype !== spec.datatype) {
+    throw new DomainError(
+      'INFERENCE.INVALID_DATATYPE',
+      `input '${input.name}' has datatype ${input.datatype}, expected ${spec.datatype}`,
+    );
+  }
+  const expected = formatShape(spec.shape);
+  if (input.shape.length !== spec.shape.length) {
+    throw new DomainError(
+      'INFERENCE.INVALID_SHAPE',
+      `input '${input.name}' has shape ${formatShape(input.shape)} (rank ${input.shape.length}), expected ${expected} (rank ${spec.shape.length})`,
+    );
+  }
+  input.shape.forEach((dim, axis) => {
+    if (!Number.isSafeInteger(dim) || dim < 0) {
+      throw new DomainError('INFERENCE.INVALID_SHAPE', `input '${input.name}' has an invalid dimension ${dim} at axis ${axis}`);
+    }
+    const declared = spec.shape[axis];
+    if (declared !== -1 && declared !== dim) {
+      throw new DomainError(
+        'INFERENCE.INVALID_SHAPE',
+        `input '${input.name}' has shape ${formatShape(input.shape)}, expected ${expected} (axis ${axis} must be ${declared})`,
+      );
+    }
+  });
+  if (maxBatchSize > 0) {
+    const batch = input.shape[0];
+    if (batch < 1 || batch > maxBatchSize) {
+      throw new DomainError(
+        'INFERENCE.INVALID_SHAPE',
+        `input '${input.name}' has batch size ${batch}, expected 1 to ${maxBatchSize} (the model's max_batch_size)`,
+      );
+    }
+  }
+  const count = shapeElementCount(input.shape);
+  if (count === undefined) {
+    throw new DomainError('INFERENCE.INVALID_SHAPE', `input '${input.name}' has shape ${formatShape(input.shape)} whose element count overflows`);
+  }
+  if (count !== input.data.length) {
+    throw new DomainError(
+      'INFERENCE.INVALID_DATA',
+      `input '${input.name}' has ${input.data.length} elements, but its shape ${formatShape(input.shape)} holds ${count}`,
+    );
+  }
+}
+
+function checkBatchDimensionsAgree(inputs: readonly Tensor[], maxBatchSize: number): void {
+  if (maxBatchSize === 0 || inputs.length < 2) return;
+  const [first, ...rest] = inputs;
+  const other = rest.find((input) => input.shape[0] !== first.shape[0]);
+  if (other) {
+    throw new DomainError(
+      'INFERENCE.INVALID_SHAPE',
+      `inputs disagree on the batch size: '${first.name}' has ${first.shape[0]}, '${other.name}' has ${other.shape[0]}`,
+    );
+  }
+}
+
+function selectOutputs(requested: readonly string[], signature: ModelSignature): string[] {
+  if (requested.length === 0) return signature.outputs.map((spec) => spec.name);
+  const known = new Set(signature.outputs.map((spec) => spec.name));
+  const seen = new Set<string>();
+  for (const name of requested) {
+    if (!known.has(name)) {
+      throw new DomainError('INFERENCE.INVALID_OUTPUT', `unknown output '${name}': the model's outputs are ${quoteList(signature.outputs)}`);
+    }
+    if (seen.has(name)) {
+      throw new DomainError('INFERENCE.INVALID_OUTPUT', `output '${name}' is requested more than once`);
+    }
+    seen.add(name);
+  }
+  return [...requested];
+}
+
+function quoteList(specs: readonly { name: string }[]): string {
+  return specs.map((spec) => `'${spec.name}'`).join(', ');
+}

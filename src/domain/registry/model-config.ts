@@ -1,0 +1,165 @@
+import type { Datatype } from '../shared/datatype.js';
+import { DomainError } from '../shared/domain-error.js';
+import { formatShape, type ModelSignature, type TensorSpec } from '../inference/tensor.js';
+import type { RuntimeOptions } from '../inference/inference-engine.port.js';
+import { DEFAULT_VERSION_POLICY, type VersionPolicy } from './version-policy.js';
+
+export const ONNX_PLATFORM = 'onnxruntime_onnx';
+/** max_batch_size given to a model whose inputs and outputs all start with a dynamic dimension. */
+export const DEFAULT_MAX_BATCH_SIZE = 8;
+
+export type InstanceKind = 'KIND_AUTO' | 'KIND_CPU' | 'KIND_GPU';
+export type GpuAccelerator = 'tensorrt' | 'cuda';
+
+/** A tensor as a model configuration lists it: `dims` exclude the batch dimension (Triton's convention). */
+export interface ConfiguredTensor {
+  readonly name: string;
+  readonly datatype: Datatype;
+  readonly dims: readonly number[];
+}
+
+/** What a model's config file says; every field optional (schema-checked by the repository adapter). */
+export interface DeclaredModelConfig {
+  readonly name?: string;
+  readonly platform?: string;
+  readonly maxBatchSize?: number;
+  readonly inputs?: readonly ConfiguredTensor[];
+  readonly outputs?: readonly ConfiguredTensor[];
+  readonly versionPolicy?: VersionPolicy;
+  readonly instanceCount?: number;
+  readonly instanceKind?: InstanceKind;
+  readonly gpuAccelerators?: readonly GpuAccelerator[];
+  readonly intraOpThreads?: number;
+  readonly interOpThreads?: number;
+  readonly allowSpinning?: boolean;
+}
+
+/** The complete configuration a version is served with: the declared one, completed from the model file. */
+export interface ModelConfig {
+  readonly name: string;
+  readonly platform: typeof ONNX_PLATFORM;
+  readonly maxBatchSize: number;
+  readonly inputs: readonly ConfiguredTensor[];
+  readonly outputs: readonly ConfiguredTensor[];
+  readonly versionPolicy: VersionPolicy;
+  readonly instanceCount: number;
+  readonly instanceKind: InstanceKind;
+  readonly gpuAccelerators: readonly GpuAccelerator[];
+  readonly intraOpThreads?: number;
+  readonly interOpThreads?: number;
+  readonly allowSpinning: boolean;
+}
+
+/**
+ * Triton's auto-complete-config: fills what the declaration leaves out from the model file's own
+ * signature, and refuses a declaration that contradicts it.
+ */
+export function completeModelConfig(
+  modelName: string,
+  declared: DeclaredModelConfig,
+  fileSignature: ModelSignature,
+): ModelConfig {
+  if (declared.name !== undefined && declared.name !== modelName) {
+    throw invalid(`name '${declared.name}' does not match the model directory '${modelName}'`);
+  }
+  if (declared.platform !== undefined && declared.platform !== ONNX_PLATFORM) {
+    throw invalid(`platform '${declared.platform}' is not served here; the only platform is '${ONNX_PLATFORM}'`);
+  }
+  const maxBatchSize = declared.maxBatchSize ?? (firstDimensionIsDynamic(fileSignature) ? DEFAULT_MAX_BATCH_SIZE : 0);
+  if (maxBatchSize > 0) requireDynamicFirstDimension(fileSignature, maxBatchSize);
+  return {
+    name: modelName,
+    platform: ONNX_PLATFORM,
+    maxBatchSize,
+    inputs: completeTensors('input', fileSignature.inputs, declared.inputs, maxBatchSize),
+    outputs: completeTensors('output', fileSignature.outputs, declared.outputs, maxBatchSize),
+    versionPolicy: declared.versionPolicy ?? DEFAULT_VERSION_POLICY,
+    ...deploymentOf(declared),
+  };
+}
+
+type Deployment = Pick<ModelConfig, 'instanceCount' | 'instanceKind' | 'gpuAccelerators' | 'intraOpThreads' | 'interOpThreads' | 'allowSpinning'>;
+
+/** How the runtime hosts a model: known before the model file is opened, unlike the rest of the config. */
+function deploymentOf(declared: DeclaredModelConfig): Deployment {
+  return {
+    instanceCount: declared.instanceCount ?? 1,
+    instanceKind: declared.instanceKind ?? 'KIND_AUTO',
+    gpuAccelerators: declared.gpuAccelerators ?? [],
+    intraOpThreads: declared.intraOpThreads,
+    interOpThreads: declared.interOpThreads,
+    allowSpinning: declared.allowSpinning ?? false,
+  };
+}
+
+export function runtimeOptionsOf(declared: DeclaredModelConfig): RuntimeOptions {
+  const deployment = deploymentOf(declared);
+  return {
+    instanceCount: deployment.instanceCount,
+    executionProviders: executionProvidersFor(deployment),
+    intraOpThreads: deployment.intraOpThreads,
+    interOpThreads: deployment.interOpThreads,
+    allowSpinning: deployment.allowSpinning,
+  };
+}
+
+/** The signature clients see: configured dims, with `-1` in front for the batch dimension. */
+export function servedSignature(config: ModelConfig): ModelSignature {
+  const toSpec = (tensor: ConfiguredTensor): TensorSpec => ({
+    name: tensor.name,
+    datatype: tensor.datatype,
+    shape: config.maxBatchSize > 0 ? [-1, ...tensor.dims] : [...tensor.dims],
+  });
+  return { inputs: config.inputs.map(toSpec), outputs: config.outputs.map(toSpec) };
+}
+
+/** Execution providers to try, best first; the runtime adapter falls back to CPU. */
+function executionProvidersFor(config: Pick<ModelConfig, 'instanceKind' | 'gpuAccelerators'>): string[] {
+  if (config.instanceKind === 'KIND_CPU') return ['cpu'];
+  const gpu = config.gpuAccelerators.includes('tensorrt') ? ['tensorrt', 'cuda'] : ['cuda'];
+  return [...gpu, 'cpu'];
+}
+
+function firstDimensionIsDynamic(signature: ModelSignature): boolean {
+  const all = [...signature.inputs, ...signature.outputs];
+  return all.length > 0 && all.every((spec) => spec.shape.length > 0 && spec.shape[0] === -1);
+}
+
+function requireDynamicFirstDimension(signature: ModelSignature, maxBatchSize: number): void {
+  const fixed = [...signature.inputs, ...signature.outputs].find((spec) => spec.shape.length === 0 || spec.shape[0] !== -1);
+  if (fixed) {
+    throw invalid(
+      `max_batch_size ${maxBatchSize} needs a dynamic first dimension on every input and output, but '${fixed.name}' has shape ${formatShape(fixed.shape)}`,
+    );
+  }
+}
+
+function completeTensors(
+  kind: 'input' | 'output',
+  fromFile: readonly TensorSpec[],
+  declared: readonly ConfiguredTensor[] | undefined,
+  maxBatchSize: number,
+): ConfiguredTensor[] {
+  const fileDims = (spec: TensorSpec) => (maxBatchSize > 0 ? spec.shape.slice(1) : [...spec.shape]);
+  const byName = new Map(fromFile.map((spec) => [spec.name, spec]));
+  for (const tensor of declared ?? []) {
+    const spec = byName.get(tensor.name);
+    if (!spec) {
+      throw invalid(`${kind} '${tensor.name}' is not in the model file, whose ${kind}s are ${fromFile.map((s) => `'${s.name}'`).join(', ')}`);
+    }
+    if (tensor.datatype !== spec.datatype) {
+      throw invalid(`${kind} '${tensor.name}' is declared ${tensor.datatype} but the model file has ${spec.datatype}`);
+    }
+    const dims = fileDims(spec);
+    const compatible = tensor.dims.length === dims.length && tensor.dims.every((dim, axis) => dims[axis] === -1 || dims[axis] === dim);
+    if (!compatible) {
+      throw invalid(`${kind} '${tensor.name}' is declared with dims ${formatShape(tensor.dims)} but the model file has ${formatShape(dims)}`);
+    }
+  }
+  const declaredByName = new Map((declared ?? []).map((tensor) => [tensor.name, tensor]));
+  return fromFile.map((spec) => declaredByName.get(spec.name) ?? { name: spec.name, datatype: spec.datatype, dims: fileDims(spec) });
+}
+
+function invalid(message: string): DomainError {
+  return new DomainError('REGISTRY.INVALID_CONFIG', message);
+}

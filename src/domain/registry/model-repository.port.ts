@@ -1,0 +1,20 @@
+import type { DeclaredModelConfig } from './model-config.js';
+
+export interface VersionDirectory {
+  readonly version: number;
+  /** The model file of that version. */
+  readonly modelPath: string;
+}
+
+/** One model directory as found in the repository. */
+export interface ModelDirectory {
+  readonly name: string;
+  readonly versions: readonly VersionDirectory[];
+  /** The config file's content, or the reason it could not be read or is invalid. */
+  readonly config: { readonly ok: true; readonly declared: DeclaredModelConfig } | { readonly ok: false; readonly reason: string };
+}
+
+/** Port to the model repository (Triton's word for the directory of models and their versions). */
+export abstract class ModelRepository {
+  abstract scan(): Promise<ModelDirectory[]>;
+}

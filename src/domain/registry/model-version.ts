@@ -1,0 +1,92 @@
+import { DomainError } from '../shared/domain-error.js';
+import type { ModelConfig } from './model-config.js';
+
+/** Triton's model-version states. */
+export type ModelVersionState = 'UNKNOWN' | 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE';
+
+/** One version directory of a model and its life: UNKNOWN -> LOADING -> READY | UNAVAILABLE -> UNLOADING -> UNAVAILABLE. */
+export class ModelVersion {
+  private constructor(
+    readonly modelName: string,
+    readonly version: number,
+    readonly path: string,
+    private _state: ModelVersionState,
+    private _reason: string,
+    private _config?: ModelConfig,
+    private _executionProvider?: string,
+    private _loadedAt?: Date,
+  ) {}
+
+  static register(modelName: string, version: number, path: string): ModelVersion {
+    if (!Number.isSafeInteger(version) || version < 1) {
+      throw new DomainError('REGISTRY.INVALID_TRANSITION', `version ${version} of '${modelName}' is not a positive integer`);
+    }
+    return new ModelVersion(modelName, version, path, 'UNKNOWN', '');
+  }
+
+  get state(): ModelVersionState {
+    return this._state;
+  }
+  get reason(): string {
+    return this._reason;
+  }
+  get config(): ModelConfig | undefined {
+    return this._config;
+  }
+  get executionProvider(): string | undefined {
+    return this._executionProvider;
+  }
+  get loadedAt(): Date | undefined {
+    return this._loadedAt;
+  }
+  get isReady(): boolean {
+    return this._state === 'READY';
+  }
+  /** The runtime's name for this version's loaded instances. */
+  get key(): string {
+    return `${this.modelName}/${this.version}`;
+  }
+
+  markLoading(): void {
+    this.requireState('start loading', 'UNKNOWN', 'UNAVAILABLE');
+    this._state = 'LOADING';
+    this._reason = '';
+  }
+
+  markReady(config: ModelConfig, executionProvider: string, at: Date): void {
+    this.requireState('become ready', 'LOADING');
+    this._state = 'READY';
+    this._reason = '';
+    this._config = config;
+    this._executionProvider = executionProvider;
+    this._loadedAt = at;
+  }
+
+  markFailed(reason: string): void {
+    this.requireState('fail', 'UNKNOWN', 'LOADING');
+    this._state = 'UNAVAILABLE';
+    this._reason = reason;
+  }
+
+  beginUnload(): void {
+    this.requireState('unload', 'READY');
+    this._state = 'UNLOADING';
+  }
+
+  markUnloaded(): void {
+    this.requireState('finish unloading', 'UNLOADING');
+    this._state = 'UNAVAILABLE';
+    this._reason = 'unloaded';
+    this._config = undefined;
+    this._executionProvider = undefined;
+  }
+
+  private requireState(action: string, ...allowed: ModelVersionState[]): void {
+    if (!allowed.includes(this._state)) {
+      throw new DomainError(
+        'REGISTRY.INVALID_TRANSITION',
+        `version ${this.version} of '${this.modelName}' cannot ${action} while ${this._state}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * Every failure the domain can name, with a stable code. Transports map codes to statuses in one
+ * table (src/infra/http/domain-error-status.ts); nothing else decides a status.
+ */
+export type DomainErrorCode =
+  | 'REGISTRY.MODEL_NOT_FOUND'
+  | 'REGISTRY.VERSION_NOT_FOUND'
+  | 'REGISTRY.VERSION_NOT_READY'
+  | 'REGISTRY.INVALID_CONFIG'
+  | 'REGISTRY.INVALID_TRANSITION'
+  | 'SERVER.NOT_READY'
+  | 'INFERENCE.INVALID_REQUEST'
+  | 'INFERENCE.INVALID_INPUT'
+  | 'INFERENCE.INVALID_DATATYPE'
+  | 'INFERENCE.INVALID_SHAPE'
+  | 'INFERENCE.INVALID_DATA'
+  | 'INFERENCE.INVALID_OUTPUT'
+  | 'INFERENCE.RUNTIME_ERROR';
+
+export class DomainError extends Error {
+  constructor(
+    readonly code: DomainErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DomainError';
+  }
+}

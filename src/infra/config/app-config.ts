@@ -1,0 +1,46 @@
+import { z } from 'zod';
+
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+const bool = (fallback: boolean) =>
+  z.enum(['true', 'false', '1', '0']).default(fallback ? 'true' : 'false').transform((v) => v === 'true' || v === '1');
+
+/** Every environment variable the server reads, its default and its check (documented in the README). */
+const environmentSchema = z.object({
+  MODEL_REPOSITORY: z.string().min(1).default('./models'),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  HTTP_PORT: port(8000),
+  GRPC_PORT: port(8001),
+  METRICS_PORT: port(8002),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Largest request body accepted, in bytes (Triton's default is 64 MiB). */
+  MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
+  /** Triton's --strict-readiness: ready only when every model is READY; false: ready once loading has finished. */
+  STRICT_READINESS: bool(true),
+});
+
+type Environment = z.infer<typeof environmentSchema>;
+
+/** The validated configuration; the class doubles as its Nest injection token. */
+export interface AppConfig extends Readonly<Environment> {}
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export class AppConfig {
+  constructor(values: Environment) {
+    Object.assign(this, values);
+  }
+}
+
+export class InvalidConfigurationError extends Error {}
+
+/** Reads and checks the environment; the error names every bad variable, its value and what it must be. */
+export function loadAppConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = environmentSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0]);
+      return `${name}=${JSON.stringify(env[name])}: ${issue.message}`;
+    });
+    throw new InvalidConfigurationError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  return new AppConfig(parsed.data);
+}

@@ -1,0 +1,18 @@
+import type { DomainErrorCode } from '../../domain/shared/domain-error.js';
+
+/** The one table from domain error codes to transport statuses (gRPC codes join it with the gRPC transport). */
+export const HTTP_STATUS_OF: Record<DomainErrorCode, number> = {
+  'REGISTRY.MODEL_NOT_FOUND': 404,
+  'REGISTRY.VERSION_NOT_FOUND': 404,
+  'REGISTRY.VERSION_NOT_READY': 503,
+  'REGISTRY.INVALID_CONFIG': 400,
+  'REGISTRY.INVALID_TRANSITION': 409,
+  'SERVER.NOT_READY': 503,
+  'INFERENCE.INVALID_REQUEST': 400,
+  'INFERENCE.INVALID_INPUT': 400,
+  'INFERENCE.INVALID_DATATYPE': 400,
+  'INFERENCE.INVALID_SHAPE': 400,
+  'INFERENCE.INVALID_DATA': 400,
+  'INFERENCE.INVALID_OUTPUT': 400,
+  'INFERENCE.RUNTIME_ERROR': 500,
+};

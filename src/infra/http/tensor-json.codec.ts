@@ -1,0 +1,144 @@
+import { z } from 'zod';
+import { BIGINT_RANGE, DATATYPES, INTEGER_RANGE, TYPED_ARRAY_OF, isDatatype, type Datatype, type TensorData } from '../../domain/shared/datatype.js';
+import { DomainError } from '../../domain/shared/domain-error.js';
+import type { InferenceRequest, InferenceResponse } from '../../domain/inference/inference-request.js';
+import type { Tensor } from '../../domain/inference/tensor.js';
+import { fromHalfBits, toHalfBits } from './half-float.js';
+
+/**
+ * The KServe V2 JSON form of tensors, both ways.
+ * - `data` may be flat or nested; it is read row-major.
+ * - FP16/FP32/FP64 accept and produce the strings "NaN", "Infinity" and "-Infinity" for the values
+ *   JSON numbers cannot hold, so every response is valid JSON.
+ * - INT64/UINT64 accept JSON numbers up to 2^53 and decimal strings for the full range; they are
+ *   answered as exact JSON integers (a client that parses numbers as doubles rounds past 2^53).
+ */
+const parameters = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional();
+
+const inferRequestSchema = z.object({
+  id: z.string().optional(),
+  parameters,
+  inputs: z
+    .array(
+      z.object({
+        name: z.string().min(1),
+        shape: z.array(z.number().int().min(0)),
+        datatype: z.string(),
+        parameters,
+        data: z.array(z.unknown()),
+      }),
+    )
+    .min(1),
+  outputs: z.array(z.object({ name: z.string().min(1), parameters })).optional(),
+});
+
+export function decodeInferRequest(body: unknown): InferenceRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new DomainError('INFERENCE.INVALID_REQUEST', 'the request body must be a JSON object with an "inputs" array');
+  }
+  const parsed = inferRequestSchema.safeParse(body);
+  if (!parsed.success) throw new DomainError('INFERENCE.INVALID_REQUEST', describeIssue(parsed.error.issues[0], body));
+  const request = parsed.data;
+  return {
+    id: request.id,
+    parameters: request.parameters ?? {},
+    inputs: request.inputs.map((input) => decodeTensor(input.name, input.datatype, input.shape, input.data)),
+    requestedOutputs: request.outputs?.map((output) => output.name) ?? [],
+  };
+}
+
+function describeIssue(issue: z.core.$ZodIssue, body: object): string {
+  const path = issue.path.map((key) => (typeof key === 'number' ? `[${key}]` : `.${String(key)}`)).join('').replace(/^\./, '');
+  const [list, index] = issue.path;
+  const named = (body as Record<string, unknown>)[String(list)];
+  const name = typeof index === 'number' && Array.isArray(named) ? (named[index] as { name?: unknown } | undefined)?.name : undefined;
+  const subject = typeof name === 'string' && (list === 'inputs' || list === 'outputs') ? `${String(list).slice(0, -1)} '${name}' (${path})` : path || 'body';
+  return `${subject}: ${issue.message}`;
+}
+
+export function decodeTensor(name: string, datatype: string, shape: number[], data: unknown[]): Tensor {
+  if (!isDatatype(datatype)) {
+    throw new DomainError('INFERENCE.INVALID_DATATYPE', `input '${name}' has datatype '${datatype}', which is not one of ${DATATYPES.join(', ')}`);
+  }
+  const flat = data.length > 0 && Array.isArray(data[0]) ? (data.flat(Infinity) as unknown[]) : data;
+  return { name, datatype, shape, data: decodeElements(name, datatype, flat) };
+}
+
+function decodeElements(name: string, datatype: Datatype, values: unknown[]): TensorData {
+  const bad: (index: number, expected: string) => never = (index, expected) => {
+    const shown = JSON.stringify(values[index]) ?? String(values[index]);
+    throw new DomainError('INFERENCE.INVALID_DATA', `input '${name}': element ${index} is ${shown.slice(0, 40)}, expected ${expected} for ${datatype}`);
+  };
+  if (datatype === 'BYTES') {
+    for (let i = 0; i < values.length; i++) if (typeof values[i] !== 'string') bad(i, 'a string');
+    return values as string[];
+  }
+  const out = new TYPED_ARRAY_OF[datatype](values.length);
+  if (datatype === 'BOOL') {
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (typeof v !== 'boolean') bad(i, 'true or false');
+      out[i] = v ? 1 : 0;
+    }
+  } else if (datatype === 'FP16' || datatype === 'FP32' || datatype === 'FP64') {
+    for (let i = 0; i < values.length; i++) {
+      const v = typeof values[i] === 'number' ? (values[i] as number) : SPECIAL_FLOATS.get(values[i]);
+      if (v === undefined) bad(i, 'a number (or "NaN", "Infinity", "-Infinity")');
+      out[i] = datatype === 'FP16' ? toHalfBits(v) : v;
+    }
+  } else if (datatype === 'INT64' || datatype === 'UINT64') {
+    const [min, max] = BIGINT_RANGE[datatype]!;
+    const big = out as BigInt64Array | BigUint64Array;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      let n: bigint | undefined;
+      if (typeof v === 'number' && Number.isSafeInteger(v)) n = BigInt(v);
+      else if (typeof v === 'string' && /^-?\d{1,20}$/.test(v)) n = BigInt(v);
+      if (n === undefined) bad(i, 'an integer (a decimal string beyond 2^53)');
+      if (n! < min || n! > max) bad(i, `an integer from ${min} to ${max}`);
+      big[i] = n!;
+    }
+  } else {
+    const [min, max] = INTEGER_RANGE[datatype]!;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) bad(i, `an integer from ${min} to ${max}`);
+      out[i] = v as number;
+    }
+  }
+  return out as TensorData;
+}
+
+const SPECIAL_FLOATS = new Map<unknown, number>([['NaN', NaN], ['Infinity', Infinity], ['-Infinity', -Infinity]]);
+
+/** Writes the response by hand: typed arrays and 64-bit integers have no exact JSON.stringify form. */
+export function encodeInferResponse(response: InferenceResponse): string {
+  const outputs = response.outputs
+    .map((t) => `{"name":${JSON.stringify(t.name)},"datatype":"${t.datatype}","shape":[${t.shape.join(',')}],"data":${encodeData(t)}}`)
+    .join(',');
+  const id = response.id === undefined ? '' : `"id":${JSON.stringify(response.id)},`;
+  return `{"model_name":${JSON.stringify(response.modelName)},"model_version":${JSON.stringify(response.modelVersion)},${id}"parameters":${JSON.stringify(response.parameters)},"outputs":[${outputs}]}`;
+}
+
+function encodeData(tensor: Tensor): string {
+  const { datatype, data } = tensor;
+  switch (datatype) {
+    case 'BYTES':
+      return JSON.stringify(data);
+    case 'BOOL':
+      return `[${Array.from(data as Uint8Array, (v) => (v ? 'true' : 'false')).join(',')}]`;
+    case 'FP16':
+      return `[${Array.from(data as Uint16Array, (bits) => encodeFloat(fromHalfBits(bits))).join(',')}]`;
+    case 'FP32':
+    case 'FP64':
+      return `[${Array.from(data as Float32Array | Float64Array, encodeFloat).join(',')}]`;
+    default:
+      // Integers, including BigInt64Array/BigUint64Array: join() writes every digit exactly.
+      return `[${(data as Int32Array).join(',')}]`;
+  }
+}
+
+function encodeFloat(value: number): string {
+  if (Number.isFinite(value)) return String(value);
+  return Number.isNaN(value) ? '"NaN"' : value > 0 ? '"Infinity"' : '"-Infinity"';
+}

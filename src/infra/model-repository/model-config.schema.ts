@@ -1,0 +1,146 @@
+import { z } from 'zod';
+import type { Datatype } from '../../domain/shared/datatype.js';
+import type { DeclaredModelConfig, ModelConfig } from '../../domain/registry/model-config.js';
+import type { VersionPolicy } from '../../domain/registry/version-policy.js';
+
+/**
+ * The schema of `config.json`: Triton's model configuration in its JSON form (the field names of
+ * model_config.proto), limited to the fields this server acts on. Unknown fields are refused so a
+ * typo never silently does nothing.
+ */
+const TRITON_DATATYPES: Record<string, Datatype> = {
+  TYPE_BOOL: 'BOOL', TYPE_UINT8: 'UINT8', TYPE_UINT16: 'UINT16', TYPE_UINT32: 'UINT32', TYPE_UINT64: 'UINT64',
+  TYPE_INT8: 'INT8', TYPE_INT16: 'INT16', TYPE_INT32: 'INT32', TYPE_INT64: 'INT64',
+  TYPE_FP16: 'FP16', TYPE_FP32: 'FP32', TYPE_FP64: 'FP64', TYPE_STRING: 'BYTES',
+};
+
+const positiveInt = z.number().int().positive();
+
+const tensorSchema = z.strictObject({
+  name: z.string().min(1),
+  data_type: z.enum(Object.keys(TRITON_DATATYPES) as [string, ...string[]]),
+  dims: z.array(z.number().int().min(-1)),
+});
+
+const versionPolicySchema = z.union([
+  z.strictObject({ latest: z.strictObject({ num_versions: positiveInt }) }),
+  z.strictObject({ all: z.strictObject({}) }),
+  z.strictObject({ specific: z.strictObject({ versions: z.array(positiveInt).min(1) }) }),
+]);
+
+const stringParameter = z.strictObject({ string_value: z.string() });
+
+export const modelConfigSchema = z.strictObject({
+  name: z.string().optional(),
+  platform: z.string().optional(),
+  backend: z.literal('onnxruntime').optional(),
+  max_batch_size: z.number().int().min(0).optional(),
+  input: z.array(tensorSchema).optional(),
+  output: z.array(tensorSchema).optional(),
+  version_policy: versionPolicySchema.optional(),
+  instance_group: z
+    .array(z.strictObject({ count: positiveInt.max(64).optional(), kind: z.enum(['KIND_AUTO', 'KIND_CPU', 'KIND_GPU']).optional(), gpus: z.array(z.number().int().min(0)).optional() }))
+    .max(1, 'only one instance_group is supported')
+    .optional(),
+  optimization: z
+    .strictObject({
+      execution_accelerators: z.strictObject({
+        gpu_execution_accelerator: z.array(z.strictObject({ name: z.enum(['tensorrt', 'cuda']) })).optional(),
+      }),
+    })
+    .optional(),
+  parameters: z
+    .strictObject({
+      intra_op_thread_count: stringParameter.optional(),
+      inter_op_thread_count: stringParameter.optional(),
+      allow_spinning: stringParameter.optional(),
+    })
+    .optional(),
+});
+
+export type ModelConfigFile = z.infer<typeof modelConfigSchema>;
+
+/** Parses a config file's text; throws an Error whose message names the offending field. */
+export function parseModelConfig(text: string): DeclaredModelConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`config.json is not valid JSON: ${(error as Error).message}`);
+  }
+  const parsed = modelConfigSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = issue.path.join('.') || '(root)';
+    throw new Error(`config.json: ${path}: ${issue.message}`);
+  }
+  return toDeclared(parsed.data);
+}
+
+function toDeclared(file: ModelConfigFile): DeclaredModelConfig {
+  const tensors = (list: ModelConfigFile['input']) =>
+    list?.map((t) => ({ name: t.name, datatype: TRITON_DATATYPES[t.data_type], dims: t.dims }));
+  const group = file.instance_group?.[0];
+  const params = file.parameters;
+  return {
+    name: file.name,
+    platform: file.platform,
+    maxBatchSize: file.max_batch_size,
+    inputs: tensors(file.input),
+    outputs: tensors(file.output),
+    versionPolicy: file.version_policy && toVersionPolicy(file.version_policy),
+    instanceCount: group?.count,
+    instanceKind: group?.kind,
+    gpuAccelerators: file.optimization?.execution_accelerators.gpu_execution_accelerator?.map((a) => a.name),
+    intraOpThreads: threadCount(params?.intra_op_thread_count?.string_value, 'intra_op_thread_count'),
+    interOpThreads: threadCount(params?.inter_op_thread_count?.string_value, 'inter_op_thread_count'),
+    allowSpinning: flag(params?.allow_spinning?.string_value, 'allow_spinning'),
+  };
+}
+
+function toVersionPolicy(policy: z.infer<typeof versionPolicySchema>): VersionPolicy {
+  if ('latest' in policy) return { kind: 'latest', numVersions: policy.latest.num_versions };
+  if ('specific' in policy) return { kind: 'specific', versions: policy.specific.versions };
+  return { kind: 'all' };
+}
+
+function threadCount(value: string | undefined, field: string): number | undefined {
+  if (value === undefined) return undefined;
+  const count = Number(value);
+  if (!/^\d+$/.test(value) || count < 1 || count > 256) {
+    throw new Error(`config.json: parameters.${field}: '${value}' is not a thread count from 1 to 256`);
+  }
+  return count;
+}
+
+function flag(value: string | undefined, field: string): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value === '1' || value === 'true') return true;
+  if (value === '0' || value === 'false') return false;
+  throw new Error(`config.json: parameters.${field}: '${value}' is not one of 0, 1, true, false`);
+}
+
+const TRITON_TYPE_OF_DATATYPE = Object.fromEntries(Object.entries(TRITON_DATATYPES).map(([triton, datatype]) => [datatype, triton]));
+
+/** A complete configuration in the same JSON form as `config.json` (what `GET /v2/models/{m}/config` answers). */
+export function toConfigFile(config: ModelConfig): ModelConfigFile {
+  const tensors = (list: ModelConfig['inputs']) =>
+    list.map((t) => ({ name: t.name, data_type: TRITON_TYPE_OF_DATATYPE[t.datatype], dims: [...t.dims] }));
+  const policy = config.versionPolicy;
+  const parameters: NonNullable<ModelConfigFile['parameters']> = { allow_spinning: { string_value: config.allowSpinning ? '1' : '0' } };
+  if (config.intraOpThreads !== undefined) parameters.intra_op_thread_count = { string_value: String(config.intraOpThreads) };
+  if (config.interOpThreads !== undefined) parameters.inter_op_thread_count = { string_value: String(config.interOpThreads) };
+  return {
+    name: config.name,
+    platform: config.platform,
+    backend: 'onnxruntime',
+    max_batch_size: config.maxBatchSize,
+    input: tensors(config.inputs),
+    output: tensors(config.outputs),
+    version_policy:
+      policy.kind === 'latest' ? { latest: { num_versions: policy.numVersions } } : policy.kind === 'all' ? { all: {} } : { specific: { versions: [...policy.versions] } },
+    instance_group: [{ count: config.instanceCount, kind: config.instanceKind }],
+    optimization: { execution_accelerators: { gpu_execution_accelerator: config.gpuAccelerators.map((name) => ({ name })) } },
+    parameters,
+  };
+}

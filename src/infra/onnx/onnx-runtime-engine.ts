@@ -1,0 +1,69 @@
+import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { InferenceEngine, type InstanceStatus, type LoadedModel, type RuntimeOptions } from '../../domain/inference/inference-engine.port.js';
+import type { Tensor } from '../../domain/inference/tensor.js';
+import { DomainError } from '../../domain/shared/domain-error.js';
+import { cpuQuota } from './cpu-quota.js';
+import { SessionWorkerPool } from './session-worker-pool.js';
+
+/** The onnxruntime-node adapter: each loaded model version is a pool of session worker threads. */
+@Injectable()
+export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationShutdown {
+  private readonly logger = new Logger(OnnxRuntimeEngine.name);
+  private readonly pools = new Map<string, SessionWorkerPool>();
+  private readonly cpus = cpuQuota();
+
+  async load(key: string, modelPath: string, options: RuntimeOptions): Promise<LoadedModel> {
+    if (this.pools.has(key)) throw new Error(`'${key}' is already loaded`);
+    // Default threads: share the CPU quota between the instances, at least one each.
+    const intraOpThreads = options.intraOpThreads ?? Math.max(1, Math.floor(this.cpus / options.instanceCount));
+    const loaded = await SessionWorkerPool.start(
+      {
+        modelPath,
+        executionProviders: options.executionProviders,
+        intraOpThreads,
+        interOpThreads: options.interOpThreads ?? 1,
+        allowSpinning: options.allowSpinning,
+      },
+      options.instanceCount,
+    );
+    this.pools.set(key, loaded.pool);
+    const requested = options.executionProviders.join(', ');
+    if (loaded.fallback) {
+      this.logger.log(`${key}: execution provider ${loaded.executionProvider} in use (requested ${requested}; ${loaded.fallback})`);
+    } else {
+      this.logger.log(`${key}: execution provider ${loaded.executionProvider} in use, ${options.instanceCount} instance(s), ${intraOpThreads} intra-op thread(s) each`);
+    }
+    return { signature: loaded.signature, executionProvider: loaded.executionProvider };
+  }
+
+  async run(key: string, inputs: readonly Tensor[], outputNames: readonly string[]): Promise<Tensor[]> {
+    const pool = this.pools.get(key);
+    if (!pool) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' is not loaded`);
+    try {
+      return await pool.run(inputs, outputNames);
+    } catch (error) {
+      throw new DomainError('INFERENCE.RUNTIME_ERROR', `model '${key}' failed to run: ${(error as Error).message}`);
+    }
+  }
+
+  async unload(key: string): Promise<void> {
+    const pool = this.pools.get(key);
+    if (!pool) return;
+    this.pools.delete(key);
+    await pool.release();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all([...this.pools.keys()].map((key) => this.unload(key)));
+  }
+
+  status(): InstanceStatus[] {
+    return [...this.pools].map(([key, pool]) => ({
+      key,
+      instances: pool.instances,
+      busy: pool.busy,
+      queued: pool.queued,
+      executionProvider: pool.executionProvider,
+    }));
+  }
+}

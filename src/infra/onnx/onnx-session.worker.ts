@@ -1,0 +1,108 @@
+/**
+ * Worker-thread entry that hosts one InferenceSession. `session.run()` in onnxruntime-node blocks
+ * the thread it runs on for the whole computation, so sessions never live on the main thread.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import type { Datatype, TensorData } from '../../domain/shared/datatype.js';
+import type { ModelSignature, Tensor, TensorSpec } from '../../domain/inference/tensor.js';
+import { datatypeOfOrtType, ortTypeOf } from './onnx-tensor-types.js';
+import { isProviderInstalled } from './execution-providers.js';
+import type { FromWorker, SessionSettings, ToWorker } from './worker-protocol.js';
+
+const port = parentPort!;
+const settings = workerData as SessionSettings;
+
+function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(message, transfer);
+}
+
+async function createSession(): Promise<{ session: ort.InferenceSession; provider: string; fallback?: string }> {
+  const requested = settings.executionProviders;
+  const missing = requested.filter((p) => !isProviderInstalled(p));
+  const usable = requested.filter((p) => isProviderInstalled(p));
+  const providers = usable.length > 0 ? usable : ['cpu'];
+  const options = (executionProviders: string[]): ort.InferenceSession.SessionOptions => ({
+    executionProviders,
+    intraOpNumThreads: settings.intraOpThreads,
+    interOpNumThreads: settings.interOpThreads,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    extra: {
+      session: {
+        intra_op: { allow_spinning: settings.allowSpinning ? '1' : '0' },
+        inter_op: { allow_spinning: settings.allowSpinning ? '1' : '0' },
+      },
+    },
+  });
+  const notInstalled = missing.length > 0 ? `${missing.join(', ')} not installed in this onnxruntime build` : undefined;
+  try {
+    const session = await ort.InferenceSession.create(settings.modelPath, options(providers));
+    return { session, provider: providers[0], fallback: notInstalled };
+  } catch (error) {
+    if (providers.length === 1 && providers[0] === 'cpu') throw error;
+    const session = await ort.InferenceSession.create(settings.modelPath, options(['cpu']));
+    const reason = `${providers.filter((p) => p !== 'cpu').join(', ')} failed: ${(error as Error).message}`;
+    return { session, provider: 'cpu', fallback: notInstalled ? `${notInstalled}; ${reason}` : reason };
+  }
+}
+
+function describe(metadata: readonly ort.InferenceSession.ValueMetadata[], kind: string): TensorSpec[] {
+  return metadata.map((value) => {
+    if (!value.isTensor) throw new Error(`${kind} '${value.name}' is not a tensor, which is not served`);
+    const datatype = datatypeOfOrtType(value.type);
+    if (!datatype) throw new Error(`${kind} '${value.name}' has element type ${value.type}, which is not served`);
+    // Symbolic dimensions (strings) and unknown ones are variable: -1 on the wire.
+    const shape = value.shape.map((dim) => (typeof dim === 'number' && dim >= 0 ? dim : -1));
+    return { name: value.name, datatype, shape };
+  });
+}
+
+function toOrtTensor(tensor: Tensor): ort.Tensor {
+  return new ort.Tensor(ortTypeOf(tensor.datatype) as ort.Tensor.Type, tensor.data as ort.Tensor.DataType, [...tensor.shape]);
+}
+
+function fromOrtTensor(name: string, value: ort.Tensor, transfer: ArrayBuffer[]): Tensor {
+  const datatype = datatypeOfOrtType(value.type) as Datatype;
+  let data = value.data as TensorData;
+  if (!Array.isArray(data)) {
+    const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+    if (!whole) data = data.slice();
+    transfer.push(data.buffer as ArrayBuffer);
+  }
+  return { name, datatype, shape: [...value.dims], data };
+}
+
+async function main(): Promise<void> {
+  let loaded: Awaited<ReturnType<typeof createSession>>;
+  let signature: ModelSignature;
+  try {
+    loaded = await createSession();
+    signature = { inputs: describe(loaded.session.inputMetadata, 'input'), outputs: describe(loaded.session.outputMetadata, 'output') };
+  } catch (error) {
+    send({ type: 'load-failed', message: (error as Error).message });
+    return;
+  }
+  const { session } = loaded;
+  send({ type: 'loaded', signature, executionProvider: loaded.provider, fallback: loaded.fallback });
+
+  port.on('message', async (message: ToWorker) => {
+    if (message.type === 'release') {
+      await session.release();
+      send({ type: 'released' });
+      port.close();
+      return;
+    }
+    try {
+      const feeds = Object.fromEntries(message.inputs.map((input) => [input.name, toOrtTensor(input)]));
+      const results = await session.run(feeds, [...message.outputNames]);
+      const transfer: ArrayBuffer[] = [];
+      const outputs = message.outputNames.map((name) => fromOrtTensor(name, results[name], transfer));
+      send({ type: 'result', id: message.id, outputs }, transfer);
+    } catch (error) {
+      send({ type: 'run-failed', id: message.id, message: (error as Error).message });
+    }
+  });
+}
+
+void main();

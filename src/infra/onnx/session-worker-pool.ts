@@ -1,0 +1,155 @@
+import { Worker } from 'node:worker_threads';
+import type { LoadedModel } from '../../domain/inference/inference-engine.port.js';
+import type { Tensor } from '../../domain/inference/tensor.js';
+import type { FromWorker, SessionSettings, ToWorker } from './worker-protocol.js';
+
+const WORKER_URL = new URL('./onnx-session.worker.js', import.meta.url);
+
+interface Task {
+  readonly inputs: readonly Tensor[];
+  readonly outputNames: readonly string[];
+  readonly resolve: (outputs: Tensor[]) => void;
+  readonly reject: (error: Error) => void;
+}
+
+/** One worker thread holding one session of a model version. */
+class SessionWorker {
+  current?: Task & { id: number };
+  dead = false;
+
+  constructor(readonly thread: Worker) {}
+}
+
+export interface LoadedPool extends LoadedModel {
+  readonly pool: SessionWorkerPool;
+  /** Why a requested execution provider was not used, when one was not. */
+  readonly fallback?: string;
+}
+
+/**
+ * The `instanceCount` workers that serve one model version, each with its own session; a call
+ * runs on a free worker or waits its turn in FIFO order. A small purpose-built pool rather than a
+ * general one (piscina): every worker must load its session and report the model's signature
+ * before it takes work, and the caller needs to know which instances are busy.
+ */
+export class SessionWorkerPool {
+  private readonly waiting: Task[] = [];
+  private nextId = 1;
+  private releasing = false;
+
+  private constructor(
+    private readonly workers: SessionWorker[],
+    readonly executionProvider: string,
+  ) {
+    for (const worker of workers) this.watch(worker);
+  }
+
+  static async start(settings: SessionSettings, instanceCount: number): Promise<LoadedPool> {
+    const threads = Array.from({ length: instanceCount }, () => new Worker(WORKER_URL, { workerData: settings }));
+    const answers = await Promise.allSettled(threads.map((thread) => firstAnswer(thread)));
+    const failure = answers.find((a) => a.status === 'rejected');
+    if (failure) {
+      await Promise.all(threads.map((thread) => thread.terminate()));
+      throw (failure as PromiseRejectedResult).reason as Error;
+    }
+    const loaded = (answers[0] as PromiseFulfilledResult<Extract<FromWorker, { type: 'loaded' }>>).value;
+    const pool = new SessionWorkerPool(threads.map((thread) => new SessionWorker(thread)), loaded.executionProvider);
+    return { pool, signature: loaded.signature, executionProvider: loaded.executionProvider, fallback: loaded.fallback };
+  }
+
+  get instances(): number {
+    return this.workers.filter((w) => !w.dead).length;
+  }
+  get busy(): number {
+    return this.workers.filter((w) => w.current).length;
+  }
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  run(inputs: readonly Tensor[], outputNames: readonly string[]): Promise<Tensor[]> {
+    return new Promise((resolve, reject) => {
+      if (this.releasing || this.instances === 0) {
+        reject(new Error('the model instance is not running'));
+        return;
+      }
+      this.waiting.push({ inputs, outputNames, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  /** Lets running calls finish, fails the waiting ones, then releases every session and ends the threads. */
+  async release(): Promise<void> {
+    this.releasing = true;
+    for (const task of this.waiting.splice(0)) task.reject(new Error('the model version was unloaded'));
+    await Promise.all(this.workers.filter((w) => !w.dead).map((worker) => this.releaseWorker(worker)));
+  }
+
+  private async releaseWorker(worker: SessionWorker): Promise<void> {
+    while (worker.current) await new Promise((resolve) => worker.thread.once('message', resolve));
+    const released = new Promise<void>((resolve) => worker.thread.once('exit', () => resolve()));
+    worker.thread.postMessage({ type: 'release' } satisfies ToWorker);
+    await released;
+  }
+
+  private dispatch(): void {
+    for (const worker of this.workers) {
+      if (this.waiting.length === 0) return;
+      if (worker.dead || worker.current) continue;
+      const task = this.waiting.shift()!;
+      const id = this.nextId++;
+      worker.current = { ...task, id };
+      const message: ToWorker = { type: 'run', id, inputs: task.inputs, outputNames: task.outputNames };
+      worker.thread.postMessage(message, transferableBuffers(task.inputs));
+    }
+  }
+
+  private watch(worker: SessionWorker): void {
+    worker.thread.on('message', (message: FromWorker) => {
+      const task = worker.current;
+      if (!task || (message.type !== 'result' && message.type !== 'run-failed') || message.id !== task.id) return;
+      worker.current = undefined;
+      if (message.type === 'result') task.resolve(message.outputs);
+      else task.reject(new Error(message.message));
+      this.dispatch();
+    });
+    const lost = (why: string) => {
+      if (worker.dead) return;
+      worker.dead = true;
+      if (this.releasing) return;
+      worker.current?.reject(new Error(`the worker running this model ${why}`));
+      worker.current = undefined;
+      if (this.instances === 0) {
+        for (const task of this.waiting.splice(0)) task.reject(new Error('no worker is left to run this model'));
+      }
+    };
+    worker.thread.on('error', (error) => lost(`crashed: ${error.message}`));
+    worker.thread.on('exit', (code) => lost(`exited with code ${code}`));
+  }
+}
+
+function firstAnswer(thread: Worker): Promise<Extract<FromWorker, { type: 'loaded' }>> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number) => reject(new Error(`the session worker exited with code ${code} while loading`));
+    thread.once('error', reject);
+    thread.once('exit', onExit);
+    thread.once('message', (message: FromWorker) => {
+      thread.off('error', reject);
+      thread.off('exit', onExit);
+      if (message.type === 'loaded') resolve(message);
+      else if (message.type === 'load-failed') reject(new Error(message.message));
+      else reject(new Error(`unexpected message '${message.type}' from a loading session worker`));
+    });
+  });
+}
+
+/** The input buffers that can move to the worker without a copy (typed arrays that own their whole buffer). */
+function transferableBuffers(inputs: readonly Tensor[]): ArrayBuffer[] {
+  const buffers = new Set<ArrayBuffer>();
+  for (const { data } of inputs) {
+    if (Array.isArray(data)) continue;
+    const { buffer } = data;
+    if (buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === buffer.byteLength) buffers.add(buffer);
+  }
+  return [...buffers];
+}

@@ -1,0 +1,21 @@
+import type { ModelSignature, Tensor } from '../../domain/inference/tensor.js';
+
+/** Messages between the main thread and an ONNX session worker. Tensor buffers are transferred, not copied. */
+export interface SessionSettings {
+  readonly modelPath: string;
+  readonly executionProviders: readonly string[];
+  readonly intraOpThreads: number;
+  readonly interOpThreads: number;
+  readonly allowSpinning: boolean;
+}
+
+export type ToWorker =
+  | { readonly type: 'run'; readonly id: number; readonly inputs: readonly Tensor[]; readonly outputNames: readonly string[] }
+  | { readonly type: 'release' };
+
+export type FromWorker =
+  | { readonly type: 'loaded'; readonly signature: ModelSignature; readonly executionProvider: string; readonly fallback?: string }
+  | { readonly type: 'load-failed'; readonly message: string }
+  | { readonly type: 'result'; readonly id: number; readonly outputs: Tensor[] }
+  | { readonly type: 'run-failed'; readonly id: number; readonly message: string }
+  | { readonly type: 'released' };

@@ -1,0 +1,22 @@
+import { Body, Controller, Header, HttpCode, Param, Post, Req } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { decodeInferRequest, encodeInferResponse } from '../../../infra/http/tensor-json.codec.js';
+import { parseVersion } from '../../../infra/http/route-params.js';
+import { annotateAccessLog } from '../../observability/access-log.js';
+import { RunInferenceHandler } from './run-inference.handler.js';
+
+/** KServe V2 `POST /v2/models/{m}[/versions/{v}]/infer` with JSON tensors. */
+@Controller('v2/models/:model')
+export class InferHttpController {
+  constructor(private readonly handler: RunInferenceHandler) {}
+
+  @Post(['infer', 'versions/:version/infer'])
+  @HttpCode(200)
+  @Header('content-type', 'application/json')
+  async infer(@Param('model') model: string, @Param('version') version: string | undefined, @Body() body: unknown, @Req() req: FastifyRequest): Promise<string> {
+    annotateAccessLog(req.raw, { model, version });
+    const response = await this.handler.execute({ modelName: model, version: parseVersion(version), request: decodeInferRequest(body) });
+    annotateAccessLog(req.raw, { version: response.modelVersion });
+    return encodeInferResponse(response);
+  }
+}

@@ -1,0 +1,38 @@
+import { Injectable } from '@nestjs/common';
+import { Model } from '../../domain/registry/model.js';
+import { DomainError } from '../../domain/shared/domain-error.js';
+
+/** The models this server knows and the state of their versions, held in memory. */
+@Injectable()
+export class ModelRegistry {
+  private readonly models = new Map<string, Model>();
+  private loading = true;
+
+  all(): Model[] {
+    return [...this.models.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  get(name: string): Model {
+    const model = this.models.get(name);
+    if (!model) throw new DomainError('REGISTRY.MODEL_NOT_FOUND', `unknown model '${name}'`);
+    return model;
+  }
+
+  add(model: Model): void {
+    this.models.set(model.name, model);
+  }
+
+  finishLoading(): void {
+    this.loading = false;
+  }
+
+  /** Why the server is not ready to serve, or undefined when it is. */
+  notReadyReason(strict: boolean): string | undefined {
+    if (this.loading) return 'the model repository is still loading';
+    if (!strict) return undefined;
+    const notReady = this.all().flatMap((model) =>
+      model.versions.length === 0 ? [`'${model.name}': ${model.problem}`] : model.versions.filter((v) => !v.isReady).map((v) => `'${model.name}' version ${v.version} is ${v.state}${v.reason ? ` (${v.reason})` : ''}`),
+    );
+    return notReady.length > 0 ? `not every model is READY: ${notReady.join('; ')}` : undefined;
+  }
+}
