@@ -1,0 +1,62 @@
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, type RunningServer } from '../../src/app.js';
+import { loadAppConfig } from '../../src/infra/config/app-config.js';
+
+/** A model to place in a test repository: its ONNX bytes (or a file to copy) and an optional config.json. */
+export interface TestModel {
+  readonly name: string;
+  readonly version?: number;
+  readonly onnx: Uint8Array | { readonly copyFrom: string };
+  readonly config?: object | string;
+}
+
+export async function makeRepository(models: readonly TestModel[]): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), 'onnx-serving-repo-'));
+  for (const model of models) {
+    const dir = join(root, model.name, String(model.version ?? 1));
+    await mkdir(dir, { recursive: true });
+    const target = join(dir, 'model.onnx');
+    if (model.onnx instanceof Uint8Array) await writeFile(target, model.onnx);
+    else await cp(model.onnx.copyFrom, target);
+    if (model.config !== undefined) {
+      const text = typeof model.config === 'string' ? model.config : JSON.stringify(model.config);
+      await writeFile(join(root, model.name, 'config.json'), text);
+    }
+  }
+  return root;
+}
+
+export interface TestServer {
+  readonly url: string;
+  readonly server: RunningServer;
+  close(): Promise<void>;
+}
+
+/** Boots the real app on an ephemeral port over a repository, and waits until its models have loaded. */
+export async function startTestServer(repository: string, env: Record<string, string> = {}): Promise<TestServer> {
+  const config = loadAppConfig({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: '0', LOG_LEVEL: 'silent', ...env });
+  const server = await startServer(config);
+  await server.modelsLoaded;
+  return {
+    url: server.httpUrl,
+    server,
+    close: async () => {
+      await server.app.close();
+      await rm(repository, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function postJson(url: string, body: unknown): Promise<{ status: number; body: any; headers: Headers }> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
+}
+
+export async function getJson(url: string): Promise<{ status: number; body: any }> {
+  const response = await fetch(url);
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
