@@ -1,4 +1,4 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ModelRepository, type ModelDirectory, type VersionDirectory } from '../../domain/registry/model-repository.port.js';
 import { parseModelConfig } from './model-config.schema.js';
@@ -29,10 +29,15 @@ export class FileSystemModelRepository extends ModelRepository {
   }
 
   private async readConfig(path: string): Promise<ModelDirectory['config']> {
-    const exists = await stat(path).then((s) => s.isFile(), () => false);
-    if (!exists) return { ok: true, declared: {} };
+    let text: string;
     try {
-      return { ok: true, declared: parseModelConfig(await readFile(path, 'utf8')) };
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: true, declared: {} };
+      return { ok: false, reason: `${CONFIG_FILE} cannot be read: ${(error as Error).message}` };
+    }
+    try {
+      return { ok: true, declared: parseModelConfig(text) };
     } catch (error) {
       return { ok: false, reason: (error as Error).message };
     }

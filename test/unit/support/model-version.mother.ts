@@ -1,0 +1,76 @@
+import { ModelVersion } from '../../../src/domain/registry/model-version.js';
+import { DEFAULT_VERSION_POLICY, type VersionPolicy } from '../../../src/domain/registry/version-policy.js';
+import { ONNX_PLATFORM, type ModelConfig } from '../../../src/domain/registry/model-config.js';
+
+/** A served configuration for a small batching FP32 model; override what the test is about. */
+export function aModelConfig(overrides: Partial<ModelConfig> & { versionPolicy?: VersionPolicy } = {}): ModelConfig {
+  return {
+    name: 'resnet',
+    platform: ONNX_PLATFORM,
+    maxBatchSize: 8,
+    inputs: [{ name: 'image', datatype: 'FP32', dims: [3, 224, 224] }],
+    outputs: [{ name: 'scores', datatype: 'FP32', dims: [1000] }],
+    versionPolicy: DEFAULT_VERSION_POLICY,
+    instanceCount: 1,
+    instanceKind: 'KIND_CPU',
+    gpuAccelerators: [],
+    allowSpinning: false,
+    ...overrides,
+  };
+}
+
+type Step = (version: ModelVersion) => void;
+
+/** Object mother: `aModelVersion().of('resnet').numbered(2).ready().build()`. */
+export function aModelVersion(): ModelVersionBuilder {
+  return new ModelVersionBuilder();
+}
+
+export const LOADED_AT = new Date('2024-01-02T03:04:05.000Z');
+
+export class ModelVersionBuilder {
+  private modelName = 'resnet';
+  private number = 1;
+  private steps: Step[] = [];
+
+  of(modelName: string): this {
+    this.modelName = modelName;
+    return this;
+  }
+
+  numbered(version: number): this {
+    this.number = version;
+    return this;
+  }
+
+  loading(): this {
+    return this.then((v) => v.markLoading());
+  }
+
+  ready(config?: ModelConfig, executionProvider = 'cpu'): this {
+    return this.loading().then((v) => v.markReady(config ?? aModelConfig({ name: v.modelName }), executionProvider, LOADED_AT));
+  }
+
+  failed(reason = 'the model file is corrupt'): this {
+    return this.loading().then((v) => v.markFailed(reason));
+  }
+
+  unloading(): this {
+    return this.ready().then((v) => v.beginUnload());
+  }
+
+  unloaded(): this {
+    return this.unloading().then((v) => v.markUnloaded());
+  }
+
+  build(): ModelVersion {
+    const version = ModelVersion.register(this.modelName, this.number, `/models/${this.modelName}/${this.number}/model.onnx`);
+    for (const step of this.steps) step(version);
+    return version;
+  }
+
+  private then(step: Step): this {
+    this.steps.push(step);
+    return this;
+  }
+}
