@@ -213,10 +213,22 @@ export function heavyModel(rows: number = HEAVY_DEFAULT_ROWS, layers: number = H
   });
 }
 
-/** Writes the demo models in Triton layout: <dir>/<model>/1/model.onnx. */
+/**
+ * The configuration the demo gives multi_io, to show the config file; classifier has none and is
+ * served from what its ONNX file declares (Triton's auto-complete).
+ */
+export const MULTI_IO_CONFIG = {
+  max_batch_size: 4,
+  version_policy: { latest: { num_versions: 1 } },
+  instance_group: [{ count: 2, kind: 'KIND_CPU' }],
+  parameters: { intra_op_thread_count: { string_value: '1' } },
+};
+
+/** Writes the demo models in Triton layout: <dir>/<model>/1/model.onnx, plus multi_io's config.json. */
 export async function writeDemoRepository(dir: string): Promise<void> {
   await writeModel(path.join(dir, 'classifier', '1', 'model.onnx'), classifierModel());
   await writeModel(path.join(dir, 'multi_io', '1', 'model.onnx'), multiIoModel());
+  await writeFile(path.join(dir, 'multi_io', 'config.json'), `${JSON.stringify(MULTI_IO_CONFIG, null, 2)}\n`);
 }
 
 /** Writes the standalone models used by the tests into <dir>. */

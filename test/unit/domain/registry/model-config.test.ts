@@ -1,0 +1,231 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  DEFAULT_MAX_BATCH_SIZE,
+  completeModelConfig,
+  runtimeOptionsOf,
+  servedSignature,
+  type DeclaredModelConfig,
+} from '../../../../src/domain/registry/model-config.js';
+import type { ModelSignature } from '../../../../src/domain/inference/tensor.js';
+import { assertDomainError } from '../../support/domain-error.assertions.js';
+import { spec } from '../../support/tensors.js';
+import { aModelConfig } from '../../support/model-version.mother.js';
+
+/** What an image classifier's .onnx file declares: every tensor batches on its first (symbolic) dim. */
+const batchingFile: ModelSignature = {
+  inputs: [spec('image', 'FP32', [-1, 3, -1, -1])],
+  outputs: [spec('scores', 'FP32', [-1, 1000]), spec('label', 'INT64', [-1])],
+};
+
+/** A file whose output has a fixed first dimension, so it cannot batch. */
+const fixedFile: ModelSignature = {
+  inputs: [spec('tokens', 'INT64', [-1, 16])],
+  outputs: [spec('pooled', 'FP32', [1, 768])],
+};
+
+const complete = (declared: DeclaredModelConfig, file: ModelSignature = batchingFile) => completeModelConfig('resnet', declared, file);
+
+describe('completeModelConfig', () => {
+  describe('max_batch_size', () => {
+    it(`defaults to ${DEFAULT_MAX_BATCH_SIZE} when every input and output has a dynamic first dim, which leaves the dims`, () => {
+      const config = complete({});
+      assert.equal(config.maxBatchSize, 8);
+      assert.deepEqual(config.inputs, [{ name: 'image', datatype: 'FP32', dims: [3, -1, -1] }]);
+      assert.deepEqual(config.outputs, [
+        { name: 'scores', datatype: 'FP32', dims: [1000] },
+        { name: 'label', datatype: 'INT64', dims: [] },
+      ]);
+    });
+
+    it('defaults to 0 when one tensor has a fixed first dim, keeping full shapes as dims', () => {
+      const config = complete({}, fixedFile);
+      assert.equal(config.maxBatchSize, 0);
+      assert.deepEqual(config.inputs, [{ name: 'tokens', datatype: 'INT64', dims: [-1, 16] }]);
+      assert.deepEqual(config.outputs, [{ name: 'pooled', datatype: 'FP32', dims: [1, 768] }]);
+    });
+
+    it('defaults to 0 when a tensor is a scalar', () => {
+      const scalarOut: ModelSignature = { inputs: [spec('x', 'FP32', [-1])], outputs: [spec('total', 'FP32', [])] };
+      assert.equal(complete({}, scalarOut).maxBatchSize, 0);
+    });
+
+    it('keeps a declared max_batch_size', () => {
+      assert.equal(complete({ maxBatchSize: 32 }).maxBatchSize, 32);
+    });
+
+    it('keeps a declared 0 on a model that could batch, with the first dim in the dims', () => {
+      const config = complete({ maxBatchSize: 0 });
+      assert.equal(config.maxBatchSize, 0);
+      assert.deepEqual(config.inputs[0].dims, [-1, 3, -1, -1]);
+    });
+
+    it('refuses max_batch_size > 0 on a model with a fixed first dim, naming the tensor and its shape', () => {
+      assertDomainError(() => complete({ maxBatchSize: 4 }, fixedFile), 'REGISTRY.INVALID_CONFIG', 'max_batch_size 4', "'pooled'", '[1,768]');
+    });
+  });
+
+  describe('declared inputs and outputs', () => {
+    it('may narrow a dynamic dim', () => {
+      const config = complete({ inputs: [{ name: 'image', datatype: 'FP32', dims: [3, 224, 224] }] });
+      assert.deepEqual(config.inputs, [{ name: 'image', datatype: 'FP32', dims: [3, 224, 224] }]);
+    });
+
+    it('completes the tensors it does not list from the model file, in the file order', () => {
+      const config = complete({ outputs: [{ name: 'label', datatype: 'INT64', dims: [] }] });
+      assert.deepEqual(config.outputs.map((t) => t.name), ['scores', 'label']);
+      assert.deepEqual(config.outputs[0], { name: 'scores', datatype: 'FP32', dims: [1000] });
+    });
+
+    it('refuses an input the model file does not have, naming the file inputs', () => {
+      assertDomainError(
+        () => complete({ inputs: [{ name: 'pixels', datatype: 'FP32', dims: [3, 224, 224] }] }),
+        'REGISTRY.INVALID_CONFIG',
+        "input 'pixels' is not in the model file",
+        "'image'",
+      );
+    });
+
+    it('refuses an output the model file does not have, naming the file outputs', () => {
+      assertDomainError(
+        () => complete({ outputs: [{ name: 'probs', datatype: 'FP32', dims: [1000] }] }),
+        'REGISTRY.INVALID_CONFIG',
+        "output 'probs'",
+        "'scores', 'label'",
+      );
+    });
+
+    it('refuses a datatype other than the file one, naming both', () => {
+      assertDomainError(
+        () => complete({ outputs: [{ name: 'scores', datatype: 'FP16', dims: [1000] }] }),
+        'REGISTRY.INVALID_CONFIG',
+        "output 'scores'",
+        'declared FP16',
+        'file has FP32',
+      );
+    });
+
+    it('refuses a dim other than a fixed one of the file, naming both dims', () => {
+      assertDomainError(
+        () => complete({ inputs: [{ name: 'image', datatype: 'FP32', dims: [1, 224, 224] }] }),
+        'REGISTRY.INVALID_CONFIG',
+        "input 'image'",
+        'dims [1,224,224]',
+        'file has [3,-1,-1]',
+      );
+    });
+
+    it('refuses dims of another rank', () => {
+      assertDomainError(
+        () => complete({ outputs: [{ name: 'scores', datatype: 'FP32', dims: [10, 100] }] }),
+        'REGISTRY.INVALID_CONFIG',
+        "output 'scores'",
+        'dims [10,100]',
+        'file has [1000]',
+      );
+    });
+
+    it('refuses to widen a fixed dim to -1', () => {
+      assertDomainError(() => complete({ outputs: [{ name: 'scores', datatype: 'FP32', dims: [-1] }] }), 'REGISTRY.INVALID_CONFIG', "output 'scores'", '[-1]');
+    });
+  });
+
+  describe('name and platform', () => {
+    it('accepts the model directory name and the ONNX platform', () => {
+      const config = complete({ name: 'resnet', platform: 'onnxruntime_onnx' });
+      assert.equal(config.name, 'resnet');
+      assert.equal(config.platform, 'onnxruntime_onnx');
+    });
+
+    it('refuses a name other than the model directory, naming both', () => {
+      assertDomainError(() => complete({ name: 'resnet50' }), 'REGISTRY.INVALID_CONFIG', "name 'resnet50'", "'resnet'");
+    });
+
+    it('refuses a platform other than ONNX', () => {
+      assertDomainError(() => complete({ platform: 'tensorflow_savedmodel' }), 'REGISTRY.INVALID_CONFIG', "'tensorflow_savedmodel'", 'onnxruntime_onnx');
+    });
+  });
+
+  it('defaults the deployment: latest version, one auto instance, no accelerator, no spinning', () => {
+    const config = complete({});
+    assert.deepEqual(config.versionPolicy, { kind: 'latest', numVersions: 1 });
+    assert.equal(config.instanceCount, 1);
+    assert.equal(config.instanceKind, 'KIND_AUTO');
+    assert.deepEqual(config.gpuAccelerators, []);
+    assert.equal(config.allowSpinning, false);
+    assert.equal(config.intraOpThreads, undefined);
+    assert.equal(config.interOpThreads, undefined);
+  });
+
+  it('keeps the declared deployment', () => {
+    const config = complete({
+      versionPolicy: { kind: 'all' },
+      instanceCount: 3,
+      instanceKind: 'KIND_GPU',
+      gpuAccelerators: ['tensorrt'],
+      intraOpThreads: 4,
+      interOpThreads: 2,
+      allowSpinning: true,
+    });
+    assert.deepEqual(config.versionPolicy, { kind: 'all' });
+    assert.equal(config.instanceCount, 3);
+    assert.equal(config.instanceKind, 'KIND_GPU');
+    assert.deepEqual(config.gpuAccelerators, ['tensorrt']);
+    assert.equal(config.intraOpThreads, 4);
+    assert.equal(config.interOpThreads, 2);
+    assert.equal(config.allowSpinning, true);
+  });
+});
+
+describe('servedSignature', () => {
+  it('puts a -1 batch dimension in front of the dims when the model batches', () => {
+    const signature = servedSignature(aModelConfig({ maxBatchSize: 8 }));
+    assert.deepEqual(signature, {
+      inputs: [{ name: 'image', datatype: 'FP32', shape: [-1, 3, 224, 224] }],
+      outputs: [{ name: 'scores', datatype: 'FP32', shape: [-1, 1000] }],
+    });
+  });
+
+  it('serves the dims unchanged when the model does not batch', () => {
+    const signature = servedSignature(aModelConfig({ maxBatchSize: 0 }));
+    assert.deepEqual(signature.inputs[0].shape, [3, 224, 224]);
+    assert.deepEqual(signature.outputs[0].shape, [1000]);
+  });
+
+  it('round-trips the file signature of a batching model through completeModelConfig', () => {
+    assert.deepEqual(servedSignature(completeModelConfig('resnet', {}, batchingFile)), batchingFile);
+  });
+});
+
+describe('runtimeOptionsOf', () => {
+  it('defaults to one instance, CUDA then CPU, no spinning and the runtime thread defaults', () => {
+    assert.deepEqual(runtimeOptionsOf({}), {
+      instanceCount: 1,
+      executionProviders: ['cuda', 'cpu'],
+      intraOpThreads: undefined,
+      interOpThreads: undefined,
+      allowSpinning: false,
+    });
+  });
+
+  it('KIND_CPU runs on the CPU only, even with a GPU accelerator declared', () => {
+    assert.deepEqual(runtimeOptionsOf({ instanceKind: 'KIND_CPU' }).executionProviders, ['cpu']);
+    assert.deepEqual(runtimeOptionsOf({ instanceKind: 'KIND_CPU', gpuAccelerators: ['tensorrt'] }).executionProviders, ['cpu']);
+  });
+
+  it('KIND_GPU and KIND_AUTO try CUDA, then the CPU', () => {
+    assert.deepEqual(runtimeOptionsOf({ instanceKind: 'KIND_GPU' }).executionProviders, ['cuda', 'cpu']);
+    assert.deepEqual(runtimeOptionsOf({ instanceKind: 'KIND_AUTO' }).executionProviders, ['cuda', 'cpu']);
+    assert.deepEqual(runtimeOptionsOf({ instanceKind: 'KIND_GPU', gpuAccelerators: ['cuda'] }).executionProviders, ['cuda', 'cpu']);
+  });
+
+  it('a tensorrt accelerator comes before CUDA and the CPU', () => {
+    assert.deepEqual(runtimeOptionsOf({ instanceKind: 'KIND_GPU', gpuAccelerators: ['tensorrt'] }).executionProviders, ['tensorrt', 'cuda', 'cpu']);
+    assert.deepEqual(runtimeOptionsOf({ gpuAccelerators: ['tensorrt'] }).executionProviders, ['tensorrt', 'cuda', 'cpu']);
+  });
+
+  it('passes the declared instance count, thread counts and spinning through', () => {
+    const options = runtimeOptionsOf({ instanceKind: 'KIND_CPU', instanceCount: 4, intraOpThreads: 2, interOpThreads: 1, allowSpinning: true });
+    assert.deepEqual(options, { instanceCount: 4, executionProviders: ['cpu'], intraOpThreads: 2, interOpThreads: 1, allowSpinning: true });
+  });
+});
