@@ -273,7 +273,10 @@ function printTable(rows: { scenario: string; rate: string; samples: string; p50
   const keys = Object.keys(header) as (keyof typeof header)[];
   const width = Object.fromEntries(keys.map((k) => [k, Math.max(...all.map((r) => r[k].length))])) as Record<keyof typeof header, number>;
   const line = (r: typeof header): string =>
-    keys.map((k) => (k === 'scenario' || k === 'ratio' ? r[k].padEnd(width[k]) : r[k].padStart(width[k]))).join(' | ');
+    keys
+      .map((k) => (k === 'scenario' || k === 'ratio' ? r[k].padEnd(width[k]) : r[k].padStart(width[k])))
+      .join(' | ')
+      .trimEnd();
   console.log(line(header));
   console.log(keys.map((k) => '-'.repeat(width[k])).join('-|-'));
   for (const row of rows) console.log(line(row));
