@@ -59,7 +59,7 @@ export class Model {
     }
     const [latest] = this.readyVersions;
     if (!latest) {
-      const why = this.problem || this.versions.map((v) => `version ${v.version} is ${v.state}${v.reason ? ` (${v.reason})` : ''}`).join('; ');
+      const why = this.problem || (this.versions.length === 0 ? 'it has no versions' : '') || this.versions.map((v) => `version ${v.version} is ${v.state}${v.reason ? ` (${v.reason})` : ''}`).join('; ');
       throw new DomainError('REGISTRY.VERSION_NOT_READY', `model '${this.name}' has no READY version: ${why}`);
     }
     return latest;

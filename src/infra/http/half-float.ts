@@ -4,7 +4,9 @@ const u32 = new Uint32Array(f32.buffer);
 
 export function toHalfBits(value: number): number {
   f32[0] = value;
-  const bits = u32[0];
+  // Round to odd on the way to float32, so that the rounding to half below is the only one.
+  const inexact = Number.isFinite(value) && f32[0] !== value;
+  const bits = inexact ? ((Math.abs(f32[0]) > Math.abs(value) ? u32[0] - 1 : u32[0]) | 1) >>> 0 : u32[0];
   const sign = (bits >>> 16) & 0x8000;
   const exponent = (bits >>> 23) & 0xff;
   let mantissa = bits & 0x7fffff;
