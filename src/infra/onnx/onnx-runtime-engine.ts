@@ -3,17 +3,28 @@ import { InferenceEngine, type InstanceStatus, type LoadedModel, type RuntimeOpt
 import type { Tensor } from '../../domain/inference/tensor.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { cpuQuota } from './cpu-quota.js';
-import { SessionWorkerPool } from './session-worker-pool.js';
+import { PoolReleasedError, SessionWorkerPool } from './session-worker-pool.js';
 
 /** The onnxruntime-node adapter: each loaded model version is a pool of session worker threads. */
 @Injectable()
 export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationShutdown {
   private readonly logger = new Logger(OnnxRuntimeEngine.name);
   private readonly pools = new Map<string, SessionWorkerPool>();
+  /** Keys whose pool is starting: a second load of one of them must not start (and leak) another. */
+  private readonly loading = new Set<string>();
   private readonly cpus = cpuQuota();
 
   async load(key: string, modelPath: string, options: RuntimeOptions): Promise<LoadedModel> {
-    if (this.pools.has(key)) throw new Error(`'${key}' is already loaded`);
+    if (this.pools.has(key) || this.loading.has(key)) throw new Error(`'${key}' is already loaded`);
+    this.loading.add(key);
+    try {
+      return await this.startPool(key, modelPath, options);
+    } finally {
+      this.loading.delete(key);
+    }
+  }
+
+  private async startPool(key: string, modelPath: string, options: RuntimeOptions): Promise<LoadedModel> {
     // Default threads: share the CPU quota between the instances, at least one each.
     const intraOpThreads = options.intraOpThreads ?? Math.max(1, Math.floor(this.cpus / options.instanceCount));
     const loaded = await SessionWorkerPool.start(
@@ -43,6 +54,7 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
     try {
       return await pool.run(inputs, outputNames);
     } catch (error) {
+      if (error instanceof PoolReleasedError) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' was unloaded before this call ran`);
       throw new DomainError('INFERENCE.RUNTIME_ERROR', `model '${key}' failed to run: ${(error as Error).message}`);
     }
   }

@@ -19,6 +19,11 @@ interface Task {
  */
 const CALLS_PER_WORKER = 2;
 
+/** A call refused or dropped because the pool is being released: the model version is no longer ready. */
+export class PoolReleasedError extends Error {
+  override readonly name = 'PoolReleasedError';
+}
+
 /** One worker thread holding one session of a model version. */
 class SessionWorker {
   readonly running = new Map<number, Task>();
@@ -70,13 +75,18 @@ export class SessionWorkerPool {
   get busy(): number {
     return this.workers.filter((w) => w.running.size > 0).length;
   }
+  /** Calls not started yet: waiting in the pool, or handed to a worker behind the call it runs. */
   get queued(): number {
-    return this.waiting.length;
+    return this.waiting.length + this.workers.reduce((sum, w) => sum + Math.max(0, w.running.size - 1), 0);
   }
 
   run(inputs: readonly Tensor[], outputNames: readonly string[]): Promise<Tensor[]> {
     return new Promise((resolve, reject) => {
-      if (this.releasing || this.instances === 0) {
+      if (this.releasing) {
+        reject(new PoolReleasedError('the model version was unloaded'));
+        return;
+      }
+      if (this.instances === 0) {
         reject(new Error('the model instance is not running'));
         return;
       }
@@ -88,7 +98,16 @@ export class SessionWorkerPool {
   /** Lets running calls finish, fails the waiting ones, then releases every session and ends the threads. */
   async release(): Promise<void> {
     this.releasing = true;
-    for (const task of this.waiting.splice(0)) task.reject(new Error('the model version was unloaded'));
+    const unloaded = () => new PoolReleasedError('the model version was unloaded');
+    for (const task of this.waiting.splice(0)) task.reject(unloaded());
+    // A worker runs its calls in order: the first is running, those behind it have not started.
+    // They fail now; the worker still computes them and their results are dropped.
+    for (const worker of this.workers) {
+      for (const [id, task] of [...worker.running].slice(1)) {
+        worker.running.delete(id);
+        task.reject(unloaded());
+      }
+    }
     await Promise.all(this.workers.filter((w) => !w.dead).map((worker) => this.releaseWorker(worker)));
   }
 

@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { OnnxRuntimeEngine } from '../../../src/infra/onnx/onnx-runtime-engine.js';
 import { heavyModel } from '../../../scripts/build-models.js';
 import type { Tensor } from '../../../src/domain/inference/tensor.js';
-import { assertClose, modelDirectory, pattern, runtimeOptions, statusOf, statusWhile, tensor } from './onnx-fixtures.js';
+import { assertClose, failIfWorkersOutliveTests, modelDirectory, pattern, runtimeOptions, statusOf, statusWhile, tensor } from './onnx-fixtures.js';
 
 Logger.overrideLogger(false);
 
@@ -15,7 +15,7 @@ Logger.overrideLogger(false);
 const HEAVY_ROWS = 1024;
 const HEAVY_LAYERS = 480;
 
-describe('OnnxRuntimeEngine instances', { timeout: 120_000 }, () => {
+describe('OnnxRuntimeEngine instances', { timeout: 60_000 }, () => {
   let models: Awaited<ReturnType<typeof modelDirectory>>;
   /** Two distinct inputs and their outputs computed by onnxruntime-node directly, with the engine's settings. */
   const inputs = [pattern(256, 0), pattern(256, 2.5)];
@@ -43,6 +43,7 @@ describe('OnnxRuntimeEngine instances', { timeout: 120_000 }, () => {
 
   after(async () => {
     await models.remove();
+    failIfWorkersOutliveTests();
   });
 
   describe('with 2 instances', () => {

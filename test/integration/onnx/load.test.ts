@@ -8,7 +8,7 @@ import { Logger } from '@nestjs/common';
 import { OnnxRuntimeEngine } from '../../../src/infra/onnx/onnx-runtime-engine.js';
 import { classifierModel, identityAllTypesModel, multiIoModel, staticShapeModel } from '../../../scripts/build-models.js';
 import { DATATYPES } from '../../../src/domain/shared/datatype.js';
-import { OCR_MODELS, liveWorkerPorts, modelDirectory, runtimeOptions, statusOf, tensor } from './onnx-fixtures.js';
+import { OCR_MODELS, failIfWorkersOutliveTests, liveWorkerPorts, modelDirectory, runtimeOptions, statusOf, tensor } from './onnx-fixtures.js';
 
 Logger.overrideLogger(false);
 
@@ -28,6 +28,7 @@ describe('OnnxRuntimeEngine.load', { timeout: 60_000 }, () => {
   after(async () => {
     await engine.onApplicationShutdown();
     await models.remove();
+    failIfWorkersOutliveTests();
   });
 
   describe('reports the signature the model file declares', () => {

@@ -97,3 +97,16 @@ export function osThreads(): number | undefined {
 export function pattern(length: number, phase = 0): Float32Array {
   return Float32Array.from({ length }, (_, i) => Math.sin(i * 0.37 + phase) * Math.cos(i * 0.011 + 2 * phase));
 }
+
+/**
+ * Call from the outermost `after`: a session worker that outlives the tests (a leaked pool) keeps
+ * this process alive forever, which would hang the whole test run. If the process is still there
+ * a few seconds after the tests, it is ended with a failure instead. The timer is unref'd: it never
+ * delays a process that exits on its own.
+ */
+export function failIfWorkersOutliveTests(): void {
+  setTimeout(() => {
+    console.error(`a session worker outlived the tests (${liveWorkerPorts()} worker ports still active): a pool was leaked`);
+    process.exit(1);
+  }, 5_000).unref();
+}

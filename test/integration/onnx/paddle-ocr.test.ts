@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import * as ort from 'onnxruntime-node';
 import { OnnxRuntimeEngine } from '../../../src/infra/onnx/onnx-runtime-engine.js';
-import { OCR_MODELS, assertClose, pattern, runtimeOptions, tensor } from './onnx-fixtures.js';
+import { OCR_MODELS, assertClose, failIfWorkersOutliveTests, pattern, runtimeOptions, tensor } from './onnx-fixtures.js';
 
 Logger.overrideLogger(false);
 
@@ -26,6 +26,7 @@ describe('PaddleOCR cls model through OnnxRuntimeEngine', { timeout: 60_000 }, (
   after(async () => {
     await direct?.release();
     await engine.onApplicationShutdown();
+    failIfWorkersOutliveTests();
   });
 
   for (const batch of [1, 3]) {
