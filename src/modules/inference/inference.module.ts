@@ -1,6 +1,4 @@
 import { Module } from '@nestjs/common';
-import { InferenceEngine } from '../../domain/inference/inference-engine.port.js';
-import { OnnxRuntimeEngine } from '../../infra/onnx/onnx-runtime-engine.js';
 import { RegistryModule } from '../registry/registry.module.js';
 import { InferHttpController } from './run-inference/infer.http.controller.js';
 import { RunInferenceHandler } from './run-inference/run-inference.handler.js';

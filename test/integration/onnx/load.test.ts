@@ -6,9 +6,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import { OnnxRuntimeEngine } from '../../../src/infra/onnx/onnx-runtime-engine.js';
-import { classifierModel, identityAllTypesModel, multiIoModel, staticShapeModel } from '../../../scripts/build-models.js';
+import { classifierModel } from '../../../scripts/build-models.js';
 import { DATATYPES } from '../../../src/domain/shared/datatype.js';
-import { OCR_MODELS, failIfWorkersOutliveTests, liveWorkerPorts, modelDirectory, runtimeOptions, statusOf, tensor } from './onnx-fixtures.js';
+import { OCR_MODELS, projectModelDirectory, failIfWorkersOutliveTests, liveWorkerPorts, modelDirectory, runtimeOptions, statusOf, tensor } from './onnx-fixtures.js';
 
 Logger.overrideLogger(false);
 
@@ -17,12 +17,7 @@ describe('OnnxRuntimeEngine.load', { timeout: 60_000 }, () => {
   let models: Awaited<ReturnType<typeof modelDirectory>>;
 
   before(async () => {
-    models = await modelDirectory({
-      classifier: classifierModel(),
-      multi_io: multiIoModel(),
-      identity_all_types: identityAllTypesModel(),
-      static_shape: staticShapeModel(),
-    });
+    models = await projectModelDirectory();
   });
 
   after(async () => {

@@ -1,3 +1,4 @@
+import { classifierModel, identityAllTypesModel, multiIoModel, staticShapeModel } from '../../../scripts/build-models.js';
 // Shared helpers of the ONNX adapter integration tests (no tests here, no side effects on import).
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
@@ -25,6 +26,16 @@ export async function modelDirectory(models: Record<string, Uint8Array>): Promis
     path: (name) => join(dir, `${name}.onnx`),
     remove: () => rm(dir, { recursive: true, force: true }),
   };
+}
+
+/** The project's own models, written to a temp directory. */
+export function projectModelDirectory(): ReturnType<typeof modelDirectory> {
+  return modelDirectory({
+    classifier: classifierModel(),
+    multi_io: multiIoModel(),
+    identity_all_types: identityAllTypesModel(),
+    static_shape: staticShapeModel(),
+  });
 }
 
 export function tensor(name: string, datatype: Datatype, shape: number[], data: TensorData): Tensor {

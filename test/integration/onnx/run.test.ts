@@ -3,10 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Logger } from '@nestjs/common';
 import { OnnxRuntimeEngine } from '../../../src/infra/onnx/onnx-runtime-engine.js';
-import { CLASSIFIER_PARAMETERS, classifierModel, identityAllTypesModel, multiIoModel, staticShapeModel } from '../../../scripts/build-models.js';
+import { CLASSIFIER_PARAMETERS } from '../../../scripts/build-models.js';
 import type { Tensor } from '../../../src/domain/inference/tensor.js';
 import { DomainError } from '../../../src/domain/shared/domain-error.js';
-import { assertClose, assertRejectsWithCode, copyOf, failIfWorkersOutliveTests, modelDirectory, runtimeOptions, statusOf, tensor } from './onnx-fixtures.js';
+import { assertClose, assertRejectsWithCode, copyOf, failIfWorkersOutliveTests, modelDirectory, runtimeOptions, statusOf, tensor, projectModelDirectory } from './onnx-fixtures.js';
 
 Logger.overrideLogger(false);
 
@@ -54,12 +54,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
   let models: Awaited<ReturnType<typeof modelDirectory>>;
 
   before(async () => {
-    models = await modelDirectory({
-      classifier: classifierModel(),
-      multi_io: multiIoModel(),
-      identity_all_types: identityAllTypesModel(),
-      static_shape: staticShapeModel(),
-    });
+    models = await projectModelDirectory();
     await engine.load('classifier', models.path('classifier'), runtimeOptions());
     await engine.load('multi_io', models.path('multi_io'), runtimeOptions());
     await engine.load('identity', models.path('identity_all_types'), runtimeOptions());
