@@ -17,6 +17,12 @@ export interface RuntimeOptions {
   readonly allowSpinning: boolean;
 }
 
+/** The outputs of one run and how long the runtime computed them. */
+export interface EngineRun {
+  readonly outputs: Tensor[];
+  readonly computeMicros: number;
+}
+
 export interface InstanceStatus {
   readonly key: string;
   readonly instances: number;
@@ -31,7 +37,9 @@ export interface InstanceStatus {
  */
 export abstract class InferenceEngine {
   abstract load(key: string, modelPath: string, options: RuntimeOptions): Promise<LoadedModel>;
-  abstract run(key: string, inputs: readonly Tensor[], outputNames: readonly string[]): Promise<Tensor[]>;
+  abstract run(key: string, inputs: readonly Tensor[], outputNames: readonly string[]): Promise<EngineRun>;
+  /** Runs of `key` the engine starts at once without queueing them (0 when not loaded). */
+  abstract concurrency(key: string): number;
   abstract unload(key: string): Promise<void>;
   abstract status(): InstanceStatus[];
 }

@@ -129,6 +129,25 @@ function selectOutputs(requested: readonly string[], signature: ModelSignature):
   return [...requested];
 }
 
+/** Triton's request parameters for the scheduler: `priority` (a level) and `timeout` (microseconds). */
+export interface SchedulingParameters {
+  readonly priority?: number;
+  readonly timeoutMicros?: number;
+}
+
+export function schedulingParametersOf(request: InferenceRequest): SchedulingParameters {
+  return { priority: nonNegativeInteger(request, 'priority'), timeoutMicros: nonNegativeInteger(request, 'timeout') };
+}
+
+function nonNegativeInteger(request: InferenceRequest, name: string): number | undefined {
+  const value = request.parameters[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new DomainError('INFERENCE.INVALID_REQUEST', `parameter '${name}' is ${JSON.stringify(value)}, expected a non-negative integer`);
+  }
+  return value;
+}
+
 function quoteList(specs: readonly { name: string }[]): string {
   return specs.map((spec) => `'${spec.name}'`).join(', ');
 }

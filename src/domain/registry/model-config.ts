@@ -2,6 +2,7 @@ import type { Datatype } from '../shared/datatype.js';
 import { DomainError } from '../shared/domain-error.js';
 import { formatShape, type ModelSignature, type TensorSpec } from '../inference/tensor.js';
 import type { RuntimeOptions } from '../inference/inference-engine.port.js';
+import { DEFAULT_MAX_QUEUE_DELAY_MICROS, DEFAULT_QUEUE_POLICY, type QueuePolicy, type SchedulingPolicy } from '../inference/scheduling-policy.js';
 import { DEFAULT_VERSION_POLICY, type VersionPolicy } from './version-policy.js';
 
 export const ONNX_PLATFORM = 'onnxruntime_onnx';
@@ -18,6 +19,16 @@ export interface ConfiguredTensor {
   readonly dims: readonly number[];
 }
 
+/** Triton's `dynamic_batching` section as declared; what it leaves out takes the documented defaults. */
+export interface DeclaredDynamicBatching {
+  readonly preferredBatchSizes?: readonly number[];
+  readonly maxQueueDelayMicros?: number;
+  readonly priorityLevels?: number;
+  readonly defaultPriorityLevel?: number;
+  readonly defaultQueuePolicy?: Partial<QueuePolicy>;
+  readonly priorityQueuePolicies?: ReadonlyMap<number, Partial<QueuePolicy>>;
+}
+
 /** What a model's config file says; every field optional (schema-checked by the repository adapter). */
 export interface DeclaredModelConfig {
   readonly name?: string;
@@ -32,6 +43,8 @@ export interface DeclaredModelConfig {
   readonly intraOpThreads?: number;
   readonly interOpThreads?: number;
   readonly allowSpinning?: boolean;
+  readonly dynamicBatching?: DeclaredDynamicBatching;
+  readonly adaptiveQueueDelay?: boolean;
 }
 
 /** The complete configuration a version is served with: the declared one, completed from the model file. */
@@ -48,6 +61,8 @@ export interface ModelConfig {
   readonly intraOpThreads?: number;
   readonly interOpThreads?: number;
   readonly allowSpinning: boolean;
+  /** How requests wait and merge; batching is on whenever `maxBatchSize` > 1 (Triton's auto-complete rule). */
+  readonly scheduling: SchedulingPolicy;
 }
 
 /**
@@ -75,6 +90,43 @@ export function completeModelConfig(
     outputs: completeTensors('output', fileSignature.outputs, declared.outputs, maxBatchSize),
     versionPolicy: declared.versionPolicy ?? DEFAULT_VERSION_POLICY,
     ...deploymentOf(declared),
+    scheduling: completeScheduling(declared, maxBatchSize),
+  };
+}
+
+function completeScheduling(declared: DeclaredModelConfig, maxBatchSize: number): SchedulingPolicy {
+  const batching = declared.dynamicBatching ?? {};
+  const preferredBatchSizes = [...(batching.preferredBatchSizes ?? [])];
+  const tooLarge = preferredBatchSizes.find((size) => size < 1 || size > Math.max(maxBatchSize, 1));
+  if (tooLarge !== undefined) {
+    throw invalid(`dynamic_batching.preferred_batch_size ${tooLarge} is not between 1 and max_batch_size ${maxBatchSize}`);
+  }
+  const priorityLevels = batching.priorityLevels ?? 0;
+  // Triton requires a default level with priorities; ours is the last, so naming a level raises a request.
+  const defaultPriorityLevel = batching.defaultPriorityLevel || priorityLevels || 0;
+  if (priorityLevels > 0 && (defaultPriorityLevel < 1 || defaultPriorityLevel > priorityLevels)) {
+    throw invalid(`dynamic_batching.default_priority_level ${defaultPriorityLevel} is not between 1 and priority_levels ${priorityLevels}`);
+  }
+  if (priorityLevels === 0 && batching.defaultPriorityLevel) {
+    throw invalid(`dynamic_batching.default_priority_level ${batching.defaultPriorityLevel} needs priority_levels`);
+  }
+  const priorityQueuePolicies = new Map<number, QueuePolicy>();
+  for (const [level, policy] of batching.priorityQueuePolicies ?? []) {
+    if (level < 1 || level > priorityLevels) {
+      throw invalid(`dynamic_batching.priority_queue_policy names level ${level}, but priority_levels is ${priorityLevels}`);
+    }
+    priorityQueuePolicies.set(level, { ...DEFAULT_QUEUE_POLICY, ...policy });
+  }
+  return {
+    batching: maxBatchSize > 1,
+    maxBatchSize,
+    preferredBatchSizes,
+    maxQueueDelayMicros: batching.maxQueueDelayMicros ?? DEFAULT_MAX_QUEUE_DELAY_MICROS,
+    adaptiveQueueDelay: declared.adaptiveQueueDelay ?? false,
+    priorityLevels,
+    defaultPriorityLevel,
+    defaultQueuePolicy: { ...DEFAULT_QUEUE_POLICY, ...batching.defaultQueuePolicy },
+    priorityQueuePolicies,
   };
 }
 

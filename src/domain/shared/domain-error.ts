@@ -15,12 +15,22 @@ export type DomainErrorCode =
   | 'INFERENCE.INVALID_SHAPE'
   | 'INFERENCE.INVALID_DATA'
   | 'INFERENCE.INVALID_OUTPUT'
-  | 'INFERENCE.RUNTIME_ERROR';
+  | 'INFERENCE.RUNTIME_ERROR'
+  | 'INFERENCE.QUEUE_FULL'
+  | 'INFERENCE.DEADLINE_EXCEEDED'
+  | 'INFERENCE.CANCELLED';
+
+/** What a client may act on besides the message. */
+export interface DomainErrorDetails {
+  /** When to try again (rejections for load, not for the request itself). */
+  readonly retryAfterSeconds?: number;
+}
 
 export class DomainError extends Error {
   constructor(
     readonly code: DomainErrorCode,
     message: string,
+    readonly details: DomainErrorDetails = {},
   ) {
     super(message);
     this.name = 'DomainError';

@@ -14,6 +14,8 @@ const environmentSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Largest request body accepted, in bytes (Triton's default is 64 MiB). */
   MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
+  /** Cap on every request's timeout (ms): a client may ask for less, and no request waits or runs longer. */
+  MAX_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1).default(60_000),
   /** Triton's --strict-readiness: ready only when every model is READY; false: ready once loading has finished. */
   STRICT_READINESS: bool(true),
 });

@@ -15,4 +15,8 @@ export const HTTP_STATUS_OF: Record<DomainErrorCode, number> = {
   'INFERENCE.INVALID_DATA': 400,
   'INFERENCE.INVALID_OUTPUT': 400,
   'INFERENCE.RUNTIME_ERROR': 500,
+  'INFERENCE.QUEUE_FULL': 503,
+  'INFERENCE.DEADLINE_EXCEEDED': 504,
+  // nginx's "client closed request": the client is gone, so only the access log sees it.
+  'INFERENCE.CANCELLED': 499,
 };

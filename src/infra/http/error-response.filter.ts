@@ -26,7 +26,9 @@ export class ErrorResponseFilter implements ExceptionFilter {
   catch(error: unknown, host: ArgumentsHost): void {
     const reply = host.switchToHttp().getResponse<FastifyReply>();
     const { status, message } = this.describe(error);
-    if (status >= 500) this.logger.error(message);
+    if (status >= 500 && status !== 503 && status !== 504) this.logger.error(message);
+    const retryAfter = error instanceof DomainError ? error.details.retryAfterSeconds : undefined;
+    if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
     void reply.status(status).header('content-type', 'application/json').send(JSON.stringify({ error: message }));
   }
 

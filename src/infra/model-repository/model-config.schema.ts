@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Datatype } from '../../domain/shared/datatype.js';
-import type { DeclaredModelConfig, ModelConfig } from '../../domain/registry/model-config.js';
+import type { QueuePolicy } from '../../domain/inference/scheduling-policy.js';
+import type { DeclaredDynamicBatching, DeclaredModelConfig, ModelConfig } from '../../domain/registry/model-config.js';
 import type { VersionPolicy } from '../../domain/registry/version-policy.js';
 
 /**
@@ -30,6 +31,25 @@ const versionPolicySchema = z.union([
 
 const stringParameter = z.strictObject({ string_value: z.string() });
 
+/** uint64 fields: protobuf's JSON form writes them as decimal strings, people write numbers. */
+const micros = z.union([z.number().int().min(0), z.string().regex(/^\d{1,15}$/, 'must be a non-negative integer')]).transform(Number);
+
+const queuePolicySchema = z.strictObject({
+  timeout_action: z.enum(['REJECT', 'DELAY']).optional(),
+  default_timeout_microseconds: micros.optional(),
+  allow_timeout_override: z.boolean().optional(),
+  max_queue_size: z.number().int().min(0).optional(),
+});
+
+const dynamicBatchingSchema = z.strictObject({
+  preferred_batch_size: z.array(positiveInt).optional(),
+  max_queue_delay_microseconds: micros.optional(),
+  priority_levels: z.number().int().min(0).max(1000).optional(),
+  default_priority_level: z.number().int().min(0).optional(),
+  default_queue_policy: queuePolicySchema.optional(),
+  priority_queue_policy: z.record(z.string().regex(/^[1-9]\d*$/, 'must be a priority level (a positive integer)'), queuePolicySchema).optional(),
+});
+
 export const modelConfigSchema = z.strictObject({
   name: z.string().optional(),
   platform: z.string().optional(),
@@ -54,8 +74,10 @@ export const modelConfigSchema = z.strictObject({
       intra_op_thread_count: stringParameter.optional(),
       inter_op_thread_count: stringParameter.optional(),
       allow_spinning: stringParameter.optional(),
+      adaptive_queue_delay: stringParameter.optional(),
     })
     .optional(),
+  dynamic_batching: dynamicBatchingSchema.optional(),
 });
 
 export type ModelConfigFile = z.infer<typeof modelConfigSchema>;
@@ -95,7 +117,35 @@ function toDeclared(file: ModelConfigFile): DeclaredModelConfig {
     intraOpThreads: threadCount(params?.intra_op_thread_count?.string_value, 'intra_op_thread_count'),
     interOpThreads: threadCount(params?.inter_op_thread_count?.string_value, 'inter_op_thread_count'),
     allowSpinning: flag(params?.allow_spinning?.string_value, 'allow_spinning'),
+    adaptiveQueueDelay: flag(params?.adaptive_queue_delay?.string_value, 'adaptive_queue_delay'),
+    dynamicBatching: file.dynamic_batching && toDynamicBatching(file.dynamic_batching),
   };
+}
+
+type QueuePolicyFile = z.infer<typeof queuePolicySchema>;
+
+function toDynamicBatching(section: z.infer<typeof dynamicBatchingSchema>): DeclaredDynamicBatching {
+  const toPolicy = (policy: QueuePolicyFile): Partial<QueuePolicy> =>
+    withoutUndefined({
+      timeoutAction: policy.timeout_action,
+      defaultTimeoutMicros: policy.default_timeout_microseconds,
+      allowTimeoutOverride: policy.allow_timeout_override,
+      maxQueueSize: policy.max_queue_size,
+    });
+  return {
+    preferredBatchSizes: section.preferred_batch_size,
+    maxQueueDelayMicros: section.max_queue_delay_microseconds,
+    priorityLevels: section.priority_levels,
+    defaultPriorityLevel: section.default_priority_level,
+    defaultQueuePolicy: section.default_queue_policy && toPolicy(section.default_queue_policy),
+    priorityQueuePolicies:
+      section.priority_queue_policy && new Map(Object.entries(section.priority_queue_policy).map(([level, policy]) => [Number(level), toPolicy(policy)])),
+  };
+}
+
+/** Spreading `{key: undefined}` over a default would erase the default. */
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function toVersionPolicy(policy: z.infer<typeof versionPolicySchema>): VersionPolicy {
@@ -130,6 +180,14 @@ export function toConfigFile(config: ModelConfig): ModelConfigFile {
   const parameters: NonNullable<ModelConfigFile['parameters']> = { allow_spinning: { string_value: config.allowSpinning ? '1' : '0' } };
   if (config.intraOpThreads !== undefined) parameters.intra_op_thread_count = { string_value: String(config.intraOpThreads) };
   if (config.interOpThreads !== undefined) parameters.inter_op_thread_count = { string_value: String(config.interOpThreads) };
+  const scheduling = config.scheduling;
+  parameters.adaptive_queue_delay = { string_value: scheduling.adaptiveQueueDelay ? '1' : '0' };
+  const toPolicyFile = (policy: QueuePolicy) => ({
+    timeout_action: policy.timeoutAction,
+    default_timeout_microseconds: policy.defaultTimeoutMicros,
+    allow_timeout_override: policy.allowTimeoutOverride,
+    max_queue_size: policy.maxQueueSize,
+  });
   return {
     name: config.name,
     platform: config.platform,
@@ -142,5 +200,13 @@ export function toConfigFile(config: ModelConfig): ModelConfigFile {
     instance_group: [{ count: config.instanceCount, kind: config.instanceKind }],
     optimization: { execution_accelerators: { gpu_execution_accelerator: config.gpuAccelerators.map((name) => ({ name })) } },
     parameters,
+    dynamic_batching: {
+      preferred_batch_size: [...scheduling.preferredBatchSizes],
+      max_queue_delay_microseconds: scheduling.maxQueueDelayMicros,
+      priority_levels: scheduling.priorityLevels,
+      default_priority_level: scheduling.defaultPriorityLevel,
+      default_queue_policy: toPolicyFile(scheduling.defaultQueuePolicy),
+      priority_queue_policy: Object.fromEntries([...scheduling.priorityQueuePolicies].map(([level, policy]) => [String(level), toPolicyFile(policy)])),
+    },
   };
 }

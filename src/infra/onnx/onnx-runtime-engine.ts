@@ -1,5 +1,5 @@
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { InferenceEngine, type InstanceStatus, type LoadedModel, type RuntimeOptions } from '../../domain/inference/inference-engine.port.js';
+import { InferenceEngine, type EngineRun, type InstanceStatus, type LoadedModel, type RuntimeOptions } from '../../domain/inference/inference-engine.port.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { cpuQuota } from './cpu-quota.js';
@@ -47,7 +47,11 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
     return { signature: loaded.signature, executionProvider: loaded.executionProvider };
   }
 
-  async run(key: string, inputs: readonly Tensor[], outputNames: readonly string[]): Promise<Tensor[]> {
+  concurrency(key: string): number {
+    return this.pools.get(key)?.concurrency ?? 0;
+  }
+
+  async run(key: string, inputs: readonly Tensor[], outputNames: readonly string[]): Promise<EngineRun> {
     const pool = this.pools.get(key);
     if (!pool) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' is not loaded`);
     refuseNulInStrings(inputs);

@@ -95,10 +95,12 @@ async function main(): Promise<void> {
     }
     try {
       const feeds = Object.fromEntries(message.inputs.map((input) => [input.name, toOrtTensor(input)]));
+      const started = performance.now();
       const results = await session.run(feeds, [...message.outputNames]);
+      const computeMicros = Math.round((performance.now() - started) * 1000);
       const transfer: ArrayBuffer[] = [];
       const outputs = message.outputNames.map((name) => fromOrtTensor(name, results[name], transfer));
-      send({ type: 'result', id: message.id, outputs }, transfer);
+      send({ type: 'result', id: message.id, outputs, computeMicros }, transfer);
     } catch (error) {
       send({ type: 'run-failed', id: message.id, message: (error as Error).message });
     }

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { LoadedModel } from '../../domain/inference/inference-engine.port.js';
+import type { EngineRun, LoadedModel } from '../../domain/inference/inference-engine.port.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
 import type { FromWorker, SessionSettings, ToWorker } from './worker-protocol.js';
 
@@ -8,7 +8,7 @@ const WORKER_URL = new URL('./onnx-session.worker.js', import.meta.url);
 interface Task {
   readonly inputs: readonly Tensor[];
   readonly outputNames: readonly string[];
-  readonly resolve: (outputs: Tensor[]) => void;
+  readonly resolve: (run: EngineRun) => void;
   readonly reject: (error: Error) => void;
 }
 
@@ -80,7 +80,12 @@ export class SessionWorkerPool {
     return this.waiting.length + this.workers.reduce((sum, w) => sum + Math.max(0, w.running.size - 1), 0);
   }
 
-  run(inputs: readonly Tensor[], outputNames: readonly string[]): Promise<Tensor[]> {
+  /** Calls started at once without waiting: each live worker takes CALLS_PER_WORKER. */
+  get concurrency(): number {
+    return this.instances * CALLS_PER_WORKER;
+  }
+
+  run(inputs: readonly Tensor[], outputNames: readonly string[]): Promise<EngineRun> {
     return new Promise((resolve, reject) => {
       if (this.releasing) {
         reject(new PoolReleasedError('the model version was unloaded'));
@@ -145,7 +150,7 @@ export class SessionWorkerPool {
       const task = worker.running.get(message.id);
       if (!task) return;
       worker.running.delete(message.id);
-      if (message.type === 'result') task.resolve(message.outputs);
+      if (message.type === 'result') task.resolve({ outputs: message.outputs, computeMicros: message.computeMicros });
       else task.reject(new Error(message.message));
       this.dispatch();
     });

@@ -16,6 +16,6 @@ export type ToWorker =
 export type FromWorker =
   | { readonly type: 'loaded'; readonly signature: ModelSignature; readonly executionProvider: string; readonly fallback?: string }
   | { readonly type: 'load-failed'; readonly message: string }
-  | { readonly type: 'result'; readonly id: number; readonly outputs: Tensor[] }
+  | { readonly type: 'result'; readonly id: number; readonly outputs: Tensor[]; readonly computeMicros: number }
   | { readonly type: 'run-failed'; readonly id: number; readonly message: string }
   | { readonly type: 'released' };

@@ -2,11 +2,13 @@ import { Module } from '@nestjs/common';
 import { RegistryModule } from '../registry/registry.module.js';
 import { InferHttpController } from './run-inference/infer.http.controller.js';
 import { RunInferenceHandler } from './run-inference/run-inference.handler.js';
+import { ModelVersionSchedulers } from './model-version-schedulers.js';
 
 /** The inference bounded context: requests in, tensors out, on the runtime behind the engine port. */
 @Module({
   imports: [RegistryModule],
   controllers: [InferHttpController],
-  providers: [RunInferenceHandler],
+  providers: [RunInferenceHandler, ModelVersionSchedulers],
+  exports: [ModelVersionSchedulers],
 })
 export class InferenceModule {}

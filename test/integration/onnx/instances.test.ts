@@ -62,7 +62,7 @@ describe('OnnxRuntimeEngine instances', { timeout: 60_000 }, () => {
 
       assert.ok(seen.some((s) => s.busy === 2 && s.queued === 0), `busy 2 was never seen: ${JSON.stringify(seen.slice(0, 3))}`);
       assert.ok(seen.every((s) => s.queued === 0 && s.instances === 2), 'with a free instance nothing waits');
-      const [[a], [b]] = await Promise.all([first, second]);
+      const [{ outputs: [a] }, { outputs: [b] }] = await Promise.all([first, second]);
       assertClose(a!.data as Float32Array, expected[0]!);
       assertClose(b!.data as Float32Array, expected[1]!);
       assert.deepEqual(statusOf(engine, 'heavy'), { key: 'heavy', instances: 2, busy: 0, queued: 0, executionProvider: 'cpu' });
@@ -75,7 +75,7 @@ describe('OnnxRuntimeEngine instances', { timeout: 60_000 }, () => {
       assert.ok(seen.some((s) => s.busy === 2 && s.queued === 1), 'the third run was queued behind two busy instances');
       assert.ok(seen.every((s) => s.busy <= 2 && s.queued <= 1));
       const outputs = await Promise.all(runs);
-      outputs.forEach(([y], n) => assertClose(y!.data as Float32Array, expected[[0, 1, 0][n]!]!));
+      outputs.forEach(({ outputs: [y] }, n) => assertClose(y!.data as Float32Array, expected[[0, 1, 0][n]!]!));
     });
   });
 
@@ -95,7 +95,7 @@ describe('OnnxRuntimeEngine instances', { timeout: 60_000 }, () => {
 
       assert.ok(seen.some((s) => s.busy === 1 && s.queued === 1), 'the second run waited in the queue');
       assert.ok(seen.every((s) => s.busy <= 1), 'never more than one run on one instance');
-      const [[a], [b]] = await Promise.all([first, second]);
+      const [{ outputs: [a] }, { outputs: [b] }] = await Promise.all([first, second]);
       assertClose(a!.data as Float32Array, expected[0]!);
       assertClose(b!.data as Float32Array, expected[1]!);
       assert.deepEqual(statusOf(engine, 'heavy'), { key: 'heavy', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu' });
@@ -106,7 +106,7 @@ describe('OnnxRuntimeEngine instances', { timeout: 60_000 }, () => {
       const runs = [0, 1, 0, 1].map((i, n) => engine.run('heavy', heavyInput(i), ['y']).then((out) => (order.push(n), out)));
       const outputs = await Promise.all(runs);
       assert.deepEqual(order, [0, 1, 2, 3]);
-      outputs.forEach(([y], n) => assertClose(y!.data as Float32Array, expected[n % 2]!));
+      outputs.forEach(({ outputs: [y] }, n) => assertClose(y!.data as Float32Array, expected[n % 2]!));
     });
   });
 });

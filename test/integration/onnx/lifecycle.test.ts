@@ -53,7 +53,7 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
       const workersBefore = liveWorkerPorts();
       await engine.load('classifier', models.path('classifier'), runtimeOptions({ instanceCount: 2 }));
       assert.equal(liveWorkerPorts(), workersBefore + 2, 'one worker thread per instance while loaded');
-      await engine.run('classifier', classifierInput(), ['label']);
+      (await engine.run('classifier', classifierInput(), ['label'])).outputs;
 
       await engine.unload('classifier');
 
@@ -74,7 +74,7 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
       await engine.load('static', models.path('static_shape'), runtimeOptions());
       await engine.unload('static');
       await engine.load('static', models.path('static_shape'), runtimeOptions());
-      const [y] = await engine.run('static', staticInput(), ['y']);
+      const [y] = (await engine.run('static', staticInput(), ['y'])).outputs;
       assert.deepEqual(y?.data, Float32Array.of(1, 2, 3, 4, 5, 6));
       await engine.unload('static');
     });
@@ -115,7 +115,7 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
         assert.equal(statusOf(engine, 'heavy'), undefined, 'the key leaves status as soon as unload starts');
         await assertRejectsWithCode(engine.run('heavy', heavyInput(), ['y']), 'REGISTRY.VERSION_NOT_READY');
 
-        const [y] = await running;
+        const { outputs: [y] } = await running;
         assertClose(y!.data as Float32Array, heavyExpected);
         const rejection = await queuedOutcome;
         assert.ok(rejection instanceof DomainError, `the queued call was not rejected: ${String(rejection)}`);
@@ -155,7 +155,7 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
     it('loading a key that is loaded rejects and keeps the loaded one serving', async () => {
       await engine.load('static', models.path('static_shape'), runtimeOptions());
       await assert.rejects(engine.load('static', models.path('classifier'), runtimeOptions()), /already loaded/);
-      const [y] = await engine.run('static', staticInput(), ['y']);
+      const [y] = (await engine.run('static', staticInput(), ['y'])).outputs;
       assert.deepEqual(y?.data, Float32Array.of(1, 2, 3, 4, 5, 6));
       await engine.unload('static');
     });
@@ -189,7 +189,7 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
       assert.deepEqual(engine.status(), []);
       assert.equal(liveWorkerPorts(), workersBefore, 'every worker thread has exited');
       // The call that was running when shutdown began still got its answer.
-      const [y] = await running;
+      const { outputs: [y] } = await running;
       assertClose(y!.data as Float32Array, heavyExpected);
       for (const [key, input] of [['classifier', classifierInput()], ['static', staticInput()]] as const) {
         await assertRejectsWithCode(engine.run(key, input, ['y']), 'REGISTRY.VERSION_NOT_READY', new RegExp(key));

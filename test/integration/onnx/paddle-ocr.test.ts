@@ -39,7 +39,7 @@ describe('PaddleOCR cls model through OnnxRuntimeEngine', { timeout: 60_000 }, (
       const reference = expected[OUTPUT]!;
       assert.deepEqual(reference.dims, [batch, 2]);
 
-      const [output] = await engine.run('ocr_cls', [tensor('x', 'FP32', [batch, 3, 48, 192], images)], [OUTPUT]);
+      const [output] = (await engine.run('ocr_cls', [tensor('x', 'FP32', [batch, 3, 48, 192], images)], [OUTPUT])).outputs;
 
       assert.ok(output);
       assert.equal(output.name, OUTPUT);
@@ -55,8 +55,8 @@ describe('PaddleOCR cls model through OnnxRuntimeEngine', { timeout: 60_000 }, (
   }
 
   it('a different input gives a different output (the comparison above is not vacuous)', async () => {
-    const [a] = await engine.run('ocr_cls', [tensor('x', 'FP32', [1, 3, 48, 192], pattern(IMAGE, 0))], [OUTPUT]);
-    const [b] = await engine.run('ocr_cls', [tensor('x', 'FP32', [1, 3, 48, 192], new Float32Array(IMAGE).fill(-0.9))], [OUTPUT]);
+    const [a] = (await engine.run('ocr_cls', [tensor('x', 'FP32', [1, 3, 48, 192], pattern(IMAGE, 0))], [OUTPUT])).outputs;
+    const [b] = (await engine.run('ocr_cls', [tensor('x', 'FP32', [1, 3, 48, 192], new Float32Array(IMAGE).fill(-0.9))], [OUTPUT])).outputs;
     const diff = Math.abs((a!.data as Float32Array)[0]! - (b!.data as Float32Array)[0]!);
     assert.ok(diff > 1e-4, `outputs differ by ${diff}`);
   });

@@ -75,7 +75,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
         [5.9, 3.0, 4.2, 1.5],
         [-1, 0, 2.5, -3],
       ];
-      const outputs = await engine.run('classifier', [tensor('input', 'FP32', [4, 4], Float32Array.from(rows.flat()))], ['probabilities', 'label']);
+      const outputs = (await engine.run('classifier', [tensor('input', 'FP32', [4, 4], Float32Array.from(rows.flat()))], ['probabilities', 'label'])).outputs;
 
       assert.deepEqual(outputs.map((o) => [o.name, o.datatype, o.shape]), [
         ['probabilities', 'FP32', [4, 3]],
@@ -96,7 +96,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
     });
 
     it('multi_io: FP32, INT64, BOOL and BYTES inputs give their computed outputs', async () => {
-      const outputs = await engine.run(
+      const outputs = (await engine.run(
         'multi_io',
         [
           tensor('features', 'FP32', [2, 3], Float32Array.of(1.5, -2, 3, 0.25, 4, -0.5)),
@@ -105,7 +105,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
           tensor('text', 'BYTES', [2, 1], ['', 'héllo']),
         ],
         ['scaled', 'masked', 'total', 'inverted_mask', 'text_echo'],
-      );
+      )).outputs;
       assertClose(byName(outputs, 'scaled').data as Float32Array, [3, -4, 6, 0.5, 8, -1]);
       assertClose(byName(outputs, 'masked').data as Float32Array, [1.5, 0, 3, 0, 0, -0.5]);
       assert.deepEqual(byName(outputs, 'total'), { name: 'total', datatype: 'INT64', shape: [2, 1], data: BigInt64Array.of(3n, 2n ** 63n - 1n) });
@@ -117,7 +117,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
       const inputs = allTypesInputs();
       const expected = inputs.map((input) => ({ ...input, name: input.name.replace(/^in_/, 'out_'), data: copyOf(input.data) }));
 
-      const outputs = await engine.run('identity', inputs, expected.map((e) => e.name));
+      const outputs = (await engine.run('identity', inputs, expected.map((e) => e.name))).outputs;
 
       assert.equal(outputs.length, expected.length);
       for (const [i, want] of expected.entries()) {
@@ -134,7 +134,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
       const inputs = allTypesInputs().map((input) =>
         input.datatype === 'BYTES' ? { ...input, data: ['', '', '', '', '', '', '', ''] } : input,
       );
-      const [bytes] = await engine.run('identity', inputs, ['out_bytes']);
+      const [bytes] = (await engine.run('identity', inputs, ['out_bytes'])).outputs;
       assert.deepEqual(bytes, { name: 'out_bytes', datatype: 'BYTES', shape: [2, 4], data: ['', '', '', '', '', '', '', ''] });
     });
   });
@@ -143,17 +143,17 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
     it('returns only the requested outputs, in the requested order', async () => {
       const input = () => [tensor('input', 'FP32', [1, 4], Float32Array.of(6.3, 3.3, 6.0, 2.5))];
 
-      const labelOnly = await engine.run('classifier', input(), ['label']);
+      const labelOnly = (await engine.run('classifier', input(), ['label'])).outputs;
       assert.deepEqual(labelOnly, [{ name: 'label', datatype: 'INT64', shape: [1], data: BigInt64Array.of(2n) }]);
 
-      const reversed = await engine.run('classifier', input(), ['label', 'probabilities']);
+      const reversed = (await engine.run('classifier', input(), ['label', 'probabilities'])).outputs;
       assert.deepEqual(reversed.map((o) => o.name), ['label', 'probabilities']);
       assertClose(reversed[1]!.data as Float32Array, referenceProbabilities([6.3, 3.3, 6.0, 2.5]));
     });
 
     it('picks a subset of many outputs, out of file order', async () => {
       const requested = ['out_bytes', 'out_int64', 'out_bool', 'out_fp16'];
-      const outputs = await engine.run('identity', allTypesInputs(), requested);
+      const outputs = (await engine.run('identity', allTypesInputs(), requested)).outputs;
       assert.deepEqual(outputs.map((o) => [o.name, o.datatype]), [
         ['out_bytes', 'BYTES'],
         ['out_int64', 'INT64'],
@@ -177,7 +177,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
       );
       let outputs: Tensor[] | undefined;
       try {
-        outputs = await engine.run('identity', inputs, ['out_bytes']);
+        outputs = (await engine.run('identity', inputs, ['out_bytes'])).outputs;
       } catch (error) {
         assert.ok(error instanceof DomainError, String(error));
         assert.equal(error.code, 'INFERENCE.INVALID_DATA', error.message);
@@ -192,7 +192,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
     const valid = () => [tensor('x', 'FP32', [2, 3], Float32Array.of(0, 1, 2, -3, 4.5, 5))];
 
     async function assertStillServes(): Promise<void> {
-      const [y] = await engine.run('static', valid(), ['y']);
+      const [y] = (await engine.run('static', valid(), ['y'])).outputs;
       assert.deepEqual(y, { name: 'y', datatype: 'FP32', shape: [2, 3], data: Float32Array.of(1, 2, 3, -2, 5.5, 6) });
       assert.deepEqual(statusOf(engine, 'static'), { key: 'static', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu' });
     }

@@ -1,6 +1,23 @@
 import { ModelVersion } from '../../../src/domain/registry/model-version.js';
 import { DEFAULT_VERSION_POLICY, type VersionPolicy } from '../../../src/domain/registry/version-policy.js';
 import { ONNX_PLATFORM, type ModelConfig } from '../../../src/domain/registry/model-config.js';
+import { DEFAULT_QUEUE_POLICY, type SchedulingPolicy } from '../../../src/domain/inference/scheduling-policy.js';
+
+/** A scheduling policy: batching up to 8 rows, no wait, one priority level, the default queue policy. */
+export function aSchedulingPolicy(overrides: Partial<SchedulingPolicy> = {}): SchedulingPolicy {
+  return {
+    batching: true,
+    maxBatchSize: 8,
+    preferredBatchSizes: [],
+    maxQueueDelayMicros: 0,
+    adaptiveQueueDelay: false,
+    priorityLevels: 0,
+    defaultPriorityLevel: 0,
+    defaultQueuePolicy: DEFAULT_QUEUE_POLICY,
+    priorityQueuePolicies: new Map(),
+    ...overrides,
+  };
+}
 
 /** A served configuration for a small batching FP32 model; override what the test is about. */
 export function aModelConfig(overrides: Partial<ModelConfig> & { versionPolicy?: VersionPolicy } = {}): ModelConfig {
@@ -15,6 +32,7 @@ export function aModelConfig(overrides: Partial<ModelConfig> & { versionPolicy?:
     instanceKind: 'KIND_CPU',
     gpuAccelerators: [],
     allowSpinning: false,
+    scheduling: aSchedulingPolicy(),
     ...overrides,
   };
 }

@@ -1,7 +1,8 @@
-import { Body, Controller, Header, HttpCode, Param, Post, Req } from '@nestjs/common';
-import type { FastifyRequest } from 'fastify';
+import { Body, Controller, Header, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { decodeInferRequest, encodeInferResponse } from '../../../infra/http/tensor-json.codec.js';
-import { parseVersion } from '../../../infra/http/route-params.js';
+import { clientDisconnect } from '../../../infra/http/client-disconnect.js';
+import { parseTimeoutHeader, parseVersion } from '../../../infra/http/route-params.js';
 import { annotateAccessLog } from '../../observability/access-log.js';
 import { RunInferenceHandler } from './run-inference.handler.js';
 
@@ -13,9 +14,21 @@ export class InferHttpController {
   @Post(['infer', 'versions/:version/infer'])
   @HttpCode(200)
   @Header('content-type', 'application/json')
-  async infer(@Param('model') model: string, @Param('version') version: string | undefined, @Body() body: unknown, @Req() req: FastifyRequest): Promise<string> {
+  async infer(
+    @Param('model') model: string,
+    @Param('version') version: string | undefined,
+    @Body() body: unknown,
+    @Req() req: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<string> {
     annotateAccessLog(req.raw, { model, version });
-    const response = await this.handler.execute({ modelName: model, version: parseVersion(version), request: decodeInferRequest(body) });
+    const response = await this.handler.execute({
+      modelName: model,
+      version: parseVersion(version),
+      request: decodeInferRequest(body),
+      timeoutMicros: parseTimeoutHeader(req.headers),
+      signal: clientDisconnect(reply.raw),
+    });
     annotateAccessLog(req.raw, { version: response.modelVersion });
     return encodeInferResponse(response);
   }

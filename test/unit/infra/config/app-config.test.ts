@@ -21,6 +21,7 @@ describe('loadAppConfig', () => {
         METRICS_PORT: 8002,
         LOG_LEVEL: 'info',
         MAX_REQUEST_BYTES: 64 * 1024 * 1024,
+        MAX_REQUEST_TIMEOUT_MS: 60_000,
         STRICT_READINESS: true,
       },
     );

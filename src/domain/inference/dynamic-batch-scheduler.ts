@@ -1,0 +1,289 @@
+import { DomainError } from '../shared/domain-error.js';
+import { batchCompatibilityKey, batchRows, mergeInputs, splitOutputs } from './batch.js';
+import { BatchCostModel } from './batch-cost-model.js';
+import { RequestQueue, type Queued } from './request-queue.js';
+import { queuePolicyOf, type SchedulingPolicy } from './scheduling-policy.js';
+import type { Tensor } from './tensor.js';
+
+/**
+ * Tells the scheduler the client has gone. Smaller than AbortSignal on purpose: the HTTP adapter
+ * implements it on the response's own 'close' event, which costs a fraction of an AbortController
+ * per request (measured: AbortController + EventTarget listeners were 3.5% of the main thread).
+ */
+export interface CancellationSignal {
+  readonly aborted: boolean;
+  /** Calls `listener` once when the client goes; returns what unsubscribes it. */
+  onAbort(listener: () => void): () => void;
+}
+
+/** One request as the scheduler takes it: already checked against the model's signature. */
+export interface SchedulerRequest {
+  readonly inputs: readonly Tensor[];
+  readonly outputNames: readonly string[];
+  /** Priority level asked for; 0 or absent means the model's default level. */
+  readonly priority?: number;
+  /** The client's timeout in microseconds (it may only lower the queue policy's, when allowed). */
+  readonly timeoutMicros?: number;
+  /** Aborted when the client is gone: the request is dropped, or its result discarded. */
+  readonly signal?: CancellationSignal;
+}
+
+export interface SchedulerResult {
+  readonly outputs: Tensor[];
+  /** From enqueue to the start of its batch's run. */
+  readonly queueMicros: number;
+  /** The run of its batch, as the runtime measured it. */
+  readonly computeMicros: number;
+  /** Rows in the run that served it (its own included). */
+  readonly batchSize: number;
+}
+
+/** Runs one (merged) batch on a free instance and reports how long the runtime computed. */
+export type BatchRunner = (inputs: Tensor[], outputNames: readonly string[]) => Promise<{ outputs: Tensor[]; computeMicros: number }>;
+
+export interface SchedulerLimits {
+  /** Batches that may run at once: what the runtime's instances take without queueing. */
+  readonly concurrency: () => number;
+  /** No request waits or runs longer than this (ms); the server's cap on every timeout. */
+  readonly maxTimeoutMs: number;
+}
+
+interface Pending extends Queued {
+  readonly request: SchedulerRequest;
+  readonly key: string;
+  readonly rows: number;
+  readonly enqueuedAt: number;
+  /** When the request is answered DEADLINE_EXCEEDED, queued or running. */
+  readonly rejectAt: number;
+  readonly timer: ReturnType<typeof setTimeout>;
+  /** The DELAY action's own timer, which moves the request behind on-time ones. */
+  delayTimer?: ReturnType<typeof setTimeout>;
+  settled: boolean;
+  readonly resolve: (result: SchedulerResult) => void;
+  readonly reject: (error: Error) => void;
+  unsubscribe?: () => void;
+}
+
+const now = (): number => performance.now();
+const toMicros = (ms: number): number => Math.round(ms * 1000);
+
+/**
+ * Triton's dynamic batcher for one model version. Requests wait in a priority queue; whenever an
+ * instance is free, the request served next and every compatible request behind it (same shapes
+ * past the batch axis, same outputs) form a batch of at most `maxBatchSize` rows. The batch
+ * leaves at once when it reaches the maximum or a preferred size, and otherwise when its oldest
+ * request has waited `maxQueueDelayMicros`. While every instance is busy, arrivals accumulate, so
+ * batches grow with the load.
+ *
+ * Every timeout is a timer of its own, so a request is answered the moment its deadline passes,
+ * whether it waits or runs, never when some batch ends (triton-inference-server/server#7512).
+ */
+export class DynamicBatchScheduler {
+  private readonly queue: RequestQueue<Pending>;
+  private inflight = 0;
+  private dispatchScheduled = false;
+  private windowTimer?: ReturnType<typeof setTimeout>;
+  private stopped?: string;
+  private readonly costs = new BatchCostModel();
+
+  constructor(
+    private readonly policy: SchedulingPolicy,
+    private readonly runBatch: BatchRunner,
+    private readonly limits: SchedulerLimits,
+  ) {
+    this.queue = new RequestQueue(Math.max(1, policy.priorityLevels));
+  }
+
+  /** Batches running now. */
+  get inflightCount(): number {
+    return this.inflight;
+  }
+
+  /** Requests waiting for a batch. */
+  get queuedCount(): number {
+    return this.queue.size;
+  }
+
+  enqueue(request: SchedulerRequest): Promise<SchedulerResult> {
+    return new Promise((resolve, reject) => {
+      if (this.stopped !== undefined) throw new DomainError('REGISTRY.VERSION_NOT_READY', this.stopped);
+      if (request.signal?.aborted) throw cancelled();
+      const priorityLevel = this.levelOf(request.priority);
+      const queuePolicy = queuePolicyOf(this.policy, priorityLevel);
+      if (queuePolicy.maxQueueSize > 0 && this.queue.sizeAt(priorityLevel) >= queuePolicy.maxQueueSize) {
+        throw new DomainError('INFERENCE.QUEUE_FULL', `the queue of this model is full (max_queue_size ${queuePolicy.maxQueueSize}); retry later`, {
+          retryAfterSeconds: 1,
+        });
+      }
+      const enqueuedAt = now();
+      const timeoutMs = this.queueTimeoutMs(queuePolicy, request.timeoutMicros);
+      const delays = queuePolicy.timeoutAction === 'DELAY' && timeoutMs !== undefined;
+      const rejectAfter = delays || timeoutMs === undefined ? this.limits.maxTimeoutMs : timeoutMs;
+      const pending: Pending = {
+        request,
+        key: batchCompatibilityKey(request.inputs, request.outputNames),
+        rows: this.policy.batching ? batchRows(request.inputs) : 1,
+        priorityLevel,
+        enqueuedAt,
+        rejectAt: enqueuedAt + rejectAfter,
+        waiting: true,
+        settled: false,
+        resolve,
+        reject,
+        timer: setTimeout(() => this.expire(pending), rejectAfter),
+      };
+      if (delays) pending.delayTimer = setTimeout(() => this.queue.delay(pending), timeoutMs);
+      pending.unsubscribe = request.signal?.onAbort(() => this.cancel(pending));
+      this.queue.push(pending);
+      this.costs.recordArrival(enqueuedAt);
+      this.scheduleDispatch();
+    });
+  }
+
+  /** Refuses new requests and fails the waiting ones; running batches finish and answer. */
+  stop(reason: string): void {
+    this.stopped = reason;
+    clearTimeout(this.windowTimer);
+    for (const pending of this.queue.drain()) this.settle(pending, new DomainError('REGISTRY.VERSION_NOT_READY', reason));
+  }
+
+  private levelOf(priority: number | undefined): number {
+    const levels = this.policy.priorityLevels;
+    if (priority === undefined || priority === 0) return levels > 0 ? this.policy.defaultPriorityLevel : 1;
+    if (levels === 0) return 1; // Triton ignores priorities on a model without levels
+    if (!Number.isInteger(priority) || priority < 0 || priority > levels) {
+      throw new DomainError('INFERENCE.INVALID_REQUEST', `priority ${priority} is not a level of this model: use 1 (first served) to ${levels}, or 0 for the default ${this.policy.defaultPriorityLevel}`);
+    }
+    return priority;
+  }
+
+  /** The queue policy's timeout, lowered by the client's when the policy allows; undefined: none. */
+  private queueTimeoutMs(policy: SchedulingPolicy['defaultQueuePolicy'], clientMicros: number | undefined): number | undefined {
+    let micros = policy.defaultTimeoutMicros > 0 ? policy.defaultTimeoutMicros : undefined;
+    if (clientMicros !== undefined && policy.allowTimeoutOverride) micros = micros === undefined ? clientMicros : Math.min(micros, clientMicros);
+    return micros === undefined ? undefined : Math.min(micros / 1000, this.limits.maxTimeoutMs);
+  }
+
+  /** Dispatch runs once per turn of the event loop, so requests parsed together batch together. */
+  private scheduleDispatch(): void {
+    if (this.dispatchScheduled) return;
+    this.dispatchScheduled = true;
+    setImmediate(() => {
+      this.dispatchScheduled = false;
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    clearTimeout(this.windowTimer);
+    this.windowTimer = undefined;
+    const concurrency = this.limits.concurrency();
+    while (this.inflight < concurrency && this.queue.size > 0) {
+      const batch = this.nextBatch();
+      if (!batch) return;
+      void this.run(batch);
+    }
+  }
+
+  /** The batch to run now, or undefined when it should wait for more requests (a timer is set). */
+  private nextBatch(): Pending[] | undefined {
+    const head = this.queue.first()!;
+    if (!this.policy.batching) {
+      this.queue.remove(head);
+      return [head];
+    }
+    const max = this.policy.maxBatchSize;
+    const preferred = this.policy.preferredBatchSizes;
+    const members: Pending[] = [];
+    let rows = 0;
+    let preferredCut = 0;
+    for (const pending of this.queue.inServiceOrder()) {
+      if (pending.key !== head.key || rows + pending.rows > max) continue;
+      members.push(pending);
+      rows += pending.rows;
+      if (preferred.includes(rows)) preferredCut = members.length;
+      if (rows === max) break;
+    }
+    let take = members.length;
+    if (rows < max) {
+      const oldest = Math.min(...members.map((m) => m.enqueuedAt));
+      const wait = this.windowMs(oldest);
+      if (preferredCut > 0) take = preferredCut;
+      else if (now() - oldest < wait) {
+        this.windowTimer = setTimeout(() => this.dispatch(), oldest + wait - now());
+        return undefined;
+      }
+    }
+    const batch = members.slice(0, take);
+    for (const pending of batch) this.queue.remove(pending);
+    return batch;
+  }
+
+  /**
+   * How long a forming batch waits for company. Fixed: `maxQueueDelayMicros`. Adaptive: wait only
+   * while requests arrive faster than one run's fixed cost, the time each merged request saves
+   * the instance, and give up when the next one is overdue (twice the mean arrival interval).
+   */
+  private windowMs(oldest: number): number {
+    const max = this.policy.maxQueueDelayMicros / 1000;
+    if (!this.policy.adaptiveQueueDelay || max === 0) return max;
+    const interval = this.costs.meanArrivalIntervalMs;
+    const fixedCost = this.costs.fixedCostMs;
+    if (interval === undefined || fixedCost === undefined || interval >= fixedCost) return 0;
+    return Math.min(max, this.costs.lastArrival + 2 * interval - oldest);
+  }
+
+  private async run(batch: Pending[]): Promise<void> {
+    this.inflight++;
+    const startedAt = now();
+    const first = batch[0].request;
+    try {
+      const { outputs, computeMicros } = await this.runBatch(mergeInputs(batch.map((p) => p.request.inputs)), first.outputNames);
+      const elapsedMs = now() - startedAt;
+      const rows = batch.reduce((sum, p) => sum + p.rows, 0);
+      this.costs.recordRun(rows, elapsedMs);
+      const split = splitOutputs(outputs, batch.map((p) => p.rows));
+      batch.forEach((pending, i) =>
+        this.settle(pending, undefined, { outputs: split[i], queueMicros: toMicros(startedAt - pending.enqueuedAt), computeMicros, batchSize: rows }),
+      );
+    } catch (error) {
+      for (const pending of batch) this.settle(pending, error as Error);
+    } finally {
+      this.inflight--;
+      this.scheduleDispatch();
+    }
+  }
+
+  private expire(pending: Pending): void {
+    const waited = pending.waiting;
+    this.leaveQueue(pending);
+    const where = waited ? 'in the queue' : 'while its batch ran';
+    this.settle(pending, new DomainError('INFERENCE.DEADLINE_EXCEEDED', `the request's timeout (${Math.round(pending.rejectAt - pending.enqueuedAt)} ms) passed ${where}`));
+  }
+
+  private cancel(pending: Pending): void {
+    this.leaveQueue(pending);
+    this.settle(pending, cancelled());
+  }
+
+  /** A request leaving early may have held a forming batch back: the batch is reconsidered. */
+  private leaveQueue(pending: Pending): void {
+    if (!pending.waiting) return;
+    this.queue.remove(pending);
+    if (this.queue.size > 0) this.scheduleDispatch();
+  }
+
+  private settle(pending: Pending, error?: Error, result?: SchedulerResult): void {
+    if (pending.settled) return;
+    pending.settled = true;
+    clearTimeout(pending.timer);
+    clearTimeout(pending.delayTimer);
+    pending.unsubscribe?.();
+    if (error) pending.reject(error);
+    else pending.resolve(result!);
+  }
+}
+
+function cancelled(): DomainError {
+  return new DomainError('INFERENCE.CANCELLED', 'the client cancelled the request');
+}

@@ -1,0 +1,42 @@
+import { Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
+import { DynamicBatchScheduler } from '../../domain/inference/dynamic-batch-scheduler.js';
+import { InferenceEngine } from '../../domain/inference/inference-engine.port.js';
+import type { ModelVersion } from '../../domain/registry/model-version.js';
+import { AppConfig } from '../../infra/config/app-config.js';
+
+/** One dynamic batch scheduler per served model version, made when the version first serves a request. */
+@Injectable()
+export class ModelVersionSchedulers implements BeforeApplicationShutdown {
+  private readonly schedulers = new Map<string, DynamicBatchScheduler>();
+
+  constructor(
+    private readonly engine: InferenceEngine,
+    private readonly config: AppConfig,
+  ) {}
+
+  /** The scheduler of a READY version (the caller has checked it is READY). */
+  for(version: ModelVersion): DynamicBatchScheduler {
+    const key = version.key;
+    let scheduler = this.schedulers.get(key);
+    if (!scheduler) {
+      const engine = this.engine;
+      scheduler = new DynamicBatchScheduler(version.config!.scheduling, (inputs, outputNames) => engine.run(key, inputs, outputNames), {
+        // At least one: with every instance gone, a run fails at once instead of waiting for its deadline.
+        concurrency: () => Math.max(1, engine.concurrency(key)),
+        maxTimeoutMs: this.config.MAX_REQUEST_TIMEOUT_MS,
+      });
+      this.schedulers.set(key, scheduler);
+    }
+    return scheduler;
+  }
+
+  /** Stops a version's scheduler before it unloads: waiting requests fail as not ready. */
+  retire(key: string, reason: string): void {
+    this.schedulers.get(key)?.stop(reason);
+    this.schedulers.delete(key);
+  }
+
+  beforeApplicationShutdown(): void {
+    for (const key of [...this.schedulers.keys()]) this.retire(key, 'the server is shutting down');
+  }
+}
