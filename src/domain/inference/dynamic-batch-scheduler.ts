@@ -1,6 +1,7 @@
 import { DomainError } from '../shared/domain-error.js';
 import { batchCompatibilityKey, batchRows, mergeInputs, splitOutputs } from './batch.js';
 import { BatchCostModel } from './batch-cost-model.js';
+import { InferenceStatistics, type StatisticsSnapshot } from './inference-statistics.js';
 import { RequestQueue, type Queued } from './request-queue.js';
 import { queuePolicyOf, type SchedulingPolicy } from './scheduling-policy.js';
 import type { Tensor } from './tensor.js';
@@ -64,6 +65,13 @@ interface Pending extends Queued {
   unsubscribe?: () => void;
 }
 
+/** Where a run's time went, in milliseconds: merging inputs, computing, splitting outputs. */
+interface RunTiming {
+  readonly inputMs: number;
+  readonly inferMs: number;
+  readonly outputMs: number;
+}
+
 const now = (): number => performance.now();
 const toMicros = (ms: number): number => Math.round(ms * 1000);
 
@@ -85,6 +93,7 @@ export class DynamicBatchScheduler {
   private windowTimer?: ReturnType<typeof setTimeout>;
   private stopped?: string;
   private readonly costs = new BatchCostModel();
+  private readonly statistics = new InferenceStatistics();
 
   constructor(
     private readonly policy: SchedulingPolicy,
@@ -102,6 +111,11 @@ export class DynamicBatchScheduler {
   /** Requests waiting for a batch. */
   get queuedCount(): number {
     return this.queue.size;
+  }
+
+  /** Counts and cumulative durations since this scheduler started (Triton's model statistics). */
+  statisticsSnapshot(): StatisticsSnapshot {
+    return this.statistics.snapshot();
   }
 
   enqueue(request: SchedulerRequest): Promise<SchedulerResult> {
@@ -238,13 +252,17 @@ export class DynamicBatchScheduler {
     const startedAt = now();
     const first = batch[0].request;
     try {
-      const { outputs, computeMicros } = await this.runBatch(mergeInputs(batch.map((p) => p.request.inputs)), first.outputNames);
-      const elapsedMs = now() - startedAt;
+      const merged = mergeInputs(batch.map((p) => p.request.inputs));
+      const merging = now() - startedAt;
+      const { outputs, computeMicros } = await this.runBatch(merged, first.outputNames);
+      const returned = now();
       const rows = batch.reduce((sum, p) => sum + p.rows, 0);
-      this.costs.recordRun(rows, elapsedMs);
+      this.costs.recordRun(rows, returned - startedAt);
       const split = splitOutputs(outputs, batch.map((p) => p.rows));
+      const timing: RunTiming = { inputMs: merging, inferMs: computeMicros / 1000, outputMs: now() - returned };
+      this.statistics.recordExecution(rows, timing.inputMs, timing.inferMs, timing.outputMs);
       batch.forEach((pending, i) =>
-        this.settle(pending, undefined, { outputs: split[i], queueMicros: toMicros(startedAt - pending.enqueuedAt), computeMicros, batchSize: rows }),
+        this.settle(pending, undefined, { outputs: split[i], queueMicros: toMicros(startedAt - pending.enqueuedAt), computeMicros, batchSize: rows }, timing),
       );
     } catch (error) {
       for (const pending of batch) this.settle(pending, error as Error);
@@ -273,14 +291,20 @@ export class DynamicBatchScheduler {
     if (this.queue.size > 0) this.scheduleDispatch();
   }
 
-  private settle(pending: Pending, error?: Error, result?: SchedulerResult): void {
+  private settle(pending: Pending, error?: Error, result?: SchedulerResult, timing?: RunTiming): void {
     if (pending.settled) return;
     pending.settled = true;
     clearTimeout(pending.timer);
     clearTimeout(pending.delayTimer);
     pending.unsubscribe?.();
-    if (error) pending.reject(error);
-    else pending.resolve(result!);
+    const totalMs = now() - pending.enqueuedAt;
+    if (error) {
+      this.statistics.recordFailure(totalMs, Date.now());
+      pending.reject(error);
+    } else {
+      this.statistics.recordSuccess(pending.rows, totalMs, result!.queueMicros / 1000, timing!.inputMs, timing!.inferMs, timing!.outputMs, Date.now());
+      pending.resolve(result!);
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 import { Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
 import { DynamicBatchScheduler } from '../../domain/inference/dynamic-batch-scheduler.js';
+import type { StatisticsSnapshot } from '../../domain/inference/inference-statistics.js';
 import { InferenceEngine } from '../../domain/inference/inference-engine.port.js';
 import type { ModelVersion } from '../../domain/registry/model-version.js';
 import { AppConfig } from '../../infra/config/app-config.js';
@@ -28,6 +29,11 @@ export class ModelVersionSchedulers implements BeforeApplicationShutdown {
       this.schedulers.set(key, scheduler);
     }
     return scheduler;
+  }
+
+  /** What a version's scheduler has counted; zeros before its first request. */
+  statisticsOf(version: ModelVersion): StatisticsSnapshot {
+    return (this.schedulers.get(version.key) ?? this.for(version)).statisticsSnapshot();
   }
 
   /** Stops a version's scheduler before it unloads: waiting requests fail as not ready. */
