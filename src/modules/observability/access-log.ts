@@ -4,15 +4,22 @@ import type { IncomingMessage } from 'node:http';
 export interface AccessLogFields {
   model?: string;
   version?: string;
+  /** Microseconds the request waited in its model's queue, and its batch computed. */
+  queue_time_us?: number;
+  compute_time_us?: number;
 }
 
-const fieldsOf = new WeakMap<IncomingMessage, AccessLogFields>();
+const FIELDS = Symbol('accessLogFields');
+type Annotated = IncomingMessage & { [FIELDS]?: AccessLogFields };
 
 /** Adds fields to the access line of the request being served (read by the logger when the response ends). */
 export function annotateAccessLog(request: IncomingMessage, fields: AccessLogFields): void {
-  fieldsOf.set(request, { ...fieldsOf.get(request), ...fields });
+  const annotated = request as Annotated;
+  const current = annotated[FIELDS];
+  if (current) Object.assign(current, fields);
+  else annotated[FIELDS] = fields;
 }
 
-export function accessLogFields(request: IncomingMessage): AccessLogFields {
-  return fieldsOf.get(request) ?? {};
+export function accessLogFields(request: IncomingMessage): AccessLogFields | undefined {
+  return (request as Annotated)[FIELDS];
 }

@@ -6,8 +6,9 @@ import { AppConfig } from '../../infra/config/app-config.js';
 import { accessLogFields } from './access-log.js';
 
 /**
- * Structured JSON logs (pino): one access line per request with model, version, status and
- * duration. Bodies and headers are never logged, so tensors and tokens cannot leak into logs.
+ * Structured JSON logs (pino): one access line per request with model, version, status,
+ * duration, and the time it queued and computed. Bodies and headers are never logged, so
+ * tensors and tokens cannot leak into logs.
  */
 @Module({
   imports: [
@@ -26,8 +27,8 @@ import { accessLogFields } from './access-log.js';
           },
             // The access fields join the final line's object rather than a child logger's bindings:
             // pino-http's `customProps` builds child loggers per request (measured: 8% of the main thread).
-            customSuccessObject: (req: IncomingMessage, _res: ServerResponse, line: object) => ({ ...line, ...accessLogFields(req) }),
-            customErrorObject: (req: IncomingMessage, _res: ServerResponse, _error: Error, line: object) => ({ ...line, ...accessLogFields(req) }),
+            customSuccessObject: (req: IncomingMessage, _res: ServerResponse, line: object) => withAccessFields(req, line),
+            customErrorObject: (req: IncomingMessage, _res: ServerResponse, _error: Error, line: object) => withAccessFields(req, line),
             customLogLevel: (_req: IncomingMessage, res: ServerResponse, error?: Error) =>
               error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
             customSuccessMessage: () => 'request completed',
@@ -43,3 +44,8 @@ import { accessLogFields } from './access-log.js';
   ],
 })
 export class ObservabilityModule {}
+
+function withAccessFields(req: IncomingMessage, line: object): object {
+  const fields = accessLogFields(req);
+  return fields ? Object.assign(line, fields) : line;
+}

@@ -29,7 +29,11 @@ export class InferHttpController {
       timeoutMicros: parseTimeoutHeader(req.headers),
       signal: clientDisconnect(reply.raw),
     });
-    annotateAccessLog(req.raw, { version: response.modelVersion });
+    annotateAccessLog(req.raw, {
+      version: response.modelVersion,
+      queue_time_us: response.parameters.queue_time_us as number,
+      compute_time_us: response.parameters.compute_time_us as number,
+    });
     return encodeInferResponse(response);
   }
 }
