@@ -60,3 +60,26 @@ export async function getJson(url: string): Promise<{ status: number; body: any 
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : undefined };
 }
+
+/** Like {@link postJson}, with request headers and a signal to abort the request with. */
+export async function postJsonWith(
+  url: string,
+  body: unknown,
+  init: { readonly headers?: Record<string, string>; readonly signal?: AbortSignal },
+): Promise<{ status: number; body: any; headers: Headers }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...init.headers },
+    body: JSON.stringify(body),
+    signal: init.signal,
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
+}
+
+/** The statistics of one model version, from Triton's `GET /v2/models/{m}/versions/{v}/stats`. */
+export async function modelStatistics(url: string, model: string, version = 1): Promise<any> {
+  const { status, body } = await getJson(`${url}/v2/models/${model}/versions/${version}/stats`);
+  if (status !== 200) throw new Error(`stats of ${model} answered ${status}: ${JSON.stringify(body)}`);
+  return body.model_stats[0];
+}

@@ -3,7 +3,7 @@ import { batchCompatibilityKey, batchRows, mergeInputs, splitOutputs } from './b
 import { BatchCostModel } from './batch-cost-model.js';
 import { InferenceStatistics, type StatisticsSnapshot } from './inference-statistics.js';
 import { RequestQueue, type Queued } from './request-queue.js';
-import { queuePolicyOf, type SchedulingPolicy } from './scheduling-policy.js';
+import { queuePolicyOf, type SchedulingPolicy, type TimeoutAction } from './scheduling-policy.js';
 import type { Tensor } from './tensor.js';
 
 /**
@@ -23,7 +23,11 @@ export interface SchedulerRequest {
   readonly outputNames: readonly string[];
   /** Priority level asked for; 0 or absent means the model's default level. */
   readonly priority?: number;
-  /** The client's timeout in microseconds (it may only lower the queue policy's, when allowed). */
+  /**
+   * The client's timeout in microseconds (Triton's `timeout` parameter, a gRPC deadline): the
+   * longest it waits in the queue. It may only lower the queue policy's timeout, and is ignored
+   * when the policy does not allow overrides (Triton). A client that stops waiting cancels.
+   */
   readonly timeoutMicros?: number;
   /** Aborted when the client is gone: the request is dropped, or its result discarded. */
   readonly signal?: CancellationSignal;
@@ -45,7 +49,7 @@ export type BatchRunner = (inputs: Tensor[], outputNames: readonly string[]) => 
 export interface SchedulerLimits {
   /** Batches that may run at once: what the runtime's instances take without queueing. */
   readonly concurrency: () => number;
-  /** No request waits or runs longer than this (ms); the server's cap on every timeout. */
+  /** No request waits or runs longer than this (ms): answered DEADLINE_EXCEEDED then. */
   readonly maxTimeoutMs: number;
 }
 
@@ -54,11 +58,12 @@ interface Pending extends Queued {
   readonly key: string;
   readonly rows: number;
   readonly enqueuedAt: number;
-  /** When the request is answered DEADLINE_EXCEEDED, queued or running. */
-  readonly rejectAt: number;
-  readonly timer: ReturnType<typeof setTimeout>;
-  /** The DELAY action's own timer, which moves the request behind on-time ones. */
-  delayTimer?: ReturnType<typeof setTimeout>;
+  /** The server's cap (ms after enqueue): answered DEADLINE_EXCEEDED then, queued or running. */
+  readonly deadlineMs: number;
+  readonly deadlineTimer: ReturnType<typeof setTimeout>;
+  /** The queue policy's timeout (ms after enqueue), which only counts while the request waits. */
+  queueTimeoutMs?: number;
+  queueTimer?: ReturnType<typeof setTimeout>;
   settled: boolean;
   readonly resolve: (result: SchedulerResult) => void;
   readonly reject: (error: Error) => void;
@@ -130,23 +135,28 @@ export class DynamicBatchScheduler {
         });
       }
       const enqueuedAt = now();
-      const timeoutMs = this.queueTimeoutMs(queuePolicy, request.timeoutMicros);
-      const delays = queuePolicy.timeoutAction === 'DELAY' && timeoutMs !== undefined;
-      const rejectAfter = delays || timeoutMs === undefined ? this.limits.maxTimeoutMs : timeoutMs;
+      // Triton: the client's timeout counts only where the policy allows an override, and only lowers it.
+      const clientMs = queuePolicy.allowTimeoutOverride && request.timeoutMicros !== undefined ? request.timeoutMicros / 1000 : Infinity;
+      const policyMs = queuePolicy.defaultTimeoutMicros > 0 ? queuePolicy.defaultTimeoutMicros / 1000 : Infinity;
+      const queueTimeoutMs = Math.min(policyMs, clientMs);
+      const deadlineMs = this.limits.maxTimeoutMs;
       const pending: Pending = {
         request,
         key: batchCompatibilityKey(request.inputs, request.outputNames),
         rows: this.policy.batching ? batchRows(request.inputs) : 1,
         priorityLevel,
         enqueuedAt,
-        rejectAt: enqueuedAt + rejectAfter,
+        deadlineMs,
         waiting: true,
         settled: false,
         resolve,
         reject,
-        timer: setTimeout(() => this.expire(pending), rejectAfter),
+        deadlineTimer: setTimeout(() => this.expire(pending, deadlineMs), deadlineMs),
       };
-      if (delays) pending.delayTimer = setTimeout(() => this.queue.delay(pending), timeoutMs);
+      if (queueTimeoutMs < deadlineMs) {
+        pending.queueTimeoutMs = queueTimeoutMs;
+        pending.queueTimer = setTimeout(() => this.queueTimeoutPassed(pending, queuePolicy.timeoutAction), queueTimeoutMs);
+      }
       pending.unsubscribe = request.signal?.onAbort(() => this.cancel(pending));
       this.queue.push(pending);
       this.costs.recordArrival(enqueuedAt);
@@ -169,13 +179,6 @@ export class DynamicBatchScheduler {
       throw new DomainError('INFERENCE.INVALID_REQUEST', `priority ${priority} is not a level of this model: use 1 (first served) to ${levels}, or 0 for the default ${this.policy.defaultPriorityLevel}`);
     }
     return priority;
-  }
-
-  /** The queue policy's timeout, lowered by the client's when the policy allows; undefined: none. */
-  private queueTimeoutMs(policy: SchedulingPolicy['defaultQueuePolicy'], clientMicros: number | undefined): number | undefined {
-    let micros = policy.defaultTimeoutMicros > 0 ? policy.defaultTimeoutMicros : undefined;
-    if (clientMicros !== undefined && policy.allowTimeoutOverride) micros = micros === undefined ? clientMicros : Math.min(micros, clientMicros);
-    return micros === undefined ? undefined : Math.min(micros / 1000, this.limits.maxTimeoutMs);
   }
 
   /** Dispatch runs once per turn of the event loop, so requests parsed together batch together. */
@@ -203,7 +206,7 @@ export class DynamicBatchScheduler {
   private nextBatch(): Pending[] | undefined {
     const head = this.queue.first()!;
     if (!this.policy.batching) {
-      this.queue.remove(head);
+      this.take(head);
       return [head];
     }
     const max = this.policy.maxBatchSize;
@@ -229,7 +232,7 @@ export class DynamicBatchScheduler {
       }
     }
     const batch = members.slice(0, take);
-    for (const pending of batch) this.queue.remove(pending);
+    for (const pending of batch) this.take(pending);
     return batch;
   }
 
@@ -272,11 +275,24 @@ export class DynamicBatchScheduler {
     }
   }
 
-  private expire(pending: Pending): void {
+  /** Out of the queue into a batch: the queue policy's timeout no longer applies. */
+  private take(pending: Pending): void {
+    this.queue.remove(pending);
+    clearTimeout(pending.queueTimer);
+  }
+
+  /** REJECT answers the request; DELAY moves it behind the requests of its level still on time. */
+  private queueTimeoutPassed(pending: Pending, action: TimeoutAction): void {
+    if (!pending.waiting) return;
+    if (action === 'DELAY') this.queue.delay(pending);
+    else this.expire(pending, pending.queueTimeoutMs!);
+  }
+
+  private expire(pending: Pending, timeoutMs: number): void {
     const waited = pending.waiting;
     this.leaveQueue(pending);
     const where = waited ? 'in the queue' : 'while its batch ran';
-    this.settle(pending, new DomainError('INFERENCE.DEADLINE_EXCEEDED', `the request's timeout (${Math.round(pending.rejectAt - pending.enqueuedAt)} ms) passed ${where}`));
+    this.settle(pending, new DomainError('INFERENCE.DEADLINE_EXCEEDED', `the request's timeout (${Math.round(timeoutMs)} ms) passed ${where}`));
   }
 
   private cancel(pending: Pending): void {
@@ -294,8 +310,8 @@ export class DynamicBatchScheduler {
   private settle(pending: Pending, error?: Error, result?: SchedulerResult, timing?: RunTiming): void {
     if (pending.settled) return;
     pending.settled = true;
-    clearTimeout(pending.timer);
-    clearTimeout(pending.delayTimer);
+    clearTimeout(pending.deadlineTimer);
+    clearTimeout(pending.queueTimer);
     pending.unsubscribe?.();
     const totalMs = now() - pending.enqueuedAt;
     if (error) {

@@ -38,7 +38,10 @@ export interface InstanceStatus {
 export abstract class InferenceEngine {
   abstract load(key: string, modelPath: string, options: RuntimeOptions): Promise<LoadedModel>;
   abstract run(key: string, inputs: readonly Tensor[], outputNames: readonly string[]): Promise<EngineRun>;
-  /** Runs of `key` the engine starts at once without queueing them (0 when not loaded). */
+  /**
+   * Instances of `key` (0 when not loaded): the runs a scheduler hands over at once. More would
+   * wait inside the engine, out of reach of the scheduler's priorities, timeouts and batching.
+   */
   abstract concurrency(key: string): number;
   abstract unload(key: string): Promise<void>;
   abstract status(): InstanceStatus[];

@@ -48,7 +48,7 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
   }
 
   concurrency(key: string): number {
-    return this.pools.get(key)?.concurrency ?? 0;
+    return this.pools.get(key)?.instances ?? 0;
   }
 
   async run(key: string, inputs: readonly Tensor[], outputNames: readonly string[]): Promise<EngineRun> {

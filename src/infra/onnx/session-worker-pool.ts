@@ -80,11 +80,6 @@ export class SessionWorkerPool {
     return this.waiting.length + this.workers.reduce((sum, w) => sum + Math.max(0, w.running.size - 1), 0);
   }
 
-  /** Calls started at once without waiting: each live worker takes CALLS_PER_WORKER. */
-  get concurrency(): number {
-    return this.instances * CALLS_PER_WORKER;
-  }
-
   run(inputs: readonly Tensor[], outputNames: readonly string[]): Promise<EngineRun> {
     return new Promise((resolve, reject) => {
       if (this.releasing) {
