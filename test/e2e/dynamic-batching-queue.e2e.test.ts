@@ -56,6 +56,18 @@ async function engineShows(url: string, model: string, busy: number, queued: num
   throw new Error(`${model}: the engine never showed ${busy} busy and ${queued} queued; last ${JSON.stringify(pool)}`);
 }
 
+/** Waits until the model's scheduler holds `queued` waiting requests and one running batch (GET /health). */
+async function schedulerShows(url: string, model: string, queued: number): Promise<void> {
+  let scheduler: { key: string; queued: number; runningBatches: number } | undefined;
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const { body } = await getJson(`${url}/health`);
+    scheduler = body.details.queues.schedulers.find((s: { key: string }) => s.key === `${model}/1`);
+    if (scheduler?.queued === queued && scheduler.runningBatches === 1) return;
+    await sleep(5);
+  }
+  throw new Error(`${model}: the scheduler never showed ${queued} queued behind 1 running batch; last ${JSON.stringify(scheduler)}`);
+}
+
 /**
  * Makes the model's only instance busy, so that the next requests wait in the scheduler's queue
  * (the scheduler hands an instance one run at a time). Returns its answer, to await.
@@ -176,6 +188,7 @@ describe('queue policy with the only instance busy', () => {
     assert.equal(refused.status, 503);
     const high = infer('two_levels', { parameters: { priority: 1 } });
     const queuedLow = Promise.all(low).then((answers) => answers.find((a) => a !== refused)!);
+    await schedulerShows(url, 'two_levels', 2);
 
     assert.deepEqual(await inArrivalOrder({ high, low: queuedLow }), ['high', 'low']);
     const [highAnswer, lowAnswer] = await Promise.all([high, queuedLow]);

@@ -4,6 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { InferenceEngine } from '../../domain/inference/inference-engine.port.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { AppConfig } from '../../infra/config/app-config.js';
+import { ModelVersionSchedulers } from '../inference/model-version-schedulers.js';
 import { ModelRegistry } from '../registry/model-registry.js';
 import { EventLoopMonitor } from './event-loop-monitor.js';
 import { SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from './server-identity.js';
@@ -22,6 +23,7 @@ export class HealthHttpController {
     private readonly config: AppConfig,
     private readonly registry: ModelRegistry,
     private readonly engine: InferenceEngine,
+    private readonly schedulers: ModelVersionSchedulers,
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
     private readonly eventLoop: EventLoopMonitor,
@@ -46,7 +48,7 @@ export class HealthHttpController {
   @Get('health')
   async details(@Res({ passthrough: true }) reply: FastifyReply) {
     try {
-      return await this.health.check([() => this.models(), () => this.workers(), () => this.eventLoopDelay()]);
+      return await this.health.check([() => this.models(), () => this.workers(), () => this.queues(), () => this.eventLoopDelay()]);
     } catch (error) {
       if (!(error instanceof ServiceUnavailableException)) throw error;
       reply.status(503);
@@ -73,6 +75,10 @@ export class HealthHttpController {
     const check = this.indicators.check('workers');
     const empty = pools.filter((pool) => pool.instances === 0);
     return empty.length > 0 ? check.down({ reason: `no worker left for ${empty.map((p) => p.key).join(', ')}`, pools }) : check.up({ pools });
+  }
+
+  private queues() {
+    return this.indicators.check('queues').up({ schedulers: this.schedulers.status() });
   }
 
   private eventLoopDelay() {

@@ -31,6 +31,11 @@ export class ModelVersionSchedulers implements BeforeApplicationShutdown {
     return scheduler;
   }
 
+  /** Per version that has served: requests waiting in its queue and batches running. */
+  status(): { key: string; queued: number; runningBatches: number }[] {
+    return [...this.schedulers].map(([key, s]) => ({ key, queued: s.queuedCount, runningBatches: s.inflightCount }));
+  }
+
   /** What a version's scheduler has counted; zeros before its first request. */
   statisticsOf(version: ModelVersion): StatisticsSnapshot {
     return (this.schedulers.get(version.key) ?? this.for(version)).statisticsSnapshot();
