@@ -160,7 +160,9 @@ export class DynamicBatchScheduler {
       pending.unsubscribe = request.signal?.onAbort(() => this.cancel(pending));
       this.queue.push(pending);
       this.costs.recordArrival(enqueuedAt);
-      this.scheduleDispatch();
+      // A full batch has nothing to wait for: under load an event-loop turn can last long.
+      if (!this.policy.batching || this.queue.size >= this.policy.maxBatchSize) this.dispatch();
+      else this.scheduleDispatch();
     });
   }
 
@@ -181,7 +183,10 @@ export class DynamicBatchScheduler {
     return priority;
   }
 
-  /** Dispatch runs once per turn of the event loop, so requests parsed together batch together. */
+  /**
+   * A batch that may still grow is dispatched once per turn of the event loop, so that requests
+   * parsed together batch together.
+   */
   private scheduleDispatch(): void {
     if (this.dispatchScheduled) return;
     this.dispatchScheduled = true;
@@ -253,26 +258,42 @@ export class DynamicBatchScheduler {
   private async run(batch: Pending[]): Promise<void> {
     this.inflight++;
     const startedAt = now();
-    const first = batch[0].request;
+    let run: Awaited<ReturnType<BatchRunner>>;
+    let merging: number;
     try {
       const merged = mergeInputs(batch.map((p) => p.request.inputs));
-      const merging = now() - startedAt;
-      const { outputs, computeMicros } = await this.runBatch(merged, first.outputNames);
-      const returned = now();
-      const rows = batch.reduce((sum, p) => sum + p.rows, 0);
-      this.costs.recordRun(rows, returned - startedAt);
-      const split = splitOutputs(outputs, batch.map((p) => p.rows));
-      const timing: RunTiming = { inputMs: merging, inferMs: computeMicros / 1000, outputMs: now() - returned };
-      this.statistics.recordExecution(rows, timing.inputMs, timing.inferMs, timing.outputMs);
-      batch.forEach((pending, i) =>
-        this.settle(pending, undefined, { outputs: split[i], queueMicros: toMicros(startedAt - pending.enqueuedAt), computeMicros, batchSize: rows }, timing),
-      );
+      merging = now() - startedAt;
+      run = await this.runBatch(merged, batch[0].request.outputNames);
+    } catch (error) {
+      this.instanceFreed();
+      for (const pending of batch) this.settle(pending, error as Error);
+      return;
+    }
+    this.instanceFreed();
+    const returned = now();
+    const rows = batch.reduce((sum, p) => sum + p.rows, 0);
+    this.costs.recordRun(rows, returned - startedAt);
+    let split: Tensor[][];
+    try {
+      split = splitOutputs(run.outputs, batch.map((p) => p.rows));
     } catch (error) {
       for (const pending of batch) this.settle(pending, error as Error);
-    } finally {
-      this.inflight--;
-      this.scheduleDispatch();
+      return;
     }
+    const timing: RunTiming = { inputMs: merging, inferMs: run.computeMicros / 1000, outputMs: now() - returned };
+    this.statistics.recordExecution(rows, timing.inputMs, timing.inferMs, timing.outputMs);
+    batch.forEach((pending, i) =>
+      this.settle(pending, undefined, { outputs: split[i], queueMicros: toMicros(startedAt - pending.enqueuedAt), computeMicros: run.computeMicros, batchSize: rows }, timing),
+    );
+  }
+
+  /**
+   * The next batch leaves before this one's answers are written: what queued while it ran is
+   * ready, and the instance should not wait for the main thread's response work.
+   */
+  private instanceFreed(): void {
+    this.inflight--;
+    this.dispatch();
   }
 
   /** Out of the queue into a batch: the queue policy's timeout no longer applies. */
