@@ -12,14 +12,20 @@ export interface LoadOptions {
   readonly connections: number;
   readonly durationSeconds: number;
   readonly warmupSeconds: number;
+  /** Called just before the measured run starts and just after it ends (e.g. to sample CPU time). */
+  readonly onMeasureStart?: () => void | Promise<void>;
+  readonly onMeasureEnd?: () => void | Promise<void>;
 }
 
 export interface LoadResult extends LatencySummary {
-  /** Completed requests per second of the measured run. */
+  /** 2xx answers per second of the measured run (latencies are of the 2xx answers too). */
   readonly requestsPerSecond: number;
+  /** 2xx answers in the measured run. */
   readonly requests: number;
   readonly durationSeconds: number;
+  /** Answers other than 2xx, of which `rejected` were 503 (queue full). */
   readonly non2xx: number;
+  readonly rejected: number;
   readonly errors: number;
   readonly timeouts: number;
 }
@@ -46,12 +52,15 @@ async function once(options: LoadOptions, durationSeconds: number, latenciesMs?:
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   if (options.warmupSeconds > 0) await once(options, options.warmupSeconds);
   const latenciesMs: number[] = [];
+  await options.onMeasureStart?.();
   const result = await once(options, options.durationSeconds, latenciesMs);
+  await options.onMeasureEnd?.();
   return {
-    requestsPerSecond: result.requests.total / result.duration,
-    requests: result.requests.total,
+    requestsPerSecond: result['2xx'] / result.duration,
+    requests: result['2xx'],
     durationSeconds: result.duration,
     non2xx: result.non2xx,
+    rejected: result.statusCodeStats['503']?.count ?? 0,
     errors: result.errors,
     timeouts: result.timeouts,
     ...summarize(latenciesMs),

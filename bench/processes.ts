@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -22,15 +23,25 @@ export interface Child {
 export class Children {
   private readonly running = new Set<Child>();
 
-  /** Runs `node <script> ...args` with the bench's environment plus `env`. */
-  start(name: string, script: string, args: readonly string[] = [], env: Record<string, string> = {}): Child {
-    const proc = spawn(process.execPath, [script, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+  /**
+   * Runs `node <script> ...args` with the bench's environment plus `env`. With `stdoutFile`, the
+   * child writes its stdout straight to that file (a server's access log: the bench process, which
+   * also generates the load, does not read it), and `stdout()` is empty.
+   */
+  start(name: string, script: string, args: readonly string[] = [], env: Record<string, string> = {}, { stdoutFile }: { stdoutFile?: string } = {}): Child {
+    const stdoutFd = stdoutFile === undefined ? undefined : openSync(stdoutFile, 'a');
+    let proc: ChildProcess;
+    try {
+      proc = spawn(process.execPath, [script, ...args], {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', stdoutFd ?? 'pipe', 'pipe'],
+      });
+    } finally {
+      if (stdoutFd !== undefined) closeSync(stdoutFd); // the child holds its own copy
+    }
     let out = '';
     let err = '';
-    proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
     proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err = (err + chunk).slice(-TAIL_BYTES)));
     const exited = new Promise<number | string>((resolve) => {
       proc.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));

@@ -213,6 +213,47 @@ export function heavyModel(rows: number = HEAVY_DEFAULT_ROWS, layers: number = H
   });
 }
 
+/** Layer widths of the benchmark MLP: input, two hidden layers, output. */
+export const MLP_LAYER_SIZES = [512, 2048, 2048, 10] as const;
+export const MLP_INPUT = 'input';
+export const MLP_OUTPUT = 'logits';
+
+/**
+ * A compute-heavy model for the benchmark (not in the demo repository): an MLP 512 -> 2048 ->
+ * 2048 -> 10 in FP32 with a dynamic batch dimension, each layer MatMul + Add, ReLU between layers
+ * (onnxruntime's optimizer makes each layer one Gemm, with its ReLU: FusedGemm). Weights are uniform in +-sqrt(6 / fan_in) (He/Kaiming
+ * uniform, so activations keep their scale through the ReLUs) and biases in +-0.05, drawn from
+ * the seeded generator: rebuilt models are byte-identical. About 5.3 M weights, 21 MB.
+ */
+export function mlpModel(seed = 7): Uint8Array {
+  const random = mulberry32(seed);
+  const uniform = (length: number, limit: number): Float32Array =>
+    Float32Array.from({ length }, () => (random() - 0.5) * 2 * limit);
+  const layers = MLP_LAYER_SIZES.length - 1;
+  const initializers: onnx.ITensorProto[] = [];
+  const nodes: onnx.INodeProto[] = [];
+  let x = MLP_INPUT;
+  for (let k = 0; k < layers; k++) {
+    const [fanIn, fanOut] = [MLP_LAYER_SIZES[k]!, MLP_LAYER_SIZES[k + 1]!];
+    initializers.push(initializer(`W${k}`, uniform(fanIn * fanOut, Math.sqrt(6 / fanIn)), [fanIn, fanOut]));
+    initializers.push(initializer(`B${k}`, uniform(fanOut, 0.05), [fanOut]));
+    const last = k === layers - 1;
+    const sum = last ? MLP_OUTPUT : `z${k}`;
+    nodes.push(node('MatMul', [x, `W${k}`], [`xw${k}`]), node('Add', [`xw${k}`, `B${k}`], [sum]));
+    if (!last) {
+      nodes.push(node('Relu', [sum], [`h${k}`]));
+      x = `h${k}`;
+    }
+  }
+  return modelBytes({
+    name: 'mlp',
+    input: [tensorInfo(MLP_INPUT, DataType.FLOAT, ['batch', MLP_LAYER_SIZES[0]])],
+    output: [tensorInfo(MLP_OUTPUT, DataType.FLOAT, ['batch', MLP_LAYER_SIZES[layers]!])],
+    initializer: initializers,
+    node: nodes,
+  });
+}
+
 /**
  * The configuration the demo gives multi_io, to show the config file; classifier has none and is
  * served from what its ONNX file declares (Triton's auto-complete).
