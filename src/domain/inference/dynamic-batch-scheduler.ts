@@ -135,8 +135,9 @@ export class DynamicBatchScheduler {
         });
       }
       const enqueuedAt = now();
-      // Triton: the client's timeout counts only where the policy allows an override, and only lowers it.
-      const clientMs = queuePolicy.allowTimeoutOverride && request.timeoutMicros !== undefined ? request.timeoutMicros / 1000 : Infinity;
+      // Triton: the client's timeout counts only where the policy allows an override, only lowers
+      // it, and 0 means none.
+      const clientMs = queuePolicy.allowTimeoutOverride && request.timeoutMicros ? request.timeoutMicros / 1000 : Infinity;
       const policyMs = queuePolicy.defaultTimeoutMicros > 0 ? queuePolicy.defaultTimeoutMicros / 1000 : Infinity;
       const queueTimeoutMs = Math.min(policyMs, clientMs);
       const deadlineMs = this.limits.maxTimeoutMs;

@@ -36,3 +36,19 @@ function assertMentions(message: string, mentions: readonly string[]): void {
     assert.ok(message.includes(mention), `expected the message to mention ${JSON.stringify(mention)}, got: ${message}`);
   }
 }
+
+/**
+ * Awaits `promise` and asserts it rejects with a DomainError with `code` whose message contains every
+ * one of `mentions`; returns the error for further checks.
+ */
+export async function assertRejectsWithDomainError(promise: Promise<unknown>, code: DomainErrorCode, ...mentions: string[]): Promise<DomainError> {
+  let error: unknown;
+  await assert.rejects(promise, (thrown) => {
+    error = thrown;
+    return true;
+  });
+  assert.ok(error instanceof DomainError, `expected a DomainError, got ${String(error)}`);
+  assert.equal(error.code, code, `wrong code for: ${error.message}`);
+  assertMentions(error.message, mentions);
+  return error;
+}

@@ -54,6 +54,8 @@ export class RunInferenceHandler {
   }
 }
 
+/** The smaller of two client timeouts; 0 (Triton's "none") and absent do not count. */
 function earliest(a: number | undefined, b: number | undefined): number | undefined {
-  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
+  if (!a) return b || undefined;
+  return b ? Math.min(a, b) : a;
 }

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { validateInferenceRequest, type InferenceRequest } from '../../../../src/domain/inference/inference-request.js';
+import { schedulingParametersOf, validateInferenceRequest, type InferenceRequest, type ParameterValue } from '../../../../src/domain/inference/inference-request.js';
 import type { ModelSignature, Tensor } from '../../../../src/domain/inference/tensor.js';
 import { assertDomainError } from '../../support/domain-error.assertions.js';
 import { aTensor, spec } from '../../support/tensors.js';
@@ -164,4 +164,41 @@ describe('validateInferenceRequest', () => {
       assertDomainError(() => validate([image(), scale()], ['label', 'label']), 'INFERENCE.INVALID_OUTPUT', "output 'label'", 'more than once');
     });
   });
+});
+
+describe('schedulingParametersOf', () => {
+  const withParameters = (parameters: Record<string, ParameterValue>): InferenceRequest => ({ parameters, inputs: [], requestedOutputs: [] });
+
+  it('reads no priority and no timeout from a request without parameters', () => {
+    assert.deepEqual(schedulingParametersOf(withParameters({})), { priority: undefined, timeoutMicros: undefined });
+  });
+
+  it("reads Triton's priority (a level) and timeout (microseconds) parameters, ignoring the others", () => {
+    assert.deepEqual(schedulingParametersOf(withParameters({ priority: 2, timeout: 150_000, sequence_id: 'abc' })), { priority: 2, timeoutMicros: 150_000 });
+  });
+
+  it('accepts 0 for both', () => {
+    assert.deepEqual(schedulingParametersOf(withParameters({ priority: 0, timeout: 0 })), { priority: 0, timeoutMicros: 0 });
+  });
+
+  const refused: [string, ParameterValue][] = [
+    ['a negative number', -1],
+    ['a fraction', 1.5],
+    ['a number beyond the safe integers', 2 ** 53],
+    ['a string', '5'],
+    ['a boolean', true],
+  ];
+  for (const name of ['priority', 'timeout']) {
+    for (const [what, value] of refused) {
+      it(`refuses a ${name} that is ${what}, naming the parameter and the value`, () => {
+        assertDomainError(
+          () => schedulingParametersOf(withParameters({ [name]: value })),
+          'INFERENCE.INVALID_REQUEST',
+          `parameter '${name}'`,
+          JSON.stringify(value),
+          'non-negative integer',
+        );
+      });
+    }
+  }
 });

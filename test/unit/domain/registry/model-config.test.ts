@@ -8,6 +8,7 @@ import {
   type DeclaredModelConfig,
 } from '../../../../src/domain/registry/model-config.js';
 import type { ModelSignature } from '../../../../src/domain/inference/tensor.js';
+import { DEFAULT_MAX_QUEUE_DELAY_MICROS, DEFAULT_QUEUE_POLICY } from '../../../../src/domain/inference/scheduling-policy.js';
 import { assertDomainError } from '../../support/domain-error.assertions.js';
 import { spec } from '../../support/tensors.js';
 import { aModelConfig } from '../../support/model-version.mother.js';
@@ -174,6 +175,120 @@ describe('completeModelConfig', () => {
     assert.equal(config.intraOpThreads, 4);
     assert.equal(config.interOpThreads, 2);
     assert.equal(config.allowSpinning, true);
+  });
+});
+
+describe('completeModelConfig: scheduling', () => {
+  it('batches a model whose max_batch_size is above 1, with Triton defaults for everything undeclared', () => {
+    assert.deepEqual(complete({ maxBatchSize: 4 }).scheduling, {
+      batching: true,
+      maxBatchSize: 4,
+      preferredBatchSizes: [],
+      maxQueueDelayMicros: DEFAULT_MAX_QUEUE_DELAY_MICROS,
+      adaptiveQueueDelay: false,
+      priorityLevels: 0,
+      defaultPriorityLevel: 0,
+      defaultQueuePolicy: DEFAULT_QUEUE_POLICY,
+      priorityQueuePolicies: new Map(),
+    });
+  });
+
+  it('does not batch a model whose max_batch_size is 0 or 1', () => {
+    assert.equal(complete({ maxBatchSize: 0 }).scheduling.batching, false);
+    assert.equal(complete({ maxBatchSize: 1 }).scheduling.batching, false);
+    assert.equal(complete({}, fixedFile).scheduling.batching, false);
+  });
+
+  it('takes the max_batch_size auto-completed from the file', () => {
+    assert.equal(complete({}).scheduling.maxBatchSize, DEFAULT_MAX_BATCH_SIZE);
+  });
+
+  it('keeps the declared dynamic_batching, completing partial queue policies from the default one', () => {
+    const scheduling = complete({
+      maxBatchSize: 16,
+      adaptiveQueueDelay: true,
+      dynamicBatching: {
+        preferredBatchSizes: [4, 16],
+        maxQueueDelayMicros: 500,
+        priorityLevels: 3,
+        defaultPriorityLevel: 2,
+        defaultQueuePolicy: { timeoutAction: 'DELAY', defaultTimeoutMicros: 100_000 },
+        priorityQueuePolicies: new Map([[1, { maxQueueSize: 10 }]]),
+      },
+    }).scheduling;
+    assert.deepEqual(scheduling, {
+      batching: true,
+      maxBatchSize: 16,
+      preferredBatchSizes: [4, 16],
+      maxQueueDelayMicros: 500,
+      adaptiveQueueDelay: true,
+      priorityLevels: 3,
+      defaultPriorityLevel: 2,
+      defaultQueuePolicy: { ...DEFAULT_QUEUE_POLICY, timeoutAction: 'DELAY', defaultTimeoutMicros: 100_000 },
+      priorityQueuePolicies: new Map([[1, { ...DEFAULT_QUEUE_POLICY, maxQueueSize: 10 }]]),
+    });
+  });
+
+  it('puts requests that name no level at the last level when no default level is declared', () => {
+    const scheduling = complete({ dynamicBatching: { priorityLevels: 4 } }).scheduling;
+    assert.equal(scheduling.defaultPriorityLevel, 4);
+  });
+
+  it('accepts a preferred batch size equal to max_batch_size, and 1 on a model that does not batch', () => {
+    assert.deepEqual(complete({ maxBatchSize: 8, dynamicBatching: { preferredBatchSizes: [8] } }).scheduling.preferredBatchSizes, [8]);
+    assert.deepEqual(complete({ maxBatchSize: 0, dynamicBatching: { preferredBatchSizes: [1] } }).scheduling.preferredBatchSizes, [1]);
+  });
+
+  describe('refuses', () => {
+    it('a preferred batch size above max_batch_size, naming both', () => {
+      assertDomainError(
+        () => complete({ maxBatchSize: 4, dynamicBatching: { preferredBatchSizes: [2, 8] } }),
+        'REGISTRY.INVALID_CONFIG',
+        'dynamic_batching.preferred_batch_size 8',
+        'max_batch_size 4',
+      );
+    });
+
+    it('a preferred batch size of 0', () => {
+      assertDomainError(() => complete({ maxBatchSize: 4, dynamicBatching: { preferredBatchSizes: [0] } }), 'REGISTRY.INVALID_CONFIG', 'preferred_batch_size 0');
+    });
+
+    it('a preferred batch size above 1 on a model that does not batch', () => {
+      assertDomainError(() => complete({ maxBatchSize: 0, dynamicBatching: { preferredBatchSizes: [2] } }), 'REGISTRY.INVALID_CONFIG', 'preferred_batch_size 2');
+    });
+
+    it('a default_priority_level above priority_levels', () => {
+      assertDomainError(
+        () => complete({ dynamicBatching: { priorityLevels: 2, defaultPriorityLevel: 3 } }),
+        'REGISTRY.INVALID_CONFIG',
+        'dynamic_batching.default_priority_level 3',
+        'priority_levels 2',
+      );
+    });
+
+    it('a default_priority_level without priority_levels', () => {
+      assertDomainError(() => complete({ dynamicBatching: { defaultPriorityLevel: 1 } }), 'REGISTRY.INVALID_CONFIG', 'default_priority_level 1', 'needs priority_levels');
+    });
+
+    for (const level of [0, 3]) {
+      it(`a priority_queue_policy for level ${level} of a model with 2 levels`, () => {
+        assertDomainError(
+          () => complete({ dynamicBatching: { priorityLevels: 2, priorityQueuePolicies: new Map([[level, { maxQueueSize: 1 }]]) } }),
+          'REGISTRY.INVALID_CONFIG',
+          `dynamic_batching.priority_queue_policy names level ${level}`,
+          'priority_levels is 2',
+        );
+      });
+    }
+
+    it('a priority_queue_policy on a model without priority levels', () => {
+      assertDomainError(
+        () => complete({ dynamicBatching: { priorityQueuePolicies: new Map([[1, {}]]) } }),
+        'REGISTRY.INVALID_CONFIG',
+        'priority_queue_policy names level 1',
+        'priority_levels is 0',
+      );
+    });
   });
 });
 

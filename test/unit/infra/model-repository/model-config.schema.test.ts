@@ -73,6 +73,74 @@ describe('parseModelConfig', () => {
     assert.equal(withParameter('inter_op_thread_count', '256').interOpThreads, 256);
   });
 
+  describe('dynamic_batching', () => {
+    it("maps Triton's dynamic_batching section, microseconds given as numbers or as protobuf's decimal strings", () => {
+      const declared = parse({
+        max_batch_size: 8,
+        dynamic_batching: {
+          preferred_batch_size: [4, 8],
+          max_queue_delay_microseconds: '100',
+          priority_levels: 2,
+          default_priority_level: 1,
+          default_queue_policy: { timeout_action: 'DELAY', default_timeout_microseconds: 5000, allow_timeout_override: false, max_queue_size: 16 },
+          priority_queue_policy: { '2': { max_queue_size: 4, default_timeout_microseconds: '250' } },
+        },
+      });
+      assert.deepEqual(declared.dynamicBatching, {
+        preferredBatchSizes: [4, 8],
+        maxQueueDelayMicros: 100,
+        priorityLevels: 2,
+        defaultPriorityLevel: 1,
+        defaultQueuePolicy: { timeoutAction: 'DELAY', defaultTimeoutMicros: 5000, allowTimeoutOverride: false, maxQueueSize: 16 },
+        priorityQueuePolicies: new Map([[2, { maxQueueSize: 4, defaultTimeoutMicros: 250 }]]),
+      });
+    });
+
+    it('leaves out of a queue policy what the file leaves out, so the defaults fill it', () => {
+      const declared = parse({ dynamic_batching: { default_queue_policy: { max_queue_size: 3 } } });
+      assert.deepEqual(declared.dynamicBatching?.defaultQueuePolicy, { maxQueueSize: 3 });
+    });
+
+    it('declares an empty section as no setting at all', () => {
+      const declared = parse({ dynamic_batching: {} });
+      assert.ok(declared.dynamicBatching);
+      assert.deepEqual(definedFields(declared.dynamicBatching as DeclaredModelConfig), []);
+    });
+
+    it('reads parameters.adaptive_queue_delay as a flag', () => {
+      assert.equal(withParameter('adaptive_queue_delay', '1').adaptiveQueueDelay, true);
+      assert.equal(withParameter('adaptive_queue_delay', 'false').adaptiveQueueDelay, false);
+      assert.equal(parse({}).adaptiveQueueDelay, undefined);
+    });
+
+    describe('refuses, naming the field', () => {
+      const refused: [string, object, string[]][] = [
+        ['a timeout action other than REJECT and DELAY', { default_queue_policy: { timeout_action: 'DROP' } }, ['dynamic_batching.default_queue_policy.timeout_action']],
+        ['a timeout that is not a whole number', { default_queue_policy: { default_timeout_microseconds: 'soon' } }, ['dynamic_batching.default_queue_policy.default_timeout_microseconds', 'non-negative integer']],
+        ['an allow_timeout_override that is not a boolean', { default_queue_policy: { allow_timeout_override: 'yes' } }, ['dynamic_batching.default_queue_policy.allow_timeout_override']],
+        ['a negative max_queue_size of a level', { priority_queue_policy: { '1': { max_queue_size: -1 } } }, ['dynamic_batching.priority_queue_policy.1.max_queue_size']],
+        ['a field a queue policy does not have', { priority_queue_policy: { '1': { timeout: 5 } } }, ['dynamic_batching.priority_queue_policy.1', 'timeout']],
+        ['a level 0 in priority_queue_policy', { priority_queue_policy: { '0': {} } }, ['dynamic_batching.priority_queue_policy']],
+        ['a level that is not a number in priority_queue_policy', { priority_queue_policy: { high: {} } }, ['dynamic_batching.priority_queue_policy']],
+        ['a fractional max_queue_delay_microseconds', { max_queue_delay_microseconds: '1.5' }, ['dynamic_batching.max_queue_delay_microseconds', 'non-negative integer']],
+        ['a negative max_queue_delay_microseconds', { max_queue_delay_microseconds: -5 }, ['dynamic_batching.max_queue_delay_microseconds']],
+        ['a preferred batch size of 0', { preferred_batch_size: [4, 0] }, ['dynamic_batching.preferred_batch_size.1']],
+        ['more than 1000 priority levels', { priority_levels: 1001 }, ['dynamic_batching.priority_levels']],
+        ['a negative default_priority_level', { default_priority_level: -1 }, ['dynamic_batching.default_priority_level']],
+        ['a field dynamic_batching does not have (a typo)', { max_queue_delay_us: 100 }, ['dynamic_batching', 'max_queue_delay_us']],
+      ];
+      for (const [what, section, mentions] of refused) {
+        it(what, () => {
+          assertErrorMentions(() => parse({ dynamic_batching: section }), ['config.json', ...mentions]);
+        });
+      }
+
+      it('an adaptive_queue_delay that is not a flag', () => {
+        assertErrorMentions(() => withParameter('adaptive_queue_delay', 'maybe'), ['parameters.adaptive_queue_delay', "'maybe'"]);
+      });
+    });
+  });
+
   describe('refuses, naming the field', () => {
     it('text that is not JSON', () => {
       assertErrorMentions(() => parseModelConfig('{ "max_batch_size": 4, }'), ['config.json is not valid JSON']);
@@ -171,6 +239,45 @@ describe('toConfigFile', () => {
     const { config, again } = roundTrip({});
     assert.deepEqual(again, config);
     assert.deepEqual(again.versionPolicy, { kind: 'latest', numVersions: 1 });
+  });
+
+  it('round-trips dynamic_batching, its queue policies and the adaptive delay', () => {
+    const { config, again } = roundTrip({
+      maxBatchSize: 8,
+      adaptiveQueueDelay: true,
+      dynamicBatching: {
+        preferredBatchSizes: [4, 8],
+        maxQueueDelayMicros: 2500,
+        priorityLevels: 3,
+        defaultPriorityLevel: 2,
+        defaultQueuePolicy: { timeoutAction: 'DELAY', defaultTimeoutMicros: 100_000, allowTimeoutOverride: false, maxQueueSize: 64 },
+        priorityQueuePolicies: new Map([
+          [1, { maxQueueSize: 4 }],
+          [3, { timeoutAction: 'REJECT', defaultTimeoutMicros: 50 }],
+        ]),
+      },
+    });
+    assert.deepEqual(again, config);
+    assert.equal(again.scheduling.adaptiveQueueDelay, true);
+    assert.equal(again.scheduling.priorityQueuePolicies.get(3)?.defaultTimeoutMicros, 50);
+  });
+
+  it("writes dynamic_batching with Triton's field names, every queue policy complete", () => {
+    const config = completeModelConfig(
+      'resnet',
+      { dynamicBatching: { preferredBatchSizes: [4], maxQueueDelayMicros: 100, priorityLevels: 2, priorityQueuePolicies: new Map([[1, { maxQueueSize: 2 }]]) } },
+      fileSignature,
+    );
+    const file = toConfigFile(config);
+    assert.deepEqual(file.dynamic_batching, {
+      preferred_batch_size: [4],
+      max_queue_delay_microseconds: 100,
+      priority_levels: 2,
+      default_priority_level: 2,
+      default_queue_policy: { timeout_action: 'REJECT', default_timeout_microseconds: 0, allow_timeout_override: true, max_queue_size: 0 },
+      priority_queue_policy: { '1': { timeout_action: 'REJECT', default_timeout_microseconds: 0, allow_timeout_override: true, max_queue_size: 2 } },
+    });
+    assert.deepEqual(file.parameters?.adaptive_queue_delay, { string_value: '0' });
   });
 
   it("writes Triton's field names and datatypes", () => {
