@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { heavyModel } from '../../scripts/build-models.js';
+import { classifierModel, heavyModel } from '../../scripts/build-models.js';
 import { getJson, makeRepository, modelStatistics, postJsonWith, startTestServer, type TestServer } from '../support/test-server.js';
 
 /**
@@ -287,5 +287,29 @@ describe('MAX_REQUEST_TIMEOUT_MS', () => {
     assert.equal(stats.execution_count, 1);
     assert.equal(stats.inference_count, 0);
     assert.equal(stats.inference_stats.fail.count, 1);
+  });
+});
+
+describe('one queue per model', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer(await makeRepository([busyModel('slow'), { name: 'fast', onnx: classifierModel() }]));
+  });
+  after(() => server.close());
+
+  it("answers another model's requests while a slow model's only instance runs and more wait in its queue", async () => {
+    const slow = [inferOn(server.url, 'slow'), inferOn(server.url, 'slow'), inferOn(server.url, 'slow')];
+    await engineShows(server.url, 'slow', 1, 0);
+    let slowDone = false;
+    void Promise.all(slow).then(() => (slowDone = true));
+
+    const fast = await Promise.all(
+      [1, 2, 3].map(() =>
+        postJsonWith(`${server.url}/v2/models/fast/infer`, { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }] }, {}),
+      ),
+    );
+    assert.deepEqual(fast.map((a) => a.status), [200, 200, 200]);
+    assert.equal(slowDone, false, 'the slow model was still busy when the fast one answered');
+    for (const answer of await Promise.all(slow)) assert.equal(answer.status, 200);
   });
 });
