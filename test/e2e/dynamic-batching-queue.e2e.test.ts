@@ -129,6 +129,18 @@ describe('queue policy with the only instance busy', () => {
     assert.equal(stats.inference_count, 2);
   });
 
+  it('refuses a request to a full queue before reading its body', async () => {
+    const busy = await occupy(url, 'queue_of_1');
+    const queued = infer('queue_of_1');
+    await schedulerShows(url, 'queue_of_1', 1);
+    // A body that is not JSON: a 400 would show it had been read.
+    const response = await fetch(`${url}/v2/models/queue_of_1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' });
+    assert.equal(response.status, 503);
+    assert.equal(response.headers.get('retry-after'), '1');
+    assert.deepEqual(await response.json(), { error: 'the queue of this model is full (max_queue_size 1); retry later' });
+    await assertServedThenIdle(url, 'queue_of_1', [...busy, queued]);
+  });
+
   it("answers 504 once a request's timeout passes in the queue, while the run ahead goes on, and never computes it", async () => {
     const [running] = await occupy(url, 'deadlines');
     let runningAnswered = false;

@@ -123,17 +123,30 @@ export class DynamicBatchScheduler {
     return this.statistics.snapshot();
   }
 
+  /**
+   * The refusal a request of the default priority would get now because the queue is full, if it
+   * would: lets a transport refuse before it reads and decodes the request. Only for a model with
+   * a single priority level, where every request's level is known without reading it.
+   */
+  refusalBeforeReading(): DomainError | undefined {
+    if (this.policy.priorityLevels > 0) return undefined;
+    return this.queueFull(1);
+  }
+
+  private queueFull(priorityLevel: number): DomainError | undefined {
+    const { maxQueueSize } = queuePolicyOf(this.policy, priorityLevel);
+    if (maxQueueSize === 0 || this.queue.sizeAt(priorityLevel) < maxQueueSize) return undefined;
+    return new DomainError('INFERENCE.QUEUE_FULL', `the queue of this model is full (max_queue_size ${maxQueueSize}); retry later`, { retryAfterSeconds: 1 });
+  }
+
   enqueue(request: SchedulerRequest): Promise<SchedulerResult> {
     return new Promise((resolve, reject) => {
       if (this.stopped !== undefined) throw new DomainError('REGISTRY.VERSION_NOT_READY', this.stopped);
       if (request.signal?.aborted) throw cancelled();
       const priorityLevel = this.levelOf(request.priority);
       const queuePolicy = queuePolicyOf(this.policy, priorityLevel);
-      if (queuePolicy.maxQueueSize > 0 && this.queue.sizeAt(priorityLevel) >= queuePolicy.maxQueueSize) {
-        throw new DomainError('INFERENCE.QUEUE_FULL', `the queue of this model is full (max_queue_size ${queuePolicy.maxQueueSize}); retry later`, {
-          retryAfterSeconds: 1,
-        });
-      }
+      const full = this.queueFull(priorityLevel);
+      if (full) throw full;
       const enqueuedAt = now();
       // Triton: the client's timeout counts only where the policy allows an override, only lowers
       // it, and 0 means none.

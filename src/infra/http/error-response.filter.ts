@@ -1,5 +1,6 @@
 import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { HTTP_STATUS_OF } from './domain-error-status.js';
 
@@ -41,6 +42,14 @@ export class ErrorResponseFilter implements ExceptionFilter {
     if (status !== 500) return { status, message: (error as Error).message };
     return { status, message: `internal error: ${(error as Error)?.message ?? String(error)}` };
   }
+}
+
+/** A domain error written on a raw response, for the code that answers before Fastify's reply exists. */
+export function writeDomainError(res: ServerResponse, error: DomainError): void {
+  res.statusCode = HTTP_STATUS_OF[error.code];
+  res.setHeader('content-type', 'application/json');
+  if (error.details.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(error.details.retryAfterSeconds));
+  res.end(JSON.stringify({ error: error.message }));
 }
 
 function isFastifyError(error: unknown): error is FastifyError {

@@ -1,4 +1,5 @@
-import { Module } from '@nestjs/common';
+import { Module, RequestMethod, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import { RefuseWhenQueueFullMiddleware } from './run-inference/refuse-when-queue-full.middleware.js';
 import { RegistryModule } from '../registry/registry.module.js';
 import { InferHttpController } from './run-inference/infer.http.controller.js';
 import { RunInferenceHandler } from './run-inference/run-inference.handler.js';
@@ -13,4 +14,11 @@ import { ModelStatisticsHttpController } from './get-model-statistics/model-stat
   providers: [RunInferenceHandler, ModelVersionSchedulers, GetModelStatisticsHandler],
   exports: [ModelVersionSchedulers],
 })
-export class InferenceModule {}
+export class InferenceModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(RefuseWhenQueueFullMiddleware).forRoutes(
+      { path: 'v2/models/:model/infer', method: RequestMethod.POST },
+      { path: 'v2/models/:model/versions/:version/infer', method: RequestMethod.POST },
+    );
+  }
+}

@@ -1,6 +1,7 @@
 import { Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
 import { DynamicBatchScheduler } from '../../domain/inference/dynamic-batch-scheduler.js';
 import type { StatisticsSnapshot } from '../../domain/inference/inference-statistics.js';
+import type { DomainError } from '../../domain/shared/domain-error.js';
 import { InferenceEngine } from '../../domain/inference/inference-engine.port.js';
 import type { ModelVersion } from '../../domain/registry/model-version.js';
 import { AppConfig } from '../../infra/config/app-config.js';
@@ -34,6 +35,11 @@ export class ModelVersionSchedulers implements BeforeApplicationShutdown {
   /** Per version that has served: requests waiting in its queue and batches running. */
   status(): { key: string; queued: number; runningBatches: number }[] {
     return [...this.schedulers].map(([key, s]) => ({ key, queued: s.queuedCount, runningBatches: s.inflightCount }));
+  }
+
+  /** The refusal a request to this version gets before it is read (queue full), if any. */
+  refusalBeforeReading(version: ModelVersion): DomainError | undefined {
+    return this.schedulers.get(version.key)?.refusalBeforeReading();
   }
 
   /** What a version's scheduler has counted; zeros before its first request. */

@@ -12,6 +12,10 @@ export class ModelRegistry {
     return [...this.models.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  find(name: string): Model | undefined {
+    return this.models.get(name);
+  }
+
   get(name: string): Model {
     const model = this.models.get(name);
     if (!model) throw new DomainError('REGISTRY.MODEL_NOT_FOUND', `unknown model '${name}'`);

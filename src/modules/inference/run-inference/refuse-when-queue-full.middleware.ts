@@ -1,0 +1,50 @@
+import { Injectable, type NestMiddleware } from '@nestjs/common';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { writeDomainError } from '../../../infra/http/error-response.filter.js';
+import { annotateAccessLog } from '../../observability/access-log.js';
+import { ModelRegistry } from '../../registry/model-registry.js';
+import { ModelVersionSchedulers } from '../model-version-schedulers.js';
+
+const INFER_PATH = /^\/v2\/models\/([^/?]+)(?:\/versions\/([1-9]\d{0,15}))?\/infer(?:\?|$)/;
+
+/**
+ * Refuses an inference request whose model's queue is full before its body is read: at twice the
+ * rate a model can take, reading and decoding the requests it will refuse anyway would take the
+ * main thread from the ones it accepts (measured: 97% busy, refusals answered in seconds). The
+ * decision stays the scheduler's; this only asks it earlier. Anything it cannot decide from the
+ * URL (an unknown model, priorities read from the body) goes on to the handler.
+ */
+@Injectable()
+export class RefuseWhenQueueFullMiddleware implements NestMiddleware {
+  constructor(
+    private readonly registry: ModelRegistry,
+    private readonly schedulers: ModelVersionSchedulers,
+  ) {}
+
+  use(req: IncomingMessage, res: ServerResponse, next: () => void): void {
+    // Middleware mounted on a path sees `url` with that path stripped (Express's rule).
+    const match = INFER_PATH.exec((req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '');
+    const model = match && safeDecode(match[1]);
+    const refusal = model && this.refusal(model, match[2] === undefined ? undefined : Number(match[2]));
+    if (!refusal) {
+      next();
+      return;
+    }
+    annotateAccessLog(req, { model, version: match[2] });
+    writeDomainError(res, refusal);
+  }
+
+  private refusal(modelName: string, version: number | undefined) {
+    const model = this.registry.find(modelName);
+    const served = model?.readyVersions.find((v) => version === undefined || v.version === version);
+    return served && this.schedulers.refusalBeforeReading(served);
+  }
+}
+
+function safeDecode(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined; // malformed escapes: the router answers it
+  }
+}
