@@ -623,7 +623,7 @@ async function main(): Promise<number> {
         }
       }
       if (!rejectedOk && o.rejected.count > 0 && o.answeredPerSecond >= 0.95 * o.offeredRate && overload.window.cpu) {
-        reasons.push(`a 503 is answered on the main thread after its body is parsed (${mainThreadText(overload.window.cpu)})`);
+        reasons.push(`a 503 is answered on the main thread, which it shares with the accepted requests' parsing and answers (${mainThreadText(overload.window.cpu)})`);
       }
     }
     rows.push({
