@@ -47,7 +47,8 @@ const dynamicBatchingSchema = z.strictObject({
   priority_levels: z.number().int().min(0).max(1000).optional(),
   default_priority_level: z.number().int().min(0).optional(),
   default_queue_policy: queuePolicySchema.optional(),
-  priority_queue_policy: z.record(z.string().regex(/^[1-9]\d*$/, 'must be a priority level (a positive integer)'), queuePolicySchema).optional(),
+  // Keys are checked in toDynamicBatching: zod reports a bad record key without its message.
+  priority_queue_policy: z.record(z.string(), queuePolicySchema).optional(),
 });
 
 export const modelConfigSchema = z.strictObject({
@@ -138,9 +139,15 @@ function toDynamicBatching(section: z.infer<typeof dynamicBatchingSchema>): Decl
     priorityLevels: section.priority_levels,
     defaultPriorityLevel: section.default_priority_level,
     defaultQueuePolicy: section.default_queue_policy && toPolicy(section.default_queue_policy),
-    priorityQueuePolicies:
-      section.priority_queue_policy && new Map(Object.entries(section.priority_queue_policy).map(([level, policy]) => [Number(level), toPolicy(policy)])),
+    priorityQueuePolicies: section.priority_queue_policy && new Map(Object.entries(section.priority_queue_policy).map(([level, policy]) => [priorityLevel(level), toPolicy(policy)])),
   };
+}
+
+function priorityLevel(key: string): number {
+  if (!/^[1-9]\d{0,8}$/.test(key)) {
+    throw new Error(`config.json: dynamic_batching.priority_queue_policy: '${key}' is not a priority level (a positive integer)`);
+  }
+  return Number(key);
 }
 
 /** Spreading `{key: undefined}` over a default would erase the default. */
