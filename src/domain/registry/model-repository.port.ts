@@ -17,4 +17,6 @@ export interface ModelDirectory {
 /** Port to the model repository (Triton's word for the directory of models and their versions). */
 export abstract class ModelRepository {
   abstract scan(): Promise<ModelDirectory[]>;
+  /** sha256 of a model file, hex: what identifies the bytes a version was loaded from. */
+  abstract sha256(modelPath: string): Promise<string>;
 }

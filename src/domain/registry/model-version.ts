@@ -1,6 +1,15 @@
 import { DomainError } from '../shared/domain-error.js';
 import type { ModelConfig } from './model-config.js';
 
+/** What a version is once loaded: the configuration it serves with and the facts of its load. */
+export interface LoadedVersion {
+  readonly config: ModelConfig;
+  readonly executionProvider: string;
+  /** sha256 of the model file, hex. */
+  readonly fileSha256: string;
+  readonly loadedAt: Date;
+}
+
 /** Triton's model-version states. */
 export type ModelVersionState = 'UNKNOWN' | 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE';
 
@@ -15,6 +24,7 @@ export class ModelVersion {
     private _config?: ModelConfig,
     private _executionProvider?: string,
     private _loadedAt?: Date,
+    private _fileSha256?: string,
   ) {}
 
   static register(modelName: string, version: number, path: string): ModelVersion {
@@ -39,6 +49,10 @@ export class ModelVersion {
   get loadedAt(): Date | undefined {
     return this._loadedAt;
   }
+  /** sha256 of the model file it was last loaded from. */
+  get fileSha256(): string | undefined {
+    return this._fileSha256;
+  }
   get isReady(): boolean {
     return this._state === 'READY';
   }
@@ -53,13 +67,14 @@ export class ModelVersion {
     this._reason = '';
   }
 
-  markReady(config: ModelConfig, executionProvider: string, at: Date): void {
+  markReady(loaded: LoadedVersion): void {
     this.requireState('become ready', 'LOADING');
     this._state = 'READY';
     this._reason = '';
-    this._config = config;
-    this._executionProvider = executionProvider;
-    this._loadedAt = at;
+    this._config = loaded.config;
+    this._executionProvider = loaded.executionProvider;
+    this._loadedAt = loaded.loadedAt;
+    this._fileSha256 = loaded.fileSha256;
   }
 
   markFailed(reason: string): void {

@@ -1,25 +1,41 @@
+import { AggregateRoot } from '../shared/aggregate-root.js';
 import { DomainError } from '../shared/domain-error.js';
-import type { ModelVersion } from './model-version.js';
+import type { ModelEvent } from './model-events.js';
+import type { LoadedVersion, ModelVersion } from './model-version.js';
 
-/** A model of the repository and the versions chosen to be served. */
-export class Model {
+/**
+ * A model of the repository and its versions. Version transitions go through the model, which
+ * checks the invariants that involve more than one version (which one serves) and records the
+ * events other contexts react to.
+ */
+export class Model extends AggregateRoot<ModelEvent> {
   private readonly versionsByNumber = new Map<number, ModelVersion>();
+  /** The version an operator made the default (hot swap); absent: the highest READY one serves. */
+  private pinnedDefault?: number;
 
   private constructor(
     readonly name: string,
     /** Why the model as a whole cannot serve (e.g. no version directory), empty when it can. */
     readonly problem: string,
-  ) {}
+  ) {
+    super();
+  }
 
   static discover(name: string, versions: readonly ModelVersion[], problem = ''): Model {
     const model = new Model(name, problem);
-    for (const version of versions) {
-      if (version.modelName !== name) {
-        throw new DomainError('REGISTRY.INVALID_TRANSITION', `version ${version.version} belongs to '${version.modelName}', not '${name}'`);
-      }
-      model.versionsByNumber.set(version.version, version);
-    }
+    for (const version of versions) model.addVersion(version);
     return model;
+  }
+
+  /** A version directory that appeared (an upload, a new load): UNKNOWN until it loads. */
+  addVersion(version: ModelVersion): void {
+    if (version.modelName !== this.name) {
+      throw new DomainError('REGISTRY.INVALID_TRANSITION', `version ${version.version} belongs to '${version.modelName}', not '${this.name}'`);
+    }
+    if (this.versionsByNumber.has(version.version)) {
+      throw new DomainError('REGISTRY.INVALID_TRANSITION', `model '${this.name}' already has version ${version.version}`);
+    }
+    this.versionsByNumber.set(version.version, version);
   }
 
   /** Versions, highest first. */
@@ -35,6 +51,11 @@ export class Model {
     return this.readyVersions.length > 0;
   }
 
+  /** The version an operator pinned as the default, if any. */
+  get defaultVersion(): number | undefined {
+    return this.pinnedDefault;
+  }
+
   /** A version this model serves or tried to; throws VERSION_NOT_FOUND for any other. */
   version(number: number): ModelVersion {
     const version = this.versionsByNumber.get(number);
@@ -46,8 +67,9 @@ export class Model {
   }
 
   /**
-   * The version that serves a request: the one named, or else the highest READY one (Triton's rule).
-   * Throws VERSION_NOT_FOUND for a version that is not served and VERSION_NOT_READY when it is not READY.
+   * The version that serves a request: the one named, else the pinned default, else the highest
+   * READY one (Triton's rule). Throws VERSION_NOT_FOUND for a version that is not served and
+   * VERSION_NOT_READY when it is not READY.
    */
   versionToServe(requested?: number): ModelVersion {
     if (requested !== undefined) {
@@ -57,11 +79,85 @@ export class Model {
       }
       return version;
     }
-    const [latest] = this.readyVersions;
-    if (!latest) {
+    const serving = this.servingVersion();
+    if (!serving) {
       const why = this.problem || (this.versions.length === 0 ? 'it has no versions' : '') || this.versions.map((v) => `version ${v.version} is ${v.state}${v.reason ? ` (${v.reason})` : ''}`).join('; ');
       throw new DomainError('REGISTRY.VERSION_NOT_READY', `model '${this.name}' has no READY version: ${why}`);
     }
-    return latest;
+    return serving;
+  }
+
+  /** The version that serves requests naming none, if one can. */
+  servingVersion(): ModelVersion | undefined {
+    const pinned = this.pinnedDefault === undefined ? undefined : this.versionsByNumber.get(this.pinnedDefault);
+    return pinned?.isReady ? pinned : this.readyVersions[0];
+  }
+
+  startLoading(number: number): ModelVersion {
+    const version = this.version(number);
+    version.markLoading();
+    return version;
+  }
+
+  finishLoading(number: number, loaded: LoadedVersion): void {
+    const before = this.servingVersion()?.version;
+    const version = this.version(number);
+    version.markReady(loaded);
+    this.record({ type: 'ModelVersionLoaded', occurredAt: loaded.loadedAt, modelName: this.name, version: number, fileSha256: loaded.fileSha256 });
+    this.recordServingChange(before, loaded.loadedAt);
+  }
+
+  failLoading(number: number, reason: string, at: Date): void {
+    this.version(number).markFailed(reason);
+    this.record({ type: 'ModelVersionFailed', occurredAt: at, modelName: this.name, version: number, reason });
+  }
+
+  /**
+   * Makes a READY version the one that serves requests naming none: the hot swap's switch. Only a
+   * READY version can; the switch is atomic (the next request is routed to it).
+   */
+  makeDefault(number: number, at: Date): void {
+    const version = this.version(number);
+    if (!version.isReady) {
+      throw new DomainError('REGISTRY.INVALID_TRANSITION', `version ${number} of '${this.name}' is ${version.state}: only a READY version can become the default`);
+    }
+    const before = this.servingVersion()?.version;
+    this.pinnedDefault = number;
+    this.recordServingChange(before, at);
+  }
+
+  /**
+   * Takes a READY version out of service. The version that serves requests naming none may go
+   * only when another READY version takes over, unless forced: a pinned default must first be
+   * replaced by another (makeDefault), so a swap never leaves the model without a version.
+   */
+  startUnloading(number: number, at: Date, { force = false } = {}): ModelVersion {
+    const version = this.version(number);
+    const serving = this.servingVersion();
+    if (!force && serving?.version === number) {
+      const successor = this.readyVersions.find((v) => v.version !== number);
+      if (this.pinnedDefault === number || !successor) {
+        throw new DomainError(
+          'REGISTRY.INVALID_TRANSITION',
+          successor
+            ? `version ${number} of '${this.name}' is the default version: make another READY version the default first, or force the unload`
+            : `version ${number} of '${this.name}' is its only READY version: load another first, or force the unload`,
+        );
+      }
+    }
+    version.beginUnload();
+    if (this.pinnedDefault === number) this.pinnedDefault = undefined;
+    this.recordServingChange(serving?.version, at);
+    return version;
+  }
+
+  finishUnloading(number: number, at: Date): void {
+    this.version(number).markUnloaded();
+    this.record({ type: 'ModelVersionUnloaded', occurredAt: at, modelName: this.name, version: number });
+  }
+
+  private recordServingChange(before: number | undefined, at: Date): void {
+    const after = this.servingVersion()?.version;
+    if (after !== before) this.record({ type: 'DefaultVersionChanged', occurredAt: at, modelName: this.name, from: before, to: after });
   }
 }

@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { ModelRepository, type ModelDirectory, type VersionDirectory } from '../../domain/registry/model-repository.port.js';
 import { parseModelConfig } from './model-config.schema.js';
@@ -10,6 +13,12 @@ export const MODEL_FILE = 'model.onnx';
 export class FileSystemModelRepository extends ModelRepository {
   constructor(private readonly root: string) {
     super();
+  }
+
+  async sha256(modelPath: string): Promise<string> {
+    const hash = createHash('sha256');
+    await pipeline(createReadStream(modelPath), hash);
+    return hash.digest('hex');
   }
 
   async scan(): Promise<ModelDirectory[]> {

@@ -45,6 +45,7 @@ export function aModelVersion(): ModelVersionBuilder {
 }
 
 export const LOADED_AT = new Date('2024-01-02T03:04:05.000Z');
+export const FILE_SHA256 = 'ab'.repeat(32);
 
 export class ModelVersionBuilder {
   private modelName = 'resnet';
@@ -66,7 +67,7 @@ export class ModelVersionBuilder {
   }
 
   ready(config?: ModelConfig, executionProvider = 'cpu'): this {
-    return this.loading().then((v) => v.markReady(config ?? aModelConfig({ name: v.modelName }), executionProvider, LOADED_AT));
+    return this.loading().then((v) => v.markReady({ config: config ?? aModelConfig({ name: v.modelName }), executionProvider, fileSha256: FILE_SHA256, loadedAt: LOADED_AT }));
   }
 
   failed(reason = 'the model file is corrupt'): this {

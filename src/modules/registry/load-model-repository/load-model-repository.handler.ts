@@ -42,28 +42,29 @@ export class LoadModelRepositoryHandler {
     if (problem) this.logger.warn(`model '${directory.name}' is UNAVAILABLE: ${problem}`);
     await Promise.all(
       model.versions.map((version) =>
-        directory.config.ok ? this.loadVersion(version, declared) : this.fail(version, directory.config.reason),
+        directory.config.ok ? this.loadVersion(model, version, declared) : this.fail(model, version, directory.config.reason),
       ),
     );
   }
 
-  private async loadVersion(version: ModelVersion, declared: DeclaredModelConfig): Promise<void> {
-    version.markLoading();
+  private async loadVersion(model: Model, version: ModelVersion, declared: DeclaredModelConfig): Promise<void> {
+    model.startLoading(version.version);
     let loaded = false;
     try {
+      const fileSha256 = await this.repository.sha256(version.path);
       const { signature, executionProvider } = await this.engine.load(version.key, version.path, runtimeOptionsOf(declared));
       loaded = true;
       const config = completeModelConfig(version.modelName, declared, signature);
-      version.markReady(config, executionProvider, new Date());
+      model.finishLoading(version.version, { config, executionProvider, fileSha256, loadedAt: new Date() });
       this.logger.log(`model '${version.modelName}' version ${version.version} is READY`);
     } catch (error) {
       if (loaded) await this.engine.unload(version.key);
-      this.fail(version, (error as Error).message);
+      this.fail(model, version, (error as Error).message);
     }
   }
 
-  private fail(version: ModelVersion, reason: string): void {
-    version.markFailed(reason);
+  private fail(model: Model, version: ModelVersion, reason: string): void {
+    model.failLoading(version.version, reason, new Date());
     this.logger.error(`model '${version.modelName}' version ${version.version} is UNAVAILABLE: ${reason}`);
   }
 }

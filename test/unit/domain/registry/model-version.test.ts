@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ModelVersion, type ModelVersionState } from '../../../../src/domain/registry/model-version.js';
 import { assertDomainError } from '../../support/domain-error.assertions.js';
-import { LOADED_AT, aModelConfig, aModelVersion } from '../../support/model-version.mother.js';
+import { FILE_SHA256, LOADED_AT, aModelConfig, aModelVersion } from '../../support/model-version.mother.js';
 
 describe('ModelVersion', () => {
   describe('register', () => {
@@ -75,7 +75,7 @@ describe('ModelVersion', () => {
     it('can be loaded again after being unloaded', () => {
       const version = aModelVersion().unloaded().build();
       version.markLoading();
-      version.markReady(aModelConfig(), 'cpu', LOADED_AT);
+      version.markReady({ config: aModelConfig(), executionProvider: 'cpu', fileSha256: FILE_SHA256, loadedAt: LOADED_AT });
       assert.equal(version.state, 'READY');
     });
   });
@@ -84,7 +84,7 @@ describe('ModelVersion', () => {
     type Transition = 'markLoading' | 'markReady' | 'markFailed' | 'beginUnload' | 'markUnloaded';
     const perform: Record<Transition, (version: ModelVersion) => void> = {
       markLoading: (v) => v.markLoading(),
-      markReady: (v) => v.markReady(aModelConfig(), 'cpu', LOADED_AT),
+      markReady: (v) => v.markReady({ config: aModelConfig(), executionProvider: 'cpu', fileSha256: FILE_SHA256, loadedAt: LOADED_AT }),
       markFailed: (v) => v.markFailed('boom'),
       beginUnload: (v) => v.beginUnload(),
       markUnloaded: (v) => v.markUnloaded(),

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Model } from '../../../../src/domain/registry/model.js';
 import { assertDomainError } from '../../support/domain-error.assertions.js';
-import { aModelVersion } from '../../support/model-version.mother.js';
+import { FILE_SHA256, LOADED_AT, aModelConfig, aModelVersion } from '../../support/model-version.mother.js';
 
 const version = (number: number) => aModelVersion().of('resnet').numbered(number);
 
@@ -92,6 +92,114 @@ describe('Model', () => {
       const model = Model.discover('resnet', [only]);
       only.beginUnload();
       assert.equal(model.isReady, false);
+    });
+  });
+
+  describe('transitions and their events', () => {
+    const AT = new Date('2024-05-06T07:08:09.000Z');
+    const loaded = { config: aModelConfig(), executionProvider: 'cpu', fileSha256: FILE_SHA256, loadedAt: LOADED_AT };
+    const typesOf = (model: Model) => model.pullDomainEvents().map((e) => e.type);
+
+    it('loading a version records ModelVersionLoaded, and DefaultVersionChanged when it takes over', () => {
+      const model = Model.discover('resnet', [version(1).ready().build(), version(2).build()]);
+      model.startLoading(2);
+      model.finishLoading(2, loaded);
+      const events = model.pullDomainEvents();
+      assert.deepEqual(events, [
+        { type: 'ModelVersionLoaded', occurredAt: LOADED_AT, modelName: 'resnet', version: 2, fileSha256: FILE_SHA256 },
+        { type: 'DefaultVersionChanged', occurredAt: LOADED_AT, modelName: 'resnet', from: 1, to: 2 },
+      ]);
+      assert.equal(model.version(2).fileSha256, FILE_SHA256);
+      assert.deepEqual(model.pullDomainEvents(), [], 'pulling empties the record');
+    });
+
+    it('a failed load records ModelVersionFailed with its reason, and the serving version stays', () => {
+      const model = Model.discover('resnet', [version(1).ready().build(), version(2).build()]);
+      model.startLoading(2);
+      model.failLoading(2, 'not an ONNX file', AT);
+      assert.deepEqual(model.pullDomainEvents(), [{ type: 'ModelVersionFailed', occurredAt: AT, modelName: 'resnet', version: 2, reason: 'not an ONNX file' }]);
+      assert.equal(model.versionToServe().version, 1);
+    });
+
+    it('makeDefault pins a READY version, even an older one, and records the change', () => {
+      const model = Model.discover('resnet', [version(1).ready().build(), version(2).ready().build()]);
+      model.makeDefault(1, AT);
+      assert.equal(model.defaultVersion, 1);
+      assert.equal(model.versionToServe().version, 1);
+      assert.equal(model.versionToServe(2).version, 2, 'a named version still serves');
+      assert.deepEqual(model.pullDomainEvents(), [{ type: 'DefaultVersionChanged', occurredAt: AT, modelName: 'resnet', from: 2, to: 1 }]);
+      model.makeDefault(1, AT);
+      assert.deepEqual(typesOf(model), [], 'no change, no event');
+    });
+
+    for (const [state, build] of [
+      ['LOADING', version(2).loading()],
+      ['UNAVAILABLE', version(2).failed()],
+      ['UNKNOWN', version(2)],
+    ] as const) {
+      it(`makeDefault refuses a ${state} version and changes nothing`, () => {
+        const model = Model.discover('resnet', [version(1).ready().build(), build.build()]);
+        assertDomainError(() => model.makeDefault(2, AT), 'REGISTRY.INVALID_TRANSITION', 'only a READY version can become the default', state);
+        assert.equal(model.defaultVersion, undefined);
+        assert.equal(model.versionToServe().version, 1);
+        assert.deepEqual(typesOf(model), []);
+      });
+    }
+
+    it('refuses to unload the pinned default until another is the default, unless forced', () => {
+      const model = Model.discover('resnet', [version(1).ready().build(), version(2).ready().build()]);
+      model.makeDefault(2, AT);
+      model.pullDomainEvents();
+      assertDomainError(() => model.startUnloading(2, AT), 'REGISTRY.INVALID_TRANSITION', 'is the default version', 'make another READY version the default first');
+      assert.equal(model.version(2).state, 'READY');
+
+      model.makeDefault(1, AT);
+      model.startUnloading(2, AT);
+      model.finishUnloading(2, AT);
+      assert.deepEqual(typesOf(model), ['DefaultVersionChanged', 'ModelVersionUnloaded']);
+      assert.equal(model.version(2).state, 'UNAVAILABLE');
+    });
+
+    it('refuses to unload the only READY version unless forced; forced, the model has none left', () => {
+      const model = Model.discover('resnet', [version(1).ready().build()]);
+      assertDomainError(() => model.startUnloading(1, AT), 'REGISTRY.INVALID_TRANSITION', 'only READY version', 'force');
+      model.startUnloading(1, AT, { force: true });
+      model.finishUnloading(1, AT);
+      assert.deepEqual(model.pullDomainEvents(), [
+        { type: 'DefaultVersionChanged', occurredAt: AT, modelName: 'resnet', from: 1, to: undefined },
+        { type: 'ModelVersionUnloaded', occurredAt: AT, modelName: 'resnet', version: 1 },
+      ]);
+      assert.equal(model.isReady, false);
+    });
+
+    it('unloading the unpinned serving version hands over to the next READY one', () => {
+      const model = Model.discover('resnet', [version(1).ready().build(), version(2).ready().build()]);
+      model.startUnloading(2, AT);
+      assert.equal(model.versionToServe().version, 1, 'requests go to version 1 while 2 drains');
+      assert.deepEqual(model.pullDomainEvents(), [{ type: 'DefaultVersionChanged', occurredAt: AT, modelName: 'resnet', from: 2, to: 1 }]);
+    });
+
+    it('unloading a version that does not serve records no default change', () => {
+      const model = Model.discover('resnet', [version(1).ready().build(), version(2).ready().build()]);
+      model.startUnloading(1, AT);
+      model.finishUnloading(1, AT);
+      assert.deepEqual(typesOf(model), ['ModelVersionUnloaded']);
+    });
+
+    it('forcing the unload of the pinned default unpins it', () => {
+      const model = Model.discover('resnet', [version(1).ready().build(), version(2).ready().build()]);
+      model.makeDefault(1, AT);
+      model.startUnloading(1, AT, { force: true });
+      assert.equal(model.defaultVersion, undefined);
+      assert.equal(model.versionToServe().version, 2);
+    });
+
+    it('addVersion takes a new version of this model once', () => {
+      const model = Model.discover('resnet', [version(1).ready().build()]);
+      model.addVersion(version(2).build());
+      assert.deepEqual(model.versions.map((v) => v.version), [2, 1]);
+      assertDomainError(() => model.addVersion(version(2).build()), 'REGISTRY.INVALID_TRANSITION', 'already has version 2');
+      assertDomainError(() => model.addVersion(aModelVersion().of('bert').numbered(3).build()), 'REGISTRY.INVALID_TRANSITION', "'bert'");
     });
   });
 });
