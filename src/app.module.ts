@@ -3,6 +3,7 @@ import { AppConfig } from './infra/config/app-config.js';
 import { OnnxRuntimeModule } from './infra/onnx/onnx-runtime.module.js';
 import { HealthModule } from './modules/health/health.module.js';
 import { InferenceModule } from './modules/inference/inference.module.js';
+import { SchedulingModule } from './modules/inference/scheduling.module.js';
 import { ObservabilityModule } from './modules/observability/observability.module.js';
 import { RegistryModule } from './modules/registry/registry.module.js';
 
@@ -19,7 +20,7 @@ export class AppModule {
   static with(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.with(config), ObservabilityModule, OnnxRuntimeModule, RegistryModule, InferenceModule, HealthModule],
+      imports: [ConfigModule.with(config), ObservabilityModule, OnnxRuntimeModule, SchedulingModule, RegistryModule, InferenceModule, HealthModule],
     };
   }
 }

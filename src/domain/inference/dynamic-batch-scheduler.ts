@@ -100,6 +100,7 @@ export class DynamicBatchScheduler {
   private readonly costs = new BatchCostModel();
   private readonly statistics = new InferenceStatistics();
   private readonly queueFullErrors = new Map<number, DomainError>();
+  private readonly idleWaiters: (() => void)[] = [];
 
   constructor(
     private readonly policy: SchedulingPolicy,
@@ -193,6 +194,23 @@ export class DynamicBatchScheduler {
     this.stopped = reason;
     clearTimeout(this.windowTimer);
     for (const pending of this.queue.drain()) this.settle(pending, new DomainError('REGISTRY.VERSION_NOT_READY', reason));
+    this.notifyIfIdle();
+  }
+
+  /**
+   * Refuses new requests, serves every queued and running one, and resolves once none is left:
+   * how a version leaves service without failing a request it accepted.
+   */
+  drain(reason: string): Promise<void> {
+    this.stopped = reason;
+    const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    this.notifyIfIdle();
+    return idle;
+  }
+
+  private notifyIfIdle(): void {
+    if (this.queue.size > 0 || this.inflight > 0 || this.idleWaiters.length === 0) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   private levelOf(priority: number | undefined): number {
@@ -316,6 +334,7 @@ export class DynamicBatchScheduler {
   private instanceFreed(): void {
     this.inflight--;
     this.dispatch();
+    this.notifyIfIdle();
   }
 
   /** Out of the queue into a batch: the queue policy's timeout no longer applies. */
@@ -348,6 +367,7 @@ export class DynamicBatchScheduler {
     if (!pending.waiting) return;
     this.queue.remove(pending);
     if (this.queue.size > 0) this.scheduleDispatch();
+    else this.notifyIfIdle();
   }
 
   private settle(pending: Pending, error?: Error, result?: SchedulerResult, timing?: RunTiming): void {

@@ -1,12 +1,11 @@
 import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
-import { InferenceModule } from '../inference/inference.module.js';
 import { RegistryModule } from '../registry/registry.module.js';
 import { EventLoopMonitor } from './event-loop-monitor.js';
 import { HealthHttpController } from './health.http.controller.js';
 
 @Module({
-  imports: [TerminusModule.forRoot({ logger: false }), RegistryModule, InferenceModule],
+  imports: [TerminusModule.forRoot({ logger: false }), RegistryModule],
   controllers: [HealthHttpController],
   providers: [EventLoopMonitor],
 })

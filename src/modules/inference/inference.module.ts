@@ -3,7 +3,6 @@ import { RefuseWhenQueueFullMiddleware } from './run-inference/refuse-when-queue
 import { RegistryModule } from '../registry/registry.module.js';
 import { InferHttpController } from './run-inference/infer.http.controller.js';
 import { RunInferenceHandler } from './run-inference/run-inference.handler.js';
-import { ModelVersionSchedulers } from './model-version-schedulers.js';
 import { GetModelStatisticsHandler } from './get-model-statistics/get-model-statistics.handler.js';
 import { ModelStatisticsHttpController } from './get-model-statistics/model-statistics.http.controller.js';
 
@@ -11,8 +10,7 @@ import { ModelStatisticsHttpController } from './get-model-statistics/model-stat
 @Module({
   imports: [RegistryModule],
   controllers: [InferHttpController, ModelStatisticsHttpController],
-  providers: [RunInferenceHandler, ModelVersionSchedulers, GetModelStatisticsHandler],
-  exports: [ModelVersionSchedulers],
+  providers: [RunInferenceHandler, GetModelStatisticsHandler],
 })
 export class InferenceModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

@@ -4,17 +4,27 @@ import type { StatisticsSnapshot } from '../../domain/inference/inference-statis
 import type { DomainError } from '../../domain/shared/domain-error.js';
 import { InferenceEngine } from '../../domain/inference/inference-engine.port.js';
 import type { ModelVersion } from '../../domain/registry/model-version.js';
+import { VersionTraffic } from '../../domain/registry/version-traffic.port.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 
 /** One dynamic batch scheduler per served model version, made when the version first serves a request. */
 @Injectable()
-export class ModelVersionSchedulers implements BeforeApplicationShutdown {
+export class ModelVersionSchedulers extends VersionTraffic implements BeforeApplicationShutdown {
   private readonly schedulers = new Map<string, DynamicBatchScheduler>();
 
   constructor(
     private readonly engine: InferenceEngine,
     private readonly config: AppConfig,
-  ) {}
+  ) {
+    super();
+  }
+
+  async drain(key: string): Promise<void> {
+    const scheduler = this.schedulers.get(key);
+    if (!scheduler) return;
+    await scheduler.drain(`'${key}' is being unloaded`);
+    if (this.schedulers.get(key) === scheduler) this.schedulers.delete(key);
+  }
 
   /** The scheduler of a READY version (the caller has checked it is READY). */
   for(version: ModelVersion): DynamicBatchScheduler {

@@ -1,0 +1,284 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { ModelStateStore, type ModelState, type StoredModelState } from '../../domain/registry/model-state-store.port.js';
+import { DomainError } from '../../domain/shared/domain-error.js';
+
+/**
+ * The embedded model-state store (the default: nothing else to run). One JSON file per model under
+ * one directory (the server's STATE_DIR), holding `{ revision, state }`.
+ *
+ * File names: a model name is never used as a path. The file is `<slug>.<sha256>.json`, where the
+ * sha256 (hex) of the UTF-8 name makes it unique and the slug (the name's ASCII letters, digits,
+ * `-` and `_`, others replaced by `_`, at most 64 characters) only makes `ls` readable. So any name
+ * (spaces, unicode, `/`, `..`, names differing only by case, names as long as a directory name can
+ * be) maps to a file of at most 134 characters of [A-Za-z0-9_.-] inside the directory. The file holds
+ * the name itself; reading checks that it maps back to its file name.
+ *
+ * Writes are atomic and durable: a temporary file in the same directory (`.<file>.<pid>.<token>.<n>.tmp`)
+ * is written and fsynced, renamed over the target, and the directory is fsynced. A crash (even
+ * kill -9 or a power loss) leaves either the old file or the new one, never a mix; a leftover temporary
+ * file is ignored, and removed by `loadAll` once stale. Since a crash cannot produce a half-written
+ * target, a target file that does not parse was changed from outside: `loadAll` throws, naming it, so
+ * that startup stops rather than serving a state nobody chose.
+ *
+ * Compare-and-set: inside one process, saves and removes of one model run one after the other (per
+ * model, across every store on the same directory), so the revision check is exact. Across processes
+ * it is best effort: two processes can both read revision n and both rename revision n + 1 (the last
+ * one wins, whole). This adapter is for one server; replicas share the distributed store.
+ */
+export class FileModelStateStore extends ModelStateStore {
+  private readonly directory: string;
+  private ready?: Promise<void>;
+
+  constructor(directory: string) {
+    super();
+    this.directory = resolve(directory);
+  }
+
+  async loadAll(): Promise<StoredModelState[]> {
+    await this.ensureDirectory();
+    const entries = await readdir(this.directory, { withFileTypes: true });
+    const loaded: StoredModelState[] = [];
+    await Promise.all(
+      entries.map(async (entry) => {
+        if (!entry.isFile()) return;
+        if (TEMP_FILE.test(entry.name)) {
+          await this.removeIfStale(entry.name);
+          return;
+        }
+        if (!STATE_FILE.test(entry.name)) return; // not ours (a README, an editor's backup): left alone
+        const stored = await this.read(entry.name);
+        if (stored) loaded.push(stored);
+      }),
+    );
+    return loaded.sort((a, b) => (a.state.name < b.state.name ? -1 : a.state.name > b.state.name ? 1 : 0));
+  }
+
+  async save(state: ModelState, expectedRevision: number): Promise<StoredModelState> {
+    requireRevision(expectedRevision);
+    const fileName = fileNameOf(state.name);
+    const text = JSON.stringify({ revision: expectedRevision + 1, state: plainState(state) });
+    // What loadAll will return, and a refusal of a state it could not read back.
+    const stored = parseStored(text, `the state of model '${state.name}'`);
+    await this.ensureDirectory();
+    return this.exclusive(fileName, async () => {
+      await this.requireRevision(fileName, state.name, expectedRevision);
+      await this.writeAtomically(fileName, text);
+      return stored;
+    });
+  }
+
+  async remove(name: string, expectedRevision: number): Promise<void> {
+    requireRevision(expectedRevision);
+    const fileName = fileNameOf(name);
+    await this.ensureDirectory();
+    await this.exclusive(fileName, async () => {
+      await this.requireRevision(fileName, name, expectedRevision);
+      if (expectedRevision === 0) return; // nothing stored, nothing to forget
+      await unlink(join(this.directory, fileName));
+      await syncDirectory(this.directory);
+    });
+  }
+
+  private async requireRevision(fileName: string, name: string, expectedRevision: number): Promise<void> {
+    const current = (await this.read(fileName))?.revision ?? 0;
+    if (current !== expectedRevision) {
+      const stored = current === 0 ? 'has no stored state' : `is at revision ${current}`;
+      throw new DomainError(
+        'REGISTRY.STATE_CONFLICT',
+        `the state of model '${name}' ${stored}, not ${expectedRevision}: it was changed meanwhile; read it again and retry`,
+      );
+    }
+  }
+
+  /** The stored state in `fileName`, undefined when there is none; throws when the file is not one this store wrote. */
+  private async read(fileName: string): Promise<StoredModelState | undefined> {
+    const path = join(this.directory, fileName);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    const stored = parseStored(text, `model state file ${path}`);
+    if (fileNameOf(stored.state.name) !== fileName) {
+      throw new Error(
+        `model state file ${path} holds the state of model '${stored.state.name}', which belongs in ${fileNameOf(stored.state.name)}: ` +
+          'the file was renamed or copied from outside; move or remove it',
+      );
+    }
+    return stored;
+  }
+
+  private async writeAtomically(fileName: string, text: string): Promise<void> {
+    const tempPath = join(this.directory, `.${fileName}.${process.pid}.${PROCESS_TOKEN}.${++tempCounter}.tmp`);
+    writing.add(tempPath);
+    try {
+      const handle = await open(tempPath, 'wx', 0o600);
+      try {
+        await handle.writeFile(text, 'utf8');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tempPath, join(this.directory, fileName));
+    } catch (error) {
+      await unlink(tempPath).catch(() => undefined);
+      throw error;
+    } finally {
+      writing.delete(tempPath);
+    }
+    await syncDirectory(this.directory);
+  }
+
+  /**
+   * A temporary file is stale when no write can still rename it: one of this process that is not
+   * being written, or one of another process that is gone (or older than any write takes).
+   */
+  private async removeIfStale(fileName: string): Promise<void> {
+    const path = join(this.directory, fileName);
+    const [, pid, token] = TEMP_FILE.exec(fileName)!;
+    let stale: boolean;
+    if (token === PROCESS_TOKEN) {
+      stale = !writing.has(path);
+    } else if (!isProcessAlive(Number(pid))) {
+      stale = true;
+    } else {
+      const modified = await stat(path).then((s) => s.mtimeMs, () => undefined);
+      stale = modified !== undefined && Date.now() - modified > STALE_TEMP_FILE_MS;
+    }
+    if (stale) await unlink(path).catch(() => undefined);
+  }
+
+  /** Creates the directory (0700) once; its new entries are made durable too. */
+  private ensureDirectory(): Promise<void> {
+    this.ready ??= (async () => {
+      const firstCreated = await mkdir(this.directory, { recursive: true, mode: 0o700 });
+      if (firstCreated === undefined) return;
+      for (let created = this.directory; ; created = dirname(created)) {
+        await syncDirectory(dirname(created));
+        if (created === resolve(firstCreated)) break;
+      }
+    })().catch((error: unknown) => {
+      this.ready = undefined;
+      throw error;
+    });
+    return this.ready;
+  }
+
+  /** Runs `work` after every earlier save or remove of the same file in this process has settled. */
+  private exclusive<T>(fileName: string, work: () => Promise<T>): Promise<T> {
+    const key = join(this.directory, fileName);
+    const previous = chains.get(key) ?? Promise.resolve();
+    const result = previous.then(work);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    chains.set(key, tail);
+    void tail.then(() => {
+      if (chains.get(key) === tail) chains.delete(key);
+    });
+    return result;
+  }
+}
+
+/** Temporary files of a live process older than this are left over from a process whose pid was reused. */
+const STALE_TEMP_FILE_MS = 60_000;
+const SLUG_LENGTH = 64;
+const STATE_FILE = /^[A-Za-z0-9_-]{1,64}\.[0-9a-f]{64}\.json$/;
+const TEMP_FILE = /^\.[A-Za-z0-9_-]{1,64}\.[0-9a-f]{64}\.json\.(\d+)\.([0-9a-f]+)\.\d+\.tmp$/;
+/** Tells this process's temporary files from those of an earlier process that had the same pid (pid 1 in a container). */
+const PROCESS_TOKEN = randomBytes(8).toString('hex');
+let tempCounter = 0;
+/** Temporary files being written by this process. */
+const writing = new Set<string>();
+/** Per state file (absolute path), the end of its queue of saves and removes. */
+const chains = new Map<string, Promise<void>>();
+
+/** The file name of a model's state; see the class comment. */
+export function fileNameOf(name: string): string {
+  const slug = name.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, SLUG_LENGTH) || '_';
+  const hash = createHash('sha256').update(name, 'utf8').digest('hex');
+  return `${slug}.${hash}.json`;
+}
+
+const versionsSchema = z.array(z.number().int().positive());
+
+const modelStateSchema = z.strictObject({
+  name: z.string().min(1),
+  loadedVersions: versionsSchema,
+  unloadedVersions: versionsSchema,
+  defaultVersion: z.number().int().positive().optional(),
+  configOverride: z.string().optional(),
+});
+
+const storedStateSchema = z.strictObject({
+  revision: z.number().int().positive(),
+  state: modelStateSchema,
+});
+
+/** Only the fields of ModelState, so that what is written is what is read back. */
+function plainState(state: ModelState): ModelState {
+  return {
+    name: state.name,
+    loadedVersions: state.loadedVersions,
+    unloadedVersions: state.unloadedVersions,
+    defaultVersion: state.defaultVersion,
+    configOverride: state.configOverride,
+  };
+}
+
+function parseStored(text: string, what: string): StoredModelState {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${what} is not valid JSON (${(error as Error).message}); this store never leaves a partial file, so it was changed from outside`);
+  }
+  const parsed = storedStateSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`${what} is not a stored model state: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  const { revision, state } = parsed.data;
+  return {
+    revision,
+    state: {
+      name: state.name,
+      loadedVersions: state.loadedVersions,
+      unloadedVersions: state.unloadedVersions,
+      ...(state.defaultVersion !== undefined && { defaultVersion: state.defaultVersion }),
+      ...(state.configOverride !== undefined && { configOverride: state.configOverride }),
+    },
+  };
+}
+
+function requireRevision(expectedRevision: number): void {
+  if (!Number.isSafeInteger(expectedRevision) || expectedRevision < 0) {
+    throw new RangeError(`expected revision ${expectedRevision} is not a non-negative integer`);
+  }
+}
+
+async function syncDirectory(directory: string): Promise<void> {
+  if (process.platform === 'win32') return; // directories cannot be opened for fsync there
+  const handle = await open(directory, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function isProcessAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false; // 0 and negatives would signal process groups
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

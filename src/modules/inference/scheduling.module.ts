@@ -1,0 +1,14 @@
+import { Global, Module } from '@nestjs/common';
+import { VersionTraffic } from '../../domain/registry/version-traffic.port.js';
+import { ModelVersionSchedulers } from './model-version-schedulers.js';
+
+/**
+ * The schedulers of the served versions, shared by the contexts: inference queues requests in
+ * them, the registry drains them before it unloads a version, health reports them.
+ */
+@Global()
+@Module({
+  providers: [ModelVersionSchedulers, { provide: VersionTraffic, useExisting: ModelVersionSchedulers }],
+  exports: [ModelVersionSchedulers, VersionTraffic],
+})
+export class SchedulingModule {}
