@@ -36,7 +36,8 @@ export interface TestServer {
 
 /** Boots the real app on an ephemeral port over a repository, and waits until its models have loaded. */
 export async function startTestServer(repository: string, env: Record<string, string> = {}): Promise<TestServer> {
-  const config = loadAppConfig({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: '0', LOG_LEVEL: 'silent', ...env });
+  const stateDir = env.STATE_DIR ?? (await mkdtemp(join(tmpdir(), 'onnx-serving-state-')));
+  const config = loadAppConfig({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: '0', LOG_LEVEL: 'silent', STATE_DIR: stateDir, ...env });
   const server = await startServer(config);
   await server.modelsLoaded;
   return {
@@ -45,6 +46,7 @@ export async function startTestServer(repository: string, env: Record<string, st
     close: async () => {
       await server.app.close();
       await rm(repository, { recursive: true, force: true });
+      if (env.STATE_DIR === undefined) await rm(stateDir, { recursive: true, force: true });
     },
   };
 }

@@ -17,6 +17,8 @@ export interface ModelDirectory {
 /** Port to the model repository (Triton's word for the directory of models and their versions). */
 export abstract class ModelRepository {
   abstract scan(): Promise<ModelDirectory[]>;
+  /** One model directory as it is now, or undefined when the repository has no such model. */
+  abstract scanModel(name: string): Promise<ModelDirectory | undefined>;
   /** sha256 of a model file, hex: what identifies the bytes a version was loaded from. */
   abstract sha256(modelPath: string): Promise<string>;
 }

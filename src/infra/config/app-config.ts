@@ -16,6 +16,10 @@ const environmentSchema = z.object({
   MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
   /** Cap on every request's timeout (ms): a client may ask for less, and no request waits or runs longer. */
   MAX_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1).default(60_000),
+  /** Where the registry keeps its state across restarts (loaded versions, default versions, overrides). */
+  STATE_DIR: z.string().min(1).default('./state'),
+  /** Bearer token of the admin API; unset: one is generated at start into STATE_DIR/admin-token (mode 0600). */
+  ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Triton's --strict-readiness: ready only when every model is READY; false: ready once loading has finished. */
   STRICT_READINESS: bool(true),
 });

@@ -27,6 +27,16 @@ export class FileSystemModelRepository extends ModelRepository {
     return Promise.all(names.map((name) => this.readModel(name)));
   }
 
+  async scanModel(name: string): Promise<ModelDirectory | undefined> {
+    // Names reach here validated (no separators, no dot segments); the join stays inside the root.
+    try {
+      return await this.readModel(name);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+      throw error;
+    }
+  }
+
   private async readModel(name: string): Promise<ModelDirectory> {
     const dir = join(this.root, name);
     const entries = await readdir(dir, { withFileTypes: true });

@@ -1,20 +1,54 @@
-import { Module } from '@nestjs/common';
+import { Global, Module } from '@nestjs/common';
 import { ModelRepository } from '../../domain/registry/model-repository.port.js';
+import { ModelStateStore } from '../../domain/registry/model-state-store.port.js';
+import { DomainEventBus } from '../../domain/shared/domain-event-bus.port.js';
 import { AppConfig } from '../../infra/config/app-config.js';
+import { InProcessEventBus } from '../../infra/messaging/in-process-event-bus.js';
 import { FileSystemModelRepository } from '../../infra/model-repository/file-system-model-repository.js';
+import { FileModelStateStore } from '../../infra/persistence/file-model-state-store.js';
 import { GetModelMetadataHandler } from './get-model-metadata/get-model-metadata.handler.js';
 import { ModelMetadataHttpController } from './get-model-metadata/model-metadata.http.controller.js';
 import { LoadModelRepositoryHandler } from './load-model-repository/load-model-repository.handler.js';
+import { AdminAuthGuard } from './manage-model-versions/admin-auth.guard.js';
+import { AdminModelsHttpController } from './manage-model-versions/admin-models.http.controller.js';
+import { AdminToken } from './manage-model-versions/admin-token.js';
+import { ModelLifecycle } from './manage-model-versions/model-lifecycle.js';
+import { RepositoryHttpController } from './manage-model-versions/repository.http.controller.js';
 import { ModelRegistry } from './model-registry.js';
+import { ModelStates } from './model-states.js';
+import { VersionLoader } from './version-loader.js';
 
-/** The model registry bounded context: which models and versions exist, their states and configs. */
+/** Where domain events go; the in-process bus by default (a distributed one replaces it for replicas). */
+@Global()
 @Module({
-  controllers: [ModelMetadataHttpController],
+  providers: [{ provide: DomainEventBus, useClass: InProcessEventBus }],
+  exports: [DomainEventBus],
+})
+export class MessagingModule {}
+
+/** The model registry bounded context: which models and versions exist, their states and configs, and the admin API. */
+@Module({
+  imports: [MessagingModule],
+  controllers: [ModelMetadataHttpController, AdminModelsHttpController, RepositoryHttpController],
   providers: [
     ModelRegistry,
     LoadModelRepositoryHandler,
     GetModelMetadataHandler,
+    VersionLoader,
+    ModelStates,
+    ModelLifecycle,
+    AdminAuthGuard,
+    {
+      provide: AdminToken,
+      inject: [AppConfig],
+      useFactory: async (config: AppConfig) => {
+        const token = new AdminToken(config);
+        await token.init();
+        return token;
+      },
+    },
     { provide: ModelRepository, inject: [AppConfig], useFactory: (config: AppConfig) => new FileSystemModelRepository(config.MODEL_REPOSITORY) },
+    { provide: ModelStateStore, inject: [AppConfig], useFactory: (config: AppConfig) => new FileModelStateStore(config.STATE_DIR) },
   ],
   exports: [ModelRegistry, LoadModelRepositoryHandler],
 })

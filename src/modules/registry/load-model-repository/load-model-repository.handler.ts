@@ -1,15 +1,20 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
-import { completeModelConfig, runtimeOptionsOf, type DeclaredModelConfig } from '../../../domain/registry/model-config.js';
+import type { DeclaredModelConfig } from '../../../domain/registry/model-config.js';
 import { ModelRepository, type ModelDirectory } from '../../../domain/registry/model-repository.port.js';
+import type { ModelState } from '../../../domain/registry/model-state-store.port.js';
 import { ModelVersion } from '../../../domain/registry/model-version.js';
 import { Model } from '../../../domain/registry/model.js';
 import { DEFAULT_VERSION_POLICY, selectVersions } from '../../../domain/registry/version-policy.js';
+import { parseModelConfig } from '../../../infra/model-repository/model-config.schema.js';
 import { ModelRegistry } from '../model-registry.js';
+import { ModelStates } from '../model-states.js';
+import { VersionLoader } from '../version-loader.js';
 
 /**
- * Loads every model of the repository at start: the versions its policy selects, each in its own
- * runtime instances. A model that fails is UNAVAILABLE with its reason; the others load regardless.
+ * Loads every model of the repository at start. A model with a saved state comes back as it was
+ * left: the versions that were loaded, its default version, its configuration override. Any other
+ * model loads the versions its policy selects. A model that fails is UNAVAILABLE with its reason;
+ * the others load regardless.
  */
 @Injectable()
 export class LoadModelRepositoryHandler {
@@ -17,54 +22,54 @@ export class LoadModelRepositoryHandler {
 
   constructor(
     private readonly repository: ModelRepository,
-    private readonly engine: InferenceEngine,
     private readonly registry: ModelRegistry,
+    private readonly loader: VersionLoader,
+    private readonly states: ModelStates,
   ) {}
 
   async execute(): Promise<void> {
     try {
+      const saved = await this.states.restore();
       const directories = await this.repository.scan();
-      await Promise.all(directories.map((directory) => this.loadModel(directory)));
+      await Promise.all(directories.map((directory) => this.loadModel(directory, saved.get(directory.name))));
     } finally {
       this.registry.finishLoading();
     }
   }
 
-  private async loadModel(directory: ModelDirectory): Promise<void> {
-    const declared: DeclaredModelConfig = directory.config.ok ? directory.config.declared : {};
-    const chosen = new Set(selectVersions(declared.versionPolicy ?? DEFAULT_VERSION_POLICY, directory.versions.map((v) => v.version)));
-    const versions = directory.versions
-      .filter((v) => chosen.has(v.version))
-      .map((v) => ModelVersion.register(directory.name, v.version, v.modelPath));
+  private async loadModel(directory: ModelDirectory, saved: ModelState | undefined): Promise<void> {
+    const config = configOf(directory, saved);
+    const declared: DeclaredModelConfig = config.ok ? config.declared : {};
+    const available = directory.versions.map((v) => v.version);
+    const chosen = new Set(saved ? saved.loadedVersions.filter((v) => available.includes(v)) : selectVersions(declared.versionPolicy ?? DEFAULT_VERSION_POLICY, available));
+    const versions = directory.versions.filter((v) => chosen.has(v.version)).map((v) => ModelVersion.register(directory.name, v.version, v.modelPath));
     const problem = directory.versions.length === 0 ? 'no version directory (a positive integer such as 1/) holds a model' : '';
     const model = Model.discover(directory.name, versions, problem);
     this.registry.add(model);
     if (problem) this.logger.warn(`model '${directory.name}' is UNAVAILABLE: ${problem}`);
     await Promise.all(
-      model.versions.map((version) =>
-        directory.config.ok ? this.loadVersion(model, version, declared) : this.fail(model, version, directory.config.reason),
-      ),
+      model.versions.map(async (version) => {
+        if (!config.ok) {
+          model.failLoading(version.version, config.reason, new Date());
+          this.logger.error(`model '${model.name}' version ${version.version} is UNAVAILABLE: ${config.reason}`);
+          return;
+        }
+        await this.loader.load(model, version.version, declared).catch(() => undefined); // logged, and the version says why
+      }),
     );
-  }
-
-  private async loadVersion(model: Model, version: ModelVersion, declared: DeclaredModelConfig): Promise<void> {
-    model.startLoading(version.version);
-    let loaded = false;
-    try {
-      const fileSha256 = await this.repository.sha256(version.path);
-      const { signature, executionProvider } = await this.engine.load(version.key, version.path, runtimeOptionsOf(declared));
-      loaded = true;
-      const config = completeModelConfig(version.modelName, declared, signature);
-      model.finishLoading(version.version, { config, executionProvider, fileSha256, loadedAt: new Date() });
-      this.logger.log(`model '${version.modelName}' version ${version.version} is READY`);
-    } catch (error) {
-      if (loaded) await this.engine.unload(version.key);
-      this.fail(model, version, (error as Error).message);
+    if (saved?.defaultVersion !== undefined && model.readyVersions.some((v) => v.version === saved.defaultVersion)) {
+      model.makeDefault(saved.defaultVersion, new Date());
     }
+    this.states.publish(model);
   }
+}
 
-  private fail(model: Model, version: ModelVersion, reason: string): void {
-    model.failLoading(version.version, reason, new Date());
-    this.logger.error(`model '${version.modelName}' version ${version.version} is UNAVAILABLE: ${reason}`);
+/** The model's configuration: the override saved with it, else its config file. */
+function configOf(directory: ModelDirectory, saved: ModelState | undefined): ModelDirectory['config'] {
+  if (saved?.configOverride === undefined) return directory.config;
+  try {
+    return { ok: true, declared: parseModelConfig(saved.configOverride) };
+  } catch (error) {
+    return { ok: false, reason: `the saved configuration override is invalid: ${(error as Error).message}` };
   }
 }

@@ -22,6 +22,7 @@ describe('loadAppConfig', () => {
         LOG_LEVEL: 'info',
         MAX_REQUEST_BYTES: 64 * 1024 * 1024,
         MAX_REQUEST_TIMEOUT_MS: 60_000,
+        STATE_DIR: './state',
         STRICT_READINESS: true,
       },
     );

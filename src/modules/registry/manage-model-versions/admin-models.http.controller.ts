@@ -1,0 +1,71 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Put, UseGuards } from '@nestjs/common';
+import { z } from 'zod';
+import { checkedModelName, checkedVersion } from '../../../domain/registry/model-name.js';
+import type { Model } from '../../../domain/registry/model.js';
+import { parseBody } from '../../../infra/http/request-body.js';
+import { ModelRegistry } from '../model-registry.js';
+import { ModelStates } from '../model-states.js';
+import { AdminAuthGuard } from './admin-auth.guard.js';
+import { ModelLifecycle } from './model-lifecycle.js';
+
+const defaultVersionBody = z.strictObject({ version: z.union([z.string(), z.number().int()]).transform(String) });
+const unloadBody = z.strictObject({ force: z.boolean().optional() }).optional();
+
+/** Our admin API (described in GET /admin/openapi.json). Every call needs the admin token. */
+@Controller('admin/models')
+@UseGuards(AdminAuthGuard)
+export class AdminModelsHttpController {
+  constructor(
+    private readonly registry: ModelRegistry,
+    private readonly lifecycle: ModelLifecycle,
+    private readonly states: ModelStates,
+  ) {}
+
+  @Get()
+  list() {
+    return { models: this.registry.all().map((model) => this.describe(model)) };
+  }
+
+  @Post(':model/versions/:version/load')
+  @HttpCode(200)
+  async load(@Param('model') model: string, @Param('version') version: string) {
+    const loaded = await this.lifecycle.loadVersion(checkedModelName(model), checkedVersion(version));
+    return this.describe(this.registry.get(loaded.modelName));
+  }
+
+  @Post(':model/versions/:version/unload')
+  @HttpCode(200)
+  async unload(@Param('model') model: string, @Param('version') version: string, @Body() body: unknown) {
+    const { force } = parseBody(unloadBody, body) ?? {};
+    await this.lifecycle.unloadVersion(checkedModelName(model), checkedVersion(version), force ?? false);
+    return this.describe(this.registry.get(model));
+  }
+
+  /** The hot swap: answers once the new version serves. */
+  @Put(':model/default-version')
+  @HttpCode(200)
+  async makeDefault(@Param('model') model: string, @Body() body: unknown) {
+    const { version } = parseBody(defaultVersionBody, body);
+    const swap = await this.lifecycle.makeDefault(checkedModelName(model), checkedVersion(version));
+    return { name: model, previous_version: swap.from === undefined ? null : String(swap.from), version: String(swap.to) };
+  }
+
+  private describe(model: Model) {
+    const saved = this.states.stateOf(model.name);
+    return {
+      name: model.name,
+      default_version: model.defaultVersion === undefined ? null : String(model.defaultVersion),
+      serving_version: model.servingVersion() ? String(model.servingVersion()!.version) : null,
+      version_policy: model.readyVersions[0]?.config?.versionPolicy ?? null,
+      config_override: saved?.configOverride !== undefined,
+      versions: model.versions.map((v) => ({
+        version: String(v.version),
+        state: v.state,
+        reason: v.reason,
+        sha256: v.fileSha256 ?? null,
+        loaded_at: v.loadedAt?.toISOString() ?? null,
+        execution_provider: v.executionProvider ?? null,
+      })),
+    };
+  }
+}

@@ -1,0 +1,199 @@
+import { Injectable } from '@nestjs/common';
+import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
+import type { DeclaredModelConfig } from '../../../domain/registry/model-config.js';
+import { ModelRepository, type ModelDirectory } from '../../../domain/registry/model-repository.port.js';
+import { ModelVersion } from '../../../domain/registry/model-version.js';
+import { Model } from '../../../domain/registry/model.js';
+import { DEFAULT_VERSION_POLICY, selectVersions } from '../../../domain/registry/version-policy.js';
+import { VersionTraffic } from '../../../domain/registry/version-traffic.port.js';
+import { DomainError } from '../../../domain/shared/domain-error.js';
+import { parseModelConfig } from '../../../infra/model-repository/model-config.schema.js';
+import { ModelRegistry } from '../model-registry.js';
+import { ModelStates } from '../model-states.js';
+import { VersionLoader } from '../version-loader.js';
+
+export interface SwapResult {
+  readonly from?: number;
+  readonly to: number;
+}
+
+/**
+ * What operators do to the versions of a model, live: load, unload, make a version the default
+ * (the hot swap), and Triton's model-level load and unload. The operations on one model run one
+ * after another, each to its end (no two interleave, none deadlocks: a queue per model). After
+ * each, the model's state is saved and its events published.
+ */
+@Injectable()
+export class ModelLifecycle {
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly registry: ModelRegistry,
+    private readonly repository: ModelRepository,
+    private readonly engine: InferenceEngine,
+    private readonly loader: VersionLoader,
+    private readonly traffic: VersionTraffic,
+    private readonly states: ModelStates,
+  ) {}
+
+  /** Loads a version (found in the repository now, e.g. just uploaded); a READY one stays as it is. */
+  loadVersion(modelName: string, number: number): Promise<ModelVersion> {
+    return this.serialized(modelName, async () => {
+      const { model, directory } = await this.modelWithDirectory(modelName);
+      const version = this.versionIn(model, directory, number);
+      if (!version.isReady) await this.loadOrSave(model, number, this.declaredOf(directory));
+      await this.states.save(model, { unloadedVersions: this.unloadedWithout(model.name, number) });
+      return version;
+    });
+  }
+
+  /** Drains a version (every request it accepted is answered), then releases it. */
+  unloadVersion(modelName: string, number: number, force = false): Promise<void> {
+    return this.serialized(modelName, async () => {
+      const model = this.registry.get(modelName);
+      await this.unload(model, number, force);
+      await this.states.save(model, { unloadedVersions: [...this.unloadedWithout(model.name, number), number] });
+    });
+  }
+
+  /**
+   * The hot swap: loads and warms up the version if it is not READY (on failure the old one keeps
+   * serving and the error is returned), switches routing to it atomically, then drains and
+   * unloads the versions the version policy no longer keeps.
+   */
+  makeDefault(modelName: string, number: number): Promise<SwapResult> {
+    return this.serialized(modelName, async () => {
+      const { model, directory } = await this.modelWithDirectory(modelName);
+      const declared = this.declaredOf(directory);
+      const version = this.versionIn(model, directory, number);
+      if (!version.isReady) await this.loadOrSave(model, number, declared);
+      const from = model.servingVersion()?.version;
+      model.makeDefault(number, new Date());
+      await this.states.save(model, { unloadedVersions: this.unloadedWithout(model.name, number) });
+      const retired = versionsToRetire(declared, model, number);
+      for (const old of retired) await this.unload(model, old, false);
+      if (retired.length > 0) await this.states.save(model);
+      return { from, to: number };
+    });
+  }
+
+  /**
+   * Triton's repository load: the model (re)read from the repository, with an optional
+   * configuration override (config.json text), and the versions its policy selects loaded.
+   * Versions already READY with the same configuration stay; with a new one they are reloaded.
+   */
+  loadModel(modelName: string, configOverride?: string): Promise<Model> {
+    return this.serialized(modelName, async () => {
+      if (configOverride !== undefined) parseOverride(configOverride);
+      const { model, directory } = await this.modelWithDirectory(modelName);
+      const declared = configOverride !== undefined ? parseOverride(configOverride) : this.declaredOf(directory);
+      const wanted = selectVersions(declared.versionPolicy ?? DEFAULT_VERSION_POLICY, directory.versions.map((v) => v.version));
+      const reloading = configOverride !== undefined;
+      for (const number of wanted) {
+        const version = this.versionIn(model, directory, number);
+        if (version.isReady && reloading) await this.unload(model, number, true);
+        if (!model.version(number).isReady) await this.loader.load(model, number, declared);
+      }
+      for (const version of model.readyVersions.filter((v) => !wanted.includes(v.version))) await this.unload(model, version.version, true);
+      await this.states.save(model, { configOverride, unloadedVersions: [] });
+      return model;
+    });
+  }
+
+  /** Triton's repository unload: every version of the model, drained then released. */
+  unloadModel(modelName: string): Promise<void> {
+    return this.serialized(modelName, async () => {
+      const model = this.registry.get(modelName);
+      const versions = model.readyVersions.map((v) => v.version);
+      for (const number of versions) await this.unload(model, number, true);
+      await this.states.save(model, { unloadedVersions: versions });
+    });
+  }
+
+  private async unload(model: Model, number: number, force: boolean): Promise<void> {
+    const version = model.startUnloading(number, new Date(), { force });
+    await this.traffic.drain(version.key);
+    await this.engine.unload(version.key);
+    model.finishUnloading(number, new Date());
+  }
+
+  /** Loads, and when the load fails saves what it did to the model (its failure event) before throwing. */
+  private async loadOrSave(model: Model, number: number, declared: DeclaredModelConfig): Promise<void> {
+    try {
+      await this.loader.load(model, number, declared);
+    } catch (error) {
+      this.states.publish(model);
+      throw error;
+    }
+  }
+
+  /** The model as the repository holds it now; a model new to the repository joins the registry. */
+  private async modelWithDirectory(modelName: string): Promise<{ model: Model; directory: ModelDirectory }> {
+    const directory = await this.repository.scanModel(modelName);
+    if (!directory) throw new DomainError('REGISTRY.MODEL_NOT_FOUND', `the model repository has no model '${modelName}'`);
+    let model = this.registry.find(modelName);
+    if (!model) {
+      model = Model.discover(modelName, []);
+      this.registry.add(model);
+    }
+    return { model, directory };
+  }
+
+  /** The model's version `number`, registered from the repository if the model did not have it yet. */
+  private versionIn(model: Model, directory: ModelDirectory, number: number): ModelVersion {
+    const inModel = model.versions.find((v) => v.version === number);
+    if (inModel) return inModel;
+    const onDisk = directory.versions.find((v) => v.version === number);
+    if (!onDisk) {
+      const present = directory.versions.map((v) => v.version).join(', ') || 'none';
+      throw new DomainError('REGISTRY.VERSION_NOT_FOUND', `model '${model.name}' has no version ${number} in the repository (versions: ${present})`);
+    }
+    const version = ModelVersion.register(model.name, number, onDisk.modelPath);
+    model.addVersion(version);
+    return version;
+  }
+
+  private declaredOf(directory: ModelDirectory): DeclaredModelConfig {
+    const override = this.states.stateOf(directory.name)?.configOverride;
+    if (override !== undefined) return parseOverride(override);
+    if (!directory.config.ok) throw new DomainError('REGISTRY.INVALID_CONFIG', `model '${directory.name}': ${directory.config.reason}`);
+    return directory.config.declared;
+  }
+
+  private unloadedWithout(modelName: string, number: number): number[] {
+    return (this.states.stateOf(modelName)?.unloadedVersions ?? []).filter((v) => v !== number);
+  }
+
+  private serialized<T>(modelName: string, operation: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(modelName) ?? Promise.resolve();
+    const result = previous.then(operation, operation);
+    const settled = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.queues.set(modelName, settled);
+    void settled.then(() => {
+      if (this.queues.get(modelName) === settled) this.queues.delete(modelName);
+    });
+    return result;
+  }
+}
+
+/**
+ * After a swap to `newDefault`, the READY versions the policy no longer keeps: latest(n) keeps the
+ * new default and the n-1 highest others, specific keeps the listed ones, all keeps every one.
+ */
+function versionsToRetire(declared: DeclaredModelConfig, model: Model, newDefault: number): number[] {
+  const policy = declared.versionPolicy ?? DEFAULT_VERSION_POLICY;
+  const others = model.readyVersions.map((v) => v.version).filter((v) => v !== newDefault);
+  const kept = policy.kind === 'latest' ? selectVersions(policy, others).slice(0, policy.numVersions - 1) : selectVersions(policy, others);
+  return others.filter((v) => !kept.includes(v));
+}
+
+function parseOverride(text: string): DeclaredModelConfig {
+  try {
+    return parseModelConfig(text);
+  } catch (error) {
+    throw new DomainError('REGISTRY.INVALID_CONFIG', `the configuration override is invalid: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,49 @@
+import { Injectable } from '@nestjs/common';
+import { ModelStateStore, type ModelState } from '../../domain/registry/model-state-store.port.js';
+import type { Model } from '../../domain/registry/model.js';
+import { DomainEventBus } from '../../domain/shared/domain-event-bus.port.js';
+
+/**
+ * What the registry saves of each model and when: after every change an operator makes, the
+ * model's state is written (compare-and-set on the revision last read or written), then the
+ * model's events are published, never before.
+ */
+@Injectable()
+export class ModelStates {
+  private readonly stored = new Map<string, { revision: number; state: ModelState }>();
+
+  constructor(
+    private readonly store: ModelStateStore,
+    private readonly events: DomainEventBus,
+  ) {}
+
+  /** Reads every stored state; called once at start, before the repository loads. */
+  async restore(): Promise<ReadonlyMap<string, ModelState>> {
+    for (const { state, revision } of await this.store.loadAll()) this.stored.set(state.name, { state, revision });
+    return new Map([...this.stored].map(([name, { state }]) => [name, state]));
+  }
+
+  stateOf(name: string): ModelState | undefined {
+    return this.stored.get(name)?.state;
+  }
+
+  /** Saves the model as it is now (with what the operator set), then publishes its events. */
+  async save(model: Model, changes: Partial<Pick<ModelState, 'configOverride' | 'unloadedVersions'>> = {}): Promise<void> {
+    const previous = this.stored.get(model.name);
+    const state: ModelState = {
+      name: model.name,
+      loadedVersions: model.readyVersions.map((v) => v.version).sort((a, b) => a - b),
+      unloadedVersions: changes.unloadedVersions ?? previous?.state.unloadedVersions ?? [],
+      defaultVersion: model.defaultVersion,
+      configOverride: 'configOverride' in changes ? changes.configOverride : previous?.state.configOverride,
+    };
+    const saved = await this.store.save(state, previous?.revision ?? 0);
+    this.stored.set(model.name, saved);
+    this.events.publish(model.pullDomainEvents());
+  }
+
+  /** Publishes what happened without an operator (start-up loads): nothing to save. */
+  publish(model: Model): void {
+    this.events.publish(model.pullDomainEvents());
+  }
+}

@@ -1,0 +1,58 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { InferenceEngine } from '../../domain/inference/inference-engine.port.js';
+import type { Tensor } from '../../domain/inference/tensor.js';
+import { completeModelConfig, runtimeOptionsOf, servedSignature, type DeclaredModelConfig, type ModelConfig } from '../../domain/registry/model-config.js';
+import { ModelRepository } from '../../domain/registry/model-repository.port.js';
+import type { Model } from '../../domain/registry/model.js';
+import { TYPED_ARRAY_OF } from '../../domain/shared/datatype.js';
+import { DomainError } from '../../domain/shared/domain-error.js';
+
+/**
+ * Loads one version into the runtime and warms it up before it can take traffic: a run on a
+ * zero-filled input (one row, every variable dimension 1). A version that fails either is
+ * UNAVAILABLE with the reason, nothing of it stays loaded, and LOAD_FAILED names why.
+ */
+@Injectable()
+export class VersionLoader {
+  private readonly logger = new Logger(VersionLoader.name);
+
+  constructor(
+    private readonly repository: ModelRepository,
+    private readonly engine: InferenceEngine,
+  ) {}
+
+  async load(model: Model, number: number, declared: DeclaredModelConfig): Promise<void> {
+    const version = model.startLoading(number);
+    let loaded = false;
+    try {
+      const fileSha256 = await this.repository.sha256(version.path);
+      const { signature, executionProvider } = await this.engine.load(version.key, version.path, runtimeOptionsOf(declared));
+      loaded = true;
+      const config = completeModelConfig(version.modelName, declared, signature);
+      await this.warmUp(version.key, config);
+      model.finishLoading(number, { config, executionProvider, fileSha256, loadedAt: new Date() });
+      this.logger.log(`model '${model.name}' version ${number} is READY`);
+    } catch (error) {
+      if (loaded) await this.engine.unload(version.key);
+      const reason = (error as Error).message;
+      model.failLoading(number, reason, new Date());
+      this.logger.error(`model '${model.name}' version ${number} is UNAVAILABLE: ${reason}`);
+      throw new DomainError('REGISTRY.LOAD_FAILED', `model '${model.name}' version ${number} failed to load: ${reason}`);
+    }
+  }
+
+  private async warmUp(key: string, config: ModelConfig): Promise<void> {
+    const signature = servedSignature(config);
+    const inputs: Tensor[] = signature.inputs.map((spec) => {
+      const shape = spec.shape.map((dim) => (dim === -1 ? 1 : dim));
+      const count = shape.reduce((a, b) => a * b, 1);
+      const data = spec.datatype === 'BYTES' ? new Array<string>(count).fill('') : new TYPED_ARRAY_OF[spec.datatype](count);
+      return { name: spec.name, datatype: spec.datatype, shape, data };
+    });
+    try {
+      await this.engine.run(key, inputs, signature.outputs.map((spec) => spec.name));
+    } catch (error) {
+      throw new Error(`the warm-up run failed: ${(error as Error).message}`);
+    }
+  }
+}
