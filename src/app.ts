@@ -23,6 +23,8 @@ export async function startServer(config: AppConfig): Promise<RunningServer> {
   const adapter = new FastifyAdapter({ bodyLimit: config.MAX_REQUEST_BYTES });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.with(config), adapter, { bufferLogs: true });
   app.useLogger(app.get(Logger));
+  // Model uploads (PUT /admin/models/{m}/versions/{v}) arrive as raw bytes.
+  adapter.getInstance().addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   const errorFilter = new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES });
   app.useGlobalFilters(errorFilter);
   app.enableShutdownHooks();

@@ -19,6 +19,12 @@ export abstract class ModelRepository {
   abstract scan(): Promise<ModelDirectory[]>;
   /** One model directory as it is now, or undefined when the repository has no such model. */
   abstract scanModel(name: string): Promise<ModelDirectory | undefined>;
+  /**
+   * Adds version `version` of `name` (a checked name) with these model-file bytes: written aside,
+   * handed to `validate` (the file's path), and made visible in the repository only if that
+   * resolves. Throws VERSION_EXISTS when the version is there already: nothing is overwritten.
+   */
+  abstract addVersion(name: string, version: number, bytes: Uint8Array, validate: (modelPath: string) => Promise<void>): Promise<void>;
   /** sha256 of a model file, hex: what identifies the bytes a version was loaded from. */
   abstract sha256(modelPath: string): Promise<string>;
 }

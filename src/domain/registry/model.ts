@@ -126,6 +126,13 @@ export class Model extends AggregateRoot<ModelEvent> {
     this.recordServingChange(before, at);
   }
 
+  /** Back to Triton's rule: the highest READY version serves requests naming none. */
+  unpinDefault(at: Date): void {
+    const before = this.servingVersion()?.version;
+    this.pinnedDefault = undefined;
+    this.recordServingChange(before, at);
+  }
+
   /**
    * Takes a READY version out of service. The version that serves requests naming none may go
    * only when another READY version takes over, unless forced: a pinned default must first be

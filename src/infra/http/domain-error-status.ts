@@ -11,6 +11,7 @@ export const HTTP_STATUS_OF: Record<DomainErrorCode, number> = {
   'REGISTRY.INVALID_NAME': 400,
   // Triton answers a failed repository load with 400.
   'REGISTRY.LOAD_FAILED': 400,
+  'REGISTRY.VERSION_EXISTS': 409,
   'AUTH.UNAUTHENTICATED': 401,
   'SERVER.NOT_READY': 503,
   'INFERENCE.INVALID_REQUEST': 400,

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { ModelRepository, type ModelDirectory, type VersionDirectory } from '../../domain/registry/model-repository.port.js';
+import { DomainError } from '../../domain/shared/domain-error.js';
 import { parseModelConfig } from './model-config.schema.js';
 
 export const CONFIG_FILE = 'config.json';
@@ -13,6 +15,48 @@ export const MODEL_FILE = 'model.onnx';
 export class FileSystemModelRepository extends ModelRepository {
   constructor(private readonly root: string) {
     super();
+  }
+
+  async addVersion(name: string, version: number, bytes: Uint8Array, validate: (modelPath: string) => Promise<void>): Promise<void> {
+    const { dir: modelDir, created } = await this.insideRoot(name);
+    const target = join(modelDir, String(version));
+    if (await exists(target)) throw versionExists(name, version);
+    let added = false;
+    // A hidden directory: scans skip it (not a version number), so nothing half-written is ever seen.
+    const staging = join(modelDir, `.upload-${randomBytes(8).toString('hex')}`);
+    await mkdir(staging, { mode: 0o755 });
+    try {
+      const file = join(staging, MODEL_FILE);
+      const handle = await open(file, 'wx', 0o644);
+      try {
+        await handle.writeFile(bytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await validate(file);
+      if (await exists(target)) throw versionExists(name, version);
+      await rename(staging, target);
+      await syncDirectory(modelDir);
+      added = true;
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+      // A refused upload of a new model leaves no trace of it.
+      if (!added && created) await rm(modelDir, { recursive: true, force: true });
+    }
+  }
+
+  /** The model's directory, created if new, after checking that it resolves inside the repository (no symlink out). */
+  private async insideRoot(name: string): Promise<{ dir: string; created: boolean }> {
+    const root = await realpath(this.root);
+    const dir = join(root, name);
+    const created = !(await exists(dir));
+    if (created) await mkdir(dir, { mode: 0o755 });
+    const resolved = await realpath(dir);
+    if (!resolved.startsWith(root + sep)) {
+      throw new DomainError('REGISTRY.INVALID_NAME', `model directory '${name}' resolves outside the model repository`);
+    }
+    return { dir: resolved, created };
   }
 
   async sha256(modelPath: string): Promise<string> {
@@ -60,5 +104,26 @@ export class FileSystemModelRepository extends ModelRepository {
     } catch (error) {
       return { ok: false, reason: (error as Error).message };
     }
+  }
+}
+
+function versionExists(name: string, version: number): DomainError {
+  return new DomainError('REGISTRY.VERSION_EXISTS', `model '${name}' already has version ${version} in the repository; versions are never overwritten: upload a new version number`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Makes a rename in `dir` durable. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }

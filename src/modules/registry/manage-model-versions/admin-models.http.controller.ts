@@ -2,6 +2,7 @@ import { Body, Controller, Get, HttpCode, Param, Post, Put, UseGuards } from '@n
 import { z } from 'zod';
 import { checkedModelName, checkedVersion } from '../../../domain/registry/model-name.js';
 import type { Model } from '../../../domain/registry/model.js';
+import { DomainError } from '../../../domain/shared/domain-error.js';
 import { parseBody } from '../../../infra/http/request-body.js';
 import { ModelRegistry } from '../model-registry.js';
 import { ModelStates } from '../model-states.js';
@@ -39,6 +40,19 @@ export class AdminModelsHttpController {
     const { force } = parseBody(unloadBody, body) ?? {};
     await this.lifecycle.unloadVersion(checkedModelName(model), checkedVersion(version), force ?? false);
     return this.describe(this.registry.get(model));
+  }
+
+  /** Uploads a new version: the raw model.onnx bytes (application/octet-stream), at most MAX_REQUEST_BYTES. */
+  @Put(':model/versions/:version')
+  @HttpCode(201)
+  async upload(@Param('model') model: string, @Param('version') version: string, @Body() body: unknown) {
+    const name = checkedModelName(model);
+    const number = checkedVersion(version);
+    if (!Buffer.isBuffer(body) || body.length === 0) {
+      throw new DomainError('INFERENCE.INVALID_REQUEST', 'the body must be the model.onnx file, sent as application/octet-stream');
+    }
+    const { sha256 } = await this.lifecycle.uploadVersion(name, number, body);
+    return { name, version: String(number), sha256, bytes: body.length };
   }
 
   /** The hot swap: answers once the new version serves. */

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
-import type { DeclaredModelConfig } from '../../../domain/registry/model-config.js';
+import { createHash } from 'node:crypto';
+import { completeModelConfig, runtimeOptionsOf, type DeclaredModelConfig } from '../../../domain/registry/model-config.js';
 import { ModelRepository, type ModelDirectory } from '../../../domain/registry/model-repository.port.js';
 import { ModelVersion } from '../../../domain/registry/model-version.js';
 import { Model } from '../../../domain/registry/model.js';
@@ -47,6 +48,30 @@ export class ModelLifecycle {
     });
   }
 
+  /**
+   * Adds a new version from uploaded model-file bytes. It becomes visible in the repository only
+   * after it loaded (with the model's configuration) in a runtime instance of its own, which is
+   * then released: the version is not served until an operator loads it or makes it the default.
+   */
+  uploadVersion(modelName: string, number: number, bytes: Uint8Array): Promise<{ sha256: string }> {
+    return this.serialized(modelName, async () => {
+      const directory = await this.repository.scanModel(modelName);
+      const declared = directory ? this.declaredOf(directory) : {};
+      await this.repository.addVersion(modelName, number, bytes, async (modelPath) => {
+        const key = `${modelName}/${number}#upload`;
+        try {
+          const { signature } = await this.engine.load(key, modelPath, runtimeOptionsOf({ ...declared, instanceCount: 1 }));
+          completeModelConfig(modelName, declared, signature);
+        } catch (error) {
+          throw new DomainError('REGISTRY.LOAD_FAILED', `the uploaded model does not load: ${(error as Error).message}`);
+        } finally {
+          await this.engine.unload(key);
+        }
+      });
+      return { sha256: createHash('sha256').update(bytes).digest('hex') };
+    });
+  }
+
   /** Drains a version (every request it accepted is answered), then releases it. */
   unloadVersion(modelName: string, number: number, force = false): Promise<void> {
     return this.serialized(modelName, async () => {
@@ -66,8 +91,18 @@ export class ModelLifecycle {
       const { model, directory } = await this.modelWithDirectory(modelName);
       const declared = this.declaredOf(directory);
       const version = this.versionIn(model, directory, number);
-      if (!version.isReady) await this.loadOrSave(model, number, declared);
       const from = model.servingVersion()?.version;
+      const pinned = model.defaultVersion;
+      // Pin what serves now, so that the new version, once READY, takes no traffic before the switch.
+      if (from !== undefined) model.makeDefault(from, new Date());
+      if (!version.isReady) {
+        try {
+          await this.loadOrSave(model, number, declared);
+        } catch (error) {
+          if (pinned === undefined) model.unpinDefault(new Date());
+          throw error;
+        }
+      }
       model.makeDefault(number, new Date());
       await this.states.save(model, { unloadedVersions: this.unloadedWithout(model.name, number) });
       const retired = versionsToRetire(declared, model, number);

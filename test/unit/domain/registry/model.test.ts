@@ -202,4 +202,14 @@ describe('Model', () => {
       assertDomainError(() => model.addVersion(aModelVersion().of('bert').numbered(3).build()), 'REGISTRY.INVALID_TRANSITION', "'bert'");
     });
   });
+  it('unpinDefault returns to the highest READY version', () => {
+    const at = new Date('2024-05-06T07:08:09.000Z');
+    const model = Model.discover('resnet', [version(1).ready().build(), version(2).ready().build()]);
+    model.makeDefault(1, at);
+    model.pullDomainEvents();
+    model.unpinDefault(at);
+    assert.equal(model.defaultVersion, undefined);
+    assert.equal(model.versionToServe().version, 2);
+    assert.deepEqual(model.pullDomainEvents(), [{ type: 'DefaultVersionChanged', occurredAt: at, modelName: 'resnet', from: 1, to: 2 }]);
+  });
 });
