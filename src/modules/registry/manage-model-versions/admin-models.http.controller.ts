@@ -1,5 +1,6 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Put, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
+import { servedSignature } from '../../../domain/registry/model-config.js';
 import { checkedModelName, checkedVersion } from '../../../domain/registry/model-name.js';
 import type { Model } from '../../../domain/registry/model.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
@@ -79,6 +80,7 @@ export class AdminModelsHttpController {
         sha256: v.fileSha256 ?? null,
         loaded_at: v.loadedAt?.toISOString() ?? null,
         execution_provider: v.executionProvider ?? null,
+        ...(v.config ? servedSignature(v.config) : { inputs: null, outputs: null }),
       })),
     };
   }
