@@ -30,6 +30,8 @@ export class ErrorResponseFilter implements ExceptionFilter {
     if (status >= 500 && status !== 503 && status !== 504) this.logger.error(message);
     const retryAfter = error instanceof DomainError ? error.details.retryAfterSeconds : undefined;
     if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
+    // RFC 6750: a 401 says which scheme it wants.
+    if (error instanceof DomainError && error.code === 'AUTH.UNAUTHENTICATED') void reply.header('www-authenticate', 'Bearer');
     void reply.status(status).header('content-type', 'application/json').send(JSON.stringify({ error: message }));
   }
 

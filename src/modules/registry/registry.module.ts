@@ -11,6 +11,7 @@ import { ModelMetadataHttpController } from './get-model-metadata/model-metadata
 import { LoadModelRepositoryHandler } from './load-model-repository/load-model-repository.handler.js';
 import { AdminAuthGuard } from './manage-model-versions/admin-auth.guard.js';
 import { AdminModelsHttpController } from './manage-model-versions/admin-models.http.controller.js';
+import { AdminOpenApiHttpController } from './manage-model-versions/admin-openapi.http.controller.js';
 import { AdminToken } from './manage-model-versions/admin-token.js';
 import { ModelLifecycle } from './manage-model-versions/model-lifecycle.js';
 import { RepositoryHttpController } from './manage-model-versions/repository.http.controller.js';
@@ -29,7 +30,7 @@ export class MessagingModule {}
 /** The model registry bounded context: which models and versions exist, their states and configs, and the admin API. */
 @Module({
   imports: [MessagingModule],
-  controllers: [ModelMetadataHttpController, AdminModelsHttpController, RepositoryHttpController],
+  controllers: [ModelMetadataHttpController, AdminModelsHttpController, RepositoryHttpController, AdminOpenApiHttpController],
   providers: [
     ModelRegistry,
     LoadModelRepositoryHandler,

@@ -5,6 +5,7 @@ import { checkedModelName, checkedVersion } from '../../../domain/registry/model
 import type { Model } from '../../../domain/registry/model.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
 import { parseBody } from '../../../infra/http/request-body.js';
+import { toConfigFile } from '../../../infra/model-repository/model-config.schema.js';
 import { ModelRegistry } from '../model-registry.js';
 import { ModelStates } from '../model-states.js';
 import { AdminAuthGuard } from './admin-auth.guard.js';
@@ -67,11 +68,12 @@ export class AdminModelsHttpController {
 
   private describe(model: Model) {
     const saved = this.states.stateOf(model.name);
+    const serving = model.servingVersion();
     return {
       name: model.name,
       default_version: model.defaultVersion === undefined ? null : String(model.defaultVersion),
-      serving_version: model.servingVersion() ? String(model.servingVersion()!.version) : null,
-      version_policy: model.readyVersions[0]?.config?.versionPolicy ?? null,
+      serving_version: serving ? String(serving.version) : null,
+      version_policy: serving?.config ? toConfigFile(serving.config).version_policy : null,
       config_override: saved?.configOverride !== undefined,
       versions: model.versions.map((v) => ({
         version: String(v.version),

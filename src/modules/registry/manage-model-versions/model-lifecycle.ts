@@ -63,7 +63,9 @@ export class ModelLifecycle {
           const { signature } = await this.engine.load(key, modelPath, runtimeOptionsOf({ ...declared, instanceCount: 1 }));
           completeModelConfig(modelName, declared, signature);
         } catch (error) {
-          throw new DomainError('REGISTRY.LOAD_FAILED', `the uploaded model does not load: ${(error as Error).message}`);
+          // The staging path is the server's business, not the client's.
+          const reason = (error as Error).message.split(modelPath).join('model.onnx');
+          throw new DomainError('REGISTRY.LOAD_FAILED', `the uploaded model does not load: ${reason}`);
         } finally {
           await this.engine.unload(key);
         }

@@ -1,0 +1,489 @@
+import { DATATYPES } from '../../../domain/shared/datatype.js';
+import { SERVER_VERSION } from '../../health/server-identity.js';
+
+/*
+ * The OpenAPI 3.1 description of the admin API (AdminModelsHttpController, RepositoryHttpController),
+ * served by GET /admin/openapi.json. test/unit/modules/admin-openapi.test.ts checks it against the
+ * controllers' routes, so a route added there without being described here fails the tests.
+ */
+
+type JsonType = 'string' | 'integer' | 'number' | 'boolean' | 'object' | 'array' | 'null';
+
+/** A JSON Schema 2020-12 object, as far as this document uses it. */
+export interface SchemaObject {
+  readonly $ref?: string;
+  readonly type?: JsonType | readonly JsonType[];
+  readonly description?: string;
+  readonly properties?: Readonly<Record<string, SchemaObject>>;
+  readonly required?: readonly string[];
+  readonly additionalProperties?: boolean | SchemaObject;
+  readonly items?: SchemaObject;
+  readonly oneOf?: readonly SchemaObject[];
+  readonly not?: SchemaObject;
+  readonly enum?: readonly string[];
+  readonly const?: string;
+  readonly pattern?: string;
+  readonly format?: string;
+  readonly minimum?: number;
+  readonly minItems?: number;
+  readonly contentMediaType?: string;
+}
+
+export interface ReferenceObject {
+  readonly $ref: string;
+}
+
+export interface ParameterObject {
+  readonly name: string;
+  readonly in: 'path' | 'query' | 'header';
+  readonly required: boolean;
+  readonly description: string;
+  readonly schema: SchemaObject;
+}
+
+export interface MediaTypeObject {
+  readonly schema: SchemaObject;
+  readonly example?: unknown;
+}
+
+export interface RequestBodyObject {
+  readonly description: string;
+  readonly required: boolean;
+  readonly content: Readonly<Record<string, MediaTypeObject>>;
+}
+
+export interface ResponseObject {
+  readonly description: string;
+  readonly content?: Readonly<Record<string, MediaTypeObject>>;
+}
+
+export interface OperationObject {
+  readonly operationId: string;
+  readonly summary: string;
+  readonly description?: string;
+  readonly tags: readonly string[];
+  /** `[]`: no authentication. */
+  readonly security: readonly Readonly<Record<string, readonly string[]>>[];
+  readonly parameters?: readonly (ParameterObject | ReferenceObject)[];
+  readonly requestBody?: RequestBodyObject;
+  readonly responses: Readonly<Record<string, ResponseObject | ReferenceObject>>;
+}
+
+export type HttpMethod = 'get' | 'put' | 'post' | 'delete' | 'patch' | 'head' | 'options';
+
+export type PathItemObject = Partial<Record<HttpMethod, OperationObject>> & {
+  readonly parameters?: readonly (ParameterObject | ReferenceObject)[];
+};
+
+export interface OpenApiDocument {
+  readonly openapi: '3.1.0';
+  readonly info: { readonly title: string; readonly version: string; readonly description: string };
+  readonly tags: readonly { readonly name: string; readonly description: string }[];
+  readonly paths: Readonly<Record<string, PathItemObject>>;
+  readonly components: {
+    readonly securitySchemes: Readonly<Record<string, { readonly type: 'http'; readonly scheme: 'bearer'; readonly description: string }>>;
+    readonly parameters: Readonly<Record<string, ParameterObject>>;
+    readonly schemas: Readonly<Record<string, SchemaObject>>;
+    readonly responses: Readonly<Record<string, ResponseObject>>;
+  };
+}
+
+const BEARER = [{ bearer: [] }] as const;
+const JSON_TYPE = 'application/json';
+
+const schemaRef = (name: string): SchemaObject => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: SchemaObject, example?: unknown): Readonly<Record<string, MediaTypeObject>> => ({
+  [JSON_TYPE]: example === undefined ? { schema } : { schema, example },
+});
+/** An error answer: always the `{"error": "..."}` body of ErrorResponseFilter. */
+const error = (description: string): ResponseObject => ({ description, content: json(schemaRef('Error')) });
+
+const MODEL = { $ref: '#/components/parameters/model' } as const;
+const VERSION = { $ref: '#/components/parameters/version' } as const;
+const UNAUTHORIZED = { $ref: '#/components/responses/Unauthorized' } as const;
+
+const BAD_NAME = 'the model name or the version in the path is not allowed (REGISTRY.INVALID_NAME)';
+const BAD_BODY = 'the JSON body does not match its schema (INFERENCE.INVALID_REQUEST), or is empty while Content-Type says application/json';
+const CONFLICT =
+  'the version is in a state that does not allow the change (REGISTRY.INVALID_TRANSITION), or the saved model state changed meanwhile (REGISTRY.STATE_CONFLICT)';
+
+export const ADMIN_OPENAPI: OpenApiDocument = {
+  openapi: '3.1.0',
+  info: {
+    title: 'onnx-serving admin API',
+    version: SERVER_VERSION,
+    description: [
+      'Managing the models and versions a running server serves: upload a version, load and unload versions, make a version the default (the hot swap), and Triton\'s model-repository extension.',
+      'Every route but this document needs `Authorization: Bearer <token>`: the token is ADMIN_TOKEN, or else the one the server generates at its first start into STATE_DIR/admin-token (readable only by its user) and reuses after.',
+      'Every error answers `{"error": "<message>"}` with the status of the server\'s error table. The operations on one model run one after another, each to its end; the model state is saved after each.',
+    ].join('\n\n'),
+  },
+  tags: [
+    { name: 'admin', description: 'The admin API of this server (/admin).' },
+    { name: 'repository', description: "Triton's model-repository extension (/v2/repository), behind the same token." },
+  ],
+  paths: {
+    '/admin/openapi.json': {
+      get: {
+        operationId: 'getAdminOpenApi',
+        summary: 'This document',
+        description: 'Needs no token: it describes the API, it gives no access to it.',
+        tags: ['admin'],
+        security: [],
+        responses: {
+          '200': { description: 'The OpenAPI 3.1 description of the admin API.', content: json({ type: 'object' }) },
+        },
+      },
+    },
+    '/admin/models': {
+      get: {
+        operationId: 'listModels',
+        summary: 'The models the server knows, with the state of each version',
+        tags: ['admin'],
+        security: BEARER,
+        responses: {
+          '200': { description: 'Every model of the registry, by name.', content: json(schemaRef('ModelList')) },
+          '401': UNAUTHORIZED,
+        },
+      },
+    },
+    '/admin/models/{model}/versions/{version}': {
+      put: {
+        operationId: 'uploadModelVersion',
+        summary: 'Uploads a new version of a model (a new model when the name is new)',
+        description: [
+          'The body is the raw model.onnx file. It is written aside and loaded (with the model\'s config.json, in a runtime instance of its own that is then released); only when it loads does the version directory appear in the repository. A version is never overwritten.',
+          'The new version is not served: load it (POST .../load) or make it the default (PUT /admin/models/{model}/default-version).',
+        ].join('\n\n'),
+        tags: ['admin'],
+        security: BEARER,
+        parameters: [MODEL, VERSION],
+        requestBody: {
+          description: 'The model.onnx file, at most MAX_REQUEST_BYTES (64 MiB unless configured).',
+          required: true,
+          content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } },
+        },
+        responses: {
+          '201': { description: 'The version was added to the repository.', content: json(schemaRef('UploadedVersion')) },
+          '400': error(
+            `${BAD_NAME}; the body is empty or not sent as application/octet-stream (INFERENCE.INVALID_REQUEST); the model's config.json is invalid (REGISTRY.INVALID_CONFIG); the file does not load with the model's configuration (REGISTRY.LOAD_FAILED)`,
+          ),
+          '401': UNAUTHORIZED,
+          '409': error('the repository has this version already (REGISTRY.VERSION_EXISTS)'),
+          '413': error('the body is larger than MAX_REQUEST_BYTES'),
+          '415': error('the Content-Type is one the server does not parse'),
+        },
+      },
+    },
+    '/admin/models/{model}/versions/{version}/load': {
+      post: {
+        operationId: 'loadModelVersion',
+        summary: 'Loads a version (found in the repository now, e.g. just uploaded)',
+        description: 'Loads and warms up the version; a READY version stays as it is. No body is read.',
+        tags: ['admin'],
+        security: BEARER,
+        parameters: [MODEL, VERSION],
+        responses: {
+          '200': { description: 'The model after the load.', content: json(schemaRef('Model')) },
+          '400': error(`${BAD_NAME}; the model's configuration is invalid (REGISTRY.INVALID_CONFIG); the version failed to load or to warm up (REGISTRY.LOAD_FAILED; it is then UNAVAILABLE with the reason)`),
+          '401': UNAUTHORIZED,
+          '404': error('the repository has no such model (REGISTRY.MODEL_NOT_FOUND) or no such version of it (REGISTRY.VERSION_NOT_FOUND)'),
+          '409': error(CONFLICT),
+        },
+      },
+    },
+    '/admin/models/{model}/versions/{version}/unload': {
+      post: {
+        operationId: 'unloadModelVersion',
+        summary: 'Drains a READY version (every request it accepted is answered), then releases it',
+        description:
+          'The version that serves requests naming none is not unloaded when it is the pinned default or the only READY version, unless `force` is true. Send no body, or a JSON one (an empty body with Content-Type application/json is a 400).',
+        tags: ['admin'],
+        security: BEARER,
+        parameters: [MODEL, VERSION],
+        requestBody: {
+          description: 'Optional.',
+          required: false,
+          content: json(
+            {
+              type: 'object',
+              properties: { force: { type: 'boolean', description: 'Unload even the default or the only READY version. Default false.' } },
+              additionalProperties: false,
+            },
+            { force: true },
+          ),
+        },
+        responses: {
+          '200': { description: 'The model after the unload.', content: json(schemaRef('Model')) },
+          '400': error(`${BAD_NAME}; ${BAD_BODY}`),
+          '401': UNAUTHORIZED,
+          '404': error('the server knows no such model (REGISTRY.MODEL_NOT_FOUND) or no such version of it (REGISTRY.VERSION_NOT_FOUND)'),
+          '409': error(
+            'the version is the default or the only READY version and force is not true, or it is not READY (REGISTRY.INVALID_TRANSITION); the saved model state changed meanwhile (REGISTRY.STATE_CONFLICT)',
+          ),
+        },
+      },
+    },
+    '/admin/models/{model}/default-version': {
+      put: {
+        operationId: 'setDefaultVersion',
+        summary: 'The hot swap: makes a version the one that serves requests naming none',
+        description:
+          'Loads and warms up the version if it is not READY (on failure the version serving now keeps serving and the error is answered), switches routing to it atomically, then drains and unloads the versions the version policy no longer keeps. Answers once the new version serves.',
+        tags: ['admin'],
+        security: BEARER,
+        parameters: [MODEL],
+        requestBody: {
+          description: 'The version to serve.',
+          required: true,
+          content: json(
+            {
+              type: 'object',
+              required: ['version'],
+              properties: {
+                version: {
+                  oneOf: [
+                    { type: 'string', pattern: '^[1-9][0-9]{0,15}$' },
+                    { type: 'integer', minimum: 1 },
+                  ],
+                  description: 'A version of the model in the repository, as a string or an integer.',
+                },
+              },
+              additionalProperties: false,
+            },
+            { version: '2' },
+          ),
+        },
+        responses: {
+          '200': { description: 'The version now serves.', content: json(schemaRef('DefaultVersionSwap')) },
+          '400': error(`${BAD_NAME}; ${BAD_BODY}; the model's configuration is invalid (REGISTRY.INVALID_CONFIG); the version failed to load or to warm up (REGISTRY.LOAD_FAILED)`),
+          '401': UNAUTHORIZED,
+          '404': error('the repository has no such model (REGISTRY.MODEL_NOT_FOUND) or no such version of it (REGISTRY.VERSION_NOT_FOUND)'),
+          '409': error(CONFLICT),
+        },
+      },
+    },
+    '/v2/repository/index': {
+      post: {
+        operationId: 'repositoryIndex',
+        summary: "Triton's repository index: the models of the repository and the state of their versions",
+        description: 'One entry per version the server knows; a model directory with none known is one entry with only its name (left out when `ready` is true).',
+        tags: ['repository'],
+        security: BEARER,
+        requestBody: {
+          description: 'Optional.',
+          required: false,
+          content: json(
+            {
+              type: 'object',
+              properties: { ready: { type: 'boolean', description: 'Only the READY versions. Default false.' } },
+              additionalProperties: false,
+            },
+            { ready: true },
+          ),
+        },
+        responses: {
+          '200': { description: 'The index.', content: json({ type: 'array', items: schemaRef('RepositoryIndexEntry') }) },
+          '400': error(BAD_BODY),
+          '401': UNAUTHORIZED,
+        },
+      },
+    },
+    '/v2/repository/models/{model}/load': {
+      post: {
+        operationId: 'repositoryLoadModel',
+        summary: "Triton's repository load: the model (re)read from the repository and the versions its policy selects loaded",
+        description:
+          'With `parameters.config` (a config.json text) that configuration replaces the model\'s config.json, is saved, and every selected version is reloaded with it; without, READY versions stay. READY versions the policy no longer selects are unloaded. File parameters are not supported: uploads go to PUT /admin/models/{model}/versions/{version}.',
+        tags: ['repository'],
+        security: BEARER,
+        parameters: [MODEL],
+        requestBody: {
+          description: 'Optional.',
+          required: false,
+          content: json(
+            {
+              type: 'object',
+              properties: {
+                parameters: {
+                  type: 'object',
+                  properties: { config: { type: 'string', contentMediaType: JSON_TYPE, description: 'The model configuration, as the text of a config.json.' } },
+                  additionalProperties: false,
+                },
+              },
+              additionalProperties: false,
+            },
+            { parameters: { config: '{"max_batch_size": 8, "version_policy": {"latest": {"num_versions": 2}}}' } },
+          ),
+        },
+        responses: {
+          '200': { description: 'Loaded. The body is empty, as Triton\'s.' },
+          '400': error(
+            `${BAD_NAME}; ${BAD_BODY}, or a parameter other than a string \`config\`; the configuration is invalid (REGISTRY.INVALID_CONFIG); a version failed to load or to warm up (REGISTRY.LOAD_FAILED)`,
+          ),
+          '401': UNAUTHORIZED,
+          '404': error('the repository has no such model (REGISTRY.MODEL_NOT_FOUND)'),
+          '409': error(CONFLICT),
+        },
+      },
+    },
+    '/v2/repository/models/{model}/unload': {
+      post: {
+        operationId: 'repositoryUnloadModel',
+        summary: "Triton's repository unload: every READY version of the model drained, then released",
+        tags: ['repository'],
+        security: BEARER,
+        parameters: [MODEL],
+        requestBody: {
+          description: 'Optional. Parameters (such as Triton\'s `unload_dependents`) are accepted and ignored.',
+          required: false,
+          content: json({
+            type: 'object',
+            properties: {
+              parameters: { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } },
+            },
+            additionalProperties: false,
+          }),
+        },
+        responses: {
+          '200': { description: 'Unloaded. The body is empty, as Triton\'s.' },
+          '400': error(`${BAD_NAME}; ${BAD_BODY}`),
+          '401': UNAUTHORIZED,
+          '404': error('the server knows no such model (REGISTRY.MODEL_NOT_FOUND)'),
+          '409': error(CONFLICT),
+        },
+      },
+    },
+  },
+  components: {
+    securitySchemes: {
+      bearer: {
+        type: 'http',
+        scheme: 'bearer',
+        description: 'ADMIN_TOKEN, or else the token the server generated into STATE_DIR/admin-token (mode 0600).',
+      },
+    },
+    parameters: {
+      model: {
+        name: 'model',
+        in: 'path',
+        required: true,
+        description: "A model name: 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or digit, without '..'.",
+        schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$', not: { pattern: '\\.\\.' } },
+      },
+      version: {
+        name: 'version',
+        in: 'path',
+        required: true,
+        description: 'A version: a positive integer without leading zeros, at most 2^53 - 1.',
+        schema: { type: 'string', pattern: '^[1-9][0-9]{0,15}$' },
+      },
+    },
+    schemas: {
+      Error: {
+        type: 'object',
+        required: ['error'],
+        properties: { error: { type: 'string', description: 'What went wrong.' } },
+        additionalProperties: false,
+      },
+      ModelVersionState: { type: 'string', enum: ['UNKNOWN', 'LOADING', 'READY', 'UNLOADING', 'UNAVAILABLE'] },
+      VersionPolicy: {
+        description: "Which versions of the model are served (Triton's version_policy, as in config.json), from the configuration of the version that serves.",
+        oneOf: [
+          {
+            type: 'object',
+            required: ['latest'],
+            properties: { latest: { type: 'object', required: ['num_versions'], properties: { num_versions: { type: 'integer', minimum: 1 } } } },
+            additionalProperties: false,
+          },
+          { type: 'object', required: ['all'], properties: { all: { type: 'object' } }, additionalProperties: false },
+          {
+            type: 'object',
+            required: ['specific'],
+            properties: { specific: { type: 'object', required: ['versions'], properties: { versions: { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 1 } } } },
+            additionalProperties: false,
+          },
+        ],
+      },
+      ModelVersion: {
+        type: 'object',
+        required: ['version', 'state', 'reason', 'sha256', 'loaded_at', 'execution_provider', 'inputs', 'outputs'],
+        properties: {
+          version: { type: 'string' },
+          state: schemaRef('ModelVersionState'),
+          reason: { type: 'string', description: 'Why it is not READY (e.g. the load error, or "unloaded"); empty when there is nothing to say.' },
+          sha256: { type: ['string', 'null'], pattern: '^[0-9a-f]{64}$', description: 'The sha256 of the model file it was last loaded from.' },
+          loaded_at: { type: ['string', 'null'], format: 'date-time', description: 'When it last became READY.' },
+          execution_provider: { type: ['string', 'null'], description: 'The execution provider it runs on while loaded.' },
+          inputs: { type: ['array', 'null'], items: schemaRef('TensorSpec'), description: 'The inputs it serves while loaded.' },
+          outputs: { type: ['array', 'null'], items: schemaRef('TensorSpec'), description: 'The outputs it serves while loaded.' },
+        },
+        additionalProperties: false,
+      },
+      TensorSpec: {
+        type: 'object',
+        required: ['name', 'datatype', 'shape'],
+        properties: {
+          name: { type: 'string' },
+          datatype: { type: 'string', enum: DATATYPES },
+          shape: { type: 'array', items: { type: 'integer', minimum: -1 }, description: '-1: a variable dimension (the first one is the batch when the model batches).' },
+        },
+        additionalProperties: false,
+      },
+      Model: {
+        type: 'object',
+        required: ['name', 'default_version', 'serving_version', 'version_policy', 'config_override', 'versions'],
+        properties: {
+          name: { type: 'string' },
+          default_version: { type: ['string', 'null'], description: 'The version an operator made the default; null: the highest READY version serves.' },
+          serving_version: { type: ['string', 'null'], description: 'The version that serves requests naming none; null when no version is READY.' },
+          version_policy: { oneOf: [schemaRef('VersionPolicy'), { type: 'null' }], description: 'null when no version is READY.' },
+          config_override: { type: 'boolean', description: 'Whether a configuration given to POST /v2/repository/models/{model}/load replaces config.json.' },
+          versions: { type: 'array', items: schemaRef('ModelVersion'), description: 'Highest first.' },
+        },
+        additionalProperties: false,
+      },
+      ModelList: {
+        type: 'object',
+        required: ['models'],
+        properties: { models: { type: 'array', items: schemaRef('Model') } },
+        additionalProperties: false,
+      },
+      UploadedVersion: {
+        type: 'object',
+        required: ['name', 'version', 'sha256', 'bytes'],
+        properties: {
+          name: { type: 'string' },
+          version: { type: 'string' },
+          sha256: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'The sha256 of the uploaded file.' },
+          bytes: { type: 'integer', minimum: 1, description: 'The size of the uploaded file.' },
+        },
+        additionalProperties: false,
+      },
+      DefaultVersionSwap: {
+        type: 'object',
+        required: ['name', 'previous_version', 'version'],
+        properties: {
+          name: { type: 'string' },
+          previous_version: { type: ['string', 'null'], description: 'The version that served before; null when none did.' },
+          version: { type: 'string', description: 'The version that serves now.' },
+        },
+        additionalProperties: false,
+      },
+      RepositoryIndexEntry: {
+        type: 'object',
+        required: ['name'],
+        properties: {
+          name: { type: 'string' },
+          version: { type: 'string' },
+          state: schemaRef('ModelVersionState'),
+          reason: { type: 'string' },
+        },
+        additionalProperties: false,
+      },
+    },
+    responses: {
+      Unauthorized: error('No `Authorization: Bearer <token>` header, or not the admin token (AUTH.UNAUTHENTICATED).'),
+    },
+  },
+};

@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { classifierModel } from '../../scripts/build-models.js';
+import { ADMIN_OPENAPI } from '../../src/modules/registry/manage-model-versions/admin-openapi.js';
+import { makeRepository, startTestServer, type TestServer } from '../support/test-server.js';
+
+const ADMIN_TOKEN = 'openapi-e2e-admin-token-0123456789';
+
+describe('GET /admin/openapi.json', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer(await makeRepository([{ name: 'iris', onnx: classifierModel() }]), { ADMIN_TOKEN });
+  });
+  after(() => server.close());
+
+  it('answers the OpenAPI 3.1 document without a token', async () => {
+    const response = await fetch(`${server.url}/admin/openapi.json`);
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /^application\/json/);
+    const body = (await response.json()) as any;
+    assert.equal(body.openapi, '3.1.0');
+    assert.deepEqual(Object.keys(body.paths).sort(), [
+      '/admin/models',
+      '/admin/models/{model}/default-version',
+      '/admin/models/{model}/versions/{version}',
+      '/admin/models/{model}/versions/{version}/load',
+      '/admin/models/{model}/versions/{version}/unload',
+      '/admin/openapi.json',
+      '/v2/repository/index',
+      '/v2/repository/models/{model}/load',
+      '/v2/repository/models/{model}/unload',
+    ]);
+    assert.deepEqual(body, JSON.parse(JSON.stringify(ADMIN_OPENAPI)));
+  });
+
+  it('is right that every other operation answers 401 {"error"} without the token', async () => {
+    const checked: string[] = [];
+    for (const [path, item] of Object.entries(ADMIN_OPENAPI.paths)) {
+      for (const [method, operation] of Object.entries(item)) {
+        if (method === 'parameters' || !('security' in operation) || operation.security.length === 0) continue;
+        const url = server.url + path.replace('{model}', 'iris').replace('{version}', '1');
+        const response = await fetch(url, { method: method.toUpperCase() });
+        assert.equal(response.status, 401, `${method} ${path}`);
+        assert.equal(typeof ((await response.json()) as { error: unknown }).error, 'string');
+        checked.push(`${method} ${path}`);
+      }
+    }
+    assert.equal(checked.length, 8);
+  });
+
+  it('describes the fields GET /admin/models answers', async () => {
+    const response = await fetch(`${server.url}/admin/models`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    assert.equal(response.status, 200);
+    const { models } = (await response.json()) as { models: any[] };
+    const { Model, ModelVersion, TensorSpec } = ADMIN_OPENAPI.components.schemas;
+    assert.equal(models.length, 1);
+    assert.deepEqual(Object.keys(models[0]).sort(), [...Model.required!].sort());
+    assert.deepEqual(Object.keys(models[0].versions[0]).sort(), [...ModelVersion.required!].sort());
+    assert.match(models[0].versions[0].sha256, new RegExp(ModelVersion.properties!.sha256.pattern!));
+    assert.deepEqual(Object.keys(models[0].versions[0].inputs[0]).sort(), [...TensorSpec.required!].sort());
+  });
+});

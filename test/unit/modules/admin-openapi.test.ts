@@ -1,0 +1,196 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { RequestMethod } from '@nestjs/common';
+import { GUARDS_METADATA, HTTP_CODE_METADATA, METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
+import { checkedModelName, checkedVersion } from '../../../src/domain/registry/model-name.js';
+import { AdminAuthGuard } from '../../../src/modules/registry/manage-model-versions/admin-auth.guard.js';
+import { AdminModelsHttpController } from '../../../src/modules/registry/manage-model-versions/admin-models.http.controller.js';
+import { AdminOpenApiHttpController } from '../../../src/modules/registry/manage-model-versions/admin-openapi.http.controller.js';
+import {
+  ADMIN_OPENAPI,
+  type HttpMethod,
+  type OperationObject,
+  type ParameterObject,
+  type ReferenceObject,
+} from '../../../src/modules/registry/manage-model-versions/admin-openapi.js';
+import { RepositoryHttpController } from '../../../src/modules/registry/manage-model-versions/repository.http.controller.js';
+
+const CONTROLLERS = [AdminModelsHttpController, RepositoryHttpController, AdminOpenApiHttpController];
+const HTTP_METHODS: readonly HttpMethod[] = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'];
+const OPENAPI_ROUTE = 'GET /admin/openapi.json';
+
+/** A route as Nest registers it, read from the decorators' metadata. */
+interface Route {
+  readonly key: string;
+  readonly successStatus: number;
+  readonly guarded: boolean;
+}
+
+function routesOf(controller: Function): Route[] {
+  const base = Reflect.getMetadata(PATH_METADATA, controller) as string;
+  const controllerGuards = (Reflect.getMetadata(GUARDS_METADATA, controller) ?? []) as unknown[];
+  const prototype = controller.prototype as Record<string, unknown>;
+  const routes: Route[] = [];
+  for (const name of Object.getOwnPropertyNames(prototype)) {
+    const handler = prototype[name];
+    if (name === 'constructor' || typeof handler !== 'function') continue;
+    const method = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod | undefined;
+    if (method === undefined) continue;
+    const path = Reflect.getMetadata(PATH_METADATA, handler) as string;
+    const segments = [base, path].map((part) => part.replace(/^\/+|\/+$/g, '')).filter((part) => part !== '');
+    const template = `/${segments.join('/')}`.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+    const guards = [...controllerGuards, ...((Reflect.getMetadata(GUARDS_METADATA, handler) ?? []) as unknown[])];
+    routes.push({
+      key: `${RequestMethod[method]} ${template}`,
+      successStatus: (Reflect.getMetadata(HTTP_CODE_METADATA, handler) as number | undefined) ?? (method === RequestMethod.POST ? 201 : 200),
+      guarded: guards.includes(AdminAuthGuard),
+    });
+  }
+  return routes;
+}
+
+function operationsOfDocument(): Map<string, OperationObject> {
+  const operations = new Map<string, OperationObject>();
+  for (const [path, item] of Object.entries(ADMIN_OPENAPI.paths)) {
+    for (const method of HTTP_METHODS) {
+      const operation = item[method];
+      if (operation) operations.set(`${method.toUpperCase()} ${path}`, operation);
+    }
+  }
+  return operations;
+}
+
+/** The object a `#/...` reference points at, or undefined. */
+function resolvePointer(ref: string): unknown {
+  assert.match(ref, /^#\//, `${ref} is not a local reference`);
+  let node: unknown = ADMIN_OPENAPI;
+  for (const token of ref.slice(2).split('/')) {
+    const key = token.replace(/~1/g, '/').replace(/~0/g, '~');
+    node = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[key] : undefined;
+  }
+  return node;
+}
+
+function parameter(p: ParameterObject | ReferenceObject): ParameterObject {
+  if (!('$ref' in p)) return p;
+  const resolved = resolvePointer(p.$ref);
+  assert.ok(resolved, `${p.$ref} resolves`);
+  return resolved as ParameterObject;
+}
+
+function refsIn(node: unknown, found: string[] = []): string[] {
+  if (Array.isArray(node)) for (const item of node) refsIn(item, found);
+  else if (typeof node === 'object' && node !== null) {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === '$ref' && typeof value === 'string') found.push(value);
+      else refsIn(value, found);
+    }
+  }
+  return found;
+}
+
+const routes = CONTROLLERS.flatMap(routesOf);
+const operations = operationsOfDocument();
+
+describe('the admin OpenAPI document', () => {
+  it('is an OpenAPI 3.1 document versioned as the server, and plain JSON', () => {
+    const packageJson = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version: string };
+    assert.equal(ADMIN_OPENAPI.openapi, '3.1.0');
+    assert.equal(ADMIN_OPENAPI.info.version, packageJson.version);
+    assert.deepEqual(JSON.parse(JSON.stringify(ADMIN_OPENAPI)), ADMIN_OPENAPI);
+  });
+
+  it('describes exactly the routes of the admin controllers', () => {
+    assert.ok(routes.length >= 9, `found ${routes.length} routes: is the route metadata read?`);
+    assert.deepEqual([...operations.keys()].sort(), routes.map((route) => route.key).sort());
+  });
+
+  it('gives each operation the success status its handler answers with', () => {
+    for (const route of routes) {
+      const operation = operations.get(route.key);
+      if (!operation) continue; // reported by the test above
+      const successes = Object.keys(operation.responses).filter((status) => /^2\d\d$/.test(status));
+      assert.deepEqual(successes, [String(route.successStatus)], route.key);
+    }
+  });
+
+  it('asks for the bearer token exactly where the admin guard is, with a 401 answer', () => {
+    for (const route of routes) {
+      const operation = operations.get(route.key);
+      if (!operation) continue; // reported by the test above
+      if (route.guarded) {
+        assert.deepEqual(operation.security, [{ bearer: [] }], route.key);
+        assert.ok(operation.responses['401'], `${route.key} has a 401 response`);
+      } else {
+        assert.deepEqual(operation.security, [], route.key);
+      }
+    }
+    assert.deepEqual(routes.filter((route) => !route.guarded).map((route) => route.key), [OPENAPI_ROUTE]);
+    const { type, scheme } = ADMIN_OPENAPI.components.securitySchemes.bearer;
+    assert.deepEqual({ type, scheme }, { type: 'http', scheme: 'bearer' });
+  });
+
+  it('declares every path parameter, and only those', () => {
+    for (const [key, operation] of operations) {
+      const path = key.split(' ')[1];
+      const item = ADMIN_OPENAPI.paths[path];
+      const inPath = [...path.matchAll(/\{([^}]+)\}/g)].map((match) => match[1]).sort();
+      const declared = [...(item.parameters ?? []), ...(operation.parameters ?? [])].map(parameter).filter((p) => p.in === 'path');
+      assert.deepEqual(declared.map((p) => p.name).sort(), inPath, key);
+      for (const p of declared) assert.equal(p.required, true, `${key}: {${p.name}} is required`);
+    }
+  });
+
+  it('has every reference resolve', () => {
+    const refs = refsIn(ADMIN_OPENAPI);
+    assert.ok(refs.length > 0);
+    for (const ref of refs) assert.ok(resolvePointer(ref) !== undefined, `${ref} resolves`);
+  });
+
+  it('answers errors with the {"error": string} body', () => {
+    for (const [key, operation] of operations) {
+      for (const [status, response] of Object.entries(operation.responses)) {
+        if (/^2/.test(status)) continue;
+        const resolved = ('$ref' in response ? resolvePointer(response.$ref) : response) as { content?: Record<string, { schema: unknown }> };
+        assert.deepEqual(resolved.content?.['application/json']?.schema, { $ref: '#/components/schemas/Error' }, `${key} ${status}`);
+      }
+    }
+  });
+
+  describe('path parameter patterns accept what the controllers accept', () => {
+    const { model, version } = ADMIN_OPENAPI.components.parameters;
+
+    it('model names', () => {
+      const matches = (name: string) => new RegExp(model.schema.pattern!).test(name) && !new RegExp(model.schema.not!.pattern!).test(name);
+      const accepted = (name: string) => {
+        try {
+          checkedModelName(name);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      const samples = ['iris', 'A', 'my-model_v1.2', '9', 'a'.repeat(128), 'a'.repeat(129), 'a..b', '..', '.hidden', '-x', '_x', 'a/b', 'a%2e', 'a b', '', 'é'];
+      for (const name of samples) assert.equal(matches(name), accepted(name), JSON.stringify(name));
+    });
+
+    it('versions', () => {
+      const matches = (text: string) => new RegExp(version.schema.pattern!).test(text);
+      const accepted = (text: string) => {
+        try {
+          checkedVersion(text);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      // Above 2^53 - 1 only the description can say it (16-digit numbers past it match the pattern).
+      const samples = ['1', '2', '10', '9007199254740991', '0', '01', '-1', '1.5', '1e3', ' 1', '', '12345678901234567', 'latest'];
+      for (const text of samples) assert.equal(matches(text), accepted(text), JSON.stringify(text));
+      assert.equal(accepted('9007199254740992'), false);
+      assert.match(version.description, /2\^53 - 1/);
+    });
+  });
+});
