@@ -20,7 +20,8 @@ export interface RunningServer {
  * after, so probes see "live, not yet ready" while models load.
  */
 export async function startServer(config: AppConfig): Promise<RunningServer> {
-  const adapter = new FastifyAdapter({ bodyLimit: config.MAX_REQUEST_BYTES });
+  // maxParamLength: a model name may have 128 characters (Fastify's default cuts path parameters at 100).
+  const adapter = new FastifyAdapter({ bodyLimit: config.MAX_REQUEST_BYTES, maxParamLength: 256 });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.with(config), adapter, { bufferLogs: true });
   app.useLogger(app.get(Logger));
   // Model uploads (PUT /admin/models/{m}/versions/{v}) arrive as raw bytes.

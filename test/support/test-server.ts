@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../../src/app.js';
 import { loadAppConfig } from '../../src/infra/config/app-config.js';
+import { CLASSIFIER_PARAMETERS, classifierModel } from '../../scripts/build-models.js';
 
 /** A model to place in a test repository: its ONNX bytes (or a file to copy) and an optional config.json. */
 export interface TestModel {
@@ -84,4 +85,56 @@ export async function modelStatistics(url: string, model: string, version = 1): 
   const { status, body } = await getJson(`${url}/v2/models/${model}/versions/${version}/stats`);
   if (status !== 200) throw new Error(`stats of ${model} answered ${status}: ${JSON.stringify(body)}`);
   return body.model_stats[0];
+}
+
+/**
+ * Boots the app like {@link startTestServer}, but `close()` only stops it: the repository and the
+ * STATE_DIR stay, so that another server can start over them (a restart). The caller removes them.
+ */
+export async function startServerOver(repository: string, env: Record<string, string> & { STATE_DIR: string }): Promise<TestServer> {
+  const config = loadAppConfig({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: '0', LOG_LEVEL: 'silent', ...env });
+  const server = await startServer(config);
+  await server.modelsLoaded;
+  return { url: server.httpUrl, server, close: () => server.app.close() };
+}
+
+/**
+ * A request with any method and headers; a string body is sent as it is (bad JSON included), any
+ * other body as JSON, and no body with no content type. The answer is parsed when it is JSON.
+ */
+export async function requestJson(
+  method: string,
+  url: string,
+  init: { readonly headers?: Record<string, string>; readonly body?: unknown } = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
+  const hasBody = init.body !== undefined;
+  const response = await fetch(url, {
+    method,
+    headers: { ...(hasBody && { 'content-type': 'application/json' }), ...init.headers },
+    body: hasBody ? (typeof init.body === 'string' ? init.body : JSON.stringify(init.body)) : undefined,
+  });
+  const text = await response.text();
+  let body: unknown = text || undefined;
+  if ((response.headers.get('content-type') ?? '').includes('json') && text) body = JSON.parse(text);
+  return { status: response.status, body, headers: response.headers };
+}
+
+/** The header the admin API wants: `Authorization: Bearer <token>`. */
+export function bearer(token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` };
+}
+
+/**
+ * The demo classifier with its bias changed so that it answers `label` for any ordinary input: versions
+ * built with different labels tell, in their answers, which of them computed it. (The bias is patched
+ * in the encoded model: same length, so the protobuf stays valid.)
+ */
+export function classifierAnswering(label: 0 | 1 | 2): Uint8Array {
+  const bytes = Buffer.from(classifierModel());
+  const original = Buffer.from(Float32Array.from(CLASSIFIER_PARAMETERS.bias).buffer);
+  const at = bytes.indexOf(original);
+  if (at < 0 || bytes.lastIndexOf(original) !== at) throw new Error('the classifier bias is not found exactly once in the model');
+  const bias = Float32Array.from([0, 0, 0], (_, i) => (i === label ? 100 : 0));
+  Buffer.from(bias.buffer).copy(bytes, at);
+  return new Uint8Array(bytes);
 }

@@ -25,6 +25,8 @@ export class ModelVersion {
     private _executionProvider?: string,
     private _loadedAt?: Date,
     private _fileSha256?: string,
+    private _key?: string,
+    private _reloads = 0,
   ) {}
 
   static register(modelName: string, version: number, path: string): ModelVersion {
@@ -58,7 +60,12 @@ export class ModelVersion {
   }
   /** The runtime's name for this version's loaded instances. */
   get key(): string {
-    return `${this.modelName}/${this.version}`;
+    return this._key ?? `${this.modelName}/${this.version}`;
+  }
+
+  /** The runtime key a reload of this READY version loads under, beside the one serving. */
+  get nextKey(): string {
+    return `${this.modelName}/${this.version}#${this._reloads + 2}`;
   }
 
   markLoading(): void {
@@ -88,12 +95,27 @@ export class ModelVersion {
     this._state = 'UNLOADING';
   }
 
+  /**
+   * A READY version now served by another runtime instance (`key`), loaded with a new
+   * configuration beside the old one: it stays READY throughout, so no request finds it missing.
+   */
+  markReloaded(loaded: LoadedVersion, key: string): void {
+    this.requireState('be reloaded', 'READY');
+    this._config = loaded.config;
+    this._executionProvider = loaded.executionProvider;
+    this._loadedAt = loaded.loadedAt;
+    this._fileSha256 = loaded.fileSha256;
+    this._key = key;
+    this._reloads++;
+  }
+
   markUnloaded(): void {
     this.requireState('finish unloading', 'UNLOADING');
     this._state = 'UNAVAILABLE';
     this._reason = 'unloaded';
     this._config = undefined;
     this._executionProvider = undefined;
+    this._key = undefined;
   }
 
   private requireState(action: string, ...allowed: ModelVersionState[]): void {

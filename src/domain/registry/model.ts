@@ -107,6 +107,12 @@ export class Model extends AggregateRoot<ModelEvent> {
     this.recordServingChange(before, loaded.loadedAt);
   }
 
+  /** A READY version switched to a reloaded instance (new configuration): it never stopped serving. */
+  finishReloading(number: number, loaded: LoadedVersion, key: string): void {
+    this.version(number).markReloaded(loaded, key);
+    this.record({ type: 'ModelVersionLoaded', occurredAt: loaded.loadedAt, modelName: this.name, version: number, fileSha256: loaded.fileSha256 });
+  }
+
   failLoading(number: number, reason: string, at: Date): void {
     this.version(number).markFailed(reason);
     this.record({ type: 'ModelVersionFailed', occurredAt: at, modelName: this.name, version: number, reason });

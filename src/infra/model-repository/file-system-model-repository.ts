@@ -72,8 +72,13 @@ export class FileSystemModelRepository extends ModelRepository {
   }
 
   async scanModel(name: string): Promise<ModelDirectory | undefined> {
-    // Names reach here validated (no separators, no dot segments); the join stays inside the root.
+    // Names reach here validated (no separators, no dot segments); a symlink could still lead out.
     try {
+      const root = await realpath(this.root);
+      const resolved = await realpath(join(root, name));
+      if (!resolved.startsWith(root + sep)) {
+        throw new DomainError('REGISTRY.INVALID_NAME', `model directory '${name}' resolves outside the model repository`);
+      }
       return await this.readModel(name);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;

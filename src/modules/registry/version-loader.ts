@@ -41,6 +41,31 @@ export class VersionLoader {
     }
   }
 
+  /**
+   * Loads a READY version again with another configuration, beside the instance serving it, and
+   * switches the version to the new instance once it is warm; returns the old instance's key, for
+   * the caller to drain and release. On failure the version keeps serving as it was.
+   */
+  async reload(model: Model, number: number, declared: DeclaredModelConfig): Promise<string> {
+    const version = model.version(number);
+    const oldKey = version.key;
+    const key = version.nextKey;
+    let loaded = false;
+    try {
+      const fileSha256 = await this.repository.sha256(version.path);
+      const { signature, executionProvider } = await this.engine.load(key, version.path, runtimeOptionsOf(declared));
+      loaded = true;
+      const config = completeModelConfig(version.modelName, declared, signature);
+      await this.warmUp(key, config);
+      model.finishReloading(number, { config, executionProvider, fileSha256, loadedAt: new Date() }, key);
+      this.logger.log(`model '${model.name}' version ${number} is READY with its new configuration`);
+      return oldKey;
+    } catch (error) {
+      if (loaded) await this.engine.unload(key);
+      throw new DomainError('REGISTRY.LOAD_FAILED', `model '${model.name}' version ${number} failed to reload, and keeps serving as before: ${(error as Error).message}`);
+    }
+  }
+
   private async warmUp(key: string, config: ModelConfig): Promise<void> {
     const signature = servedSignature(config);
     const inputs: Tensor[] = signature.inputs.map((spec) => {

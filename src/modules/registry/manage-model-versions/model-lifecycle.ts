@@ -123,13 +123,20 @@ export class ModelLifecycle {
     return this.serialized(modelName, async () => {
       if (configOverride !== undefined) parseOverride(configOverride);
       const { model, directory } = await this.modelWithDirectory(modelName);
-      const declared = configOverride !== undefined ? parseOverride(configOverride) : this.declaredOf(directory);
+      // Without an override, Triton's load goes back to the model's own config file.
+      const declared = configOverride !== undefined ? parseOverride(configOverride) : fileConfigOf(directory);
       const wanted = selectVersions(declared.versionPolicy ?? DEFAULT_VERSION_POLICY, directory.versions.map((v) => v.version));
-      const reloading = configOverride !== undefined;
+      // A new override, or dropping one, changes the configuration: READY versions reload beside themselves.
+      const reloading = configOverride !== undefined || this.states.stateOf(modelName)?.configOverride !== undefined;
       for (const number of wanted) {
         const version = this.versionIn(model, directory, number);
-        if (version.isReady && reloading) await this.unload(model, number, true);
-        if (!model.version(number).isReady) await this.loader.load(model, number, declared);
+        if (version.isReady && reloading) {
+          const oldKey = await this.loader.reload(model, number, declared);
+          await this.traffic.drain(oldKey);
+          await this.engine.unload(oldKey);
+        } else if (!version.isReady) {
+          await this.loader.load(model, number, declared);
+        }
       }
       for (const version of model.readyVersions.filter((v) => !wanted.includes(v.version))) await this.unload(model, version.version, true);
       await this.states.save(model, { configOverride, unloadedVersions: [] });
@@ -190,11 +197,10 @@ export class ModelLifecycle {
     return version;
   }
 
+  /** The configuration the model serves with: its saved override, else its config file. */
   private declaredOf(directory: ModelDirectory): DeclaredModelConfig {
     const override = this.states.stateOf(directory.name)?.configOverride;
-    if (override !== undefined) return parseOverride(override);
-    if (!directory.config.ok) throw new DomainError('REGISTRY.INVALID_CONFIG', `model '${directory.name}': ${directory.config.reason}`);
-    return directory.config.declared;
+    return override !== undefined ? parseOverride(override) : fileConfigOf(directory);
   }
 
   private unloadedWithout(modelName: string, number: number): number[] {
@@ -225,6 +231,11 @@ function versionsToRetire(declared: DeclaredModelConfig, model: Model, newDefaul
   const others = model.readyVersions.map((v) => v.version).filter((v) => v !== newDefault);
   const kept = policy.kind === 'latest' ? selectVersions(policy, others).slice(0, policy.numVersions - 1) : selectVersions(policy, others);
   return others.filter((v) => !kept.includes(v));
+}
+
+function fileConfigOf(directory: ModelDirectory): DeclaredModelConfig {
+  if (!directory.config.ok) throw new DomainError('REGISTRY.INVALID_CONFIG', `model '${directory.name}': ${directory.config.reason}`);
+  return directory.config.declared;
 }
 
 function parseOverride(text: string): DeclaredModelConfig {
