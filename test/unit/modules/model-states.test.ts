@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ModelStateStore, type ModelState, type StoredModelState } from '../../../src/domain/registry/model-state-store.port.js';
+import { Model } from '../../../src/domain/registry/model.js';
+import type { DomainEvent } from '../../../src/domain/shared/aggregate-root.js';
+import { DomainError } from '../../../src/domain/shared/domain-error.js';
+import { InProcessEventBus } from '../../../src/infra/messaging/in-process-event-bus.js';
+import { ModelStates } from '../../../src/modules/registry/model-states.js';
+import { aModelVersion } from '../support/model-version.mother.js';
+
+/** A store in memory that logs what happened, in order, with the bus's deliveries. */
+class InMemoryModelStateStore extends ModelStateStore {
+  readonly states = new Map<string, StoredModelState>();
+  failNext?: Error;
+  constructor(private readonly log: string[]) {
+    super();
+  }
+  async loadAll(): Promise<StoredModelState[]> {
+    return [...this.states.values()];
+  }
+  async save(state: ModelState, expectedRevision: number): Promise<StoredModelState> {
+    if (this.failNext) {
+      const error = this.failNext;
+      this.failNext = undefined;
+      throw error;
+    }
+    const current = this.states.get(state.name)?.revision ?? 0;
+    if (current !== expectedRevision) throw new DomainError('REGISTRY.STATE_CONFLICT', `revision ${current}, not ${expectedRevision}`);
+    const stored = { state, revision: current + 1 };
+    this.states.set(state.name, stored);
+    this.log.push(`saved r${stored.revision}`);
+    return stored;
+  }
+  async remove(name: string): Promise<void> {
+    this.states.delete(name);
+  }
+}
+
+function setUp() {
+  const log: string[] = [];
+  const store = new InMemoryModelStateStore(log);
+  const bus = new InProcessEventBus();
+  bus.subscribe<DomainEvent>('DefaultVersionChanged', (event) => log.push(`published ${event.type}`));
+  const states = new ModelStates(store, bus);
+  const model = Model.discover('resnet', [aModelVersion().numbered(1).ready().build(), aModelVersion().numbered(2).ready().build()]);
+  return { log, store, states, model };
+}
+
+describe('ModelStates', () => {
+  it('saves the model (loaded versions, default, override), then publishes its events', async () => {
+    const { log, store, states, model } = setUp();
+    model.makeDefault(1, new Date());
+    await states.save(model, { configOverride: '{"max_batch_size": 2}' });
+    assert.deepEqual(log, ['saved r1', 'published DefaultVersionChanged']);
+    assert.deepEqual(store.states.get('resnet')!.state, {
+      name: 'resnet',
+      loadedVersions: [1, 2],
+      unloadedVersions: [],
+      defaultVersion: 1,
+      configOverride: '{"max_batch_size": 2}',
+    });
+  });
+
+  it('writes each save against the revision it last wrote, and keeps the override unless told', async () => {
+    const { store, states, model } = setUp();
+    await states.save(model, { configOverride: 'x' });
+    await states.save(model);
+    assert.equal(store.states.get('resnet')!.revision, 2);
+    assert.equal(store.states.get('resnet')!.state.configOverride, 'x');
+  });
+
+  it('publishes nothing when the save fails: the events stay with the model', async () => {
+    const { log, store, states, model } = setUp();
+    model.makeDefault(1, new Date());
+    store.failNext = new DomainError('REGISTRY.STATE_CONFLICT', 'another writer');
+    await assert.rejects(states.save(model), /another writer/);
+    assert.deepEqual(log, []);
+    assert.equal(model.pullDomainEvents().length, 1, 'the event was not pulled');
+  });
+
+  it('restores the stored states, and the next save continues from their revision', async () => {
+    const { store, states, model } = setUp();
+    store.states.set('resnet', { revision: 7, state: { name: 'resnet', loadedVersions: [2], unloadedVersions: [1], defaultVersion: 2 } });
+    const restored = await states.restore();
+    assert.deepEqual(restored.get('resnet')?.unloadedVersions, [1]);
+    await states.save(model);
+    assert.equal(store.states.get('resnet')!.revision, 8);
+  });
+});
