@@ -2,26 +2,19 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { classifierModel } from '../../scripts/build-models.js';
+import { freePort } from '../support/free-port.js';
 import { makeRepository } from '../support/test-server.js';
 
 const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
 const TOKEN = 'kill-test-token-0123456789';
 const KILLS = 6;
 
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as { port: number };
-  probe.close();
-  return port;
-}
 
 /** Starts the server process on the repository and state directory, and waits until it is ready. */
 async function startServer(repository: string, stateDir: string) {

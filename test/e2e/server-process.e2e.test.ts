@@ -4,22 +4,15 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { classifierModel } from '../../scripts/build-models.js';
+import { freePort } from '../support/free-port.js';
 import { makeRepository } from '../support/test-server.js';
 
 const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
 
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as { port: number };
-  probe.close();
-  return port;
-}
 
 function runServer(env: Record<string, string>) {
   // Its own state directory, so that no run writes into the working tree.
