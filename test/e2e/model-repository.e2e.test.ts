@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startServer } from '../../src/app.js';
@@ -127,7 +128,8 @@ describe('model repository', () => {
     // A named pipe as config.json: reading it waits until the test writes, so the load stays in progress.
     const fifo = join(repository, 'slow', 'config.json');
     execFileSync('mkfifo', [fifo]);
-    const server = await startServer(loadAppConfig({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: '0', LOG_LEVEL: 'silent' }));
+    const stateDir = await mkdtemp(join(tmpdir(), 'onnx-serving-state-'));
+    const server = await startServer(loadAppConfig({ MODEL_REPOSITORY: repository, STATE_DIR: stateDir, HOST: '127.0.0.1', HTTP_PORT: '0', LOG_LEVEL: 'silent' }));
     try {
       assert.equal((await fetch(`${server.httpUrl}/v2/health/live`)).status, 200);
       const ready = await getJson(`${server.httpUrl}/v2/health/ready`);
@@ -139,6 +141,7 @@ describe('model repository', () => {
       assert.equal((await getJson(`${server.httpUrl}/v2/models/slow/config`)).body.max_batch_size, 2);
     } finally {
       await server.app.close();
+      await rm(stateDir, { recursive: true, force: true });
     }
   });
 });
