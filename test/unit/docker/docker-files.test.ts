@@ -267,4 +267,10 @@ describe('docker/kubernetes.yaml', () => {
     assert.match(manifest, /emptyDir:/);
     assert.match(manifest, /terminationGracePeriodSeconds:\s*30\b/);
   });
+
+  it('mounts a writable volume at STATE_DIR, since the root filesystem is read-only', () => {
+    const stateDir = /name:\s*STATE_DIR\s*\n\s*value:\s*(\S+)/.exec(manifest)?.[1];
+    assert.ok(stateDir, 'STATE_DIR is not set');
+    assert.match(manifest, new RegExp(`mountPath:\\s*${stateDir.replace(/[/.]/g, '\\$&')}\\s*$`, 'm'), `nothing is mounted at ${stateDir}`);
+  });
 });
