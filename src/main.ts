@@ -2,7 +2,9 @@ import { InvalidConfigurationError, loadAppConfig } from './infra/config/app-con
 import { startServer } from './app.js';
 
 try {
-  await startServer(loadAppConfig());
+  const server = await startServer(loadAppConfig());
+  // A repository that cannot be read at all leaves the server live and not ready, saying why in the log.
+  server.modelsLoaded.catch((error: Error) => process.stderr.write(`the model repository could not be loaded: ${error.message}\n`));
 } catch (error) {
   if (error instanceof InvalidConfigurationError) {
     process.stderr.write(`${error.message}\n`);

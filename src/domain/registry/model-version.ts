@@ -10,6 +10,8 @@ export interface LoadedVersion {
   readonly loadedAt: Date;
 }
 
+const UNLOADED = 'unloaded';
+
 /** Triton's model-version states. */
 export type ModelVersionState = 'UNKNOWN' | 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE';
 
@@ -57,6 +59,10 @@ export class ModelVersion {
   }
   get isReady(): boolean {
     return this._state === 'READY';
+  }
+  /** UNAVAILABLE because it was unloaded on purpose, not because it failed. */
+  get isUnloaded(): boolean {
+    return this._state === 'UNAVAILABLE' && this._reason === UNLOADED;
   }
   /** The runtime's name for this version's loaded instances. */
   get key(): string {
@@ -112,7 +118,7 @@ export class ModelVersion {
   markUnloaded(): void {
     this.requireState('finish unloading', 'UNLOADING');
     this._state = 'UNAVAILABLE';
-    this._reason = 'unloaded';
+    this._reason = UNLOADED;
     this._config = undefined;
     this._executionProvider = undefined;
     this._key = undefined;

@@ -36,7 +36,10 @@ export class FileSystemModelRepository extends ModelRepository {
       }
       await validate(file);
       if (await exists(target)) throw versionExists(name, version);
-      await rename(staging, target);
+      await rename(staging, target).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'EEXIST' || error.code === 'ENOTEMPTY') throw versionExists(name, version);
+        throw error;
+      });
       await syncDirectory(modelDir);
       added = true;
     } finally {
@@ -68,7 +71,12 @@ export class FileSystemModelRepository extends ModelRepository {
   async scan(): Promise<ModelDirectory[]> {
     const entries = await readdir(this.root, { withFileTypes: true });
     const names = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
-    return Promise.all(names.map((name) => this.readModel(name)));
+    return Promise.all(
+      names.map((name) =>
+        // One unreadable directory (lost+found, permissions) makes one UNAVAILABLE model, not a failed start.
+        this.readModel(name).catch((error: Error): ModelDirectory => ({ name, versions: [], config: { ok: false, reason: `the model directory cannot be read: ${error.message}` } })),
+      ),
+    );
   }
 
   async scanModel(name: string): Promise<ModelDirectory | undefined> {

@@ -8,6 +8,11 @@ export class ModelRegistry {
   private readonly models = new Map<string, Model>();
   private loading = true;
 
+  /** True until the repository's first load has finished. */
+  get isLoading(): boolean {
+    return this.loading;
+  }
+
   all(): Model[] {
     return [...this.models.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
@@ -34,8 +39,16 @@ export class ModelRegistry {
   notReadyReason(strict: boolean): string | undefined {
     if (this.loading) return 'the model repository is still loading';
     if (!strict) return undefined;
+    // What an operator unloaded on purpose (a retired version, a model with nothing loaded) is not a failure.
     const notReady = this.all().flatMap((model) =>
-      model.versions.length === 0 ? [`'${model.name}': ${model.problem}`] : model.versions.filter((v) => !v.isReady).map((v) => `'${model.name}' version ${v.version} is ${v.state}${v.reason ? ` (${v.reason})` : ''}`),
+      model.versions.length === 0
+        ? model.problem
+          ? [`'${model.name}': ${model.problem}`]
+          : []
+        : model.versions
+            // UNKNOWN: present (e.g. uploaded) but never asked to load.
+            .filter((v) => !v.isReady && !v.isUnloaded && v.state !== 'UNKNOWN')
+            .map((v) => `'${model.name}' version ${v.version} is ${v.state}${v.reason ? ` (${v.reason})` : ''}`),
     );
     return notReady.length > 0 ? `not every model is READY: ${notReady.join('; ')}` : undefined;
   }

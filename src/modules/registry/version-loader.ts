@@ -66,6 +66,19 @@ export class VersionLoader {
     }
   }
 
+  /**
+   * Checks that a model file loads and warms up with the model's configuration, in an instance of
+   * its own that is released after; the error names why it does not.
+   */
+  async check(modelName: string, modelPath: string, key: string, declared: DeclaredModelConfig): Promise<void> {
+    try {
+      const { signature } = await this.engine.load(key, modelPath, runtimeOptionsOf({ ...declared, instanceCount: 1 }));
+      await this.warmUp(key, completeModelConfig(modelName, declared, signature));
+    } finally {
+      await this.engine.unload(key);
+    }
+  }
+
   private async warmUp(key: string, config: ModelConfig): Promise<void> {
     const signature = servedSignature(config);
     const inputs: Tensor[] = signature.inputs.map((spec) => {

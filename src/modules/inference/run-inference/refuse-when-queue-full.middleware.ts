@@ -36,7 +36,7 @@ export class RefuseWhenQueueFullMiddleware implements NestMiddleware {
 
   private refusal(modelName: string, version: number | undefined) {
     const model = this.registry.find(modelName);
-    const served = model?.readyVersions.find((v) => version === undefined || v.version === version);
+    const served = version === undefined ? model?.servingVersion() : model?.readyVersions.find((v) => v.version === version);
     return served && this.schedulers.refusalBeforeReading(served);
   }
 }

@@ -43,7 +43,8 @@ export class LoadModelRepositoryHandler {
     const available = directory.versions.map((v) => v.version);
     const chosen = new Set(saved ? saved.loadedVersions.filter((v) => available.includes(v)) : selectVersions(declared.versionPolicy ?? DEFAULT_VERSION_POLICY, available));
     const versions = directory.versions.filter((v) => chosen.has(v.version)).map((v) => ModelVersion.register(directory.name, v.version, v.modelPath));
-    const problem = directory.versions.length === 0 ? 'no version directory (a positive integer such as 1/) holds a model' : '';
+    const problem =
+      directory.versions.length > 0 ? '' : config.ok ? 'no version directory (a positive integer such as 1/) holds a model' : config.reason;
     const model = Model.discover(directory.name, versions, problem);
     this.registry.add(model);
     if (problem) this.logger.warn(`model '${directory.name}' is UNAVAILABLE: ${problem}`);

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import { createHash } from 'node:crypto';
-import { completeModelConfig, runtimeOptionsOf, type DeclaredModelConfig } from '../../../domain/registry/model-config.js';
+import type { DeclaredModelConfig } from '../../../domain/registry/model-config.js';
 import { ModelRepository, type ModelDirectory } from '../../../domain/registry/model-repository.port.js';
 import { ModelVersion } from '../../../domain/registry/model-version.js';
 import { Model } from '../../../domain/registry/model.js';
@@ -58,18 +58,18 @@ export class ModelLifecycle {
       const directory = await this.repository.scanModel(modelName);
       const declared = directory ? this.declaredOf(directory) : {};
       await this.repository.addVersion(modelName, number, bytes, async (modelPath) => {
-        const key = `${modelName}/${number}#upload`;
         try {
-          const { signature } = await this.engine.load(key, modelPath, runtimeOptionsOf({ ...declared, instanceCount: 1 }));
-          completeModelConfig(modelName, declared, signature);
+          await this.loader.check(modelName, modelPath, `${modelName}/${number}#upload`, declared);
         } catch (error) {
           // The staging path is the server's business, not the client's.
           const reason = (error as Error).message.split(modelPath).join('model.onnx');
           throw new DomainError('REGISTRY.LOAD_FAILED', `the uploaded model does not load: ${reason}`);
-        } finally {
-          await this.engine.unload(key);
         }
       });
+      // Saved as present and not loaded: a restart does not start serving it either.
+      const { model, directory: added } = await this.modelWithDirectory(modelName);
+      this.versionIn(model, added, number);
+      await this.states.save(model);
       return { sha256: createHash('sha256').update(bytes).digest('hex') };
     });
   }
@@ -126,6 +126,10 @@ export class ModelLifecycle {
       // Without an override, Triton's load goes back to the model's own config file.
       const declared = configOverride !== undefined ? parseOverride(configOverride) : fileConfigOf(directory);
       const wanted = selectVersions(declared.versionPolicy ?? DEFAULT_VERSION_POLICY, directory.versions.map((v) => v.version));
+      if (wanted.length === 0) {
+        // Triton refuses such a load and keeps serving what it serves.
+        throw new DomainError('REGISTRY.LOAD_FAILED', `model '${modelName}': its version policy selects none of the versions in the repository (${directory.versions.map((v) => v.version).join(', ') || 'none'})`);
+      }
       // A new override, or dropping one, changes the configuration: READY versions reload beside themselves.
       const reloading = configOverride !== undefined || this.states.stateOf(modelName)?.configOverride !== undefined;
       for (const number of wanted) {
@@ -208,6 +212,10 @@ export class ModelLifecycle {
   }
 
   private serialized<T>(modelName: string, operation: () => Promise<T>): Promise<T> {
+    if (this.registry.isLoading) {
+      // Start-up loads models outside this queue; an admin change now could race with it.
+      return Promise.reject(new DomainError('SERVER.NOT_READY', 'the model repository is still loading: admin changes are accepted once it has loaded (GET /health says so); retry in a moment'));
+    }
     const previous = this.queues.get(modelName) ?? Promise.resolve();
     const result = previous.then(operation, operation);
     const settled = result.then(
