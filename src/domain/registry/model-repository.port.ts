@@ -17,6 +17,11 @@ export interface ModelDirectory {
 /** Port to the model repository (Triton's word for the directory of models and their versions). */
 export abstract class ModelRepository {
   abstract scan(): Promise<ModelDirectory[]>;
+  /**
+   * Removes what uploads interrupted by a crash left (staged files, and a model directory an upload
+   * created and left empty); called at start, before the first scan. Returns what it removed.
+   */
+  abstract removeAbandonedUploads(): Promise<string[]>;
   /** One model directory as it is now, or undefined when the repository has no such model. */
   abstract scanModel(name: string): Promise<ModelDirectory | undefined>;
   /**

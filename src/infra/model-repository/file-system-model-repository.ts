@@ -10,6 +10,8 @@ import { parseModelConfig } from './model-config.schema.js';
 
 export const CONFIG_FILE = 'config.json';
 export const MODEL_FILE = 'model.onnx';
+/** Uploads are staged in hidden directories with this prefix, beside the version directories. */
+const UPLOAD_PREFIX = '.upload-';
 
 /** Reads Triton's repository layout: `<root>/<model>/[config.json]`, `<root>/<model>/<version>/model.onnx`. */
 export class FileSystemModelRepository extends ModelRepository {
@@ -23,7 +25,7 @@ export class FileSystemModelRepository extends ModelRepository {
     if (await exists(target)) throw versionExists(name, version);
     let added = false;
     // A hidden directory: scans skip it (not a version number), so nothing half-written is ever seen.
-    const staging = join(modelDir, `.upload-${randomBytes(8).toString('hex')}`);
+    const staging = join(modelDir, `${UPLOAD_PREFIX}${randomBytes(8).toString('hex')}`);
     await mkdir(staging, { mode: 0o755 });
     try {
       const file = join(staging, MODEL_FILE);
@@ -77,6 +79,26 @@ export class FileSystemModelRepository extends ModelRepository {
         this.readModel(name).catch((error: Error): ModelDirectory => ({ name, versions: [], config: { ok: false, reason: `the model directory cannot be read: ${error.message}` } })),
       ),
     );
+  }
+
+  async removeAbandonedUploads(): Promise<string[]> {
+    const removed: string[] = [];
+    const models = (await readdir(this.root, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.startsWith('.'));
+    for (const model of models) {
+      const dir = join(this.root, model.name);
+      const entries = await readdir(dir).catch(() => undefined);
+      if (!entries) continue;
+      const staged = entries.filter((name) => name.startsWith(UPLOAD_PREFIX));
+      for (const name of staged) {
+        await rm(join(dir, name), { recursive: true, force: true });
+        removed.push(join(dir, name));
+      }
+      if (staged.length > 0 && staged.length === entries.length) {
+        await rm(dir, { recursive: true, force: true });
+        removed.push(dir);
+      }
+    }
+    return removed;
   }
 
   async scanModel(name: string): Promise<ModelDirectory | undefined> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -33,6 +33,30 @@ describe('FileSystemModelRepository.sha256', () => {
       assert.equal(version.fileSha256, createHash('sha256').update(onnx).digest('hex'));
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe('FileSystemModelRepository.removeAbandonedUploads', () => {
+  it('removes staged uploads, and a model directory that holds nothing else, and nothing more', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'onnx-serving-uploads-'));
+    try {
+      await mkdir(join(root, 'fresh', '.upload-1'), { recursive: true });
+      await writeFile(join(root, 'fresh', '.upload-1', 'model.onnx'), 'partial');
+      await mkdir(join(root, 'served', '1'), { recursive: true });
+      await writeFile(join(root, 'served', '1', 'model.onnx'), 'model');
+      await mkdir(join(root, 'served', '.upload-2'), { recursive: true });
+      await mkdir(join(root, 'configured'), { recursive: true });
+      await writeFile(join(root, 'configured', 'config.json'), '{}');
+
+      const removed = await new FileSystemModelRepository(root).removeAbandonedUploads();
+
+      assert.deepEqual(removed.sort(), [join(root, 'fresh'), join(root, 'fresh', '.upload-1'), join(root, 'served', '.upload-2')].sort());
+      assert.deepEqual((await readdir(root)).sort(), ['configured', 'served']);
+      assert.deepEqual(await readdir(join(root, 'served')), ['1']);
+      assert.deepEqual(await readdir(join(root, 'configured')), ['config.json']);
+    } finally {
+      await rm(root, { recursive: true, force: true });
     }
   });
 });

@@ -30,6 +30,7 @@ export class LoadModelRepositoryHandler {
   async execute(): Promise<void> {
     try {
       const saved = await this.states.restore();
+      for (const path of await this.repository.removeAbandonedUploads()) this.logger.warn(`removed what an interrupted upload left: ${path}`);
       const directories = await this.repository.scan();
       await Promise.all(directories.map((directory) => this.loadModel(directory, saved.get(directory.name))));
     } finally {
