@@ -99,9 +99,10 @@ export class ModelLifecycle {
       if (from !== undefined) model.makeDefault(from, new Date());
       if (!version.isReady) {
         try {
-          await this.loadOrSave(model, number, declared);
+          await this.loader.load(model, number, declared);
         } catch (error) {
           if (pinned === undefined) model.unpinDefault(new Date());
+          await this.states.save(model).catch(() => undefined); // the load's error is the one to report
           throw error;
         }
       }
@@ -165,12 +166,15 @@ export class ModelLifecycle {
     model.finishUnloading(number, new Date());
   }
 
-  /** Loads, and when the load fails saves what it did to the model (its failure event) before throwing. */
+  /**
+   * Loads; when the load fails, saves the model as it now is (the failed version is UNAVAILABLE),
+   * which publishes its failure event, then throws the load's error.
+   */
   private async loadOrSave(model: Model, number: number, declared: DeclaredModelConfig): Promise<void> {
     try {
       await this.loader.load(model, number, declared);
     } catch (error) {
-      this.states.publish(model);
+      await this.states.save(model).catch(() => undefined); // the load's error is the one to report
       throw error;
     }
   }
