@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ModelStateStore, type ModelState } from '../../domain/registry/model-state-store.port.js';
 import type { Model } from '../../domain/registry/model.js';
 import { DomainEventBus } from '../../domain/shared/domain-event-bus.port.js';
+import { DomainError } from '../../domain/shared/domain-error.js';
 
 /**
  * What the registry saves of each model and when: after every change an operator makes, the
@@ -37,7 +38,14 @@ export class ModelStates {
       defaultVersion: model.defaultVersion,
       configOverride: 'configOverride' in changes ? changes.configOverride : previous?.state.configOverride,
     };
-    const saved = await this.store.save(state, previous?.revision ?? 0);
+    const saved = await this.store.save(state, previous?.revision ?? 0).catch(async (error: unknown) => {
+      if (!(error instanceof DomainError) || error.code !== 'REGISTRY.STATE_CONFLICT') throw error;
+      // This process is the only writer of the embedded store, so a conflict means an earlier write
+      // landed although it reported a failure: catch up with the stored revision and write again.
+      // A store shared by replicas will need a merge here instead.
+      const stored = (await this.store.loadAll()).find((s) => s.state.name === model.name);
+      return this.store.save(state, stored?.revision ?? 0);
+    });
     this.stored.set(model.name, saved);
     this.events.publish(model.pullDomainEvents());
   }

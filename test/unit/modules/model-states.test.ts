@@ -69,11 +69,23 @@ describe('ModelStates', () => {
     assert.equal(store.states.get('resnet')!.state.configOverride, 'x');
   });
 
+  it('catches up with a revision written by a save that reported a failure, and saves again', async () => {
+    const { log, store, states, model } = setUp();
+    await states.save(model);
+    // The store advanced behind this process's back (a write that landed, then reported an error).
+    store.states.set('resnet', { revision: 5, state: store.states.get('resnet')!.state });
+    model.makeDefault(1, new Date());
+    await states.save(model);
+    assert.equal(store.states.get('resnet')!.revision, 6);
+    assert.equal(store.states.get('resnet')!.state.defaultVersion, 1);
+    assert.deepEqual(log.slice(-2), ['saved r6', 'published DefaultVersionChanged']);
+  });
+
   it('publishes nothing when the save fails: the events stay with the model', async () => {
     const { log, store, states, model } = setUp();
     model.makeDefault(1, new Date());
-    store.failNext = new DomainError('REGISTRY.STATE_CONFLICT', 'another writer');
-    await assert.rejects(states.save(model), /another writer/);
+    store.failNext = new Error('disk full');
+    await assert.rejects(states.save(model), /disk full/);
     assert.deepEqual(log, []);
     assert.equal(model.pullDomainEvents().length, 1, 'the event was not pulled');
   });
