@@ -161,9 +161,13 @@ export class ModelLifecycle {
 
   private async unload(model: Model, number: number, force: boolean): Promise<void> {
     const version = model.startUnloading(number, new Date(), { force });
-    await this.traffic.drain(version.key);
-    await this.engine.unload(version.key);
-    model.finishUnloading(number, new Date());
+    try {
+      await this.traffic.drain(version.key);
+      await this.engine.unload(version.key);
+    } finally {
+      // The engine forgets the instance before releasing it: even a failed release leaves nothing to serve.
+      model.finishUnloading(number, new Date());
+    }
   }
 
   /**
