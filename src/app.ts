@@ -4,20 +4,23 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import type { AppConfig } from './infra/config/app-config.js';
-import { ErrorResponseFilter } from './infra/http/error-response.filter.js';
+import { grpcServerOptions } from './infra/grpc/grpc-options.js';
+import { ErrorResponseFilter } from './infra/transport/error-response.filter.js';
 import { LoadModelRepositoryHandler } from './modules/registry/load-model-repository/load-model-repository.handler.js';
 
 export interface RunningServer {
   readonly app: NestFastifyApplication;
   /** The HTTP address actually bound (the port may have been 0). */
   readonly httpUrl: string;
+  /** The gRPC address, `host:port` (GRPC_PORT as configured). */
+  readonly grpcAddress: string;
   /** Settles when the model repository has been loaded (each model READY or UNAVAILABLE). */
   readonly modelsLoaded: Promise<void>;
 }
 
 /**
- * Builds and starts the server: it listens first (live at once) and loads the model repository
- * after, so probes see "live, not yet ready" while models load.
+ * Builds and starts the server, HTTP and gRPC in one process: it listens first (live at once) and
+ * loads the model repository after, so probes see "live, not yet ready" while models load.
  */
 export async function startServer(config: AppConfig): Promise<RunningServer> {
   // maxParamLength: a model name may have 128 characters (Fastify's default cuts path parameters at 100).
@@ -26,13 +29,15 @@ export async function startServer(config: AppConfig): Promise<RunningServer> {
   app.useLogger(app.get(Logger));
   // Model uploads (PUT /admin/models/{m}/versions/{v}) arrive as raw bytes.
   adapter.getInstance().addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
-  const errorFilter = new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES });
-  app.useGlobalFilters(errorFilter);
+  app.useGlobalFilters(new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES }));
+  // The gRPC server shares the modules, the global error filter and the guards of the HTTP app.
+  app.connectMicroservice(grpcServerOptions(config), { inheritAppConfig: true });
   app.enableShutdownHooks();
+  await app.startAllMicroservices();
   await app.listen({ port: config.HTTP_PORT, host: config.HOST });
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : config.HTTP_PORT;
   const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
   const modelsLoaded = app.get(LoadModelRepositoryHandler).execute();
-  return { app, httpUrl: `http://${host}:${port}`, modelsLoaded };
+  return { app, httpUrl: `http://${host}:${port}`, grpcAddress: `${host.includes(':') ? `[${host}]` : host}:${config.GRPC_PORT}`, modelsLoaded };
 }

@@ -26,3 +26,15 @@ export function checkedVersion(raw: string): number {
   }
   return Number(raw);
 }
+
+/**
+ * The version a client names (a path segment, a protobuf field): a positive integer, or absent or
+ * empty for "the version the server chooses".
+ */
+export function requestedVersion(raw: string | undefined): number | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  if (!VERSION.test(raw) || !Number.isSafeInteger(Number(raw))) {
+    throw new DomainError('INFERENCE.INVALID_REQUEST', `model version '${raw.slice(0, 40)}' is not a positive integer`);
+  }
+  return Number(raw);
+}

@@ -1,6 +1,6 @@
 /**
  * Every failure the domain can name, with a stable code. Transports map codes to statuses in one
- * table (src/infra/http/domain-error-status.ts); nothing else decides a status.
+ * table (src/infra/transport/domain-error-status.ts); nothing else decides a status.
  */
 export type DomainErrorCode =
   | 'REGISTRY.MODEL_NOT_FOUND'

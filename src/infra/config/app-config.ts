@@ -12,8 +12,12 @@ const environmentSchema = z.object({
   GRPC_PORT: port(8001),
   METRICS_PORT: port(8002),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** Largest request body accepted, in bytes (Triton's default is 64 MiB). */
-  MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
+  /** Largest request accepted, in bytes: an HTTP body or a received gRPC message (Triton's HTTP default is 64 MiB). */
+  MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).max(2 ** 31 - 1).default(64 * 1024 * 1024),
+  /** Interval of the gRPC server's keepalive pings on a connection (ms); a peer that misses one is dropped. */
+  GRPC_KEEPALIVE_TIME_MS: z.coerce.number().int().min(1000).default(60_000),
+  /** How long a keepalive ping may go unanswered before the connection is closed (ms). */
+  GRPC_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).default(20_000),
   /** Cap on every request's timeout (ms): a client may ask for less, and no request waits or runs longer. */
   MAX_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1).default(60_000),
   /** Where the registry keeps its state across restarts (loaded versions, default versions, overrides). */

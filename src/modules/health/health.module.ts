@@ -2,11 +2,12 @@ import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { RegistryModule } from '../registry/registry.module.js';
 import { EventLoopMonitor } from './event-loop-monitor.js';
+import { HealthGrpcController } from './health.grpc.controller.js';
 import { HealthHttpController } from './health.http.controller.js';
 
 @Module({
   imports: [TerminusModule.forRoot({ logger: false }), RegistryModule],
-  controllers: [HealthHttpController],
+  controllers: [HealthHttpController, HealthGrpcController],
   providers: [EventLoopMonitor],
 })
 export class HealthModule {}

@@ -1,15 +1,17 @@
 import { Module, RequestMethod, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import { RefuseWhenQueueFullMiddleware } from './run-inference/refuse-when-queue-full.middleware.js';
 import { RegistryModule } from '../registry/registry.module.js';
+import { InferGrpcController } from './run-inference/infer.grpc.controller.js';
 import { InferHttpController } from './run-inference/infer.http.controller.js';
 import { RunInferenceHandler } from './run-inference/run-inference.handler.js';
 import { GetModelStatisticsHandler } from './get-model-statistics/get-model-statistics.handler.js';
+import { ModelStatisticsGrpcController } from './get-model-statistics/model-statistics.grpc.controller.js';
 import { ModelStatisticsHttpController } from './get-model-statistics/model-statistics.http.controller.js';
 
 /** The inference bounded context: requests in, tensors out, on the runtime behind the engine port. */
 @Module({
   imports: [RegistryModule],
-  controllers: [InferHttpController, ModelStatisticsHttpController],
+  controllers: [InferHttpController, InferGrpcController, ModelStatisticsHttpController, ModelStatisticsGrpcController],
   providers: [RunInferenceHandler, GetModelStatisticsHandler],
 })
 export class InferenceModule implements NestModule {

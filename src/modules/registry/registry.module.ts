@@ -7,6 +7,7 @@ import { InProcessEventBus } from '../../infra/messaging/in-process-event-bus.js
 import { FileSystemModelRepository } from '../../infra/model-repository/file-system-model-repository.js';
 import { FileModelStateStore } from '../../infra/persistence/file-model-state-store.js';
 import { GetModelMetadataHandler } from './get-model-metadata/get-model-metadata.handler.js';
+import { ModelMetadataGrpcController } from './get-model-metadata/model-metadata.grpc.controller.js';
 import { ModelMetadataHttpController } from './get-model-metadata/model-metadata.http.controller.js';
 import { LoadModelRepositoryHandler } from './load-model-repository/load-model-repository.handler.js';
 import { AdminAuthGuard } from './manage-model-versions/admin-auth.guard.js';
@@ -14,7 +15,9 @@ import { AdminModelsHttpController } from './manage-model-versions/admin-models.
 import { AdminOpenApiHttpController } from './manage-model-versions/admin-openapi.http.controller.js';
 import { AdminToken } from './manage-model-versions/admin-token.js';
 import { ModelLifecycle } from './manage-model-versions/model-lifecycle.js';
+import { RepositoryGrpcController } from './manage-model-versions/repository.grpc.controller.js';
 import { RepositoryHttpController } from './manage-model-versions/repository.http.controller.js';
+import { TritonRepository } from './manage-model-versions/triton-repository.js';
 import { ModelRegistry } from './model-registry.js';
 import { ModelStates } from './model-states.js';
 import { VersionLoader } from './version-loader.js';
@@ -30,7 +33,14 @@ export class MessagingModule {}
 /** The model registry bounded context: which models and versions exist, their states and configs, and the admin API. */
 @Module({
   imports: [MessagingModule],
-  controllers: [ModelMetadataHttpController, AdminModelsHttpController, RepositoryHttpController, AdminOpenApiHttpController],
+  controllers: [
+    ModelMetadataHttpController,
+    ModelMetadataGrpcController,
+    AdminModelsHttpController,
+    RepositoryHttpController,
+    RepositoryGrpcController,
+    AdminOpenApiHttpController,
+  ],
   providers: [
     ModelRegistry,
     LoadModelRepositoryHandler,
@@ -38,6 +48,7 @@ export class MessagingModule {}
     VersionLoader,
     ModelStates,
     ModelLifecycle,
+    TritonRepository,
     AdminAuthGuard,
     {
       provide: AdminToken,

@@ -1,7 +1,7 @@
 import { Controller, Get, Param } from '@nestjs/common';
-import type { Duration, StatisticsSnapshot } from '../../../domain/inference/inference-statistics.js';
-import { parseVersion } from '../../../infra/http/route-params.js';
-import { GetModelStatisticsHandler, type VersionStatistics } from './get-model-statistics.handler.js';
+import { requestedVersion } from '../../../domain/registry/model-name.js';
+import { GetModelStatisticsHandler } from './get-model-statistics.handler.js';
+import { toTritonStatistics } from './triton-statistics.js';
 
 /** Triton's `GET /v2/models[/{m}[/versions/{v}]]/stats`, in Triton's JSON form. */
 @Controller('v2/models')
@@ -10,36 +10,11 @@ export class ModelStatisticsHttpController {
 
   @Get('stats')
   all() {
-    return toTritonJson(this.handler.execute());
+    return toTritonStatistics(this.handler.execute());
   }
 
   @Get([':model/stats', ':model/versions/:version/stats'])
   ofModel(@Param('model') model: string, @Param('version') version?: string) {
-    return toTritonJson(this.handler.execute(model, parseVersion(version)));
+    return toTritonStatistics(this.handler.execute(model, requestedVersion(version)));
   }
-}
-
-function toTritonJson(stats: VersionStatistics[]) {
-  return { model_stats: stats.map(({ name, version, statistics }) => ({ name, version, ...statisticsJson(statistics) })) };
-}
-
-function statisticsJson(s: StatisticsSnapshot) {
-  const none: Duration = { count: 0, ns: 0 };
-  return {
-    last_inference: s.lastInference,
-    inference_count: s.inferenceCount,
-    execution_count: s.executionCount,
-    inference_stats: {
-      success: s.success,
-      fail: s.fail,
-      queue: s.queue,
-      compute_input: s.computeInput,
-      compute_infer: s.computeInfer,
-      compute_output: s.computeOutput,
-      cache_hit: none,
-      cache_miss: none,
-    },
-    batch_stats: s.batches.map((b) => ({ batch_size: b.batchSize, compute_input: b.computeInput, compute_infer: b.computeInfer, compute_output: b.computeOutput })),
-    memory_usage: [],
-  };
 }

@@ -2,7 +2,8 @@ import { Body, Controller, Header, HttpCode, Param, Post, Req, Res } from '@nest
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { decodeInferRequest, encodeInferResponse } from '../../../infra/http/tensor-json.codec.js';
 import { clientDisconnect } from '../../../infra/http/client-disconnect.js';
-import { parseTimeoutHeader, parseVersion } from '../../../infra/http/route-params.js';
+import { parseTimeoutHeader } from '../../../infra/http/route-params.js';
+import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { annotateAccessLog } from '../../observability/access-log.js';
 import { RunInferenceHandler } from './run-inference.handler.js';
 
@@ -24,7 +25,7 @@ export class InferHttpController {
     annotateAccessLog(req.raw, { model, version });
     const response = await this.handler.execute({
       modelName: model,
-      version: parseVersion(version),
+      version: requestedVersion(version),
       request: decodeInferRequest(body),
       timeoutMicros: parseTimeoutHeader(req.headers),
       signal: clientDisconnect(reply.raw),

@@ -1,6 +1,6 @@
 import { Injectable, type NestMiddleware } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { writeDomainError } from '../../../infra/http/error-response.filter.js';
+import { writeDomainError } from '../../../infra/transport/error-response.filter.js';
 import { annotateAccessLog } from '../../observability/access-log.js';
 import { ModelRegistry } from '../../registry/model-registry.js';
 import { ModelVersionSchedulers } from '../model-version-schedulers.js';

@@ -1,6 +1,6 @@
 import { Controller, Get, HttpCode, Param } from '@nestjs/common';
 import { toConfigFile } from '../../../infra/model-repository/model-config.schema.js';
-import { parseVersion } from '../../../infra/http/route-params.js';
+import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
 import { GetModelMetadataHandler } from './get-model-metadata.handler.js';
 
@@ -11,7 +11,7 @@ export class ModelMetadataHttpController {
 
   @Get(['', 'versions/:version'])
   metadata(@Param('model') model: string, @Param('version') version?: string) {
-    const metadata = this.handler.execute(model, parseVersion(version));
+    const metadata = this.handler.execute(model, requestedVersion(version));
     return {
       name: metadata.name,
       versions: metadata.versions,
@@ -24,7 +24,7 @@ export class ModelMetadataHttpController {
   @Get(['ready', 'versions/:version/ready'])
   @HttpCode(200)
   ready(@Param('model') model: string, @Param('version') version?: string): void {
-    const parsed = parseVersion(version);
+    const parsed = requestedVersion(version);
     if (!this.handler.isReady(model, parsed)) {
       const which = parsed === undefined ? `model '${model}'` : `version ${parsed} of model '${model}'`;
       throw new DomainError('REGISTRY.VERSION_NOT_READY', `${which} is not ready`);
@@ -33,6 +33,6 @@ export class ModelMetadataHttpController {
 
   @Get(['config', 'versions/:version/config'])
   config(@Param('model') model: string, @Param('version') version?: string) {
-    return toConfigFile(this.handler.execute(model, parseVersion(version)).config);
+    return toConfigFile(this.handler.execute(model, requestedVersion(version)).config);
   }
 }

@@ -1,26 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { TIMEOUT_HEADER, parseTimeoutHeader, parseVersion } from '../../../../src/infra/http/route-params.js';
+import { TIMEOUT_HEADER, parseTimeoutHeader } from '../../../../src/infra/http/route-params.js';
 import { assertDomainError } from '../../support/domain-error.assertions.js';
-
-describe('parseVersion', () => {
-  it('reads no version from an absent or empty segment', () => {
-    assert.equal(parseVersion(undefined), undefined);
-    assert.equal(parseVersion(''), undefined);
-  });
-
-  it('reads a positive integer', () => {
-    assert.equal(parseVersion('1'), 1);
-    assert.equal(parseVersion('42'), 42);
-    assert.equal(parseVersion('1234567890123456'), 1234567890123456);
-  });
-
-  for (const segment of ['0', '01', '-1', '1.5', '1e3', 'latest', ' 1', '12345678901234567']) {
-    it(`refuses '${segment}', naming it`, () => {
-      assertDomainError(() => parseVersion(segment), 'INFERENCE.INVALID_REQUEST', `model version '${segment}'`, 'not a positive integer');
-    });
-  }
-});
 
 describe('parseTimeoutHeader', () => {
   it(`reads the header ${TIMEOUT_HEADER}`, () => {

@@ -1,0 +1,39 @@
+import type { EventEmitter } from 'node:events';
+import type { Deadline } from '@grpc/grpc-js';
+import type { CancellationSignal } from '../../domain/inference/dynamic-batch-scheduler.js';
+
+/** What grpc-js server calls (unary and streaming) share: a cancel flag and event, and the client's deadline. */
+export interface GrpcServerCall extends EventEmitter {
+  readonly cancelled: boolean;
+  getDeadline(): Deadline;
+}
+
+/**
+ * Fires when the client cancels the call, or its deadline passes (grpc-js then answers
+ * DEADLINE_EXCEEDED itself and reports the call cancelled). One signal serves every request of a
+ * stream: it holds their listeners itself rather than adding one per request to the call.
+ */
+export function callCancellation(call: GrpcServerCall): CancellationSignal {
+  const listeners = new Set<() => void>();
+  call.once('cancelled', () => {
+    for (const listener of listeners) listener();
+    listeners.clear();
+  });
+  return {
+    get aborted() {
+      return call.cancelled;
+    },
+    onAbort(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
+}
+
+/** The time left until the call's deadline, in microseconds (at least 1), or undefined when the client set none. */
+export function microsUntilDeadline(call: GrpcServerCall): number | undefined {
+  const deadline = call.getDeadline();
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  if (!Number.isFinite(at)) return undefined;
+  return Math.max(1, Math.round((at - Date.now()) * 1000));
+}

@@ -1,0 +1,53 @@
+import { fileURLToPath } from 'node:url';
+import type { Options as ProtoLoaderOptions } from '@grpc/proto-loader';
+import { Transport, type GrpcOptions } from '@nestjs/microservices';
+import type { AppConfig } from '../config/app-config.js';
+
+/** The directory of the .proto files (copied next to the compiled code by the build scripts). */
+export const PROTO_DIR = fileURLToPath(new URL('./proto/', import.meta.url));
+export const INFERENCE_PROTO_FILE = 'grpc_service.proto';
+export const INFERENCE_PACKAGE = 'inference';
+export const INFERENCE_SERVICE = 'GRPCInferenceService';
+
+/**
+ * How messages become JavaScript objects, on the server and in our clients alike: proto field names
+ * as they are; 64-bit integers as decimal strings (INT64/UINT64 tensor elements stay exact); enums
+ * by name; absent repeated fields as empty arrays and absent maps as empty objects; a oneof's set field named by its group
+ * (`parameter_choice`); bytes as Buffers.
+ */
+export const PROTO_LOADER_OPTIONS: ProtoLoaderOptions = {
+  keepCase: true,
+  longs: String,
+  enums: String,
+  defaults: false,
+  arrays: true,
+  objects: true,
+  oneofs: true,
+  includeDirs: [PROTO_DIR],
+};
+
+/**
+ * The gRPC server of the hybrid app. Limits: a received message may be MAX_REQUEST_BYTES (the
+ * usual 4 MiB default is too small for real tensors; beyond the limit grpc-js answers
+ * RESOURCE_EXHAUSTED naming both sizes); a sent one is not limited here, as in Triton: the client's
+ * own receive limit applies. Keepalive: the server pings each connection every
+ * GRPC_KEEPALIVE_TIME_MS and drops one that stays silent for GRPC_KEEPALIVE_TIMEOUT_MS, so dead
+ * peers of long-lived connections are noticed; it never closes a connection for being idle or old,
+ * and accepts clients' own pings at any rate. On shutdown, calls in progress are finished first.
+ */
+export function grpcServerOptions(config: AppConfig): GrpcOptions {
+  const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST;
+  return {
+    transport: Transport.GRPC,
+    options: {
+      url: `${host}:${config.GRPC_PORT}`,
+      package: INFERENCE_PACKAGE,
+      protoPath: INFERENCE_PROTO_FILE,
+      loader: PROTO_LOADER_OPTIONS,
+      maxReceiveMessageLength: config.MAX_REQUEST_BYTES,
+      maxSendMessageLength: -1,
+      keepalive: { keepaliveTimeMs: config.GRPC_KEEPALIVE_TIME_MS, keepaliveTimeoutMs: config.GRPC_KEEPALIVE_TIMEOUT_MS },
+      gracefulShutdown: true,
+    },
+  };
+}

@@ -1,0 +1,30 @@
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import type { DomainErrorCode } from '../../domain/shared/domain-error.js';
+
+/** How each domain error leaves the server, per transport: the one table, used by the one error filter. */
+export const STATUS_OF: Record<DomainErrorCode, { readonly http: number; readonly grpc: GrpcStatus }> = {
+  'REGISTRY.MODEL_NOT_FOUND': { http: 404, grpc: GrpcStatus.NOT_FOUND },
+  'REGISTRY.VERSION_NOT_FOUND': { http: 404, grpc: GrpcStatus.NOT_FOUND },
+  'REGISTRY.VERSION_NOT_READY': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
+  'REGISTRY.INVALID_CONFIG': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  'REGISTRY.INVALID_TRANSITION': { http: 409, grpc: GrpcStatus.FAILED_PRECONDITION },
+  'REGISTRY.STATE_CONFLICT': { http: 409, grpc: GrpcStatus.ABORTED },
+  'REGISTRY.INVALID_NAME': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  // Triton answers a failed repository load with 400 / INVALID_ARGUMENT.
+  'REGISTRY.LOAD_FAILED': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  'REGISTRY.VERSION_EXISTS': { http: 409, grpc: GrpcStatus.ALREADY_EXISTS },
+  'AUTH.UNAUTHENTICATED': { http: 401, grpc: GrpcStatus.UNAUTHENTICATED },
+  'SERVER.NOT_READY': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
+  'INFERENCE.INVALID_REQUEST': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  'INFERENCE.INVALID_INPUT': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  'INFERENCE.INVALID_DATATYPE': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  'INFERENCE.INVALID_SHAPE': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  'INFERENCE.INVALID_DATA': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  'INFERENCE.INVALID_OUTPUT': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  'INFERENCE.RUNTIME_ERROR': { http: 500, grpc: GrpcStatus.INTERNAL },
+  // Triton maps "exceeds maximum queue size" to UNAVAILABLE: the server is busy, try again.
+  'INFERENCE.QUEUE_FULL': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
+  'INFERENCE.DEADLINE_EXCEEDED': { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED },
+  // nginx's "client closed request": the client is gone, so only the access log sees it.
+  'INFERENCE.CANCELLED': { http: 499, grpc: GrpcStatus.CANCELLED },
+};

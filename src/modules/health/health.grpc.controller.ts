@@ -1,0 +1,30 @@
+import { Controller } from '@nestjs/common';
+import { GrpcMethod } from '@nestjs/microservices';
+import { AppConfig } from '../../infra/config/app-config.js';
+import { INFERENCE_SERVICE } from '../../infra/grpc/grpc-options.js';
+import { ModelRegistry } from '../registry/model-registry.js';
+import { SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from './server-identity.js';
+
+/** KServe V2 `ServerLive`, `ServerReady` and `ServerMetadata`, answered as their HTTP twins are. */
+@Controller()
+export class HealthGrpcController {
+  constructor(
+    private readonly config: AppConfig,
+    private readonly registry: ModelRegistry,
+  ) {}
+
+  @GrpcMethod(INFERENCE_SERVICE, 'ServerLive')
+  serverLive() {
+    return { live: true };
+  }
+
+  @GrpcMethod(INFERENCE_SERVICE, 'ServerReady')
+  serverReady() {
+    return { ready: this.registry.notReadyReason(this.config.STRICT_READINESS) === undefined };
+  }
+
+  @GrpcMethod(INFERENCE_SERVICE, 'ServerMetadata')
+  serverMetadata() {
+    return { name: SERVER_NAME, version: SERVER_VERSION, extensions: SERVER_EXTENSIONS };
+  }
+}

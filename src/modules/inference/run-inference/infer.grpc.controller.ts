@@ -1,0 +1,66 @@
+import { Controller } from '@nestjs/common';
+import { GrpcMethod, GrpcStreamCall } from '@nestjs/microservices';
+import type { ServerDuplexStream, ServerUnaryCall } from '@grpc/grpc-js';
+import type { CancellationSignal } from '../../../domain/inference/dynamic-batch-scheduler.js';
+import { requestedVersion } from '../../../domain/registry/model-name.js';
+import { callCancellation, microsUntilDeadline, type GrpcServerCall } from '../../../infra/grpc/call-context.js';
+import { serveConcurrently } from '../../../infra/grpc/concurrent-stream.js';
+import { INFERENCE_SERVICE } from '../../../infra/grpc/grpc-options.js';
+import { decodeModelInferRequest, encodeModelInferResponse } from '../../../infra/grpc/infer-message.codec.js';
+import type {
+  ModelInferRequestMessage,
+  ModelInferResponseMessage,
+  ModelStreamInferResponseMessage,
+} from '../../../infra/grpc/inference-messages.js';
+import { grpcErrorOf } from '../../../infra/transport/error-response.filter.js';
+import { RunInferenceHandler } from './run-inference.handler.js';
+
+/** Requests of one ModelStreamInfer stream handled at once; reading pauses beyond it. */
+const MAX_IN_FLIGHT_PER_STREAM = 256;
+
+/**
+ * KServe V2 `ModelInfer` and Triton's `ModelStreamInfer`. The call's deadline is the request's
+ * timeout in the scheduler, and a cancelled call leaves the queue (or its rows are discarded).
+ */
+@Controller()
+export class InferGrpcController {
+  constructor(private readonly handler: RunInferenceHandler) {}
+
+  @GrpcMethod(INFERENCE_SERVICE, 'ModelInfer')
+  modelInfer(message: ModelInferRequestMessage, _metadata: unknown, call: ServerUnaryCall<unknown, unknown>): Promise<ModelInferResponseMessage> {
+    return this.infer(message, call, callCancellation(call));
+  }
+
+  /**
+   * Each request of the stream is answered on its own, as soon as it completes, with its `id`. A
+   * failed request is answered with `error_message` (and its id) and the stream goes on, as Triton does.
+   */
+  @GrpcStreamCall(INFERENCE_SERVICE, 'ModelStreamInfer')
+  modelStreamInfer(call: ServerDuplexStream<ModelInferRequestMessage, ModelStreamInferResponseMessage>): Promise<void> {
+    const cancellation = callCancellation(call);
+    return serveConcurrently(
+      call,
+      (message) =>
+        this.infer(message, call, cancellation).then(
+          (response) => ({ error_message: '', infer_response: response }),
+          (error: unknown) => ({
+            error_message: grpcErrorOf(error).details,
+            infer_response: { id: message.id ?? '', model_name: message.model_name ?? '', model_version: message.model_version ?? '' },
+          }),
+        ),
+      MAX_IN_FLIGHT_PER_STREAM,
+    );
+  }
+
+  private async infer(message: ModelInferRequestMessage, call: GrpcServerCall, signal: CancellationSignal): Promise<ModelInferResponseMessage> {
+    const decoded = decodeModelInferRequest(message);
+    const response = await this.handler.execute({
+      modelName: decoded.modelName,
+      version: requestedVersion(decoded.modelVersion),
+      request: decoded.request,
+      timeoutMicros: microsUntilDeadline(call),
+      signal,
+    });
+    return encodeModelInferResponse(response, decoded.responseForm);
+  }
+}
