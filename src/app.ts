@@ -24,7 +24,7 @@ export interface RunningServer {
  */
 export async function startServer(config: AppConfig): Promise<RunningServer> {
   // maxParamLength: a model name may have 128 characters (Fastify's default cuts path parameters at 100).
-  const adapter = new FastifyAdapter({ bodyLimit: config.MAX_REQUEST_BYTES, maxParamLength: 256 });
+  const adapter = new FastifyAdapter({ bodyLimit: config.MAX_REQUEST_BYTES, routerOptions: { maxParamLength: 256 } });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.with(config), adapter, { bufferLogs: true });
   app.useLogger(app.get(Logger));
   // Model uploads (PUT /admin/models/{m}/versions/{v}) arrive as raw bytes.
@@ -38,6 +38,9 @@ export async function startServer(config: AppConfig): Promise<RunningServer> {
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : config.HTTP_PORT;
   const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
+  const httpUrl = `http://${host}:${port}`;
+  const grpcAddress = `${host.includes(':') ? `[${host}]` : host}:${config.GRPC_PORT}`;
+  app.get(Logger).log(`serving HTTP on ${httpUrl} and gRPC on ${grpcAddress}`, 'Server');
   const modelsLoaded = app.get(LoadModelRepositoryHandler).execute();
-  return { app, httpUrl: `http://${host}:${port}`, grpcAddress: `${host.includes(':') ? `[${host}]` : host}:${config.GRPC_PORT}`, modelsLoaded };
+  return { app, httpUrl, grpcAddress, modelsLoaded };
 }
