@@ -22,6 +22,8 @@ describe('loadAppConfig', () => {
         LOG_LEVEL: 'info',
         MAX_REQUEST_BYTES: 64 * 1024 * 1024,
         MAX_REQUEST_TIMEOUT_MS: 60_000,
+        GRPC_KEEPALIVE_TIME_MS: 60_000,
+        GRPC_KEEPALIVE_TIMEOUT_MS: 20_000,
         STATE_DIR: './state',
         STRICT_READINESS: true,
       },
@@ -37,6 +39,8 @@ describe('loadAppConfig', () => {
       METRICS_PORT: '0',
       LOG_LEVEL: 'debug',
       MAX_REQUEST_BYTES: '1048576',
+      GRPC_KEEPALIVE_TIME_MS: '30000',
+      GRPC_KEEPALIVE_TIMEOUT_MS: '5000',
       STRICT_READINESS: 'false',
     });
     assert.equal(config.MODEL_REPOSITORY, '/srv/models');
@@ -46,6 +50,8 @@ describe('loadAppConfig', () => {
     assert.equal(config.METRICS_PORT, 0);
     assert.equal(config.LOG_LEVEL, 'debug');
     assert.equal(config.MAX_REQUEST_BYTES, 1048576);
+    assert.equal(config.GRPC_KEEPALIVE_TIME_MS, 30000);
+    assert.equal(config.GRPC_KEEPALIVE_TIMEOUT_MS, 5000);
     assert.equal(config.STRICT_READINESS, false);
   });
 
@@ -81,6 +87,14 @@ describe('loadAppConfig', () => {
 
     it('a port that is not an integer', () => {
       refused({ METRICS_PORT: '80.5' }, 'METRICS_PORT', '"80.5"');
+    });
+
+    it('a request limit beyond what a gRPC message length can say (2 GiB - 1)', () => {
+      refused({ MAX_REQUEST_BYTES: String(2 ** 31) }, 'MAX_REQUEST_BYTES', `"${2 ** 31}"`);
+    });
+
+    it('a keepalive interval under a second', () => {
+      refused({ GRPC_KEEPALIVE_TIME_MS: '10' }, 'GRPC_KEEPALIVE_TIME_MS', '"10"');
     });
 
     it('an unknown log level', () => {
