@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { classifierModel, heavyModel } from '../../scripts/build-models.js';
-import { getJson, makeRepository, modelStatistics, postJsonWith, startTestServer, type TestServer } from '../support/test-server.js';
+import { engineShows, schedulerShows } from '../support/engine-state.js';
+import { makeRepository, modelStatistics, postJsonWith, startTestServer, type TestServer } from '../support/test-server.js';
 
 /**
  * The queue policy seen from a client, while a model's only instance is busy. The busy model is
@@ -42,30 +43,6 @@ interface Options {
 
 function inferOn(url: string, model: string, { parameters = {}, headers, signal }: Options = {}): Promise<Answer> {
   return postJsonWith(`${url}/v2/models/${model}/infer`, { parameters, inputs: X }, { headers, signal });
-}
-
-/** Waits until the engine holds `busy` running and `queued` waiting calls of the model (GET /health). */
-async function engineShows(url: string, model: string, busy: number, queued: number): Promise<void> {
-  let pool: { key: string; busy: number; queued: number } | undefined;
-  for (let attempt = 0; attempt < 1000; attempt++) {
-    const { body } = await getJson(`${url}/health`);
-    pool = body.details.workers.pools.find((p: { key: string }) => p.key === `${model}/1`);
-    if (pool?.busy === busy && pool.queued === queued) return;
-    await sleep(5);
-  }
-  throw new Error(`${model}: the engine never showed ${busy} busy and ${queued} queued; last ${JSON.stringify(pool)}`);
-}
-
-/** Waits until the model's scheduler holds `queued` waiting requests and one running batch (GET /health). */
-async function schedulerShows(url: string, model: string, queued: number): Promise<void> {
-  let scheduler: { key: string; queued: number; runningBatches: number } | undefined;
-  for (let attempt = 0; attempt < 1000; attempt++) {
-    const { body } = await getJson(`${url}/health`);
-    scheduler = body.details.queues.schedulers.find((s: { key: string }) => s.key === `${model}/1`);
-    if (scheduler?.queued === queued && scheduler.runningBatches === 1) return;
-    await sleep(5);
-  }
-  throw new Error(`${model}: the scheduler never showed ${queued} queued behind 1 running batch; last ${JSON.stringify(scheduler)}`);
 }
 
 /**

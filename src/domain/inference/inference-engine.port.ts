@@ -37,6 +37,12 @@ export interface InstanceStatus {
  */
 export abstract class InferenceEngine {
   abstract load(key: string, modelPath: string, options: RuntimeOptions): Promise<LoadedModel>;
+  /**
+   * Refuses (with a DomainError naming the input and element) what this runtime cannot carry.
+   * Called on each request before it is queued, so that one bad request never fails the batch it
+   * would have joined.
+   */
+  abstract checkInputs(inputs: readonly Tensor[]): void;
   abstract run(key: string, inputs: readonly Tensor[], outputNames: readonly string[]): Promise<EngineRun>;
   /**
    * Instances of `key` (0 when not loaded): the runs a scheduler hands over at once. More would

@@ -80,7 +80,12 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage): Deco
       if (!isDatatype(input.datatype)) {
         throw new DomainError('INFERENCE.INVALID_DATATYPE', `input '${name}' has datatype '${input.datatype ?? ''}', which is not one of ${DATATYPES.join(', ')}`);
       }
-      const shape = input.shape.map(Number);
+      const shape = input.shape.map((dim, axis) => {
+        const number = Number(dim);
+        // Beyond 2^53 a number would misquote the client's dimension; the domain checks the rest.
+        if (!Number.isSafeInteger(number)) throw new DomainError('INFERENCE.INVALID_SHAPE', `input '${name}' has an invalid dimension ${dim} at axis ${axis}`);
+        return number;
+      });
       if (raw.length > 0) {
         if (input.contents && hasContents(input.contents)) {
           throw invalidRequest(`input '${name}' has contents, but the request uses raw_input_contents: use one form for every input`);

@@ -51,10 +51,20 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
     return this.pools.get(key)?.instances ?? 0;
   }
 
+  /** onnxruntime-node copies string tensors as C strings: an element would silently end at its first NUL byte. */
+  checkInputs(inputs: readonly Tensor[]): void {
+    for (const input of inputs) {
+      if (!Array.isArray(input.data)) continue;
+      const index = input.data.findIndex((element) => element.includes('\0'));
+      if (index >= 0) {
+        throw new DomainError('INFERENCE.INVALID_DATA', `input '${input.name}': element ${index} holds a NUL byte, which the ONNX runtime's string tensors cannot carry`);
+      }
+    }
+  }
+
   async run(key: string, inputs: readonly Tensor[], outputNames: readonly string[]): Promise<EngineRun> {
     const pool = this.pools.get(key);
     if (!pool) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' is not loaded`);
-    refuseNulInStrings(inputs);
     try {
       return await pool.run(inputs, outputNames);
     } catch (error) {
@@ -82,16 +92,5 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
       queued: pool.queued,
       executionProvider: pool.executionProvider,
     }));
-  }
-}
-
-/** onnxruntime-node copies string tensors as C strings: an element would silently end at its first NUL byte. */
-function refuseNulInStrings(inputs: readonly Tensor[]): void {
-  for (const input of inputs) {
-    if (!Array.isArray(input.data)) continue;
-    const index = input.data.findIndex((element) => element.includes('\0'));
-    if (index >= 0) {
-      throw new DomainError('INFERENCE.INVALID_DATA', `input '${input.name}': element ${index} holds a NUL byte, which the ONNX runtime's string tensors cannot carry`);
-    }
   }
 }

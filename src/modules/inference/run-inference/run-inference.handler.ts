@@ -5,6 +5,7 @@ import {
   type InferenceRequest,
   type InferenceResponse,
 } from '../../../domain/inference/inference-request.js';
+import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import type { CancellationSignal } from '../../../domain/inference/dynamic-batch-scheduler.js';
 import { servedSignature } from '../../../domain/registry/model-config.js';
 import { ModelRegistry } from '../../registry/model-registry.js';
@@ -30,12 +31,14 @@ export class RunInferenceHandler {
   constructor(
     private readonly registry: ModelRegistry,
     private readonly schedulers: ModelVersionSchedulers,
+    private readonly engine: InferenceEngine,
   ) {}
 
   async execute({ modelName, version, request, timeoutMicros, signal }: RunInferenceCommand): Promise<InferenceResponse> {
     const served = this.registry.get(modelName).versionToServe(version);
     const config = served.config!;
     const outputNames = validateInferenceRequest(request, servedSignature(config), config.maxBatchSize);
+    this.engine.checkInputs(request.inputs);
     const { priority, timeoutMicros: parameterTimeout } = schedulingParametersOf(request);
     const result = await this.schedulers.for(served).enqueue({
       inputs: request.inputs,

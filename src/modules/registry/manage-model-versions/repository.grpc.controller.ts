@@ -37,7 +37,8 @@ function valuesOf(parameters: Record<string, ModelRepositoryParameterMessage> | 
   for (const [key, parameter] of Object.entries(parameters ?? {})) {
     const choice = parameter.parameter_choice;
     if (choice === undefined) throw new DomainError('INFERENCE.INVALID_REQUEST', `parameters['${key}'] has no value`);
-    values[key] = parameter[choice];
+    // 64-bit integers arrive as decimal strings (PROTO_LOADER_OPTIONS): a number is what the client sent.
+    values[key] = choice === 'int64_param' ? Number(parameter.int64_param) : parameter[choice];
   }
   return values;
 }
