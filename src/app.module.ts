@@ -6,6 +6,7 @@ import { InferenceModule } from './modules/inference/inference.module.js';
 import { SchedulingModule } from './modules/inference/scheduling.module.js';
 import { ObservabilityModule } from './modules/observability/observability.module.js';
 import { RegistryModule } from './modules/registry/registry.module.js';
+import { RolloutModule } from './modules/rollout/rollout.module.js';
 
 @Global()
 @Module({})
@@ -20,7 +21,7 @@ export class AppModule {
   static with(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.with(config), ObservabilityModule, OnnxRuntimeModule, SchedulingModule, RegistryModule, InferenceModule, HealthModule],
+      imports: [ConfigModule.with(config), ObservabilityModule, OnnxRuntimeModule, SchedulingModule, RegistryModule, RolloutModule, InferenceModule, HealthModule],
     };
   }
 }

@@ -3,7 +3,7 @@ import { batchCompatibilityKey, batchRows, mergeInputs, splitOutputs } from './b
 import { BatchCostModel } from './batch-cost-model.js';
 import { InferenceStatistics, type StatisticsSnapshot } from './inference-statistics.js';
 import { RequestQueue, type Queued } from './request-queue.js';
-import { queuePolicyOf, type SchedulingPolicy, type TimeoutAction } from './scheduling-policy.js';
+import { queuePolicyOf, type QueuePolicy, type SchedulingPolicy, type TimeoutAction } from './scheduling-policy.js';
 import type { Tensor } from './tensor.js';
 
 /**
@@ -31,7 +31,17 @@ export interface SchedulerRequest {
   readonly timeoutMicros?: number;
   /** Aborted when the client is gone: the request is dropped, or its result discarded. */
   readonly signal?: CancellationSignal;
+  /**
+   * Work no client waits for (a rollout's shadow copy): it waits behind every client request, is
+   * never batched with one, and is refused beyond {@link MAX_BACKGROUND_QUEUE} waiting.
+   */
+  readonly background?: boolean;
 }
+
+/** Background requests a version holds at most; more are refused rather than queued. */
+export const MAX_BACKGROUND_QUEUE = 64;
+
+const BACKGROUND_QUEUE_POLICY: QueuePolicy = { timeoutAction: 'REJECT', defaultTimeoutMicros: 0, allowTimeoutOverride: true, maxQueueSize: MAX_BACKGROUND_QUEUE };
 
 export interface SchedulerResult {
   readonly outputs: Tensor[];
@@ -101,13 +111,16 @@ export class DynamicBatchScheduler {
   private readonly statistics = new InferenceStatistics();
   private readonly queueFullErrors = new Map<number, DomainError>();
   private readonly idleWaiters: (() => void)[] = [];
+  private readonly backgroundLevel: number;
 
   constructor(
     private readonly policy: SchedulingPolicy,
     private readonly runBatch: BatchRunner,
     private readonly limits: SchedulerLimits,
   ) {
-    this.queue = new RequestQueue(Math.max(1, policy.priorityLevels));
+    // One level more than the model has, below all of them: the background level.
+    this.backgroundLevel = Math.max(1, policy.priorityLevels) + 1;
+    this.queue = new RequestQueue(this.backgroundLevel);
   }
 
   /** Batches running now. */
@@ -136,7 +149,7 @@ export class DynamicBatchScheduler {
   }
 
   private queueFull(priorityLevel: number): DomainError | undefined {
-    const { maxQueueSize } = queuePolicyOf(this.policy, priorityLevel);
+    const { maxQueueSize } = this.queuePolicyAt(priorityLevel);
     if (maxQueueSize === 0 || this.queue.sizeAt(priorityLevel) < maxQueueSize) return undefined;
     // One error per level, made once: under overload most answers are this one, and capturing a
     // stack per refusal was 9% of the main thread (measured).
@@ -152,8 +165,8 @@ export class DynamicBatchScheduler {
     return new Promise((resolve, reject) => {
       if (this.stopped !== undefined) throw new DomainError('REGISTRY.VERSION_NOT_READY', this.stopped);
       if (request.signal?.aborted) throw cancelled();
-      const priorityLevel = this.levelOf(request.priority);
-      const queuePolicy = queuePolicyOf(this.policy, priorityLevel);
+      const priorityLevel = request.background ? this.backgroundLevel : this.levelOf(request.priority);
+      const queuePolicy = this.queuePolicyAt(priorityLevel);
       const full = this.queueFull(priorityLevel);
       if (full) throw full;
       const enqueuedAt = now();
@@ -213,6 +226,10 @@ export class DynamicBatchScheduler {
     for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
+  private queuePolicyAt(priorityLevel: number): QueuePolicy {
+    return priorityLevel === this.backgroundLevel ? BACKGROUND_QUEUE_POLICY : queuePolicyOf(this.policy, priorityLevel);
+  }
+
   private levelOf(priority: number | undefined): number {
     const levels = this.policy.priorityLevels;
     if (priority === undefined || priority === 0) return levels > 0 ? this.policy.defaultPriorityLevel : 1;
@@ -259,8 +276,11 @@ export class DynamicBatchScheduler {
     const members: Pending[] = [];
     let rows = 0;
     let preferredCut = 0;
+    const foreground = head.priorityLevel !== this.backgroundLevel;
     for (const pending of this.queue.inServiceOrder()) {
       if (pending.key !== head.key || rows + pending.rows > max) continue;
+      // A client's batch never carries background rows: they would lengthen its run.
+      if (foreground && pending.priorityLevel === this.backgroundLevel) break;
       members.push(pending);
       rows += pending.rows;
       if (preferred.includes(rows)) preferredCut = members.length;

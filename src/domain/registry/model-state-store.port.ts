@@ -1,3 +1,5 @@
+import type { RolloutSnapshot } from '../rollout/rollout.js';
+
 /**
  * What the registry keeps of one model across restarts: enough to bring the server back to the
  * same serving state. The model files themselves stay in the model repository.
@@ -12,6 +14,8 @@ export interface ModelState {
   readonly defaultVersion?: number;
   /** A configuration given with a load (Triton's `config` override), as config.json text. */
   readonly configOverride?: string;
+  /** The model's rollout, if one was set, so that a restart resumes it at the same step. */
+  readonly rollout?: RolloutSnapshot;
 }
 
 /** A model's state as stored, with the revision that compare-and-set writes are checked against. */

@@ -23,7 +23,11 @@ export type DomainErrorCode =
   | 'INFERENCE.RUNTIME_ERROR'
   | 'INFERENCE.QUEUE_FULL'
   | 'INFERENCE.DEADLINE_EXCEEDED'
-  | 'INFERENCE.CANCELLED';
+  | 'INFERENCE.CANCELLED'
+  | 'ROLLOUT.INVALID_SPEC'
+  | 'ROLLOUT.VERSION_NOT_READY'
+  | 'ROLLOUT.NOT_FOUND'
+  | 'ROLLOUT.INVALID_TRANSITION';
 
 /** What a client may act on besides the message. */
 export interface DomainErrorDetails {

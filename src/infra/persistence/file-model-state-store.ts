@@ -214,6 +214,8 @@ const modelStateSchema = z.strictObject({
   unloadedVersions: versionsSchema,
   defaultVersion: z.number().int().positive().optional(),
   configOverride: z.string().optional(),
+  // The rollout context owns its snapshot's shape (it checks it when it restores one).
+  rollout: z.record(z.string(), z.unknown()).optional(),
 });
 
 const storedStateSchema = z.strictObject({
@@ -229,6 +231,7 @@ function plainState(state: ModelState): ModelState {
     unloadedVersions: state.unloadedVersions,
     defaultVersion: state.defaultVersion,
     configOverride: state.configOverride,
+    rollout: state.rollout,
   };
 }
 

@@ -29,7 +29,7 @@ export class ModelStates {
   }
 
   /** Saves the model as it is now (with what the operator set), then publishes its events. */
-  async save(model: Model, changes: Partial<Pick<ModelState, 'configOverride' | 'unloadedVersions'>> = {}): Promise<void> {
+  async save(model: Model, changes: Partial<Pick<ModelState, 'configOverride' | 'unloadedVersions' | 'rollout'>> = {}): Promise<void> {
     const previous = this.stored.get(model.name);
     const state: ModelState = {
       name: model.name,
@@ -37,6 +37,7 @@ export class ModelStates {
       unloadedVersions: changes.unloadedVersions ?? previous?.state.unloadedVersions ?? [],
       defaultVersion: model.defaultVersion,
       configOverride: 'configOverride' in changes ? changes.configOverride : previous?.state.configOverride,
+      rollout: 'rollout' in changes ? changes.rollout : previous?.state.rollout,
     };
     const saved = await this.store.save(state, previous?.revision ?? 0).catch(async (error: unknown) => {
       if (!(error instanceof DomainError) || error.code !== 'REGISTRY.STATE_CONFLICT') throw error;

@@ -62,6 +62,6 @@ export class MessagingModule {}
     { provide: ModelRepository, inject: [AppConfig], useFactory: (config: AppConfig) => new FileSystemModelRepository(config.MODEL_REPOSITORY) },
     { provide: ModelStateStore, inject: [AppConfig], useFactory: (config: AppConfig) => new FileModelStateStore(config.STATE_DIR) },
   ],
-  exports: [ModelRegistry, LoadModelRepositoryHandler],
+  exports: [ModelRegistry, LoadModelRepositoryHandler, ModelLifecycle, ModelStates, AdminToken],
 })
 export class RegistryModule {}

@@ -16,8 +16,9 @@ import {
   type ReferenceObject,
 } from '../../../src/modules/registry/manage-model-versions/admin-openapi.js';
 import { RepositoryHttpController } from '../../../src/modules/registry/manage-model-versions/repository.http.controller.js';
+import { RolloutHttpController } from '../../../src/modules/rollout/manage-rollout/rollout.http.controller.js';
 
-const CONTROLLERS = [AdminModelsHttpController, RepositoryHttpController, AdminOpenApiHttpController];
+const CONTROLLERS = [AdminModelsHttpController, RepositoryHttpController, AdminOpenApiHttpController, RolloutHttpController];
 const HTTP_METHODS: readonly HttpMethod[] = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'];
 const OPENAPI_ROUTE = 'GET /admin/openapi.json';
 

@@ -1,6 +1,6 @@
 import { Controller } from '@nestjs/common';
 import { GrpcMethod, GrpcStreamCall } from '@nestjs/microservices';
-import type { ServerDuplexStream, ServerUnaryCall } from '@grpc/grpc-js';
+import { Metadata, type ServerDuplexStream, type ServerUnaryCall } from '@grpc/grpc-js';
 import type { CancellationSignal } from '../../../domain/inference/dynamic-batch-scheduler.js';
 import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { callCancellation, microsUntilDeadline, type GrpcServerCall } from '../../../infra/grpc/call-context.js';
@@ -13,7 +13,7 @@ import type {
   ModelStreamInferResponseMessage,
 } from '../../../infra/grpc/inference-messages.js';
 import { grpcErrorOf } from '../../../infra/transport/error-response.filter.js';
-import { RunInferenceHandler } from './run-inference.handler.js';
+import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
 
 /** Requests of one ModelStreamInfer stream handled at once; reading pauses beyond it. */
 const MAX_IN_FLIGHT_PER_STREAM = 256;
@@ -21,14 +21,20 @@ const MAX_IN_FLIGHT_PER_STREAM = 256;
 /**
  * KServe V2 `ModelInfer` and Triton's `ModelStreamInfer`. The call's deadline is the request's
  * timeout in the scheduler, and a cancelled call leaves the queue (or its rows are discarded).
+ * The call's metadata is what rollout rules and sticky keys read; a unary answer's initial
+ * metadata names the version that computed it (`x-model-version`).
  */
 @Controller()
 export class InferGrpcController {
   constructor(private readonly handler: RunInferenceHandler) {}
 
   @GrpcMethod(INFERENCE_SERVICE, 'ModelInfer')
-  modelInfer(message: ModelInferRequestMessage, _metadata: unknown, call: ServerUnaryCall<unknown, unknown>): Promise<ModelInferResponseMessage> {
-    return this.infer(message, call, callCancellation(call));
+  async modelInfer(message: ModelInferRequestMessage, metadata: Metadata, call: ServerUnaryCall<unknown, unknown>): Promise<ModelInferResponseMessage> {
+    const response = await this.infer(message, call, callCancellation(call), metadata);
+    const version = new Metadata();
+    version.set(MODEL_VERSION_HEADER, response.model_version);
+    call.sendMetadata(version);
+    return response;
   }
 
   /**
@@ -41,7 +47,7 @@ export class InferGrpcController {
     return serveConcurrently(
       call,
       (message) =>
-        this.infer(message, call, cancellation).then(
+        this.infer(message, call, cancellation, call.metadata).then(
           (response) => ({ error_message: '', infer_response: response }),
           (error: unknown) => ({
             error_message: grpcErrorOf(error).details,
@@ -52,7 +58,7 @@ export class InferGrpcController {
     );
   }
 
-  private async infer(message: ModelInferRequestMessage, call: GrpcServerCall, signal: CancellationSignal): Promise<ModelInferResponseMessage> {
+  private async infer(message: ModelInferRequestMessage, call: GrpcServerCall, signal: CancellationSignal, metadata: Metadata): Promise<ModelInferResponseMessage> {
     const decoded = decodeModelInferRequest(message);
     const response = await this.handler.execute({
       modelName: decoded.modelName,
@@ -60,6 +66,10 @@ export class InferGrpcController {
       request: decoded.request,
       timeoutMicros: microsUntilDeadline(call),
       signal,
+      header: (name) => {
+        const value = metadata.get(name)[0];
+        return typeof value === 'string' ? value : undefined;
+      },
     });
     return encodeModelInferResponse(response, decoded.responseForm);
   }

@@ -5,7 +5,7 @@ import { clientDisconnect } from '../../../infra/http/client-disconnect.js';
 import { parseTimeoutHeader } from '../../../infra/http/route-params.js';
 import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { annotateAccessLog } from '../../observability/access-log.js';
-import { RunInferenceHandler } from './run-inference.handler.js';
+import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
 
 /** KServe V2 `POST /v2/models/{m}[/versions/{v}]/infer` with JSON tensors. */
 @Controller('v2/models/:model')
@@ -29,7 +29,9 @@ export class InferHttpController {
       request: decodeInferRequest(body),
       timeoutMicros: parseTimeoutHeader(req.headers),
       signal: clientDisconnect(reply.raw),
+      header: (name) => headerValue(req.headers[name]),
     });
+    void reply.header(MODEL_VERSION_HEADER, response.modelVersion);
     annotateAccessLog(req.raw, {
       version: response.modelVersion,
       queue_time_us: response.parameters.queue_time_us as number,
@@ -37,4 +39,8 @@ export class InferHttpController {
     });
     return encodeInferResponse(response);
   }
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }

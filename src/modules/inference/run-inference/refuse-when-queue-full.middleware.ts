@@ -2,9 +2,11 @@ import { Injectable, type NestMiddleware } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { writeDomainError } from '../../../infra/transport/error-response.filter.js';
 import { annotateAccessLog } from '../../observability/access-log.js';
+import { TrafficRouter } from '../../../domain/rollout/traffic-router.port.js';
 import { ModelRegistry } from '../../registry/model-registry.js';
 import { ModelVersionSchedulers } from '../model-version-schedulers.js';
 
+const NO_HEADERS = (): undefined => undefined;
 const INFER_PATH = /^\/v2\/models\/([^/?]+)(?:\/versions\/([1-9]\d{0,15}))?\/infer(?:\?|$)/;
 
 /**
@@ -19,6 +21,7 @@ export class RefuseWhenQueueFullMiddleware implements NestMiddleware {
   constructor(
     private readonly registry: ModelRegistry,
     private readonly schedulers: ModelVersionSchedulers,
+    private readonly router: TrafficRouter,
   ) {}
 
   use(req: IncomingMessage, res: ServerResponse, next: () => void): void {
@@ -35,6 +38,8 @@ export class RefuseWhenQueueFullMiddleware implements NestMiddleware {
   }
 
   private refusal(modelName: string, version: number | undefined) {
+    // Without a version a rollout may route the request anywhere: the handler decides.
+    if (version === undefined && this.router.route(modelName, NO_HEADERS)) return undefined;
     const model = this.registry.find(modelName);
     const served = version === undefined ? model?.servingVersion() : model?.readyVersions.find((v) => v.version === version);
     return served && this.schedulers.refusalBeforeReading(served);

@@ -1,13 +1,19 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
+import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import {
   schedulingParametersOf,
   validateInferenceRequest,
   type InferenceRequest,
   type InferenceResponse,
 } from '../../../domain/inference/inference-request.js';
-import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import type { CancellationSignal } from '../../../domain/inference/dynamic-batch-scheduler.js';
+import type { Tensor } from '../../../domain/inference/tensor.js';
 import { servedSignature } from '../../../domain/registry/model-config.js';
+import type { ModelVersion } from '../../../domain/registry/model-version.js';
+import { outputDivergence } from '../../../domain/rollout/output-divergence.js';
+import { TrafficRouter } from '../../../domain/rollout/traffic-router.port.js';
+import { DomainError } from '../../../domain/shared/domain-error.js';
 import { ModelRegistry } from '../../registry/model-registry.js';
 import { ModelVersionSchedulers } from '../model-version-schedulers.js';
 
@@ -19,34 +25,62 @@ export interface RunInferenceCommand {
   readonly timeoutMicros?: number;
   /** Aborted when the client has gone away. */
   readonly signal?: CancellationSignal;
+  /** The request's headers (HTTP) or metadata (gRPC), by lower-case name: what rollout rules and sticky keys read. */
+  readonly header?: (name: string) => string | undefined;
 }
 
+const NO_HEADERS = (): undefined => undefined;
+
+/** The response header (HTTP) and metadata key (gRPC) naming the version that computed an answer, besides `model_version`. */
+export const MODEL_VERSION_HEADER = 'x-model-version';
+
 /**
- * Runs one inference request: checks it against the serving version's signature, then queues it
- * in that version's scheduler, which batches it with others. The response reports the queue and
- * compute time and the rows of the run that served it, in its `parameters`.
+ * Runs one inference request: picks the version (the one named, else the model's rollout's
+ * choice, else the default), checks the request against its signature, then queues it in that
+ * version's scheduler, which batches it with others. The response reports the queue and compute
+ * time and the rows of the run that served it, in its `parameters`. A request the rollout routed
+ * has its outcome counted for the rollout, and may be mirrored to a shadow version in the
+ * background once its own answer is ready.
  */
 @Injectable()
 export class RunInferenceHandler {
+  private readonly logger = new Logger('Shadow');
+
   constructor(
     private readonly registry: ModelRegistry,
     private readonly schedulers: ModelVersionSchedulers,
     private readonly engine: InferenceEngine,
+    private readonly router: TrafficRouter,
   ) {}
 
-  async execute({ modelName, version, request, timeoutMicros, signal }: RunInferenceCommand): Promise<InferenceResponse> {
-    const served = this.registry.get(modelName).versionToServe(version);
+  async execute({ modelName, version, request, timeoutMicros, signal, header }: RunInferenceCommand): Promise<InferenceResponse> {
+    const model = this.registry.get(modelName);
+    const route = version === undefined ? this.router.route(modelName, header ?? NO_HEADERS) : undefined;
+    // A routed version that left service a moment ago: the default serves rather than failing.
+    const served = (route && model.readyVersions.find((v) => v.version === route.version)) ?? model.versionToServe(version);
     const config = served.config!;
     const outputNames = validateInferenceRequest(request, servedSignature(config), config.maxBatchSize);
     this.engine.checkInputs(request.inputs);
     const { priority, timeoutMicros: parameterTimeout } = schedulingParametersOf(request);
-    const result = await this.schedulers.for(served).enqueue({
-      inputs: request.inputs,
-      outputNames,
-      priority,
-      timeoutMicros: earliest(parameterTimeout, timeoutMicros),
-      signal,
-    });
+    // Copied now: the runtime takes the request's own buffers.
+    const mirrored = route?.shadow !== undefined ? copyOf(request.inputs) : undefined;
+    const started = performance.now();
+    let result;
+    try {
+      result = await this.schedulers.for(served).enqueue({
+        inputs: request.inputs,
+        outputNames,
+        priority,
+        timeoutMicros: earliest(parameterTimeout, timeoutMicros),
+        signal,
+      });
+    } catch (error) {
+      if (route && countsAgainstVersion(error)) this.router.recordOutcome(modelName, served.version, { ok: false, latencyMs: performance.now() - started });
+      if (mirrored) void this.mirror(modelName, route!.shadow!, mirrored, request.requestedOutputs);
+      throw error;
+    }
+    if (route) this.router.recordOutcome(modelName, served.version, { ok: true, latencyMs: performance.now() - started });
+    if (mirrored) void this.mirror(modelName, route!.shadow!, mirrored, request.requestedOutputs, result.outputs);
     return {
       modelName,
       modelVersion: String(served.version),
@@ -55,6 +89,39 @@ export class RunInferenceHandler {
       outputs: result.outputs,
     };
   }
+
+  /**
+   * Runs a copy of a request on the shadow version, as background work (behind every client
+   * request, never batched with one), and counts its latency, failure and divergence from the
+   * client's answer. Nothing of it reaches the client; it never throws.
+   */
+  private async mirror(modelName: string, shadowVersion: number, inputs: Tensor[], requestedOutputs: readonly string[], answer?: readonly Tensor[]): Promise<void> {
+    const shadow: ModelVersion | undefined = this.registry.find(modelName)?.readyVersions.find((v) => v.version === shadowVersion);
+    if (!shadow) return;
+    const started = performance.now();
+    try {
+      const config = shadow.config!;
+      const outputNames = validateInferenceRequest({ parameters: {}, inputs, requestedOutputs }, servedSignature(config), config.maxBatchSize);
+      const { outputs } = await this.schedulers.for(shadow).enqueue({ inputs, outputNames, background: true });
+      const divergence = answer ? outputDivergence(answer, outputs) : undefined;
+      // Answers that cannot be compared (another shape or datatype) count as a failure of the shadow.
+      const ok = !answer || divergence !== undefined;
+      this.router.recordOutcome(modelName, shadowVersion, { ok, latencyMs: performance.now() - started, divergence });
+    } catch (error) {
+      if (error instanceof DomainError && error.code === 'INFERENCE.QUEUE_FULL') return; // shed, not failed
+      this.router.recordOutcome(modelName, shadowVersion, { ok: false, latencyMs: performance.now() - started });
+      this.logger.debug(`shadow version ${shadowVersion} of '${modelName}' failed: ${(error as Error).message}`);
+    }
+  }
+}
+
+/** Failures a version is to blame for: its runtime failed, or it did not answer in time. */
+function countsAgainstVersion(error: unknown): boolean {
+  return !(error instanceof DomainError) || error.code === 'INFERENCE.RUNTIME_ERROR' || error.code === 'INFERENCE.DEADLINE_EXCEEDED';
+}
+
+function copyOf(inputs: readonly Tensor[]): Tensor[] {
+  return inputs.map((tensor) => ({ ...tensor, shape: [...tensor.shape], data: tensor.data.slice() as Tensor['data'] }));
 }
 
 /** The smaller of two client timeouts; 0 (Triton's "none") and absent do not count. */

@@ -25,6 +25,8 @@ export interface SchemaObject {
   readonly pattern?: string;
   readonly format?: string;
   readonly minimum?: number;
+  readonly maximum?: number;
+  readonly exclusiveMinimum?: number;
   readonly minItems?: number;
   readonly contentMediaType?: string;
 }
@@ -102,6 +104,16 @@ const MODEL = { $ref: '#/components/parameters/model' } as const;
 const VERSION = { $ref: '#/components/parameters/version' } as const;
 const UNAUTHORIZED = { $ref: '#/components/responses/Unauthorized' } as const;
 
+const VERSION_VALUE: SchemaObject = { oneOf: [{ type: 'string', pattern: '^[1-9][0-9]{0,15}$' }, { type: 'integer', minimum: 1 }] };
+const ROLLOUT_EXAMPLE = {
+  stable: '1',
+  canary: { version: '2', weight: 10 },
+  sticky_header: 'x-user-id',
+  rules: [{ header: 'x-env', equals: 'staging', version: '2' }],
+  shadow: { version: '3', percent: 5 },
+  plan: { steps: [5, 25, 50, 100], min_requests: 200, min_dwell_seconds: 30, slo: { max_error_rate: 0.01, max_p99_ratio: 1.5 } },
+};
+
 const BAD_NAME = 'the model name or the version in the path is not allowed (REGISTRY.INVALID_NAME)';
 const BAD_BODY = 'the JSON body does not match its schema (INFERENCE.INVALID_REQUEST), or is empty while Content-Type says application/json';
 const CONFLICT =
@@ -120,6 +132,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
   },
   tags: [
     { name: 'admin', description: 'The admin API of this server (/admin).' },
+    { name: 'rollout', description: 'Canary splits, header rules, shadow traffic and progressive rollouts (/admin/models/{model}/rollout).' },
     { name: 'repository', description: "Triton's model-repository extension (/v2/repository), behind the same token." },
   ],
   paths: {
@@ -260,6 +273,67 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '401': UNAUTHORIZED,
           '404': error('the repository has no such model (REGISTRY.MODEL_NOT_FOUND) or no such version of it (REGISTRY.VERSION_NOT_FOUND)'),
           '409': error(CONFLICT),
+        },
+      },
+    },
+    '/admin/models/{model}/rollout': {
+      put: {
+        operationId: 'startRollout',
+        summary: 'Starts a rollout of the model, replacing its current one',
+        description:
+          'Routes the requests that name no version: header rules first (first match wins), then the canary split (sticky per `sticky_header` value when given), and mirrors a share to the shadow version in the background. With a plan, the canary walks through the steps by itself: each step is judged on its figures once it has `min_requests` canary requests and `min_dwell_seconds`; a breach of the SLO rolls back at once (also as soon as the failures exceed what the step could allow), the last step held promotes. Every version named must be READY.',
+        tags: ['rollout'],
+        security: BEARER,
+        parameters: [MODEL],
+        requestBody: { description: 'The rollout; every part but `stable` is optional.', required: true, content: json(schemaRef('RolloutDocument'), ROLLOUT_EXAMPLE) },
+        responses: {
+          '200': { description: 'The rollout, started.', content: json(schemaRef('Rollout')) },
+          '400': error(`${BAD_BODY}, naming the field; an invalid combination (ROLLOUT.INVALID_SPEC)`),
+          '401': UNAUTHORIZED,
+          '404': error('the server knows no such model (REGISTRY.MODEL_NOT_FOUND)'),
+          '409': error('a version it names is not READY (ROLLOUT.VERSION_NOT_READY)'),
+        },
+      },
+      get: {
+        operationId: 'getRollout',
+        summary: 'The rollout: state, current step, per-version figures of the step, and the history of decisions',
+        tags: ['rollout'],
+        security: BEARER,
+        parameters: [MODEL],
+        responses: {
+          '200': { description: 'The rollout.', content: json(schemaRef('Rollout')) },
+          '401': UNAUTHORIZED,
+          '404': error('no such model (REGISTRY.MODEL_NOT_FOUND), or it has no rollout (ROLLOUT.NOT_FOUND)'),
+        },
+      },
+    },
+    '/admin/models/{model}/rollout/promote': {
+      post: {
+        operationId: 'promoteRollout',
+        summary: 'Makes the canary the stable version (and the model\'s default version: the hot swap)',
+        tags: ['rollout'],
+        security: BEARER,
+        parameters: [MODEL],
+        responses: {
+          '200': { description: 'Promoted.', content: json(schemaRef('Rollout')) },
+          '401': UNAUTHORIZED,
+          '404': error('no such model, or no rollout (ROLLOUT.NOT_FOUND)'),
+          '409': error('the rollout has no canary or is not in progress (ROLLOUT.INVALID_TRANSITION)'),
+        },
+      },
+    },
+    '/admin/models/{model}/rollout/abort': {
+      post: {
+        operationId: 'abortRollout',
+        summary: 'Returns every request to the stable version',
+        tags: ['rollout'],
+        security: BEARER,
+        parameters: [MODEL],
+        responses: {
+          '200': { description: 'Aborted.', content: json(schemaRef('Rollout')) },
+          '401': UNAUTHORIZED,
+          '404': error('no such model, or no rollout (ROLLOUT.NOT_FOUND)'),
+          '409': error('the rollout is not in progress (ROLLOUT.INVALID_TRANSITION)'),
         },
       },
     },
@@ -469,6 +543,101 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           version: { type: 'string', description: 'The version that serves now.' },
         },
         additionalProperties: false,
+      },
+      RolloutDocument: {
+        type: 'object',
+        required: ['stable'],
+        properties: {
+          stable: VERSION_VALUE,
+          canary: {
+            type: 'object',
+            required: ['version'],
+            properties: { version: VERSION_VALUE, weight: { type: 'number', minimum: 0, maximum: 100, description: 'Percent of the requests no rule matched (default 0; a plan sets it).' } },
+            additionalProperties: false,
+          },
+          sticky_header: { type: 'string', description: 'A request header (gRPC: metadata key) whose value keeps a client on one side of the split.' },
+          rules: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['header', 'equals', 'version'],
+              properties: { header: { type: 'string' }, equals: { type: 'string' }, version: VERSION_VALUE },
+              additionalProperties: false,
+            },
+          },
+          shadow: {
+            type: 'object',
+            required: ['version', 'percent'],
+            properties: { version: VERSION_VALUE, percent: { type: 'number', minimum: 0, maximum: 100 } },
+            additionalProperties: false,
+          },
+          plan: {
+            type: 'object',
+            required: ['steps', 'slo'],
+            properties: {
+              steps: { type: 'array', items: { type: 'number', exclusiveMinimum: 0, maximum: 100 }, minItems: 1, description: 'Increasing canary weights.' },
+              min_requests: { type: 'integer', minimum: 1, description: 'Canary requests a step needs before it is judged (default 100).' },
+              min_dwell_seconds: { type: 'number', minimum: 0, description: 'Time a step lasts at least (default 30).' },
+              slo: {
+                type: 'object',
+                required: ['max_error_rate'],
+                properties: {
+                  max_error_rate: { type: 'number', minimum: 0, maximum: 1, description: 'Server-side failures (runtime errors, timeouts) per canary request.' },
+                  max_p99_ratio: { type: 'number', exclusiveMinimum: 0, description: "Canary p99 latency over the stable version's, in the same step." },
+                  max_divergence: { type: 'number', minimum: 0, description: "Mean largest element difference between the shadow's outputs and the client's answers." },
+                },
+                additionalProperties: false,
+              },
+            },
+            additionalProperties: false,
+          },
+        },
+        additionalProperties: false,
+      },
+      Rollout: {
+        type: 'object',
+        required: ['model', 'phase', 'stable', 'rules', 'figures', 'history'],
+        properties: {
+          model: { type: 'string' },
+          phase: { type: 'string', enum: ['ACTIVE', 'PROMOTED', 'ROLLED_BACK', 'ABORTED', 'STOPPED'] },
+          stable: { type: 'string' },
+          canary: { type: 'object', properties: { version: { type: 'string' }, weight: { type: 'number', description: 'The current weight (the step\'s, with a plan).' } } },
+          sticky_header: { type: 'string' },
+          rules: { type: 'array', items: { type: 'object' } },
+          shadow: { type: 'object' },
+          plan: { type: 'object' },
+          step: { type: 'integer', description: 'Index of the current step in plan.steps, while a plan is in progress.' },
+          figures: {
+            type: 'array',
+            description: 'Per version, since the current step began.',
+            items: {
+              type: 'object',
+              properties: {
+                version: { type: 'integer' },
+                requests: { type: 'integer' },
+                errors: { type: 'integer' },
+                errorRate: { type: 'number' },
+                p99Ms: { type: 'number' },
+                meanDivergence: { type: 'number' },
+              },
+            },
+          },
+          history: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['at', 'action', 'reason'],
+              properties: {
+                at: { type: 'string', format: 'date-time' },
+                action: { type: 'string', enum: ['started', 'advanced', 'promoted', 'rolled_back', 'aborted', 'version_removed', 'stopped'] },
+                step: { type: 'integer' },
+                weight: { type: 'number' },
+                reason: { type: 'string' },
+                figures: { type: 'array', items: { type: 'object' } },
+              },
+            },
+          },
+        },
       },
       RepositoryIndexEntry: {
         type: 'object',

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import { createHash } from 'node:crypto';
 import type { DeclaredModelConfig } from '../../../domain/registry/model-config.js';
+import type { RolloutSnapshot } from '../../../domain/rollout/rollout.js';
 import { ModelRepository, type ModelDirectory } from '../../../domain/registry/model-repository.port.js';
 import { ModelVersion } from '../../../domain/registry/model-version.js';
 import { Model } from '../../../domain/registry/model.js';
@@ -147,6 +148,14 @@ export class ModelLifecycle {
       await this.states.save(model, { configOverride, unloadedVersions: [] });
       return model;
     });
+  }
+
+  /**
+   * Saves a model's rollout with the rest of its state, in the model's queue of operations (so it
+   * never interleaves with a load or a swap writing the same state).
+   */
+  saveRollout(modelName: string, rollout: RolloutSnapshot | undefined): Promise<void> {
+    return this.serialized(modelName, () => this.states.save(this.registry.get(modelName), { rollout }));
   }
 
   /** Triton's repository unload: every version of the model, drained then released. */
