@@ -1,11 +1,11 @@
 /**
  * Where the CPU went during a measured window, from Linux's /proc (elsewhere: undefined, and the
  * bench reports no CPU figures): the server process split into its main thread (HTTP, JSON,
- * Nest, logging, the scheduler) and its other threads (model instances, libuv, GC), the bench
- * process (the load generator) and the whole machine. For the main thread it also reads how long
- * it was runnable but waiting for a CPU (/proc/.../schedstat): on-CPU + waiting near 100% means
- * the main thread always had work, i.e. the server was main-thread bound, even when other
- * threads took its CPU part of the time.
+ * Nest, logging, the scheduler) and its other threads (model instances, libuv, GC), the load
+ * generator (the bench process, or the child process of a gRPC load) and the whole machine. For
+ * the main thread it also reads how long it was runnable but waiting for a CPU
+ * (/proc/.../schedstat): on-CPU + waiting near 100% means the main thread always had work, i.e.
+ * the server was main-thread bound, even when other threads took its CPU part of the time.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 
@@ -79,7 +79,7 @@ export interface CpuUse {
   /** The server's main thread runnable but waiting for a CPU (undefined without schedstat). */
   readonly serverMainThreadWaiting?: number;
   readonly serverOtherThreads: number;
-  /** The bench process: the load generator (autocannon or the paced client). */
+  /** The load generator: the bench process (autocannon or the paced client) or the gRPC load child process, all threads. */
   readonly loadGenerator: number;
   /** Fraction of all the machine's CPUs that were busy, whoever used them. */
   readonly machineBusyFraction: number;
@@ -92,9 +92,15 @@ export class CpuWindow {
   private readonly benchStart = process.cpuUsage();
   private readonly machineStart = machineTicks();
   private readonly serverStart: ProcessTimes | undefined;
+  private readonly loadStart: ProcessTimes | undefined;
 
-  constructor(private readonly serverPid: number | undefined) {
+  /** Without `loadGeneratorPid`, the load generator is the bench process itself. */
+  constructor(
+    private readonly serverPid: number | undefined,
+    private readonly loadGeneratorPid?: number,
+  ) {
     this.serverStart = serverPid === undefined ? undefined : processTimes(serverPid);
+    this.loadStart = loadGeneratorPid === undefined ? undefined : processTimes(loadGeneratorPid);
   }
 
   /** Ends the window; undefined when the figures cannot be read. */
@@ -103,8 +109,11 @@ export class CpuWindow {
     const bench = process.cpuUsage(this.benchStart);
     const machine = machineTicks();
     const server = this.serverPid === undefined ? undefined : processTimes(this.serverPid);
+    const load = this.loadGeneratorPid === undefined ? undefined : processTimes(this.loadGeneratorPid);
     if (!machine || !this.machineStart || elapsedMs <= 0) return undefined;
     if (this.serverPid !== undefined && (!server || !this.serverStart)) return undefined;
+    if (this.loadGeneratorPid !== undefined && (!load || !this.loadStart)) return undefined;
+    const totalNs = (times: ProcessTimes): number => times.main.runNs + times.otherRunNs;
     const cores = (ns: number): number => ns / 1e6 / elapsedMs;
     const mainRunNs = server && this.serverStart ? server.main.runNs - this.serverStart.main.runNs : 0;
     const waitStart = this.serverStart?.main.waitNs;
@@ -113,7 +122,7 @@ export class CpuWindow {
       serverMainThread: cores(mainRunNs),
       serverMainThreadWaiting: waitStart !== undefined && waitEnd !== undefined ? cores(waitEnd - waitStart) : undefined,
       serverOtherThreads: server && this.serverStart ? cores(server.otherRunNs - this.serverStart.otherRunNs) : 0,
-      loadGenerator: (bench.user + bench.system) / 1000 / elapsedMs,
+      loadGenerator: load && this.loadStart ? cores(totalNs(load) - totalNs(this.loadStart)) : (bench.user + bench.system) / 1000 / elapsedMs,
       machineBusyFraction: (machine.busy - this.machineStart.busy) / Math.max(1, machine.total - this.machineStart.total),
       serverMainThreadMs: mainRunNs / 1e6,
     };

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: five targets, each a figure of the server against a baseline measured in the
+ * `npm run bench`: six targets, each a figure of the server against a baseline measured in the
  * same run (speed is a ratio to baselines measured alongside, never a figure asserted in tests).
  *
  *   1. HTTP limit      the server on the demo classifier (batching on with its defaults) vs a bare
@@ -19,9 +19,17 @@
  *   5. overload        open loop at 2x that rate, max_queue_size 64: latencies of the rejected
  *                      (503) and the accepted (200) answers apart. Target: 503 p99 < 5 ms and
  *                      200 p99 <= 4's target.
+ *   6. gRPC limit      the server's ModelInfer on the demo classifier (the server process of 1,
+ *                      after 1's load; raw input, as Triton's clients send it) vs a bare
+ *                      @grpc/grpc-js server with the same .proto and loader options answering the
+ *                      server's own answer: req/s, closed loop at N calls in flight over 4
+ *                      channels (connections). Target >= 0.80x.
  *
  * Open loop (4, 5) is bench/paced-load.ts, not autocannon's `overallRate`, which is a closed loop
- * with a per-second quota (see there). Closed loops are autocannon; their rates count 2xx answers.
+ * with a per-second quota (see there). Closed loops 1-3 are autocannon; their rates count 2xx answers.
+ * The gRPC loop (6) is bench/grpc-load.ts, a minimal gRPC client on node:http2 (see there why not
+ * grpc-js's), in a child process of its own so that its CPU is measured apart and the bench's own
+ * event loop only reads CPU and /stats; its rates count OK answers (grpc-status 0).
  *
  * Scenarios run one after another (never two loads at once), servers and baselines each in their
  * own child process, on 127.0.0.1 and free ports; models are built into a temporary directory that
@@ -31,9 +39,11 @@
  * missed target was missed. A missed target is a result, not a failure: the exit code is non-zero
  * only when something broke (a process failed, requests failed where none may, a wrong answer).
  *
- * Env: BENCH_DURATION_SECONDS (5), BENCH_WARMUP_SECONDS (1), BENCH_CONNECTIONS (64; above the
- * MLP's max_queue_size of 64 its closed loops also get 503s, counted apart), BENCH_MLP_THREADS
- * (2: intra-op threads of the MLP instance and of the bare runtime).
+ * Env: BENCH_DURATION_SECONDS (5), BENCH_WARMUP_SECONDS (1), BENCH_CONNECTIONS (64, and as many
+ * gRPC calls in flight in 6; above the MLP's max_queue_size of 64 its closed loops also get 503s,
+ * counted apart), BENCH_MLP_THREADS (2: intra-op threads of the MLP instance and of the bare
+ * runtime), BENCH_ONLY (unset: every target; `grpc`: 6 alone, to iterate on it: its row is
+ * printed, no results file is written).
  * Prints one table and writes the figures to bench/results/<YYYY-MM-DD>.json and latest.json.
  */
 import { readFileSync, rmSync } from 'node:fs';
@@ -44,6 +54,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CpuWindow, type CpuUse } from './cpu.js';
+import { answerToJson, checkedClassifierGrpcInfer, classifierGrpcRequest, MODEL_INFER, waitForGrpcReady, type GrpcLoadResult, type ModelInferResponse } from './grpc.js';
 import { runLoad, type LoadResult } from './load.js';
 import { runPacedLoad, type PacedLoadResult } from './paced-load.js';
 import { Children, freePort, waitForReady, type Child } from './processes.js';
@@ -83,7 +94,17 @@ const settings = {
   warmupSeconds: positiveNumber('BENCH_WARMUP_SECONDS', 1, { allowZero: true, max: 600 }),
   connections: positiveNumber('BENCH_CONNECTIONS', 64, { integer: true, max: 10_000 }),
   mlpThreads: positiveNumber('BENCH_MLP_THREADS', 2, { integer: true, max: 256 }),
+  only: benchOnly(),
 };
+
+/** BENCH_ONLY: unset for every target, `grpc` for 6 alone. */
+function benchOnly(): 'grpc' | undefined {
+  const raw = process.env.BENCH_ONLY?.trim();
+  if (raw === undefined || raw === '') return undefined;
+  if (raw === 'grpc') return raw;
+  process.stderr.write(`bench: BENCH_ONLY=${JSON.stringify(raw)} must be unset or "grpc"\n`);
+  process.exit(2);
+}
 
 /** The targets, as the issue states them. */
 const TARGETS = {
@@ -93,6 +114,7 @@ const TARGETS = {
   latencyLoad: 0.7,
   overloadLoad: 2,
   rejectedP99Ms: 5,
+  grpcRatio: 0.8,
 };
 
 const HOST = '127.0.0.1';
@@ -106,8 +128,14 @@ const REQUEST_TIMEOUT_SECONDS = 10;
 const PACED_MAX_CONNECTIONS = 1024;
 /** A send lag past this means the load generator, not the server, set part of the latency. */
 const SEND_LAG_WARN_MS = 2;
-/** Loads of D + W seconds: 4 closed-loop, 2 open-loop, the bare runtime. */
-const LOAD_COUNT = 7;
+/**
+ * Channels of the gRPC load generator, each its own HTTP/2 connection, over which the calls in
+ * flight are spread: a few, as gRPC clients multiplex their calls rather than open a connection
+ * per call; more than one, so neither side is bound to a single connection's stream handling.
+ */
+const GRPC_CHANNELS = 4;
+/** Loads of D + W seconds: 4 closed-loop, 2 open-loop, the bare runtime, 2 gRPC closed-loop (only those with BENCH_ONLY=grpc). */
+const LOAD_COUNT = settings.only === 'grpc' ? 2 : 9;
 /** Hard limit of the whole run: every load plus generous start-up, drain and shutdown slack. */
 const BUDGET_MS = (LOAD_COUNT * (settings.durationSeconds + settings.warmupSeconds) + 2 * REQUEST_TIMEOUT_SECONDS + 150) * 1000;
 
@@ -167,6 +195,8 @@ async function buildDemoModels(dir: string): Promise<void> {
 
 interface RunningServer {
   readonly base: string;
+  /** host:port of its gRPC endpoint (plaintext). */
+  readonly grpcAddress: string;
   readonly child: Child;
   readonly logFile: string;
 }
@@ -196,7 +226,7 @@ async function startServer(name: string, modelRepository: string): Promise<Runni
     await children.stop(child);
     throw new Error(`${(error as Error).message}\n${name} log:\n${fileTail(logFile)}`);
   }
-  return { base, child, logFile };
+  return { base, grpcAddress: `${HOST}:${grpcPort}`, child, logFile };
 }
 
 // ---- measuring -------------------------------------------------------------------------------
@@ -319,6 +349,83 @@ async function measureBareFastify(answer: string): Promise<ClosedLoopRun> {
   }
 }
 
+interface GrpcClosedLoopRun {
+  readonly load: GrpcLoadResult;
+  readonly window: Window;
+}
+
+/**
+ * Closed loop of ModelInfer calls (bench/grpc-load.ts in its own process, `connections` calls in
+ * flight over GRPC_CHANNELS channels), with CPU (the load generator's being that process's) and
+ * /stats over the measured window, which the child announces on its stdout.
+ */
+async function grpcClosedLoop(label: string, address: string, pid: number | undefined, stats?: { base: string; model: string }): Promise<GrpcClosedLoopRun> {
+  log(`${label}: ${settings.connections} calls in flight over ${GRPC_CHANNELS} channels, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s`);
+  const child = children.start(`gRPC load (${label})`, path.join(here, 'grpc-load.js'), [
+    address,
+    String(settings.durationSeconds),
+    String(settings.warmupSeconds),
+    String(settings.connections),
+    String(GRPC_CHANNELS),
+    String(REQUEST_TIMEOUT_SECONDS),
+  ]);
+  const window: Window = {};
+  let cpu: CpuWindow | undefined;
+  let before: Promise<ModelStats> | undefined;
+  let after: Promise<ModelStats> | undefined;
+  let pending = '';
+  child.process.stdout!.on('data', (chunk: string) => {
+    const lines = (pending + chunk).split('\n');
+    pending = lines.pop()!;
+    for (const line of lines) {
+      if (line === '{"event":"measuring"}') {
+        cpu = new CpuWindow(pid, child.process.pid);
+        if (stats) before = fetchModelStats(stats.base, stats.model);
+        before?.catch(() => undefined); // awaited after the run; this only keeps a failure from being "unhandled" meanwhile
+      } else if (line === '{"event":"measured"}') {
+        window.cpu = cpu?.stop();
+        if (stats) after = fetchModelStats(stats.base, stats.model);
+        after?.catch(() => undefined);
+      }
+    }
+  });
+  let code: number | string;
+  try {
+    code = await waitExit(child, (settings.durationSeconds + settings.warmupSeconds + REQUEST_TIMEOUT_SECONDS + 60) * 1000);
+  } finally {
+    await children.stop(child);
+  }
+  if (code !== 0) throw new Error(`${child.name} exited ${code}:\n${child.stderrTail()}`);
+  const load = JSON.parse(child.stdout().trim().split('\n').at(-1) ?? '') as GrpcLoadResult;
+  if (before && after) {
+    window.stats = statsBetween(await before, await after);
+    window.figures = runFigures(window.stats, load.durationSeconds);
+  }
+  return { load, window };
+}
+
+/** The bare grpc-js baseline, serving ModelInfer with `answer` (the server's answer to the same request). */
+async function measureBareGrpc(answer: ModelInferResponse): Promise<GrpcClosedLoopRun> {
+  const port = await freePort();
+  const address = `${HOST}:${port}`;
+  const child = children.start('bare grpc-js', path.join(here, 'bare-grpc-server.js'), [], { PORT: String(port), HOST, RESPONSE_JSON: answerToJson(answer) });
+  try {
+    await waitForGrpcReady(address, child, READY_TIMEOUT_MS);
+    await checkedClassifierGrpcInfer(address);
+    return await grpcClosedLoop('6. bare grpc-js', address, child.process.pid);
+  } finally {
+    await children.stop(child);
+  }
+}
+
+/** 6 on a running server: its gRPC endpoint ready, one checked ModelInfer (its answer is the bare server's), then the load. */
+async function measureServerGrpc(server: RunningServer): Promise<{ run: GrpcClosedLoopRun; answer: ModelInferResponse }> {
+  await waitForGrpcReady(server.grpcAddress, server.child, READY_TIMEOUT_MS);
+  const answer = await checkedClassifierGrpcInfer(server.grpcAddress);
+  const run = await grpcClosedLoop('6. server, classifier, gRPC', server.grpcAddress, server.child.process.pid, { base: server.base, model: CLASSIFIER });
+  return { run, answer };
+}
+
 // ---- reporting -------------------------------------------------------------------------------
 
 const round = (value: number | undefined, digits: number): number | undefined =>
@@ -386,6 +493,112 @@ function jsonOf(value: unknown): unknown {
   );
 }
 
+/** Main-thread CPU of the (server or bare) process per call answered, µs. */
+function mainThreadUsPerCall(run: GrpcClosedLoopRun): number | undefined {
+  const calls = run.load.requests + run.load.errors;
+  return run.window.cpu && calls > 0 ? (run.window.cpu.serverMainThreadMs / calls) * 1000 : undefined;
+}
+
+/** 6. gRPC limit: its row, and the problems (calls that failed) and notes of its two loads. */
+function grpcTarget(server: GrpcClosedLoopRun, bare: GrpcClosedLoopRun): { row: TargetRow; problems: string[]; notes: string[] } {
+  const ratio = server.load.requestsPerSecond / bare.load.requestsPerSecond;
+  const cpu = server.window.cpu;
+  const serverUs = mainThreadUsPerCall(server);
+  const bareUs = mainThreadUsPerCall(bare);
+  let why: string | undefined;
+  if (ratio < TARGETS.grpcRatio && cpu && serverUs !== undefined && bareUs !== undefined) {
+    const perCall = `${serverUs.toFixed(0)} µs of main-thread CPU per call vs ${bareUs.toFixed(0)} µs for bare grpc-js`;
+    if (mainThreadDemand(cpu) >= 0.9) {
+      why = `main-thread bound: the server's ${mainThreadText(cpu)}, ${perCall} (load generator ${cpu.loadGenerator.toFixed(2)} cores, machine ${pct(cpu.machineBusyFraction)} busy)`;
+    } else if (cpu.machineBusyFraction >= 0.95) why = `no CPU left: ${cpuText(cpu)}; ${perCall}`;
+    else {
+      why =
+        `neither the main thread (${mainThreadText(cpu)}) nor the machine (${pct(cpu.machineBusyFraction)} busy) was saturated: calls waited on the model instance` +
+        (server.window.figures ? ` (runs of ${server.window.figures.meanBatchSize.toFixed(1)} rows)` : '');
+    }
+  }
+  const problems: string[] = [];
+  const notes: string[] = [];
+  for (const [name, load] of [['6. server gRPC', server.load], ['6. bare grpc-js', bare.load]] as const) {
+    if (load.errors > 0 || load.requests === 0) problems.push(`${name}: ${load.requests} answered OK, ${load.errors} other statuses ${JSON.stringify(load.errorsByStatus)}`);
+    if (load.warmupErrors > 0) notes.push(`${name}: ${int(load.warmupErrors)} calls of the warm-up did not end OK`);
+  }
+  // The load generator is a process of its own here, so the machine's busy time that neither it nor the server accounts for is other processes'.
+  const othersCores = (cpu: CpuUse): number => cpu.machineBusyFraction * os.availableParallelism() - cpu.serverMainThread - cpu.serverOtherThreads - cpu.loadGenerator;
+  for (const [name, run] of [['6. server gRPC', server], ['6. bare grpc-js', bare]] as const) {
+    const others = run.window.cpu && othersCores(run.window.cpu);
+    if (others !== undefined && others >= 0.2) notes.push(`${name}: processes other than the server and the load generator took ${others.toFixed(2)} cores of the window: its figure is disturbed`);
+  }
+  const bareCpu = bare.window.cpu;
+  if (bareCpu && mainThreadDemand(bareCpu) < 0.9 && othersCores(bareCpu) < 0.2) {
+    notes.push(
+      `6. bare grpc-js was not main-thread bound (${mainThreadText(bareCpu)}; load generator ${bareCpu.loadGenerator.toFixed(2)} cores, machine ` +
+        `${pct(bareCpu.machineBusyFraction)} busy): it could answer more than it was asked, which flatters the ratio`,
+    );
+  }
+  const row: TargetRow = {
+    id: 6,
+    target: 'gRPC limit, req/s (classifier)',
+    measured: `server ${int(server.load.requestsPerSecond)} req/s`,
+    baseline: `bare grpc-js ${int(bare.load.requestsPerSecond)} req/s`,
+    value: x(ratio),
+    required: `>= ${x(TARGETS.grpcRatio)}`,
+    met: ratio >= TARGETS.grpcRatio,
+    why,
+  };
+  return { row, problems, notes };
+}
+
+const grpcLoadText = (): string =>
+  `gRPC (6) in its own process (bench/grpc-load.ts), ${settings.connections} calls in flight over ${GRPC_CHANNELS} channels, ` +
+  `raw classifier input, request serialized once (${MODEL_INFER.requestSerialize(classifierGrpcRequest()).length} bytes)`;
+
+function grpcScenariosJson(server: GrpcClosedLoopRun, bare: GrpcClosedLoopRun): object {
+  return {
+    grpcServer: { ...server.load, cpu: server.window.cpu, stats: server.window.stats, runs: server.window.figures && figuresJson(server.window.figures) },
+    bareGrpc: { ...bare.load, cpu: bare.window.cpu },
+  };
+}
+
+interface Machine {
+  readonly cpus: number;
+  readonly cpuModel: string;
+  readonly platform: string;
+  readonly node: string;
+  readonly grpcJs: string;
+}
+
+/** BENCH_ONLY=grpc: 6 alone, on a server with the demo models; prints its row, writes no results file. */
+async function grpcOnly(machine: Machine, demoRepository: string): Promise<number> {
+  const demo = await startServer('server-demo', demoRepository);
+  let server6: GrpcClosedLoopRun;
+  let grpcAnswer: ModelInferResponse;
+  try {
+    ({ run: server6, answer: grpcAnswer } = await measureServerGrpc(demo));
+  } finally {
+    await children.stop(demo.child);
+  }
+  const bare6 = await measureBareGrpc(grpcAnswer);
+  const { row, problems, notes } = grpcTarget(server6, bare6);
+
+  console.log('');
+  console.log(`machine: ${machine.cpus} cpus (${machine.cpuModel}), ${machine.platform}, node ${machine.node}, @grpc/grpc-js ${machine.grpcJs}`);
+  console.log(`load: ${grpcLoadText()}, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s; server LOG_LEVEL=info; BENCH_ONLY=grpc`);
+  console.log('');
+  printTable([row]);
+  console.log('');
+  if (!row.met && row.why) console.log(`${row.id} not met: ${row.why}`);
+  for (const run of [server6, bare6]) if (run.window.cpu) console.log(`${run === server6 ? 'server' : 'bare grpc-js'}: ${cpuText(run.window.cpu)}, p50 ${ms(run.load.p50Ms)}, p99 ${ms(run.load.p99Ms)}`);
+  for (const note of notes) console.log(`note: ${note}`);
+  console.log(`results: ${JSON.stringify(jsonOf({ grpcRatio: server6.load.requestsPerSecond / bare6.load.requestsPerSecond, ...grpcScenariosJson(server6, bare6) }))}`);
+  console.log('');
+  if (problems.length > 0) {
+    process.stderr.write(`bench: some calls failed, the figures are not valid:\n  ${problems.join('\n  ')}\n`);
+    return 1;
+  }
+  return 0;
+}
+
 // ---- run -------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
@@ -398,6 +611,7 @@ async function main(): Promise<number> {
     onnxruntime: versionOf('onnxruntime-node'),
     fastify: versionOf('fastify'),
     autocannon: versionOf('autocannon'),
+    grpcJs: versionOf('@grpc/grpc-js'),
   };
   log(
     `${machine.cpus} cpus (${machine.cpuModel}), node ${machine.node}, onnxruntime-node ${machine.onnxruntime}; ` +
@@ -409,20 +623,26 @@ async function main(): Promise<number> {
   const demoRepository = path.join(tmpDir, 'demo-models');
   const mlpRepository = path.join(tmpDir, 'mlp-models');
   await buildDemoModels(demoRepository);
+  if (settings.only === 'grpc') return await grpcOnly(machine, demoRepository);
   const mlpFile = await writeMlpRepository(mlpRepository, settings.mlpThreads);
 
   // 1. HTTP limit: the server on the classifier, then bare Fastify answering the server's answer.
+  // 6. gRPC limit: the same server over gRPC after 1, then bare grpc-js answering the server's answer.
   const demo = await startServer('server-demo', demoRepository);
   let server1: ClosedLoopRun;
   let answer: string;
+  let server6: GrpcClosedLoopRun;
+  let grpcAnswer: ModelInferResponse;
   try {
     const url = `${demo.base}/v2/models/${CLASSIFIER}/infer`;
     answer = await checkedClassifierInfer(url);
     server1 = await closedLoop('1. server, classifier', url, classifierBody(), demo.child.process.pid, { base: demo.base, model: CLASSIFIER });
+    ({ run: server6, answer: grpcAnswer } = await measureServerGrpc(demo));
   } finally {
     await children.stop(demo.child);
   }
   const fastify1 = await measureBareFastify(answer);
+  const bare6 = await measureBareGrpc(grpcAnswer);
 
   // 2. Compute limit baseline: the bare runtime, 32 rows per run, the instance's threads.
   const bare = await measureBareRuntime(mlpFile, MLP_MAX_BATCH_SIZE, settings.mlpThreads);
@@ -638,6 +858,10 @@ async function main(): Promise<number> {
     });
   }
 
+  // 6. gRPC limit
+  const grpc6 = grpcTarget(server6, bare6);
+  rows.push(grpc6.row);
+
   // ---- problems: requests that failed where none may (a missed target is not one) ----
   const problems: string[] = [];
   const notes: string[] = [];
@@ -658,17 +882,20 @@ async function main(): Promise<number> {
   if (l4.errors + l4.timeouts + l4.otherNon2xx > 0 || l4.accepted.count === 0) {
     problems.push(`4. latency: ${l4.accepted.count} answered 200, ${l4.otherNon2xx} other non-2xx (not 503), ${l4.errors} errors, ${l4.timeouts} timeouts`);
   }
+  problems.push(...grpc6.problems);
+  notes.push(...grpc6.notes);
 
   // ---- print ----
   console.log('');
   console.log(
     `machine: ${machine.cpus} cpus (${machine.cpuModel}), ${machine.platform}, node ${machine.node}, ` +
-      `onnxruntime-node ${machine.onnxruntime}, fastify ${machine.fastify}, autocannon ${machine.autocannon}`,
+      `onnxruntime-node ${machine.onnxruntime}, fastify ${machine.fastify}, autocannon ${machine.autocannon}, @grpc/grpc-js ${machine.grpcJs}`,
   );
   console.log(
     `load: in the bench process on 127.0.0.1, one scenario at a time, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s each; ` +
       `closed loop (autocannon) at ${settings.connections} connections for 1-3, ` +
-      `open loop (fixed rate, latency from each request's due time, ${PACED_MAX_CONNECTIONS} connections) for 4-5; server LOG_LEVEL=info`,
+      `open loop (fixed rate, latency from each request's due time, ${PACED_MAX_CONNECTIONS} connections) for 4-5; ` +
+      `${grpcLoadText()}; server LOG_LEVEL=info`,
   );
   console.log(
     `models: classifier (demo, no config: max_batch_size 8, no queue delay); MLP 512-2048-2048-10 FP32, batch-1 requests, ` +
@@ -693,8 +920,10 @@ async function main(): Promise<number> {
       host: HOST,
       pacedMaxConnections: PACED_MAX_CONNECTIONS,
       requestTimeoutSeconds: REQUEST_TIMEOUT_SECONDS,
-      requestBytes: { classifier: classifierBody().length, mlp: mlpBody().length },
+      requestBytes: { classifier: classifierBody().length, mlp: mlpBody().length, classifierGrpc: MODEL_INFER.requestSerialize(classifierGrpcRequest()).length },
       classifierAnswerBytes: answer.length,
+      classifierGrpcAnswerBytes: MODEL_INFER.responseSerialize(grpcAnswer).length,
+      grpcChannels: GRPC_CHANNELS,
       mlpConfig: { batching: mlpConfig(MLP_MAX_BATCH_SIZE, settings.mlpThreads), noBatching: mlpConfig(1, settings.mlpThreads) },
     },
     targets: rows.map(({ id, target, measured, baseline, value, required, met, why }) => ({ id, target, measured, baseline, value, required, met, why })),
@@ -709,6 +938,7 @@ async function main(): Promise<number> {
       batchComputeSource: batchCompute.source,
       overloadRejectedP99Ms: overload.load.rejected.p99Ms,
       overloadAcceptedP99Ms: overload.load.accepted.p99Ms,
+      grpcRatio: server6.load.requestsPerSecond / bare6.load.requestsPerSecond,
     },
     scenarios: {
       server: { ...server1.load, cpu: server1.window.cpu, stats: server1.window.stats, runs: server1.window.figures && figuresJson(server1.window.figures) },
@@ -718,6 +948,7 @@ async function main(): Promise<number> {
       mlpBatchingOn: { ...on.load, cpu: on.window.cpu, stats: on.window.stats, runs: onFigures && figuresJson(onFigures) },
       latency: { ...latency.load, cpu: latency.window.cpu, stats: latency.window.stats },
       overload: { ...overload.load, cpu: overload.window.cpu, stats: overload.window.stats },
+      ...grpcScenariosJson(server6, bare6),
     },
     notes,
     problems,

@@ -21,7 +21,8 @@ async function post(url: string, body: string): Promise<{ text: string; answer: 
 // ---- the demo classifier ---------------------------------------------------------------------
 
 export const CLASSIFIER = 'classifier';
-const CLASSIFIER_SAMPLE = [5.1, 3.5, 1.4, 0.2];
+/** One iris sample; the classifier labels it 0. */
+export const CLASSIFIER_SAMPLE = [5.1, 3.5, 1.4, 0.2];
 
 export function classifierBody(batch = 1): string {
   const data = Array.from({ length: batch }, () => CLASSIFIER_SAMPLE).flat();
