@@ -22,6 +22,9 @@ describe('GET /admin/openapi.json', () => {
     assert.deepEqual(Object.keys(body.paths).sort(), [
       '/admin/models',
       '/admin/models/{model}/default-version',
+      '/admin/models/{model}/rollout',
+      '/admin/models/{model}/rollout/abort',
+      '/admin/models/{model}/rollout/promote',
       '/admin/models/{model}/versions/{version}',
       '/admin/models/{model}/versions/{version}/load',
       '/admin/models/{model}/versions/{version}/unload',
@@ -45,7 +48,7 @@ describe('GET /admin/openapi.json', () => {
         checked.push(`${method} ${path}`);
       }
     }
-    assert.equal(checked.length, 8);
+    assert.equal(checked.length, 12);
   });
 
   it('describes the fields GET /admin/models answers', async () => {

@@ -196,6 +196,20 @@ export class InferenceClient {
     return this.unary('ModelInfer', request, options);
   }
 
+  /** ModelInfer with the initial metadata the server sent before its answer (e.g. `x-model-version`). */
+  inferWithMetadata(request: ModelInferRequest, options: CallOptions = {}): Promise<{ response: ModelInferResponse; metadata: Record<string, string[]> }> {
+    return new Promise((resolve, reject) => {
+      let metadata: Record<string, string[]> = {};
+      const fn = (this.client as unknown as Record<string, Function>).ModelInfer!;
+      const call: grpc.ClientUnaryCall = fn.call(this.client, request, metadataOf(options), callOptionsOf(options), (error: grpc.ServiceError | null, response: ModelInferResponse) =>
+        error ? reject(error) : resolve({ response, metadata }),
+      );
+      call.on('metadata', (received: grpc.Metadata) => {
+        metadata = Object.fromEntries(Object.entries(received.getMap()).map(([key]) => [key, received.get(key).map(String)]));
+      });
+    });
+  }
+
   stream(options: CallOptions = {}): InferStream {
     const call = (this.client as unknown as { ModelStreamInfer: Function }).ModelStreamInfer(metadataOf(options), callOptionsOf(options)) as grpc.ClientDuplexStream<
       ModelInferRequest,

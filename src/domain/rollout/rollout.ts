@@ -128,7 +128,8 @@ export class Rollout extends AggregateRoot<RolloutEvent> {
     const phases: readonly RolloutPhase[] = ['ACTIVE', 'PROMOTED', 'ROLLED_BACK', 'ABORTED', 'STOPPED'];
     const spec = snapshot.spec;
     const stepOk = !spec?.plan || (Number.isInteger(snapshot.step) && snapshot.step >= 0 && snapshot.step < spec.plan.steps.length);
-    if (!spec || !Number.isInteger(spec.stable) || !Array.isArray(spec.rules) || !phases.includes(snapshot.phase) || !stepOk || !Array.isArray(snapshot.history)) {
+    const startedOk = !Number.isNaN(new Date(snapshot.stepStartedAt).getTime());
+    if (!spec || !Number.isInteger(spec.stable) || !Array.isArray(spec.rules) || !phases.includes(snapshot.phase) || !stepOk || !startedOk || !Array.isArray(snapshot.history)) {
       throw new DomainError('ROLLOUT.INVALID_SPEC', `the saved rollout of '${snapshot.modelName}' is not a rollout this server wrote`);
     }
     checkSpec(spec);
@@ -199,7 +200,8 @@ export class Rollout extends AggregateRoot<RolloutEvent> {
     const shadowFigures = shadow ? this.windows.get(shadow.version)?.figures() : undefined;
     const figures = this.figures();
     if (errorBudgetSpent(plan.slo, canaryFigures, plan.minRequests)) {
-      return this.rollBack(now, `error budget of the step spent: ${canaryFigures.errors} failed requests > ${plan.slo.maxErrorRate} x ${plan.minRequests}`, figures);
+      const over = Math.max(plan.minRequests, canaryFigures.requests);
+      return this.rollBack(now, `error budget of the step spent: ${canaryFigures.errors} failed requests > ${plan.slo.maxErrorRate} x ${over}`, figures);
     }
     const dwellSeconds = (now.getTime() - this.stepStartedAt.getTime()) / 1000;
     if (canaryFigures.requests < plan.minRequests || dwellSeconds < plan.minDwellSeconds) return undefined;

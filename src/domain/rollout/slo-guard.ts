@@ -33,12 +33,13 @@ export function judge(slo: SloGuard, canary: VersionFigures | undefined, stable:
 }
 
 /**
- * Whether the canary has already failed more requests than the step could ever allow: with
- * `minRequests` to observe, more than `maxErrorRate x minRequests` failures exceed the budget
- * whatever comes next, so a broken canary is rolled back without waiting for the step to end.
+ * Whether the canary's step is already lost: it failed more requests than the SLO allows over
+ * `minRequests` (the fewest the step is judged on) and over the requests it has seen so far, so a
+ * broken canary is rolled back without waiting for the step to end, while a compliant one that
+ * has seen many requests is not.
  */
 export function errorBudgetSpent(slo: SloGuard, canary: VersionFigures, minRequests: number): boolean {
-  return canary.errors > Math.max(0, slo.maxErrorRate * minRequests);
+  return canary.errors > slo.maxErrorRate * Math.max(minRequests, canary.requests);
 }
 
 function round(value: number): number {

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
+import type { RolloutSnapshot } from '../../domain/rollout/rollout.js';
 import { ModelStateStore, type ModelState, type StoredModelState } from '../../domain/registry/model-state-store.port.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 
@@ -231,7 +232,7 @@ function plainState(state: ModelState): ModelState {
     unloadedVersions: state.unloadedVersions,
     defaultVersion: state.defaultVersion,
     configOverride: state.configOverride,
-    rollout: state.rollout,
+    ...(state.rollout !== undefined && { rollout: state.rollout }),
   };
 }
 
@@ -256,6 +257,7 @@ function parseStored(text: string, what: string): StoredModelState {
       unloadedVersions: state.unloadedVersions,
       ...(state.defaultVersion !== undefined && { defaultVersion: state.defaultVersion }),
       ...(state.configOverride !== undefined && { configOverride: state.configOverride }),
+      ...(state.rollout !== undefined && { rollout: state.rollout as unknown as RolloutSnapshot }),
     },
   };
 }

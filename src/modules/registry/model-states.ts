@@ -31,14 +31,15 @@ export class ModelStates {
   /** Saves the model as it is now (with what the operator set), then publishes its events. */
   async save(model: Model, changes: Partial<Pick<ModelState, 'configOverride' | 'unloadedVersions' | 'rollout'>> = {}): Promise<void> {
     const previous = this.stored.get(model.name);
-    const state: ModelState = {
+    let state: ModelState = {
       name: model.name,
       loadedVersions: model.readyVersions.map((v) => v.version).sort((a, b) => a - b),
       unloadedVersions: changes.unloadedVersions ?? previous?.state.unloadedVersions ?? [],
       defaultVersion: model.defaultVersion,
       configOverride: 'configOverride' in changes ? changes.configOverride : previous?.state.configOverride,
-      rollout: 'rollout' in changes ? changes.rollout : previous?.state.rollout,
     };
+    const rollout = 'rollout' in changes ? changes.rollout : previous?.state.rollout;
+    if (rollout !== undefined) state = { ...state, rollout };
     const saved = await this.store.save(state, previous?.revision ?? 0).catch(async (error: unknown) => {
       if (!(error instanceof DomainError) || error.code !== 'REGISTRY.STATE_CONFLICT') throw error;
       // This process is the only writer of the embedded store, so a conflict means an earlier write
