@@ -1,3 +1,4 @@
+import { TYPED_ARRAY_OF } from '../../src/domain/shared/datatype.js';
 /**
  * A test client of the server's GRPCInferenceService, built from the server's own .proto files with
  * the server's proto-loader options: 64-bit integers arrive as decimal strings, enums by name, bytes
@@ -303,20 +304,6 @@ export function decodeRawBytes(raw: Buffer): Buffer[] {
   return elements;
 }
 
-const TYPED_ARRAY_OF = {
-  BOOL: Uint8Array,
-  UINT8: Uint8Array,
-  UINT16: Uint16Array,
-  UINT32: Uint32Array,
-  UINT64: BigUint64Array,
-  INT8: Int8Array,
-  INT16: Int16Array,
-  INT32: Int32Array,
-  INT64: BigInt64Array,
-  FP16: Uint16Array, // the bits of each half-float
-  FP32: Float32Array,
-  FP64: Float64Array,
-} as const;
 
 /** A raw output's elements: numbers, bigints (64-bit), booleans (BOOL), raw half-float bits (FP16), or strings (BYTES, as UTF-8). */
 export function decodeRaw(datatype: string, raw: Buffer): unknown[] {

@@ -138,3 +138,15 @@ export async function eventLoopTurns(turns = 5): Promise<void> {
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** The scheduler tests' model: input 'x' FP32 [batch, 2]; each answer tells which rows it was cut from. */
+export type Row = [number, number];
+
+export const x = (...rows: Row[]): Tensor => ({ name: 'x', datatype: 'FP32', shape: [rows.length, 2], data: Float32Array.from(rows.flat()) });
+
+/** The rows of a [rows, n] tensor of numbers. */
+export function rowsOf(tensor: Tensor): number[][] {
+  const width = tensor.shape[1];
+  const values = Array.from(tensor.data as Float32Array, Number);
+  return Array.from({ length: tensor.shape[0] }, (_, row) => values.slice(row * width, (row + 1) * width));
+}

@@ -9,22 +9,13 @@ import {
 import { DEFAULT_QUEUE_POLICY, type SchedulingPolicy } from '../../../../src/domain/inference/scheduling-policy.js';
 import type { Tensor } from '../../../../src/domain/inference/tensor.js';
 import { assertRejectsWithDomainError } from '../../support/domain-error.assertions.js';
-import { FakeBatchRunner, eventLoopTurns } from '../../support/fake-batch-runner.js';
+import { FakeBatchRunner, eventLoopTurns, rowsOf, x, type Row } from '../../support/fake-batch-runner.js';
 import { aSchedulingPolicy } from '../../support/model-version.mother.js';
 
 /**
  * The background level of the scheduler (a rollout's shadow copies): the model of
  * dynamic-batch-scheduler.test.ts, input 'x' FP32 [batch, 2], answered with x + 1.
  */
-type Row = [number, number];
-
-const x = (...rows: Row[]): Tensor => ({ name: 'x', datatype: 'FP32', shape: [rows.length, 2], data: Float32Array.from(rows.flat()) });
-
-function rowsOf(tensor: Tensor): number[][] {
-  const width = tensor.shape[1];
-  const values = Array.from(tensor.data as Float32Array, Number);
-  return Array.from({ length: tensor.shape[0] }, (_, row) => values.slice(row * width, (row + 1) * width));
-}
 
 /** The first value of every row of a run: which requests it carried. */
 const firstValues = (inputs: readonly Tensor[]): number[] => rowsOf(inputs[0]).map(([v]) => v);

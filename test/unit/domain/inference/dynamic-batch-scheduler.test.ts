@@ -16,23 +16,14 @@ import {
   plusOne,
   sleep,
   type Compute,
+  rowsOf,
+  x,
+  type Row,
 } from '../../support/fake-batch-runner.js';
 import { aSchedulingPolicy } from '../../support/model-version.mother.js';
 
-/**
- * The model of most tests: input 'x' is FP32 [batch, 2]; the fake runner answers every requested
- * output with x + 1, so each answer tells which rows it was cut from.
- */
-type Row = [number, number];
-
-const x = (...rows: Row[]): Tensor => ({ name: 'x', datatype: 'FP32', shape: [rows.length, 2], data: Float32Array.from(rows.flat()) });
-
-/** The rows of a [rows, n] tensor of numbers. */
-function rowsOf(tensor: Tensor): number[][] {
-  const width = tensor.shape[1];
-  const values = Array.from(tensor.data as Float32Array, Number);
-  return Array.from({ length: tensor.shape[0] }, (_, row) => values.slice(row * width, (row + 1) * width));
-}
+// The model of most tests: input 'x' is FP32 [batch, 2] (x, rowsOf from the support); the fake
+// runner answers every requested output with x + 1, so each answer tells which rows it was cut from.
 
 function outputOf(result: SchedulerResult, name = 'y'): Tensor {
   const output = result.outputs.find((t) => t.name === name);
