@@ -6,6 +6,8 @@ import { AppModule } from './app.module.js';
 import type { AppConfig } from './infra/config/app-config.js';
 import { grpcServerOptions } from './infra/grpc/grpc-options.js';
 import { ErrorResponseFilter } from './infra/transport/error-response.filter.js';
+import { HttpMetrics } from './modules/observability/metrics/http-metrics.js';
+import { MetricsServer } from './modules/observability/metrics/metrics-server.js';
 import { LoadModelRepositoryHandler } from './modules/registry/load-model-repository/load-model-repository.handler.js';
 
 export interface RunningServer {
@@ -14,6 +16,8 @@ export interface RunningServer {
   readonly httpUrl: string;
   /** The gRPC address, `host:port` (GRPC_PORT as configured). */
   readonly grpcAddress: string;
+  /** Where Prometheus scrapes, `http://host:port/metrics` (the port actually bound). */
+  readonly metricsUrl: string;
   /** Settles when the model repository has been loaded (each model READY or UNAVAILABLE). */
   readonly modelsLoaded: Promise<void>;
 }
@@ -27,6 +31,12 @@ export async function startServer(config: AppConfig): Promise<RunningServer> {
   const adapter = new FastifyAdapter({ bodyLimit: config.MAX_REQUEST_BYTES, routerOptions: { maxParamLength: 256 } });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.with(config), adapter, { bufferLogs: true });
   app.useLogger(app.get(Logger));
+  // Every HTTP answer is counted by its route template (Fastify's), never by its raw path.
+  const httpMetrics = app.get(HttpMetrics);
+  adapter.getInstance().addHook('onResponse', (request, reply, done) => {
+    httpMetrics.answered(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime);
+    done();
+  });
   // Model uploads (PUT /admin/models/{m}/versions/{v}) arrive as raw bytes.
   adapter.getInstance().addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   app.useGlobalFilters(new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES }));
@@ -40,7 +50,8 @@ export async function startServer(config: AppConfig): Promise<RunningServer> {
   const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
   const httpUrl = `http://${host}:${port}`;
   const grpcAddress = `${host.includes(':') ? `[${host}]` : host}:${config.GRPC_PORT}`;
-  app.get(Logger).log(`serving HTTP on ${httpUrl} and gRPC on ${grpcAddress}`, 'Server');
+  const metricsUrl = `http://${host.includes(':') ? `[${host}]` : host}:${app.get(MetricsServer).port}/metrics`;
+  app.get(Logger).log(`serving HTTP on ${httpUrl}, gRPC on ${grpcAddress}, metrics on ${metricsUrl}`, 'Server');
   const modelsLoaded = app.get(LoadModelRepositoryHandler).execute();
-  return { app, httpUrl, grpcAddress, modelsLoaded };
+  return { app, httpUrl, grpcAddress, metricsUrl, modelsLoaded };
 }

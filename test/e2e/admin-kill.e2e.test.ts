@@ -20,7 +20,7 @@ const KILLS = 6;
 async function startServer(repository: string, stateDir: string) {
   const port = await freePort();
   const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH, MODEL_REPOSITORY: repository, STATE_DIR: stateDir, ADMIN_TOKEN: TOKEN, HOST: '127.0.0.1', HTTP_PORT: String(port), GRPC_PORT: String(await freePort()), LOG_LEVEL: 'warn' },
+    env: { PATH: process.env.PATH, MODEL_REPOSITORY: repository, STATE_DIR: stateDir, ADMIN_TOKEN: TOKEN, HOST: '127.0.0.1', HTTP_PORT: String(port), GRPC_PORT: String(await freePort()), METRICS_PORT: '0', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

@@ -130,7 +130,7 @@ describe('model repository', () => {
     const fifo = join(repository, 'slow', 'config.json');
     execFileSync('mkfifo', [fifo]);
     const stateDir = await mkdtemp(join(tmpdir(), 'onnx-serving-state-'));
-    const server = await startServer(loadAppConfig({ MODEL_REPOSITORY: repository, STATE_DIR: stateDir, HOST: '127.0.0.1', HTTP_PORT: '0', GRPC_PORT: String(await freePort()), LOG_LEVEL: 'silent' }));
+    const server = await startServer(loadAppConfig({ MODEL_REPOSITORY: repository, STATE_DIR: stateDir, HOST: '127.0.0.1', HTTP_PORT: '0', GRPC_PORT: String(await freePort()), METRICS_PORT: '0', LOG_LEVEL: 'silent' }));
     try {
       assert.equal((await fetch(`${server.httpUrl}/v2/health/live`)).status, 200);
       const ready = await getJson(`${server.httpUrl}/v2/health/ready`);

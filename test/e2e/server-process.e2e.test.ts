@@ -40,7 +40,7 @@ describe('the server process', () => {
   it('honours its environment and writes one JSON access line per request, without bodies or credentials', async () => {
     const repository = await makeRepository([{ name: 'classifier', onnx: classifierModel() }]);
     const port = await freePort();
-    const server = runServer({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: String(port), GRPC_PORT: String(await freePort()), LOG_LEVEL: 'info' });
+    const server = runServer({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: String(port), GRPC_PORT: String(await freePort()), METRICS_PORT: '0', LOG_LEVEL: 'info' });
     try {
       const url = `http://127.0.0.1:${port}`;
       let ready = false;

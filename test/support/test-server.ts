@@ -39,7 +39,7 @@ export interface TestServer {
 /** Boots the real app on an ephemeral port over a repository, and waits until its models have loaded. */
 export async function startTestServer(repository: string, env: Record<string, string> = {}): Promise<TestServer> {
   const stateDir = env.STATE_DIR ?? (await mkdtemp(join(tmpdir(), 'onnx-serving-state-')));
-  const config = loadAppConfig({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: '0', GRPC_PORT: String(await freePort()), LOG_LEVEL: 'silent', STATE_DIR: stateDir, ...env });
+  const config = loadAppConfig({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: '0', GRPC_PORT: String(await freePort()), METRICS_PORT: '0', LOG_LEVEL: 'silent', STATE_DIR: stateDir, ...env });
   const server = await startServer(config);
   await server.modelsLoaded;
   return {
@@ -93,7 +93,7 @@ export async function modelStatistics(url: string, model: string, version = 1): 
  * STATE_DIR stay, so that another server can start over them (a restart). The caller removes them.
  */
 export async function startServerOver(repository: string, env: Record<string, string> & { STATE_DIR: string }): Promise<TestServer> {
-  const config = loadAppConfig({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: '0', GRPC_PORT: String(await freePort()), LOG_LEVEL: 'silent', ...env });
+  const config = loadAppConfig({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: '0', GRPC_PORT: String(await freePort()), METRICS_PORT: '0', LOG_LEVEL: 'silent', ...env });
   const server = await startServer(config);
   await server.modelsLoaded;
   return { url: server.httpUrl, server, close: () => server.app.close() };

@@ -61,6 +61,8 @@ export interface SchedulerLimits {
   readonly concurrency: () => number;
   /** No request waits or runs longer than this (ms): answered DEADLINE_EXCEEDED then. */
   readonly maxTimeoutMs: number;
+  /** Told of every successful run (an execution) and its rows: where metrics count them. */
+  readonly onExecution?: (rows: number) => void;
 }
 
 interface Pending extends Queued {
@@ -342,6 +344,7 @@ export class DynamicBatchScheduler {
     }
     const timing: RunTiming = { inputMs: merging, inferMs: run.computeMicros / 1000, outputMs: now() - returned };
     this.statistics.recordExecution(rows, timing.inputMs, timing.inferMs, timing.outputMs);
+    this.limits.onExecution?.(rows);
     batch.forEach((pending, i) =>
       this.settle(pending, undefined, { outputs: split[i], queueMicros: toMicros(startedAt - pending.enqueuedAt), computeMicros: run.computeMicros, batchSize: rows }, timing),
     );

@@ -6,6 +6,7 @@ import { InferenceEngine } from '../../domain/inference/inference-engine.port.js
 import type { ModelVersion } from '../../domain/registry/model-version.js';
 import { VersionTraffic } from '../../domain/registry/version-traffic.port.js';
 import { AppConfig } from '../../infra/config/app-config.js';
+import { InferenceMetrics } from '../observability/metrics/inference-metrics.js';
 
 /** One dynamic batch scheduler per served model version, made when the version first serves a request. */
 @Injectable()
@@ -15,6 +16,7 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
   constructor(
     private readonly engine: InferenceEngine,
     private readonly config: AppConfig,
+    private readonly metrics: InferenceMetrics,
   ) {
     super();
   }
@@ -36,6 +38,7 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
         // At least one: with every instance gone, a run fails at once instead of waiting for its deadline.
         concurrency: () => Math.max(1, engine.concurrency(key)),
         maxTimeoutMs: this.config.MAX_REQUEST_TIMEOUT_MS,
+        onExecution: (rows) => this.metrics.executed(version.modelName, version.version, rows),
       });
       this.schedulers.set(key, scheduler);
     }
@@ -45,6 +48,11 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
   /** Per version that has served: requests waiting in its queue and batches running. */
   status(): { key: string; queued: number; runningBatches: number }[] {
     return [...this.schedulers].map(([key, s]) => ({ key, queued: s.queuedCount, runningBatches: s.inflightCount }));
+  }
+
+  /** Requests waiting in a version's queue; undefined before it served any. */
+  queuedOf(version: ModelVersion): number | undefined {
+    return this.schedulers.get(version.key)?.queuedCount;
   }
 
   /** The refusal a request to this version gets before it is read (queue full), if any. */

@@ -6,7 +6,7 @@ import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { callCancellation, microsUntilDeadline, type GrpcServerCall } from '../../../infra/grpc/call-context.js';
 import { serveConcurrently } from '../../../infra/grpc/concurrent-stream.js';
 import { INFERENCE_SERVICE } from '../../../infra/grpc/grpc-options.js';
-import { decodeModelInferRequest, encodeModelInferResponse } from '../../../infra/grpc/infer-message.codec.js';
+import { decodeModelInferRequest, encodeModelInferResponse, type DecodedInferRequest } from '../../../infra/grpc/infer-message.codec.js';
 import type {
   ModelInferRequestMessage,
   ModelInferResponseMessage,
@@ -59,10 +59,18 @@ export class InferGrpcController {
   }
 
   private async infer(message: ModelInferRequestMessage, call: GrpcServerCall, signal: CancellationSignal, metadata: Metadata): Promise<ModelInferResponseMessage> {
-    const decoded = decodeModelInferRequest(message);
+    let decoded: DecodedInferRequest;
+    let version: number | undefined;
+    try {
+      decoded = decodeModelInferRequest(message);
+      version = requestedVersion(decoded.modelVersion);
+    } catch (error) {
+      this.handler.refused(message.model_name ?? '', undefined, error);
+      throw error;
+    }
     const response = await this.handler.execute({
       modelName: decoded.modelName,
-      version: requestedVersion(decoded.modelVersion),
+      version,
       request: decoded.request,
       timeoutMicros: microsUntilDeadline(call),
       signal,

@@ -1,5 +1,6 @@
 import { Body, Controller, Header, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { InferenceRequest } from '../../../domain/inference/inference-request.js';
 import { decodeInferRequest, encodeInferResponse } from '../../../infra/http/tensor-json.codec.js';
 import { clientDisconnect } from '../../../infra/http/client-disconnect.js';
 import { parseTimeoutHeader } from '../../../infra/http/route-params.js';
@@ -23,11 +24,18 @@ export class InferHttpController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<string> {
     annotateAccessLog(req.raw, { model, version });
+    let decoded: { version?: number; request: InferenceRequest; timeoutMicros?: number };
+    try {
+      decoded = { version: requestedVersion(version), request: decodeInferRequest(body), timeoutMicros: parseTimeoutHeader(req.headers) };
+    } catch (error) {
+      this.handler.refused(model, undefined, error);
+      throw error;
+    }
     const response = await this.handler.execute({
       modelName: model,
-      version: requestedVersion(version),
-      request: decodeInferRequest(body),
-      timeoutMicros: parseTimeoutHeader(req.headers),
+      version: decoded.version,
+      request: decoded.request,
+      timeoutMicros: decoded.timeoutMicros,
       signal: clientDisconnect(reply.raw),
       header: (name) => headerValue(req.headers[name]),
     });

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { writeDomainError } from '../../../infra/transport/error-response.filter.js';
 import { annotateAccessLog } from '../../observability/access-log.js';
 import { TrafficRouter } from '../../../domain/rollout/traffic-router.port.js';
+import { InferenceMetrics } from '../../observability/metrics/inference-metrics.js';
 import { ModelRegistry } from '../../registry/model-registry.js';
 import { ModelVersionSchedulers } from '../model-version-schedulers.js';
 
@@ -22,6 +23,7 @@ export class RefuseWhenQueueFullMiddleware implements NestMiddleware {
     private readonly registry: ModelRegistry,
     private readonly schedulers: ModelVersionSchedulers,
     private readonly router: TrafficRouter,
+    private readonly metrics: InferenceMetrics,
   ) {}
 
   use(req: IncomingMessage, res: ServerResponse, next: () => void): void {
@@ -34,7 +36,8 @@ export class RefuseWhenQueueFullMiddleware implements NestMiddleware {
       return;
     }
     annotateAccessLog(req, { model, version: match[2] });
-    writeDomainError(res, refusal);
+    this.metrics.requestFailed(model, refusal.version, refusal.error);
+    writeDomainError(res, refusal.error);
   }
 
   private refusal(modelName: string, version: number | undefined) {
@@ -42,7 +45,8 @@ export class RefuseWhenQueueFullMiddleware implements NestMiddleware {
     if (version === undefined && this.router.route(modelName, NO_HEADERS)) return undefined;
     const model = this.registry.find(modelName);
     const served = version === undefined ? model?.servingVersion() : model?.readyVersions.find((v) => v.version === version);
-    return served && this.schedulers.refusalBeforeReading(served);
+    const error = served && this.schedulers.refusalBeforeReading(served);
+    return error && { error, version: served.version };
   }
 }
 

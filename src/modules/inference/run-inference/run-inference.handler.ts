@@ -14,6 +14,7 @@ import type { ModelVersion } from '../../../domain/registry/model-version.js';
 import { outputDivergence } from '../../../domain/rollout/output-divergence.js';
 import { TrafficRouter } from '../../../domain/rollout/traffic-router.port.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
+import { InferenceMetrics } from '../../observability/metrics/inference-metrics.js';
 import { ModelRegistry } from '../../registry/model-registry.js';
 import { ModelVersionSchedulers } from '../model-version-schedulers.js';
 
@@ -51,13 +52,39 @@ export class RunInferenceHandler {
     private readonly schedulers: ModelVersionSchedulers,
     private readonly engine: InferenceEngine,
     private readonly router: TrafficRouter,
+    private readonly metrics: InferenceMetrics,
   ) {}
 
-  async execute({ modelName, version, request, timeoutMicros, signal, header }: RunInferenceCommand): Promise<InferenceResponse> {
+  /** Counts each request in the metrics (success with its durations, or failure with its reason). */
+  async execute(command: RunInferenceCommand): Promise<InferenceResponse> {
+    const started = performance.now();
+    const attempt: { version?: number } = {};
+    try {
+      const response = await this.run(command, attempt);
+      const parameters = response.parameters as { queue_time_us: number; compute_time_us: number };
+      this.metrics.requestSucceeded(command.modelName, attempt.version!, {
+        totalMs: performance.now() - started,
+        queueMicros: parameters.queue_time_us,
+        computeMicros: parameters.compute_time_us,
+      });
+      return response;
+    } catch (error) {
+      this.metrics.requestFailed(command.modelName, attempt.version ?? command.version, error);
+      throw error;
+    }
+  }
+
+  /** A request its transport could not decode (so never executed): counted as failed. */
+  refused(modelName: string, version: number | undefined, error: unknown): void {
+    this.metrics.requestFailed(modelName, version, error);
+  }
+
+  private async run({ modelName, version, request, timeoutMicros, signal, header }: RunInferenceCommand, attempt: { version?: number }): Promise<InferenceResponse> {
     const model = this.registry.get(modelName);
     const route = version === undefined ? this.router.route(modelName, header ?? NO_HEADERS) : undefined;
     // A routed version that left service a moment ago: the default serves rather than failing.
     const served = (route && model.readyVersions.find((v) => v.version === route.version)) ?? model.versionToServe(version);
+    attempt.version = served.version;
     const config = served.config!;
     const outputNames = validateInferenceRequest(request, servedSignature(config), config.maxBatchSize);
     this.engine.checkInputs(request.inputs);

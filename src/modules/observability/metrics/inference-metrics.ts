@@ -1,0 +1,132 @@
+import { Injectable } from '@nestjs/common';
+import { InjectMetric, makeCounterProvider, makeGaugeProvider, makeHistogramProvider } from '@willsoto/nestjs-prometheus';
+import type { Counter, Gauge, Histogram } from 'prom-client';
+import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
+import type { ModelVersion } from '../../../domain/registry/model-version.js';
+import { DomainError } from '../../../domain/shared/domain-error.js';
+import { ModelRegistry } from '../../registry/model-registry.js';
+
+/** Why a request failed, from a fixed set (Triton's `reason` label, extended): the label never takes another value. */
+export type FailureReason = 'rejected' | 'timeout' | 'cancelled' | 'invalid' | 'runtime' | 'unavailable' | 'not_found';
+
+/** The label of a model or version the server does not know: unknown names never make new series. */
+export const UNKNOWN_LABEL = '_unknown';
+
+const MODEL_LABELS = ['model', 'version'] as const;
+const VERSION_STATES = ['UNKNOWN', 'LOADING', 'READY', 'UNLOADING', 'UNAVAILABLE'] as const;
+/** Seconds, from 100 µs to 10 s (a CPU model's run to a queue at its timeout). */
+const DURATION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+/** The metric providers (prom-client through @willsoto/nestjs-prometheus); names follow Prometheus' conventions. */
+export const INFERENCE_METRIC_PROVIDERS = [
+  makeCounterProvider({ name: 'inference_request_success_total', help: 'Inference requests answered successfully (Triton: nv_inference_request_success).', labelNames: MODEL_LABELS }),
+  makeCounterProvider({
+    name: 'inference_request_failure_total',
+    help: 'Inference requests that failed, by reason: rejected (queue full), timeout, cancelled, invalid, runtime, unavailable, not_found (Triton: nv_inference_request_failure).',
+    labelNames: [...MODEL_LABELS, 'reason'],
+  }),
+  makeCounterProvider({ name: 'inference_count_total', help: 'Rows (samples) computed; a batch of 8 rows counts 8 (Triton: nv_inference_count).', labelNames: MODEL_LABELS }),
+  makeCounterProvider({ name: 'inference_exec_count_total', help: 'Model executions (runs of a batch) (Triton: nv_inference_exec_count).', labelNames: MODEL_LABELS }),
+  makeHistogramProvider({ name: 'inference_request_duration_seconds', help: 'From the request reaching the handler to its answer (Triton: nv_inference_request_duration_us, as a histogram).', labelNames: MODEL_LABELS, buckets: DURATION_BUCKETS }),
+  makeHistogramProvider({ name: 'inference_queue_duration_seconds', help: "Time a request waited for its batch's run (Triton: nv_inference_queue_duration_us).", labelNames: MODEL_LABELS, buckets: DURATION_BUCKETS }),
+  makeHistogramProvider({ name: 'inference_compute_duration_seconds', help: "The run of a request's batch, as the runtime measured it (Triton: nv_inference_compute_infer_duration_us).", labelNames: MODEL_LABELS, buckets: DURATION_BUCKETS }),
+  makeHistogramProvider({ name: 'inference_batch_size', help: 'Rows per execution (Triton reports batch statistics only as sums).', labelNames: MODEL_LABELS, buckets: BATCH_SIZE_BUCKETS }),
+  makeGaugeProvider({ name: 'inference_pending_requests', help: "Requests waiting in a version's queue (Triton: nv_inference_pending_request_count).", labelNames: MODEL_LABELS }),
+  makeGaugeProvider({ name: 'model_version_state', help: 'One series per version and state: 1 for the state the version is in, 0 for the others.', labelNames: [...MODEL_LABELS, 'state'] }),
+  makeGaugeProvider({ name: 'inference_workers', help: "A loaded version's worker threads (instances), busy or idle.", labelNames: [...MODEL_LABELS, 'state'] }),
+];
+
+/**
+ * What the inference path reports, with labels bounded by construction: a model or version label is
+ * one the registry knows, else {@link UNKNOWN_LABEL}; a failure reason is one of a fixed set.
+ */
+@Injectable()
+export class InferenceMetrics {
+  constructor(
+    private readonly registry: ModelRegistry,
+    private readonly engine: InferenceEngine,
+    @InjectMetric('inference_request_success_total') private readonly success: Counter,
+    @InjectMetric('inference_request_failure_total') private readonly failure: Counter,
+    @InjectMetric('inference_count_total') private readonly inferences: Counter,
+    @InjectMetric('inference_exec_count_total') private readonly executions: Counter,
+    @InjectMetric('inference_request_duration_seconds') private readonly requestDuration: Histogram,
+    @InjectMetric('inference_queue_duration_seconds') private readonly queueDuration: Histogram,
+    @InjectMetric('inference_compute_duration_seconds') private readonly computeDuration: Histogram,
+    @InjectMetric('inference_batch_size') private readonly batchSize: Histogram,
+    @InjectMetric('inference_pending_requests') private readonly pending: Gauge,
+    @InjectMetric('model_version_state') private readonly versionState: Gauge,
+    @InjectMetric('inference_workers') private readonly workers: Gauge,
+  ) {}
+
+  requestSucceeded(model: string, version: number, durations: { readonly totalMs: number; readonly queueMicros: number; readonly computeMicros: number }): void {
+    const labels = { model, version: String(version) };
+    this.success.inc(labels);
+    this.requestDuration.observe(labels, durations.totalMs / 1000);
+    this.queueDuration.observe(labels, durations.queueMicros / 1e6);
+    this.computeDuration.observe(labels, durations.computeMicros / 1e6);
+  }
+
+  /** A failed request; `version` when the version that was to serve it is known. */
+  requestFailed(model: string, version: number | undefined, error: unknown): void {
+    this.failure.inc({ ...this.labelsOf(model, version), reason: reasonOf(error) });
+  }
+
+  /** One execution of a batch of `rows` rows on a version the registry serves. */
+  executed(model: string, version: number, rows: number): void {
+    const labels = { model, version: String(version) };
+    this.executions.inc(labels);
+    this.inferences.inc(labels, rows);
+    this.batchSize.observe(labels, rows);
+  }
+
+  /** Sets the gauges that describe the present (states, queues, workers): called before each scrape. */
+  refresh(queued: (version: ModelVersion) => number | undefined): void {
+    this.versionState.reset();
+    this.pending.reset();
+    this.workers.reset();
+    const pools = new Map(this.engine.status().map((pool) => [pool.key, pool]));
+    for (const model of this.registry.all()) {
+      for (const version of model.versions) {
+        const labels = { model: model.name, version: String(version.version) };
+        for (const state of VERSION_STATES) this.versionState.set({ ...labels, state }, version.state === state ? 1 : 0);
+        const waiting = queued(version);
+        if (waiting !== undefined) this.pending.set(labels, waiting);
+        const pool = version.isReady ? pools.get(version.key) : undefined;
+        if (pool) {
+          this.workers.set({ ...labels, state: 'busy' }, pool.busy);
+          this.workers.set({ ...labels, state: 'idle' }, Math.max(0, pool.instances - pool.busy));
+        }
+      }
+    }
+  }
+
+  private labelsOf(model: string, version: number | undefined): { model: string; version: string } {
+    const known = this.registry.find(model);
+    if (!known) return { model: UNKNOWN_LABEL, version: UNKNOWN_LABEL };
+    const versionKnown = version !== undefined && known.versions.some((v) => v.version === version);
+    return { model, version: versionKnown ? String(version) : UNKNOWN_LABEL };
+  }
+}
+
+function reasonOf(error: unknown): FailureReason {
+  if (!(error instanceof DomainError)) return 'runtime';
+  switch (error.code) {
+    case 'INFERENCE.QUEUE_FULL':
+      return 'rejected';
+    case 'INFERENCE.DEADLINE_EXCEEDED':
+      return 'timeout';
+    case 'INFERENCE.CANCELLED':
+      return 'cancelled';
+    case 'INFERENCE.RUNTIME_ERROR':
+      return 'runtime';
+    case 'REGISTRY.MODEL_NOT_FOUND':
+    case 'REGISTRY.VERSION_NOT_FOUND':
+      return 'not_found';
+    case 'REGISTRY.VERSION_NOT_READY':
+    case 'SERVER.NOT_READY':
+      return 'unavailable';
+    default:
+      return 'invalid';
+  }
+}

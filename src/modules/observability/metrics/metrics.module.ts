@@ -1,0 +1,18 @@
+import { Global, Module } from '@nestjs/common';
+import { RegistryModule } from '../../registry/registry.module.js';
+import { HTTP_METRIC_PROVIDERS, HttpMetrics } from './http-metrics.js';
+import { INFERENCE_METRIC_PROVIDERS, InferenceMetrics } from './inference-metrics.js';
+import { MetricsServer } from './metrics-server.js';
+
+/**
+ * Prometheus metrics: prom-client's metrics made by @willsoto/nestjs-prometheus' providers, in the
+ * default registry, served by MetricsServer on METRICS_PORT (not by the module's controller on the
+ * API port).
+ */
+@Global()
+@Module({
+  imports: [RegistryModule],
+  providers: [...INFERENCE_METRIC_PROVIDERS, ...HTTP_METRIC_PROVIDERS, InferenceMetrics, HttpMetrics, MetricsServer],
+  exports: [InferenceMetrics, HttpMetrics, MetricsServer],
+})
+export class MetricsModule {}
