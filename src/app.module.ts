@@ -1,4 +1,5 @@
 import { Global, Module, type DynamicModule } from '@nestjs/common';
+import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import { AppConfig } from './infra/config/app-config.js';
 import { OnnxRuntimeModule } from './infra/onnx/onnx-runtime.module.js';
 import { HealthModule } from './modules/health/health.module.js';
@@ -6,6 +7,7 @@ import { InferenceModule } from './modules/inference/inference.module.js';
 import { SchedulingModule } from './modules/inference/scheduling.module.js';
 import { MetricsModule } from './modules/observability/metrics/metrics.module.js';
 import { ObservabilityModule } from './modules/observability/observability.module.js';
+import { TracingModule } from './modules/observability/tracing/tracing.module.js';
 import { RegistryModule } from './modules/registry/registry.module.js';
 import { RolloutModule } from './modules/rollout/rollout.module.js';
 
@@ -17,12 +19,17 @@ class ConfigModule {
   }
 }
 
+/** What a caller (a test) may replace in the app: where spans go, instead of what OTEL_* says. */
+export interface AppOverrides {
+  readonly spanExporter?: SpanExporter;
+}
+
 /** Wires the bounded contexts; the configuration is validated before this module is built. */
 export class AppModule {
-  static with(config: AppConfig): DynamicModule {
+  static with(config: AppConfig, overrides: AppOverrides = {}): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.with(config), ObservabilityModule, MetricsModule, OnnxRuntimeModule, SchedulingModule, RegistryModule, RolloutModule, InferenceModule, HealthModule],
+      imports: [ConfigModule.with(config), TracingModule.with(overrides.spanExporter), ObservabilityModule, MetricsModule, OnnxRuntimeModule, SchedulingModule, RegistryModule, RolloutModule, InferenceModule, HealthModule],
     };
   }
 }

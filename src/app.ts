@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
-import { AppModule } from './app.module.js';
+import { AppModule, type AppOverrides } from './app.module.js';
 import type { AppConfig } from './infra/config/app-config.js';
 import { grpcServerOptions } from './infra/grpc/grpc-options.js';
 import { ErrorResponseFilter } from './infra/transport/error-response.filter.js';
@@ -26,10 +26,10 @@ export interface RunningServer {
  * Builds and starts the server, HTTP and gRPC in one process: it listens first (live at once) and
  * loads the model repository after, so probes see "live, not yet ready" while models load.
  */
-export async function startServer(config: AppConfig): Promise<RunningServer> {
+export async function startServer(config: AppConfig, overrides: AppOverrides = {}): Promise<RunningServer> {
   // maxParamLength: a model name may have 128 characters (Fastify's default cuts path parameters at 100).
   const adapter = new FastifyAdapter({ bodyLimit: config.MAX_REQUEST_BYTES, routerOptions: { maxParamLength: 256 } });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.with(config), adapter, { bufferLogs: true });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.with(config, overrides), adapter, { bufferLogs: true });
   app.useLogger(app.get(Logger));
   // Every HTTP answer is counted by its route template (Fastify's), never by its raw path.
   const httpMetrics = app.get(HttpMetrics);

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { classifierModel } from '../../scripts/build-models.js';
 import { freePort } from '../support/free-port.js';
+import { InferenceClient } from '../support/grpc-client.js';
 import { makeRepository } from '../support/test-server.js';
 
 const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
@@ -70,5 +71,53 @@ describe('the server process', () => {
     const everything = server.output().stdout + server.output().stderr;
     assert.doesNotMatch(everything, /body-marker-1234/);
     assert.doesNotMatch(everything, /very-secret-token/);
+  });
+
+  it('with tracing on (OTEL_TRACES_EXPORTER), writes the trace and span ids on the lines of a request, HTTP and gRPC', async () => {
+    const repository = await makeRepository([{ name: 'classifier', onnx: classifierModel() }]);
+    const [port, grpcPort] = [await freePort(), await freePort()];
+    // The console exporter writes spans to stdout too, as multi-line objects: only JSON lines are read below.
+    const server = runServer({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: String(port), GRPC_PORT: String(grpcPort), METRICS_PORT: '0', LOG_LEVEL: 'info', OTEL_TRACES_EXPORTER: 'console' });
+    const httpTrace = '5b8aa5a2d2c872e8321cf37308d69df2';
+    const grpcTrace = '6c9bb6b3e3d983f9432d048419e7ae03';
+    const client = new InferenceClient(`127.0.0.1:${grpcPort}`);
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      let ready = false;
+      for (let attempt = 0; attempt < 600 && !ready; attempt++) {
+        ready = await fetch(`${url}/v2/health/ready`).then((r) => r.ok, () => false);
+        if (!ready) await sleep(50);
+      }
+      assert.ok(ready, `the server never became ready: ${server.output().stderr}`);
+      const response = await fetch(`${url}/v2/models/classifier/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', traceparent: `00-${httpTrace}-051581bf3cb55c13-01`, authorization: 'Bearer very-secret-token' },
+        body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [6.7, 3.0, 5.2, 2.3] }] }),
+      });
+      assert.equal(response.status, 200);
+      await response.text();
+      await client.unary(
+        'ModelInfer',
+        { model_name: 'classifier', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: [6.7, 3.0, 5.2, 2.3] } }] },
+        { metadata: { traceparent: `00-${grpcTrace}-051581bf3cb55c13-01` } },
+      );
+    } finally {
+      client.close();
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+    const lines = server.output().stdout.split('\n').filter((line) => line.startsWith('{"level"')).map((line) => JSON.parse(line));
+    const access = lines.find((line) => line.req?.url === '/v2/models/classifier/infer');
+    assert.ok(access, 'the HTTP access line');
+    assert.equal(access.trace_id, httpTrace);
+    assert.match(access.span_id, /^[0-9a-f]{16}$/);
+    const rpc = lines.find((line) => line.rpc === '/inference.GRPCInferenceService/ModelInfer');
+    assert.ok(rpc, 'the gRPC access line');
+    assert.equal(rpc.trace_id, grpcTrace);
+    assert.equal(rpc.code, 0);
+    assert.equal(rpc.model, 'classifier');
+    assert.equal(rpc.version, '1');
+    assert.equal(typeof rpc.queue_time_us, 'number');
+    assert.doesNotMatch(server.output().stdout + server.output().stderr, /very-secret-token/);
   });
 });

@@ -2,6 +2,7 @@ import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type RunningServer } from '../../src/app.js';
+import type { AppOverrides } from '../../src/app.module.js';
 import { loadAppConfig } from '../../src/infra/config/app-config.js';
 import { CLASSIFIER_PARAMETERS, classifierModel } from '../../scripts/build-models.js';
 import { freePort } from './free-port.js';
@@ -37,10 +38,10 @@ export interface TestServer {
 }
 
 /** Boots the real app on an ephemeral port over a repository, and waits until its models have loaded. */
-export async function startTestServer(repository: string, env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(repository: string, env: Record<string, string> = {}, overrides: AppOverrides = {}): Promise<TestServer> {
   const stateDir = env.STATE_DIR ?? (await mkdtemp(join(tmpdir(), 'onnx-serving-state-')));
   const config = loadAppConfig({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: '0', GRPC_PORT: String(await freePort()), METRICS_PORT: '0', LOG_LEVEL: 'silent', STATE_DIR: stateDir, ...env });
-  const server = await startServer(config);
+  const server = await startServer(config, overrides);
   await server.modelsLoaded;
   return {
     url: server.httpUrl,

@@ -36,6 +36,8 @@ export interface SchedulerRequest {
    * never batched with one, and is refused beyond {@link MAX_BACKGROUND_QUEUE} waiting.
    */
   readonly background?: boolean;
+  /** Opaque to the scheduler: handed to the BatchRunner with the batch (tracing links a batch to its requests). */
+  readonly trace?: unknown;
 }
 
 /** Background requests a version holds at most; more are refused rather than queued. */
@@ -54,7 +56,8 @@ export interface SchedulerResult {
 }
 
 /** Runs one (merged) batch on a free instance and reports how long the runtime computed. */
-export type BatchRunner = (inputs: Tensor[], outputNames: readonly string[]) => Promise<{ outputs: Tensor[]; computeMicros: number }>;
+/** Runs one merged batch; `traces` are its members' {@link SchedulerRequest.trace} values, in batch order. */
+export type BatchRunner = (inputs: Tensor[], outputNames: readonly string[], traces: readonly unknown[]) => Promise<{ outputs: Tensor[]; computeMicros: number }>;
 
 export interface SchedulerLimits {
   /** Batches that may run at once: what the runtime's instances take without queueing. */
@@ -325,7 +328,7 @@ export class DynamicBatchScheduler {
     try {
       const merged = mergeInputs(batch.map((p) => p.request.inputs));
       merging = now() - startedAt;
-      run = await this.runBatch(merged, batch[0].request.outputNames);
+      run = await this.runBatch(merged, batch[0].request.outputNames, batch.map((p) => p.request.trace));
     } catch (error) {
       this.instanceFreed();
       for (const pending of batch) this.settle(pending, error as Error);

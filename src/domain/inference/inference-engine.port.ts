@@ -43,7 +43,8 @@ export abstract class InferenceEngine {
    * would have joined.
    */
   abstract checkInputs(inputs: readonly Tensor[]): void;
-  abstract run(key: string, inputs: readonly Tensor[], outputNames: readonly string[]): Promise<EngineRun>;
+  /** `traceContext`: a W3C traceparent under which the adapter reports the computation (tracing), if any. */
+  abstract run(key: string, inputs: readonly Tensor[], outputNames: readonly string[], traceContext?: string): Promise<EngineRun>;
   /**
    * Instances of `key` (0 when not loaded): the runs a scheduler hands over at once. More would
    * wait inside the engine, out of reach of the scheduler's priorities, timeouts and batching.

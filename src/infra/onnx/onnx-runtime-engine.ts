@@ -2,6 +2,7 @@ import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { InferenceEngine, type EngineRun, type InstanceStatus, type LoadedModel, type RuntimeOptions } from '../../domain/inference/inference-engine.port.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
+import { Tracing } from '../tracing/tracing.js';
 import { cpuQuota } from './cpu-quota.js';
 import { PoolReleasedError, SessionWorkerPool } from './session-worker-pool.js';
 
@@ -13,6 +14,10 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
   /** Keys whose pool is starting: a second load of one of them must not start (and leak) another. */
   private readonly loading = new Set<string>();
   private readonly cpus = cpuQuota();
+
+  constructor(private readonly tracing: Tracing = Tracing.off()) {
+    super();
+  }
 
   async load(key: string, modelPath: string, options: RuntimeOptions): Promise<LoadedModel> {
     if (this.pools.has(key) || this.loading.has(key)) throw new Error(`'${key}' is already loaded`);
@@ -62,11 +67,19 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
     }
   }
 
-  async run(key: string, inputs: readonly Tensor[], outputNames: readonly string[]): Promise<EngineRun> {
+  async run(key: string, inputs: readonly Tensor[], outputNames: readonly string[], traceContext?: string): Promise<EngineRun> {
     const pool = this.pools.get(key);
     if (!pool) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' is not loaded`);
     try {
-      return await pool.run(inputs, outputNames);
+      const run = await pool.run(inputs, outputNames, traceContext);
+      // The worker took the trace context with the call and brought it back with its timing.
+      if (run.traceparent) {
+        this.tracing.recordSpan('compute', this.tracing.contextOf(run.traceparent), run.startedAtMs, run.startedAtMs + run.computeMicros / 1000, {
+          'inference.runtime': 'onnxruntime',
+          'inference.execution_provider': pool.executionProvider,
+        });
+      }
+      return { outputs: run.outputs, computeMicros: run.computeMicros };
     } catch (error) {
       if (error instanceof PoolReleasedError) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' was unloaded before this call ran`);
       throw new DomainError('INFERENCE.RUNTIME_ERROR', `model '${key}' failed to run: ${(error as Error).message}`);

@@ -100,7 +100,8 @@ async function main(): Promise<void> {
       const computeMicros = Math.round((performance.now() - started) * 1000);
       const transfer: ArrayBuffer[] = [];
       const outputs = message.outputNames.map((name) => fromOrtTensor(name, results[name], transfer));
-      send({ type: 'result', id: message.id, outputs, computeMicros }, transfer);
+      const startedAtMs = performance.timeOrigin + started;
+      send({ type: 'result', id: message.id, outputs, computeMicros, startedAtMs, traceparent: message.traceparent }, transfer);
     } catch (error) {
       send({ type: 'run-failed', id: message.id, message: (error as Error).message });
     }

@@ -5,10 +5,17 @@ import type { FromWorker, SessionSettings, ToWorker } from './worker-protocol.js
 
 const WORKER_URL = new URL('./onnx-session.worker.js', import.meta.url);
 
+/** A run as the worker reports it: the engine's answer, and when and under which trace it computed. */
+export interface WorkerRun extends EngineRun {
+  readonly startedAtMs: number;
+  readonly traceparent?: string;
+}
+
 interface Task {
   readonly inputs: readonly Tensor[];
   readonly outputNames: readonly string[];
-  readonly resolve: (run: EngineRun) => void;
+  readonly traceparent?: string;
+  readonly resolve: (run: WorkerRun) => void;
   readonly reject: (error: Error) => void;
 }
 
@@ -82,7 +89,7 @@ export class SessionWorkerPool {
     return this.waiting.length + this.workers.reduce((sum, w) => sum + Math.max(0, w.running.size - 1), 0);
   }
 
-  run(inputs: readonly Tensor[], outputNames: readonly string[]): Promise<EngineRun> {
+  run(inputs: readonly Tensor[], outputNames: readonly string[], traceparent?: string): Promise<WorkerRun> {
     return new Promise((resolve, reject) => {
       if (this.releasing) {
         reject(new PoolReleasedError('the model version was unloaded'));
@@ -92,7 +99,7 @@ export class SessionWorkerPool {
         reject(new Error('the model instance is not running'));
         return;
       }
-      this.waiting.push({ inputs, outputNames, resolve, reject });
+      this.waiting.push({ inputs, outputNames, traceparent, resolve, reject });
       this.dispatch();
     });
   }
@@ -127,7 +134,7 @@ export class SessionWorkerPool {
       const task = this.waiting.shift()!;
       const id = this.nextId++;
       worker.running.set(id, task);
-      const message: ToWorker = { type: 'run', id, inputs: task.inputs, outputNames: task.outputNames };
+      const message: ToWorker = { type: 'run', id, inputs: task.inputs, outputNames: task.outputNames, traceparent: task.traceparent };
       worker.thread.postMessage(message, transferableBuffers(task.inputs));
     }
   }
@@ -147,7 +154,9 @@ export class SessionWorkerPool {
       const task = worker.running.get(message.id);
       if (!task) return;
       worker.running.delete(message.id);
-      if (message.type === 'result') task.resolve({ outputs: message.outputs, computeMicros: message.computeMicros });
+      if (message.type === 'result') {
+        task.resolve({ outputs: message.outputs, computeMicros: message.computeMicros, startedAtMs: message.startedAtMs, traceparent: message.traceparent });
+      }
       else task.reject(new Error(message.message));
       this.dispatch();
     });

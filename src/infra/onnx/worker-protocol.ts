@@ -10,12 +10,27 @@ export interface SessionSettings {
 }
 
 export type ToWorker =
-  | { readonly type: 'run'; readonly id: number; readonly inputs: readonly Tensor[]; readonly outputNames: readonly string[] }
+  | {
+      readonly type: 'run';
+      readonly id: number;
+      readonly inputs: readonly Tensor[];
+      readonly outputNames: readonly string[];
+      /** The W3C traceparent of the batch's span, carried to the thread that computes and back with its timing. */
+      readonly traceparent?: string;
+    }
   | { readonly type: 'release' };
 
 export type FromWorker =
   | { readonly type: 'loaded'; readonly signature: ModelSignature; readonly executionProvider: string; readonly fallback?: string }
   | { readonly type: 'load-failed'; readonly message: string }
-  | { readonly type: 'result'; readonly id: number; readonly outputs: Tensor[]; readonly computeMicros: number }
+  | {
+      readonly type: 'result';
+      readonly id: number;
+      readonly outputs: Tensor[];
+      readonly computeMicros: number;
+      /** When session.run began, in epoch milliseconds (the worker's clock, which is the process's). */
+      readonly startedAtMs: number;
+      readonly traceparent?: string;
+    }
   | { readonly type: 'run-failed'; readonly id: number; readonly message: string }
   | { readonly type: 'released' };

@@ -1,11 +1,13 @@
 import { Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
-import { DynamicBatchScheduler } from '../../domain/inference/dynamic-batch-scheduler.js';
+import { SpanStatusCode } from '@opentelemetry/api';
+import { DynamicBatchScheduler, type BatchRunner } from '../../domain/inference/dynamic-batch-scheduler.js';
 import type { StatisticsSnapshot } from '../../domain/inference/inference-statistics.js';
 import type { DomainError } from '../../domain/shared/domain-error.js';
 import { InferenceEngine } from '../../domain/inference/inference-engine.port.js';
 import type { ModelVersion } from '../../domain/registry/model-version.js';
 import { VersionTraffic } from '../../domain/registry/version-traffic.port.js';
 import { AppConfig } from '../../infra/config/app-config.js';
+import { Tracing } from '../../infra/tracing/tracing.js';
 import { InferenceMetrics } from '../observability/metrics/inference-metrics.js';
 
 /** One dynamic batch scheduler per served model version, made when the version first serves a request. */
@@ -17,6 +19,7 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
     private readonly engine: InferenceEngine,
     private readonly config: AppConfig,
     private readonly metrics: InferenceMetrics,
+    private readonly tracing: Tracing,
   ) {
     super();
   }
@@ -34,7 +37,21 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
     let scheduler = this.schedulers.get(key);
     if (!scheduler) {
       const engine = this.engine;
-      scheduler = new DynamicBatchScheduler(version.config!.scheduling, (inputs, outputNames) => engine.run(key, inputs, outputNames), {
+      const tracing = this.tracing;
+      const labels = { 'inference.model': version.modelName, 'inference.model_version': String(version.version) };
+      const runBatch: BatchRunner = async (inputs, outputNames, traces) => {
+        const batch = tracing.startLinkedRoot('batch', traces, { ...labels, 'inference.batch_size': inputs[0]?.shape[0] ?? 0, 'inference.batch_requests': traces.length });
+        if (!batch) return engine.run(key, inputs, outputNames);
+        try {
+          return await engine.run(key, inputs, outputNames, batch.traceparent);
+        } catch (error) {
+          batch.span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+          throw error;
+        } finally {
+          batch.span.end();
+        }
+      };
+      scheduler = new DynamicBatchScheduler(version.config!.scheduling, runBatch, {
         // At least one: with every instance gone, a run fails at once instead of waiting for its deadline.
         concurrency: () => Math.max(1, engine.concurrency(key)),
         maxTimeoutMs: this.config.MAX_REQUEST_TIMEOUT_MS,

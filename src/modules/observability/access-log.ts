@@ -7,6 +7,9 @@ export interface AccessLogFields {
   /** Microseconds the request waited in its model's queue, and its batch computed. */
   queue_time_us?: number;
   compute_time_us?: number;
+  /** The request's span, when tracing is on. */
+  trace_id?: string;
+  span_id?: string;
 }
 
 const FIELDS = Symbol('accessLogFields');

@@ -3,6 +3,7 @@ import { LoggerModule } from 'nestjs-pino';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import pino from 'pino';
 import { AppConfig } from '../../infra/config/app-config.js';
+import { Tracing } from '../../infra/tracing/tracing.js';
 import { accessLogFields } from './access-log.js';
 
 /**
@@ -13,13 +14,15 @@ import { accessLogFields } from './access-log.js';
 @Module({
   imports: [
     LoggerModule.forRootAsync({
-      inject: [AppConfig],
-      useFactory: (config: AppConfig) => ({
+      inject: [AppConfig, Tracing],
+      useFactory: (config: AppConfig, tracing: Tracing) => ({
         // nestjs-pino's default route pattern `{/*splat}` matches nothing on Nest 12's Fastify adapter.
         forRoutes: [{ path: '{*splat}', method: RequestMethod.ALL }],
         pinoHttp: [
           {
             level: config.LOG_LEVEL,
+            // Lines made inside a traced request carry its trace_id and span_id (none when tracing is off).
+            ...(tracing.enabled && { mixin: () => tracing.activeIds() ?? {} }),
             customAttributeKeys: { responseTime: 'duration_ms' },
             // Our serializers take the raw objects: pino's standard ones, which they would otherwise
             // wrap, copy every field (and format an error's stack) before ours pick three.
@@ -41,7 +44,8 @@ import { accessLogFields } from './access-log.js';
               error || (res.statusCode >= 500 && res.statusCode !== 503 && res.statusCode !== 504) ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
             customSuccessMessage: () => 'request completed',
             customErrorMessage: () => 'request failed',
-            redact: ['req.headers.authorization'],
+            // Headers are not logged; should a line carry them, the credentials are censored.
+            redact: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'authorization', 'token', 'admin_token'],
           },
           // Asynchronous writes: lines made while a write is in flight leave in one write, instead of
           // one blocking write(2) per line; pino flushes what is buffered when the process exits.

@@ -6,6 +6,7 @@ import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { callCancellation, microsUntilDeadline, type GrpcServerCall } from '../../../infra/grpc/call-context.js';
 import { serveConcurrently } from '../../../infra/grpc/concurrent-stream.js';
 import { INFERENCE_SERVICE } from '../../../infra/grpc/grpc-options.js';
+import { Tracing } from '../../../infra/tracing/tracing.js';
 import { decodeModelInferRequest, encodeModelInferResponse, type DecodedInferRequest } from '../../../infra/grpc/infer-message.codec.js';
 import type {
   ModelInferRequestMessage,
@@ -26,7 +27,10 @@ const MAX_IN_FLIGHT_PER_STREAM = 256;
  */
 @Controller()
 export class InferGrpcController {
-  constructor(private readonly handler: RunInferenceHandler) {}
+  constructor(
+    private readonly handler: RunInferenceHandler,
+    private readonly tracing: Tracing,
+  ) {}
 
   @GrpcMethod(INFERENCE_SERVICE, 'ModelInfer')
   async modelInfer(message: ModelInferRequestMessage, metadata: Metadata, call: ServerUnaryCall<unknown, unknown>): Promise<ModelInferResponseMessage> {
@@ -79,6 +83,8 @@ export class InferGrpcController {
         return typeof value === 'string' ? value : undefined;
       },
     });
-    return encodeModelInferResponse(response, decoded.responseForm);
+    return this.tracing.span('response', { 'inference.model': response.modelName, 'inference.model_version': response.modelVersion }, () =>
+      encodeModelInferResponse(response, decoded.responseForm),
+    );
   }
 }

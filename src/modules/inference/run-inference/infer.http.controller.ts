@@ -4,6 +4,7 @@ import type { InferenceRequest } from '../../../domain/inference/inference-reque
 import { decodeInferRequest, encodeInferResponse } from '../../../infra/http/tensor-json.codec.js';
 import { clientDisconnect } from '../../../infra/http/client-disconnect.js';
 import { parseTimeoutHeader } from '../../../infra/http/route-params.js';
+import { Tracing } from '../../../infra/tracing/tracing.js';
 import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { annotateAccessLog } from '../../observability/access-log.js';
 import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
@@ -11,7 +12,10 @@ import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handl
 /** KServe V2 `POST /v2/models/{m}[/versions/{v}]/infer` with JSON tensors. */
 @Controller('v2/models/:model')
 export class InferHttpController {
-  constructor(private readonly handler: RunInferenceHandler) {}
+  constructor(
+    private readonly handler: RunInferenceHandler,
+    private readonly tracing: Tracing,
+  ) {}
 
   @Post(['infer', 'versions/:version/infer'])
   @HttpCode(200)
@@ -45,7 +49,7 @@ export class InferHttpController {
       queue_time_us: response.parameters.queue_time_us as number,
       compute_time_us: response.parameters.compute_time_us as number,
     });
-    return encodeInferResponse(response);
+    return this.tracing.span('response', { 'inference.model': model, 'inference.model_version': response.modelVersion }, () => encodeInferResponse(response));
   }
 }
 

@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { trace } from '@opentelemetry/api';
 import { performance } from 'node:perf_hooks';
 import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import {
@@ -14,6 +15,7 @@ import type { ModelVersion } from '../../../domain/registry/model-version.js';
 import { outputDivergence } from '../../../domain/rollout/output-divergence.js';
 import { TrafficRouter } from '../../../domain/rollout/traffic-router.port.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
+import { Tracing } from '../../../infra/tracing/tracing.js';
 import { InferenceMetrics } from '../../observability/metrics/inference-metrics.js';
 import { ModelRegistry } from '../../registry/model-registry.js';
 import { ModelVersionSchedulers } from '../model-version-schedulers.js';
@@ -53,6 +55,7 @@ export class RunInferenceHandler {
     private readonly engine: InferenceEngine,
     private readonly router: TrafficRouter,
     private readonly metrics: InferenceMetrics,
+    private readonly tracing: Tracing,
   ) {}
 
   /** Counts each request in the metrics (success with its durations, or failure with its reason). */
@@ -85,6 +88,8 @@ export class RunInferenceHandler {
     // A routed version that left service a moment ago: the default serves rather than failing.
     const served = (route && model.readyVersions.find((v) => v.version === route.version)) ?? model.versionToServe(version);
     attempt.version = served.version;
+    const labels = { 'inference.model': modelName, 'inference.model_version': String(served.version) };
+    trace.getActiveSpan()?.setAttributes(labels);
     const config = served.config!;
     const outputNames = validateInferenceRequest(request, servedSignature(config), config.maxBatchSize);
     this.engine.checkInputs(request.inputs);
@@ -92,6 +97,7 @@ export class RunInferenceHandler {
     // Copied now: the runtime takes the request's own buffers.
     const mirrored = route?.shadow !== undefined ? copyOf(request.inputs) : undefined;
     const started = performance.now();
+    const traced = this.tracing.enabled ? this.tracing.active() : undefined;
     let result;
     try {
       result = await this.schedulers.for(served).enqueue({
@@ -100,11 +106,16 @@ export class RunInferenceHandler {
         priority,
         timeoutMicros: earliest(parameterTimeout, timeoutMicros),
         signal,
+        trace: traced,
       });
     } catch (error) {
       if (route && countsAgainstVersion(error)) this.router.recordOutcome(modelName, served.version, { ok: false, latencyMs: performance.now() - started });
       if (mirrored) void this.mirror(modelName, route!.shadow!, mirrored, request.requestedOutputs);
       throw error;
+    }
+    if (traced) {
+      const enqueuedAtMs = performance.timeOrigin + started;
+      this.tracing.recordSpan('queue', traced, enqueuedAtMs, enqueuedAtMs + result.queueMicros / 1000, { ...labels, 'inference.batch_size': result.batchSize });
     }
     if (route) this.router.recordOutcome(modelName, served.version, { ok: true, latencyMs: performance.now() - started });
     if (mirrored) void this.mirror(modelName, route!.shadow!, mirrored, request.requestedOutputs, result.outputs);

@@ -1,0 +1,172 @@
+import { context, ROOT_CONTEXT, SpanKind, trace, type Attributes, type Context, type Link, type Span, type Tracer } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  ParentBasedSampler,
+  SimpleSpanProcessor,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+  type Sampler,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace';
+
+export { SpanKind, type Attributes, type Context, type Link, type Span };
+
+/** A header getter: HTTP headers or gRPC metadata, by lower-case name. */
+export type HeaderGetter = (name: string) => string | undefined;
+
+const propagator = new W3CTraceContextPropagator();
+let contextManagerInstalled = false;
+
+/**
+ * OpenTelemetry tracing, configured by the standard environment variables and off unless they ask
+ * for it: OTEL_TRACES_EXPORTER (`otlp` or `console`; `none` is off), or an OTLP endpoint
+ * (OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, read by the OTLP exporter with
+ * the rest of OTEL_EXPORTER_OTLP_*), OTEL_SDK_DISABLED, OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER and
+ * OTEL_TRACES_SAMPLER_ARG. Off, every call below is a no-op on the API's no-op tracer: nothing is
+ * allocated per request. W3C `traceparent` is read from HTTP headers and gRPC metadata alike.
+ *
+ * Only these OTel packages: the API, the trace SDK, the OTLP/HTTP exporter, the async-local-storage
+ * context manager and the W3C propagator (no auto-instrumentation: the spans are ours).
+ */
+export class Tracing {
+  readonly enabled: boolean;
+  readonly tracer: Tracer;
+  private readonly provider?: TracerProvider;
+
+  constructor(env: NodeJS.ProcessEnv, serviceVersion: string, exporter?: SpanExporter) {
+    const chosen = exporter ?? exporterFromEnv(env);
+    this.enabled = chosen !== undefined;
+    if (!chosen) {
+      this.tracer = trace.getTracer('onnx-serving'); // the API's no-op tracer while no provider is registered
+      return;
+    }
+    installContextManager();
+    this.provider = new TracerProvider({
+      resource: resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME || 'onnx-serving', 'service.version': serviceVersion }),
+      sampler: samplerFromEnv(env),
+      // A given exporter (tests: in memory) sees each span as it ends; a real one gets batches.
+      spanProcessors: [exporter ? new SimpleSpanProcessor({ exporter: chosen }) : new BatchSpanProcessor({ exporter: chosen })],
+    });
+    this.tracer = this.provider.getTracer('onnx-serving', serviceVersion);
+  }
+
+  /** Tracing that records nothing (whatever the environment says). */
+  static off(): Tracing {
+    return new Tracing({}, '');
+  }
+
+  /** The context of a request that carries a W3C `traceparent` (else the root: a new trace). */
+  extract(header: HeaderGetter): Context {
+    if (!this.enabled) return ROOT_CONTEXT;
+    return propagator.extract(ROOT_CONTEXT, header, { get: (get, key) => get(key), keys: () => [] });
+  }
+
+  /** The `traceparent` of a span's context, to carry it where the API's context does not go (a worker thread). */
+  traceparentOf(ctx: Context): string | undefined {
+    if (!this.enabled) return undefined;
+    const carrier: Record<string, string> = {};
+    propagator.inject(ctx, carrier, { set: (c, key, value) => (c[key] = value) });
+    return carrier.traceparent;
+  }
+
+  /** The context a `traceparent` names (for spans made from a worker's report). */
+  contextOf(traceparent: string): Context {
+    return propagator.extract(ROOT_CONTEXT, traceparent, { get: (value, key) => (key === 'traceparent' ? value : undefined), keys: () => ['traceparent'] });
+  }
+
+  /** A span that already happened (its times measured elsewhere: a queue wait, a worker's compute). */
+  recordSpan(name: string, parent: Context, startMs: number, endMs: number, attributes: Attributes, links?: Link[]): void {
+    if (!this.enabled) return;
+    this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, startTime: startMs, attributes, links }, parent).end(endMs);
+  }
+
+  /** Runs `fn` in a child span of the active one (ended when `fn` returns or throws). */
+  span<T>(name: string, attributes: Attributes, fn: () => T): T {
+    if (!this.enabled) return fn();
+    const span = this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes });
+    try {
+      return context.with(trace.setSpan(context.active(), span), fn);
+    } finally {
+      span.end();
+    }
+  }
+
+  /**
+   * A span that starts a trace of its own, linked to the spans whose work it does (one batch serves
+   * many requests, each of its own trace). Returns it with its `traceparent`, or undefined when off.
+   */
+  startLinkedRoot(name: string, members: readonly unknown[], attributes: Attributes): { span: Span; traceparent: string } | undefined {
+    if (!this.enabled) return undefined;
+    const links: Link[] = [];
+    for (const member of members) {
+      const spanContext = member === undefined ? undefined : trace.getSpanContext(member as Context);
+      if (spanContext) links.push({ context: spanContext });
+    }
+    const span = this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes, links, root: true });
+    return { span, traceparent: this.traceparentOf(trace.setSpan(ROOT_CONTEXT, span))! };
+  }
+
+  active(): Context {
+    return context.active();
+  }
+
+  /** Runs `fn` with `span` as the active span, so that spans and log lines made inside belong to it. */
+  within<T>(ctx: Context, span: Span, fn: () => T): T {
+    return context.with(trace.setSpan(ctx, span), fn);
+  }
+
+  /** The ids of the active span, for log lines (undefined outside a traced request). */
+  activeIds(): { trace_id: string; span_id: string } | undefined {
+    const span = trace.getSpan(context.active());
+    if (!span) return undefined;
+    const { traceId, spanId } = span.spanContext();
+    return { trace_id: traceId, span_id: spanId };
+  }
+
+  async shutdown(): Promise<void> {
+    await this.provider?.shutdown();
+  }
+}
+
+function exporterFromEnv(env: NodeJS.ProcessEnv): SpanExporter | undefined {
+  if ((env.OTEL_SDK_DISABLED ?? '').toLowerCase() === 'true') return undefined;
+  const named = (env.OTEL_TRACES_EXPORTER ?? '').split(',')[0]!.trim().toLowerCase();
+  const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (named === 'none') return undefined;
+  if (named === 'console') return new ConsoleSpanExporter();
+  if (named === 'otlp' || (named === '' && endpoint)) return new OTLPTraceExporter();
+  return undefined;
+}
+
+function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
+  const ratio = Number(env.OTEL_TRACES_SAMPLER_ARG ?? '1');
+  const ratioSampler = new TraceIdRatioBasedSampler(Number.isFinite(ratio) ? Math.min(1, Math.max(0, ratio)) : 1);
+  switch ((env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on').toLowerCase()) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return ratioSampler;
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: ratioSampler });
+    default:
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  }
+}
+
+/** The API's context follows async calls only with a context manager: one per process. */
+function installContextManager(): void {
+  if (contextManagerInstalled) return;
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  contextManagerInstalled = true;
+}

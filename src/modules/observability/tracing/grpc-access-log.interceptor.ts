@@ -1,0 +1,59 @@
+import { Injectable, Logger, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { trace } from '@opentelemetry/api';
+import { Observable, tap } from 'rxjs';
+import { DomainError } from '../../../domain/shared/domain-error.js';
+import { STATUS_OF } from '../../../infra/transport/domain-error-status.js';
+
+interface InferAnswer {
+  readonly model_name?: string;
+  readonly model_version?: string;
+  readonly parameters?: Record<string, { int64_param?: string | number }>;
+}
+
+/**
+ * One access line per gRPC call, as pino-http writes one per HTTP request: the method, its status
+ * code, duration, and for inference the model, version, queue and compute time (and trace ids when
+ * tracing is on). A stream is one line, when it ends. Levels as for HTTP: failures of the server
+ * at error, refusals and client errors at warn.
+ */
+@Injectable()
+export class GrpcAccessLogInterceptor implements NestInterceptor {
+  private readonly logger = new Logger('gRPC');
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (context.getType() !== 'rpc') return next.handle();
+    const call = context.getArgs().find((arg): arg is { getPath(): string } => typeof arg?.getPath === 'function');
+    const started = performance.now();
+    const ids = () => {
+      const span = trace.getActiveSpan();
+      return span ? { trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId } : {};
+    };
+    let traced = {};
+    return next.handle().pipe(
+      tap({
+        subscribe: () => (traced = ids()),
+        next: (answer) => this.write(call?.getPath(), 0, started, answer as InferAnswer, traced),
+        error: (error: unknown) => this.write(call?.getPath(), error instanceof DomainError ? STATUS_OF[error.code].grpc : 13, started, undefined, traced, error),
+      }),
+    );
+  }
+
+  private write(method: string | undefined, code: number, started: number, answer: InferAnswer | undefined, traced: object, error?: unknown): void {
+    const line = {
+      rpc: method,
+      code,
+      duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
+      ...(answer?.model_name && { model: answer.model_name, version: answer.model_version }),
+      ...(answer?.parameters?.queue_time_us && {
+        queue_time_us: Number(answer.parameters.queue_time_us.int64_param),
+        compute_time_us: Number(answer.parameters.compute_time_us?.int64_param),
+      }),
+      ...traced,
+      msg: error === undefined ? 'rpc completed' : `rpc failed: ${(error as Error).message}`,
+    };
+    // INTERNAL/UNKNOWN: the server failed; the others are refusals or the client's errors.
+    if (code === 13 || code === 2) this.logger.error(line);
+    else if (code !== 0) this.logger.warn(line);
+    else this.logger.log(line);
+  }
+}

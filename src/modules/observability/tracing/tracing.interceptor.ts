@@ -1,0 +1,97 @@
+import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { SpanStatusCode } from '@opentelemetry/api';
+import type { Metadata } from '@grpc/grpc-js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Observable } from 'rxjs';
+import { DomainError } from '../../../domain/shared/domain-error.js';
+import { SpanKind, Tracing, type Attributes, type Context, type HeaderGetter, type Span } from '../../../infra/tracing/tracing.js';
+import { STATUS_OF } from '../../../infra/transport/domain-error-status.js';
+import { annotateAccessLog } from '../access-log.js';
+
+interface TracedCall {
+  readonly name: string;
+  readonly parent: Context;
+  readonly attributes: Attributes;
+  /** Sets the span's status attributes from the outcome, and says whether it failed. */
+  finish(span: Span, error?: unknown): void;
+}
+
+/**
+ * The request span, for both transports: it continues the trace of a W3C `traceparent` (HTTP
+ * header, gRPC metadata) or starts one, is named after the route template or the RPC, and is the
+ * active span while the handler runs, so the spans of the queue, the batch (linked) and the
+ * response, and the request's log lines, belong to it. Off, it costs one boolean test.
+ */
+@Injectable()
+export class TracingInterceptor implements NestInterceptor {
+  constructor(private readonly tracing: Tracing) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (!this.tracing.enabled) return next.handle();
+    const call = context.getType() === 'rpc' ? this.rpc(context) : this.http(context);
+    if (!call) return next.handle();
+    const span = this.tracing.tracer.startSpan(call.name, { kind: SpanKind.SERVER, attributes: call.attributes }, call.parent);
+    return new Observable((subscriber) => {
+      const subscription = this.tracing.within(call.parent, span, () =>
+        next.handle().subscribe({
+          next: (value) => subscriber.next(value),
+          error: (error: unknown) => {
+            call.finish(span, error);
+            span.end();
+            subscriber.error(error);
+          },
+          complete: () => {
+            call.finish(span);
+            span.end();
+            subscriber.complete();
+          },
+        }),
+      );
+      return () => subscription.unsubscribe();
+    });
+  }
+
+  private http(context: ExecutionContext): TracedCall {
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    const reply = context.switchToHttp().getResponse<FastifyReply>();
+    const route = request.routeOptions.url ?? request.url;
+    const header: HeaderGetter = (name) => {
+      const value = request.headers[name];
+      return Array.isArray(value) ? value[0] : value;
+    };
+    return {
+      name: `${request.method} ${route}`,
+      parent: this.tracing.extract(header),
+      attributes: { 'http.request.method': request.method, 'http.route': route, 'url.path': request.url.split('?')[0], 'url.scheme': 'http' },
+      finish: (span, error) => {
+        const status = error === undefined ? reply.statusCode : error instanceof DomainError ? STATUS_OF[error.code].http : 500;
+        span.setAttribute('http.response.status_code', status);
+        if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error | undefined)?.message });
+        const { traceId, spanId } = span.spanContext();
+        annotateAccessLog(request.raw, { trace_id: traceId, span_id: spanId });
+      },
+    };
+  }
+
+  private rpc(context: ExecutionContext): TracedCall | undefined {
+    // Unary handlers get (request, metadata, call); stream handlers get (call).
+    const call = context.getArgs().find((arg): arg is { getPath(): string; metadata: Metadata } => typeof arg?.getPath === 'function');
+    if (!call) return undefined;
+    const path = call.getPath().replace(/^\//, '');
+    const [service, method] = path.split('/');
+    const header: HeaderGetter = (name) => {
+      const value = call.metadata.get(name)[0];
+      return typeof value === 'string' ? value : undefined;
+    };
+    return {
+      name: path,
+      parent: this.tracing.extract(header),
+      attributes: { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method },
+      finish: (span, error) => {
+        const code = error === undefined ? 0 : error instanceof DomainError ? STATUS_OF[error.code].grpc : 13;
+        span.setAttribute('rpc.grpc.status_code', code);
+        if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+      },
+    };
+  }
+}
