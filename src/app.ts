@@ -16,8 +16,8 @@ export interface RunningServer {
   readonly httpUrl: string;
   /** The gRPC address, `host:port` (GRPC_PORT as configured). */
   readonly grpcAddress: string;
-  /** Where Prometheus scrapes, `http://host:port/metrics` (the port actually bound). */
-  readonly metricsUrl: string;
+  /** Where Prometheus scrapes, `http://host:port/metrics` (the port actually bound); undefined with ALLOW_METRICS=false. */
+  readonly metricsUrl?: string;
   /** Settles when the model repository has been loaded (each model READY or UNAVAILABLE). */
   readonly modelsLoaded: Promise<void>;
 }
@@ -50,8 +50,8 @@ export async function startServer(config: AppConfig, overrides: AppOverrides = {
   const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
   const httpUrl = `http://${host}:${port}`;
   const grpcAddress = `${host.includes(':') ? `[${host}]` : host}:${config.GRPC_PORT}`;
-  const metricsUrl = `http://${host.includes(':') ? `[${host}]` : host}:${app.get(MetricsServer).port}/metrics`;
-  app.get(Logger).log(`serving HTTP on ${httpUrl}, gRPC on ${grpcAddress}, metrics on ${metricsUrl}`, 'Server');
+  const metricsUrl = config.ALLOW_METRICS ? `http://${host.includes(':') ? `[${host}]` : host}:${app.get(MetricsServer).port}/metrics` : undefined;
+  app.get(Logger).log(`serving HTTP on ${httpUrl}, gRPC on ${grpcAddress}, metrics ${metricsUrl ? `on ${metricsUrl}` : 'off (ALLOW_METRICS=false)'}`, 'Server');
   const modelsLoaded = app.get(LoadModelRepositoryHandler).execute();
   return { app, httpUrl, grpcAddress, metricsUrl, modelsLoaded };
 }

@@ -24,6 +24,8 @@ const environmentSchema = z.object({
   STATE_DIR: z.string().min(1).default('./state'),
   /** Bearer token of the admin API; unset: one is generated at start into STATE_DIR/admin-token (mode 0600). */
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Triton's --allow-metrics: false serves no /metrics and counts nothing. */
+  ALLOW_METRICS: bool(true),
   /** How often progressive rollouts are judged on their figures (ms). */
   ROLLOUT_EVALUATION_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
   /** Triton's --strict-readiness: ready only when every model is READY; false: ready once loading has finished. */

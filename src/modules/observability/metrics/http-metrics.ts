@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectMetric, makeCounterProvider, makeHistogramProvider } from '@willsoto/nestjs-prometheus';
 import type { Counter, Histogram } from 'prom-client';
+import { AppConfig } from '../../../infra/config/app-config.js';
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
 /** The route label of a request no route matched: raw paths never become labels. */
@@ -19,12 +20,18 @@ export const HTTP_METRIC_PROVIDERS = [
 /** HTTP requests by route template (Fastify's, e.g. `/v2/models/:model/infer`), never by raw path. */
 @Injectable()
 export class HttpMetrics {
+  private readonly enabled: boolean;
+
   constructor(
+    config: AppConfig,
     @InjectMetric('http_requests_total') private readonly requests: Counter,
     @InjectMetric('http_request_duration_seconds') private readonly duration: Histogram,
-  ) {}
+  ) {
+    this.enabled = config.ALLOW_METRICS;
+  }
 
   answered(method: string, routeTemplate: string | undefined, status: number, elapsedMs: number): void {
+    if (!this.enabled) return;
     const labels = { method: METHODS.has(method) ? method : '_other', route: routeTemplate ?? UNMATCHED_ROUTE };
     this.requests.inc({ ...labels, status: String(status) });
     this.duration.observe(labels, elapsedMs / 1000);

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectMetric, makeCounterProvider, makeGaugeProvider, makeHistogramProvider } from '@willsoto/nestjs-prometheus';
 import type { Counter, Gauge, Histogram } from 'prom-client';
+import { AppConfig } from '../../../infra/config/app-config.js';
 import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import type { ModelVersion } from '../../../domain/registry/model-version.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
@@ -43,7 +44,10 @@ export const INFERENCE_METRIC_PROVIDERS = [
  */
 @Injectable()
 export class InferenceMetrics {
+  private readonly enabled: boolean;
+
   constructor(
+    config: AppConfig,
     private readonly registry: ModelRegistry,
     private readonly engine: InferenceEngine,
     @InjectMetric('inference_request_success_total') private readonly success: Counter,
@@ -57,9 +61,12 @@ export class InferenceMetrics {
     @InjectMetric('inference_pending_requests') private readonly pending: Gauge,
     @InjectMetric('model_version_state') private readonly versionState: Gauge,
     @InjectMetric('inference_workers') private readonly workers: Gauge,
-  ) {}
+  ) {
+    this.enabled = config.ALLOW_METRICS;
+  }
 
   requestSucceeded(model: string, version: number, durations: { readonly totalMs: number; readonly queueMicros: number; readonly computeMicros: number }): void {
+    if (!this.enabled) return;
     const labels = { model, version: String(version) };
     this.success.inc(labels);
     this.requestDuration.observe(labels, durations.totalMs / 1000);
@@ -69,11 +76,13 @@ export class InferenceMetrics {
 
   /** A failed request; `version` when the version that was to serve it is known. */
   requestFailed(model: string, version: number | undefined, error: unknown): void {
+    if (!this.enabled) return;
     this.failure.inc({ ...this.labelsOf(model, version), reason: reasonOf(error) });
   }
 
   /** One execution of a batch of `rows` rows on a version the registry serves. */
   executed(model: string, version: number, rows: number): void {
+    if (!this.enabled) return;
     const labels = { model, version: String(version) };
     this.executions.inc(labels);
     this.inferences.inc(labels, rows);

@@ -24,6 +24,7 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    if (!this.config.ALLOW_METRICS) return;
     if (!register.getSingleMetric('process_cpu_user_seconds_total')) collectDefaultMetrics();
     this.server = createServer((req, res) => {
       if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
