@@ -29,6 +29,8 @@ export interface InstanceStatus {
   readonly busy: number;
   readonly queued: number;
   readonly executionProvider: string;
+  /** Instances that died while serving (crashed or exited), since the version loaded. */
+  readonly lostInstances: number;
 }
 
 /**

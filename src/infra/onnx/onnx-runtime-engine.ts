@@ -104,6 +104,7 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
       busy: pool.busy,
       queued: pool.queued,
       executionProvider: pool.executionProvider,
+      lostInstances: pool.lostWorkers,
     }));
   }
 }

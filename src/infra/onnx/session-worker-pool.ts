@@ -78,6 +78,9 @@ export class SessionWorkerPool {
     return { pool, signature: loaded.signature, executionProvider: loaded.executionProvider, fallback: loaded.fallback };
   }
 
+  /** Workers that died while the pool was serving (crashed or exited), since it started. */
+  lostWorkers = 0;
+
   get instances(): number {
     return this.workers.filter((w) => !w.dead).length;
   }
@@ -164,6 +167,7 @@ export class SessionWorkerPool {
       if (worker.dead) return;
       worker.dead = true;
       if (this.releasing) return;
+      this.lostWorkers++;
       for (const task of worker.running.values()) task.reject(new Error(`the worker running this model ${why}`));
       worker.running.clear();
       if (this.instances === 0) {
