@@ -8,7 +8,8 @@ import { DomainError } from '../../../domain/shared/domain-error.js';
 import { ModelRegistry } from '../../registry/model-registry.js';
 
 /** Why a request failed, from a fixed set (Triton's `reason` label, extended): the label never takes another value. */
-export type FailureReason = 'rejected' | 'timeout' | 'cancelled' | 'invalid' | 'runtime' | 'unavailable' | 'not_found';
+export const FAILURE_REASONS = ['rejected', 'timeout', 'cancelled', 'invalid', 'runtime', 'unavailable', 'not_found'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** The label of a model or version the server does not know: unknown names never make new series. */
 export const UNKNOWN_LABEL = '_unknown';
@@ -104,6 +105,11 @@ export class InferenceMetrics {
         for (const state of VERSION_STATES) this.versionState.set({ ...labels, state }, version.state === state ? 1 : 0);
         const waiting = queued(version);
         if (waiting !== undefined) this.pending.set(labels, waiting);
+        if (version.isReady) {
+          // Every series a READY version can have exists from its first scrape, at 0: rate() then sees its first failure.
+          this.success.inc(labels, 0);
+          for (const reason of FAILURE_REASONS) this.failure.inc({ ...labels, reason }, 0);
+        }
         const pool = version.isReady ? pools.get(version.key) : undefined;
         if (pool) {
           this.workers.set({ ...labels, state: 'busy' }, pool.busy);
