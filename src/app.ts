@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
@@ -9,6 +10,8 @@ import { ErrorResponseFilter } from './infra/transport/error-response.filter.js'
 import { HttpMetrics } from './modules/observability/metrics/http-metrics.js';
 import { MetricsServer } from './modules/observability/metrics/metrics-server.js';
 import { LoadModelRepositoryHandler } from './modules/registry/load-model-repository/load-model-repository.handler.js';
+
+const routeOf = Symbol('route');
 
 export interface RunningServer {
   readonly app: NestFastifyApplication;
@@ -29,13 +32,19 @@ export interface RunningServer {
 export async function startServer(config: AppConfig, overrides: AppOverrides = {}): Promise<RunningServer> {
   // maxParamLength: a model name may have 128 characters (Fastify's default cuts path parameters at 100).
   const adapter = new FastifyAdapter({ bodyLimit: config.MAX_REQUEST_BYTES, routerOptions: { maxParamLength: 256 } });
+  // The route template is noted first thing (before Nest's middleware, which may answer early).
+  adapter.getInstance().addHook('onRequest', (request, _reply, done) => {
+    (request.raw as IncomingMessage & { [routeOf]?: string })[routeOf] = request.routeOptions.url;
+    done();
+  });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.with(config, overrides), adapter, { bufferLogs: true });
   app.useLogger(app.get(Logger));
-  // Every HTTP answer is counted by its route template (Fastify's), never by its raw path.
+  // Every HTTP answer is counted by its route template (Fastify's), never by its raw path; counted
+  // on the raw response, so that what Fastify answers before routing (a bad URL) counts too.
   const httpMetrics = app.get(HttpMetrics);
-  adapter.getInstance().addHook('onResponse', (request, reply, done) => {
-    httpMetrics.answered(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime);
-    done();
+  app.getHttpServer().on('request', (req: IncomingMessage & { [routeOf]?: string }, res: ServerResponse) => {
+    const started = performance.now();
+    res.once('finish', () => httpMetrics.answered(req.method ?? '', req[routeOf], res.statusCode, performance.now() - started));
   });
   // Model uploads (PUT /admin/models/{m}/versions/{v}) arrive as raw bytes.
   adapter.getInstance().addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));

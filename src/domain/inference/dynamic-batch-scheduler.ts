@@ -13,6 +13,8 @@ import type { Tensor } from './tensor.js';
  */
 export interface CancellationSignal {
   readonly aborted: boolean;
+  /** True when the abort is the client's deadline passing (the request timed out, it was not cancelled). */
+  readonly deadlinePassed?: boolean;
   /** Calls `listener` once when the client goes; returns what unsubscribes it. */
   onAbort(listener: () => void): () => void;
 }
@@ -384,8 +386,10 @@ export class DynamicBatchScheduler {
   }
 
   private cancel(pending: Pending): void {
+    const waited = pending.waiting;
     this.leaveQueue(pending);
-    this.settle(pending, cancelled());
+    if (!pending.request.signal?.deadlinePassed) this.settle(pending, cancelled());
+    else this.settle(pending, new DomainError('INFERENCE.DEADLINE_EXCEEDED', `the client's deadline passed ${waited ? 'in the queue' : 'while its batch ran'}`));
   }
 
   /** A request leaving early may have held a forming batch back: the batch is reconsidered. */

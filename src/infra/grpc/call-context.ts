@@ -19,9 +19,15 @@ export function callCancellation(call: GrpcServerCall): CancellationSignal {
     for (const listener of listeners) listener();
     listeners.clear();
   });
+  const deadline = call.getDeadline();
+  const deadlineAt = deadline instanceof Date ? deadline.getTime() : deadline;
   return {
     get aborted() {
       return call.cancelled;
+    },
+    // grpc-js's own deadline timer reports the call cancelled: that is a timeout, not a cancel.
+    get deadlinePassed() {
+      return call.cancelled && Number.isFinite(deadlineAt) && Date.now() >= deadlineAt - 5;
     },
     onAbort(listener) {
       listeners.add(listener);
