@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { classifierModel } from '../../scripts/build-models.js';
 import { histogramBase, promqlReferences, type PromqlReferences } from '../support/promql-references.js';
 import { makeRepository, postJson, startTestServer, type TestServer } from '../support/test-server.js';
 import { parseYaml } from '../support/yaml-subset.js';
+import { readRepoFile } from '../support/repo-files.js';
 
 /**
  * The Grafana dashboard (docker/grafana/onnx-serving-dashboard.json) and the alerting rules
@@ -16,18 +14,7 @@ import { parseYaml } from '../support/yaml-subset.js';
  * without the dashboard or the alerts following fails here, not silently in Grafana.
  */
 
-function findRepoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('no package.json above the test file');
-    dir = parent;
-  }
-  return dir;
-}
-
-const root = findRepoRoot();
-const read = (file: string): string => readFileSync(path.join(root, file), 'utf8');
+const read = readRepoFile;
 
 /** Series Prometheus makes itself for each target: referenced by the alerts, never exported by the server. */
 const PROMETHEUS_SERIES = new Set(['up']);

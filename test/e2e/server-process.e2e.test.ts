@@ -28,6 +28,15 @@ function runServer(env: Record<string, string>) {
   return { child, exited, output: () => ({ stdout, stderr }) };
 }
 
+async function untilReady(url: string, server: ReturnType<typeof runServer>): Promise<void> {
+  let ready = false;
+  for (let attempt = 0; attempt < 600 && !ready; attempt++) {
+    ready = await fetch(`${url}/v2/health/ready`).then((r) => r.ok, () => false);
+    if (!ready) await sleep(50);
+  }
+  assert.ok(ready, `the server never became ready: ${server.output().stderr}`);
+}
+
 describe('the server process', () => {
   it('refuses a bad environment variable at start, naming it and its value', async () => {
     const server = runServer({ HTTP_PORT: 'eighty', LOG_LEVEL: 'loud' });
@@ -44,12 +53,7 @@ describe('the server process', () => {
     const server = runServer({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: String(port), GRPC_PORT: String(await freePort()), METRICS_PORT: '0', LOG_LEVEL: 'info' });
     try {
       const url = `http://127.0.0.1:${port}`;
-      let ready = false;
-      for (let attempt = 0; attempt < 600 && !ready; attempt++) {
-        ready = await fetch(`${url}/v2/health/ready`).then((r) => r.ok, () => false);
-        if (!ready) await sleep(50);
-      }
-      assert.ok(ready, `the server never became ready: ${server.output().stderr}`);
+      await untilReady(url, server);
       const response = await fetch(`${url}/v2/models/classifier/infer`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: 'Bearer very-secret-token' },
@@ -83,12 +87,7 @@ describe('the server process', () => {
     const client = new InferenceClient(`127.0.0.1:${grpcPort}`);
     try {
       const url = `http://127.0.0.1:${port}`;
-      let ready = false;
-      for (let attempt = 0; attempt < 600 && !ready; attempt++) {
-        ready = await fetch(`${url}/v2/health/ready`).then((r) => r.ok, () => false);
-        if (!ready) await sleep(50);
-      }
-      assert.ok(ready, `the server never became ready: ${server.output().stderr}`);
+      await untilReady(url, server);
       const response = await fetch(`${url}/v2/models/classifier/infer`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', traceparent: `00-${httpTrace}-051581bf3cb55c13-01`, authorization: 'Bearer very-secret-token' },

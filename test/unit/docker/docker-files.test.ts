@@ -2,23 +2,13 @@
 // Dockerfile, compose file and Kubernetes manifest are read as text and checked against the
 // project (package.json scripts, tsconfig outDir, health endpoints).
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT, readRepoFile } from '../../support/repo-files.js';
 
-function findRepoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('no package.json above the test file');
-    dir = parent;
-  }
-  return dir;
-}
-
-const root = findRepoRoot();
-const read = (file: string): string => readFileSync(path.join(root, file), 'utf8');
+const root = REPO_ROOT;
+const read = readRepoFile;
 
 const LIVE = '/v2/health/live';
 const READY = '/v2/health/ready';

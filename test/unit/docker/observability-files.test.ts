@@ -4,25 +4,15 @@
 // against each other; that every metric they reference is exported is checked against a running
 // server by test/e2e/metrics-references.e2e.test.ts.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { PROMQL_AGGREGATIONS, PROMQL_FUNCTIONS, histogramBase, metricNames, promqlReferences } from '../../support/promql-references.js';
 import { parseYaml } from '../../support/yaml-subset.js';
+import { REPO_ROOT, readRepoFile } from '../../support/repo-files.js';
 
-function findRepoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('no package.json above the test file');
-    dir = parent;
-  }
-  return dir;
-}
-
-const root = findRepoRoot();
-const read = (file: string): string => readFileSync(path.join(root, file), 'utf8');
+const root = REPO_ROOT;
+const read = readRepoFile;
 
 type Yaml = { [key: string]: any };
 const yaml = (file: string): Yaml => parseYaml(read(file)) as Yaml;
