@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: six targets, each a figure of the server against a baseline measured in the
+ * `npm run bench`: seven targets, each a figure of the server against a baseline measured in the
  * same run (speed is a ratio to baselines measured alongside, never a figure asserted in tests).
  *
  *   1. HTTP limit      the server on the demo classifier (batching on with its defaults) vs a bare
@@ -24,9 +24,18 @@
  *                      @grpc/grpc-js server with the same .proto and loader options answering the
  *                      server's own answer: req/s, closed loop at N calls in flight over 4
  *                      channels (connections). Target >= 0.80x.
+ *   7. observability   the cost of metrics and tracing: two server processes on the demo
+ *                      classifier, one after the other, the loop of 1 on each: without
+ *                      (ALLOW_METRICS=false, no OTEL_*) and with (metrics on, /metrics scraped once
+ *                      a second by the bench through the run, as Prometheus would; tracing on,
+ *                      every request sampled, spans batched and exported over OTLP/HTTP (JSON, as
+ *                      @opentelemetry/exporter-trace-otlp-http sends it) to
+ *                      bench/otlp-collector-stub.ts, a child process that counts what it receives):
+ *                      with / without req/s. Target >= 0.95x. A with-run whose stub received no
+ *                      span, or whose scrapes failed, is not a valid figure.
  *
  * Open loop (4, 5) is bench/paced-load.ts, not autocannon's `overallRate`, which is a closed loop
- * with a per-second quota (see there). Closed loops 1-3 are autocannon; their rates count 2xx answers.
+ * with a per-second quota (see there). Closed loops 1-3 and 7 are autocannon; their rates count 2xx answers.
  * The gRPC loop (6) is bench/grpc-load.ts, a minimal gRPC client on node:http2 (see there why not
  * grpc-js's), in a child process of its own so that its CPU is measured apart and the bench's own
  * event loop only reads CPU and /stats; its rates count OK answers (grpc-status 0).
@@ -42,8 +51,8 @@
  * Env: BENCH_DURATION_SECONDS (5), BENCH_WARMUP_SECONDS (1), BENCH_CONNECTIONS (64, and as many
  * gRPC calls in flight in 6; above the MLP's max_queue_size of 64 its closed loops also get 503s,
  * counted apart), BENCH_MLP_THREADS (2: intra-op threads of the MLP instance and of the bare
- * runtime), BENCH_ONLY (unset: every target; `grpc`: 6 alone, to iterate on it: its row is
- * printed, no results file is written).
+ * runtime), BENCH_ONLY (unset: every target; `grpc`: 6 alone, `observability`: 7 alone, to
+ * iterate on one: its row is printed, no results file is written).
  * Prints one table and writes the figures to bench/results/<YYYY-MM-DD>.json and latest.json.
  */
 import { readFileSync, rmSync } from 'node:fs';
@@ -52,6 +61,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CpuWindow, type CpuUse } from './cpu.js';
 import { answerToJson, checkedClassifierGrpcInfer, classifierGrpcRequest, MODEL_INFER, waitForGrpcReady, type GrpcLoadResult, type ModelInferResponse } from './grpc.js';
@@ -97,12 +107,12 @@ const settings = {
   only: benchOnly(),
 };
 
-/** BENCH_ONLY: unset for every target, `grpc` for 6 alone. */
-function benchOnly(): 'grpc' | undefined {
+/** BENCH_ONLY: unset for every target, `grpc` for 6 alone, `observability` for 7 alone. */
+function benchOnly(): 'grpc' | 'observability' | undefined {
   const raw = process.env.BENCH_ONLY?.trim();
   if (raw === undefined || raw === '') return undefined;
-  if (raw === 'grpc') return raw;
-  process.stderr.write(`bench: BENCH_ONLY=${JSON.stringify(raw)} must be unset or "grpc"\n`);
+  if (raw === 'grpc' || raw === 'observability') return raw;
+  process.stderr.write(`bench: BENCH_ONLY=${JSON.stringify(raw)} must be unset, "grpc" or "observability"\n`);
   process.exit(2);
 }
 
@@ -115,6 +125,7 @@ const TARGETS = {
   overloadLoad: 2,
   rejectedP99Ms: 5,
   grpcRatio: 0.8,
+  observabilityRatio: 0.95,
 };
 
 const HOST = '127.0.0.1';
@@ -134,8 +145,13 @@ const SEND_LAG_WARN_MS = 2;
  * per call; more than one, so neither side is bound to a single connection's stream handling.
  */
 const GRPC_CHANNELS = 4;
-/** Loads of D + W seconds: 4 closed-loop, 2 open-loop, the bare runtime, 2 gRPC closed-loop (only those with BENCH_ONLY=grpc). */
-const LOAD_COUNT = settings.only === 'grpc' ? 2 : 9;
+/** How often the bench scrapes the server's /metrics in 7's with-run, as a Prometheus would (its default scrape_interval is 1 min, 15 s is common: 1 s is a busy one). */
+const METRICS_SCRAPE_INTERVAL_MS = 1000;
+/**
+ * Loads of D + W seconds: 4 closed-loop, 2 open-loop, the bare runtime, 2 gRPC closed-loop (only
+ * those with BENCH_ONLY=grpc), 2 closed-loop of 7 (only those with BENCH_ONLY=observability).
+ */
+const LOAD_COUNT = settings.only !== undefined ? 2 : 11;
 /** Hard limit of the whole run: every load plus generous start-up, drain and shutdown slack. */
 const BUDGET_MS = (LOAD_COUNT * (settings.durationSeconds + settings.warmupSeconds) + 2 * REQUEST_TIMEOUT_SECONDS + 150) * 1000;
 
@@ -197,12 +213,17 @@ interface RunningServer {
   readonly base: string;
   /** host:port of its gRPC endpoint (plaintext). */
   readonly grpcAddress: string;
+  /** Its Prometheus endpoint, GET /metrics on METRICS_PORT (served unless ALLOW_METRICS=false). */
+  readonly metricsUrl: string;
   readonly child: Child;
   readonly logFile: string;
 }
 
-/** The server under test, as `node .build/src/main.js` with the default log level; stdout (its log) goes to a file. */
-async function startServer(name: string, modelRepository: string): Promise<RunningServer> {
+/**
+ * The server under test, as `node .build/src/main.js` with the default log level and `env` on top
+ * of the bench's own environment; stdout (its log) goes to a file.
+ */
+async function startServer(name: string, modelRepository: string, env: Record<string, string> = {}): Promise<RunningServer> {
   const [port, grpcPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
   const base = `http://${HOST}:${port}`;
   const logFile = path.join(tmpDir!, `${name}.log`);
@@ -217,6 +238,7 @@ async function startServer(name: string, modelRepository: string): Promise<Runni
       GRPC_PORT: String(grpcPort),
       METRICS_PORT: String(metricsPort),
       LOG_LEVEL: 'info',
+      ...env,
     },
     { stdoutFile: logFile },
   );
@@ -226,7 +248,7 @@ async function startServer(name: string, modelRepository: string): Promise<Runni
     await children.stop(child);
     throw new Error(`${(error as Error).message}\n${name} log:\n${fileTail(logFile)}`);
   }
-  return { base, grpcAddress: `${HOST}:${grpcPort}`, child, logFile };
+  return { base, grpcAddress: `${HOST}:${grpcPort}`, metricsUrl: `http://${HOST}:${metricsPort}/metrics`, child, logFile };
 }
 
 // ---- measuring -------------------------------------------------------------------------------
@@ -242,8 +264,19 @@ interface ClosedLoopRun {
   readonly window: Window;
 }
 
-/** Closed loop (autocannon, `connections` requests always outstanding), with CPU and /stats over the measured run. */
-async function closedLoop(label: string, url: string, body: string, pid: number | undefined, stats?: { base: string; model: string }): Promise<ClosedLoopRun> {
+/**
+ * Closed loop (autocannon, `connections` requests always outstanding), with CPU and /stats over the
+ * measured run; `around` is called at the measured run's start and end too (after the CPU window
+ * has started, before it stops).
+ */
+async function closedLoop(
+  label: string,
+  url: string,
+  body: string,
+  pid: number | undefined,
+  stats?: { base: string; model: string },
+  around?: { onMeasureStart(): Promise<void>; onMeasureEnd(): Promise<void> },
+): Promise<ClosedLoopRun> {
   log(`${label}: ${settings.connections} connections, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s`);
   const window: Window = {};
   let cpu: CpuWindow | undefined;
@@ -257,8 +290,10 @@ async function closedLoop(label: string, url: string, body: string, pid: number 
     onMeasureStart: async () => {
       if (stats) before = await fetchModelStats(stats.base, stats.model);
       cpu = new CpuWindow(pid);
+      await around?.onMeasureStart();
     },
     onMeasureEnd: async () => {
+      await around?.onMeasureEnd();
       window.cpu = cpu?.stop();
       if (stats && before) window.stats = statsBetween(before, await fetchModelStats(stats.base, stats.model));
     },
@@ -426,6 +461,224 @@ async function measureServerGrpc(server: RunningServer): Promise<{ run: GrpcClos
   return { run, answer };
 }
 
+/** What the collector stub had received: export requests (of each encoding), their bytes, the spans in them. */
+interface ExportCounts {
+  readonly requests: number;
+  readonly bytes: number;
+  readonly spans: number;
+  /** Export requests it could not read (answered 400). */
+  readonly malformed: number;
+  readonly json: number;
+  readonly protobuf: number;
+}
+
+interface CollectorStub {
+  /** OTEL_EXPORTER_OTLP_ENDPOINT (the exporter appends /v1/traces). */
+  readonly endpoint: string;
+  readonly child: Child;
+}
+
+/** bench/otlp-collector-stub.ts in its own process, on a free port, up. */
+async function startCollectorStub(): Promise<CollectorStub> {
+  const port = await freePort();
+  const endpoint = `http://${HOST}:${port}`;
+  const child = children.start('OTLP collector stub', path.join(here, 'otlp-collector-stub.js'), [], { PORT: String(port), HOST });
+  try {
+    await waitForReady(`${endpoint}/counts`, child, READY_TIMEOUT_MS);
+  } catch (error) {
+    await children.stop(child);
+    throw error;
+  }
+  return { endpoint, child };
+}
+
+async function fetchExportCounts(stub: CollectorStub): Promise<ExportCounts> {
+  const response = await fetch(`${stub.endpoint}/counts`, { signal: AbortSignal.timeout(10_000) });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`${stub.child.name} answered ${response.status} to GET /counts: ${text}`);
+  return JSON.parse(text) as ExportCounts;
+}
+
+/** Stops the stub (after the server, whose shutdown flushes the spans it still batched) and reads the counts it prints; undefined if it printed none. */
+async function stopCollectorStub(stub: CollectorStub): Promise<ExportCounts | undefined> {
+  await children.stop(stub.child);
+  const stdout = stub.child.process.stdout;
+  if (stdout) await Promise.race([finished(stdout).catch(() => undefined), sleep(1000)]); // 'exit' may come before the last of its stdout
+  const last = stub.child.stdout().trim().split('\n').at(-1);
+  try {
+    return last ? (JSON.parse(last) as ExportCounts) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const countsBetween = (before: ExportCounts, after: ExportCounts): ExportCounts => ({
+  requests: after.requests - before.requests,
+  bytes: after.bytes - before.bytes,
+  spans: after.spans - before.spans,
+  malformed: after.malformed - before.malformed,
+  json: after.json - before.json,
+  protobuf: after.protobuf - before.protobuf,
+});
+
+interface ScrapeFigures {
+  readonly scrapes: number;
+  readonly failed: number;
+  readonly firstError?: string;
+  /** Time to the whole answer, ms. */
+  readonly meanMs: number;
+  readonly maxMs: number;
+  readonly lastBytes: number;
+  /** inference_request_success_total of the classifier in the last scrape: the metrics counted the load. */
+  readonly classifierSuccesses: number;
+}
+
+/** Sum of the samples of `metric` labelled model="<model>" in a Prometheus text exposition. */
+function sampleSum(text: string, metric: string, model: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${metric}{`) || !line.includes(`model="${model}"`)) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) sum += value;
+  }
+  return sum;
+}
+
+/** GETs `url` every METRICS_SCRAPE_INTERVAL_MS (one at a time, as Prometheus does) from now until stop(). */
+function startScraping(url: string): { stop(): Promise<ScrapeFigures> } {
+  const timesMs: number[] = [];
+  let failed = 0;
+  let firstError: string | undefined;
+  let lastText = '';
+  let stopping = false;
+  const wake = new AbortController();
+  const loop = (async () => {
+    while (!stopping) {
+      const startedAt = performance.now();
+      try {
+        const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+        const text = await response.text();
+        if (response.status !== 200) throw new Error(`answered ${response.status}: ${text.slice(0, 200)}`);
+        timesMs.push(performance.now() - startedAt);
+        lastText = text;
+      } catch (error) {
+        failed++;
+        firstError ??= (error as Error).message;
+      }
+      const wait = startedAt + METRICS_SCRAPE_INTERVAL_MS - performance.now();
+      if (wait > 0 && !stopping) await sleep(wait, undefined, { signal: wake.signal }).catch(() => undefined);
+    }
+  })();
+  return {
+    async stop() {
+      stopping = true;
+      wake.abort();
+      await loop;
+      return {
+        scrapes: timesMs.length,
+        failed,
+        firstError,
+        meanMs: timesMs.reduce((a, b) => a + b, 0) / Math.max(1, timesMs.length),
+        maxMs: Math.max(0, ...timesMs),
+        lastBytes: Buffer.byteLength(lastText),
+        classifierSuccesses: sampleSum(lastText, 'inference_request_success_total', CLASSIFIER),
+      };
+    },
+  };
+}
+
+/** Whether anything answers HTTP at `url`. */
+async function answersHttp(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    await response.arrayBuffer();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * OTEL_* variables of the bench's environment, emptied (the server reads an empty variable as
+ * unset): 7's servers are traced exactly as the bench says, whatever the shell exported.
+ */
+function otelCleared(): Record<string, string> {
+  return Object.fromEntries(Object.keys(process.env).filter((name) => name.startsWith('OTEL_')).map((name) => [name, '']));
+}
+
+interface ObservabilityRuns {
+  readonly without: ClosedLoopRun;
+  readonly with: ClosedLoopRun;
+  /** Whether the without-server answered on its METRICS_PORT (it must not). */
+  readonly metricsServedWithout: boolean;
+  readonly scrapes: ScrapeFigures;
+  /** What the stub received over with's measured window. */
+  readonly exportedInWindow?: ExportCounts;
+  /** What it received in all, the spans flushed at the server's shutdown included (undefined: it printed no counts). */
+  readonly exportedTotal?: ExportCounts;
+  /** The stub's CPU over with's measured window, cores. */
+  readonly stubCores?: number;
+}
+
+/** 7: the demo classifier under the loop of 1, on a server without metrics and tracing, then on one with both. */
+async function measureObservability(demoRepository: string): Promise<ObservabilityRuns> {
+  const stats = (server: RunningServer): { base: string; model: string } => ({ base: server.base, model: CLASSIFIER });
+  const urlOf = (server: RunningServer): string => `${server.base}/v2/models/${CLASSIFIER}/infer`;
+
+  const off = await startServer('server-observability-off', demoRepository, { ...otelCleared(), ALLOW_METRICS: 'false' });
+  let without: ClosedLoopRun;
+  let metricsServedWithout: boolean;
+  try {
+    await checkedClassifierInfer(urlOf(off));
+    metricsServedWithout = await answersHttp(off.metricsUrl);
+    without = await closedLoop('7. server, classifier, without metrics and tracing', urlOf(off), classifierBody(), off.child.process.pid, stats(off));
+  } finally {
+    await children.stop(off.child);
+  }
+
+  const stub = await startCollectorStub();
+  let withRun: ClosedLoopRun;
+  let scrapes: ScrapeFigures;
+  let exportedInWindow: ExportCounts | undefined;
+  let exportedTotal: ExportCounts | undefined;
+  let stubCores: number | undefined;
+  try {
+    const on = await startServer('server-observability-on', demoRepository, {
+      ...otelCleared(),
+      ALLOW_METRICS: 'true',
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_ENDPOINT: stub.endpoint,
+    });
+    try {
+      await checkedClassifierInfer(urlOf(on));
+      const scraping = startScraping(on.metricsUrl);
+      let stubCpu: CpuWindow | undefined;
+      let before: ExportCounts | undefined;
+      try {
+        withRun = await closedLoop('7. server, classifier, with metrics and tracing', urlOf(on), classifierBody(), on.child.process.pid, stats(on), {
+          onMeasureStart: async () => {
+            stubCpu = new CpuWindow(stub.child.process.pid); // the stub as the "server" of a window of its own: its cores are its threads' together
+            before = await fetchExportCounts(stub);
+          },
+          onMeasureEnd: async () => {
+            const after = await fetchExportCounts(stub);
+            const cpu = stubCpu?.stop();
+            stubCores = cpu && cpu.serverMainThread + cpu.serverOtherThreads;
+            if (before) exportedInWindow = countsBetween(before, after);
+          },
+        });
+      } finally {
+        scrapes = await scraping.stop();
+      }
+    } finally {
+      await children.stop(on.child); // its shutdown exports the spans still batched, to the stub still up
+    }
+  } finally {
+    exportedTotal = await stopCollectorStub(stub);
+  }
+  return { without, with: withRun, metricsServedWithout, scrapes, exportedInWindow, exportedTotal, stubCores };
+}
+
 // ---- reporting -------------------------------------------------------------------------------
 
 const round = (value: number | undefined, digits: number): number | undefined =>
@@ -493,6 +746,18 @@ function jsonOf(value: unknown): unknown {
   );
 }
 
+/** The machine's busy cores that neither the server, the load generator nor `known` (cores of other processes of the bench) account for. */
+function otherProcessesCores(cpu: CpuUse, known = 0): number {
+  return cpu.machineBusyFraction * os.availableParallelism() - cpu.serverMainThread - cpu.serverOtherThreads - cpu.loadGenerator - known;
+}
+
+/** Every answer costs the main thread, 503s included. */
+const answered = (load: LoadResult): number => load.requests + load.non2xx;
+
+/** Main-thread CPU of the (server or bare) process per request answered, µs. */
+const mainThreadUsPerRequest = (run: { cpu?: CpuUse }, requests: number): number | undefined =>
+  run.cpu && requests > 0 ? (run.cpu.serverMainThreadMs / requests) * 1000 : undefined;
+
 /** Main-thread CPU of the (server or bare) process per call answered, µs. */
 function mainThreadUsPerCall(run: GrpcClosedLoopRun): number | undefined {
   const calls = run.load.requests + run.load.errors;
@@ -524,13 +789,12 @@ function grpcTarget(server: GrpcClosedLoopRun, bare: GrpcClosedLoopRun): { row: 
     if (load.warmupErrors > 0) notes.push(`${name}: ${int(load.warmupErrors)} calls of the warm-up did not end OK`);
   }
   // The load generator is a process of its own here, so the machine's busy time that neither it nor the server accounts for is other processes'.
-  const othersCores = (cpu: CpuUse): number => cpu.machineBusyFraction * os.availableParallelism() - cpu.serverMainThread - cpu.serverOtherThreads - cpu.loadGenerator;
   for (const [name, run] of [['6. server gRPC', server], ['6. bare grpc-js', bare]] as const) {
-    const others = run.window.cpu && othersCores(run.window.cpu);
+    const others = run.window.cpu && otherProcessesCores(run.window.cpu);
     if (others !== undefined && others >= 0.2) notes.push(`${name}: processes other than the server and the load generator took ${others.toFixed(2)} cores of the window: its figure is disturbed`);
   }
   const bareCpu = bare.window.cpu;
-  if (bareCpu && mainThreadDemand(bareCpu) < 0.9 && othersCores(bareCpu) < 0.2) {
+  if (bareCpu && mainThreadDemand(bareCpu) < 0.9 && otherProcessesCores(bareCpu) < 0.2) {
     notes.push(
       `6. bare grpc-js was not main-thread bound (${mainThreadText(bareCpu)}; load generator ${bareCpu.loadGenerator.toFixed(2)} cores, machine ` +
         `${pct(bareCpu.machineBusyFraction)} busy): it could answer more than it was asked, which flatters the ratio`,
@@ -560,12 +824,110 @@ function grpcScenariosJson(server: GrpcClosedLoopRun, bare: GrpcClosedLoopRun): 
   };
 }
 
+/** 7. observability cost: its row, and the problems (failed requests, a run not really observed) and notes of its two loads. */
+function observabilityTarget(runs: ObservabilityRuns): { row: TargetRow; problems: string[]; notes: string[] } {
+  const { without, with: on, scrapes, exportedInWindow: window, exportedTotal: total, stubCores } = runs;
+  const ratio = on.load.requestsPerSecond / without.load.requestsPerSecond;
+  const cpu = on.window.cpu;
+  const withUs = mainThreadUsPerRequest(on.window, answered(on.load));
+  const withoutUs = mainThreadUsPerRequest(without.window, answered(without.load));
+  const stubText = stubCores !== undefined ? `, the collector stub ${stubCores.toFixed(2)} cores` : '';
+  let why: string | undefined;
+  if (ratio < TARGETS.observabilityRatio && cpu && withUs !== undefined && withoutUs !== undefined) {
+    const perRequest = `${withUs.toFixed(0)} µs of main-thread CPU per request with vs ${withoutUs.toFixed(0)} µs without (+${(withUs - withoutUs).toFixed(0)} µs: counting, spans, their export, the scrapes)`;
+    const exportText =
+      window && answered(on.load) > 0
+        ? `; it made and exported ${(window.spans / answered(on.load)).toFixed(1)} spans, ${(window.bytes / answered(on.load) / 1024).toFixed(1)} KiB of OTLP per request, serialized on the main thread`
+        : '';
+    if (mainThreadDemand(cpu) >= 0.9) why = `main-thread bound: the with-server's ${mainThreadText(cpu)}, ${perRequest}${exportText}`;
+    else if (cpu.machineBusyFraction >= 0.95) why = `no CPU left: ${cpuText(cpu)}${stubText}; ${perRequest}`;
+    else {
+      why =
+        `neither the main thread (${mainThreadText(cpu)}) nor the machine (${pct(cpu.machineBusyFraction)} busy) was saturated: requests waited on the model instance` +
+        (on.window.figures ? ` (runs of ${on.window.figures.meanBatchSize.toFixed(1)} rows)` : '');
+    }
+  }
+
+  const problems: string[] = [];
+  const notes: string[] = [];
+  for (const [name, load] of [['7. without', without.load], ['7. with', on.load]] as const) {
+    // 503s are the queue policy at work: counted, not failures.
+    if (load.non2xx - load.rejected + load.errors + load.timeouts > 0 || load.requests === 0) {
+      problems.push(`${name}: ${load.requests} answered 2xx, ${load.non2xx - load.rejected} non-2xx other than 503, ${load.errors} errors, ${load.timeouts} timeouts`);
+    }
+    if (load.rejected > 0) notes.push(`${name}: ${int(load.rejected)} requests rejected (503, queue full); the rates count 2xx answers only`);
+  }
+  if (runs.metricsServedWithout) problems.push('7. without: the server answered on its METRICS_PORT although ALLOW_METRICS=false');
+  // A with-run that exported nothing, or was not scraped, is not "with tracing and metrics".
+  if (!total) problems.push('7. with: the collector stub printed no counts');
+  else if (total.spans === 0) problems.push(`7. with: the collector stub received no span (${int(total.requests)} export requests): the run was not traced`);
+  if (window && window.spans === 0) problems.push('7. with: no span was exported during the measured window: its figure does not include the export');
+  if (total && total.malformed > 0) problems.push(`7. with: the collector stub could not read ${int(total.malformed)} of ${int(total.requests)} export requests`);
+  if (scrapes.scrapes === 0 || scrapes.failed > 0) problems.push(`7. with: ${scrapes.failed} of ${scrapes.scrapes + scrapes.failed} scrapes of /metrics failed${scrapes.firstError ? ` (${scrapes.firstError})` : ''}`);
+  else if (scrapes.classifierSuccesses === 0) problems.push('7. with: the last scrape of /metrics counted no classifier request: the metrics counted nothing');
+
+  if (window) {
+    const perRequest = on.load.requests > 0 ? window.spans / answered(on.load) : Number.NaN;
+    notes.push(
+      `7. with: the collector stub received ${int(window.requests)} export requests, ${int(window.bytes / 1024)} KiB, ${int(window.spans)} spans ` +
+        `(${perRequest.toFixed(2)} per request answered) in the measured window${stubText}` +
+        (total ? `; ${int(total.requests)} requests, ${int(total.bytes / 1024)} KiB, ${int(total.spans)} spans in all` : '') +
+        (total && total.json + total.protobuf > 0 ? ` (${total.json > 0 && total.protobuf > 0 ? 'JSON and protobuf' : total.json > 0 ? 'OTLP/HTTP JSON' : 'OTLP/HTTP protobuf'})` : ''),
+    );
+  }
+  const disturbance: [string, CpuUse | undefined, number][] = [
+    ['7. without', without.window.cpu, 0],
+    ['7. with', on.window.cpu, stubCores ?? 0],
+  ];
+  for (const [name, cpuUse, known] of disturbance) {
+    const others = cpuUse && otherProcessesCores(cpuUse, known);
+    if (others !== undefined && others >= 0.2) notes.push(`${name}: processes other than the server, the load generator and the collector stub took ${others.toFixed(2)} cores of the window: its figure is disturbed`);
+  }
+  notes.push(
+    `7. with: ${int(scrapes.scrapes)} scrapes of /metrics, ${ms(scrapes.meanMs)} mean, ${ms(scrapes.maxMs)} max, ${int(scrapes.lastBytes / 1024)} KiB the last; ` +
+      `it counted ${int(scrapes.classifierSuccesses)} classifier requests`,
+  );
+  const row: TargetRow = {
+    id: 7,
+    target: 'observability cost, req/s (classifier)',
+    measured: `with metrics + tracing ${int(on.load.requestsPerSecond)} req/s`,
+    baseline: `without ${int(without.load.requestsPerSecond)} req/s`,
+    value: x(ratio),
+    required: `>= ${x(TARGETS.observabilityRatio)}`,
+    met: ratio >= TARGETS.observabilityRatio,
+    why,
+  };
+  return { row, problems, notes };
+}
+
+const observabilityLoadText = (): string =>
+  `7 on two servers one after the other, without (ALLOW_METRICS=false, no OTEL_*) then with (/metrics scraped every ${METRICS_SCRAPE_INTERVAL_MS / 1000} s, ` +
+  `every request traced, spans exported over OTLP/HTTP to a collector stub in its own process)`;
+
+function observabilityScenariosJson(runs: ObservabilityRuns): object {
+  const { without, with: on } = runs;
+  return {
+    observabilityWithout: { ...without.load, cpu: without.window.cpu, stats: without.window.stats, runs: without.window.figures && figuresJson(without.window.figures) },
+    observabilityWith: {
+      ...on.load,
+      cpu: on.window.cpu,
+      stats: on.window.stats,
+      runs: on.window.figures && figuresJson(on.window.figures),
+      exportedInWindow: runs.exportedInWindow,
+      exportedTotal: runs.exportedTotal,
+      collectorStubCores: runs.stubCores,
+      scrapes: runs.scrapes,
+    },
+  };
+}
+
 interface Machine {
   readonly cpus: number;
   readonly cpuModel: string;
   readonly platform: string;
   readonly node: string;
   readonly grpcJs: string;
+  readonly autocannon: string;
 }
 
 /** BENCH_ONLY=grpc: 6 alone, on a server with the demo models; prints its row, writes no results file. */
@@ -599,6 +961,34 @@ async function grpcOnly(machine: Machine, demoRepository: string): Promise<numbe
   return 0;
 }
 
+/** BENCH_ONLY=observability: 7 alone, on servers with the demo models; prints its row, writes no results file. */
+async function observabilityOnly(machine: Machine, demoRepository: string): Promise<number> {
+  const runs = await measureObservability(demoRepository);
+  const { row, problems, notes } = observabilityTarget(runs);
+
+  console.log('');
+  console.log(`machine: ${machine.cpus} cpus (${machine.cpuModel}), ${machine.platform}, node ${machine.node}, autocannon ${machine.autocannon}`);
+  console.log(
+    `load: closed loop (autocannon) at ${settings.connections} connections on the classifier, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s, ` +
+      `${observabilityLoadText()}; server LOG_LEVEL=info; BENCH_ONLY=observability`,
+  );
+  console.log('');
+  printTable([row]);
+  console.log('');
+  if (!row.met && row.why) console.log(`${row.id} not met: ${row.why}`);
+  for (const [name, run] of [['without', runs.without], ['with', runs.with]] as const) {
+    if (run.window.cpu) console.log(`${name}: ${cpuText(run.window.cpu)}, p50 ${ms(run.load.p50Ms)}, p99 ${ms(run.load.p99Ms)}`);
+  }
+  for (const note of notes) console.log(`note: ${note}`);
+  console.log(`results: ${JSON.stringify(jsonOf({ observabilityRatio: runs.with.load.requestsPerSecond / runs.without.load.requestsPerSecond, ...observabilityScenariosJson(runs) }))}`);
+  console.log('');
+  if (problems.length > 0) {
+    process.stderr.write(`bench: some requests failed or the run was not observed, the figures are not valid:\n  ${problems.join('\n  ')}\n`);
+    return 1;
+  }
+  return 0;
+}
+
 // ---- run -------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
@@ -624,6 +1014,7 @@ async function main(): Promise<number> {
   const mlpRepository = path.join(tmpDir, 'mlp-models');
   await buildDemoModels(demoRepository);
   if (settings.only === 'grpc') return await grpcOnly(machine, demoRepository);
+  if (settings.only === 'observability') return await observabilityOnly(machine, demoRepository);
   const mlpFile = await writeMlpRepository(mlpRepository, settings.mlpThreads);
 
   // 1. HTTP limit: the server on the classifier, then bare Fastify answering the server's answer.
@@ -643,6 +1034,9 @@ async function main(): Promise<number> {
   }
   const fastify1 = await measureBareFastify(answer);
   const bare6 = await measureBareGrpc(grpcAnswer);
+
+  // 7. Observability cost: the loop of 1 on a server without metrics and tracing, then on one with both.
+  const observability = await measureObservability(demoRepository);
 
   // 2. Compute limit baseline: the bare runtime, 32 rows per run, the instance's threads.
   const bare = await measureBareRuntime(mlpFile, MLP_MAX_BATCH_SIZE, settings.mlpThreads);
@@ -669,10 +1063,6 @@ async function main(): Promise<number> {
 
   // ---- targets ----
   const rows: TargetRow[] = [];
-  /** Every answer costs the main thread, 503s included. */
-  const answered = (load: LoadResult): number => load.requests + load.non2xx;
-  const mainThreadUsPerRequest = (run: { cpu?: CpuUse }, requests: number): number | undefined =>
-    run.cpu && requests > 0 ? (run.cpu.serverMainThreadMs / requests) * 1000 : undefined;
   const machineBusy = (cpu: CpuUse | undefined): string => (cpu ? `, machine ${pct(cpu.machineBusyFraction)} busy` : '');
 
   // 1. HTTP limit
@@ -862,6 +1252,10 @@ async function main(): Promise<number> {
   const grpc6 = grpcTarget(server6, bare6);
   rows.push(grpc6.row);
 
+  // 7. Observability cost
+  const observability7 = observabilityTarget(observability);
+  rows.push(observability7.row);
+
   // ---- problems: requests that failed where none may (a missed target is not one) ----
   const problems: string[] = [];
   const notes: string[] = [];
@@ -882,8 +1276,8 @@ async function main(): Promise<number> {
   if (l4.errors + l4.timeouts + l4.otherNon2xx > 0 || l4.accepted.count === 0) {
     problems.push(`4. latency: ${l4.accepted.count} answered 200, ${l4.otherNon2xx} other non-2xx (not 503), ${l4.errors} errors, ${l4.timeouts} timeouts`);
   }
-  problems.push(...grpc6.problems);
-  notes.push(...grpc6.notes);
+  problems.push(...grpc6.problems, ...observability7.problems);
+  notes.push(...grpc6.notes, ...observability7.notes);
 
   // ---- print ----
   console.log('');
@@ -893,9 +1287,9 @@ async function main(): Promise<number> {
   );
   console.log(
     `load: in the bench process on 127.0.0.1, one scenario at a time, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s each; ` +
-      `closed loop (autocannon) at ${settings.connections} connections for 1-3, ` +
+      `closed loop (autocannon) at ${settings.connections} connections for 1-3 and 7, ` +
       `open loop (fixed rate, latency from each request's due time, ${PACED_MAX_CONNECTIONS} connections) for 4-5; ` +
-      `${grpcLoadText()}; server LOG_LEVEL=info`,
+      `${grpcLoadText()}; ${observabilityLoadText()}; server LOG_LEVEL=info`,
   );
   console.log(
     `models: classifier (demo, no config: max_batch_size 8, no queue delay); MLP 512-2048-2048-10 FP32, batch-1 requests, ` +
@@ -924,6 +1318,7 @@ async function main(): Promise<number> {
       classifierAnswerBytes: answer.length,
       classifierGrpcAnswerBytes: MODEL_INFER.responseSerialize(grpcAnswer).length,
       grpcChannels: GRPC_CHANNELS,
+      metricsScrapeIntervalMs: METRICS_SCRAPE_INTERVAL_MS,
       mlpConfig: { batching: mlpConfig(MLP_MAX_BATCH_SIZE, settings.mlpThreads), noBatching: mlpConfig(1, settings.mlpThreads) },
     },
     targets: rows.map(({ id, target, measured, baseline, value, required, met, why }) => ({ id, target, measured, baseline, value, required, met, why })),
@@ -939,6 +1334,7 @@ async function main(): Promise<number> {
       overloadRejectedP99Ms: overload.load.rejected.p99Ms,
       overloadAcceptedP99Ms: overload.load.accepted.p99Ms,
       grpcRatio: server6.load.requestsPerSecond / bare6.load.requestsPerSecond,
+      observabilityRatio: observability.with.load.requestsPerSecond / observability.without.load.requestsPerSecond,
     },
     scenarios: {
       server: { ...server1.load, cpu: server1.window.cpu, stats: server1.window.stats, runs: server1.window.figures && figuresJson(server1.window.figures) },
@@ -949,6 +1345,7 @@ async function main(): Promise<number> {
       latency: { ...latency.load, cpu: latency.window.cpu, stats: latency.window.stats },
       overload: { ...overload.load, cpu: overload.window.cpu, stats: overload.window.stats },
       ...grpcScenariosJson(server6, bare6),
+      ...observabilityScenariosJson(observability),
     },
     notes,
     problems,
