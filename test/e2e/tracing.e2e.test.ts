@@ -128,4 +128,23 @@ describe('tracing', () => {
     assert.equal(span.parentSpanContext, undefined);
     assert.equal(span.attributes['http.response.status_code'], 400);
   });
+
+  it('records nothing for a request whose caller did not sample it (traceparent flags 00): no request, queue, response, batch or compute span', async () => {
+    exporter.reset();
+    const response = await fetch(`${server.url}/v2/models/classifier/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent: '00-7a3c1d9e8f6b5a4c3d2e1f0a9b8c7d6e-1a2b3c4d5e6f7a8b-00' },
+      body,
+    });
+    assert.equal(response.status, 200);
+    await response.text();
+    // A sampled request after it: once its spans are in, the unsampled one would have been too.
+    await fetch(`${server.url}/v2/models/classifier/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then((r) => r.text());
+    const spans = await spansUntil(exporter, (all) => all.some((s) => s.name === 'compute'));
+    assert.equal(spans.filter((s) => s.name === 'POST /v2/models/:model/infer').length, 1, 'only the sampled request');
+    assert.ok(spans.every((s) => s.spanContext().traceId !== '7a3c1d9e8f6b5a4c3d2e1f0a9b8c7d6e'));
+    assert.equal(spans.filter((s) => s.name === 'queue').length, 1);
+    assert.equal(spans.filter((s) => s.name === 'response').length, 1);
+    for (const batch of spans.filter((s) => s.name === 'batch')) assert.ok(batch.links.length >= 1, 'a batch span links to a sampled request');
+  });
 });

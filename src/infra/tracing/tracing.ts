@@ -87,12 +87,13 @@ export class Tracing {
     this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, startTime: startMs, attributes, links }, parent).end(endMs);
   }
 
-  /** Runs `fn` in a child span of the active one (ended when `fn` returns or throws). */
+  /** Runs `fn` in a child span of the active one when that one records (ended when `fn` returns or throws). */
   span<T>(name: string, attributes: Attributes, fn: () => T): T {
-    if (!this.enabled) return fn();
-    const span = this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes });
+    const parent = this.recordingContext();
+    if (!parent) return fn();
+    const span = this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes }, parent);
     try {
-      return context.with(trace.setSpan(context.active(), span), fn);
+      return context.with(trace.setSpan(parent, span), fn);
     } finally {
       span.end();
     }
@@ -109,12 +110,17 @@ export class Tracing {
       const spanContext = member === undefined ? undefined : trace.getSpanContext(member as Context);
       if (spanContext) links.push({ context: spanContext });
     }
+    // A batch none of whose requests is traced (all unsampled) makes no span either.
+    if (links.length === 0) return undefined;
     const span = this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes, links, root: true });
     return { span, traceparent: this.traceparentOf(trace.setSpan(ROOT_CONTEXT, span))! };
   }
 
-  active(): Context {
-    return context.active();
+  /** The active context when its span records (a sampled request), else undefined: unsampled requests make no child spans. */
+  recordingContext(): Context | undefined {
+    if (!this.enabled) return undefined;
+    const active = context.active();
+    return trace.getSpan(active)?.isRecording() ? active : undefined;
   }
 
   /** Runs `fn` with `span` as the active span, so that spans and log lines made inside belong to it. */

@@ -97,7 +97,7 @@ export class RunInferenceHandler {
     // Copied now: the runtime takes the request's own buffers.
     const mirrored = route?.shadow !== undefined ? copyOf(request.inputs) : undefined;
     const started = performance.now();
-    const traced = this.tracing.enabled ? this.tracing.active() : undefined;
+    const traced = this.tracing.recordingContext();
     let result;
     try {
       result = await this.schedulers.for(served).enqueue({

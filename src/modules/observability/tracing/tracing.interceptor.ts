@@ -31,6 +31,8 @@ export class TracingInterceptor implements NestInterceptor {
     const call = context.getType() === 'rpc' ? this.rpc(context) : this.http(context);
     if (!call) return next.handle();
     const span = this.tracing.tracer.startSpan(call.name, { kind: SpanKind.SERVER, attributes: call.attributes }, call.parent);
+    // Not sampled: nothing to record, so no context to carry either.
+    if (!span.isRecording()) return next.handle();
     return new Observable((subscriber) => {
       const subscription = this.tracing.within(call.parent, span, () =>
         next.handle().subscribe({
