@@ -31,6 +31,8 @@ export interface InstanceStatus {
   readonly executionProvider: string;
   /** Instances that died while serving (crashed or exited), since the version loaded. */
   readonly lostInstances: number;
+  /** Lost instances replaced by a new one (the model reloaded in it), since the version loaded. */
+  readonly restartedInstances: number;
 }
 
 /**

@@ -105,6 +105,7 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
       queued: pool.queued,
       executionProvider: pool.executionProvider,
       lostInstances: pool.lostWorkers,
+      restartedInstances: pool.restartedWorkers,
     }));
   }
 }

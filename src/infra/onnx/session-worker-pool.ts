@@ -57,10 +57,13 @@ export class SessionWorkerPool {
   private readonly waiting: Task[] = [];
   private nextId = 1;
   private releasing = false;
+  /** Replacements of dead workers being started now. */
+  private replacing = 0;
 
   private constructor(
     private readonly workers: SessionWorker[],
     readonly executionProvider: string,
+    private readonly settings: SessionSettings,
   ) {
     for (const worker of workers) this.watch(worker);
   }
@@ -74,12 +77,14 @@ export class SessionWorkerPool {
       throw (failure as PromiseRejectedResult).reason as Error;
     }
     const loaded = (answers[0] as PromiseFulfilledResult<Extract<FromWorker, { type: 'loaded' }>>).value;
-    const pool = new SessionWorkerPool(threads.map((thread) => new SessionWorker(thread)), loaded.executionProvider);
+    const pool = new SessionWorkerPool(threads.map((thread) => new SessionWorker(thread)), loaded.executionProvider, settings);
     return { pool, signature: loaded.signature, executionProvider: loaded.executionProvider, fallback: loaded.fallback };
   }
 
   /** Workers that died while the pool was serving (crashed or exited), since it started. */
   lostWorkers = 0;
+  /** Dead workers replaced by a new one with its own session, since the pool started. */
+  restartedWorkers = 0;
 
   get instances(): number {
     return this.workers.filter((w) => !w.dead).length;
@@ -98,7 +103,7 @@ export class SessionWorkerPool {
         reject(new PoolReleasedError('the model version was unloaded'));
         return;
       }
-      if (this.instances === 0) {
+      if (this.instances === 0 && this.replacing === 0) {
         reject(new Error('the model instance is not running'));
         return;
       }
@@ -121,6 +126,40 @@ export class SessionWorkerPool {
       }
     }
     await Promise.all(this.workers.filter((w) => !w.dead).map((worker) => this.releaseWorker(worker)));
+  }
+
+  /**
+   * Starts a worker with a session of its own in place of a dead one. Calls wait for it meanwhile
+   * when no other worker is left (bounded by their deadlines in the scheduler); if it cannot load,
+   * the pool serves on with fewer instances, or fails what waits when none is left.
+   */
+  private async replace(dead: SessionWorker): Promise<void> {
+    this.replacing++;
+    let replacement: SessionWorker | undefined;
+    try {
+      const thread = new Worker(WORKER_URL, { workerData: this.settings });
+      await firstAnswer(thread).catch(async (error: Error) => {
+        await thread.terminate();
+        throw error;
+      });
+      replacement = new SessionWorker(thread);
+    } catch {
+      replacement = undefined;
+    } finally {
+      this.replacing--;
+    }
+    if (replacement && this.releasing) {
+      await replacement.thread.terminate();
+      return;
+    }
+    if (replacement) {
+      this.workers[this.workers.indexOf(dead)] = replacement;
+      this.restartedWorkers++;
+      this.watch(replacement);
+      this.dispatch();
+    } else if (this.instances === 0 && this.replacing === 0) {
+      for (const task of this.waiting.splice(0)) task.reject(new Error('no worker is left to run this model: its replacement failed to load'));
+    }
   }
 
   private async releaseWorker(worker: SessionWorker): Promise<void> {
@@ -168,11 +207,10 @@ export class SessionWorkerPool {
       worker.dead = true;
       if (this.releasing) return;
       this.lostWorkers++;
+      // Its calls fail now, with what happened (never a wait until their deadline); the others go on.
       for (const task of worker.running.values()) task.reject(new Error(`the worker running this model ${why}`));
       worker.running.clear();
-      if (this.instances === 0) {
-        for (const task of this.waiting.splice(0)) task.reject(new Error('no worker is left to run this model'));
-      }
+      void this.replace(worker);
     };
     worker.thread.on('error', (error) => lost(`crashed: ${error.message}`));
     worker.thread.on('exit', (code) => lost(`exited with code ${code}`));

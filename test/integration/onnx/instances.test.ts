@@ -52,7 +52,7 @@ describe('OnnxRuntimeEngine instances', { timeout: 60_000 }, () => {
     after(() => engine.onApplicationShutdown());
 
     it('status shows 2 idle instances', () => {
-      assert.deepEqual(statusOf(engine, 'heavy'), { key: 'heavy', instances: 2, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0 });
+      assert.deepEqual(statusOf(engine, 'heavy'), { key: 'heavy', instances: 2, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
     });
 
     it('two concurrent runs both run at once (busy 2, nothing queued) and each gets its own answer', async () => {
@@ -65,7 +65,7 @@ describe('OnnxRuntimeEngine instances', { timeout: 60_000 }, () => {
       const [{ outputs: [a] }, { outputs: [b] }] = await Promise.all([first, second]);
       assertClose(a!.data as Float32Array, expected[0]!);
       assertClose(b!.data as Float32Array, expected[1]!);
-      assert.deepEqual(statusOf(engine, 'heavy'), { key: 'heavy', instances: 2, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0 });
+      assert.deepEqual(statusOf(engine, 'heavy'), { key: 'heavy', instances: 2, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
     });
 
     it('a third concurrent run waits for one of the two instances and completes', async () => {
@@ -85,7 +85,7 @@ describe('OnnxRuntimeEngine instances', { timeout: 60_000 }, () => {
     after(() => engine.onApplicationShutdown());
 
     it('status shows 1 instance', () => {
-      assert.deepEqual(statusOf(engine, 'heavy'), { key: 'heavy', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0 });
+      assert.deepEqual(statusOf(engine, 'heavy'), { key: 'heavy', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
     });
 
     it('a second concurrent run is queued while the first runs, then runs, and both answers are right', async () => {
@@ -98,7 +98,7 @@ describe('OnnxRuntimeEngine instances', { timeout: 60_000 }, () => {
       const [{ outputs: [a] }, { outputs: [b] }] = await Promise.all([first, second]);
       assertClose(a!.data as Float32Array, expected[0]!);
       assertClose(b!.data as Float32Array, expected[1]!);
-      assert.deepEqual(statusOf(engine, 'heavy'), { key: 'heavy', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0 });
+      assert.deepEqual(statusOf(engine, 'heavy'), { key: 'heavy', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
     });
 
     it('queued runs are served in arrival order', async () => {

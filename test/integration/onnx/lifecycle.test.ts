@@ -123,7 +123,7 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
         await unloading;
         assert.equal(liveWorkerPorts(), workersBefore);
         // What status said just before unload: one call running, one waiting for the instance.
-        assert.deepEqual(statusBeforeUnload, { key: 'heavy', instances: 1, busy: 1, queued: 1, executionProvider: 'cpu', lostInstances: 0 });
+        assert.deepEqual(statusBeforeUnload, { key: 'heavy', instances: 1, busy: 1, queued: 1, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
       } finally {
         await engine.unload('heavy');
       }

@@ -39,7 +39,7 @@ describe('OnnxRuntimeEngine.load', { timeout: 60_000 }, () => {
         },
         executionProvider: 'cpu',
       });
-      assert.deepEqual(statusOf(engine, 'classifier:1'), { key: 'classifier:1', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0 });
+      assert.deepEqual(statusOf(engine, 'classifier:1'), { key: 'classifier:1', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
     });
 
     it('multi_io: BOOL and BYTES inputs and outputs, in the file order', async () => {

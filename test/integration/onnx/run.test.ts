@@ -191,7 +191,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
     async function assertStillServes(): Promise<void> {
       const [y] = (await engine.run('static', valid(), ['y'])).outputs;
       assert.deepEqual(y, { name: 'y', datatype: 'FP32', shape: [2, 3], data: Float32Array.of(1, 2, 3, -2, 5.5, 6) });
-      assert.deepEqual(statusOf(engine, 'static'), { key: 'static', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0 });
+      assert.deepEqual(statusOf(engine, 'static'), { key: 'static', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
     }
 
     const badFeeds: [string, () => Tensor[], string[], RegExp][] = [

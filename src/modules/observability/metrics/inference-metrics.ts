@@ -37,7 +37,8 @@ export const INFERENCE_METRIC_PROVIDERS = [
   makeGaugeProvider({ name: 'inference_pending_requests', help: "Requests waiting in a version's queue (Triton: nv_inference_pending_request_count).", labelNames: MODEL_LABELS }),
   makeGaugeProvider({ name: 'model_version_state', help: 'One series per version and state: 1 for the state the version is in, 0 for the others.', labelNames: [...MODEL_LABELS, 'state'] }),
   makeGaugeProvider({ name: 'inference_workers', help: "A loaded version's worker threads (instances), busy or idle.", labelNames: [...MODEL_LABELS, 'state'] }),
-  makeCounterProvider({ name: 'inference_worker_exits_total', help: 'Worker threads of a version that crashed or exited while serving (not restarted yet: the pool serves on with the others).', labelNames: MODEL_LABELS }),
+  makeCounterProvider({ name: 'inference_worker_exits_total', help: 'Worker threads of a version that crashed or exited while serving.', labelNames: MODEL_LABELS }),
+  makeCounterProvider({ name: 'inference_worker_restarts_total', help: 'Dead worker threads replaced by a new one with the model reloaded.', labelNames: MODEL_LABELS }),
 ];
 
 /**
@@ -47,7 +48,8 @@ export const INFERENCE_METRIC_PROVIDERS = [
 @Injectable()
 export class InferenceMetrics {
   private readonly enabled: boolean;
-  private readonly exitsCounted = new Map<string, number>();
+  /** What the pools' own counts were at the last scrape, by counter and pool. */
+  private readonly followed = new Map<string, number>();
 
   constructor(
     config: AppConfig,
@@ -65,6 +67,7 @@ export class InferenceMetrics {
     @InjectMetric('model_version_state') private readonly versionState: Gauge,
     @InjectMetric('inference_workers') private readonly workers: Gauge,
     @InjectMetric('inference_worker_exits_total') private readonly workerExits: Counter,
+    @InjectMetric('inference_worker_restarts_total') private readonly workerRestarts: Counter,
   ) {
     this.enabled = config.ALLOW_METRICS;
   }
@@ -114,14 +117,18 @@ export class InferenceMetrics {
         if (pool) {
           this.workers.set({ ...labels, state: 'busy' }, pool.busy);
           this.workers.set({ ...labels, state: 'idle' }, Math.max(0, pool.instances - pool.busy));
-          // The pool counts its losses; the counter follows it by the difference since the last scrape.
-          const counted = this.exitsCounted.get(pool.key) ?? 0;
-          if (pool.lostInstances > counted) this.workerExits.inc(labels, pool.lostInstances - counted);
-          this.exitsCounted.set(pool.key, pool.lostInstances);
-          if (counted === 0 && pool.lostInstances === 0) this.workerExits.inc(labels, 0);
+          // The pool counts its losses and restarts; the counters follow by the difference since the last scrape.
+          this.follow(this.workerExits, `exits ${pool.key}`, labels, pool.lostInstances);
+          this.follow(this.workerRestarts, `restarts ${pool.key}`, labels, pool.restartedInstances);
         }
       }
     }
+  }
+
+  private follow(counter: Counter, key: string, labels: { model: string; version: string }, total: number): void {
+    const counted = this.followed.get(key) ?? 0;
+    counter.inc(labels, Math.max(0, total - counted));
+    this.followed.set(key, Math.max(total, counted));
   }
 
   private labelsOf(model: string, version: number | undefined): { model: string; version: string } {
