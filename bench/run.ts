@@ -237,6 +237,7 @@ async function startServer(name: string, modelRepository: string, env: Record<st
       HTTP_PORT: String(port),
       GRPC_PORT: String(grpcPort),
       METRICS_PORT: String(metricsPort),
+      SHUTDOWN_DRAIN_DELAY_MS: '0',
       LOG_LEVEL: 'info',
       ...env,
     },

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
@@ -9,6 +10,7 @@ import { grpcServerOptions } from './infra/grpc/grpc-options.js';
 import { ErrorResponseFilter } from './infra/transport/error-response.filter.js';
 import { HttpMetrics } from './modules/observability/metrics/http-metrics.js';
 import { MetricsServer } from './modules/observability/metrics/metrics-server.js';
+import { ServerReadiness } from './modules/health/server-readiness.js';
 import { LoadModelRepositoryHandler } from './modules/registry/load-model-repository/load-model-repository.handler.js';
 
 const routeOf = Symbol('route');
@@ -23,6 +25,12 @@ export interface RunningServer {
   readonly metricsUrl?: string;
   /** Settles when the model repository has been loaded (each model READY or UNAVAILABLE). */
   readonly modelsLoaded: Promise<void>;
+  /**
+   * The graceful shutdown (what SIGTERM starts): not ready at once, serving on for
+   * SHUTDOWN_DRAIN_DELAY_MS (load balancers remove the endpoint meanwhile), then every queued and
+   * running request answered, the servers closed (idle keep-alive connections too), sessions released.
+   */
+  shutdown(): Promise<void>;
 }
 
 /**
@@ -51,7 +59,6 @@ export async function startServer(config: AppConfig, overrides: AppOverrides = {
   app.useGlobalFilters(new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES }));
   // The gRPC server shares the modules, the global error filter and the guards of the HTTP app.
   app.connectMicroservice(grpcServerOptions(config), { inheritAppConfig: true });
-  app.enableShutdownHooks();
   await app.startAllMicroservices();
   await app.listen({ port: config.HTTP_PORT, host: config.HOST });
   const address = app.getHttpServer().address();
@@ -62,5 +69,11 @@ export async function startServer(config: AppConfig, overrides: AppOverrides = {
   const metricsUrl = config.ALLOW_METRICS ? `http://${host.includes(':') ? `[${host}]` : host}:${app.get(MetricsServer).port}/metrics` : undefined;
   app.get(Logger).log(`serving HTTP on ${httpUrl}, gRPC on ${grpcAddress}, metrics ${metricsUrl ? `on ${metricsUrl}` : 'off (ALLOW_METRICS=false)'}`, 'Server');
   const modelsLoaded = app.get(LoadModelRepositoryHandler).execute();
-  return { app, httpUrl, grpcAddress, metricsUrl, modelsLoaded };
+  const shutdown = async () => {
+    app.get(ServerReadiness).beginShutdown();
+    app.get(Logger).log(`shutting down: not ready; serving on for ${config.SHUTDOWN_DRAIN_DELAY_MS} ms, then draining`, 'Server');
+    await sleep(config.SHUTDOWN_DRAIN_DELAY_MS);
+    await app.close();
+  };
+  return { app, httpUrl, grpcAddress, metricsUrl, modelsLoaded, shutdown };
 }

@@ -2,9 +2,32 @@ import { InvalidConfigurationError, loadAppConfig } from './infra/config/app-con
 import { startServer } from './app.js';
 
 try {
-  const server = await startServer(loadAppConfig());
+  const config = loadAppConfig();
+  const server = await startServer(config);
   // A repository that cannot be read at all leaves the server live and not ready, saying why in the log.
   server.modelsLoaded.catch((error: Error) => process.stderr.write(`the model repository could not be loaded: ${error.message}\n`));
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      process.stderr.write(`${signal} again: exiting now\n`);
+      process.exit(130);
+    }
+    stopping = true;
+    const grace = setTimeout(() => {
+      process.stderr.write(`the shutdown took longer than SHUTDOWN_GRACE_MS (${config.SHUTDOWN_GRACE_MS} ms): exiting now\n`);
+      process.exit(1);
+    }, config.SHUTDOWN_GRACE_MS);
+    grace.unref();
+    server.shutdown().then(
+      () => process.exit(0),
+      (error: Error) => {
+        process.stderr.write(`the shutdown failed: ${error.message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
 } catch (error) {
   if (error instanceof InvalidConfigurationError) {
     process.stderr.write(`${error.message}\n`);

@@ -24,6 +24,10 @@ const environmentSchema = z.object({
   STATE_DIR: z.string().min(1).default('./state'),
   /** Bearer token of the admin API; unset: one is generated at start into STATE_DIR/admin-token (mode 0600). */
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** On SIGTERM: how long the server goes on serving, reporting itself not ready, before it stops accepting (ms). */
+  SHUTDOWN_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(5000),
+  /** On SIGTERM: the longest the whole shutdown may take (ms); past it the process exits with code 1. */
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(100).default(30_000),
   /** Triton's --allow-metrics: false serves no /metrics and counts nothing. */
   ALLOW_METRICS: bool(true),
   /** How often progressive rollouts are judged on their figures (ms). */

@@ -1,17 +1,13 @@
 import { Controller } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
-import { AppConfig } from '../../infra/config/app-config.js';
 import { INFERENCE_SERVICE } from '../../infra/grpc/grpc-options.js';
-import { ModelRegistry } from '../registry/model-registry.js';
+import { ServerReadiness } from './server-readiness.js';
 import { SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from './server-identity.js';
 
 /** KServe V2 `ServerLive`, `ServerReady` and `ServerMetadata`, answered as their HTTP twins are. */
 @Controller()
 export class HealthGrpcController {
-  constructor(
-    private readonly config: AppConfig,
-    private readonly registry: ModelRegistry,
-  ) {}
+  constructor(private readonly readiness: ServerReadiness) {}
 
   @GrpcMethod(INFERENCE_SERVICE, 'ServerLive')
   serverLive() {
@@ -20,7 +16,7 @@ export class HealthGrpcController {
 
   @GrpcMethod(INFERENCE_SERVICE, 'ServerReady')
   serverReady() {
-    return { ready: this.registry.notReadyReason(this.config.STRICT_READINESS) === undefined };
+    return { ready: this.readiness.notReadyReason() === undefined };
   }
 
   @GrpcMethod(INFERENCE_SERVICE, 'ServerMetadata')

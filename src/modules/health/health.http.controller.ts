@@ -3,10 +3,10 @@ import { HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import type { FastifyReply } from 'fastify';
 import { InferenceEngine } from '../../domain/inference/inference-engine.port.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
-import { AppConfig } from '../../infra/config/app-config.js';
 import { ModelVersionSchedulers } from '../inference/model-version-schedulers.js';
 import { ModelRegistry } from '../registry/model-registry.js';
 import { EventLoopMonitor } from './event-loop-monitor.js';
+import { ServerReadiness } from './server-readiness.js';
 import { SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from './server-identity.js';
 
 /** Event-loop delay above which the server reports itself degraded (still serving). */
@@ -20,13 +20,13 @@ const DEGRADED_EVENT_LOOP_P99_MS = 500;
 @Controller()
 export class HealthHttpController {
   constructor(
-    private readonly config: AppConfig,
     private readonly registry: ModelRegistry,
     private readonly engine: InferenceEngine,
     private readonly schedulers: ModelVersionSchedulers,
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
     private readonly eventLoop: EventLoopMonitor,
+    private readonly readiness: ServerReadiness,
   ) {}
 
   @Get('v2/health/live')
@@ -36,7 +36,7 @@ export class HealthHttpController {
   @Get('v2/health/ready')
   @HttpCode(200)
   ready(): void {
-    const reason = this.registry.notReadyReason(this.config.STRICT_READINESS);
+    const reason = this.readiness.notReadyReason();
     if (reason) throw new DomainError('SERVER.NOT_READY', reason);
   }
 
@@ -65,7 +65,7 @@ export class HealthHttpController {
           : model.versions.map((v) => ({ version: String(v.version), state: v.state, reason: v.reason, executionProvider: v.executionProvider })),
       ]),
     );
-    const reason = this.registry.notReadyReason(this.config.STRICT_READINESS);
+    const reason = this.readiness.notReadyReason();
     const check = this.indicators.check('models');
     return reason ? check.down({ reason, models }) : check.up({ models });
   }

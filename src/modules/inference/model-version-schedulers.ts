@@ -88,7 +88,8 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
     this.schedulers.delete(key);
   }
 
-  beforeApplicationShutdown(): void {
-    for (const key of [...this.schedulers.keys()]) this.retire(key, 'the server is shutting down');
+  /** At shutdown, every request a scheduler accepted is answered (queued ones run) before sessions are released. */
+  async beforeApplicationShutdown(): Promise<void> {
+    await Promise.all([...this.schedulers.keys()].map((key) => this.drain(key)));
   }
 }

@@ -24,6 +24,8 @@ describe('loadAppConfig', () => {
         MAX_REQUEST_TIMEOUT_MS: 60_000,
         GRPC_KEEPALIVE_TIME_MS: 60_000,
         GRPC_KEEPALIVE_TIMEOUT_MS: 20_000,
+        SHUTDOWN_DRAIN_DELAY_MS: 5000,
+        SHUTDOWN_GRACE_MS: 30_000,
         ALLOW_METRICS: true,
         ROLLOUT_EVALUATION_INTERVAL_MS: 1000,
         STATE_DIR: './state',
