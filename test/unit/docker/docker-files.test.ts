@@ -255,7 +255,13 @@ describe('docker/kubernetes.yaml', () => {
     assert.match(manifest, /readOnlyRootFilesystem:\s*true/);
     assert.match(manifest, /mountPath:\s*\/tmp\b/);
     assert.match(manifest, /emptyDir:/);
-    assert.match(manifest, /terminationGracePeriodSeconds:\s*30\b/);
+  });
+
+  it("gives the pod more time than the server's own SHUTDOWN_GRACE_MS, so the server finishes its shutdown first", () => {
+    const podSeconds = Number(/terminationGracePeriodSeconds:\s*(\d+)/.exec(manifest)?.[1]);
+    const serverMs = Number(/name:\s*SHUTDOWN_GRACE_MS\s*\n\s*value:\s*"(\d+)"/.exec(manifest)?.[1]);
+    assert.ok(podSeconds > 0 && serverMs > 0, 'both are set');
+    assert.ok(podSeconds * 1000 > serverMs, `${podSeconds} s is not above SHUTDOWN_GRACE_MS ${serverMs} ms`);
   });
 
   it('mounts a writable volume at STATE_DIR, since the root filesystem is read-only', () => {
