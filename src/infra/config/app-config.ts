@@ -28,6 +28,13 @@ const environmentSchema = z.object({
   SHUTDOWN_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(5000),
   /** On SIGTERM: the longest the whole shutdown may take (ms); past it the process exits with code 1. */
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(100).default(30_000),
+  /** A model version's circuit breaker opens when this share of its requests fails on the server side (runtime errors, timeouts)... */
+  BREAKER_ERROR_RATE: z.coerce.number().gt(0).max(1).default(0.5),
+  /** ...over the last BREAKER_WINDOW_MS, with at least BREAKER_MIN_REQUESTS requests in it. */
+  BREAKER_MIN_REQUESTS: z.coerce.number().int().min(1).default(20),
+  BREAKER_WINDOW_MS: z.coerce.number().int().min(100).default(10_000),
+  /** How long an open breaker refuses before it lets one trial request through (half-open). */
+  BREAKER_OPEN_MS: z.coerce.number().int().min(10).default(5000),
   /** Triton's --allow-metrics: false serves no /metrics and counts nothing. */
   ALLOW_METRICS: bool(true),
   /** How often progressive rollouts are judged on their figures (ms). */

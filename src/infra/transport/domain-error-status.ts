@@ -27,6 +27,8 @@ export const STATUS_OF: Record<DomainErrorCode, { readonly http: number; readonl
   'INFERENCE.DEADLINE_EXCEEDED': { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED },
   // nginx's "client closed request": the client is gone, so only the access log sees it.
   'INFERENCE.CANCELLED': { http: 499, grpc: GrpcStatus.CANCELLED },
+  // A version failing too often is not run for a while: busy, try again (after Retry-After).
+  'INFERENCE.CIRCUIT_OPEN': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
   'ROLLOUT.INVALID_SPEC': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   'ROLLOUT.VERSION_NOT_READY': { http: 409, grpc: GrpcStatus.FAILED_PRECONDITION },
   'ROLLOUT.NOT_FOUND': { http: 404, grpc: GrpcStatus.NOT_FOUND },

@@ -18,6 +18,7 @@ import { DomainError } from '../../../domain/shared/domain-error.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
 import { InferenceMetrics } from '../../observability/metrics/inference-metrics.js';
 import { ModelRegistry } from '../../registry/model-registry.js';
+import { CircuitBreakers } from '../circuit-breakers.js';
 import { ModelVersionSchedulers } from '../model-version-schedulers.js';
 
 export interface RunInferenceCommand {
@@ -56,6 +57,7 @@ export class RunInferenceHandler {
     private readonly router: TrafficRouter,
     private readonly metrics: InferenceMetrics,
     private readonly tracing: Tracing,
+    private readonly breakers: CircuitBreakers,
   ) {}
 
   /** Counts each request in the metrics (success with its durations, or failure with its reason). */
@@ -100,14 +102,16 @@ export class RunInferenceHandler {
     const traced = this.tracing.recordingContext();
     let result;
     try {
-      result = await this.schedulers.for(served).enqueue({
-        inputs: request.inputs,
-        outputNames,
-        priority,
-        timeoutMicros: earliest(parameterTimeout, timeoutMicros),
-        signal,
-        trace: traced,
-      });
+      result = await this.breakers.run(served, () =>
+        this.schedulers.for(served).enqueue({
+          inputs: request.inputs,
+          outputNames,
+          priority,
+          timeoutMicros: earliest(parameterTimeout, timeoutMicros),
+          signal,
+          trace: traced,
+        }),
+      );
     } catch (error) {
       if (route && countsAgainstVersion(error)) this.router.recordOutcome(modelName, served.version, { ok: false, latencyMs: performance.now() - started });
       if (mirrored) void this.mirror(modelName, route!.shadow!, mirrored, request.requestedOutputs);

@@ -38,6 +38,7 @@ export const INFERENCE_METRIC_PROVIDERS = [
   makeGaugeProvider({ name: 'model_version_state', help: 'One series per version and state: 1 for the state the version is in, 0 for the others.', labelNames: [...MODEL_LABELS, 'state'] }),
   makeGaugeProvider({ name: 'inference_workers', help: "A loaded version's worker threads (instances), busy or idle.", labelNames: [...MODEL_LABELS, 'state'] }),
   makeCounterProvider({ name: 'inference_worker_exits_total', help: 'Worker threads of a version that crashed or exited while serving.', labelNames: MODEL_LABELS }),
+  makeGaugeProvider({ name: 'inference_circuit_breaker_state', help: "A version's circuit breaker: 1 for its state (closed, open, half_open), 0 for the others.", labelNames: [...MODEL_LABELS, 'state'] }),
   makeCounterProvider({ name: 'inference_worker_restarts_total', help: 'Dead worker threads replaced by a new one with the model reloaded.', labelNames: MODEL_LABELS }),
 ];
 
@@ -68,6 +69,7 @@ export class InferenceMetrics {
     @InjectMetric('inference_workers') private readonly workers: Gauge,
     @InjectMetric('inference_worker_exits_total') private readonly workerExits: Counter,
     @InjectMetric('inference_worker_restarts_total') private readonly workerRestarts: Counter,
+    @InjectMetric('inference_circuit_breaker_state') private readonly breaker: Gauge,
   ) {
     this.enabled = config.ALLOW_METRICS;
   }
@@ -94,6 +96,11 @@ export class InferenceMetrics {
     this.executions.inc(labels);
     this.inferences.inc(labels, rows);
     this.batchSize.observe(labels, rows);
+  }
+
+  breakerState(model: string, version: number, state: 'closed' | 'open' | 'half_open'): void {
+    if (!this.enabled) return;
+    for (const each of ['closed', 'open', 'half_open'] as const) this.breaker.set({ model, version: String(version), state: each }, each === state ? 1 : 0);
   }
 
   /** Sets the gauges that describe the present (states, queues, workers): called before each scrape. */
@@ -155,6 +162,7 @@ function reasonOf(error: unknown): FailureReason {
       return 'not_found';
     case 'REGISTRY.VERSION_NOT_READY':
     case 'SERVER.NOT_READY':
+    case 'INFERENCE.CIRCUIT_OPEN':
       return 'unavailable';
     default:
       return 'invalid';
