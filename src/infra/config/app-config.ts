@@ -35,6 +35,24 @@ const environmentSchema = z.object({
   BREAKER_WINDOW_MS: z.coerce.number().int().min(100).default(10_000),
   /** How long an open breaker refuses before it lets one trial request through (half-open). */
   BREAKER_OPEN_MS: z.coerce.number().int().min(10).default(5000),
+  /** Per-client rate limit: tokens added to each client's bucket per second; 0 turns throttling off. */
+  THROTTLE_RATE: z.coerce.number().min(0).default(0),
+  /** The bucket's size: how many requests a client may send at once after being idle; 0 means THROTTLE_RATE (at least 1). */
+  THROTTLE_BURST: z.coerce.number().int().min(0).default(0),
+  /** The request header (HTTP) or metadata key (gRPC) naming the client, e.g. x-api-key; without it (or when absent) the source address does. */
+  THROTTLE_CLIENT_HEADER: z.string().regex(/^[a-z0-9-]+$/, 'must be a lower-case header name').optional(),
+  /** Default cap on the requests a model version holds at once (queued and running); 0 is no cap. A model's config may set its own. */
+  MAX_INFLIGHT_REQUESTS: z.coerce.number().int().min(0).default(0),
+  /** Default for every model: an adaptive in-flight limit (gradient) that sheds load when latency rises above its baseline. */
+  ADAPTIVE_CONCURRENCY: bool(false),
+  /** Slow clients: the longest an HTTP client may take to send its request headers (ms)... */
+  HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  /** ...and its whole request, body included (ms); past either, it gets 408 and its connection is closed. */
+  HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
+  /** How deep a JSON request body may nest (arrays and objects); deeper is refused with 400 before it is parsed. */
+  MAX_JSON_DEPTH: z.coerce.number().int().min(2).max(1000).default(64),
+  /** Tests only: faults injected into model runs, a JSON object by "model" or "model/version" (see the README). */
+  FAULT_INJECTION: z.string().optional(),
   /** Triton's --allow-metrics: false serves no /metrics and counts nothing. */
   ALLOW_METRICS: bool(true),
   /** How often progressive rollouts are judged on their figures (ms). */
