@@ -10,6 +10,7 @@ import { ObservabilityModule } from './modules/observability/observability.modul
 import { TracingModule } from './modules/observability/tracing/tracing.module.js';
 import { RegistryModule } from './modules/registry/registry.module.js';
 import { RolloutModule } from './modules/rollout/rollout.module.js';
+import { ThrottlingModule } from './modules/throttling/throttling.module.js';
 
 @Global()
 @Module({})
@@ -29,7 +30,7 @@ export class AppModule {
   static with(config: AppConfig, overrides: AppOverrides = {}): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.with(config), TracingModule.with(overrides.spanExporter), ObservabilityModule, MetricsModule, OnnxRuntimeModule, SchedulingModule, RegistryModule, RolloutModule, InferenceModule, HealthModule],
+      imports: [ConfigModule.with(config), TracingModule.with(overrides.spanExporter), ObservabilityModule, MetricsModule, OnnxRuntimeModule, SchedulingModule, ThrottlingModule, RegistryModule, RolloutModule, InferenceModule, HealthModule],
     };
   }
 }

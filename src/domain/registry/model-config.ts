@@ -45,6 +45,15 @@ export interface DeclaredModelConfig {
   readonly allowSpinning?: boolean;
   readonly dynamicBatching?: DeclaredDynamicBatching;
   readonly adaptiveQueueDelay?: boolean;
+  readonly concurrency?: ConcurrencyPolicy;
+}
+
+/** How many requests a version holds at once (queued and running); what is left out takes the server's defaults. */
+export interface ConcurrencyPolicy {
+  /** The cap (0: none); with `adaptive`, the ceiling of the adaptive limit. */
+  readonly maxInFlight?: number;
+  /** A limit that follows latency (a gradient limiter) rather than a fixed cap. */
+  readonly adaptive?: boolean;
 }
 
 /** The complete configuration a version is served with: the declared one, completed from the model file. */
@@ -63,6 +72,7 @@ export interface ModelConfig {
   readonly allowSpinning: boolean;
   /** How requests wait and merge; batching is on whenever `maxBatchSize` > 1 (Triton's auto-complete rule). */
   readonly scheduling: SchedulingPolicy;
+  readonly concurrency: ConcurrencyPolicy;
 }
 
 /**
@@ -91,6 +101,7 @@ export function completeModelConfig(
     versionPolicy: declared.versionPolicy ?? DEFAULT_VERSION_POLICY,
     ...deploymentOf(declared),
     scheduling: completeScheduling(declared, maxBatchSize),
+    concurrency: declared.concurrency ?? {},
   };
 }
 

@@ -272,6 +272,16 @@ export class Rollout extends AggregateRoot<RolloutEvent> {
     return decision;
   }
 
+  /**
+   * A version's circuit breaker opened: a canary is rolled back, a shadow or a rule's version leaves
+   * routing, as if it had become unavailable. The stable version stays: its breaker sheds its load
+   * for a moment, and there is nothing safer to route to.
+   */
+  versionFailing(version: number, reason: string, now: Date): RolloutDecision | undefined {
+    if (version === this.specValue.stable) return undefined;
+    return this.versionUnavailable(version, reason, now);
+  }
+
   snapshot(): RolloutSnapshot {
     return {
       modelName: this.modelName,

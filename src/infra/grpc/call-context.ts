@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import type { Deadline } from '@grpc/grpc-js';
+import type { Deadline, Metadata } from '@grpc/grpc-js';
 import type { CancellationSignal } from '../../domain/inference/dynamic-batch-scheduler.js';
 
 /** What grpc-js server calls (unary and streaming) share: a cancel flag and event, and the client's deadline. */
@@ -42,4 +42,19 @@ export function microsUntilDeadline(call: GrpcServerCall): number | undefined {
   const at = deadline instanceof Date ? deadline.getTime() : deadline;
   if (!Number.isFinite(at)) return undefined;
   return Math.max(1, Math.round((at - Date.now()) * 1000));
+}
+
+/** The client's IP address from grpc-js's peer string (`1.2.3.4:5678`, `[::1]:5678`, `ipv4:...`), without its port. */
+export function peerAddress(call: { getPeer(): string }): string {
+  const peer = call.getPeer().replace(/^ipv[46]:/, '');
+  const bracketed = /^\[([^\]]+)\]/.exec(peer);
+  if (bracketed) return bracketed[1];
+  const lastColon = peer.lastIndexOf(':');
+  return lastColon > 0 && peer.indexOf(':') === lastColon ? peer.slice(0, lastColon) : peer;
+}
+
+/** A metadata key's first value when it is text (binary `-bin` keys and absent ones are undefined). */
+export function metadataValue(metadata: Metadata, name: string): string | undefined {
+  const value = metadata.get(name)[0];
+  return typeof value === 'string' ? value : undefined;
 }

@@ -76,6 +76,8 @@ export const modelConfigSchema = z.strictObject({
       inter_op_thread_count: stringParameter.optional(),
       allow_spinning: stringParameter.optional(),
       adaptive_queue_delay: stringParameter.optional(),
+      max_inflight_requests: stringParameter.optional(),
+      adaptive_concurrency: stringParameter.optional(),
     })
     .optional(),
   dynamic_batching: dynamicBatchingSchema.optional(),
@@ -120,6 +122,10 @@ function toDeclared(file: ModelConfigFile): DeclaredModelConfig {
     allowSpinning: flag(params?.allow_spinning?.string_value, 'allow_spinning'),
     adaptiveQueueDelay: flag(params?.adaptive_queue_delay?.string_value, 'adaptive_queue_delay'),
     dynamicBatching: file.dynamic_batching && toDynamicBatching(file.dynamic_batching),
+    concurrency: withoutUndefined({
+      maxInFlight: inflightCount(params?.max_inflight_requests?.string_value),
+      adaptive: flag(params?.adaptive_concurrency?.string_value, 'adaptive_concurrency'),
+    }),
   };
 }
 
@@ -170,6 +176,12 @@ function threadCount(value: string | undefined, field: string): number | undefin
   return count;
 }
 
+function inflightCount(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,7}$/.test(value)) throw new Error(`config.json: parameters.max_inflight_requests: '${value}' is not a count from 0 (no cap) to 9999999`);
+  return Number(value);
+}
+
 function flag(value: string | undefined, field: string): boolean | undefined {
   if (value === undefined) return undefined;
   if (value === '1' || value === 'true') return true;
@@ -189,6 +201,8 @@ export function toConfigFile(config: ModelConfig): ModelConfigFile {
   if (config.interOpThreads !== undefined) parameters.inter_op_thread_count = { string_value: String(config.interOpThreads) };
   const scheduling = config.scheduling;
   parameters.adaptive_queue_delay = { string_value: scheduling.adaptiveQueueDelay ? '1' : '0' };
+  if (config.concurrency.maxInFlight !== undefined) parameters.max_inflight_requests = { string_value: String(config.concurrency.maxInFlight) };
+  if (config.concurrency.adaptive !== undefined) parameters.adaptive_concurrency = { string_value: config.concurrency.adaptive ? '1' : '0' };
   const toPolicyFile = (policy: QueuePolicy) => ({
     timeout_action: policy.timeoutAction,
     default_timeout_microseconds: policy.defaultTimeoutMicros,

@@ -4,6 +4,7 @@ import type { Tensor } from '../../domain/inference/tensor.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { Tracing } from '../tracing/tracing.js';
 import { cpuQuota } from './cpu-quota.js';
+import { FaultInjection } from './fault-injection.js';
 import { PoolReleasedError, SessionWorkerPool } from './session-worker-pool.js';
 
 /** The onnxruntime-node adapter: each loaded model version is a pool of session worker threads. */
@@ -15,7 +16,10 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
   private readonly loading = new Set<string>();
   private readonly cpus = cpuQuota();
 
-  constructor(private readonly tracing: Tracing = Tracing.off()) {
+  constructor(
+    private readonly tracing: Tracing = Tracing.off(),
+    private readonly faults: FaultInjection = new FaultInjection(),
+  ) {
     super();
   }
 
@@ -71,7 +75,7 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
     const pool = this.pools.get(key);
     if (!pool) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' is not loaded`);
     try {
-      const run = await pool.run(inputs, outputNames, traceContext);
+      const run = await pool.run(inputs, outputNames, traceContext, this.faults.next(key));
       // The worker took the trace context with the call and brought it back with its timing.
       if (run.traceparent) {
         this.tracing.recordSpan('compute', this.tracing.contextOf(run.traceparent), run.startedAtMs, run.startedAtMs + run.computeMicros / 1000, {

@@ -2,12 +2,14 @@
  * Worker-thread entry that hosts one InferenceSession. `session.run()` in onnxruntime-node blocks
  * the thread it runs on for the whole computation, so sessions never live on the main thread.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { Datatype, TensorData } from '../../domain/shared/datatype.js';
 import type { ModelSignature, Tensor, TensorSpec } from '../../domain/inference/tensor.js';
 import { datatypeOfOrtType, ortTypeOf } from './onnx-tensor-types.js';
 import { isProviderInstalled } from './execution-providers.js';
+import type { WorkerFault } from './fault-injection.js';
 import type { FromWorker, SessionSettings, ToWorker } from './worker-protocol.js';
 
 const port = parentPort!;
@@ -94,6 +96,7 @@ async function main(): Promise<void> {
       return;
     }
     try {
+      if (message.fault) await actOn(message.fault);
       const feeds = Object.fromEntries(message.inputs.map((input) => [input.name, toOrtTensor(input)]));
       const started = performance.now();
       const results = await session.run(feeds, [...message.outputNames]);
@@ -106,6 +109,14 @@ async function main(): Promise<void> {
       send({ type: 'run-failed', id: message.id, message: (error as Error).message });
     }
   });
+}
+
+/** An injected fault: the wait happens on this thread (it holds the instance like a slow model would). */
+async function actOn(fault: WorkerFault): Promise<void> {
+  if (fault.delayMs) await sleep(fault.delayMs);
+  // A real death of the thread, as a native crash or an out-of-memory abort would end it.
+  if (fault.crash) process.exit(70);
+  if (fault.fail) throw new Error('injected fault: this run fails (FAULT_INJECTION)');
 }
 
 void main();

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { EngineRun, LoadedModel } from '../../domain/inference/inference-engine.port.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
+import type { WorkerFault } from './fault-injection.js';
 import type { FromWorker, SessionSettings, ToWorker } from './worker-protocol.js';
 
 const WORKER_URL = new URL('./onnx-session.worker.js', import.meta.url);
@@ -15,6 +16,7 @@ interface Task {
   readonly inputs: readonly Tensor[];
   readonly outputNames: readonly string[];
   readonly traceparent?: string;
+  readonly fault?: WorkerFault;
   readonly resolve: (run: WorkerRun) => void;
   readonly reject: (error: Error) => void;
 }
@@ -97,7 +99,7 @@ export class SessionWorkerPool {
     return this.waiting.length + this.workers.reduce((sum, w) => sum + Math.max(0, w.running.size - 1), 0);
   }
 
-  run(inputs: readonly Tensor[], outputNames: readonly string[], traceparent?: string): Promise<WorkerRun> {
+  run(inputs: readonly Tensor[], outputNames: readonly string[], traceparent?: string, fault?: WorkerFault): Promise<WorkerRun> {
     return new Promise((resolve, reject) => {
       if (this.releasing) {
         reject(new PoolReleasedError('the model version was unloaded'));
@@ -107,7 +109,7 @@ export class SessionWorkerPool {
         reject(new Error('the model instance is not running'));
         return;
       }
-      this.waiting.push({ inputs, outputNames, traceparent, resolve, reject });
+      this.waiting.push({ inputs, outputNames, traceparent, fault, resolve, reject });
       this.dispatch();
     });
   }
@@ -176,7 +178,7 @@ export class SessionWorkerPool {
       const task = this.waiting.shift()!;
       const id = this.nextId++;
       worker.running.set(id, task);
-      const message: ToWorker = { type: 'run', id, inputs: task.inputs, outputNames: task.outputNames, traceparent: task.traceparent };
+      const message: ToWorker = { type: 'run', id, inputs: task.inputs, outputNames: task.outputNames, traceparent: task.traceparent, fault: task.fault };
       worker.thread.postMessage(message, transferableBuffers(task.inputs));
     }
   }

@@ -1,4 +1,5 @@
 import type { ModelSignature, Tensor } from '../../domain/inference/tensor.js';
+import type { WorkerFault } from './fault-injection.js';
 
 /** Messages between the main thread and an ONNX session worker. Tensor buffers are transferred, not copied. */
 export interface SessionSettings {
@@ -17,6 +18,8 @@ export type ToWorker =
       readonly outputNames: readonly string[];
       /** The W3C traceparent of the batch's span, carried to the thread that computes and back with its timing. */
       readonly traceparent?: string;
+      /** Tests only: what to do wrong on this run (FaultInjection). */
+      readonly fault?: WorkerFault;
     }
   | { readonly type: 'release' };
 

@@ -14,6 +14,8 @@ export const STATUS_OF: Record<DomainErrorCode, { readonly http: number; readonl
   'REGISTRY.LOAD_FAILED': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   'REGISTRY.VERSION_EXISTS': { http: 409, grpc: GrpcStatus.ALREADY_EXISTS },
   'AUTH.UNAUTHENTICATED': { http: 401, grpc: GrpcStatus.UNAUTHENTICATED },
+  // A client over its quota: PROTOCOL.md's RESOURCE_EXHAUSTED for rate limits, with Retry-After.
+  'CLIENT.RATE_LIMITED': { http: 429, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
   'SERVER.NOT_READY': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
   'INFERENCE.INVALID_REQUEST': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   'INFERENCE.INVALID_INPUT': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
@@ -29,6 +31,8 @@ export const STATUS_OF: Record<DomainErrorCode, { readonly http: number; readonl
   'INFERENCE.CANCELLED': { http: 499, grpc: GrpcStatus.CANCELLED },
   // A version failing too often is not run for a while: busy, try again (after Retry-After).
   'INFERENCE.CIRCUIT_OPEN': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
+  // A version holding as many requests as its limit allows: load shed like a full queue.
+  'INFERENCE.CONCURRENCY_LIMITED': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
   'ROLLOUT.INVALID_SPEC': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   'ROLLOUT.VERSION_NOT_READY': { http: 409, grpc: GrpcStatus.FAILED_PRECONDITION },
   'ROLLOUT.NOT_FOUND': { http: 404, grpc: GrpcStatus.NOT_FOUND },

@@ -5,6 +5,7 @@ import { InferGrpcController } from './run-inference/infer.grpc.controller.js';
 import { InferHttpController } from './run-inference/infer.http.controller.js';
 import { RunInferenceHandler } from './run-inference/run-inference.handler.js';
 import { CircuitBreakers } from './circuit-breakers.js';
+import { ConcurrencyLimits } from './concurrency-limits.js';
 import { GetModelStatisticsHandler } from './get-model-statistics/get-model-statistics.handler.js';
 import { ModelStatisticsGrpcController } from './get-model-statistics/model-statistics.grpc.controller.js';
 import { ModelStatisticsHttpController } from './get-model-statistics/model-statistics.http.controller.js';
@@ -13,7 +14,7 @@ import { ModelStatisticsHttpController } from './get-model-statistics/model-stat
 @Module({
   imports: [RegistryModule],
   controllers: [InferHttpController, InferGrpcController, ModelStatisticsHttpController, ModelStatisticsGrpcController],
-  providers: [RunInferenceHandler, GetModelStatisticsHandler, CircuitBreakers],
+  providers: [RunInferenceHandler, GetModelStatisticsHandler, CircuitBreakers, ConcurrencyLimits],
 })
 export class InferenceModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

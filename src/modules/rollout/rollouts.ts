@@ -93,6 +93,13 @@ export class Rollouts extends TrafficRouter {
     if (rollout && decision) await this.changed(rollout, decision);
   }
 
+  /** A version's circuit breaker opened: a canary rolls back, a shadow or rule version leaves routing. */
+  async versionFailing(modelName: string, version: number, reason: string): Promise<void> {
+    const rollout = this.find(modelName);
+    const decision = rollout?.versionFailing(version, reason, new Date());
+    if (rollout && decision) await this.changed(rollout, decision);
+  }
+
   /**
    * Saves, publishes and logs a decision already applied in memory (routing follows it from the
    * next request). A promotion then makes the new stable version the model's default version

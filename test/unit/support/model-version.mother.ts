@@ -33,6 +33,7 @@ export function aModelConfig(overrides: Partial<ModelConfig> & { versionPolicy?:
     gpuAccelerators: [],
     allowSpinning: false,
     scheduling: aSchedulingPolicy(),
+    concurrency: {},
     ...overrides,
   };
 }

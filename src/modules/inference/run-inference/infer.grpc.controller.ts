@@ -1,9 +1,9 @@
-import { Controller } from '@nestjs/common';
+import { Controller, UseGuards } from '@nestjs/common';
 import { GrpcMethod, GrpcStreamCall } from '@nestjs/microservices';
 import { Metadata, type ServerDuplexStream, type ServerUnaryCall } from '@grpc/grpc-js';
 import type { CancellationSignal } from '../../../domain/inference/dynamic-batch-scheduler.js';
 import { requestedVersion } from '../../../domain/registry/model-name.js';
-import { callCancellation, microsUntilDeadline, type GrpcServerCall } from '../../../infra/grpc/call-context.js';
+import { callCancellation, metadataValue, microsUntilDeadline, peerAddress, type GrpcServerCall } from '../../../infra/grpc/call-context.js';
 import { serveConcurrently } from '../../../infra/grpc/concurrent-stream.js';
 import { INFERENCE_SERVICE } from '../../../infra/grpc/grpc-options.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
@@ -14,6 +14,8 @@ import type {
   ModelStreamInferResponseMessage,
 } from '../../../infra/grpc/inference-messages.js';
 import { grpcErrorOf } from '../../../infra/transport/error-response.filter.js';
+import { ClientQuota } from '../../throttling/client-quota.js';
+import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
 
 /** Requests of one ModelStreamInfer stream handled at once; reading pauses beyond it. */
@@ -26,10 +28,12 @@ const MAX_IN_FLIGHT_PER_STREAM = 256;
  * metadata names the version that computed it (`x-model-version`).
  */
 @Controller()
+@UseGuards(ClientThrottlerGuard)
 export class InferGrpcController {
   constructor(
     private readonly handler: RunInferenceHandler,
     private readonly tracing: Tracing,
+    private readonly quota: ClientQuota,
   ) {}
 
   @GrpcMethod(INFERENCE_SERVICE, 'ModelInfer')
@@ -48,10 +52,15 @@ export class InferGrpcController {
   @GrpcStreamCall(INFERENCE_SERVICE, 'ModelStreamInfer')
   modelStreamInfer(call: ServerDuplexStream<ModelInferRequestMessage, ModelStreamInferResponseMessage>): Promise<void> {
     const cancellation = callCancellation(call);
+    // The guard admitted the stream; each of its requests takes a token of its own.
+    const client = this.quota.clientOf({ header: (name) => metadataValue(call.metadata, name), address: peerAddress(call) });
     return serveConcurrently(
       call,
       (message) =>
-        this.infer(message, call, cancellation, call.metadata).then(
+        Promise.resolve()
+          .then(() => this.quota.admit(client))
+          .then(() => this.infer(message, call, cancellation, call.metadata))
+          .then(
           (response) => ({ error_message: '', infer_response: response }),
           (error: unknown) => ({
             error_message: grpcErrorOf(error).details,
@@ -78,13 +87,11 @@ export class InferGrpcController {
       request: decoded.request,
       timeoutMicros: microsUntilDeadline(call),
       signal,
-      header: (name) => {
-        const value = metadata.get(name)[0];
-        return typeof value === 'string' ? value : undefined;
-      },
+      header: (name) => metadataValue(metadata, name),
     });
     return this.tracing.span('response', { 'inference.model': response.modelName, 'inference.model_version': response.modelVersion }, () =>
       encodeModelInferResponse(response, decoded.responseForm),
     );
   }
 }
+

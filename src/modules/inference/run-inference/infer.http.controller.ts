@@ -1,4 +1,4 @@
-import { Body, Controller, Header, HttpCode, Param, Post, Req, Res } from '@nestjs/common';
+import { Body, Controller, Header, HttpCode, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { InferenceRequest } from '../../../domain/inference/inference-request.js';
 import { decodeInferRequest, encodeInferResponse } from '../../../infra/http/tensor-json.codec.js';
@@ -7,10 +7,12 @@ import { parseTimeoutHeader } from '../../../infra/http/route-params.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
 import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { annotateAccessLog } from '../../observability/access-log.js';
+import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
 
 /** KServe V2 `POST /v2/models/{m}[/versions/{v}]/infer` with JSON tensors. */
 @Controller('v2/models/:model')
+@UseGuards(ClientThrottlerGuard)
 export class InferHttpController {
   constructor(
     private readonly handler: RunInferenceHandler,

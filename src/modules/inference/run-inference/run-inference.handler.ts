@@ -19,6 +19,7 @@ import { Tracing } from '../../../infra/tracing/tracing.js';
 import { InferenceMetrics } from '../../observability/metrics/inference-metrics.js';
 import { ModelRegistry } from '../../registry/model-registry.js';
 import { CircuitBreakers } from '../circuit-breakers.js';
+import { ConcurrencyLimits } from '../concurrency-limits.js';
 import { ModelVersionSchedulers } from '../model-version-schedulers.js';
 
 export interface RunInferenceCommand {
@@ -41,7 +42,8 @@ export const MODEL_VERSION_HEADER = 'x-model-version';
 /**
  * Runs one inference request: picks the version (the one named, else the model's rollout's
  * choice, else the default), checks the request against its signature, then queues it in that
- * version's scheduler, which batches it with others. The response reports the queue and compute
+ * version's scheduler, which batches it with others, within the version's in-flight limit and
+ * behind its circuit breaker. The response reports the queue and compute
  * time and the rows of the run that served it, in its `parameters`. A request the rollout routed
  * has its outcome counted for the rollout, and may be mirrored to a shadow version in the
  * background once its own answer is ready.
@@ -58,6 +60,7 @@ export class RunInferenceHandler {
     private readonly metrics: InferenceMetrics,
     private readonly tracing: Tracing,
     private readonly breakers: CircuitBreakers,
+    private readonly limits: ConcurrencyLimits,
   ) {}
 
   /** Counts each request in the metrics (success with its durations, or failure with its reason). */
@@ -100,6 +103,7 @@ export class RunInferenceHandler {
     const mirrored = route?.shadow !== undefined ? copyOf(request.inputs) : undefined;
     const started = performance.now();
     const traced = this.tracing.recordingContext();
+    const permit = this.limits.acquire(served);
     let result;
     try {
       result = await this.breakers.run(served, () =>
@@ -113,10 +117,13 @@ export class RunInferenceHandler {
         }),
       );
     } catch (error) {
+      if (isOverload(error)) permit.dropped();
+      else permit.ignored();
       if (route && countsAgainstVersion(error)) this.router.recordOutcome(modelName, served.version, { ok: false, latencyMs: performance.now() - started });
       if (mirrored) void this.mirror(modelName, route!.shadow!, mirrored, request.requestedOutputs);
       throw error;
     }
+    permit.succeeded(performance.now() - started);
     if (traced) {
       const enqueuedAtMs = performance.timeOrigin + started;
       this.tracing.recordSpan('queue', traced, enqueuedAtMs, enqueuedAtMs + result.queueMicros / 1000, { ...labels, 'inference.batch_size': result.batchSize });
@@ -160,6 +167,11 @@ export class RunInferenceHandler {
 /** Failures a version is to blame for: its runtime failed, or it did not answer in time. */
 function countsAgainstVersion(error: unknown): boolean {
   return !(error instanceof DomainError) || error.code === 'INFERENCE.RUNTIME_ERROR' || error.code === 'INFERENCE.DEADLINE_EXCEEDED';
+}
+
+/** Failures that say the version is overloaded: what makes an adaptive in-flight limit shrink. */
+function isOverload(error: unknown): boolean {
+  return error instanceof DomainError && (error.code === 'INFERENCE.DEADLINE_EXCEEDED' || error.code === 'INFERENCE.QUEUE_FULL');
 }
 
 function copyOf(inputs: readonly Tensor[]): Tensor[] {

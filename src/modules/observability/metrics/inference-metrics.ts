@@ -25,7 +25,7 @@ export const INFERENCE_METRIC_PROVIDERS = [
   makeCounterProvider({ name: 'inference_request_success_total', help: 'Inference requests answered successfully (Triton: nv_inference_request_success).', labelNames: MODEL_LABELS }),
   makeCounterProvider({
     name: 'inference_request_failure_total',
-    help: 'Inference requests that failed, by reason: rejected (queue full), timeout, cancelled, invalid, runtime, unavailable, not_found (Triton: nv_inference_request_failure).',
+    help: 'Inference requests that failed, by reason: rejected (queue full, in-flight limit), timeout, cancelled, invalid, runtime, unavailable, not_found (Triton: nv_inference_request_failure).',
     labelNames: [...MODEL_LABELS, 'reason'],
   }),
   makeCounterProvider({ name: 'inference_count_total', help: 'Rows (samples) computed; a batch of 8 rows counts 8 (Triton: nv_inference_count).', labelNames: MODEL_LABELS }),
@@ -39,6 +39,7 @@ export const INFERENCE_METRIC_PROVIDERS = [
   makeGaugeProvider({ name: 'inference_workers', help: "A loaded version's worker threads (instances), busy or idle.", labelNames: [...MODEL_LABELS, 'state'] }),
   makeCounterProvider({ name: 'inference_worker_exits_total', help: 'Worker threads of a version that crashed or exited while serving.', labelNames: MODEL_LABELS }),
   makeGaugeProvider({ name: 'inference_circuit_breaker_state', help: "A version's circuit breaker: 1 for its state (closed, open, half_open), 0 for the others.", labelNames: [...MODEL_LABELS, 'state'] }),
+  makeGaugeProvider({ name: 'inference_concurrency_limit', help: "A version's in-flight request limit (max_inflight_requests, or where the adaptive limit stands); absent without one.", labelNames: MODEL_LABELS }),
   makeCounterProvider({ name: 'inference_worker_restarts_total', help: 'Dead worker threads replaced by a new one with the model reloaded.', labelNames: MODEL_LABELS }),
 ];
 
@@ -70,6 +71,7 @@ export class InferenceMetrics {
     @InjectMetric('inference_worker_exits_total') private readonly workerExits: Counter,
     @InjectMetric('inference_worker_restarts_total') private readonly workerRestarts: Counter,
     @InjectMetric('inference_circuit_breaker_state') private readonly breaker: Gauge,
+    @InjectMetric('inference_concurrency_limit') private readonly concurrencyLimit: Gauge,
   ) {
     this.enabled = config.ALLOW_METRICS;
   }
@@ -101,6 +103,11 @@ export class InferenceMetrics {
   breakerState(model: string, version: number, state: 'closed' | 'open' | 'half_open'): void {
     if (!this.enabled) return;
     for (const each of ['closed', 'open', 'half_open'] as const) this.breaker.set({ model, version: String(version), state: each }, each === state ? 1 : 0);
+  }
+
+  concurrencyLimitChanged(model: string, version: number, limit: number): void {
+    if (!this.enabled) return;
+    this.concurrencyLimit.set({ model, version: String(version) }, limit);
   }
 
   /** Sets the gauges that describe the present (states, queues, workers): called before each scrape. */
@@ -150,6 +157,7 @@ function reasonOf(error: unknown): FailureReason {
   if (!(error instanceof DomainError)) return 'runtime';
   switch (error.code) {
     case 'INFERENCE.QUEUE_FULL':
+    case 'INFERENCE.CONCURRENCY_LIMITED':
       return 'rejected';
     case 'INFERENCE.DEADLINE_EXCEEDED':
       return 'timeout';

@@ -5,6 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Observable } from 'rxjs';
 import { DomainError } from '../../../domain/shared/domain-error.js';
 import { SpanKind, Tracing, type Attributes, type Context, type HeaderGetter, type Span } from '../../../infra/tracing/tracing.js';
+import { metadataValue } from '../../../infra/grpc/call-context.js';
 import { STATUS_OF } from '../../../infra/transport/domain-error-status.js';
 import { annotateAccessLog } from '../access-log.js';
 
@@ -81,10 +82,7 @@ export class TracingInterceptor implements NestInterceptor {
     if (!call) return undefined;
     const path = call.getPath().replace(/^\//, '');
     const [service, method] = path.split('/');
-    const header: HeaderGetter = (name) => {
-      const value = call.metadata.get(name)[0];
-      return typeof value === 'string' ? value : undefined;
-    };
+    const header: HeaderGetter = (name) => metadataValue(call.metadata, name);
     return {
       name: path,
       parent: this.tracing.extract(header),

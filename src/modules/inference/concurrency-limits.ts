@@ -1,0 +1,89 @@
+import { Injectable, type OnModuleInit } from '@nestjs/common';
+import {
+  DEFAULT_GRADIENT,
+  FixedConcurrencyLimit,
+  GradientConcurrencyLimit,
+  type ConcurrencyLimit,
+  type Permit,
+} from '../../domain/inference/concurrency-limit.js';
+import type { ModelVersionUnloaded } from '../../domain/registry/model-events.js';
+import type { ModelVersion } from '../../domain/registry/model-version.js';
+import { DomainEventBus } from '../../domain/shared/domain-event-bus.port.js';
+import { DomainError } from '../../domain/shared/domain-error.js';
+import { AppConfig } from '../../infra/config/app-config.js';
+import { InferenceMetrics } from '../observability/metrics/inference-metrics.js';
+
+/** The ceiling of an adaptive limit whose model sets no max_inflight_requests. */
+const ADAPTIVE_CEILING = 1024;
+
+const UNLIMITED: Permit = { succeeded: () => {}, dropped: () => {}, ignored: () => {} };
+
+/**
+ * The in-flight limit of each model version: the model's `max_inflight_requests` and
+ * `adaptive_concurrency` parameters, else MAX_INFLIGHT_REQUESTS and ADAPTIVE_CONCURRENCY. A request
+ * over it is refused at once with 503/UNAVAILABLE, before it queues.
+ */
+@Injectable()
+export class ConcurrencyLimits implements OnModuleInit {
+  private readonly limits = new Map<string, ConcurrencyLimit | null>();
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly events: DomainEventBus,
+    private readonly metrics: InferenceMetrics,
+  ) {}
+
+  /** A permit for one request to the version, or the refusal. */
+  acquire(version: ModelVersion): Permit {
+    const limit = this.limitOf(version);
+    if (!limit) return UNLIMITED;
+    const before = limit.limit;
+    const permit = limit.tryAcquire();
+    if (!permit) {
+      throw new DomainError(
+        'INFERENCE.CONCURRENCY_LIMITED',
+        `version ${version.version} of model '${version.modelName}' already holds its limit of ${limit.limit} requests in flight (${limit instanceof GradientConcurrencyLimit ? 'adaptive' : 'max_inflight_requests'}); retry in a moment`,
+        { retryAfterSeconds: 1 },
+      );
+    }
+    // The limit moves when a permit ends: the gauge follows it then.
+    const report = () => {
+      if (limit.limit !== before) this.metrics.concurrencyLimitChanged(version.modelName, version.version, limit.limit);
+    };
+    return {
+      succeeded: (latencyMs) => {
+        permit.succeeded(latencyMs);
+        report();
+      },
+      dropped: () => {
+        permit.dropped();
+        report();
+      },
+      ignored: permit.ignored,
+    };
+  }
+
+  onModuleInit(): void {
+    this.events.subscribe<ModelVersionUnloaded>('ModelVersionUnloaded', ({ modelName, version }) => {
+      const key = `${modelName}/${version}`;
+      for (const each of [...this.limits.keys()]) if (each === key || each.startsWith(`${key}#`)) this.limits.delete(each);
+    });
+  }
+
+  private limitOf(version: ModelVersion): ConcurrencyLimit | null {
+    let limit = this.limits.get(version.key);
+    if (limit !== undefined) return limit;
+    const policy = version.config!.concurrency;
+    const maxInFlight = policy.maxInFlight ?? this.config.MAX_INFLIGHT_REQUESTS;
+    const adaptive = policy.adaptive ?? this.config.ADAPTIVE_CONCURRENCY;
+    if (adaptive) {
+      const max = maxInFlight || ADAPTIVE_CEILING;
+      limit = new GradientConcurrencyLimit({ ...DEFAULT_GRADIENT, initial: Math.min(DEFAULT_GRADIENT.initial, max), max });
+    } else {
+      limit = maxInFlight > 0 ? new FixedConcurrencyLimit(maxInFlight) : null;
+    }
+    this.limits.set(version.key, limit);
+    if (limit) this.metrics.concurrencyLimitChanged(version.modelName, version.version, limit.limit);
+    return limit;
+  }
+}

@@ -1,0 +1,56 @@
+import { Injectable } from '@nestjs/common';
+import { DomainError } from '../../domain/shared/domain-error.js';
+import { AppConfig } from '../../infra/config/app-config.js';
+import { TokenBucketStorage } from '../../infra/throttling/token-bucket.storage.js';
+
+/** Who a request comes from, as the rate limit sees it: the API key it names, else its source address. */
+export interface ClientIdentity {
+  readonly header: (name: string) => string | undefined;
+  readonly address: string;
+}
+
+/**
+ * The per-client quota: a token bucket of THROTTLE_BURST requests refilled at THROTTLE_RATE per
+ * second, one bucket per client across HTTP and gRPC. The guard consults it for each call (through
+ * @nestjs/throttler); a gRPC stream consults it for each of its requests.
+ */
+@Injectable()
+export class ClientQuota {
+  readonly enabled: boolean;
+  /** The bucket's size (@nestjs/throttler's `limit`). */
+  readonly burst: number;
+  /** Milliseconds for an empty bucket to fill (@nestjs/throttler's `ttl`). */
+  readonly fillMs: number;
+
+  constructor(
+    private readonly config: AppConfig,
+    readonly storage: TokenBucketStorage,
+  ) {
+    this.enabled = config.THROTTLE_RATE > 0;
+    this.burst = config.THROTTLE_BURST || Math.max(1, Math.ceil(config.THROTTLE_RATE));
+    this.fillMs = this.enabled ? (this.burst / config.THROTTLE_RATE) * 1000 : 1;
+  }
+
+  /** The bucket key of a client: `key:<value>` for a named client, `addr:<ip>` otherwise. */
+  clientOf({ header, address }: ClientIdentity): string {
+    const named = this.config.THROTTLE_CLIENT_HEADER ? header(this.config.THROTTLE_CLIENT_HEADER)?.trim() : undefined;
+    return named ? `key:${named}` : `addr:${address}`;
+  }
+
+  /** Takes one token for a request of the client, or throws the refusal (what a stream's request gets). */
+  admit(client: string): void {
+    if (!this.enabled) return;
+    const record = this.storage.take(client, this.fillMs, this.burst);
+    if (record.isBlocked) throw this.refusal(client, record.timeToBlockExpire);
+  }
+
+  /** 429 / RESOURCE_EXHAUSTED, naming the quota and when to come back; the client's key itself is not echoed. */
+  refusal(client: string, retryAfterSeconds: number): DomainError {
+    const who = client.startsWith('key:') ? `the client named by ${this.config.THROTTLE_CLIENT_HEADER}` : `the client at ${client.slice('addr:'.length)}`;
+    return new DomainError(
+      'CLIENT.RATE_LIMITED',
+      `${who} is over its rate limit of ${this.config.THROTTLE_RATE} requests per second (burst ${this.burst}); retry in ${retryAfterSeconds} s`,
+      { retryAfterSeconds },
+    );
+  }
+}

@@ -1,0 +1,32 @@
+import { Global, Module } from '@nestjs/common';
+import { ThrottlerModule } from '@nestjs/throttler';
+import { TokenBucketStorage } from '../../infra/throttling/token-bucket.storage.js';
+import { ClientQuota } from './client-quota.js';
+import { ClientThrottlerGuard } from './client-throttler.guard.js';
+
+/** The quota and its buckets, which @nestjs/throttler's options are made from. */
+@Module({
+  providers: [{ provide: TokenBucketStorage, useFactory: () => new TokenBucketStorage() }, ClientQuota],
+  exports: [TokenBucketStorage, ClientQuota],
+})
+class ClientQuotaModule {}
+
+/**
+ * Per-client rate limits (THROTTLE_*): @nestjs/throttler's guard over a token-bucket storage. The
+ * guard is applied where requests would reach a model (the infer routes and RPCs); health,
+ * metadata and admin calls are not limited.
+ */
+@Global()
+@Module({
+  imports: [
+    ClientQuotaModule,
+    ThrottlerModule.forRootAsync({
+      imports: [ClientQuotaModule],
+      inject: [ClientQuota],
+      useFactory: (quota: ClientQuota) => ({ throttlers: [{ name: 'default', limit: quota.burst, ttl: quota.fillMs }], storage: quota.storage }),
+    }),
+  ],
+  providers: [ClientThrottlerGuard],
+  exports: [ClientQuotaModule, ClientThrottlerGuard, ThrottlerModule],
+})
+export class ThrottlingModule {}
