@@ -1,7 +1,15 @@
 import { Injectable } from '@nestjs/common';
+import { InjectMetric, makeCounterProvider } from '@willsoto/nestjs-prometheus';
+import type { Counter } from 'prom-client';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 import { TokenBucketStorage } from '../../infra/throttling/token-bucket.storage.js';
+
+export const THROTTLING_METRIC_PROVIDERS = [
+  makeCounterProvider({ name: 'throttled_requests_total', help: 'Requests refused because their client was over its rate limit (THROTTLE_RATE), by transport.', labelNames: ['transport'] }),
+];
+
+export type Transport = 'http' | 'grpc';
 
 /** Who a request comes from, as the rate limit sees it: the API key it names, else its source address. */
 export interface ClientIdentity {
@@ -25,6 +33,7 @@ export class ClientQuota {
   constructor(
     private readonly config: AppConfig,
     readonly storage: TokenBucketStorage,
+    @InjectMetric('throttled_requests_total') private readonly throttled: Counter,
   ) {
     this.enabled = config.THROTTLE_RATE > 0;
     this.burst = config.THROTTLE_BURST || Math.max(1, Math.ceil(config.THROTTLE_RATE));
@@ -38,14 +47,15 @@ export class ClientQuota {
   }
 
   /** Takes one token for a request of the client, or throws the refusal (what a stream's request gets). */
-  admit(client: string): void {
+  admit(client: string, transport: Transport): void {
     if (!this.enabled) return;
     const record = this.storage.take(client, this.fillMs, this.burst);
-    if (record.isBlocked) throw this.refusal(client, record.timeToBlockExpire);
+    if (record.isBlocked) throw this.refusal(client, record.timeToBlockExpire, transport);
   }
 
-  /** 429 / RESOURCE_EXHAUSTED, naming the quota and when to come back; the client's key itself is not echoed. */
-  refusal(client: string, retryAfterSeconds: number): DomainError {
+  /** 429 / RESOURCE_EXHAUSTED, naming the quota and when to come back (counted); the client's key itself is not echoed. */
+  refusal(client: string, retryAfterSeconds: number, transport: Transport): DomainError {
+    if (this.config.ALLOW_METRICS) this.throttled.inc({ transport });
     const who = client.startsWith('key:') ? `the client named by ${this.config.THROTTLE_CLIENT_HEADER}` : `the client at ${client.slice('addr:'.length)}`;
     return new DomainError(
       'CLIENT.RATE_LIMITED',

@@ -63,7 +63,7 @@ export class ClientThrottlerGuard extends ThrottlerGuard {
     return tracker;
   }
 
-  protected override async throwThrottlingException(_context: ExecutionContext, detail: ThrottlerLimitDetail): Promise<void> {
-    throw this.quota.refusal(detail.tracker, detail.timeToBlockExpire);
+  protected override async throwThrottlingException(context: ExecutionContext, detail: ThrottlerLimitDetail): Promise<void> {
+    throw this.quota.refusal(detail.tracker, detail.timeToBlockExpire, context.getType() === 'rpc' ? 'grpc' : 'http');
   }
 }

@@ -1,12 +1,12 @@
 import { Global, Module } from '@nestjs/common';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { TokenBucketStorage } from '../../infra/throttling/token-bucket.storage.js';
-import { ClientQuota } from './client-quota.js';
+import { ClientQuota, THROTTLING_METRIC_PROVIDERS } from './client-quota.js';
 import { ClientThrottlerGuard } from './client-throttler.guard.js';
 
 /** The quota and its buckets, which @nestjs/throttler's options are made from. */
 @Module({
-  providers: [{ provide: TokenBucketStorage, useFactory: () => new TokenBucketStorage() }, ClientQuota],
+  providers: [{ provide: TokenBucketStorage, useFactory: () => new TokenBucketStorage() }, ...THROTTLING_METRIC_PROVIDERS, ClientQuota],
   exports: [TokenBucketStorage, ClientQuota],
 })
 class ClientQuotaModule {}

@@ -58,7 +58,7 @@ export class InferGrpcController {
       call,
       (message) =>
         Promise.resolve()
-          .then(() => this.quota.admit(client))
+          .then(() => this.quota.admit(client, 'grpc'))
           .then(() => this.infer(message, call, cancellation, call.metadata))
           .then(
           (response) => ({ error_message: '', infer_response: response }),
