@@ -135,14 +135,17 @@ describe('metrics referenced by the Grafana dashboard and the Prometheus alerts'
 
   before(async () => {
     const repository = await makeRepository([{ name: 'classifier', onnx: classifierModel() }]);
-    server = await startTestServer(repository);
+    // An in-flight limit and a rate limit of 3 requests (no refill to speak of), so that their series exist too.
+    server = await startTestServer(repository, { MAX_INFLIGHT_REQUESTS: '64', THROTTLE_RATE: '0.001', THROTTLE_BURST: '3' });
     const row = { name: 'input', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] };
-    // Two answered inferences (default version and a named one) and a failed one, so that the
-    // labelled series (successes, durations, batch sizes, failures by reason, HTTP routes) exist.
+    // Two answered inferences (default version and a named one), a failed one and a throttled one,
+    // so that the labelled series (successes, durations, batch sizes, failures by reason, HTTP
+    // routes, throttled requests) exist.
     assert.equal((await postJson(`${server.url}/v2/models/classifier/infer`, { inputs: [row] })).status, 200);
     assert.equal((await postJson(`${server.url}/v2/models/classifier/versions/1/infer`, { inputs: [row] })).status, 200);
     const failed = await postJson(`${server.url}/v2/models/classifier/infer`, { inputs: [{ ...row, datatype: 'INT64', data: [5, 3, 1, 0] }] });
     assert.equal(failed.status, 400);
+    assert.equal((await postJson(`${server.url}/v2/models/classifier/infer`, { inputs: [row] })).status, 429);
     const metricsUrl = server.server.metricsUrl;
     assert.ok(metricsUrl, 'the server serves no metrics');
     const response = await fetch(metricsUrl);

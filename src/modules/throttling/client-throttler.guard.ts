@@ -8,7 +8,7 @@ import {
   type ThrottlerModuleOptions,
   type ThrottlerStorage,
 } from '@nestjs/throttler';
-import type { Metadata, ServerUnaryCall } from '@grpc/grpc-js';
+import type { Metadata } from '@grpc/grpc-js';
 import type { FastifyRequest } from 'fastify';
 import { metadataValue, peerAddress } from '../../infra/grpc/call-context.js';
 import { ClientQuota, type ClientIdentity } from './client-quota.js';
@@ -37,10 +37,11 @@ export class ClientThrottlerGuard extends ThrottlerGuard {
 
   protected override getRequestResponse(context: ExecutionContext): { req: Record<string, any>; res: Record<string, any> } {
     if (context.getType() !== 'rpc') return super.getRequestResponse(context);
-    const metadata = context.switchToRpc().getContext<Metadata>();
-    const call = context.getArgByIndex<ServerUnaryCall<unknown, unknown>>(2);
+    // Unary handlers get (request, metadata, call); stream handlers get (call): both calls carry metadata and peer.
+    const call = context.getArgs().find((arg): arg is { metadata: Metadata; getPeer(): string } => typeof arg?.getPeer === 'function');
+    if (!call) throw new Error('a gRPC call without its call object reached the throttler');
     const identity: ClientIdentity = {
-      header: (name) => metadataValue(metadata, name),
+      header: (name) => metadataValue(call.metadata, name),
       address: peerAddress(call),
     };
     // No response object: a gRPC answer's retry hint is a trailer, which the error filter writes.
