@@ -7,6 +7,8 @@ import { Logger } from 'nestjs-pino';
 import { AppModule, type AppOverrides } from './app.module.js';
 import type { AppConfig } from './infra/config/app-config.js';
 import { grpcServerOptions } from './infra/grpc/grpc-options.js';
+import { clientErrorResponder } from './infra/http/client-error-response.js';
+import { installRequestBodyParsers } from './infra/http/request-body-parsers.js';
 import { ErrorResponseFilter } from './infra/transport/error-response.filter.js';
 import { HttpMetrics } from './modules/observability/metrics/http-metrics.js';
 import { MetricsServer } from './modules/observability/metrics/metrics-server.js';
@@ -38,8 +40,19 @@ export interface RunningServer {
  * loads the model repository after, so probes see "live, not yet ready" while models load.
  */
 export async function startServer(config: AppConfig, overrides: AppOverrides = {}): Promise<RunningServer> {
-  // maxParamLength: a model name may have 128 characters (Fastify's default cuts path parameters at 100).
-  const adapter = new FastifyAdapter({ bodyLimit: config.MAX_REQUEST_BYTES, routerOptions: { maxParamLength: 256 } });
+  // Slow clients: Node checks its headers and request timeouts only every connectionsCheckingInterval
+  // (30 s by default), so the interval follows the timeouts; the headers timeout cannot exceed the
+  // request's (Node refuses it).
+  const requestTimeout = config.HTTP_REQUEST_TIMEOUT_MS;
+  const headersTimeout = Math.min(config.HTTP_HEADERS_TIMEOUT_MS, requestTimeout);
+  const adapter = new FastifyAdapter({
+    bodyLimit: config.MAX_REQUEST_BYTES,
+    // maxParamLength: a model name may have 128 characters (Fastify's default cuts path parameters at 100).
+    routerOptions: { maxParamLength: 256 },
+    requestTimeout,
+    http: { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeout / 2)) },
+    clientErrorHandler: clientErrorResponder({ headersTimeoutMs: headersTimeout, requestTimeoutMs: requestTimeout }),
+  });
   // The route template is noted first thing (before Nest's middleware, which may answer early).
   adapter.getInstance().addHook('onRequest', (request, _reply, done) => {
     (request.raw as IncomingMessage & { [routeOf]?: string })[routeOf] = request.routeOptions.url;
@@ -54,8 +67,8 @@ export async function startServer(config: AppConfig, overrides: AppOverrides = {
     const started = performance.now();
     res.once('finish', () => httpMetrics.answered(req.method ?? '', req[routeOf], res.statusCode, performance.now() - started));
   });
-  // Model uploads (PUT /admin/models/{m}/versions/{v}) arrive as raw bytes.
-  adapter.getInstance().addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  // JSON within MAX_JSON_DEPTH; raw bytes for model uploads and binary tensor data.
+  installRequestBodyParsers(adapter, { maxJsonDepth: config.MAX_JSON_DEPTH });
   app.useGlobalFilters(new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES }));
   // The gRPC server shares the modules, the global error filter and the guards of the HTTP app.
   app.connectMicroservice(grpcServerOptions(config), { inheritAppConfig: true });

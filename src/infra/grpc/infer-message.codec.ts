@@ -1,8 +1,9 @@
-import { endianness } from 'node:os';
 import { DATATYPES, INTEGER_RANGE, TYPED_ARRAY_OF, isDatatype, type Datatype, type TensorData } from '../../domain/shared/datatype.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import type { InferenceRequest, InferenceResponse, ParameterValue } from '../../domain/inference/inference-request.js';
-import { shapeElementCount, type Tensor } from '../../domain/inference/tensor.js';
+import type { Tensor } from '../../domain/inference/tensor.js';
+import { decodeRawTensor, encodeRawTensor, utf8TextOf } from '../transport/raw-tensor.codec.js';
+import { malformedReason } from './malformed-request.js';
 import type {
   Int64,
   InferParameterMessage,
@@ -11,10 +12,6 @@ import type {
   ModelInferResponseMessage,
   OutputTensorMessage,
 } from './inference-messages.js';
-
-// Raw contents are little-endian and copied byte for byte into typed arrays; onnxruntime-node's
-// binaries exist only for little-endian hosts, so this server never runs on another.
-if (endianness() !== 'LE') throw new Error('the gRPC tensor codec needs a little-endian host');
 
 /** Which form a response's tensors take: the typed `contents` fields, or `raw_output_contents`. */
 export type TensorForm = 'typed' | 'raw';
@@ -55,14 +52,14 @@ const CONTENTS_FIELDS = Object.keys({
   bytes_contents: 0,
 } satisfies Record<keyof InferTensorContentsMessage, 0>) as (keyof InferTensorContentsMessage)[];
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /**
  * A `ModelInferRequest` as the domain's request. Inputs come in one of two forms, never mixed:
  * typed `contents` (the field of the input's datatype) or `raw_input_contents` (one entry per input,
  * in input order). BYTES elements must be UTF-8 text (onnxruntime-node's string tensors are text).
  */
 export function decodeModelInferRequest(message: ModelInferRequestMessage): DecodedInferRequest {
+  const malformed = malformedReason(message);
+  if (malformed !== undefined) throw invalidRequest(`the request is not a valid ModelInferRequest protobuf message: ${malformed}`);
   if (!message.model_name) throw invalidRequest('model_name is empty');
   const raw = message.raw_input_contents;
   const inputs = message.inputs;
@@ -90,7 +87,7 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage): Deco
         if (input.contents && hasContents(input.contents)) {
           throw invalidRequest(`input '${name}' has contents, but the request uses raw_input_contents: use one form for every input`);
         }
-        return { name, datatype: input.datatype, shape, data: decodeRaw(name, input.datatype, shape, raw[index]) };
+        return { name, datatype: input.datatype, shape, data: decodeRawTensor(name, input.datatype, shape, raw[index], 'its raw_input_contents entry') };
       }
       return { name, datatype: input.datatype, shape, data: decodeTyped(name, input.datatype, input.contents) };
     }),
@@ -125,7 +122,7 @@ export function encodeModelInferResponse(response: InferenceResponse, form: Tens
     id: response.id ?? '',
     parameters: encodeParameters(response.parameters),
     outputs,
-    raw_output_contents: raw ? response.outputs.map(encodeRaw) : [],
+    raw_output_contents: raw ? response.outputs.map(encodeRawTensor) : [],
   };
 }
 
@@ -173,7 +170,7 @@ function decodeTyped(name: string, datatype: Datatype, contents: InferTensorCont
   const values = (contents?.[field] ?? []) as unknown[];
   switch (datatype) {
     case 'BYTES':
-      return (values as Buffer[]).map((bytes, i) => textOf(name, i, bytes));
+      return (values as Buffer[]).map((bytes, i) => utf8TextOf(name, i, bytes));
     case 'BOOL':
       return Uint8Array.from(values as boolean[], (v) => (v ? 1 : 0));
     // Protobuf already bounds 64-bit values to the field's type.
@@ -206,68 +203,6 @@ function encodeTyped(tensor: Tensor): InferTensorContentsMessage {
   else if (tensor.datatype === 'INT64' || tensor.datatype === 'UINT64') values = Array.from(data as BigInt64Array, String);
   else values = Array.from(data as Float32Array);
   return { [field]: values } as InferTensorContentsMessage;
-}
-
-// ---- raw contents ----------------------------------------------------------------------------
-
-function decodeRaw(name: string, datatype: Datatype, shape: number[], bytes: Buffer): TensorData {
-  if (datatype === 'BYTES') return decodeRawBytes(name, bytes);
-  const ArrayType = TYPED_ARRAY_OF[datatype];
-  const size = ArrayType.BYTES_PER_ELEMENT;
-  const expected = shapeElementCount(shape);
-  if (bytes.length % size !== 0 || (expected !== undefined && expected >= 0 && bytes.length !== expected * size)) {
-    const wanted = expected === undefined || expected < 0 ? `a multiple of ${size}` : `${expected * size} (${expected} ${datatype} elements of ${size} bytes for shape [${shape.join(',')}])`;
-    throw invalidData(`input '${name}': its raw_input_contents entry has ${bytes.length} bytes, expected ${wanted}`);
-  }
-  // A copy, never a view: the message's buffer may be shared and unaligned, and the runtime takes the array's buffer.
-  const out = new ArrayType(bytes.length / size);
-  new Uint8Array(out.buffer).set(bytes);
-  if (datatype === 'BOOL') {
-    const notBool = (out as Uint8Array).findIndex((v) => v > 1);
-    if (notBool >= 0) throw invalidData(`input '${name}': BOOL element ${notBool} is the byte ${out[notBool]}, expected 0 or 1`);
-  }
-  return out as TensorData;
-}
-
-/** BYTES in raw form: each element is a 4-byte little-endian length followed by that many bytes. */
-function decodeRawBytes(name: string, bytes: Buffer): string[] {
-  const elements: string[] = [];
-  let offset = 0;
-  while (offset < bytes.length) {
-    if (offset + 4 > bytes.length) {
-      throw invalidData(`input '${name}': raw BYTES element ${elements.length} starts at byte ${offset} but only ${bytes.length - offset} bytes remain for its 4-byte length`);
-    }
-    const length = bytes.readUInt32LE(offset);
-    offset += 4;
-    if (offset + length > bytes.length) {
-      throw invalidData(`input '${name}': raw BYTES element ${elements.length} says ${length} bytes, but only ${bytes.length - offset} remain`);
-    }
-    elements.push(textOf(name, elements.length, bytes.subarray(offset, offset + length)));
-    offset += length;
-  }
-  return elements;
-}
-
-function encodeRaw(tensor: Tensor): Buffer {
-  const data = tensor.data;
-  if (!Array.isArray(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const encoded = data.map((text) => Buffer.from(text, 'utf8'));
-  const out = Buffer.allocUnsafe(encoded.reduce((sum, element) => sum + 4 + element.length, 0));
-  let offset = 0;
-  for (const element of encoded) {
-    out.writeUInt32LE(element.length, offset);
-    element.copy(out, offset + 4);
-    offset += 4 + element.length;
-  }
-  return out;
-}
-
-function textOf(name: string, index: number, bytes: Uint8Array): string {
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    throw invalidData(`input '${name}': BYTES element ${index} is not valid UTF-8, which the ONNX runtime's string tensors need`);
-  }
 }
 
 function invalidRequest(message: string): DomainError {

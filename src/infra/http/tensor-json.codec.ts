@@ -25,24 +25,49 @@ const inferRequestSchema = z.object({
         shape: z.array(z.number().int().min(0)),
         datatype: z.string(),
         parameters,
-        data: z.array(z.unknown()),
+        // Absent for an input sent as binary data (see binary-tensor.codec.ts).
+        data: z.array(z.unknown()).optional(),
       }),
     )
     .min(1),
   outputs: z.array(z.object({ name: z.string().min(1), parameters })).optional(),
 });
 
+/** An infer request's JSON, checked against the protocol's schema (the body, or the JSON header of a binary body). */
+export type InferRequestJson = z.infer<typeof inferRequestSchema>;
+export type InputJson = InferRequestJson['inputs'][number];
+
+/**
+ * Reads the elements of an input that are not in its JSON `data` (the binary tensor data
+ * extension); answers undefined for an input whose elements are in its `data`.
+ */
+export type BinaryInputReader = (input: InputJson, datatype: Datatype) => TensorData | undefined;
+
 export function decodeInferRequest(body: unknown): InferenceRequest {
+  return toInferenceRequest(parseInferRequestJson(body));
+}
+
+export function parseInferRequestJson(body: unknown): InferRequestJson {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new DomainError('INFERENCE.INVALID_REQUEST', 'the request body must be a JSON object with an "inputs" array');
   }
   const parsed = inferRequestSchema.safeParse(body);
   if (!parsed.success) throw new DomainError('INFERENCE.INVALID_REQUEST', describeIssue(parsed.error.issues[0], body));
-  const request = parsed.data;
+  return parsed.data;
+}
+
+/** The domain's request from its checked JSON; `readBinary` supplies the inputs sent as binary data. */
+export function toInferenceRequest(request: InferRequestJson, readBinary?: BinaryInputReader): InferenceRequest {
   return {
     id: request.id,
     parameters: request.parameters ?? {},
-    inputs: request.inputs.map((input) => decodeTensor(input.name, input.datatype, input.shape, input.data)),
+    inputs: request.inputs.map((input) => {
+      const datatype = checkedDatatype(input.name, input.datatype);
+      const binary = readBinary?.(input, datatype);
+      if (binary !== undefined) return { name: input.name, datatype, shape: input.shape, data: binary };
+      if (input.data === undefined) throw new DomainError('INFERENCE.INVALID_REQUEST', `input '${input.name}' has no "data"`);
+      return decodeTensor(input.name, datatype, input.shape, input.data);
+    }),
     requestedOutputs: request.outputs?.map((output) => output.name) ?? [],
   };
 }
@@ -57,11 +82,16 @@ function describeIssue(issue: z.core.$ZodIssue, body: object): string {
 }
 
 export function decodeTensor(name: string, datatype: string, shape: number[], data: unknown[]): Tensor {
+  const checked = checkedDatatype(name, datatype);
+  const flat = data.length > 0 && Array.isArray(data[0]) ? (data.flat(Infinity) as unknown[]) : data;
+  return { name, datatype: checked, shape, data: decodeElements(name, checked, flat) };
+}
+
+function checkedDatatype(name: string, datatype: string): Datatype {
   if (!isDatatype(datatype)) {
     throw new DomainError('INFERENCE.INVALID_DATATYPE', `input '${name}' has datatype '${datatype}', which is not one of ${DATATYPES.join(', ')}`);
   }
-  const flat = data.length > 0 && Array.isArray(data[0]) ? (data.flat(Infinity) as unknown[]) : data;
-  return { name, datatype, shape, data: decodeElements(name, datatype, flat) };
+  return datatype;
 }
 
 function decodeElements(name: string, datatype: Datatype, values: unknown[]): TensorData {
@@ -111,10 +141,18 @@ function decodeElements(name: string, datatype: Datatype, values: unknown[]): Te
 
 const SPECIAL_FLOATS = new Map<unknown, number>([['NaN', NaN], ['Infinity', Infinity], ['-Infinity', -Infinity]]);
 
-/** Writes the response by hand: typed arrays and 64-bit integers have no exact JSON.stringify form. */
-export function encodeInferResponse(response: InferenceResponse): string {
+/**
+ * Writes the response by hand: typed arrays and 64-bit integers have no exact JSON.stringify form.
+ * `binaryDataSize` gives the byte size of an output sent as binary data after the JSON (its JSON
+ * then has that size as a parameter and no `data`); undefined for an output written in JSON.
+ */
+export function encodeInferResponse(response: InferenceResponse, binaryDataSize: (tensor: Tensor) => number | undefined = () => undefined): string {
   const outputs = response.outputs
-    .map((t) => `{"name":${JSON.stringify(t.name)},"datatype":"${t.datatype}","shape":[${t.shape.join(',')}],"data":${encodeData(t)}}`)
+    .map((t) => {
+      const size = binaryDataSize(t);
+      const content = size === undefined ? `"data":${encodeData(t)}` : `"parameters":{"binary_data_size":${size}}`;
+      return `{"name":${JSON.stringify(t.name)},"datatype":"${t.datatype}","shape":[${t.shape.join(',')}],${content}}`;
+    })
     .join(',');
   const id = response.id === undefined ? '' : `"id":${JSON.stringify(response.id)},`;
   return `{"model_name":${JSON.stringify(response.modelName)},"model_version":${JSON.stringify(response.modelVersion)},${id}"parameters":${JSON.stringify(response.parameters)},"outputs":[${outputs}]}`;

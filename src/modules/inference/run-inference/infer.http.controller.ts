@@ -1,8 +1,10 @@
-import { Body, Controller, Header, HttpCode, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, HttpCode, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { RouteConfig } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { InferenceRequest } from '../../../domain/inference/inference-request.js';
-import { decodeInferRequest, encodeInferResponse } from '../../../infra/http/tensor-json.codec.js';
+import { AppConfig } from '../../../infra/config/app-config.js';
+import { decodeHttpInferRequest, encodeHttpInferResponse, INFERENCE_HEADER_CONTENT_LENGTH, type DecodedHttpInferRequest } from '../../../infra/http/binary-tensor.codec.js';
 import { clientDisconnect } from '../../../infra/http/client-disconnect.js';
+import { BINARY_TENSOR_BODY } from '../../../infra/http/request-body-parsers.js';
 import { parseTimeoutHeader } from '../../../infra/http/route-params.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
 import { requestedVersion } from '../../../domain/registry/model-name.js';
@@ -10,29 +12,34 @@ import { annotateAccessLog } from '../../observability/access-log.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
 
-/** KServe V2 `POST /v2/models/{m}[/versions/{v}]/infer` with JSON tensors. */
+/** KServe V2 `POST /v2/models/{m}[/versions/{v}]/infer`: JSON tensors, or Triton's binary tensor data. */
 @Controller('v2/models/:model')
 @UseGuards(ClientThrottlerGuard)
 export class InferHttpController {
   constructor(
     private readonly handler: RunInferenceHandler,
     private readonly tracing: Tracing,
+    private readonly config: AppConfig,
   ) {}
 
   @Post(['infer', 'versions/:version/infer'])
   @HttpCode(200)
-  @Header('content-type', 'application/json')
+  @RouteConfig({ [BINARY_TENSOR_BODY]: true })
   async infer(
     @Param('model') model: string,
     @Param('version') version: string | undefined,
     @Body() body: unknown,
     @Req() req: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<string> {
+  ): Promise<string | Buffer> {
     annotateAccessLog(req.raw, { model, version });
-    let decoded: { version?: number; request: InferenceRequest; timeoutMicros?: number };
+    let decoded: { version?: number; request: DecodedHttpInferRequest; timeoutMicros?: number };
     try {
-      decoded = { version: requestedVersion(version), request: decodeInferRequest(body), timeoutMicros: parseTimeoutHeader(req.headers) };
+      decoded = {
+        version: requestedVersion(version),
+        request: decodeHttpInferRequest(body, req.headers[INFERENCE_HEADER_CONTENT_LENGTH], this.config.MAX_JSON_DEPTH),
+        timeoutMicros: parseTimeoutHeader(req.headers),
+      };
     } catch (error) {
       this.handler.refused(model, undefined, error);
       throw error;
@@ -40,7 +47,7 @@ export class InferHttpController {
     const response = await this.handler.execute({
       modelName: model,
       version: decoded.version,
-      request: decoded.request,
+      request: decoded.request.request,
       timeoutMicros: decoded.timeoutMicros,
       signal: clientDisconnect(reply.raw),
       header: (name) => headerValue(req.headers[name]),
@@ -51,7 +58,12 @@ export class InferHttpController {
       queue_time_us: response.parameters.queue_time_us as number,
       compute_time_us: response.parameters.compute_time_us as number,
     });
-    return this.tracing.span('response', { 'inference.model': model, 'inference.model_version': response.modelVersion }, () => encodeInferResponse(response));
+    const encoded = this.tracing.span('response', { 'inference.model': model, 'inference.model_version': response.modelVersion }, () =>
+      encodeHttpInferResponse(response, decoded.request.binaryOutput),
+    );
+    void reply.header('content-type', encoded.contentType);
+    if (encoded.jsonLength !== undefined) void reply.header(INFERENCE_HEADER_CONTENT_LENGTH, encoded.jsonLength);
+    return encoded.body;
   }
 }
 

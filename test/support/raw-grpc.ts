@@ -1,0 +1,79 @@
+import { once } from 'node:events';
+import { connect, constants, type IncomingHttpHeaders } from 'node:http2';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { INFERENCE_PACKAGE, INFERENCE_PROTO_FILE, INFERENCE_SERVICE, PROTO_LOADER_OPTIONS } from '../../src/infra/grpc/grpc-options.js';
+import type { ModelInferRequest } from './grpc-client.js';
+
+/**
+ * A gRPC call on bare `node:http2`, for frames a gRPC library would never send (as bench/grpc-load.ts
+ * drives the server): a POST of the given bytes to the method's path, the status read from the
+ * trailers, or from the headers of a trailers-only answer.
+ */
+
+export const MODEL_INFER_PATH = `/${INFERENCE_PACKAGE}.${INFERENCE_SERVICE}/ModelInfer`;
+
+const service = grpc.loadPackageDefinition(protoLoader.loadSync(INFERENCE_PROTO_FILE, PROTO_LOADER_OPTIONS))[INFERENCE_PACKAGE] as grpc.GrpcObject;
+const modelInfer = (service[INFERENCE_SERVICE] as grpc.ServiceClientConstructor).service.ModelInfer!;
+
+/** A ModelInferRequest as protobuf bytes. */
+export function serializeModelInferRequest(request: ModelInferRequest): Buffer {
+  return modelInfer.requestSerialize(request);
+}
+
+export interface FrameOptions {
+  /** The compressed flag (byte 0); default false. */
+  readonly compressed?: boolean;
+  /** The length the prefix announces; default the message's own. */
+  readonly declaredLength?: number;
+}
+
+/** gRPC's length-prefixed message: a compressed flag, a 4-byte big-endian length, the message. */
+export function grpcFrame(message: Buffer, options: FrameOptions = {}): Buffer {
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt8(options.compressed ? 1 : 0, 0);
+  frame.writeUInt32BE(options.declaredLength ?? message.length, 1);
+  message.copy(frame, 5);
+  return frame;
+}
+
+export interface RawGrpcAnswer {
+  /** grpc-status (a `grpc.status` code); -1 when the server sent none. */
+  readonly code: number;
+  /** grpc-message, decoded. */
+  readonly details: string;
+  /** The bytes of the answer's messages, frames included. */
+  readonly body: Buffer;
+}
+
+/** Sends `body` as the request stream of one call to `path`, then half-closes, and reads the answer. */
+export async function rawGrpcCall(address: string, path: string, body: Buffer, metadata: Readonly<Record<string, string>> = {}): Promise<RawGrpcAnswer> {
+  const session = connect(`http://${address}`);
+  session.on('error', () => undefined); // the stream's own error says it
+  try {
+    const stream = session.request({
+      [constants.HTTP2_HEADER_METHOD]: 'POST',
+      [constants.HTTP2_HEADER_PATH]: path,
+      [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
+      [constants.HTTP2_HEADER_TE]: 'trailers',
+      ...metadata,
+    });
+    let status: IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    stream.on('response', (headers) => {
+      if (headers['grpc-status'] !== undefined) status = headers;
+    });
+    stream.on('trailers', (trailers) => {
+      status = trailers;
+    });
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.on('error', () => undefined);
+    const closed = once(stream, 'close');
+    stream.end(body);
+    await closed;
+    const code = status['grpc-status'];
+    return { code: code === undefined ? -1 : Number(code), details: decodeURIComponent(String(status['grpc-message'] ?? '')), body: Buffer.concat(chunks) };
+  } finally {
+    session.close();
+  }
+}

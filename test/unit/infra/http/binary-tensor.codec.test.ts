@@ -1,0 +1,96 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeHttpInferRequest, encodeHttpInferResponse } from '../../../../src/infra/http/binary-tensor.codec.js';
+import type { InferenceResponse } from '../../../../src/domain/inference/inference-request.js';
+import { assertDomainError } from '../../support/domain-error.assertions.js';
+
+const le = (values: ArrayBufferView) => Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+
+/** A body of the extension: the JSON header, the tensors' bytes, and the header's value. */
+function body(json: object, ...tensors: Buffer[]): [Buffer, string] {
+  const header = Buffer.from(JSON.stringify(json));
+  return [Buffer.concat([header, ...tensors]), String(header.length)];
+}
+
+const decode = ([bytes, header]: [Buffer, string | undefined]) => decodeHttpInferRequest(bytes, header, 64);
+
+describe('decodeHttpInferRequest', () => {
+  it('reads binary inputs in input order after the JSON header, beside JSON inputs', () => {
+    const decoded = decode(
+      body(
+        {
+          inputs: [
+            { name: 'a', shape: [2], datatype: 'FP32', parameters: { binary_data_size: 8 } },
+            { name: 'b', shape: [1], datatype: 'INT64', data: [7] },
+            { name: 'c', shape: [2], datatype: 'BYTES', parameters: { binary_data_size: 10 } },
+          ],
+        },
+        le(Float32Array.of(0.5, NaN)),
+        Buffer.from([1, 0, 0, 0, 0x78, 1, 0, 0, 0, 0x68]),
+      ),
+    );
+    const [a, b, c] = decoded.request.inputs;
+    assert.deepEqual([...(a!.data as Float32Array)], [0.5, NaN]);
+    assert.deepEqual([...(b!.data as BigInt64Array)], [7n]);
+    assert.deepEqual(c!.data, ['x', 'h']);
+  });
+
+  it('reads a body without the header as JSON only, and plain JSON as Fastify parsed it', () => {
+    const json = { inputs: [{ name: 'x', shape: [1], datatype: 'INT32', data: [3] }] };
+    assert.deepEqual([...(decode([Buffer.from(JSON.stringify(json)), undefined]).request.inputs[0]!.data as Int32Array)], [3]);
+    assert.deepEqual([...(decodeHttpInferRequest(json, undefined, 64).request.inputs[0]!.data as Int32Array)], [3]);
+  });
+
+  it('says which outputs are binary: an output\'s binary_data, else the request\'s binary_data_output', () => {
+    const json = { parameters: { binary_data_output: true }, inputs: [{ name: 'x', shape: [1], datatype: 'INT32', data: [3] }], outputs: [{ name: 'p', parameters: { binary_data: false } }, { name: 'q' }] };
+    const { binaryOutput } = decodeHttpInferRequest(json, undefined, 64);
+    assert.deepEqual([binaryOutput('p'), binaryOutput('q'), binaryOutput('r')], [false, true, true]);
+  });
+
+  const x = (parameters: object, extra: object = {}) => ({ inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', parameters, ...extra }] });
+  const two = le(Float32Array.of(1, 2));
+  const cases: Array<[string, [Buffer, string], ...string[]]> = [
+    ['a negative header', [body(x({ binary_data_size: 8 }), two)[0], '-1'], 'inference-header-content-length is "-1"', 'non-negative integer'],
+    ['a header past the body', [body(x({ binary_data_size: 8 }), two)[0], '500'], 'is 500, but the body has only'],
+    ['a header cutting the JSON', [body(x({ binary_data_size: 8 }), two)[0], '10'], 'the first 10 bytes', 'not a JSON document'],
+    ['a size that is not an integer', body(x({ binary_data_size: 7.5 }), two), "input 'x': binary_data_size is 7.5"],
+    ['a size past the body', body(x({ binary_data_size: 12 }), two), 'binary_data_size is 12, but only 8 bytes'],
+    ['bytes left over', body(x({ binary_data_size: 8 }), two, Buffer.alloc(3)), '3 bytes of binary data beyond', '(8 bytes)'],
+    ['a size not matching the shape', body(x({ binary_data_size: 4 }), two.subarray(0, 4)), 'has 4 bytes, expected 8 (2 FP32 elements'],
+    ['data beside a size', body(x({ binary_data_size: 8 }, { data: [1, 2] }), two), 'both "data" and the parameter binary_data_size'],
+  ];
+  for (const [what, request, ...mentions] of cases) {
+    it(`refuses ${what}`, () => {
+      assertDomainError(() => decode(request), what === 'a size not matching the shape' ? 'INFERENCE.INVALID_DATA' : 'INFERENCE.INVALID_REQUEST', ...mentions);
+    });
+  }
+});
+
+describe('encodeHttpInferResponse', () => {
+  const response: InferenceResponse = {
+    modelName: 'm',
+    modelVersion: '1',
+    parameters: {},
+    outputs: [
+      { name: 'p', datatype: 'FP32', shape: [2], data: Float32Array.of(0.25, Infinity) },
+      { name: 'q', datatype: 'BYTES', shape: [1], data: ['é'] },
+    ],
+  };
+
+  it('answers plain JSON when no output is binary', () => {
+    const encoded = encodeHttpInferResponse(response, () => false);
+    assert.equal(encoded.contentType, 'application/json');
+    assert.equal(encoded.jsonLength, undefined);
+    assert.deepEqual(JSON.parse(String(encoded.body)).outputs[0].data, [0.25, 'Infinity']);
+  });
+
+  it('writes binary outputs after the JSON header, with their sizes and no data', () => {
+    const encoded = encodeHttpInferResponse(response, (name) => name === 'q');
+    const bytes = encoded.body as Buffer;
+    assert.equal(encoded.contentType, 'application/octet-stream');
+    const json = JSON.parse(bytes.subarray(0, encoded.jsonLength).toString('utf8'));
+    assert.deepEqual(json.outputs[1], { name: 'q', datatype: 'BYTES', shape: [1], parameters: { binary_data_size: 6 } });
+    assert.deepEqual(json.outputs[0].data, [0.25, 'Infinity']);
+    assert.deepEqual([...bytes.subarray(encoded.jsonLength)], [2, 0, 0, 0, 0xc3, 0xa9]);
+  });
+});
