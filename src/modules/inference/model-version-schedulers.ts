@@ -24,10 +24,10 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
     super();
   }
 
-  async drain(key: string): Promise<void> {
+  async drain(key: string, reason = `'${key}' is being unloaded`): Promise<void> {
     const scheduler = this.schedulers.get(key);
     if (!scheduler) return;
-    await scheduler.drain(`'${key}' is being unloaded`);
+    await scheduler.drain(reason);
     if (this.schedulers.get(key) === scheduler) this.schedulers.delete(key);
   }
 
@@ -90,6 +90,6 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
 
   /** At shutdown, every request a scheduler accepted is answered (queued ones run) before sessions are released. */
   async beforeApplicationShutdown(): Promise<void> {
-    await Promise.all([...this.schedulers.keys()].map((key) => this.drain(key)));
+    await Promise.all([...this.schedulers.keys()].map((key) => this.drain(key, 'the server is shutting down')));
   }
 }
