@@ -9,6 +9,8 @@ export interface LoadOptions {
   readonly url: string;
   /** JSON request body, POSTed with content-type application/json. */
   readonly body: string;
+  /** Headers sent with every request besides content-type (e.g. the API key a rate limit counts by). */
+  readonly headers?: Readonly<Record<string, string>>;
   readonly connections: number;
   readonly durationSeconds: number;
   readonly warmupSeconds: number;
@@ -23,9 +25,10 @@ export interface LoadResult extends LatencySummary {
   /** 2xx answers in the measured run. */
   readonly requests: number;
   readonly durationSeconds: number;
-  /** Answers other than 2xx, of which `rejected` were 503 (queue full). */
+  /** Answers other than 2xx, of which `rejected` were 503 (queue full, in-flight limit); all of them by status. */
   readonly non2xx: number;
   readonly rejected: number;
+  readonly non2xxByStatus: Readonly<Record<string, number>>;
   readonly errors: number;
   readonly timeouts: number;
 }
@@ -34,7 +37,7 @@ async function once(options: LoadOptions, durationSeconds: number, latenciesMs?:
   const instance = autocannon({
     url: options.url,
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { ...options.headers, 'content-type': 'application/json' },
     body: options.body,
     connections: options.connections,
     pipelining: 1,
@@ -61,6 +64,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     durationSeconds: result.duration,
     non2xx: result.non2xx,
     rejected: result.statusCodeStats['503']?.count ?? 0,
+    non2xxByStatus: Object.fromEntries(
+      Object.entries(result.statusCodeStats)
+        .filter(([status, { count }]) => !status.startsWith('2') && count > 0)
+        .map(([status, { count }]) => [status, count]),
+    ),
     errors: result.errors,
     timeouts: result.timeouts,
     ...summarize(latenciesMs),

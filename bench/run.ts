@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: seven targets, each a figure of the server against a baseline measured in the
+ * `npm run bench`: eight targets, each a figure of the server against a baseline measured in the
  * same run (speed is a ratio to baselines measured alongside, never a figure asserted in tests).
  *
  *   1. HTTP limit      the server on the demo classifier (batching on with its defaults) vs a bare
@@ -33,9 +33,21 @@
  *                      bench/otlp-collector-stub.ts, a child process that counts what it receives):
  *                      with / without req/s. Target >= 0.95x. A with-run whose stub received no
  *                      span, or whose scrapes failed, is not a valid figure.
+ *   8. resilience      the cost of rate limits and in-flight limits that are on but never refuse:
+ *                      three server processes on the demo classifier, one after the other, the
+ *                      loop of 1 on each, every request carrying an x-api-key header: the baseline
+ *                      (THROTTLE_RATE=0, MAX_INFLIGHT_REQUESTS=0), then with a per-client rate
+ *                      limit far above the load (THROTTLE_RATE=THROTTLE_BURST=1000000,
+ *                      THROTTLE_CLIENT_HEADER=x-api-key) and a fixed cap of 100000 in flight, then
+ *                      the same with ADAPTIVE_CONCURRENCY=true (the cap being its ceiling). Circuit
+ *                      breakers have no off switch: they are on in all three. Metrics on, tracing
+ *                      off. With / without req/s for each with-run, and p99s. Target >= 0.95x. Any
+ *                      refusal (429, 503) in a measured window, or a with-server whose limits were
+ *                      not on (its checked answer without X-RateLimit-Limit, no
+ *                      inference_concurrency_limit gauge), is not a valid figure.
  *
  * Open loop (4, 5) is bench/paced-load.ts, not autocannon's `overallRate`, which is a closed loop
- * with a per-second quota (see there). Closed loops 1-3 and 7 are autocannon; their rates count 2xx answers.
+ * with a per-second quota (see there). Closed loops 1-3, 7 and 8 are autocannon; their rates count 2xx answers.
  * The gRPC loop (6) is bench/grpc-load.ts, a minimal gRPC client on node:http2 (see there why not
  * grpc-js's), in a child process of its own so that its CPU is measured apart and the bench's own
  * event loop only reads CPU and /stats; its rates count OK answers (grpc-status 0).
@@ -51,8 +63,8 @@
  * Env: BENCH_DURATION_SECONDS (5), BENCH_WARMUP_SECONDS (1), BENCH_CONNECTIONS (64, and as many
  * gRPC calls in flight in 6; above the MLP's max_queue_size of 64 its closed loops also get 503s,
  * counted apart), BENCH_MLP_THREADS (2: intra-op threads of the MLP instance and of the bare
- * runtime), BENCH_ONLY (unset: every target; `grpc`: 6 alone, `observability`: 7 alone, to
- * iterate on one: its row is printed, no results file is written).
+ * runtime), BENCH_ONLY (unset: every target; `grpc`: 6 alone, `observability`: 7 alone,
+ * `resilience`: 8 alone, to iterate on one: its row is printed, no results file is written).
  * Prints one table and writes the figures to bench/results/<YYYY-MM-DD>.json and latest.json.
  */
 import { readFileSync, rmSync } from 'node:fs';
@@ -63,11 +75,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_GRADIENT } from '../src/domain/inference/concurrency-limit.js';
 import { CpuWindow, type CpuUse } from './cpu.js';
 import { answerToJson, checkedClassifierGrpcInfer, classifierGrpcRequest, MODEL_INFER, waitForGrpcReady, type GrpcLoadResult, type ModelInferResponse } from './grpc.js';
 import { runLoad, type LoadResult } from './load.js';
 import { runPacedLoad, type PacedLoadResult } from './paced-load.js';
 import { Children, freePort, waitForReady, type Child } from './processes.js';
+import { fetchMetricsText, sampleSum, samplesOf } from './prometheus.js';
 import { fetchModelStats, runFigures, statsBetween, type ModelStats, type RunFigures } from './server-stats.js';
 import {
   CLASSIFIER,
@@ -76,6 +90,7 @@ import {
   MLP_MAX_QUEUE_DELAY_MICROS,
   MLP_MAX_QUEUE_SIZE,
   MLP_NO_BATCHING,
+  checkedClassifierAnswer,
   checkedClassifierInfer,
   checkedMlpInfer,
   classifierBody,
@@ -99,6 +114,10 @@ function positiveNumber(name: string, fallback: number, { integer = false, allow
   return value;
 }
 
+/** What BENCH_ONLY may name, and the loads of D + W seconds each one runs. */
+const ONLY_LOADS = { grpc: 2, observability: 2, resilience: 3 } as const;
+type Only = keyof typeof ONLY_LOADS;
+
 const settings = {
   durationSeconds: positiveNumber('BENCH_DURATION_SECONDS', 5, { max: 600 }),
   warmupSeconds: positiveNumber('BENCH_WARMUP_SECONDS', 1, { allowZero: true, max: 600 }),
@@ -107,12 +126,12 @@ const settings = {
   only: benchOnly(),
 };
 
-/** BENCH_ONLY: unset for every target, `grpc` for 6 alone, `observability` for 7 alone. */
-function benchOnly(): 'grpc' | 'observability' | undefined {
+/** BENCH_ONLY: unset for every target, `grpc` for 6 alone, `observability` for 7 alone, `resilience` for 8 alone. */
+function benchOnly(): Only | undefined {
   const raw = process.env.BENCH_ONLY?.trim();
   if (raw === undefined || raw === '') return undefined;
-  if (raw === 'grpc' || raw === 'observability') return raw;
-  process.stderr.write(`bench: BENCH_ONLY=${JSON.stringify(raw)} must be unset, "grpc" or "observability"\n`);
+  if (Object.hasOwn(ONLY_LOADS, raw)) return raw as Only;
+  process.stderr.write(`bench: BENCH_ONLY=${JSON.stringify(raw)} must be unset or one of ${Object.keys(ONLY_LOADS).map((name) => `"${name}"`).join(', ')}\n`);
   process.exit(2);
 }
 
@@ -126,6 +145,7 @@ const TARGETS = {
   rejectedP99Ms: 5,
   grpcRatio: 0.8,
   observabilityRatio: 0.95,
+  resilienceRatio: 0.95,
 };
 
 const HOST = '127.0.0.1';
@@ -148,15 +168,25 @@ const GRPC_CHANNELS = 4;
 /** How often the bench scrapes the server's /metrics in 7's with-run, as a Prometheus would (its default scrape_interval is 1 min, 15 s is common: 1 s is a busy one). */
 const METRICS_SCRAPE_INTERVAL_MS = 1000;
 /**
- * Loads of D + W seconds: 4 closed-loop, 2 open-loop, the bare runtime, 2 gRPC closed-loop (only
- * those with BENCH_ONLY=grpc), 2 closed-loop of 7 (only those with BENCH_ONLY=observability).
+ * 8's settings: a per-client rate limit and a fixed in-flight cap far above anything the load can
+ * reach (BENCH_CONNECTIONS is at most 10,000), the client named by a header every request carries.
  */
-const LOAD_COUNT = settings.only !== undefined ? 2 : 11;
+const RESILIENCE_THROTTLE_RATE = 1_000_000;
+const RESILIENCE_MAX_INFLIGHT = 100_000;
+const RESILIENCE_CLIENT_HEADER = 'x-api-key';
+const RESILIENCE_HEADERS = { [RESILIENCE_CLIENT_HEADER]: 'bench-client' };
+/**
+ * Loads of D + W seconds: 4 closed-loop, 2 open-loop, the bare runtime, 2 gRPC closed-loop, 2
+ * closed-loop of 7, 3 closed-loop of 8; with BENCH_ONLY, those of its target.
+ */
+const LOAD_COUNT = settings.only !== undefined ? ONLY_LOADS[settings.only] : 14;
 /** Hard limit of the whole run: every load plus generous start-up, drain and shutdown slack. */
 const BUDGET_MS = (LOAD_COUNT * (settings.durationSeconds + settings.warmupSeconds) + 2 * REQUEST_TIMEOUT_SECONDS + 150) * 1000;
 
-const here = path.dirname(fileURLToPath(import.meta.url)); // <root>/.build/bench
-const buildRoot = path.resolve(here, '..'); // <root>/.build
+// Everything the bench starts is found from where this file was compiled to (tsc's outDir, `.build`
+// for `npm run bench`, or any other): <outDir>/bench/run.js starts <outDir>/src/main.js.
+const here = path.dirname(fileURLToPath(import.meta.url)); // <root>/<outDir>/bench
+const buildRoot = path.resolve(here, '..'); // <root>/<outDir>
 const projectRoot = path.resolve(buildRoot, '..');
 const resultsDir = path.join(projectRoot, 'bench', 'results');
 const require = createRequire(import.meta.url);
@@ -220,8 +250,8 @@ interface RunningServer {
 }
 
 /**
- * The server under test, as `node .build/src/main.js` with the default log level and `env` on top
- * of the bench's own environment; stdout (its log) goes to a file.
+ * The server under test, as `node <outDir>/src/main.js` (the build this file is part of) with the
+ * default log level and `env` on top of the bench's own environment; stdout (its log) goes to a file.
  */
 async function startServer(name: string, modelRepository: string, env: Record<string, string> = {}): Promise<RunningServer> {
   const [port, grpcPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
@@ -265,19 +295,25 @@ interface ClosedLoopRun {
   readonly window: Window;
 }
 
+/** Called at a measured run's start and end (after its CPU window has started, before it stops). */
+interface AroundMeasure {
+  onMeasureStart(): Promise<void>;
+  onMeasureEnd(): Promise<void>;
+}
+
+interface ClosedLoopOptions {
+  /** The server and model whose /stats are read around the measured run. */
+  readonly stats?: { base: string; model: string };
+  readonly around?: AroundMeasure;
+  /** Sent with every request, besides content-type. */
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
 /**
  * Closed loop (autocannon, `connections` requests always outstanding), with CPU and /stats over the
- * measured run; `around` is called at the measured run's start and end too (after the CPU window
- * has started, before it stops).
+ * measured run.
  */
-async function closedLoop(
-  label: string,
-  url: string,
-  body: string,
-  pid: number | undefined,
-  stats?: { base: string; model: string },
-  around?: { onMeasureStart(): Promise<void>; onMeasureEnd(): Promise<void> },
-): Promise<ClosedLoopRun> {
+async function closedLoop(label: string, url: string, body: string, pid: number | undefined, { stats, around, headers }: ClosedLoopOptions = {}): Promise<ClosedLoopRun> {
   log(`${label}: ${settings.connections} connections, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s`);
   const window: Window = {};
   let cpu: CpuWindow | undefined;
@@ -285,6 +321,7 @@ async function closedLoop(
   const load = await runLoad({
     url,
     body,
+    headers,
     connections: settings.connections,
     durationSeconds: settings.durationSeconds,
     warmupSeconds: settings.warmupSeconds,
@@ -301,6 +338,43 @@ async function closedLoop(
   });
   if (window.stats) window.figures = runFigures(window.stats, load.durationSeconds);
   return { load, window };
+}
+
+const classifierUrl = (server: RunningServer): string => `${server.base}/v2/models/${CLASSIFIER}/infer`;
+
+/** The loop of 1 on the demo classifier of `server`, with its /stats read around the measured run. */
+async function classifierLoop(label: string, server: RunningServer, options: Omit<ClosedLoopOptions, 'stats'> = {}): Promise<ClosedLoopRun> {
+  return await closedLoop(label, classifierUrl(server), classifierBody(), server.child.process.pid, { ...options, stats: { base: server.base, model: CLASSIFIER } });
+}
+
+/**
+ * Environment variables of the bench's own environment that start with one of `prefixes`,
+ * emptied (the server reads an empty variable as unset): a server is configured exactly as the
+ * bench says, whatever the shell exported.
+ */
+function envCleared(...prefixes: string[]): Record<string, string> {
+  return Object.fromEntries(Object.keys(process.env).filter((name) => prefixes.some((prefix) => name.startsWith(prefix))).map((name) => [name, '']));
+}
+
+/**
+ * A server process of its own on the demo models (7 and 8): started with `env` on top of the
+ * bench's environment, its OTEL_* cleared (tracing off unless `env` turns it on); one checked
+ * classifier request (with `headers`), then `use`; the server is stopped after, whatever happened.
+ */
+async function onClassifierServer<T>(
+  name: string,
+  demoRepository: string,
+  env: Record<string, string>,
+  use: (server: RunningServer, checked: { text: string; headers: Headers }) => Promise<T>,
+  { headers }: { headers?: Readonly<Record<string, string>> } = {},
+): Promise<T> {
+  const server = await startServer(name, demoRepository, { ...envCleared('OTEL_'), ...env });
+  try {
+    const checked = await checkedClassifierAnswer(classifierUrl(server), headers);
+    return await use(server, checked);
+  } finally {
+    await children.stop(server.child);
+  }
 }
 
 interface OpenLoopRun {
@@ -534,17 +608,6 @@ interface ScrapeFigures {
   readonly classifierSuccesses: number;
 }
 
-/** Sum of the samples of `metric` labelled model="<model>" in a Prometheus text exposition. */
-function sampleSum(text: string, metric: string, model: string): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${metric}{`) || !line.includes(`model="${model}"`)) continue;
-    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
-    if (Number.isFinite(value)) sum += value;
-  }
-  return sum;
-}
-
 /** GETs `url` every METRICS_SCRAPE_INTERVAL_MS (one at a time, as Prometheus does) from now until stop(). */
 function startScraping(url: string): { stop(): Promise<ScrapeFigures> } {
   const timesMs: number[] = [];
@@ -557,11 +620,8 @@ function startScraping(url: string): { stop(): Promise<ScrapeFigures> } {
     while (!stopping) {
       const startedAt = performance.now();
       try {
-        const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-        const text = await response.text();
-        if (response.status !== 200) throw new Error(`answered ${response.status}: ${text.slice(0, 200)}`);
+        lastText = await fetchMetricsText(url);
         timesMs.push(performance.now() - startedAt);
-        lastText = text;
       } catch (error) {
         failed++;
         firstError ??= (error as Error).message;
@@ -582,7 +642,7 @@ function startScraping(url: string): { stop(): Promise<ScrapeFigures> } {
         meanMs: timesMs.reduce((a, b) => a + b, 0) / Math.max(1, timesMs.length),
         maxMs: Math.max(0, ...timesMs),
         lastBytes: Buffer.byteLength(lastText),
-        classifierSuccesses: sampleSum(lastText, 'inference_request_success_total', CLASSIFIER),
+        classifierSuccesses: sampleSum(lastText, 'inference_request_success_total', { model: CLASSIFIER }),
       };
     },
   };
@@ -597,14 +657,6 @@ async function answersHttp(url: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/**
- * OTEL_* variables of the bench's environment, emptied (the server reads an empty variable as
- * unset): 7's servers are traced exactly as the bench says, whatever the shell exported.
- */
-function otelCleared(): Record<string, string> {
-  return Object.fromEntries(Object.keys(process.env).filter((name) => name.startsWith('OTEL_')).map((name) => [name, '']));
 }
 
 interface ObservabilityRuns {
@@ -623,19 +675,10 @@ interface ObservabilityRuns {
 
 /** 7: the demo classifier under the loop of 1, on a server without metrics and tracing, then on one with both. */
 async function measureObservability(demoRepository: string): Promise<ObservabilityRuns> {
-  const stats = (server: RunningServer): { base: string; model: string } => ({ base: server.base, model: CLASSIFIER });
-  const urlOf = (server: RunningServer): string => `${server.base}/v2/models/${CLASSIFIER}/infer`;
-
-  const off = await startServer('server-observability-off', demoRepository, { ...otelCleared(), ALLOW_METRICS: 'false' });
-  let without: ClosedLoopRun;
-  let metricsServedWithout: boolean;
-  try {
-    await checkedClassifierInfer(urlOf(off));
-    metricsServedWithout = await answersHttp(off.metricsUrl);
-    without = await closedLoop('7. server, classifier, without metrics and tracing', urlOf(off), classifierBody(), off.child.process.pid, stats(off));
-  } finally {
-    await children.stop(off.child);
-  }
+  const { without, metricsServedWithout } = await onClassifierServer('server-observability-off', demoRepository, { ALLOW_METRICS: 'false' }, async (off) => ({
+    metricsServedWithout: await answersHttp(off.metricsUrl),
+    without: await classifierLoop('7. server, classifier, without metrics and tracing', off),
+  }));
 
   const stub = await startCollectorStub();
   let withRun: ClosedLoopRun;
@@ -644,40 +687,151 @@ async function measureObservability(demoRepository: string): Promise<Observabili
   let exportedTotal: ExportCounts | undefined;
   let stubCores: number | undefined;
   try {
-    const on = await startServer('server-observability-on', demoRepository, {
-      ...otelCleared(),
-      ALLOW_METRICS: 'true',
-      OTEL_TRACES_EXPORTER: 'otlp',
-      OTEL_EXPORTER_OTLP_ENDPOINT: stub.endpoint,
-    });
-    try {
-      await checkedClassifierInfer(urlOf(on));
-      const scraping = startScraping(on.metricsUrl);
-      let stubCpu: CpuWindow | undefined;
-      let before: ExportCounts | undefined;
-      try {
-        withRun = await closedLoop('7. server, classifier, with metrics and tracing', urlOf(on), classifierBody(), on.child.process.pid, stats(on), {
-          onMeasureStart: async () => {
-            stubCpu = new CpuWindow(stub.child.process.pid); // the stub as the "server" of a window of its own: its cores are its threads' together
-            before = await fetchExportCounts(stub);
-          },
-          onMeasureEnd: async () => {
-            const after = await fetchExportCounts(stub);
-            const cpu = stubCpu?.stop();
-            stubCores = cpu && cpu.serverMainThread + cpu.serverOtherThreads;
-            if (before) exportedInWindow = countsBetween(before, after);
-          },
-        });
-      } finally {
-        scrapes = await scraping.stop();
-      }
-    } finally {
-      await children.stop(on.child); // its shutdown exports the spans still batched, to the stub still up
-    }
+    // The server is stopped before the stub: its shutdown exports the spans still batched, to the stub still up.
+    ({ withRun, scrapes } = await onClassifierServer(
+      'server-observability-on',
+      demoRepository,
+      { ALLOW_METRICS: 'true', OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: stub.endpoint },
+      async (on) => {
+        const scraping = startScraping(on.metricsUrl);
+        let stubCpu: CpuWindow | undefined;
+        let before: ExportCounts | undefined;
+        let run: ClosedLoopRun;
+        let scraped: ScrapeFigures;
+        try {
+          run = await classifierLoop('7. server, classifier, with metrics and tracing', on, {
+            around: {
+              onMeasureStart: async () => {
+                stubCpu = new CpuWindow(stub.child.process.pid); // the stub as the "server" of a window of its own: its cores are its threads' together
+                before = await fetchExportCounts(stub);
+              },
+              onMeasureEnd: async () => {
+                const after = await fetchExportCounts(stub);
+                const cpu = stubCpu?.stop();
+                stubCores = cpu && cpu.serverMainThread + cpu.serverOtherThreads;
+                if (before) exportedInWindow = countsBetween(before, after);
+              },
+            },
+          });
+        } finally {
+          scraped = await scraping.stop();
+        }
+        return { withRun: run, scrapes: scraped };
+      },
+    ));
   } finally {
     exportedTotal = await stopCollectorStub(stub);
   }
   return { without, with: withRun, metricsServedWithout, scrapes, exportedInWindow, exportedTotal, stubCores };
+}
+
+/** 8's three servers: no rate or in-flight limit; both on with a fixed cap; both on with the adaptive limit. */
+type ResilienceSetup = 'baseline' | 'fixed' | 'adaptive';
+
+const RESILIENCE_SETUPS: Record<ResilienceSetup, string> = {
+  baseline: 'no rate limit, no in-flight limit',
+  fixed: `rate limit ${RESILIENCE_THROTTLE_RATE.toLocaleString('en-US')}/s per ${RESILIENCE_CLIENT_HEADER}, in-flight cap ${RESILIENCE_MAX_INFLIGHT.toLocaleString('en-US')}`,
+  adaptive: `rate limit, adaptive in-flight limit (ceiling ${RESILIENCE_MAX_INFLIGHT.toLocaleString('en-US')})`,
+};
+
+/**
+ * 8's server environment: metrics on (the bench reads them), tracing off (onClassifierServer),
+ * the bench's own THROTTLE_*, BREAKER_*, in-flight and fault settings cleared (breakers at their
+ * defaults), then the setup's.
+ */
+function resilienceEnv(setup: ResilienceSetup): Record<string, string> {
+  const limits: Record<string, string> =
+    setup === 'baseline'
+      ? { THROTTLE_RATE: '0', MAX_INFLIGHT_REQUESTS: '0' }
+      : {
+          THROTTLE_RATE: String(RESILIENCE_THROTTLE_RATE),
+          THROTTLE_BURST: String(RESILIENCE_THROTTLE_RATE),
+          THROTTLE_CLIENT_HEADER: RESILIENCE_CLIENT_HEADER,
+          // With ADAPTIVE_CONCURRENCY, the adaptive limit's ceiling.
+          MAX_INFLIGHT_REQUESTS: String(RESILIENCE_MAX_INFLIGHT),
+        };
+  return {
+    ...envCleared('THROTTLE_', 'BREAKER_', 'MAX_INFLIGHT_REQUESTS', 'ADAPTIVE_CONCURRENCY', 'FAULT_INJECTION'),
+    ALLOW_METRICS: 'true',
+    ...limits,
+    ADAPTIVE_CONCURRENCY: String(setup === 'adaptive'),
+  };
+}
+
+/** What a server's /metrics said of the demo classifier at one moment (8). */
+interface ResilienceCounters {
+  /** inference_request_failure_total by reason, those above 0 (refusals for load are `rejected`). */
+  readonly failures: Readonly<Record<string, number>>;
+  /** throttled_requests_total, every transport: requests refused with 429 / RESOURCE_EXHAUSTED. */
+  readonly throttled: number;
+  /** inference_concurrency_limit: the in-flight limit, where the adaptive one stands (undefined: no limit). */
+  readonly limit?: number;
+  /** The state whose inference_circuit_breaker_state is 1 (undefined: no breaker). */
+  readonly breaker?: string;
+}
+
+async function readResilienceCounters(server: RunningServer): Promise<ResilienceCounters> {
+  const text = await fetchMetricsText(server.metricsUrl);
+  const model = { model: CLASSIFIER };
+  const failures: Record<string, number> = {};
+  for (const { labels, value } of samplesOf(text, 'inference_request_failure_total', model)) {
+    const reason = labels.reason ?? 'unknown';
+    if (value > 0) failures[reason] = (failures[reason] ?? 0) + value;
+  }
+  const limits = samplesOf(text, 'inference_concurrency_limit', model).map((sample) => sample.value);
+  return {
+    failures,
+    throttled: sampleSum(text, 'throttled_requests_total'),
+    limit: limits.length > 0 ? Math.min(...limits) : undefined,
+    breaker: samplesOf(text, 'inference_circuit_breaker_state', model).find((sample) => sample.value === 1)?.labels.state,
+  };
+}
+
+interface ResilienceRun {
+  readonly setup: ResilienceSetup;
+  readonly run: ClosedLoopRun;
+  /** X-RateLimit-Limit of the checked request's answer: set when the throttle guard ran, null when it was skipped (throttling off). */
+  readonly rateLimitHeader: string | null;
+  /** The server's counters when the measured run started (after the checked request and the warm-up) and when it ended. */
+  readonly atStart: ResilienceCounters;
+  readonly atEnd: ResilienceCounters;
+}
+
+type ResilienceRuns = Readonly<Record<ResilienceSetup, ResilienceRun>>;
+
+/**
+ * 8: the demo classifier under the loop of 1, every request (the checked one too) naming its client
+ * in RESILIENCE_CLIENT_HEADER, on a server without rate and in-flight limits, then with both (a
+ * fixed cap), then with both (the adaptive limit); the counters read around each measured run.
+ */
+async function measureResilience(demoRepository: string): Promise<ResilienceRuns> {
+  const measure = (setup: ResilienceSetup): Promise<ResilienceRun> =>
+    onClassifierServer(
+      `server-resilience-${setup}`,
+      demoRepository,
+      resilienceEnv(setup),
+      async (server, checked) => {
+        const read: { atStart?: ResilienceCounters; atEnd?: ResilienceCounters } = {};
+        const run = await classifierLoop(`8. server, classifier, ${RESILIENCE_SETUPS[setup]}`, server, {
+          headers: RESILIENCE_HEADERS,
+          around: {
+            onMeasureStart: async () => {
+              read.atStart = await readResilienceCounters(server);
+            },
+            onMeasureEnd: async () => {
+              read.atEnd = await readResilienceCounters(server);
+            },
+          },
+        });
+        if (!read.atStart || !read.atEnd) throw new Error(`8. ${setup}: the server's /metrics were not read around the measured run`);
+        return { setup, run, rateLimitHeader: checked.headers.get('x-ratelimit-limit'), atStart: read.atStart, atEnd: read.atEnd };
+      },
+      { headers: RESILIENCE_HEADERS },
+    );
+  const baseline = await measure('baseline');
+  const fixed = await measure('fixed');
+  const adaptive = await measure('adaptive');
+  return { baseline, fixed, adaptive };
 }
 
 // ---- reporting -------------------------------------------------------------------------------
@@ -687,7 +841,7 @@ const round = (value: number | undefined, digits: number): number | undefined =>
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 const ms = (value: number | undefined): string =>
   value === undefined || Number.isNaN(value) ? '-' : value < 1 ? `${value.toFixed(3)} ms` : `${value.toFixed(2)} ms`;
-const x = (ratio: number): string => `${ratio.toFixed(2)}x`;
+const x = (ratio: number, digits = 2): string => `${ratio.toFixed(digits)}x`;
 const pct = (fraction: number): string => `${Math.round(fraction * 100)}%`;
 
 interface TargetRow {
@@ -752,6 +906,23 @@ function otherProcessesCores(cpu: CpuUse, known = 0): number {
   return cpu.machineBusyFraction * os.availableParallelism() - cpu.serverMainThread - cpu.serverOtherThreads - cpu.loadGenerator - known;
 }
 
+/**
+ * Why a closed loop's rate fell short of its baseline's, read from its measured window: its main
+ * thread was saturated (`perAnswer` then says where the difference went), the machine had no CPU
+ * left, or neither, and the answers waited on the model instance. `subject` names the process
+ * ("server", "with-server"), `unit` what it answered; undefined without CPU figures.
+ */
+function shortfallWhy(window: Window, subject: string, perAnswer: string, { unit = 'requests', alsoBusy = '' }: { unit?: string; alsoBusy?: string } = {}): string | undefined {
+  const cpu = window.cpu;
+  if (!cpu) return undefined;
+  if (mainThreadDemand(cpu) >= 0.9) return `main-thread bound: the ${subject}'s ${mainThreadText(cpu)}, ${perAnswer}`;
+  if (cpu.machineBusyFraction >= 0.95) return `no CPU left: ${cpuText(cpu)}${alsoBusy}; ${perAnswer}`;
+  return (
+    `neither the main thread (${mainThreadText(cpu)}) nor the machine (${pct(cpu.machineBusyFraction)} busy) was saturated: ${unit} waited on the model instance` +
+    (window.figures ? ` (runs of ${window.figures.meanBatchSize.toFixed(1)} rows)` : '')
+  );
+}
+
 /** Every answer costs the main thread, 503s included. */
 const answered = (load: LoadResult): number => load.requests + load.non2xx;
 
@@ -774,14 +945,8 @@ function grpcTarget(server: GrpcClosedLoopRun, bare: GrpcClosedLoopRun): { row: 
   let why: string | undefined;
   if (ratio < TARGETS.grpcRatio && cpu && serverUs !== undefined && bareUs !== undefined) {
     const perCall = `${serverUs.toFixed(0)} µs of main-thread CPU per call vs ${bareUs.toFixed(0)} µs for bare grpc-js`;
-    if (mainThreadDemand(cpu) >= 0.9) {
-      why = `main-thread bound: the server's ${mainThreadText(cpu)}, ${perCall} (load generator ${cpu.loadGenerator.toFixed(2)} cores, machine ${pct(cpu.machineBusyFraction)} busy)`;
-    } else if (cpu.machineBusyFraction >= 0.95) why = `no CPU left: ${cpuText(cpu)}; ${perCall}`;
-    else {
-      why =
-        `neither the main thread (${mainThreadText(cpu)}) nor the machine (${pct(cpu.machineBusyFraction)} busy) was saturated: calls waited on the model instance` +
-        (server.window.figures ? ` (runs of ${server.window.figures.meanBatchSize.toFixed(1)} rows)` : '');
-    }
+    const generator = mainThreadDemand(cpu) >= 0.9 ? ` (load generator ${cpu.loadGenerator.toFixed(2)} cores, machine ${pct(cpu.machineBusyFraction)} busy)` : '';
+    why = shortfallWhy(server.window, 'server', `${perCall}${generator}`, { unit: 'calls' });
   }
   const problems: string[] = [];
   const notes: string[] = [];
@@ -840,13 +1005,7 @@ function observabilityTarget(runs: ObservabilityRuns): { row: TargetRow; problem
       window && answered(on.load) > 0
         ? `; it made and exported ${(window.spans / answered(on.load)).toFixed(1)} spans, ${(window.bytes / answered(on.load) / 1024).toFixed(1)} KiB of OTLP per request, serialized on the main thread`
         : '';
-    if (mainThreadDemand(cpu) >= 0.9) why = `main-thread bound: the with-server's ${mainThreadText(cpu)}, ${perRequest}${exportText}`;
-    else if (cpu.machineBusyFraction >= 0.95) why = `no CPU left: ${cpuText(cpu)}${stubText}; ${perRequest}`;
-    else {
-      why =
-        `neither the main thread (${mainThreadText(cpu)}) nor the machine (${pct(cpu.machineBusyFraction)} busy) was saturated: requests waited on the model instance` +
-        (on.window.figures ? ` (runs of ${on.window.figures.meanBatchSize.toFixed(1)} rows)` : '');
-    }
+    why = shortfallWhy(on.window, 'with-server', `${perRequest}${exportText}`, { alsoBusy: stubText });
   }
 
   const problems: string[] = [];
@@ -922,6 +1081,164 @@ function observabilityScenariosJson(runs: ObservabilityRuns): object {
   };
 }
 
+const sumOf = (counts: Readonly<Record<string, number>>): number => Object.values(counts).reduce((a, b) => a + b, 0);
+const countsText = (counts: Readonly<Record<string, number>>): string =>
+  Object.entries(counts)
+    .map(([key, count]) => `${int(count)} ${key}`)
+    .join(', ') || 'none';
+
+function failuresBetween(before: Readonly<Record<string, number>>, after: Readonly<Record<string, number>>): Record<string, number> {
+  const between: Record<string, number> = {};
+  for (const [reason, count] of Object.entries(after)) if (count - (before[reason] ?? 0) > 0) between[reason] = count - (before[reason] ?? 0);
+  return between;
+}
+
+/** 8. resilience cost: its row, and the problems (a refusal, limits not on where they should be, or on where not) and notes of its three loads. */
+function resilienceTarget(runs: ResilienceRuns): { row: TargetRow; problems: string[]; notes: string[] } {
+  const { baseline, fixed, adaptive } = runs;
+  const ratioOf = (r: ResilienceRun): number => r.run.load.requestsPerSecond / baseline.run.load.requestsPerSecond;
+  const baselineUs = mainThreadUsPerRequest(baseline.run.window, answered(baseline.run.load));
+  const baselineOthers = baseline.run.window.cpu && otherProcessesCores(baseline.run.window.cpu);
+
+  const reasons: string[] = [];
+  for (const r of [fixed, adaptive]) {
+    const ratio = ratioOf(r);
+    if (ratio >= TARGETS.resilienceRatio) continue;
+    const parts: string[] = [];
+    const load = r.run.load;
+    if (load.non2xx > 0) parts.push(`${int(load.non2xx)} requests refused (${countsText(load.non2xxByStatus)}), which the rate does not count`);
+    const rejectedInWindow = (r.atEnd.failures.rejected ?? 0) - (r.atStart.failures.rejected ?? 0);
+    if (r.setup === 'adaptive' && rejectedInWindow > 0) {
+      const { atStart: { limit: from }, atEnd: { limit: to } } = r;
+      parts.push(
+        `the adaptive limit refused ${int(rejectedInWindow)} in the measured window` +
+          (from !== undefined && to !== undefined && Math.min(from, to) >= settings.connections
+            ? `, though it read ${int(from)} when the run started and ${int(to)} when it ended: it fell below the ${settings.connections} connections in between`
+            : ` (it read ${from ?? '-'} when the run started and ${to ?? '-'} when it ended, for ${settings.connections} connections)`) +
+          ` - the gradient shrinks it when recent latency rises past ${DEFAULT_GRADIENT.tolerance}x its baseline, and latency here was p50 ${ms(load.p50Ms)}, p99 ${ms(load.p99Ms)} ` +
+          `(baseline server: p50 ${ms(baseline.run.load.p50Ms)}, p99 ${ms(baseline.run.load.p99Ms)})`,
+      );
+    }
+    const withUs = mainThreadUsPerRequest(r.run.window, answered(load));
+    if (withUs !== undefined && baselineUs !== undefined) {
+      const delta = withUs - baselineUs;
+      const perRequest =
+        `${withUs.toFixed(1)} µs of main-thread CPU per request with vs ${baselineUs.toFixed(1)} µs without ` +
+        (delta > 0
+          ? `(+${delta.toFixed(1)} µs: the throttle guard and its token bucket, the in-flight permit${r.setup === 'adaptive' ? ' and the gradient' : ''})`
+          : `(${delta.toFixed(1)} µs: no more than without, within the noise)`);
+      const why = shortfallWhy(r.run.window, 'with-server', perRequest);
+      if (why) parts.push(why);
+      // Main-thread bound, a rate falls by at most the share its CPU per request grew by; a larger fall came from elsewhere.
+      const explained = delta > 0 ? 1 - baselineUs / withUs : 0;
+      if (explained < 1 - ratio - 0.01) {
+        const others = r.run.window.cpu && otherProcessesCores(r.run.window.cpu);
+        parts.push(
+          `its CPU per request explains at most ${pct(explained)} of the ${pct(1 - ratio)} the rate fell: the rest is not the limits' cost but the machine` +
+            (others !== undefined && baselineOthers !== undefined
+              ? ` (processes other than the server and the load generator took ${others.toFixed(2)} cores of this window, ${baselineOthers.toFixed(2)} of the baseline's)`
+              : ''),
+        );
+      }
+    }
+    reasons.push(`${r.setup} ${x(ratio, 3)}: ${parts.join('; ') || 'no figure of the run tells why'}`);
+  }
+
+  const problems: string[] = [];
+  const notes: string[] = [];
+  for (const r of [baseline, fixed, adaptive]) {
+    const name = `8. ${r.setup}`;
+    const load = r.run.load;
+    // No refusal of any kind here: a 503 or 429 means a limit bit, and the run is not "on but never refusing".
+    if (load.non2xx + load.errors + load.timeouts > 0 || load.requests === 0) {
+      problems.push(`${name}: ${int(load.requests)} answered 2xx, ${int(load.non2xx)} other statuses (${countsText(load.non2xxByStatus)}), ${load.errors} errors, ${load.timeouts} timeouts`);
+    }
+    // The server's own count, by reason. `cancelled` is the load generator closing its connections
+    // at the end of a run with requests in flight: its doing, not a refusal.
+    const { cancelled: cancelledInWindow = 0, ...inWindow } = failuresBetween(r.atStart.failures, r.atEnd.failures);
+    if (sumOf(inWindow) > 0) problems.push(`${name}: the server counted failures of the classifier in the measured window (${countsText(inWindow)})`);
+    if (r.atEnd.throttled > 0) problems.push(`${name}: ${int(r.atEnd.throttled)} requests throttled (429) since the server started (throttled_requests_total)`);
+    // Since the server started: the checked request answered 200, so these are the warm-up's.
+    const { cancelled: cancelledInWarmup = 0, rejected: rejectedInWarmup = 0, ...otherInWarmup }: Record<string, number> = { ...r.atStart.failures };
+    if (rejectedInWarmup > 0 && r.setup === 'adaptive') {
+      // The gradient starts low and rises with the samples: a ramp, outside the measured window.
+      notes.push(
+        `${name}: ${int(rejectedInWarmup)} requests refused in the warm-up, before the adaptive limit had risen from its initial ${DEFAULT_GRADIENT.initial} ` +
+          `to hold the ${settings.connections} connections (it stood at ${r.atStart.limit ?? '-'} when the measured run started): the gradient's start, outside the measured window`,
+      );
+    } else if (rejectedInWarmup > 0) otherInWarmup.rejected = rejectedInWarmup;
+    if (sumOf(otherInWarmup) > 0) problems.push(`${name}: the server counted failures of the classifier in the warm-up (${countsText(otherInWarmup)})`);
+    if (cancelledInWarmup + cancelledInWindow > 0) {
+      notes.push(`${name}: ${int(cancelledInWarmup + cancelledInWindow)} requests cancelled by the load generator closing its connections at the end of a run (not refusals)`);
+    }
+    if (r.atStart.breaker !== 'closed' || r.atEnd.breaker !== 'closed') {
+      problems.push(`${name}: the classifier's circuit breaker was ${r.atStart.breaker ?? 'absent'} when the measured run started and ${r.atEnd.breaker ?? 'absent'} when it ended (closed expected)`);
+    }
+    const others = r.run.window.cpu && otherProcessesCores(r.run.window.cpu);
+    if (others !== undefined && others >= 0.2) notes.push(`${name}: processes other than the server and the load generator took ${others.toFixed(2)} cores of the window: its figure is disturbed`);
+  }
+  // The baseline had neither limit, the with-servers both.
+  if (baseline.rateLimitHeader !== null) problems.push(`8. baseline: the checked answer carried X-RateLimit-Limit ${baseline.rateLimitHeader}: throttling was on`);
+  if (baseline.atEnd.limit !== undefined) problems.push(`8. baseline: inference_concurrency_limit is ${baseline.atEnd.limit}: an in-flight limit was on`);
+  for (const r of [fixed, adaptive]) {
+    if (r.rateLimitHeader !== String(RESILIENCE_THROTTLE_RATE)) {
+      problems.push(`8. ${r.setup}: the checked answer's X-RateLimit-Limit was ${r.rateLimitHeader ?? 'absent'}, not ${RESILIENCE_THROTTLE_RATE}: the throttle guard did not run on the HTTP infer route, throttling was not on as configured`);
+    }
+    if (r.atEnd.limit === undefined) problems.push(`8. ${r.setup}: the classifier has no inference_concurrency_limit: its in-flight limit was not on`);
+  }
+  if (fixed.atEnd.limit !== undefined && fixed.atEnd.limit !== RESILIENCE_MAX_INFLIGHT) {
+    problems.push(`8. fixed: inference_concurrency_limit is ${fixed.atEnd.limit}, not MAX_INFLIGHT_REQUESTS=${RESILIENCE_MAX_INFLIGHT}`);
+  }
+  notes.push(
+    `8: circuit breakers are on in all three servers (they have no off switch; BREAKER_* at their defaults) and the classifier's stayed closed` +
+      ` whenever read; the row is the cost of the rate limit and the in-flight limit on top of them`,
+  );
+  notes.push(
+    `8. adaptive: inference_concurrency_limit stood at ${adaptive.atStart.limit ?? '-'} when the measured run started and ${adaptive.atEnd.limit ?? '-'} when it ended ` +
+      `(initial ${DEFAULT_GRADIENT.initial}, ceiling ${int(RESILIENCE_MAX_INFLIGHT)}; ${settings.connections} connections)`,
+  );
+  for (const r of [baseline, fixed, adaptive]) notes.push(`8. ${r.setup}: ${int(r.run.load.requestsPerSecond)} req/s, p50 ${ms(r.run.load.p50Ms)}, p99 ${ms(r.run.load.p99Ms)}`);
+
+  const fixedRatio = ratioOf(fixed);
+  const adaptiveRatio = ratioOf(adaptive);
+  const rateAndP99 = (r: ResilienceRun): string => `${int(r.run.load.requestsPerSecond)} req/s, p99 ${ms(r.run.load.p99Ms)}`;
+  const row: TargetRow = {
+    id: 8,
+    target: 'resilience cost, req/s (classifier)',
+    measured: `rate limit + in-flight cap: ${rateAndP99(fixed)}; + adaptive limit: ${rateAndP99(adaptive)}`,
+    baseline: `THROTTLE_RATE=0, MAX_INFLIGHT_REQUESTS=0: ${rateAndP99(baseline)}`,
+    // Three digits: the target leaves 5%, and 0.946 is not 0.95.
+    value: `${x(fixedRatio, 3)} / ${x(adaptiveRatio, 3)}`,
+    required: `>= ${x(TARGETS.resilienceRatio)}`,
+    met: fixedRatio >= TARGETS.resilienceRatio && adaptiveRatio >= TARGETS.resilienceRatio,
+    why: reasons.length > 0 ? reasons.join('; ') : undefined,
+  };
+  return { row, problems, notes };
+}
+
+const resilienceLoadText = (): string =>
+  `8 on three servers one after the other, every request with an ${RESILIENCE_CLIENT_HEADER} header: baseline (THROTTLE_RATE=0, MAX_INFLIGHT_REQUESTS=0), ` +
+  `then THROTTLE_RATE=THROTTLE_BURST=${RESILIENCE_THROTTLE_RATE} per ${RESILIENCE_CLIENT_HEADER} with MAX_INFLIGHT_REQUESTS=${RESILIENCE_MAX_INFLIGHT}, ` +
+  `then the same with ADAPTIVE_CONCURRENCY=true (ceiling ${RESILIENCE_MAX_INFLIGHT}); circuit breakers on in all three, metrics on (not scraped), no tracing`;
+
+const resilienceRatios = (runs: ResilienceRuns): { fixed: number; adaptive: number } => ({
+  fixed: runs.fixed.run.load.requestsPerSecond / runs.baseline.run.load.requestsPerSecond,
+  adaptive: runs.adaptive.run.load.requestsPerSecond / runs.baseline.run.load.requestsPerSecond,
+});
+
+function resilienceScenariosJson(runs: ResilienceRuns): object {
+  const json = ({ run, rateLimitHeader, atStart, atEnd }: ResilienceRun): object => ({
+    ...run.load,
+    cpu: run.window.cpu,
+    stats: run.window.stats,
+    runs: run.window.figures && figuresJson(run.window.figures),
+    rateLimitHeader,
+    countersAtStart: atStart,
+    countersAtEnd: atEnd,
+  });
+  return { resilienceBaseline: json(runs.baseline), resilienceFixed: json(runs.fixed), resilienceAdaptive: json(runs.adaptive) };
+}
+
 interface Machine {
   readonly cpus: number;
   readonly cpuModel: string;
@@ -930,6 +1247,43 @@ interface Machine {
   readonly grpcJs: string;
   readonly autocannon: string;
 }
+
+/**
+ * What BENCH_ONLY prints for its one target: the machine and the load, its row, why it was missed,
+ * each run's CPU and latencies, the notes, its figures as JSON; 1 when its figures are not valid.
+ */
+function reportOnly(report: {
+  readonly machine: string;
+  readonly load: string;
+  readonly target: { row: TargetRow; problems: string[]; notes: string[] };
+  readonly runs: readonly (readonly [string, { load: { p50Ms: number; p99Ms: number }; window: Window }])[];
+  readonly results: object;
+  /** What its problems make of the figures ("some calls failed"). */
+  readonly invalid: string;
+}): number {
+  const { row, problems, notes } = report.target;
+  console.log('');
+  console.log(`machine: ${report.machine}`);
+  console.log(`load: ${report.load}; server LOG_LEVEL=info; BENCH_ONLY=${settings.only}`);
+  console.log('');
+  printTable([row]);
+  console.log('');
+  if (!row.met && row.why) console.log(`${row.id} not met: ${row.why}`);
+  for (const [name, run] of report.runs) if (run.window.cpu) console.log(`${name}: ${cpuText(run.window.cpu)}, p50 ${ms(run.load.p50Ms)}, p99 ${ms(run.load.p99Ms)}`);
+  for (const note of notes) console.log(`note: ${note}`);
+  console.log(`results: ${JSON.stringify(jsonOf(report.results))}`);
+  console.log('');
+  if (problems.length > 0) {
+    process.stderr.write(`bench: ${report.invalid}, the figures are not valid:\n  ${problems.join('\n  ')}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+const machineText = (machine: Machine, ...tools: string[]): string =>
+  `${machine.cpus} cpus (${machine.cpuModel}), ${machine.platform}, node ${machine.node}${tools.map((tool) => `, ${tool}`).join('')}`;
+const closedLoopText = (): string =>
+  `closed loop (autocannon) at ${settings.connections} connections on the classifier, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s`;
 
 /** BENCH_ONLY=grpc: 6 alone, on a server with the demo models; prints its row, writes no results file. */
 async function grpcOnly(machine: Machine, demoRepository: string): Promise<number> {
@@ -942,52 +1296,50 @@ async function grpcOnly(machine: Machine, demoRepository: string): Promise<numbe
     await children.stop(demo.child);
   }
   const bare6 = await measureBareGrpc(grpcAnswer);
-  const { row, problems, notes } = grpcTarget(server6, bare6);
-
-  console.log('');
-  console.log(`machine: ${machine.cpus} cpus (${machine.cpuModel}), ${machine.platform}, node ${machine.node}, @grpc/grpc-js ${machine.grpcJs}`);
-  console.log(`load: ${grpcLoadText()}, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s; server LOG_LEVEL=info; BENCH_ONLY=grpc`);
-  console.log('');
-  printTable([row]);
-  console.log('');
-  if (!row.met && row.why) console.log(`${row.id} not met: ${row.why}`);
-  for (const run of [server6, bare6]) if (run.window.cpu) console.log(`${run === server6 ? 'server' : 'bare grpc-js'}: ${cpuText(run.window.cpu)}, p50 ${ms(run.load.p50Ms)}, p99 ${ms(run.load.p99Ms)}`);
-  for (const note of notes) console.log(`note: ${note}`);
-  console.log(`results: ${JSON.stringify(jsonOf({ grpcRatio: server6.load.requestsPerSecond / bare6.load.requestsPerSecond, ...grpcScenariosJson(server6, bare6) }))}`);
-  console.log('');
-  if (problems.length > 0) {
-    process.stderr.write(`bench: some calls failed, the figures are not valid:\n  ${problems.join('\n  ')}\n`);
-    return 1;
-  }
-  return 0;
+  return reportOnly({
+    machine: machineText(machine, `@grpc/grpc-js ${machine.grpcJs}`),
+    load: `${grpcLoadText()}, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s`,
+    target: grpcTarget(server6, bare6),
+    runs: [
+      ['server', server6],
+      ['bare grpc-js', bare6],
+    ],
+    results: { grpcRatio: server6.load.requestsPerSecond / bare6.load.requestsPerSecond, ...grpcScenariosJson(server6, bare6) },
+    invalid: 'some calls failed',
+  });
 }
 
 /** BENCH_ONLY=observability: 7 alone, on servers with the demo models; prints its row, writes no results file. */
 async function observabilityOnly(machine: Machine, demoRepository: string): Promise<number> {
   const runs = await measureObservability(demoRepository);
-  const { row, problems, notes } = observabilityTarget(runs);
+  return reportOnly({
+    machine: machineText(machine, `autocannon ${machine.autocannon}`),
+    load: `${closedLoopText()}, ${observabilityLoadText()}`,
+    target: observabilityTarget(runs),
+    runs: [
+      ['without', runs.without],
+      ['with', runs.with],
+    ],
+    results: { observabilityRatio: runs.with.load.requestsPerSecond / runs.without.load.requestsPerSecond, ...observabilityScenariosJson(runs) },
+    invalid: 'some requests failed or the run was not observed',
+  });
+}
 
-  console.log('');
-  console.log(`machine: ${machine.cpus} cpus (${machine.cpuModel}), ${machine.platform}, node ${machine.node}, autocannon ${machine.autocannon}`);
-  console.log(
-    `load: closed loop (autocannon) at ${settings.connections} connections on the classifier, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s, ` +
-      `${observabilityLoadText()}; server LOG_LEVEL=info; BENCH_ONLY=observability`,
-  );
-  console.log('');
-  printTable([row]);
-  console.log('');
-  if (!row.met && row.why) console.log(`${row.id} not met: ${row.why}`);
-  for (const [name, run] of [['without', runs.without], ['with', runs.with]] as const) {
-    if (run.window.cpu) console.log(`${name}: ${cpuText(run.window.cpu)}, p50 ${ms(run.load.p50Ms)}, p99 ${ms(run.load.p99Ms)}`);
-  }
-  for (const note of notes) console.log(`note: ${note}`);
-  console.log(`results: ${JSON.stringify(jsonOf({ observabilityRatio: runs.with.load.requestsPerSecond / runs.without.load.requestsPerSecond, ...observabilityScenariosJson(runs) }))}`);
-  console.log('');
-  if (problems.length > 0) {
-    process.stderr.write(`bench: some requests failed or the run was not observed, the figures are not valid:\n  ${problems.join('\n  ')}\n`);
-    return 1;
-  }
-  return 0;
+/** BENCH_ONLY=resilience: 8 alone, on servers with the demo models; prints its row, writes no results file. */
+async function resilienceOnly(machine: Machine, demoRepository: string): Promise<number> {
+  const runs = await measureResilience(demoRepository);
+  return reportOnly({
+    machine: machineText(machine, `autocannon ${machine.autocannon}`),
+    load: `${closedLoopText()}, ${resilienceLoadText()}`,
+    target: resilienceTarget(runs),
+    runs: [
+      ['baseline', runs.baseline.run],
+      ['fixed', runs.fixed.run],
+      ['adaptive', runs.adaptive.run],
+    ],
+    results: { resilienceRatio: resilienceRatios(runs), ...resilienceScenariosJson(runs) },
+    invalid: 'some requests were refused or failed, or the limits were not as configured',
+  });
 }
 
 // ---- run -------------------------------------------------------------------------------------
@@ -1016,6 +1368,7 @@ async function main(): Promise<number> {
   await buildDemoModels(demoRepository);
   if (settings.only === 'grpc') return await grpcOnly(machine, demoRepository);
   if (settings.only === 'observability') return await observabilityOnly(machine, demoRepository);
+  if (settings.only === 'resilience') return await resilienceOnly(machine, demoRepository);
   const mlpFile = await writeMlpRepository(mlpRepository, settings.mlpThreads);
 
   // 1. HTTP limit: the server on the classifier, then bare Fastify answering the server's answer.
@@ -1026,9 +1379,8 @@ async function main(): Promise<number> {
   let server6: GrpcClosedLoopRun;
   let grpcAnswer: ModelInferResponse;
   try {
-    const url = `${demo.base}/v2/models/${CLASSIFIER}/infer`;
-    answer = await checkedClassifierInfer(url);
-    server1 = await closedLoop('1. server, classifier', url, classifierBody(), demo.child.process.pid, { base: demo.base, model: CLASSIFIER });
+    answer = await checkedClassifierInfer(classifierUrl(demo));
+    server1 = await classifierLoop('1. server, classifier', demo);
     ({ run: server6, answer: grpcAnswer } = await measureServerGrpc(demo));
   } finally {
     await children.stop(demo.child);
@@ -1038,6 +1390,9 @@ async function main(): Promise<number> {
 
   // 7. Observability cost: the loop of 1 on a server without metrics and tracing, then on one with both.
   const observability = await measureObservability(demoRepository);
+
+  // 8. Resilience cost: the loop of 1 without rate and in-flight limits, then with both (a fixed cap, then the adaptive limit).
+  const resilience = await measureResilience(demoRepository);
 
   // 2. Compute limit baseline: the bare runtime, 32 rows per run, the instance's threads.
   const bare = await measureBareRuntime(mlpFile, MLP_MAX_BATCH_SIZE, settings.mlpThreads);
@@ -1053,8 +1408,8 @@ async function main(): Promise<number> {
     await checkedMlpInfer(urlOf(MLP_BATCHING), bare.firstRow);
     await checkedMlpInfer(urlOf(MLP_NO_BATCHING), bare.firstRow);
     const pid = mlp.child.process.pid;
-    off = await closedLoop('3. server, MLP, batching off', urlOf(MLP_NO_BATCHING), mlpBody(), pid, { base: mlp.base, model: MLP_NO_BATCHING });
-    on = await closedLoop('2+3. server, MLP, batching on', urlOf(MLP_BATCHING), mlpBody(), pid, { base: mlp.base, model: MLP_BATCHING });
+    off = await closedLoop('3. server, MLP, batching off', urlOf(MLP_NO_BATCHING), mlpBody(), pid, { stats: { base: mlp.base, model: MLP_NO_BATCHING } });
+    on = await closedLoop('2+3. server, MLP, batching on', urlOf(MLP_BATCHING), mlpBody(), pid, { stats: { base: mlp.base, model: MLP_BATCHING } });
     const maxRate = on.load.requestsPerSecond;
     latency = await openLoop('4. latency at 70%', mlp, TARGETS.latencyLoad * maxRate);
     overload = await openLoop('5. overload at 2x', mlp, TARGETS.overloadLoad * maxRate);
@@ -1074,14 +1429,7 @@ async function main(): Promise<number> {
     const fastifyUs = mainThreadUsPerRequest(fastify1.window, answered(fastify1.load));
     let why: string | undefined;
     if (ratio < TARGETS.httpRatio && cpu && serverUs !== undefined && fastifyUs !== undefined) {
-      const perRequest = `${serverUs.toFixed(0)} µs of main-thread CPU per request vs ${fastifyUs.toFixed(0)} µs for bare Fastify`;
-      if (mainThreadDemand(cpu) >= 0.9) why = `main-thread bound: the server's ${mainThreadText(cpu)}, ${perRequest}`;
-      else if (cpu.machineBusyFraction >= 0.95) why = `no CPU left: ${cpuText(cpu)}; ${perRequest}`;
-      else {
-        why =
-          `neither the main thread (${mainThreadText(cpu)}) nor the machine (${pct(cpu.machineBusyFraction)} busy) was saturated: requests waited on the model instance` +
-          (server1.window.figures ? ` (runs of ${server1.window.figures.meanBatchSize.toFixed(1)} rows)` : '');
-      }
+      why = shortfallWhy(server1.window, 'server', `${serverUs.toFixed(0)} µs of main-thread CPU per request vs ${fastifyUs.toFixed(0)} µs for bare Fastify`);
     }
     rows.push({
       id: 1,
@@ -1257,6 +1605,10 @@ async function main(): Promise<number> {
   const observability7 = observabilityTarget(observability);
   rows.push(observability7.row);
 
+  // 8. Resilience cost
+  const resilience8 = resilienceTarget(resilience);
+  rows.push(resilience8.row);
+
   // ---- problems: requests that failed where none may (a missed target is not one) ----
   const problems: string[] = [];
   const notes: string[] = [];
@@ -1277,8 +1629,8 @@ async function main(): Promise<number> {
   if (l4.errors + l4.timeouts + l4.otherNon2xx > 0 || l4.accepted.count === 0) {
     problems.push(`4. latency: ${l4.accepted.count} answered 200, ${l4.otherNon2xx} other non-2xx (not 503), ${l4.errors} errors, ${l4.timeouts} timeouts`);
   }
-  problems.push(...grpc6.problems, ...observability7.problems);
-  notes.push(...grpc6.notes, ...observability7.notes);
+  problems.push(...grpc6.problems, ...observability7.problems, ...resilience8.problems);
+  notes.push(...grpc6.notes, ...observability7.notes, ...resilience8.notes);
 
   // ---- print ----
   console.log('');
@@ -1288,9 +1640,9 @@ async function main(): Promise<number> {
   );
   console.log(
     `load: in the bench process on 127.0.0.1, one scenario at a time, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s each; ` +
-      `closed loop (autocannon) at ${settings.connections} connections for 1-3 and 7, ` +
+      `closed loop (autocannon) at ${settings.connections} connections for 1-3, 7 and 8, ` +
       `open loop (fixed rate, latency from each request's due time, ${PACED_MAX_CONNECTIONS} connections) for 4-5; ` +
-      `${grpcLoadText()}; ${observabilityLoadText()}; server LOG_LEVEL=info`,
+      `${grpcLoadText()}; ${observabilityLoadText()}; ${resilienceLoadText()}; server LOG_LEVEL=info`,
   );
   console.log(
     `models: classifier (demo, no config: max_batch_size 8, no queue delay); MLP 512-2048-2048-10 FP32, batch-1 requests, ` +
@@ -1320,6 +1672,7 @@ async function main(): Promise<number> {
       classifierGrpcAnswerBytes: MODEL_INFER.responseSerialize(grpcAnswer).length,
       grpcChannels: GRPC_CHANNELS,
       metricsScrapeIntervalMs: METRICS_SCRAPE_INTERVAL_MS,
+      resilience: { throttleRate: RESILIENCE_THROTTLE_RATE, maxInflightRequests: RESILIENCE_MAX_INFLIGHT, clientHeader: RESILIENCE_CLIENT_HEADER },
       mlpConfig: { batching: mlpConfig(MLP_MAX_BATCH_SIZE, settings.mlpThreads), noBatching: mlpConfig(1, settings.mlpThreads) },
     },
     targets: rows.map(({ id, target, measured, baseline, value, required, met, why }) => ({ id, target, measured, baseline, value, required, met, why })),
@@ -1336,6 +1689,7 @@ async function main(): Promise<number> {
       overloadAcceptedP99Ms: overload.load.accepted.p99Ms,
       grpcRatio: server6.load.requestsPerSecond / bare6.load.requestsPerSecond,
       observabilityRatio: observability.with.load.requestsPerSecond / observability.without.load.requestsPerSecond,
+      resilienceRatio: resilienceRatios(resilience),
     },
     scenarios: {
       server: { ...server1.load, cpu: server1.window.cpu, stats: server1.window.stats, runs: server1.window.figures && figuresJson(server1.window.figures) },
@@ -1347,6 +1701,7 @@ async function main(): Promise<number> {
       overload: { ...overload.load, cpu: overload.window.cpu, stats: overload.window.stats },
       ...grpcScenariosJson(server6, bare6),
       ...observabilityScenariosJson(observability),
+      ...resilienceScenariosJson(resilience),
     },
     notes,
     problems,

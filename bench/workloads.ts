@@ -11,11 +11,11 @@ interface InferAnswer {
   outputs?: { name: string; shape: number[]; datatype: string; data: unknown[] }[];
 }
 
-async function post(url: string, body: string): Promise<{ text: string; answer: InferAnswer }> {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(30_000) });
+async function post(url: string, body: string, headers: Readonly<Record<string, string>> = {}): Promise<{ text: string; answer: InferAnswer; headers: Headers }> {
+  const response = await fetch(url, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(30_000) });
   const text = await response.text();
   if (response.status !== 200) throw new Error(`${url} answered ${response.status}: ${text}`);
-  return { text, answer: JSON.parse(text) as InferAnswer };
+  return { text, answer: JSON.parse(text) as InferAnswer, headers: response.headers };
 }
 
 // ---- the demo classifier ---------------------------------------------------------------------
@@ -29,15 +29,20 @@ export function classifierBody(batch = 1): string {
   return JSON.stringify({ inputs: [{ name: 'input', shape: [batch, 4], datatype: 'FP32', data }] });
 }
 
-/** One request outside the load: checks the answer is a correct classifier answer and returns its text. */
-export async function checkedClassifierInfer(url: string): Promise<string> {
-  const { text, answer } = await post(url, classifierBody());
+/** One request outside the load (with `headers` besides content-type): checks the answer is a correct classifier answer and returns its text and headers. */
+export async function checkedClassifierAnswer(url: string, headers: Readonly<Record<string, string>> = {}): Promise<{ text: string; headers: Headers }> {
+  const { text, answer, headers: answerHeaders } = await post(url, classifierBody(), headers);
   const probabilities = answer.outputs?.find((o) => o.name === 'probabilities');
   const label = answer.outputs?.find((o) => o.name === 'label');
   if (probabilities?.shape.join() !== '1,3' || label?.shape.join() !== '1' || label.data[0] !== 0) {
     throw new Error(`unexpected classifier answer from ${url}: ${text}`);
   }
-  return text;
+  return { text, headers: answerHeaders };
+}
+
+/** {@link checkedClassifierAnswer}'s text. */
+export async function checkedClassifierInfer(url: string): Promise<string> {
+  return (await checkedClassifierAnswer(url)).text;
 }
 
 // ---- the MLP ---------------------------------------------------------------------------------
