@@ -40,6 +40,7 @@ export class FixedConcurrencyLimit implements ConcurrencyLimit {
 export interface GradientSettings {
   /** The limit it starts at. */
   readonly initial: number;
+  /** The floor: for a batching model, a batch per instance (below it, shedding costs throughput and saves no latency). */
   readonly min: number;
   /** The ceiling (the model's max in-flight requests). */
   readonly max: number;
@@ -47,9 +48,10 @@ export interface GradientSettings {
   readonly tolerance: number;
   /** The weight of each new estimate in the limit (0..1): smaller moves slower and steadier. */
   readonly smoothing: number;
-  /** Samples the baseline averages over (slow); the recent latency averages over `shortWindow` (fast). */
+  /** Requests whose mean latency makes one sample: single latencies are too noisy under batching. */
+  readonly windowSamples: number;
+  /** Samples the baseline averages over. */
   readonly longWindow: number;
-  readonly shortWindow: number;
 }
 
 export const DEFAULT_GRADIENT: Omit<GradientSettings, 'max'> = {
@@ -57,26 +59,27 @@ export const DEFAULT_GRADIENT: Omit<GradientSettings, 'max'> = {
   min: 1,
   tolerance: 1.5,
   smoothing: 0.2,
-  longWindow: 600,
-  shortWindow: 10,
+  windowSamples: 16,
+  longWindow: 40,
 };
 
 /**
  * Netflix's Gradient2 limiter: the limit follows the ratio of a long-run latency baseline to the
- * recent latency. While recent latency stays within `tolerance` of the baseline the limit grows
- * by a queue allowance (√limit) per sample; when it rises past it (requests queue behind a
- * saturated model), the limit shrinks in proportion, down to half per step, so the excess is
- * refused instead of waiting. A drop (a timeout, a refusal downstream) cuts it by 10%
- * (multiplicative decrease). While fewer than half the permits are in use the limit is not
- * judged: an idle server says nothing about how much it can take. A baseline far above recent
- * latency decays, so a limit recovers after a slow period ends.
+ * recent latency, judged once per window of `windowSamples` answered requests on their mean
+ * latency. While recent latency stays within `tolerance` of the baseline the limit grows by a
+ * queue allowance (√limit) per window; when it rises past it (requests queue behind a saturated
+ * model), the limit shrinks in proportion, down to half per window, so the excess is refused
+ * instead of waiting. A drop (a timeout, a refusal downstream) cuts it by 10% (multiplicative
+ * decrease). A window in which fewer than half the permits were in use does not move the limit:
+ * an idle server says nothing about how much it can take. A baseline far above recent latency
+ * decays, so the limit recovers after a slow period ends.
  */
 export class GradientConcurrencyLimit implements ConcurrencyLimit {
   inFlight = 0;
   private estimate: number;
   private longLatencyMs = 0;
-  private shortLatencyMs = 0;
   private samples = 0;
+  private window = { latencySumMs: 0, requests: 0, mostInFlight: 0 };
 
   constructor(private readonly settings: GradientSettings) {
     this.estimate = clamp(settings.initial, settings.min, settings.max);
@@ -90,28 +93,35 @@ export class GradientConcurrencyLimit implements ConcurrencyLimit {
     if (this.inFlight >= this.limit) return undefined;
     this.inFlight++;
     const inFlightAtStart = this.inFlight;
-    const release = () => this.inFlight--;
+    let ended = false;
+    // A permit ends once, whichever way: a second end neither releases nor samples again.
+    const end = (after?: () => void) => {
+      if (ended) return;
+      ended = true;
+      this.inFlight--;
+      after?.();
+    };
     return {
-      succeeded: once((latencyMs: number) => {
-        release();
-        this.sample(latencyMs, inFlightAtStart);
-      }),
-      dropped: once(() => {
-        release();
-        this.estimate = clamp(this.estimate * 0.9, this.settings.min, this.settings.max);
-      }),
-      ignored: once(release),
+      succeeded: (latencyMs) => end(() => this.sample(latencyMs, inFlightAtStart)),
+      dropped: () => end(() => (this.estimate = clamp(this.estimate * 0.9, this.settings.min, this.settings.max))),
+      ignored: () => end(),
     };
   }
 
   private sample(latencyMs: number, inFlight: number): void {
-    const { longWindow, shortWindow, tolerance, smoothing, min, max } = this.settings;
+    const window = this.window;
+    window.latencySumMs += latencyMs;
+    window.requests++;
+    window.mostInFlight = Math.max(window.mostInFlight, inFlight);
+    if (window.requests < this.settings.windowSamples) return;
+    this.window = { latencySumMs: 0, requests: 0, mostInFlight: 0 };
+    const { longWindow, tolerance, smoothing, min, max } = this.settings;
+    const recentMs = window.latencySumMs / window.requests;
     this.samples++;
-    this.shortLatencyMs = average(this.shortLatencyMs, latencyMs, Math.min(this.samples, shortWindow));
-    this.longLatencyMs = average(this.longLatencyMs, latencyMs, Math.min(this.samples, longWindow));
-    if (this.longLatencyMs / this.shortLatencyMs > 2) this.longLatencyMs *= 0.95;
-    if (inFlight < this.estimate / 2) return;
-    const gradient = clamp((tolerance * this.longLatencyMs) / this.shortLatencyMs, 0.5, 1);
+    this.longLatencyMs = average(this.longLatencyMs, recentMs, Math.min(this.samples, longWindow));
+    if (this.longLatencyMs / recentMs > 2) this.longLatencyMs *= 0.95;
+    if (window.mostInFlight < this.estimate / 2) return;
+    const gradient = clamp((tolerance * this.longLatencyMs) / recentMs, 0.5, 1);
     const next = this.estimate * gradient + Math.sqrt(this.estimate);
     this.estimate = clamp(this.estimate * (1 - smoothing) + next * smoothing, min, max);
   }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Datatype } from '../../domain/shared/datatype.js';
 import type { QueuePolicy } from '../../domain/inference/scheduling-policy.js';
-import type { DeclaredDynamicBatching, DeclaredModelConfig, ModelConfig } from '../../domain/registry/model-config.js';
+import type { ConcurrencyPolicy, DeclaredDynamicBatching, DeclaredModelConfig, ModelConfig } from '../../domain/registry/model-config.js';
 import type { VersionPolicy } from '../../domain/registry/version-policy.js';
 
 /**
@@ -122,10 +122,7 @@ function toDeclared(file: ModelConfigFile): DeclaredModelConfig {
     allowSpinning: flag(params?.allow_spinning?.string_value, 'allow_spinning'),
     adaptiveQueueDelay: flag(params?.adaptive_queue_delay?.string_value, 'adaptive_queue_delay'),
     dynamicBatching: file.dynamic_batching && toDynamicBatching(file.dynamic_batching),
-    concurrency: withoutUndefined({
-      maxInFlight: inflightCount(params?.max_inflight_requests?.string_value),
-      adaptive: flag(params?.adaptive_concurrency?.string_value, 'adaptive_concurrency'),
-    }),
+    concurrency: concurrencyOf(params),
   };
 }
 
@@ -174,6 +171,12 @@ function threadCount(value: string | undefined, field: string): number | undefin
     throw new Error(`config.json: parameters.${field}: '${value}' is not a thread count from 1 to 256`);
   }
   return count;
+}
+
+function concurrencyOf(params: ModelConfigFile['parameters']): ConcurrencyPolicy | undefined {
+  const maxInFlight = inflightCount(params?.max_inflight_requests?.string_value);
+  const adaptive = flag(params?.adaptive_concurrency?.string_value, 'adaptive_concurrency');
+  return maxInFlight === undefined && adaptive === undefined ? undefined : withoutUndefined({ maxInFlight, adaptive });
 }
 
 function inflightCount(value: string | undefined): number | undefined {

@@ -21,7 +21,8 @@ export const faultPlanSchema = z.strictObject({
 });
 export type FaultPlan = z.infer<typeof faultPlanSchema>;
 
-const faultPlansSchema = z.record(z.string().regex(/^[^/]+(\/\d+)?$/, 'keys are "model" or "model/version"'), faultPlanSchema);
+const faultPlansSchema = z.record(z.string(), faultPlanSchema);
+const TARGET = /^[^/]+(\/\d+)?$/;
 
 interface PlanState {
   readonly plan: FaultPlan;
@@ -50,6 +51,9 @@ export class FaultInjection {
     if (!parsed.success) {
       throw new Error(`FAULT_INJECTION: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
     }
+    // Checked here: zod reports a record key failing its pattern without the pattern's message.
+    const badTarget = Object.keys(parsed.data).find((target) => !TARGET.test(target));
+    if (badTarget !== undefined) throw new Error(`FAULT_INJECTION: ${JSON.stringify(badTarget)}: keys are "model" or "model/version"`);
     for (const [target, plan] of Object.entries(parsed.data)) this.set(target, plan);
   }
 

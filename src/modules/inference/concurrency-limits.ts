@@ -78,7 +78,10 @@ export class ConcurrencyLimits implements OnModuleInit {
     const adaptive = policy.adaptive ?? this.config.ADAPTIVE_CONCURRENCY;
     if (adaptive) {
       const max = maxInFlight || ADAPTIVE_CEILING;
-      limit = new GradientConcurrencyLimit({ ...DEFAULT_GRADIENT, initial: Math.min(DEFAULT_GRADIENT.initial, max), max });
+      const config = version.config!;
+      // A batch per instance at least: fewer in flight would only make smaller batches.
+      const min = Math.min(max, Math.max(1, config.maxBatchSize) * config.instanceCount);
+      limit = new GradientConcurrencyLimit({ ...DEFAULT_GRADIENT, min, initial: Math.min(Math.max(DEFAULT_GRADIENT.initial, min), max), max });
     } else {
       limit = maxInFlight > 0 ? new FixedConcurrencyLimit(maxInFlight) : null;
     }

@@ -34,6 +34,13 @@ describe('loadAppConfig', () => {
         ROLLOUT_EVALUATION_INTERVAL_MS: 1000,
         STATE_DIR: './state',
         STRICT_READINESS: true,
+        THROTTLE_RATE: 0,
+        THROTTLE_BURST: 0,
+        MAX_INFLIGHT_REQUESTS: 0,
+        ADAPTIVE_CONCURRENCY: false,
+        HTTP_HEADERS_TIMEOUT_MS: 10_000,
+        HTTP_REQUEST_TIMEOUT_MS: 60_000,
+        MAX_JSON_DEPTH: 64,
       },
     );
   });
