@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseFaultPlans } from '../onnx/fault-plan.js';
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 const bool = (fallback: boolean) =>
@@ -52,7 +53,17 @@ const environmentSchema = z.object({
   /** How deep a JSON request body may nest (arrays and objects); deeper is refused with 400 before it is parsed. */
   MAX_JSON_DEPTH: z.coerce.number().int().min(2).max(1000).default(64),
   /** Tests only: faults injected into model runs, a JSON object by "model" or "model/version" (see the README). */
-  FAULT_INJECTION: z.string().optional(),
+  FAULT_INJECTION: z
+    .string()
+    .optional()
+    .superRefine((text, context) => {
+      if (text === undefined) return;
+      try {
+        parseFaultPlans(text);
+      } catch (error) {
+        context.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    }),
   /** Triton's --allow-metrics: false serves no /metrics and counts nothing. */
   ALLOW_METRICS: bool(true),
   /** How often progressive rollouts are judged on their figures (ms). */

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import { z } from 'zod';
 import { AppConfig } from '../config/app-config.js';
+import { parseFaultPlans, type FaultPlan } from './fault-plan.js';
 
 /** What the session worker does to one run: wait first, fail it, or die while running it. */
 export interface WorkerFault {
@@ -8,21 +8,6 @@ export interface WorkerFault {
   readonly fail?: boolean;
   readonly crash?: boolean;
 }
-
-/**
- * The faults injected into one model (or one version): added latency on every run, a share of
- * runs that fail, a share of runs whose worker dies. Shares are dealt deterministically (a rate of
- * 0.25 fails runs 4, 8, 12...), so that a test knows which runs fail.
- */
-export const faultPlanSchema = z.strictObject({
-  latency_ms: z.number().int().min(0).max(600_000).optional(),
-  error_rate: z.number().min(0).max(1).optional(),
-  crash_rate: z.number().min(0).max(1).optional(),
-});
-export type FaultPlan = z.infer<typeof faultPlanSchema>;
-
-const faultPlansSchema = z.record(z.string(), faultPlanSchema);
-const TARGET = /^[^/]+(\/\d+)?$/;
 
 interface PlanState {
   readonly plan: FaultPlan;
@@ -40,21 +25,9 @@ export class FaultInjection {
   private readonly plans = new Map<string, PlanState>();
 
   constructor(@Optional() @Inject(AppConfig) config?: AppConfig) {
+    // Already checked by loadAppConfig: a bad value never gets this far.
     if (!config?.FAULT_INJECTION) return;
-    let json: unknown;
-    try {
-      json = JSON.parse(config.FAULT_INJECTION);
-    } catch (error) {
-      throw new Error(`FAULT_INJECTION is not JSON: ${(error as Error).message}`);
-    }
-    const parsed = faultPlansSchema.safeParse(json);
-    if (!parsed.success) {
-      throw new Error(`FAULT_INJECTION: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-    }
-    // Checked here: zod reports a record key failing its pattern without the pattern's message.
-    const badTarget = Object.keys(parsed.data).find((target) => !TARGET.test(target));
-    if (badTarget !== undefined) throw new Error(`FAULT_INJECTION: ${JSON.stringify(badTarget)}: keys are "model" or "model/version"`);
-    for (const [target, plan] of Object.entries(parsed.data)) this.set(target, plan);
+    for (const [target, plan] of Object.entries(parseFaultPlans(config.FAULT_INJECTION))) this.set(target, plan);
   }
 
   /** Sets (or, with no plan, removes) the faults of "model" or "model/version"; a version's plan wins over its model's. */

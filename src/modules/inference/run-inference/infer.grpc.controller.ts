@@ -28,7 +28,6 @@ const MAX_IN_FLIGHT_PER_STREAM = 256;
  * metadata names the version that computed it (`x-model-version`).
  */
 @Controller()
-@UseGuards(ClientThrottlerGuard)
 export class InferGrpcController {
   constructor(
     private readonly handler: RunInferenceHandler,
@@ -37,6 +36,7 @@ export class InferGrpcController {
   ) {}
 
   @GrpcMethod(INFERENCE_SERVICE, 'ModelInfer')
+  @UseGuards(ClientThrottlerGuard)
   async modelInfer(message: ModelInferRequestMessage, metadata: Metadata, call: ServerUnaryCall<unknown, unknown>): Promise<ModelInferResponseMessage> {
     const response = await this.infer(message, call, callCancellation(call), metadata);
     const version = new Metadata();
@@ -52,7 +52,8 @@ export class InferGrpcController {
   @GrpcStreamCall(INFERENCE_SERVICE, 'ModelStreamInfer')
   modelStreamInfer(call: ServerDuplexStream<ModelInferRequestMessage, ModelStreamInferResponseMessage>): Promise<void> {
     const cancellation = callCancellation(call);
-    // The guard admitted the stream; each of its requests takes a token of its own.
+    // No guard on the stream itself: each of its requests takes a token, and is refused on its own.
+    // (A guard refusing a stream call would reject a promise Nest's gRPC server never catches.)
     const client = this.quota.clientOf({ header: (name) => metadataValue(call.metadata, name), address: peerAddress(call) });
     return serveConcurrently(
       call,
