@@ -112,18 +112,28 @@ describe('docker/Dockerfile', () => {
     assert.equal(dockerfile[0]?.keyword, 'FROM', 'the first instruction must be FROM');
   });
 
-  it('copies .npmrc (onnxruntime-node-install=skip) in the same stage before npm ci', () => {
+  it('installs with package.json (its allowScripts deny onnxruntime-node\'s GPU download) copied before npm ci', () => {
     const npmCi = dockerfile.findIndex((i) => i.keyword === 'RUN' && /\bnpm ci\b/.test(i.args));
     assert.notEqual(npmCi, -1, 'no RUN npm ci');
-    const npmrc = dockerfile.findIndex(
+    const manifest = dockerfile.findIndex(
       (i, index) =>
         index < npmCi &&
         i.stage === dockerfile[npmCi]!.stage &&
         i.keyword === 'COPY' &&
-        copyParts(i.args).sources.some((s) => rel(s) === '.npmrc'),
+        copyParts(i.args).sources.some((s) => rel(s) === 'package.json'),
     );
-    assert.notEqual(npmrc, -1, '.npmrc is not copied before `npm ci` in the same stage');
-    assert.match(read('.npmrc'), /onnxruntime-node-install\s*=\s*skip/);
+    assert.notEqual(manifest, -1, 'package.json is not copied before `npm ci` in the same stage');
+    const allowScripts = (JSON.parse(read('package.json')) as { allowScripts?: Record<string, boolean> }).allowScripts ?? {};
+    assert.equal(allowScripts['onnxruntime-node'], false, 'onnxruntime-node\'s install script (the CUDA download) must be denied');
+  });
+
+  it('runs on the Node.js major that package.json pins', () => {
+    const manifest = JSON.parse(read('package.json')) as { engines: { node: string }; devDependencies: Record<string, string> };
+    const pinned = Number(manifest.devDependencies.node!.split('.')[0]);
+    assert.match(manifest.engines.node, new RegExp(`^>=${pinned}\\.`), 'engines.node must start at the pinned major');
+    for (const from of dockerfile.filter((i) => i.keyword === 'FROM')) {
+      assert.match(from.args, new RegExp(`^node:${pinned}-`), `FROM ${from.args}: the image must carry Node ${pinned}`);
+    }
   });
 
   it('copies from the build context only paths that exist', () => {
