@@ -9,8 +9,11 @@ import type { Datatype, TensorData } from '../../domain/shared/datatype.js';
 import type { ModelSignature, Tensor, TensorSpec } from '../../domain/inference/tensor.js';
 import { datatypeOfOrtType, ortTypeOf } from './onnx-tensor-types.js';
 import { isProviderInstalled } from './execution-providers.js';
+import { keepFloat16AsUint16 } from './float16-compat.js';
 import type { WorkerFault } from './fault-injection.js';
 import type { FromWorker, SessionSettings, ToWorker } from './worker-protocol.js';
+
+keepFloat16AsUint16();
 
 const port = parentPort!;
 const settings = workerData as SessionSettings;

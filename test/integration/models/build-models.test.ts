@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { keepFloat16AsUint16 } from '../../../src/infra/onnx/float16-compat.js';
 import {
   CLASSIFIER_PARAMETERS,
   heavyModel,
@@ -31,6 +32,8 @@ function referenceProbabilities(row: number[]): number[] {
   const total = exps.reduce((a, b) => a + b, 0);
   return exps.map((e) => e / total);
 }
+
+keepFloat16AsUint16(); // this test feeds float16 as Uint16Array, as the session workers do
 
 describe('build-models', () => {
   let dir: string;
