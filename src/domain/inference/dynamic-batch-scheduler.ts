@@ -1,3 +1,4 @@
+import type { Clock, TimerHandle } from '../shared/clock.js';
 import { DomainError } from '../shared/domain-error.js';
 import { batchCompatibilityKey, batchRows, mergeInputs, splitOutputs } from './batch.js';
 import { BatchCostModel } from './batch-cost-model.js';
@@ -77,10 +78,10 @@ interface Pending extends Queued {
   readonly enqueuedAt: number;
   /** The server's cap (ms after enqueue): answered DEADLINE_EXCEEDED then, queued or running. */
   readonly deadlineMs: number;
-  readonly deadlineTimer: ReturnType<typeof setTimeout>;
+  readonly deadlineTimer: TimerHandle;
   /** The queue policy's timeout (ms after enqueue), which only counts while the request waits. */
   queueTimeoutMs?: number;
-  queueTimer?: ReturnType<typeof setTimeout>;
+  queueTimer?: TimerHandle;
   settled: boolean;
   readonly resolve: (result: SchedulerResult) => void;
   readonly reject: (error: Error) => void;
@@ -94,7 +95,6 @@ interface RunTiming {
   readonly outputMs: number;
 }
 
-const now = (): number => performance.now();
 const toMicros = (ms: number): number => Math.round(ms * 1000);
 
 /**
@@ -112,7 +112,7 @@ export class DynamicBatchScheduler {
   private readonly queue: RequestQueue<Pending>;
   private inflight = 0;
   private dispatchScheduled = false;
-  private windowTimer?: ReturnType<typeof setTimeout>;
+  private windowTimer?: TimerHandle;
   private stopped?: string;
   private readonly costs = new BatchCostModel();
   private readonly statistics = new InferenceStatistics();
@@ -124,6 +124,7 @@ export class DynamicBatchScheduler {
     private readonly policy: SchedulingPolicy,
     private readonly runBatch: BatchRunner,
     private readonly limits: SchedulerLimits,
+    private readonly clock: Clock,
   ) {
     // One level more than the model has, below all of them: the background level.
     this.backgroundLevel = Math.max(1, policy.priorityLevels) + 1;
@@ -176,7 +177,7 @@ export class DynamicBatchScheduler {
       const queuePolicy = this.queuePolicyAt(priorityLevel);
       const full = this.queueFull(priorityLevel);
       if (full) throw full;
-      const enqueuedAt = now();
+      const enqueuedAt = this.clock.now();
       // Triton: the client's timeout counts only where the policy allows an override, only lowers
       // it, and 0 means none.
       const clientMs = queuePolicy.allowTimeoutOverride && request.timeoutMicros ? request.timeoutMicros / 1000 : Infinity;
@@ -194,11 +195,11 @@ export class DynamicBatchScheduler {
         settled: false,
         resolve,
         reject,
-        deadlineTimer: setTimeout(() => this.expire(pending, deadlineMs), deadlineMs),
+        deadlineTimer: this.clock.setTimer(() => this.expire(pending, deadlineMs), deadlineMs),
       };
       if (queueTimeoutMs < deadlineMs) {
         pending.queueTimeoutMs = queueTimeoutMs;
-        pending.queueTimer = setTimeout(() => this.queueTimeoutPassed(pending, queuePolicy.timeoutAction), queueTimeoutMs);
+        pending.queueTimer = this.clock.setTimer(() => this.queueTimeoutPassed(pending, queuePolicy.timeoutAction), queueTimeoutMs);
       }
       pending.unsubscribe = request.signal?.onAbort(() => this.cancel(pending));
       this.queue.push(pending);
@@ -212,7 +213,7 @@ export class DynamicBatchScheduler {
   /** Refuses new requests and fails the waiting ones; running batches finish and answer. */
   stop(reason: string): void {
     this.stopped = reason;
-    clearTimeout(this.windowTimer);
+    this.clock.clearTimer(this.windowTimer);
     for (const pending of this.queue.drain()) this.settle(pending, new DomainError('REGISTRY.VERSION_NOT_READY', reason));
     this.notifyIfIdle();
   }
@@ -254,14 +255,14 @@ export class DynamicBatchScheduler {
   private scheduleDispatch(): void {
     if (this.dispatchScheduled) return;
     this.dispatchScheduled = true;
-    setImmediate(() => {
+    this.clock.defer(() => {
       this.dispatchScheduled = false;
       this.dispatch();
     });
   }
 
   private dispatch(): void {
-    clearTimeout(this.windowTimer);
+    this.clock.clearTimer(this.windowTimer);
     this.windowTimer = undefined;
     const concurrency = this.limits.concurrency();
     while (this.inflight < concurrency && this.queue.size > 0) {
@@ -298,8 +299,8 @@ export class DynamicBatchScheduler {
       const oldest = Math.min(...members.map((m) => m.enqueuedAt));
       const wait = this.windowMs(oldest);
       if (preferredCut > 0) take = preferredCut;
-      else if (now() - oldest < wait) {
-        this.windowTimer = setTimeout(() => this.dispatch(), oldest + wait - now());
+      else if (this.clock.now() - oldest < wait) {
+        this.windowTimer = this.clock.setTimer(() => this.dispatch(), oldest + wait - this.clock.now());
         return undefined;
       }
     }
@@ -324,12 +325,12 @@ export class DynamicBatchScheduler {
 
   private async run(batch: Pending[]): Promise<void> {
     this.inflight++;
-    const startedAt = now();
+    const startedAt = this.clock.now();
     let run: Awaited<ReturnType<BatchRunner>>;
     let merging: number;
     try {
       const merged = mergeInputs(batch.map((p) => p.request.inputs));
-      merging = now() - startedAt;
+      merging = this.clock.now() - startedAt;
       run = await this.runBatch(merged, batch[0].request.outputNames, batch.map((p) => p.request.trace));
     } catch (error) {
       this.instanceFreed();
@@ -337,7 +338,7 @@ export class DynamicBatchScheduler {
       return;
     }
     this.instanceFreed();
-    const returned = now();
+    const returned = this.clock.now();
     const rows = batch.reduce((sum, p) => sum + p.rows, 0);
     this.costs.recordRun(rows, returned - startedAt);
     let split: Tensor[][];
@@ -347,7 +348,7 @@ export class DynamicBatchScheduler {
       for (const pending of batch) this.settle(pending, error as Error);
       return;
     }
-    const timing: RunTiming = { inputMs: merging, inferMs: run.computeMicros / 1000, outputMs: now() - returned };
+    const timing: RunTiming = { inputMs: merging, inferMs: run.computeMicros / 1000, outputMs: this.clock.now() - returned };
     this.statistics.recordExecution(rows, timing.inputMs, timing.inferMs, timing.outputMs);
     this.limits.onExecution?.(rows);
     batch.forEach((pending, i) =>
@@ -368,7 +369,7 @@ export class DynamicBatchScheduler {
   /** Out of the queue into a batch: the queue policy's timeout no longer applies. */
   private take(pending: Pending): void {
     this.queue.remove(pending);
-    clearTimeout(pending.queueTimer);
+    this.clock.clearTimer(pending.queueTimer);
   }
 
   /** REJECT answers the request; DELAY moves it behind the requests of its level still on time. */
@@ -403,15 +404,15 @@ export class DynamicBatchScheduler {
   private settle(pending: Pending, error?: Error, result?: SchedulerResult, timing?: RunTiming): void {
     if (pending.settled) return;
     pending.settled = true;
-    clearTimeout(pending.deadlineTimer);
-    clearTimeout(pending.queueTimer);
+    this.clock.clearTimer(pending.deadlineTimer);
+    this.clock.clearTimer(pending.queueTimer);
     pending.unsubscribe?.();
-    const totalMs = now() - pending.enqueuedAt;
+    const totalMs = this.clock.now() - pending.enqueuedAt;
     if (error) {
-      this.statistics.recordFailure(totalMs, Date.now());
+      this.statistics.recordFailure(totalMs, this.clock.epochMillis());
       pending.reject(error);
     } else {
-      this.statistics.recordSuccess(pending.rows, totalMs, result!.queueMicros / 1000, timing!.inputMs, timing!.inferMs, timing!.outputMs, Date.now());
+      this.statistics.recordSuccess(pending.rows, totalMs, result!.queueMicros / 1000, timing!.inputMs, timing!.inferMs, timing!.outputMs, this.clock.epochMillis());
       pending.resolve(result!);
     }
   }

@@ -2,6 +2,7 @@ import { Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { DynamicBatchScheduler, type BatchRunner } from '../../domain/inference/dynamic-batch-scheduler.js';
 import type { StatisticsSnapshot } from '../../domain/inference/inference-statistics.js';
+import { Clock } from '../../domain/shared/clock.js';
 import type { DomainError } from '../../domain/shared/domain-error.js';
 import { InferenceEngine } from '../../domain/inference/inference-engine.port.js';
 import type { ModelVersion } from '../../domain/registry/model-version.js';
@@ -20,6 +21,7 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
     private readonly config: AppConfig,
     private readonly metrics: InferenceMetrics,
     private readonly tracing: Tracing,
+    private readonly clock: Clock,
   ) {
     super();
   }
@@ -56,7 +58,7 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
         concurrency: () => Math.max(1, engine.concurrency(key)),
         maxTimeoutMs: this.config.MAX_REQUEST_TIMEOUT_MS,
         onExecution: (rows) => this.metrics.executed(version.modelName, version.version, rows),
-      });
+      }, this.clock);
       this.schedulers.set(key, scheduler);
     }
     return scheduler;

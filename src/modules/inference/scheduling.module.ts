@@ -1,5 +1,7 @@
 import { Global, Module } from '@nestjs/common';
 import { VersionTraffic } from '../../domain/registry/version-traffic.port.js';
+import { Clock } from '../../domain/shared/clock.js';
+import { SystemClock } from '../../infra/clock/system-clock.js';
 import { ModelVersionSchedulers } from './model-version-schedulers.js';
 
 /**
@@ -8,7 +10,7 @@ import { ModelVersionSchedulers } from './model-version-schedulers.js';
  */
 @Global()
 @Module({
-  providers: [ModelVersionSchedulers, { provide: VersionTraffic, useExisting: ModelVersionSchedulers }],
+  providers: [ModelVersionSchedulers, { provide: VersionTraffic, useExisting: ModelVersionSchedulers }, { provide: Clock, useClass: SystemClock }],
   exports: [ModelVersionSchedulers, VersionTraffic],
 })
 export class SchedulingModule {}

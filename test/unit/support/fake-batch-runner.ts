@@ -134,11 +134,6 @@ export async function eventLoopTurns(turns = 5): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
-/** Waits `ms` on a timer: long enough for a shorter timer set before it to have fired. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** The scheduler tests' model: input 'x' FP32 [batch, 2]; each answer tells which rows it was cut from. */
 export type Row = [number, number];
 

@@ -10,6 +10,7 @@ import { DEFAULT_QUEUE_POLICY, type SchedulingPolicy } from '../../../../src/dom
 import type { Tensor } from '../../../../src/domain/inference/tensor.js';
 import { assertRejectsWithDomainError } from '../../support/domain-error.assertions.js';
 import { FakeBatchRunner, eventLoopTurns, rowsOf, x, type Row } from '../../support/fake-batch-runner.js';
+import { FakeClock } from '../../support/fake-clock.js';
 import { aSchedulingPolicy } from '../../support/model-version.mother.js';
 
 /**
@@ -25,7 +26,7 @@ let runner: FakeBatchRunner | undefined;
 
 function start(policy: Partial<SchedulingPolicy> = {}, concurrency: () => number = () => 1): { scheduler: DynamicBatchScheduler; runner: FakeBatchRunner } {
   runner = new FakeBatchRunner();
-  scheduler = new DynamicBatchScheduler(aSchedulingPolicy(policy), runner.run, { concurrency, maxTimeoutMs: 60_000 });
+  scheduler = new DynamicBatchScheduler(aSchedulingPolicy(policy), runner.run, { concurrency, maxTimeoutMs: 60_000 }, new FakeClock());
   return { scheduler, runner };
 }
 
@@ -177,8 +178,10 @@ describe('DynamicBatchScheduler: background requests', () => {
 
   it('still have a deadline: the server\'s maximum timeout', async () => {
     runner = new FakeBatchRunner();
-    scheduler = new DynamicBatchScheduler(aSchedulingPolicy(), runner.run, { concurrency: () => 0, maxTimeoutMs: 30 });
+    const clock = new FakeClock();
+    scheduler = new DynamicBatchScheduler(aSchedulingPolicy(), runner.run, { concurrency: () => 0, maxTimeoutMs: 30 }, clock);
     const copy = background([[1, 1]]);
+    await clock.advance(30);
     await assertRejectsWithDomainError(copy, 'INFERENCE.DEADLINE_EXCEEDED', '(30 ms)');
   });
 });

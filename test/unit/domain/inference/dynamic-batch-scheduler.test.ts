@@ -14,12 +14,12 @@ import {
   FakeCancellationSignal,
   eventLoopTurns,
   plusOne,
-  sleep,
   type Compute,
   rowsOf,
   x,
   type Row,
 } from '../../support/fake-batch-runner.js';
+import { FakeClock } from '../../support/fake-clock.js';
 import { aSchedulingPolicy } from '../../support/model-version.mother.js';
 
 // The model of most tests: input 'x' is FP32 [batch, 2] (x, rowsOf from the support); the fake
@@ -43,13 +43,18 @@ interface Setup {
 
 let scheduler: DynamicBatchScheduler | undefined;
 let runner: FakeBatchRunner | undefined;
+/** Every timeout and batch window of these tests runs on this clock: time moves only by `clock.advance`. */
+let clock: FakeClock;
 
 function start(setup: Setup = {}): { scheduler: DynamicBatchScheduler; runner: FakeBatchRunner } {
   runner = new FakeBatchRunner(setup.compute);
-  scheduler = new DynamicBatchScheduler(aSchedulingPolicy(setup.policy), runner.run, {
-    concurrency: setup.concurrency ?? (() => 1),
-    maxTimeoutMs: setup.maxTimeoutMs ?? 60_000,
-  });
+  clock = new FakeClock();
+  scheduler = new DynamicBatchScheduler(
+    aSchedulingPolicy(setup.policy),
+    runner.run,
+    { concurrency: setup.concurrency ?? (() => 1), maxTimeoutMs: setup.maxTimeoutMs ?? 60_000 },
+    clock,
+  );
   return { scheduler, runner };
 }
 
@@ -289,6 +294,9 @@ describe('DynamicBatchScheduler', () => {
       const { runner } = start({ policy: { maxBatchSize: 4, maxQueueDelayMicros: 20_000 } });
       const a = ask([[1, 1]]);
       const b = ask([[2, 2]]);
+      await clock.advance(19.9);
+      assert.equal(runner.calls.length, 0, 'still within max_queue_delay');
+      await clock.advance(0.1);
       const run = await runner.nth(0);
       assert.deepEqual(rowsOf(run.inputs[0]), [[1, 1], [2, 2]]);
       run.finish();
@@ -468,6 +476,7 @@ describe('DynamicBatchScheduler', () => {
       const blocker = ask([[0, 0]], { priority: 1 });
       const busy = await runner.nth(0);
       const expiring = ask([[1, 1]]);
+      await clock.advance(20);
       await assertRejectsWithDomainError(expiring, 'INFERENCE.DEADLINE_EXCEEDED', '(20 ms)', 'in the queue');
       assert.equal(scheduler.queuedCount, 0);
 
@@ -485,7 +494,7 @@ describe('DynamicBatchScheduler', () => {
       const answer = ask([[1, 1]], { timeoutMicros: 10_000 });
       const state = track(answer);
       const run = await runner.nth(0);
-      await sleep(60);
+      await clock.advance(60);
       assert.equal(state.settled, false, 'still running past its queue timeout');
       run.finish();
       assert.deepEqual(rowsOf(outputOf(await answer)), [[2, 2]]);
@@ -494,10 +503,11 @@ describe('DynamicBatchScheduler', () => {
     it("answers DEADLINE_EXCEEDED when the server's maximum timeout passes while the batch runs; the rest of the batch is answered", async () => {
       const { runner, scheduler } = start({ policy: { maxBatchSize: 2, maxQueueDelayMicros: 10_000_000 }, maxTimeoutMs: 200 });
       const early = ask([[1, 1]]);
-      await sleep(50);
+      await clock.advance(50);
       const late = ask([[2, 2]]);
       const run = await runner.nth(0);
       assert.equal(run.rows, 2);
+      await clock.advance(150);
 
       await assertRejectsWithDomainError(early, 'INFERENCE.DEADLINE_EXCEEDED', '(200 ms)', 'while its batch ran');
       assert.equal(run.ended, false, 'answered before its run ended');
@@ -516,7 +526,7 @@ describe('DynamicBatchScheduler', () => {
         concurrency: () => instances,
       });
       const late = ask([[1, 1]]);
-      await sleep(60);
+      await clock.advance(60);
       instances = 1;
       const onTime = ask([[2, 2]]);
 
@@ -532,7 +542,9 @@ describe('DynamicBatchScheduler', () => {
 
     it("DELAY: a delayed request is still bounded by the server's maximum timeout", async () => {
       start({ policy: { defaultQueuePolicy: queuePolicy({ timeoutAction: 'DELAY', defaultTimeoutMicros: 10_000 }) }, concurrency: () => 0, maxTimeoutMs: 40 });
-      await assertRejectsWithDomainError(ask([[1, 1]]), 'INFERENCE.DEADLINE_EXCEEDED', '(40 ms)');
+      const answer = ask([[1, 1]]);
+      await clock.advance(40);
+      await assertRejectsWithDomainError(answer, 'INFERENCE.DEADLINE_EXCEEDED', '(40 ms)');
     });
 
     describe("a client's timeout", () => {
@@ -540,17 +552,23 @@ describe('DynamicBatchScheduler', () => {
 
       it('lowers the default timeout', async () => {
         start({ policy: { defaultQueuePolicy: queuePolicy({ defaultTimeoutMicros: 10_000_000, allowTimeoutOverride: true }) }, concurrency: nothingRuns });
-        await assertRejectsWithDomainError(ask([[1, 1]], { timeoutMicros: 20_000 }), 'INFERENCE.DEADLINE_EXCEEDED', '(20 ms)', 'in the queue');
+        const answer = ask([[1, 1]], { timeoutMicros: 20_000 });
+        await clock.advance(20);
+        await assertRejectsWithDomainError(answer, 'INFERENCE.DEADLINE_EXCEEDED', '(20 ms)', 'in the queue');
       });
 
       it('cannot raise the default timeout', async () => {
         start({ policy: { defaultQueuePolicy: queuePolicy({ defaultTimeoutMicros: 20_000, allowTimeoutOverride: true }) }, concurrency: nothingRuns });
-        await assertRejectsWithDomainError(ask([[1, 1]], { timeoutMicros: 10_000_000 }), 'INFERENCE.DEADLINE_EXCEEDED', '(20 ms)');
+        const answer = ask([[1, 1]], { timeoutMicros: 10_000_000 });
+        await clock.advance(20);
+        await assertRejectsWithDomainError(answer, 'INFERENCE.DEADLINE_EXCEEDED', '(20 ms)');
       });
 
       it('applies when the policy sets no timeout (the default queue policy allows it)', async () => {
         start({ concurrency: nothingRuns });
-        await assertRejectsWithDomainError(ask([[1, 1]], { timeoutMicros: 20_000 }), 'INFERENCE.DEADLINE_EXCEEDED', '(20 ms)');
+        const answer = ask([[1, 1]], { timeoutMicros: 20_000 });
+        await clock.advance(20);
+        await assertRejectsWithDomainError(answer, 'INFERENCE.DEADLINE_EXCEEDED', '(20 ms)');
       });
 
       for (const defaultTimeoutMicros of [0, 10_000_000]) {
@@ -561,7 +579,7 @@ describe('DynamicBatchScheduler', () => {
           });
           const answer = ask([[1, 1]], { timeoutMicros: 20_000 });
           const state = track(answer);
-          await sleep(60);
+          await clock.advance(60);
           assert.equal(state.settled, false, 'still waiting past the timeout the client asked for');
           assert.equal(scheduler.queuedCount, 1);
           scheduler.stop('unloading');
@@ -577,7 +595,7 @@ describe('DynamicBatchScheduler', () => {
           const busy = await runner.nth(0);
           const answer = ask([[1, 1]], { timeoutMicros: 0 });
           const state = track(answer);
-          await sleep(20);
+          await clock.advance(20);
           assert.equal(state.settled, false, 'still waiting for the busy instance');
           busy.finish();
           (await runner.nth(1)).finish();
@@ -590,12 +608,16 @@ describe('DynamicBatchScheduler', () => {
 
     it("caps every request at the server's maximum timeout", async () => {
       start({ concurrency: () => 0, maxTimeoutMs: 30 });
-      await assertRejectsWithDomainError(ask([[1, 1]]), 'INFERENCE.DEADLINE_EXCEEDED', '(30 ms)');
+      const answer = ask([[1, 1]]);
+      await clock.advance(30);
+      await assertRejectsWithDomainError(answer, 'INFERENCE.DEADLINE_EXCEEDED', '(30 ms)');
     });
 
     it("caps a longer queue timeout at the server's maximum timeout", async () => {
       start({ policy: { defaultQueuePolicy: queuePolicy({ defaultTimeoutMicros: 10_000_000 }) }, concurrency: () => 0, maxTimeoutMs: 30 });
-      await assertRejectsWithDomainError(ask([[1, 1]], { timeoutMicros: 5_000_000 }), 'INFERENCE.DEADLINE_EXCEEDED', '(30 ms)');
+      const answer = ask([[1, 1]], { timeoutMicros: 5_000_000 });
+      await clock.advance(30);
+      await assertRejectsWithDomainError(answer, 'INFERENCE.DEADLINE_EXCEEDED', '(30 ms)');
     });
   });
 
@@ -718,7 +740,8 @@ describe('DynamicBatchScheduler', () => {
 
     it('counts rows, runs, successes, failures and the runs of each batch size', async () => {
       const { runner, scheduler } = start();
-      const before = Date.now();
+      await clock.advance(1000);
+      const before = clock.epochMillis();
       const batch = [ask([[1, 1]]), ask([[2, 2], [3, 3]])];
       (await runner.nth(0)).finish(undefined, 1500);
       await Promise.all(batch);
@@ -744,7 +767,7 @@ describe('DynamicBatchScheduler', () => {
           [3, { count: 1, ns: 1_500_000 }],
         ],
       );
-      assert.ok(stats.lastInference >= before && stats.lastInference <= Date.now());
+      assert.equal(stats.lastInference, before, 'the time of the last request, on the scheduler\'s clock');
     });
   });
 });
