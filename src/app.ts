@@ -12,6 +12,7 @@ import { installRequestBodyParsers } from './infra/http/request-body-parsers.js'
 import { ErrorResponseFilter } from './infra/transport/error-response.filter.js';
 import { HttpMetrics } from './modules/observability/metrics/http-metrics.js';
 import { MetricsServer } from './modules/observability/metrics/metrics-server.js';
+import { ServerLogger } from './modules/observability/server-logger.js';
 import { ServerReadiness } from './modules/health/server-readiness.js';
 import { LoadModelRepositoryHandler } from './modules/registry/load-model-repository/load-model-repository.handler.js';
 
@@ -59,7 +60,7 @@ export async function startServer(config: AppConfig, overrides: AppOverrides = {
     done();
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.with(config, overrides), adapter, { bufferLogs: true });
-  app.useLogger(app.get(Logger));
+  app.useLogger(app.get(ServerLogger));
   // Every HTTP answer is counted by its route template (Fastify's), never by its raw path; counted
   // on the raw response, so that what Fastify answers before routing (a bad URL) counts too.
   const httpMetrics = app.get(HttpMetrics);

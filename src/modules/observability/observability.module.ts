@@ -5,6 +5,7 @@ import pino from 'pino';
 import { AppConfig } from '../../infra/config/app-config.js';
 import { Tracing } from '../../infra/tracing/tracing.js';
 import { accessLogFields } from './access-log.js';
+import { ServerLogger } from './server-logger.js';
 
 /**
  * Structured JSON logs (pino): one access line per request with model, version, status,
@@ -54,6 +55,8 @@ import { accessLogFields } from './access-log.js';
       }),
     }),
   ],
+  providers: [ServerLogger],
+  exports: [ServerLogger],
 })
 export class ObservabilityModule {}
 
