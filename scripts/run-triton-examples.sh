@@ -169,7 +169,10 @@ run_example() {
   (cd "$EXAMPLES" && PYTHONPATH=$BUILD_DIR/site timeout "$EXAMPLE_TIMEOUT" "$PYTHON" "$script" "$@") >"$log" 2>&1
   local rc=$?
   local last
-  last=$(grep -v '^\s*$' "$log" | tail -n 1 | cut -c1-220)
+  # The cause: a gRPC error's details if there is one, else the last line that is not noise (blank,
+  # a bare ">" closing a gRPC error, aiohttp's unclosed-connector warnings printed at exit).
+  last=$(grep -m1 -o 'details = ".*"' "$log" || grep -v -E '^\s*(>|\^+)?\s*$|^(Unclosed connector|connections: |connector: )' "$log" | tail -n 1)
+  last=$(printf '%s' "$last" | cut -c1-220)
   if [ $rc -eq 0 ]; then
     PASSED=$((PASSED + 1)); RESULTS+=("PASS  $name")
     printf 'PASS  %-44s\n' "$name"
