@@ -279,9 +279,167 @@ export async function writeTestModels(dir: string): Promise<void> {
   await writeModel(path.join(dir, 'heavy.onnx'), heavyModel());
 }
 
+// ---------------------------------------------------------------------------------------------
+// Stand-ins for the test models of NVIDIA Triton's client examples
+// (triton-inference-server/client src/python/examples): same names, tensor names, datatypes,
+// shapes and results as the models those programs expect, built here as ONNX. Sequence models
+// (simple_sequence, simple_dyna_sequence) and decoupled ones (repeat_int32) have no stand-in:
+// this server has no sequence batcher and answers one response per request.
+// ---------------------------------------------------------------------------------------------
+
+/** A Triton config.json tensor entry; `dims` exclude the batch dimension. */
+function tritonTensor(name: string, dataType: string, dims: number[]): { name: string; data_type: string; dims: number[] } {
+  return { name, data_type: dataType, dims };
+}
+
+/** Sum and difference of two [batch, 16] tensors: OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1. */
+function sumAndDifferenceGraph(name: string, elemType: onnx.TensorProto.DataType): onnx.IGraphProto {
+  return {
+    name,
+    input: [tensorInfo('INPUT0', elemType, ['batch', 16]), tensorInfo('INPUT1', elemType, ['batch', 16])],
+    output: [tensorInfo('OUTPUT0', elemType, ['batch', 16]), tensorInfo('OUTPUT1', elemType, ['batch', 16])],
+    node: [node('Add', ['INPUT0', 'INPUT1'], ['OUTPUT0']), node('Sub', ['INPUT0', 'INPUT1'], ['OUTPUT1'])],
+  };
+}
+
+/** Triton's `simple`: INT32 INPUT0, INPUT1 [-1, 16] (max_batch_size 8) to their sum and difference. */
+export function simpleModel(): Uint8Array {
+  return modelBytes(sumAndDifferenceGraph('simple', DataType.INT32));
+}
+
+/** Triton's `simple_int8`: the same in INT8 (INPUT0/INPUT1 [-1, 16] to sum and difference). */
+export function simpleInt8Model(): Uint8Array {
+  return modelBytes(sumAndDifferenceGraph('simple_int8', DataType.INT8));
+}
+
+/**
+ * Triton's `simple_string`: BYTES INPUT0, INPUT1 [-1, 16] holding decimal integers; OUTPUT0 and
+ * OUTPUT1 are their sum and difference, written as decimal strings (Cast parses and prints them).
+ */
+export function simpleStringModel(): Uint8Array {
+  const { STRING, INT32 } = DataType;
+  return modelBytes({
+    name: 'simple_string',
+    input: [tensorInfo('INPUT0', STRING, ['batch', 16]), tensorInfo('INPUT1', STRING, ['batch', 16])],
+    output: [tensorInfo('OUTPUT0', STRING, ['batch', 16]), tensorInfo('OUTPUT1', STRING, ['batch', 16])],
+    node: [
+      node('Cast', ['INPUT0'], ['input0_int'], { to: INT32 }),
+      node('Cast', ['INPUT1'], ['input1_int'], { to: INT32 }),
+      node('Add', ['input0_int', 'input1_int'], ['sum_int']),
+      node('Sub', ['input0_int', 'input1_int'], ['difference_int']),
+      node('Cast', ['sum_int'], ['OUTPUT0'], { to: STRING }),
+      node('Cast', ['difference_int'], ['OUTPUT1'], { to: STRING }),
+    ],
+  });
+}
+
+/** One-tensor identity INPUT0 -> OUTPUT0 over [batch, n]. */
+function identityModel(name: string, elemType: onnx.TensorProto.DataType): Uint8Array {
+  return modelBytes({
+    name,
+    input: [tensorInfo('INPUT0', elemType, ['batch', 'n'])],
+    output: [tensorInfo('OUTPUT0', elemType, ['batch', 'n'])],
+    node: [node('Identity', ['INPUT0'], ['OUTPUT0'])],
+  });
+}
+
+/** Triton's `simple_identity`: BYTES INPUT0 [-1, -1] (max_batch_size 8) returned as OUTPUT0. */
+export function simpleIdentityModel(): Uint8Array {
+  return identityModel('simple_identity', DataType.STRING);
+}
+
+/** Triton's `custom_identity_int32` (memory_growth_test.py): INT32 INPUT0 [-1, -1] returned as OUTPUT0. */
+export function customIdentityInt32Model(): Uint8Array {
+  return identityModel('custom_identity_int32', DataType.INT32);
+}
+
+export const DENSENET_CLASSES = 1000;
+
+/**
+ * A stand-in for Triton's `densenet_onnx` (image_client.py, grpc_client.py): data_0 FP32
+ * [3, 224, 224] (no batch dimension) to fc6_1 FP32 [1000]. It is not a trained network: each
+ * class score is a fixed mix of the three channel means (seeded weights), enough for clients that
+ * exercise the protocol and the image pre-processing, not for real classification.
+ */
+export function densenetStandInModel(): Uint8Array {
+  const random = mulberry32(1000);
+  const weights = Float32Array.from({ length: 3 * DENSENET_CLASSES }, () => random() - 0.5);
+  return modelBytes({
+    name: 'densenet_onnx',
+    input: [tensorInfo('data_0', DataType.FLOAT, [3, 224, 224])],
+    output: [tensorInfo('fc6_1', DataType.FLOAT, [DENSENET_CLASSES])],
+    initializer: [initializer('W', weights, [3, DENSENET_CLASSES])],
+    node: [
+      // Until opset 18 ReduceMean takes its axes as an attribute; MatMul of [3] by [3, 1000] is [1000].
+      node('ReduceMean', ['data_0'], ['channel_means'], { axes: [1, 2], keepdims: 0 }),
+      node('MatMul', ['channel_means', 'W'], ['fc6_1']),
+    ],
+  });
+}
+
+/** The config.json of each stand-in: Triton's own configuration of that model, in JSON. */
+export const TRITON_EXAMPLE_CONFIGS: Record<string, object> = {
+  simple: {
+    name: 'simple', platform: 'onnxruntime_onnx', max_batch_size: 8,
+    input: [tritonTensor('INPUT0', 'TYPE_INT32', [16]), tritonTensor('INPUT1', 'TYPE_INT32', [16])],
+    output: [tritonTensor('OUTPUT0', 'TYPE_INT32', [16]), tritonTensor('OUTPUT1', 'TYPE_INT32', [16])],
+  },
+  simple_int8: {
+    name: 'simple_int8', platform: 'onnxruntime_onnx', max_batch_size: 8,
+    input: [tritonTensor('INPUT0', 'TYPE_INT8', [16]), tritonTensor('INPUT1', 'TYPE_INT8', [16])],
+    output: [tritonTensor('OUTPUT0', 'TYPE_INT8', [16]), tritonTensor('OUTPUT1', 'TYPE_INT8', [16])],
+  },
+  simple_string: {
+    name: 'simple_string', platform: 'onnxruntime_onnx', max_batch_size: 8,
+    input: [tritonTensor('INPUT0', 'TYPE_STRING', [16]), tritonTensor('INPUT1', 'TYPE_STRING', [16])],
+    output: [tritonTensor('OUTPUT0', 'TYPE_STRING', [16]), tritonTensor('OUTPUT1', 'TYPE_STRING', [16])],
+  },
+  simple_identity: {
+    name: 'simple_identity', platform: 'onnxruntime_onnx', max_batch_size: 8,
+    input: [tritonTensor('INPUT0', 'TYPE_STRING', [-1])],
+    output: [tritonTensor('OUTPUT0', 'TYPE_STRING', [-1])],
+  },
+  custom_identity_int32: {
+    name: 'custom_identity_int32', platform: 'onnxruntime_onnx', max_batch_size: 8,
+    input: [tritonTensor('INPUT0', 'TYPE_INT32', [-1])],
+    output: [tritonTensor('OUTPUT0', 'TYPE_INT32', [-1])],
+  },
+  densenet_onnx: {
+    name: 'densenet_onnx', platform: 'onnxruntime_onnx', max_batch_size: 0,
+    input: [tritonTensor('data_0', 'TYPE_FP32', [3, 224, 224])],
+    output: [tritonTensor('fc6_1', 'TYPE_FP32', [DENSENET_CLASSES])],
+  },
+};
+
+const TRITON_EXAMPLE_MODELS: Record<string, () => Uint8Array> = {
+  simple: simpleModel,
+  simple_int8: simpleInt8Model,
+  simple_string: simpleStringModel,
+  simple_identity: simpleIdentityModel,
+  custom_identity_int32: customIdentityInt32Model,
+  densenet_onnx: densenetStandInModel,
+};
+
+export const TRITON_EXAMPLE_MODEL_NAMES = Object.keys(TRITON_EXAMPLE_MODELS);
+
+/** Writes the stand-ins of Triton's example models in Triton layout, each with its config.json. */
+export async function writeTritonExamplesRepository(dir: string): Promise<void> {
+  for (const [name, build] of Object.entries(TRITON_EXAMPLE_MODELS)) {
+    await writeModel(path.join(dir, name, '1', 'model.onnx'), build());
+    await writeFile(path.join(dir, name, 'config.json'), `${JSON.stringify(TRITON_EXAMPLE_CONFIGS[name], null, 2)}\n`);
+  }
+}
+
 const isMainModule = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (isMainModule) {
-  const dir = process.argv[2] ?? 'models';
-  await writeDemoRepository(dir);
-  console.log(`Wrote classifier and multi_io models to ${path.resolve(dir)}`);
+  const args = process.argv.slice(2);
+  const tritonExamples = args.includes('--triton-examples');
+  const dir = args.find((arg) => !arg.startsWith('--')) ?? 'models';
+  if (tritonExamples) {
+    await writeTritonExamplesRepository(dir);
+    console.log(`Wrote the stand-ins of Triton's example models (${TRITON_EXAMPLE_MODEL_NAMES.join(', ')}) to ${path.resolve(dir)}`);
+  } else {
+    await writeDemoRepository(dir);
+    console.log(`Wrote classifier and multi_io models to ${path.resolve(dir)}`);
+  }
 }

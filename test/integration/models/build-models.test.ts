@@ -1,13 +1,17 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { keepFloat16AsUint16 } from '../../../src/infra/onnx/float16-compat.js';
 import {
   CLASSIFIER_PARAMETERS,
+  DENSENET_CLASSES,
   heavyModel,
+  TRITON_EXAMPLE_CONFIGS,
+  TRITON_EXAMPLE_MODEL_NAMES,
+  writeTritonExamplesRepository,
   writeDemoRepository,
   writeTestModels,
 } from '../../../scripts/build-models.js';
@@ -184,6 +188,90 @@ describe('build-models', () => {
     const session = await ort.InferenceSession.create(path.join(dir, 'heavy.onnx'));
     assert.deepEqual(signature(session.inputMetadata), [['x', 'float32', [1, 256]]]);
     assert.deepEqual(signature(session.outputMetadata), [['y', 'float32', [1, 256]]]);
+    await session.release();
+  });
+});
+
+describe('build-models --triton-examples', () => {
+  let dir: string;
+  const input0 = Array.from({ length: 16 }, (_, i) => i);
+  const input1 = new Array<number>(16).fill(-3);
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'build-models-triton-'));
+    await writeTritonExamplesRepository(dir);
+  });
+
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const open = (name: string) => ort.InferenceSession.create(path.join(dir, name, '1', 'model.onnx'));
+
+  it('writes every stand-in with its config.json, named as its directory', async () => {
+    assert.deepEqual((await readdir(dir)).sort(), [...TRITON_EXAMPLE_MODEL_NAMES].sort());
+    for (const name of TRITON_EXAMPLE_MODEL_NAMES) {
+      const config = JSON.parse(await readFile(path.join(dir, name, 'config.json'), 'utf8'));
+      assert.equal(config.name, name);
+      assert.deepEqual(config, TRITON_EXAMPLE_CONFIGS[name]);
+    }
+  });
+
+  for (const [name, type, ArrayType] of [
+    ['simple', 'int32', Int32Array],
+    ['simple_int8', 'int8', Int8Array],
+  ] as const) {
+    it(`${name}: OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1 over [batch, 16]`, async () => {
+      const session = await open(name);
+      assert.deepEqual(signature(session.inputMetadata), [['INPUT0', type, ['batch', 16]], ['INPUT1', type, ['batch', 16]]]);
+      const rows = [...input0, ...input0.map((x) => -x)];
+      const { OUTPUT0, OUTPUT1 } = await session.run({
+        INPUT0: new ort.Tensor(type, ArrayType.from(rows), [2, 16]),
+        INPUT1: new ort.Tensor(type, ArrayType.from([...input1, ...input1]), [2, 16]),
+      });
+      assert.deepEqual(Array.from(OUTPUT0!.data as ArrayLike<number>), rows.map((x) => x - 3));
+      assert.deepEqual(Array.from(OUTPUT1!.data as ArrayLike<number>), rows.map((x) => x + 3));
+      await session.release();
+    });
+  }
+
+  it('simple_string: decimal strings in, their sum and difference as decimal strings out', async () => {
+    const session = await open('simple_string');
+    assert.deepEqual(signature(session.inputMetadata), [['INPUT0', 'string', ['batch', 16]], ['INPUT1', 'string', ['batch', 16]]]);
+    const { OUTPUT0, OUTPUT1 } = await session.run({
+      INPUT0: new ort.Tensor('string', input0.map(String), [1, 16]),
+      INPUT1: new ort.Tensor('string', input1.map(String), [1, 16]),
+    });
+    assert.deepEqual(OUTPUT0!.data, input0.map((x) => String(x - 3)));
+    assert.deepEqual(OUTPUT1!.data, input0.map((x) => String(x + 3)));
+    await session.release();
+  });
+
+  it('simple_identity and custom_identity_int32 return their input', async () => {
+    const strings = await open('simple_identity');
+    const text = ['a', 'bc', '', 'd e'];
+    assert.deepEqual((await strings.run({ INPUT0: new ort.Tensor('string', text, [2, 2]) })).OUTPUT0!.data, text);
+    await strings.release();
+    const ints = await open('custom_identity_int32');
+    const { OUTPUT0 } = await ints.run({ INPUT0: new ort.Tensor('int32', Int32Array.from(input0), [1, 16]) });
+    assert.deepEqual(Array.from(OUTPUT0!.data as Int32Array), input0);
+    await ints.release();
+  });
+
+  it('densenet_onnx: data_0 [3, 224, 224] to 1000 finite scores, each a fixed mix of the channel means', async () => {
+    const session = await open('densenet_onnx');
+    assert.deepEqual(signature(session.inputMetadata), [['data_0', 'float32', [3, 224, 224]]]);
+    assert.deepEqual(signature(session.outputMetadata), [['fc6_1', 'float32', [DENSENET_CLASSES]]]);
+    const plane = 224 * 224;
+    const image = new Float32Array(3 * plane);
+    image.fill(1, 0, plane); // red channel mean 1, the others 0
+    const red = (await session.run({ data_0: new ort.Tensor('float32', image, [3, 224, 224]) })).fc6_1!;
+    image.fill(2, 0, plane);
+    const twiceRed = (await session.run({ data_0: new ort.Tensor('float32', image, [3, 224, 224]) })).fc6_1!;
+    const a = Array.from(red.data as Float32Array);
+    assert.equal(a.length, DENSENET_CLASSES);
+    assert.ok(a.every(Number.isFinite) && a.some((v) => v !== 0));
+    assertClose(Array.from(twiceRed.data as Float32Array), a.map((v) => 2 * v));
     await session.release();
   });
 });
