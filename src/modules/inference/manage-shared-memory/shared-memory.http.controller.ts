@@ -1,6 +1,9 @@
 import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { RouteConfig } from '@nestjs/platform-fastify';
 import { z } from 'zod';
-import { parseBody } from '../../../infra/http/request-body.js';
+import { AppConfig } from '../../../infra/config/app-config.js';
+import { BINARY_TENSOR_BODY } from '../../../infra/http/request-body-parsers.js';
+import { jsonOf, parseBody } from '../../../infra/http/request-body.js';
 import { ManageSharedMemoryHandler } from './manage-shared-memory.handler.js';
 
 const registerBody = z.strictObject({
@@ -15,17 +18,22 @@ const registerBody = z.strictObject({
  */
 @Controller('v2')
 export class SharedMemoryHttpController {
-  constructor(private readonly handler: ManageSharedMemoryHandler) {}
+  constructor(
+    private readonly handler: ManageSharedMemoryHandler,
+    private readonly config: AppConfig,
+  ) {}
 
   @Get(['systemsharedmemory/status', 'systemsharedmemory/region/:name/status'])
   systemStatus(@Param('name') name: string | undefined) {
     return this.handler.systemStatus(name).map((region) => ({ name: region.name, key: region.key, offset: region.offset, byte_size: region.byteSize }));
   }
 
+  // tritonclient sends its JSON without a content type: read as bytes, whatever the type says.
   @Post('systemsharedmemory/region/:name/register')
   @HttpCode(200)
+  @RouteConfig({ [BINARY_TENSOR_BODY]: true })
   systemRegister(@Param('name') name: string, @Body() body: unknown): void {
-    const { key, offset, byte_size } = parseBody(registerBody, body);
+    const { key, offset, byte_size } = parseBody(registerBody, jsonOf(body, this.config.MAX_JSON_DEPTH));
     this.handler.systemRegister(name, key, offset ?? 0, byte_size);
   }
 
