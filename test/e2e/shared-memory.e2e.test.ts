@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -408,6 +408,18 @@ describe('system shared memory', { skip: !existsSync(SHM_DIR) && 'no /dev/shm on
         await rejectsWith(client.infer(request), Status.INVALID_ARGUMENT, message);
       });
     }
+
+    it('reads no more than MAX_REQUEST_BYTES from shared memory for one request (a sparse object may be huge)', async () => {
+      const key = `/${PREFIX}-sparse`;
+      await writeFile(join(SHM_DIR, key.slice(1)), '');
+      await truncate(join(SHM_DIR, key.slice(1)), 2 ** 33); // 8 GiB, no memory used
+      assert.equal((await register(server, 'sparse', { key, byte_size: 2 ** 33 })).status, 200);
+      const rows = 2 ** 31 / 16; // 2 GiB of FP32 [rows, 4]
+      const answer = await infer(server, 'classifier', { inputs: [{ name: 'input', shape: [rows, 4], datatype: 'FP32', parameters: shm('sparse', rows * 16) }] });
+      assert.equal(answer.status, 400);
+      assert.match(answer.json.error, /input 'input'.*region 'sparse'.*MAX_REQUEST_BYTES/);
+      assert.equal(await unregister(server, 'sparse'), 200);
+    });
 
     it('refuses a region once it is unregistered, and serves on', async () => {
       const key = await createObject(32, [{ at: 0, bytes: f32(ROWS) }]);

@@ -4,6 +4,7 @@ import { Metadata, type ServerDuplexStream, type ServerUnaryCall } from '@grpc/g
 import type { CancellationSignal } from '../../../domain/inference/dynamic-batch-scheduler.js';
 import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { SystemSharedMemory } from '../../../domain/shared-memory/system-shared-memory.js';
+import { AppConfig } from '../../../infra/config/app-config.js';
 import { callCancellation, metadataValue, microsUntilDeadline, peerAddress, type GrpcServerCall } from '../../../infra/grpc/call-context.js';
 import { serveConcurrently } from '../../../infra/grpc/concurrent-stream.js';
 import { INFERENCE_SERVICE } from '../../../infra/grpc/grpc-options.js';
@@ -18,7 +19,7 @@ import { grpcErrorOf } from '../../../infra/transport/error-response.filter.js';
 import { ClientQuota } from '../../throttling/client-quota.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
-import { holdSharedMemoryOutputs, type SharedMemoryOutputs } from './shared-memory-outputs.js';
+import { holdSharedMemoryOutputs, sharedMemoryInputs, type SharedMemoryOutputs } from './shared-memory-tensors.js';
 
 /** Requests of one ModelStreamInfer stream handled at once; reading pauses beyond it. */
 const MAX_IN_FLIGHT_PER_STREAM = 256;
@@ -36,6 +37,7 @@ export class InferGrpcController {
     private readonly tracing: Tracing,
     private readonly quota: ClientQuota,
     private readonly sharedMemory: SystemSharedMemory,
+    private readonly config: AppConfig,
   ) {}
 
   @GrpcMethod(INFERENCE_SERVICE, 'ModelInfer')
@@ -80,7 +82,7 @@ export class InferGrpcController {
     let version: number | undefined;
     let sharedMemoryOutputs: SharedMemoryOutputs;
     try {
-      decoded = decodeModelInferRequest(message, this.sharedMemory);
+      decoded = decodeModelInferRequest(message, sharedMemoryInputs(this.sharedMemory, this.config.MAX_REQUEST_BYTES));
       version = requestedVersion(decoded.modelVersion);
       sharedMemoryOutputs = holdSharedMemoryOutputs(this.sharedMemory, decoded.sharedMemoryOutputs);
     } catch (error) {

@@ -12,7 +12,7 @@ import { SystemSharedMemory } from '../../../domain/shared-memory/system-shared-
 import { annotateAccessLog } from '../../observability/access-log.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
-import { holdSharedMemoryOutputs, type SharedMemoryOutputs } from './shared-memory-outputs.js';
+import { holdSharedMemoryOutputs, sharedMemoryInputs, type SharedMemoryOutputs } from './shared-memory-tensors.js';
 
 /**
  * KServe V2 `POST /v2/models/{m}[/versions/{v}]/infer`: JSON tensors, or Triton's binary tensor
@@ -44,7 +44,7 @@ export class InferHttpController {
     try {
       decoded = {
         version: requestedVersion(version),
-        request: decodeHttpInferRequest(body, req.headers[INFERENCE_HEADER_CONTENT_LENGTH], this.config.MAX_JSON_DEPTH, this.sharedMemory),
+        request: decodeHttpInferRequest(body, req.headers[INFERENCE_HEADER_CONTENT_LENGTH], this.config.MAX_JSON_DEPTH, sharedMemoryInputs(this.sharedMemory, this.config.MAX_REQUEST_BYTES)),
         timeoutMicros: parseTimeoutHeader(req.headers),
       };
       sharedMemoryOutputs = holdSharedMemoryOutputs(this.sharedMemory, decoded.request.sharedMemoryOutputs);

@@ -1,5 +1,5 @@
 import type { InferenceResponse } from '../../../domain/inference/inference-request.js';
-import type { RegionSlice, SystemSharedMemory } from '../../../domain/shared-memory/system-shared-memory.js';
+import { invalidRegion, type RegionSlice, type SystemSharedMemory } from '../../../domain/shared-memory/system-shared-memory.js';
 import { encodeRawTensor } from '../../../infra/transport/raw-tensor.codec.js';
 
 /** The outputs of one request that go to shared memory: held from decoding to answer, whatever the transport. */
@@ -25,5 +25,25 @@ export function holdSharedMemoryOutputs(sharedMemory: SystemSharedMemory, slices
       for (const output of response.outputs) if (slices.has(output.name)) reserved.write(output.name, encodeRawTensor(output));
     },
     release: () => reserved.release(),
+  };
+}
+
+/**
+ * Reads a request's inputs from shared memory within `maxBytes` in all (MAX_REQUEST_BYTES, the
+ * bound of a body): a region may be a sparse object far larger than memory, and what is read is
+ * held in memory like a body.
+ */
+export function sharedMemoryInputs(sharedMemory: SystemSharedMemory, maxBytes: number): Pick<SystemSharedMemory, 'read'> {
+  let total = 0;
+  return {
+    read: (slice, input) => {
+      total += slice.byteSize;
+      if (total > maxBytes) {
+        throw invalidRegion(
+          `input '${input}': its ${slice.byteSize} bytes from shared memory region '${slice.region}' take the request's inputs from shared memory past ${maxBytes} bytes (MAX_REQUEST_BYTES)`,
+        );
+      }
+      return sharedMemory.read(slice, input);
+    },
   };
 }
