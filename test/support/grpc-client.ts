@@ -131,6 +131,12 @@ export interface UnaryMethods {
   RepositoryIndex: [{ repository_name?: string; ready?: boolean }, { models: { name: string; version?: string; state?: string; reason?: string }[] }];
   RepositoryModelLoad: [RepositoryModelRequest, Record<string, never>];
   RepositoryModelUnload: [RepositoryModelRequest, Record<string, never>];
+  SystemSharedMemoryStatus: [{ name?: string }, { regions: Record<string, { name: string; key: string; offset?: string; byte_size?: string }> }];
+  SystemSharedMemoryRegister: [{ name: string; key: string; offset?: Int64; byte_size: Int64 }, Record<string, never>];
+  SystemSharedMemoryUnregister: [{ name?: string }, Record<string, never>];
+  CudaSharedMemoryStatus: [{ name?: string }, { regions: Record<string, unknown> }];
+  CudaSharedMemoryRegister: [{ name: string; raw_handle?: Uint8Array; device_id?: Int64; byte_size?: Int64 }, Record<string, never>];
+  CudaSharedMemoryUnregister: [{ name?: string }, Record<string, never>];
 }
 
 export interface TensorMetadata {

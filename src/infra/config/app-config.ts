@@ -68,6 +68,12 @@ const environmentSchema = z.object({
   ALLOW_METRICS: bool(true),
   /** How often progressive rollouts are judged on their figures (ms). */
   ROLLOUT_EVALUATION_INTERVAL_MS: z.coerce.number().int().min(10).default(1000),
+  /** Triton's --allow-client-shm: whether clients may register shared memory regions and name them in requests. */
+  ALLOW_CLIENT_SHM: bool(false),
+  /** How many shared memory regions may be registered at once (each holds a file descriptor). */
+  SHARED_MEMORY_MAX_REGIONS: z.coerce.number().int().min(1).max(100_000).default(128),
+  /** How many bytes the registered shared memory regions may span together. */
+  SHARED_MEMORY_MAX_BYTES: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(16 * 1024 ** 3),
   /** Triton's --strict-readiness: ready only when every model is READY; false: ready once loading has finished. */
   STRICT_READINESS: bool(true),
 });

@@ -2,7 +2,9 @@ import { DATATYPES, INTEGER_RANGE, TYPED_ARRAY_OF, isDatatype, type Datatype, ty
 import { DomainError } from '../../domain/shared/domain-error.js';
 import type { InferenceRequest, InferenceResponse, ParameterValue } from '../../domain/inference/inference-request.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
+import type { RegionSlice, SystemSharedMemory } from '../../domain/shared-memory/system-shared-memory.js';
 import { decodeRawTensor, encodeRawTensor, utf8TextOf } from '../transport/raw-tensor.codec.js';
+import { GRPC_INPUT_PARAMETERS, GRPC_OUTPUT_PARAMETERS, REQUEST_PARAMETERS, refuseUnknownParameters, sharedMemorySliceOf } from '../transport/tensor-parameters.js';
 import { malformedReason } from './malformed-request.js';
 import type {
   Int64,
@@ -22,6 +24,8 @@ export interface DecodedInferRequest {
   readonly request: InferenceRequest;
   /** The form the answer takes: the request's own, unless its `binary_data_output` parameter says otherwise. */
   readonly responseForm: TensorForm;
+  /** The outputs to write into shared memory (Triton's shared memory extension), by name. */
+  readonly sharedMemoryOutputs: ReadonlyMap<string, RegionSlice>;
 }
 
 /** The typed-contents field that carries each datatype (FP16 has none: it travels only raw). */
@@ -56,18 +60,32 @@ const CONTENTS_FIELDS = Object.keys({
  * A `ModelInferRequest` as the domain's request. Inputs come in one of two forms, never mixed:
  * typed `contents` (the field of the input's datatype) or `raw_input_contents` (one entry per input,
  * in input order). BYTES elements must be UTF-8 text (onnxruntime-node's string tensors are text).
+ * An input naming a shared memory region is read from it through `sharedMemory` and has no
+ * contents and no raw_input_contents entry (Triton's and tritonclient's rule). Parameters this
+ * server does not act on are refused (tensor-parameters.ts).
  */
-export function decodeModelInferRequest(message: ModelInferRequestMessage): DecodedInferRequest {
+export function decodeModelInferRequest(message: ModelInferRequestMessage, sharedMemory?: Pick<SystemSharedMemory, 'read'>): DecodedInferRequest {
   const malformed = malformedReason(message);
   if (malformed !== undefined) throw invalidRequest(`the request is not a valid ModelInferRequest protobuf message: ${malformed}`);
   if (!message.model_name) throw invalidRequest('model_name is empty');
   const raw = message.raw_input_contents;
   const inputs = message.inputs;
   if (inputs.length === 0) throw invalidRequest('the request has no inputs');
-  if (raw.length > 0 && raw.length !== inputs.length) {
-    throw invalidRequest(`raw_input_contents has ${raw.length} entries but the request has ${inputs.length} inputs: give one per input, in input order`);
-  }
   const parameters = decodeParameters(message.parameters, 'parameters');
+  refuseUnknownParameters(parameters, REQUEST_PARAMETERS, 'the request');
+  const inputParameters = inputs.map((input, index) => {
+    const decoded = decodeParameters(input.parameters, `input '${input.name || `#${index}`}' parameters`);
+    refuseUnknownParameters(decoded, GRPC_INPUT_PARAMETERS, `input '${input.name || `#${index}`}'`);
+    return decoded;
+  });
+  const slices = inputParameters.map((decoded, index) => sharedMemorySliceOf(decoded, `input '${inputs[index]!.name || `#${index}`}'`));
+  const rawInputs = slices.filter((slice) => slice === undefined).length;
+  if (raw.length > 0 && raw.length !== rawInputs) {
+    throw invalidRequest(
+      `raw_input_contents has ${raw.length} entries but the request has ${rawInputs} inputs outside shared memory: give one per such input, in input order`,
+    );
+  }
+  let rawIndex = 0;
   const request: InferenceRequest = {
     id: message.id || undefined,
     parameters,
@@ -83,12 +101,28 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage): Deco
         if (!Number.isSafeInteger(number)) throw new DomainError('INFERENCE.INVALID_SHAPE', `input '${name}' has an invalid dimension ${dim} at axis ${axis}`);
         return number;
       });
+      const slice = slices[index];
+      const binaryDataSize = inputParameters[index]!.binary_data_size;
+      if (slice) {
+        if ((input.contents && hasContents(input.contents)) || binaryDataSize !== undefined) {
+          throw invalidRequest(`input '${name}' names shared memory region '${slice.region}' and also has ${binaryDataSize !== undefined ? 'binary_data_size' : 'contents'}: send its elements one way`);
+        }
+        if (!sharedMemory) throw invalidRequest(`input '${name}': shared memory is not available here`);
+        const bytes = sharedMemory.read(slice, name);
+        const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        return { name, datatype: input.datatype, shape, data: decodeRawTensor(name, input.datatype, shape, view, `its slice of shared memory region '${slice.region}' (shared_memory_byte_size)`) };
+      }
       if (raw.length > 0) {
         if (input.contents && hasContents(input.contents)) {
           throw invalidRequest(`input '${name}' has contents, but the request uses raw_input_contents: use one form for every input`);
         }
-        return { name, datatype: input.datatype, shape, data: decodeRawTensor(name, input.datatype, shape, raw[index], 'its raw_input_contents entry') };
+        const entry = raw[rawIndex++]!;
+        if (binaryDataSize !== undefined && binaryDataSize !== entry.length) {
+          throw invalidRequest(`input '${name}': binary_data_size is ${JSON.stringify(binaryDataSize)}, but its raw_input_contents entry has ${entry.length} bytes`);
+        }
+        return { name, datatype: input.datatype, shape, data: decodeRawTensor(name, input.datatype, shape, entry, 'its raw_input_contents entry') };
       }
+      if (binaryDataSize !== undefined) throw invalidRequest(`input '${name}' has binary_data_size but the request has no raw_input_contents`);
       return { name, datatype: input.datatype, shape, data: decodeTyped(name, input.datatype, input.contents) };
     }),
     requestedOutputs: message.outputs.map((output, index) => {
@@ -101,20 +135,45 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage): Deco
     throw invalidRequest(`parameter 'binary_data_output' is ${JSON.stringify(binaryDataOutput)}, expected a bool_param`);
   }
   const responseForm: TensorForm = (binaryDataOutput ?? raw.length > 0) ? 'raw' : 'typed';
-  return { modelName: message.model_name, modelVersion: message.model_version || undefined, request, responseForm };
+  return {
+    modelName: message.model_name,
+    modelVersion: message.model_version || undefined,
+    request,
+    responseForm,
+    sharedMemoryOutputs: sharedMemoryOutputsOf(message.outputs),
+  };
+}
+
+/** The requested outputs to write into shared memory; such an output cannot also be a classification. */
+function sharedMemoryOutputsOf(outputs: ModelInferRequestMessage['outputs']): Map<string, RegionSlice> {
+  const slices = new Map<string, RegionSlice>();
+  for (const output of outputs) {
+    const owner = `output '${output.name ?? ''}'`;
+    const parameters = decodeParameters(output.parameters, `${owner} parameters`);
+    refuseUnknownParameters(parameters, GRPC_OUTPUT_PARAMETERS, owner);
+    const slice = sharedMemorySliceOf(parameters, owner);
+    if (!slice) continue;
+    if (parameters.classification !== undefined || parameters.class_count !== undefined) {
+      throw invalidRequest(`${owner} cannot be both in shared memory region '${slice.region}' and a classification`);
+    }
+    slices.set(output.name ?? '', slice);
+  }
+  return slices;
 }
 
 /**
  * The domain's response as a `ModelInferResponse` in the given form. FP16 has no typed field, so a
  * response with an FP16 output is raw whatever was asked (the protocol forbids mixing the forms).
+ * An output `inSharedMemory` has its name, datatype and shape only: no contents, and an empty
+ * raw_output_contents entry (Triton's form).
  */
-export function encodeModelInferResponse(response: InferenceResponse, form: TensorForm): ModelInferResponseMessage {
-  const raw = form === 'raw' || response.outputs.some((output) => CONTENTS_FIELD_OF[output.datatype] === undefined);
+export function encodeModelInferResponse(response: InferenceResponse, form: TensorForm, inSharedMemory: (name: string) => boolean = () => false): ModelInferResponseMessage {
+  const raw = form === 'raw' || response.outputs.some((output) => CONTENTS_FIELD_OF[output.datatype] === undefined && !inSharedMemory(output.name));
   const outputs: OutputTensorMessage[] = response.outputs.map((tensor) => ({
     name: tensor.name,
     datatype: tensor.datatype,
     shape: tensor.shape as number[],
-    contents: raw ? undefined : encodeTyped(tensor),
+    contents: raw || inSharedMemory(tensor.name) ? undefined : encodeTyped(tensor),
   }));
   return {
     model_name: response.modelName,
@@ -122,7 +181,7 @@ export function encodeModelInferResponse(response: InferenceResponse, form: Tens
     id: response.id ?? '',
     parameters: encodeParameters(response.parameters),
     outputs,
-    raw_output_contents: raw ? response.outputs.map(encodeRawTensor) : [],
+    raw_output_contents: raw ? response.outputs.map((tensor) => (inSharedMemory(tensor.name) ? Buffer.alloc(0) : encodeRawTensor(tensor))) : [],
   };
 }
 

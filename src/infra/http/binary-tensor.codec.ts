@@ -2,9 +2,11 @@ import type { Datatype, TensorData } from '../../domain/shared/datatype.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import type { InferenceRequest, InferenceResponse, ParameterValue } from '../../domain/inference/inference-request.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
+import type { RegionSlice, SystemSharedMemory } from '../../domain/shared-memory/system-shared-memory.js';
 import { decodeRawTensor, encodeRawTensor } from '../transport/raw-tensor.codec.js';
+import { HTTP_INPUT_PARAMETERS, HTTP_OUTPUT_PARAMETERS, REQUEST_PARAMETERS, refuseUnknownParameters, sharedMemorySliceOf } from '../transport/tensor-parameters.js';
 import { assertJsonDepthWithin } from './json-depth.js';
-import { encodeInferResponse, parseInferRequestJson, toInferenceRequest, type InputJson } from './tensor-json.codec.js';
+import { encodeInferResponse, parseInferRequestJson, toInferenceRequest, type InferRequestJson, type InputJson } from './tensor-json.codec.js';
 
 /**
  * Triton's binary tensor data extension over HTTP (`extension_binary_data.md`). A body is a JSON
@@ -20,7 +22,12 @@ export interface DecodedHttpInferRequest {
   readonly request: InferenceRequest;
   /** Whether an output is answered as binary data. */
   readonly binaryOutput: (name: string) => boolean;
+  /** The outputs to write into shared memory (Triton's shared memory extension), by name. */
+  readonly sharedMemoryOutputs: ReadonlyMap<string, RegionSlice>;
 }
+
+/** Reads an input's bytes from a registered shared memory region (the port's `read`). */
+export type SharedMemoryReader = Pick<SystemSharedMemory, 'read'>;
 
 export interface EncodedHttpInferResponse {
   readonly body: string | Buffer;
@@ -31,9 +38,16 @@ export interface EncodedHttpInferResponse {
 
 /**
  * An infer request from its body: JSON Fastify already parsed, or bytes. Bytes are split by the
- * `Inference-Header-Content-Length` header (`headerValue`); without it they are all JSON.
+ * `Inference-Header-Content-Length` header (`headerValue`); without it they are all JSON. Inputs
+ * naming a shared memory region are read from it through `sharedMemory`. Parameters this server
+ * does not act on are refused (tensor-parameters.ts).
  */
-export function decodeHttpInferRequest(body: unknown, headerValue: string | string[] | undefined, maxJsonDepth: number): DecodedHttpInferRequest {
+export function decodeHttpInferRequest(
+  body: unknown,
+  headerValue: string | string[] | undefined,
+  maxJsonDepth: number,
+  sharedMemory?: SharedMemoryReader,
+): DecodedHttpInferRequest {
   let json = body;
   let binary: Buffer = Buffer.alloc(0);
   if (Buffer.isBuffer(body)) {
@@ -42,21 +56,63 @@ export function decodeHttpInferRequest(body: unknown, headerValue: string | stri
     binary = body.subarray(jsonLength);
   }
   const parsed = parseInferRequestJson(json);
+  refuseUnknownParameters(parsed.parameters, REQUEST_PARAMETERS, 'the request');
   const section = new BinaryTensorSection(binary);
-  const request = toInferenceRequest(parsed, (input, datatype) => section.read(input, datatype));
+  const request = toInferenceRequest(parsed, (input, datatype) => {
+    refuseUnknownParameters(input.parameters, HTTP_INPUT_PARAMETERS, `input '${input.name}'`);
+    return readSharedMemoryInput(input, datatype, sharedMemory) ?? section.read(input, datatype);
+  });
   section.assertAllRead();
+  const sharedMemoryOutputs = sharedMemoryOutputsOf(parsed);
   const allOutputs = booleanParameter(parsed.parameters, 'binary_data_output', 'the request') ?? false;
   const binaryOutputs = new Map((parsed.outputs ?? []).map((output) => [output.name, booleanParameter(output.parameters, 'binary_data', `output '${output.name}'`)]));
-  return { request, binaryOutput: (name) => binaryOutputs.get(name) ?? allOutputs };
+  return { request, binaryOutput: (name) => !sharedMemoryOutputs.has(name) && (binaryOutputs.get(name) ?? allOutputs), sharedMemoryOutputs };
 }
 
-/** The answer: plain JSON, or a JSON header followed by the bytes of the outputs answered as binary data. */
-export function encodeHttpInferResponse(response: InferenceResponse, binaryOutput: (name: string) => boolean): EncodedHttpInferResponse {
+/**
+ * The answer: plain JSON, or a JSON header followed by the bytes of the outputs answered as binary
+ * data. Outputs written to shared memory (`inSharedMemory`) carry no data.
+ */
+export function encodeHttpInferResponse(
+  response: InferenceResponse,
+  binaryOutput: (name: string) => boolean,
+  inSharedMemory: (name: string) => boolean = () => false,
+): EncodedHttpInferResponse {
   const raw = new Map<Tensor, Buffer>(response.outputs.filter((output) => binaryOutput(output.name)).map((output) => [output, encodeRawTensor(output)]));
-  const json = encodeInferResponse(response, (output) => raw.get(output)?.length);
+  const json = encodeInferResponse(response, (output) => raw.get(output)?.length, (output) => inSharedMemory(output.name));
   if (raw.size === 0) return { body: json, contentType: 'application/json' };
   const header = Buffer.from(json, 'utf8');
   return { body: Buffer.concat([header, ...raw.values()]), contentType: 'application/octet-stream', jsonLength: header.length };
+}
+
+/** An input's elements from the shared memory region its parameters name; undefined when they name none. */
+function readSharedMemoryInput(input: InputJson, datatype: Datatype, sharedMemory: SharedMemoryReader | undefined): TensorData | undefined {
+  const owner = `input '${input.name}'`;
+  const slice = sharedMemorySliceOf(input.parameters, owner);
+  if (!slice) return undefined;
+  if (input.data !== undefined || input.parameters?.binary_data_size !== undefined) {
+    throw invalidRequest(`${owner} names shared memory region '${slice.region}' and also has ${input.data !== undefined ? '"data"' : 'binary_data_size'}: send its elements one way`);
+  }
+  if (!sharedMemory) throw invalidRequest(`${owner}: shared memory is not available here`);
+  const bytes = sharedMemory.read(slice, input.name);
+  return decodeRawTensor(input.name, datatype, input.shape, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), `its slice of shared memory region '${slice.region}' (shared_memory_byte_size)`);
+}
+
+/** The requested outputs to write into shared memory; such an output cannot also be binary data or a classification. */
+function sharedMemoryOutputsOf(parsed: InferRequestJson): Map<string, RegionSlice> {
+  const slices = new Map<string, RegionSlice>();
+  for (const output of parsed.outputs ?? []) {
+    const owner = `output '${output.name}'`;
+    refuseUnknownParameters(output.parameters, HTTP_OUTPUT_PARAMETERS, owner);
+    const slice = sharedMemorySliceOf(output.parameters, owner);
+    if (!slice) continue;
+    if (output.parameters?.binary_data === true) throw invalidRequest(`${owner} cannot be both in shared memory region '${slice.region}' and binary data (binary_data: true)`);
+    if (output.parameters?.classification !== undefined || output.parameters?.class_count !== undefined) {
+      throw invalidRequest(`${owner} cannot be both in shared memory region '${slice.region}' and a classification`);
+    }
+    slices.set(output.name, slice);
+  }
+  return slices;
 }
 
 /** The inputs' binary data after the JSON header, read in input order. */

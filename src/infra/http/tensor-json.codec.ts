@@ -145,13 +145,18 @@ const SPECIAL_FLOATS = new Map<unknown, number>([['NaN', NaN], ['Infinity', Infi
  * Writes the response by hand: typed arrays and 64-bit integers have no exact JSON.stringify form.
  * `binaryDataSize` gives the byte size of an output sent as binary data after the JSON (its JSON
  * then has that size as a parameter and no `data`); undefined for an output written in JSON.
+ * An output `inSharedMemory` has neither: its name, datatype and shape only (Triton's form).
  */
-export function encodeInferResponse(response: InferenceResponse, binaryDataSize: (tensor: Tensor) => number | undefined = () => undefined): string {
+export function encodeInferResponse(
+  response: InferenceResponse,
+  binaryDataSize: (tensor: Tensor) => number | undefined = () => undefined,
+  inSharedMemory: (tensor: Tensor) => boolean = () => false,
+): string {
   const outputs = response.outputs
     .map((t) => {
       const size = binaryDataSize(t);
-      const content = size === undefined ? `"data":${encodeData(t)}` : `"parameters":{"binary_data_size":${size}}`;
-      return `{"name":${JSON.stringify(t.name)},"datatype":"${t.datatype}","shape":[${t.shape.join(',')}],${content}}`;
+      const content = inSharedMemory(t) ? '' : size === undefined ? `,"data":${encodeData(t)}` : `,"parameters":{"binary_data_size":${size}}`;
+      return `{"name":${JSON.stringify(t.name)},"datatype":"${t.datatype}","shape":[${t.shape.join(',')}]${content}}`;
     })
     .join(',');
   const id = response.id === undefined ? '' : `"id":${JSON.stringify(response.id)},`;

@@ -33,6 +33,13 @@ export const STATUS_OF: Record<DomainErrorCode, { readonly http: number; readonl
   'INFERENCE.CIRCUIT_OPEN': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
   // A version holding as many requests as its limit allows: load shed like a full queue.
   'INFERENCE.CONCURRENCY_LIMITED': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
+  // Triton: client shared memory turned off (--allow-client-shm) and CUDA shared memory are UNSUPPORTED.
+  'SHARED_MEMORY.UNSUPPORTED': { http: 501, grpc: GrpcStatus.UNIMPLEMENTED },
+  'SHARED_MEMORY.REGION_NOT_FOUND': { http: 404, grpc: GrpcStatus.NOT_FOUND },
+  // Triton answers a name registered twice with ALREADY_EXISTS, which its HTTP server sends as 400.
+  'SHARED_MEMORY.REGION_EXISTS': { http: 400, grpc: GrpcStatus.ALREADY_EXISTS },
+  'SHARED_MEMORY.INVALID_REGION': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  'SHARED_MEMORY.LIMIT_EXCEEDED': { http: 400, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
   'ROLLOUT.INVALID_SPEC': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   'ROLLOUT.VERSION_NOT_READY': { http: 409, grpc: GrpcStatus.FAILED_PRECONDITION },
   'ROLLOUT.NOT_FOUND': { http: 404, grpc: GrpcStatus.NOT_FOUND },

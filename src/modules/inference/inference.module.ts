@@ -1,4 +1,7 @@
 import { Module, RequestMethod, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import { SystemSharedMemory } from '../../domain/shared-memory/system-shared-memory.js';
+import { AppConfig } from '../../infra/config/app-config.js';
+import { PosixSharedMemory } from '../../infra/shared-memory/posix-shared-memory.js';
 import { RefuseWhenQueueFullMiddleware } from './run-inference/refuse-when-queue-full.middleware.js';
 import { RegistryModule } from '../registry/registry.module.js';
 import { InferGrpcController } from './run-inference/infer.grpc.controller.js';
@@ -9,12 +12,30 @@ import { ConcurrencyLimits } from './concurrency-limits.js';
 import { GetModelStatisticsHandler } from './get-model-statistics/get-model-statistics.handler.js';
 import { ModelStatisticsGrpcController } from './get-model-statistics/model-statistics.grpc.controller.js';
 import { ModelStatisticsHttpController } from './get-model-statistics/model-statistics.http.controller.js';
+import { ManageSharedMemoryHandler } from './manage-shared-memory/manage-shared-memory.handler.js';
+import { SharedMemoryGrpcController } from './manage-shared-memory/shared-memory.grpc.controller.js';
+import { SharedMemoryHttpController } from './manage-shared-memory/shared-memory.http.controller.js';
 
 /** The inference bounded context: requests in, tensors out, on the runtime behind the engine port. */
 @Module({
   imports: [RegistryModule],
-  controllers: [InferHttpController, InferGrpcController, ModelStatisticsHttpController, ModelStatisticsGrpcController],
-  providers: [RunInferenceHandler, GetModelStatisticsHandler, CircuitBreakers, ConcurrencyLimits],
+  controllers: [InferHttpController, InferGrpcController, ModelStatisticsHttpController, ModelStatisticsGrpcController, SharedMemoryHttpController, SharedMemoryGrpcController],
+  providers: [
+    RunInferenceHandler,
+    GetModelStatisticsHandler,
+    CircuitBreakers,
+    ConcurrencyLimits,
+    ManageSharedMemoryHandler,
+    {
+      provide: SystemSharedMemory,
+      useFactory: (config: AppConfig) =>
+        new PosixSharedMemory({
+          allowClients: config.ALLOW_CLIENT_SHM,
+          limits: { maxRegions: config.SHARED_MEMORY_MAX_REGIONS, maxTotalBytes: config.SHARED_MEMORY_MAX_BYTES },
+        }),
+      inject: [AppConfig],
+    },
+  ],
 })
 export class InferenceModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

@@ -3,6 +3,8 @@ import { GrpcMethod, GrpcStreamCall } from '@nestjs/microservices';
 import { Metadata, type ServerDuplexStream, type ServerUnaryCall } from '@grpc/grpc-js';
 import type { CancellationSignal } from '../../../domain/inference/dynamic-batch-scheduler.js';
 import { requestedVersion } from '../../../domain/registry/model-name.js';
+import { SystemSharedMemory } from '../../../domain/shared-memory/system-shared-memory.js';
+import { AppConfig } from '../../../infra/config/app-config.js';
 import { callCancellation, metadataValue, microsUntilDeadline, peerAddress, type GrpcServerCall } from '../../../infra/grpc/call-context.js';
 import { serveConcurrently } from '../../../infra/grpc/concurrent-stream.js';
 import { INFERENCE_SERVICE } from '../../../infra/grpc/grpc-options.js';
@@ -17,6 +19,7 @@ import { grpcErrorOf } from '../../../infra/transport/error-response.filter.js';
 import { ClientQuota } from '../../throttling/client-quota.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
+import { holdSharedMemoryOutputs, sharedMemoryInputs, type SharedMemoryOutputs } from './shared-memory-tensors.js';
 
 /** Requests of one ModelStreamInfer stream handled at once; reading pauses beyond it. */
 const MAX_IN_FLIGHT_PER_STREAM = 256;
@@ -33,6 +36,8 @@ export class InferGrpcController {
     private readonly handler: RunInferenceHandler,
     private readonly tracing: Tracing,
     private readonly quota: ClientQuota,
+    private readonly sharedMemory: SystemSharedMemory,
+    private readonly config: AppConfig,
   ) {}
 
   @GrpcMethod(INFERENCE_SERVICE, 'ModelInfer')
@@ -75,23 +80,31 @@ export class InferGrpcController {
   private async infer(message: ModelInferRequestMessage, call: GrpcServerCall, signal: CancellationSignal, metadata: Metadata): Promise<ModelInferResponseMessage> {
     let decoded: DecodedInferRequest;
     let version: number | undefined;
+    let sharedMemoryOutputs: SharedMemoryOutputs;
     try {
-      decoded = decodeModelInferRequest(message);
+      decoded = decodeModelInferRequest(message, sharedMemoryInputs(this.sharedMemory, this.config.MAX_REQUEST_BYTES));
       version = requestedVersion(decoded.modelVersion);
+      sharedMemoryOutputs = holdSharedMemoryOutputs(this.sharedMemory, decoded.sharedMemoryOutputs);
     } catch (error) {
       this.handler.refused(message.model_name ?? '', undefined, error);
       throw error;
     }
-    const response = await this.handler.execute({
-      modelName: decoded.modelName,
-      version,
-      request: decoded.request,
-      timeoutMicros: microsUntilDeadline(call),
-      signal,
-      header: (name) => metadataValue(metadata, name),
-    });
+    let response;
+    try {
+      response = await this.handler.execute({
+        modelName: decoded.modelName,
+        version,
+        request: decoded.request,
+        timeoutMicros: microsUntilDeadline(call),
+        signal,
+        header: (name) => metadataValue(metadata, name),
+        deliver: sharedMemoryOutputs.deliver,
+      });
+    } finally {
+      sharedMemoryOutputs.release();
+    }
     return this.tracing.span('response', { 'inference.model': response.modelName, 'inference.model_version': response.modelVersion }, () =>
-      encodeModelInferResponse(response, decoded.responseForm),
+      encodeModelInferResponse(response, decoded.responseForm, sharedMemoryOutputs.inSharedMemory),
     );
   }
 }

@@ -8,11 +8,16 @@ import { BINARY_TENSOR_BODY } from '../../../infra/http/request-body-parsers.js'
 import { parseTimeoutHeader } from '../../../infra/http/route-params.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
 import { requestedVersion } from '../../../domain/registry/model-name.js';
+import { SystemSharedMemory } from '../../../domain/shared-memory/system-shared-memory.js';
 import { annotateAccessLog } from '../../observability/access-log.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
+import { holdSharedMemoryOutputs, sharedMemoryInputs, type SharedMemoryOutputs } from './shared-memory-tensors.js';
 
-/** KServe V2 `POST /v2/models/{m}[/versions/{v}]/infer`: JSON tensors, or Triton's binary tensor data. */
+/**
+ * KServe V2 `POST /v2/models/{m}[/versions/{v}]/infer`: JSON tensors, or Triton's binary tensor
+ * data; tensors may also be read from and written to registered shared memory regions.
+ */
 @Controller('v2/models/:model')
 @UseGuards(ClientThrottlerGuard)
 export class InferHttpController {
@@ -20,6 +25,7 @@ export class InferHttpController {
     private readonly handler: RunInferenceHandler,
     private readonly tracing: Tracing,
     private readonly config: AppConfig,
+    private readonly sharedMemory: SystemSharedMemory,
   ) {}
 
   @Post(['infer', 'versions/:version/infer'])
@@ -34,24 +40,32 @@ export class InferHttpController {
   ): Promise<string | Buffer> {
     annotateAccessLog(req.raw, { model, version });
     let decoded: { version?: number; request: DecodedHttpInferRequest; timeoutMicros?: number };
+    let sharedMemoryOutputs: SharedMemoryOutputs;
     try {
       decoded = {
         version: requestedVersion(version),
-        request: decodeHttpInferRequest(body, req.headers[INFERENCE_HEADER_CONTENT_LENGTH], this.config.MAX_JSON_DEPTH),
+        request: decodeHttpInferRequest(body, req.headers[INFERENCE_HEADER_CONTENT_LENGTH], this.config.MAX_JSON_DEPTH, sharedMemoryInputs(this.sharedMemory, this.config.MAX_REQUEST_BYTES)),
         timeoutMicros: parseTimeoutHeader(req.headers),
       };
+      sharedMemoryOutputs = holdSharedMemoryOutputs(this.sharedMemory, decoded.request.sharedMemoryOutputs);
     } catch (error) {
       this.handler.refused(model, undefined, error);
       throw error;
     }
-    const response = await this.handler.execute({
-      modelName: model,
-      version: decoded.version,
-      request: decoded.request.request,
-      timeoutMicros: decoded.timeoutMicros,
-      signal: clientDisconnect(reply.raw),
-      header: (name) => headerValue(req.headers[name]),
-    });
+    let response;
+    try {
+      response = await this.handler.execute({
+        modelName: model,
+        version: decoded.version,
+        request: decoded.request.request,
+        timeoutMicros: decoded.timeoutMicros,
+        signal: clientDisconnect(reply.raw),
+        header: (name) => headerValue(req.headers[name]),
+        deliver: sharedMemoryOutputs.deliver,
+      });
+    } finally {
+      sharedMemoryOutputs.release();
+    }
     void reply.header(MODEL_VERSION_HEADER, response.modelVersion);
     annotateAccessLog(req.raw, {
       version: response.modelVersion,
@@ -59,7 +73,7 @@ export class InferHttpController {
       compute_time_us: response.parameters.compute_time_us as number,
     });
     const encoded = this.tracing.span('response', { 'inference.model': model, 'inference.model_version': response.modelVersion }, () =>
-      encodeHttpInferResponse(response, decoded.request.binaryOutput),
+      encodeHttpInferResponse(response, decoded.request.binaryOutput, sharedMemoryOutputs.inSharedMemory),
     );
     void reply.header('content-type', encoded.contentType);
     if (encoded.jsonLength !== undefined) void reply.header(INFERENCE_HEADER_CONTENT_LENGTH, encoded.jsonLength);

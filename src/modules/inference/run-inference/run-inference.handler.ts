@@ -32,6 +32,8 @@ export interface RunInferenceCommand {
   readonly signal?: CancellationSignal;
   /** The request's headers (HTTP) or metadata (gRPC), by lower-case name: what rollout rules and sticky keys read. */
   readonly header?: (name: string) => string | undefined;
+  /** Puts the outputs where the client asked (shared memory) before the request counts as answered; a throw fails it. */
+  readonly deliver?: (response: InferenceResponse) => void;
 }
 
 const NO_HEADERS = (): undefined => undefined;
@@ -69,6 +71,7 @@ export class RunInferenceHandler {
     const attempt: { version?: number } = {};
     try {
       const response = await this.run(command, attempt);
+      command.deliver?.(response);
       const parameters = response.parameters as { queue_time_us: number; compute_time_us: number };
       this.metrics.requestSucceeded(command.modelName, attempt.version!, {
         totalMs: performance.now() - started,

@@ -233,3 +233,65 @@ describe('parameters', () => {
     });
   });
 });
+
+describe('decodeModelInferRequest: shared memory and parameters', () => {
+  const reader = (bytes: Buffer) => ({ read: (slice: { offset: number; byteSize: number }) => new Uint8Array(bytes.subarray(slice.offset, slice.offset + slice.byteSize)) });
+  const slice = (region: string, size: number, offset = 0) => ({
+    shared_memory_region: { parameter_choice: 'string_param' as const, string_param: region },
+    shared_memory_byte_size: { parameter_choice: 'int64_param' as const, int64_param: String(size) },
+    shared_memory_offset: { parameter_choice: 'int64_param' as const, int64_param: String(offset) },
+  });
+
+  it('gives raw_input_contents entries only to inputs outside shared memory, in input order', () => {
+    const decoded = decodeModelInferRequest(
+      request(
+        [
+          { name: 'a', datatype: 'INT8', shape: ['1'] },
+          { name: 's', datatype: 'BYTES', shape: ['1'], parameters: slice('r', 6, 2) },
+          { name: 'b', datatype: 'INT8', shape: ['1'], parameters: { binary_data_size: { parameter_choice: 'int64_param', int64_param: '1' } } },
+        ],
+        { raw_input_contents: [Buffer.from([1]), Buffer.from([2])], outputs: [{ name: 'y', parameters: slice('o', 8) }] },
+      ),
+      reader(Buffer.concat([Buffer.alloc(2), rawBytes('hi')])),
+    );
+    assert.deepEqual(decoded.request.inputs.map((input) => input.data), [Int8Array.of(1), ['hi'], Int8Array.of(2)]);
+    assert.deepEqual([...decoded.sharedMemoryOutputs], [['y', { region: 'o', offset: 0, byteSize: 8 }]]);
+    assert.equal(decoded.responseForm, 'raw');
+  });
+
+  it('refuses parameters it does not act on, contents beside a slice, and a binary_data_size that disagrees', () => {
+    const bad = { parameter_choice: 'bool_param' as const, bool_param: true };
+    assertDomainError(() => decodeModelInferRequest(request([{ name: 'a', datatype: 'INT8', shape: ['1'], contents: { int_contents: [1] } }], { parameters: { sequence_end: bad } })), 'INFERENCE.INVALID_REQUEST', 'the request', "'sequence_end'");
+    assertDomainError(() => decodeModelInferRequest(request([{ name: 'a', datatype: 'INT8', shape: ['1'], parameters: { zero_copy: bad }, contents: { int_contents: [1] } }])), 'INFERENCE.INVALID_REQUEST', "input 'a'", "'zero_copy'");
+    assertDomainError(
+      () => decodeModelInferRequest(request([{ name: 'a', datatype: 'INT8', shape: ['1'], contents: { int_contents: [1] } }], { outputs: [{ name: 'y', parameters: { binary_data: bad } }] })),
+      'INFERENCE.INVALID_REQUEST',
+      "output 'y'",
+      "'binary_data'",
+    );
+    assertDomainError(
+      () => decodeModelInferRequest(request([{ name: 'a', datatype: 'INT8', shape: ['1'], parameters: slice('r', 1), contents: { int_contents: [1] } }]), reader(Buffer.alloc(1))),
+      'INFERENCE.INVALID_REQUEST',
+      "'r'",
+      'contents',
+    );
+    assertDomainError(
+      () => decodeModelInferRequest(request([{ name: 'a', datatype: 'INT8', shape: ['1'], parameters: { binary_data_size: { parameter_choice: 'int64_param', int64_param: '2' } } }], { raw_input_contents: [Buffer.from([1])] })),
+      'INFERENCE.INVALID_REQUEST',
+      "input 'a'",
+      'binary_data_size',
+    );
+  });
+
+  it('answers an output in shared memory without contents, with an empty raw entry in a raw answer', () => {
+    const outputs: Tensor[] = [
+      { name: 'y', datatype: 'INT8', shape: [1], data: Int8Array.of(7) },
+      { name: 'z', datatype: 'INT8', shape: [1], data: Int8Array.of(8) },
+    ];
+    const typed = encodeModelInferResponse(response(outputs), 'typed', (name) => name === 'y');
+    assert.equal(typed.outputs[0]!.contents, undefined);
+    assert.deepEqual(typed.outputs[1]!.contents, { int_contents: [8] });
+    const raw = encodeModelInferResponse(response(outputs), 'raw', (name) => name === 'y');
+    assert.deepEqual(raw.raw_output_contents, [Buffer.alloc(0), Buffer.from([8])]);
+  });
+});

@@ -94,3 +94,76 @@ describe('encodeHttpInferResponse', () => {
     assert.deepEqual([...bytes.subarray(encoded.jsonLength)], [2, 0, 0, 0, 0xc3, 0xa9]);
   });
 });
+
+describe('decodeHttpInferRequest: shared memory and parameters', () => {
+  /** A reader over one fake region: answers the slice's bytes and records what was read. */
+  const region = (bytes: Buffer) => {
+    const reads: { region: string; offset: number; byteSize: number; input: string }[] = [];
+    return { reads, read: (slice: { region: string; offset: number; byteSize: number }, input: string) => (reads.push({ ...slice, input }), new Uint8Array(bytes.subarray(slice.offset, slice.offset + slice.byteSize))) };
+  };
+
+  it('reads an input from the slice its parameters name, beside binary data; lists the outputs in shared memory', () => {
+    const shm = region(Buffer.concat([Buffer.alloc(4), le(Int32Array.of(5, 6))]));
+    const [bytes, header] = body(
+      {
+        inputs: [
+          { name: 'a', shape: [2], datatype: 'INT32', parameters: { shared_memory_region: 'r', shared_memory_byte_size: 8, shared_memory_offset: 4 } },
+          { name: 'b', shape: [1], datatype: 'INT8', parameters: { binary_data_size: 1 } },
+        ],
+        outputs: [{ name: 'y', parameters: { binary_data: false, shared_memory_region: 'o', shared_memory_byte_size: 16 } }, { name: 'z', parameters: { binary_data: true } }],
+      },
+      Buffer.from([3]),
+    );
+    const decoded = decodeHttpInferRequest(bytes, header, 64, shm);
+    assert.deepEqual(decoded.request.inputs[0]!.data, Int32Array.of(5, 6));
+    assert.deepEqual(decoded.request.inputs[1]!.data, Int8Array.of(3));
+    assert.deepEqual(shm.reads, [{ region: 'r', offset: 4, byteSize: 8, input: 'a' }]);
+    assert.deepEqual([...decoded.sharedMemoryOutputs], [['y', { region: 'o', offset: 0, byteSize: 16 }]]);
+    assert.equal(decoded.binaryOutput('y'), false);
+    assert.equal(decoded.binaryOutput('z'), true);
+  });
+
+  it('refuses parameters it does not act on, wherever they are, naming them', () => {
+    const input = { name: 'a', shape: [1], datatype: 'INT8', data: [1] };
+    assertDomainError(() => decodeHttpInferRequest({ parameters: { sequence_id: 1 }, inputs: [input] }, undefined, 64), 'INFERENCE.INVALID_REQUEST', 'the request', "'sequence_id'");
+    assertDomainError(() => decodeHttpInferRequest({ inputs: [{ ...input, parameters: { layout: 'NHWC' } }] }, undefined, 64), 'INFERENCE.INVALID_REQUEST', "input 'a'", "'layout'");
+    assertDomainError(() => decodeHttpInferRequest({ inputs: [input], outputs: [{ name: 'y', parameters: { top_k: 1 } }] }, undefined, 64), 'INFERENCE.INVALID_REQUEST', "output 'y'", "'top_k'");
+    // What Triton's clients send is known: priority, timeout, binary_data_output, binary_data, classification.
+    const known = decodeHttpInferRequest(
+      { parameters: { priority: 1, timeout: 100, binary_data_output: true }, inputs: [input], outputs: [{ name: 'y', parameters: { binary_data: false, classification: 2 } }] },
+      undefined,
+      64,
+    );
+    assert.equal(known.binaryOutput('y'), false);
+  });
+
+  it('refuses a slice beside data or binary data, and a region without its byte size', () => {
+    const shm = region(Buffer.alloc(8));
+    const slice = { shared_memory_region: 'r', shared_memory_byte_size: 1 };
+    assertDomainError(() => decodeHttpInferRequest({ inputs: [{ name: 'a', shape: [1], datatype: 'INT8', data: [1], parameters: slice }] }, undefined, 64, shm), 'INFERENCE.INVALID_REQUEST', "'r'", '"data"');
+    assertDomainError(
+      () => decodeHttpInferRequest({ inputs: [{ name: 'a', shape: [1], datatype: 'INT8', parameters: { shared_memory_region: 'r' } }] }, undefined, 64, shm),
+      'INFERENCE.INVALID_REQUEST',
+      "input 'a'",
+      'shared_memory_byte_size',
+    );
+    assertDomainError(
+      () => decodeHttpInferRequest({ inputs: [{ name: 'a', shape: [2], datatype: 'INT8', parameters: slice }] }, undefined, 64, shm),
+      'INFERENCE.INVALID_DATA',
+      "input 'a'",
+      "region 'r'",
+    );
+  });
+
+  it('answers an output in shared memory with its name, datatype and shape only', () => {
+    const encoded = encodeHttpInferResponse(
+      { modelName: 'm', modelVersion: '1', parameters: {}, outputs: [{ name: 'y', datatype: 'INT32', shape: [2], data: Int32Array.of(1, 2) }, { name: 'z', datatype: 'INT8', shape: [1], data: Int8Array.of(4) }] },
+      () => false,
+      (name) => name === 'y',
+    );
+    assert.deepEqual(JSON.parse(encoded.body as string).outputs, [
+      { name: 'y', datatype: 'INT32', shape: [2] },
+      { name: 'z', datatype: 'INT8', shape: [1], data: [4] },
+    ]);
+  });
+});
