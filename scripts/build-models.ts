@@ -166,6 +166,21 @@ export function staticShapeModel(): Uint8Array {
   });
 }
 
+/**
+ * Parses decimal strings: 'text' BYTES [-1] cast to 'number' INT64 [-1], then doubled ('doubled'
+ * INT64 [-1]). Like many real text models it refuses what is not a number, the empty string included,
+ * so no made-up input (zeros, empty strings) can run it.
+ */
+export function parseIntModel(): Uint8Array {
+  return modelBytes({
+    name: 'parse_int',
+    input: [tensorInfo('text', DataType.STRING, ['n'])],
+    output: [tensorInfo('doubled', DataType.INT64, ['n'])],
+    initializer: [initializer('two', BigInt64Array.of(2n), [])],
+    node: [node('Cast', ['text'], ['number'], { to: DataType.INT64 }), node('Mul', ['number', 'two'], ['doubled'])],
+  });
+}
+
 /** Defaults sized so one run takes about 2 s with one intra-op thread (measured: ~2.05 s on the dev box). */
 export const HEAVY_DEFAULT_ROWS = 4096;
 export const HEAVY_DEFAULT_LAYERS = 800;

@@ -173,7 +173,7 @@ function assertEchoes(response: ModelInferResponse, datatypes: readonly (TypedDa
 /** The int64 fields of ModelConfig (decimal strings over gRPC, numbers in HTTP's JSON). */
 const CONFIG_INT64_FIELDS = new Set(['dims', 'shape', 'versions', 'max_queue_delay_microseconds', 'default_timeout_microseconds']);
 /** proto-loader's names of a set oneof field (`oneofs: true`): not fields of the message. */
-const ONEOF_GROUPS = new Set(['scheduling_choice', 'policy_choice']);
+const ONEOF_GROUPS = new Set(['scheduling_choice', 'policy_choice', 'input_data_type']);
 
 /**
  * A ModelConfig message in the JSON form of `GET .../config`: int64 fields as numbers, without the
@@ -219,7 +219,23 @@ const CONFIGURED = {
     default_queue_policy: { timeout_action: 'DELAY', default_timeout_microseconds: 5_000_000, allow_timeout_override: false, max_queue_size: 8 },
     priority_queue_policy: { '2': { max_queue_size: 3 } },
   },
+  // Run twice on each instance before the model serves: 2 rows of random features, zeros, and a string from a file.
+  model_warmup: [
+    {
+      name: 'two rows',
+      batch_size: 2,
+      inputs: {
+        features: { data_type: 'TYPE_FP32', dims: [3], random_data: true },
+        counts: { data_type: 'TYPE_INT64', dims: [2], zero_data: true },
+        mask: { data_type: 'TYPE_BOOL', dims: [3], random_data: true },
+        text: { data_type: 'TYPE_STRING', dims: [1], input_data_file: 'text.bin' },
+      },
+      count: 2,
+    },
+  ],
 };
+/** The `text.bin` warm-up file: one BYTES element, its 4-byte little-endian length then its bytes. */
+const WARMUP_TEXT = new Uint8Array([5, 0, 0, 0, ...Buffer.from('hello')]);
 
 const ALL_BUT_FP16 = TYPED_DATATYPES;
 const ALL_DATATYPES = [...TYPED_DATATYPES, 'FP16'] as const;
@@ -232,7 +248,7 @@ describe('KServe V2 over gRPC', () => {
     const repository = await makeRepository([
       { name: 'classifier', onnx: classifierModel() },
       { name: 'counted', onnx: classifierModel() },
-      { name: 'configured', onnx: multiIoModel(), config: CONFIGURED },
+      { name: 'configured', onnx: multiIoModel(), config: CONFIGURED, warmup: { 'text.bin': WARMUP_TEXT } },
       { name: 'every_version', onnx: classifierModel(), config: { version_policy: { all: {} } } },
       { name: 'pinned', version: 1, onnx: classifierModel(), config: { version_policy: { specific: { versions: [1] } } } },
       { name: 'pinned', version: 2, onnx: classifierModel() },
@@ -343,6 +359,15 @@ describe('KServe V2 over gRPC', () => {
       assert.equal(config.dynamic_batching.priority_queue_policy['2'].max_queue_size, 3);
       assert.deepEqual(config.version_policy, { latest: { num_versions: 1 }, policy_choice: 'latest' });
       assert.equal(config.parameters.intra_op_thread_count.string_value, '1');
+      // Triton's field 16: the warm-up samples the model loaded with.
+      assert.equal(config.model_warmup.length, 1);
+      const [sample] = config.model_warmup;
+      assert.equal(sample.name, 'two rows');
+      assert.equal(sample.batch_size, 2);
+      assert.equal(sample.count, 2);
+      assert.deepEqual(sample.inputs.features, { data_type: 'TYPE_FP32', dims: ['3'], random_data: true, input_data_type: 'random_data' });
+      assert.deepEqual(sample.inputs.counts, { data_type: 'TYPE_INT64', dims: ['2'], zero_data: true, input_data_type: 'zero_data' });
+      assert.deepEqual(sample.inputs.text, { data_type: 'TYPE_STRING', dims: ['1'], input_data_file: 'text.bin', input_data_type: 'input_data_file' });
 
       assert.deepEqual((await client.unary('ModelConfig', { name: 'every_version' })).config.version_policy, { all: {}, policy_choice: 'all' });
       assert.deepEqual((await client.unary('ModelConfig', { name: 'pinned' })).config.version_policy, { specific: { versions: ['1'] }, policy_choice: 'specific' });

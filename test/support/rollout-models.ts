@@ -6,7 +6,7 @@ const { DataType } = onnx.TensorProto;
 
 /**
  * A classifier-compatible model (input 'input' FP32 [-1,4], outputs 'probabilities' FP32 [-1,3] and
- * 'label' INT64 [-1]) that loads and passes the server's warm-up (a zero-filled row), but fails at
+ * 'label' INT64 [-1]) that loads (and passes a zero-filled warm-up row, were one configured), but fails at
  * run time on any ordinary input: the largest element of the input, cast to INT64, indexes a
  * 3-element table (Gather), which onnxruntime refuses once it is 3 or more ("indices element out of
  * data bounds"). An all-zero input indexes element 0, a factor of 1, and the answer is the

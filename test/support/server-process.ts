@@ -21,6 +21,8 @@ export interface ServerProcess {
   /** Settles with the exit code (null when a signal ended it). */
   readonly exited: Promise<number | null>;
   stderr(): string;
+  /** What it wrote to stdout (its JSON log lines, when LOG_LEVEL lets some through). */
+  stdout(): string;
   /** Waits until GET /v2/health/live answers 200 (at most ~30 s); false if the process exited first or never did. */
   untilLive(): Promise<boolean>;
   /** The same for GET /v2/health/ready: its models are loaded. */
@@ -34,10 +36,12 @@ export async function spawnServer(env: Record<string, string>): Promise<ServerPr
   const stateDir = await mkdtemp(join(tmpdir(), 'onnx-serving-state-'));
   const child = spawn(process.execPath, [MAIN], {
     env: { PATH: process.env.PATH, STATE_DIR: stateDir, HOST: '127.0.0.1', HTTP_PORT: String(httpPort), GRPC_PORT: String(grpcPort), METRICS_PORT: '0', LOG_LEVEL: 'silent', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
+  let stdout = '';
   child.stderr!.on('data', (chunk) => (stderr += chunk));
+  child.stdout!.on('data', (chunk) => (stdout += chunk));
   let exitCode: number | null | undefined;
   const exited = (once(child, 'exit') as Promise<[number | null]>).then(([code]) => (exitCode = code));
   const url = `http://127.0.0.1:${httpPort}`;
@@ -54,6 +58,7 @@ export async function spawnServer(env: Record<string, string>): Promise<ServerPr
     grpcAddress: `127.0.0.1:${grpcPort}`,
     exited,
     stderr: () => stderr,
+    stdout: () => stdout,
     untilLive: () => until('/v2/health/live'),
     untilReady: () => until('/v2/health/ready'),
     async stop() {

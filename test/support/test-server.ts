@@ -13,6 +13,8 @@ export interface TestModel {
   readonly version?: number;
   readonly onnx: Uint8Array | { readonly copyFrom: string };
   readonly config?: object | string;
+  /** Files of the model's `warmup/` folder (Triton's warm-up data), by name. */
+  readonly warmup?: Readonly<Record<string, Uint8Array>>;
 }
 
 export async function makeRepository(models: readonly TestModel[]): Promise<string> {
@@ -26,6 +28,10 @@ export async function makeRepository(models: readonly TestModel[]): Promise<stri
     if (model.config !== undefined) {
       const text = typeof model.config === 'string' ? model.config : JSON.stringify(model.config);
       await writeFile(join(root, model.name, 'config.json'), text);
+    }
+    for (const [file, bytes] of Object.entries(model.warmup ?? {})) {
+      await mkdir(join(root, model.name, 'warmup'), { recursive: true });
+      await writeFile(join(root, model.name, 'warmup', file), bytes);
     }
   }
   return root;

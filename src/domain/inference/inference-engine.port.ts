@@ -1,3 +1,4 @@
+import type { Datatype } from '../shared/datatype.js';
 import type { ModelSignature, Tensor } from './tensor.js';
 
 /** The runtime facts a loaded instance reports back. */
@@ -15,6 +16,25 @@ export interface RuntimeOptions {
   readonly intraOpThreads?: number;
   readonly interOpThreads?: number;
   readonly allowSpinning: boolean;
+}
+
+/** Where a warm-up input's values come from, as the runtime builds them: a file as configured (`file`) and resolved (`path`). */
+export type WarmupValues = { readonly kind: 'zero' } | { readonly kind: 'random' } | { readonly kind: 'file'; readonly file: string; readonly path: string };
+
+/** One input of a warm-up run: its complete shape, made of `rows` rows that each hold the same values. */
+export interface WarmupTensor {
+  readonly name: string;
+  readonly datatype: Datatype;
+  readonly shape: readonly number[];
+  readonly rows: number;
+  readonly values: WarmupValues;
+}
+
+/** A warm-up sample as the runtime runs it: `runs` times, with every output computed. */
+export interface WarmupSample {
+  readonly name: string;
+  readonly inputs: readonly WarmupTensor[];
+  readonly runs: number;
 }
 
 /** The outputs of one run and how long the runtime computed them. */
@@ -54,6 +74,13 @@ export abstract class InferenceEngine {
    * wait inside the engine, out of reach of the scheduler's priorities, timeouts and batching.
    */
   abstract concurrency(key: string): number;
+  /**
+   * Runs warm-up samples on every instance of `key`, one after another, before the version takes
+   * traffic; the values are built where the model runs (never on the caller's thread). An instance
+   * that later replaces a lost one runs them too before it serves. Rejects, naming the sample,
+   * when one fails.
+   */
+  abstract warmUp(key: string, samples: readonly WarmupSample[]): Promise<void>;
   abstract unload(key: string): Promise<void>;
   abstract status(): InstanceStatus[];
 }

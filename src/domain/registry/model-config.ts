@@ -1,4 +1,4 @@
-import type { Datatype } from '../shared/datatype.js';
+import { TYPED_ARRAY_OF, type Datatype } from '../shared/datatype.js';
 import { DomainError } from '../shared/domain-error.js';
 import { formatShape, type ModelSignature, type TensorSpec } from '../inference/tensor.js';
 import type { RuntimeOptions } from '../inference/inference-engine.port.js';
@@ -46,7 +46,42 @@ export interface DeclaredModelConfig {
   readonly dynamicBatching?: DeclaredDynamicBatching;
   readonly adaptiveQueueDelay?: boolean;
   readonly concurrency?: ConcurrencyPolicy;
+  readonly modelWarmup?: readonly ModelWarmup[];
 }
+
+/**
+ * Where a warm-up input's values come from (Triton's `ModelWarmup.Input.input_data_type`): zeros
+ * (empty strings for BYTES), random bytes (zeros for BYTES, as in Triton), or a file of the model
+ * directory's `warmup/` folder holding raw row-major data (BYTES: each element a 4-byte
+ * little-endian length, then its bytes).
+ */
+export type WarmupData = { readonly kind: 'zero' } | { readonly kind: 'random' } | { readonly kind: 'file'; readonly file: string };
+
+/** One input of a warm-up sample: `dims` exclude the batch dimension and are all fixed. */
+export interface WarmupInput {
+  readonly name: string;
+  readonly datatype: Datatype;
+  readonly dims: readonly number[];
+  readonly data: WarmupData;
+}
+
+/**
+ * Triton's `model_warmup` sample: a request run on every instance of a version before it serves.
+ * `batchSize` rows (each the same data; 0 skips the sample), run `count` times (0 = once).
+ */
+export interface ModelWarmup {
+  readonly name: string;
+  readonly batchSize: number;
+  readonly inputs: readonly WarmupInput[];
+  readonly count: number;
+}
+
+/**
+ * The most bytes one warm-up sample may hold, all its inputs and rows together (a BYTES element
+ * counts 4 bytes, its length prefix): the largest request the server accepts by default
+ * (MAX_REQUEST_BYTES, Triton's 64 MiB). A larger sample is a configuration error, not an allocation.
+ */
+export const MAX_WARMUP_SAMPLE_BYTES = 64 * 1024 * 1024;
 
 /** How many requests a version holds at once (queued and running); what is left out takes the server's defaults. */
 export interface ConcurrencyPolicy {
@@ -73,6 +108,8 @@ export interface ModelConfig {
   /** How requests wait and merge; batching is on whenever `maxBatchSize` > 1 (Triton's auto-complete rule). */
   readonly scheduling: SchedulingPolicy;
   readonly concurrency: ConcurrencyPolicy;
+  /** Samples run on every instance before the version serves; none: the version serves once loaded. */
+  readonly modelWarmup: readonly ModelWarmup[];
 }
 
 /**
@@ -92,17 +129,52 @@ export function completeModelConfig(
   }
   const maxBatchSize = declared.maxBatchSize ?? (firstDimensionIsDynamic(fileSignature) ? DEFAULT_MAX_BATCH_SIZE : 0);
   if (maxBatchSize > 0) requireDynamicFirstDimension(fileSignature, maxBatchSize);
+  const inputs = completeTensors('input', fileSignature.inputs, declared.inputs, maxBatchSize);
+  const modelWarmup = declared.modelWarmup ?? [];
+  modelWarmup.forEach((sample, index) => checkWarmupSample(sample, index, inputs, maxBatchSize));
   return {
     name: modelName,
     platform: ONNX_PLATFORM,
     maxBatchSize,
-    inputs: completeTensors('input', fileSignature.inputs, declared.inputs, maxBatchSize),
+    inputs,
     outputs: completeTensors('output', fileSignature.outputs, declared.outputs, maxBatchSize),
     versionPolicy: declared.versionPolicy ?? DEFAULT_VERSION_POLICY,
     ...deploymentOf(declared),
     scheduling: completeScheduling(declared, maxBatchSize),
     concurrency: declared.concurrency ?? {},
+    modelWarmup,
   };
+}
+
+/**
+ * A warm-up sample must be a request the version would accept (Triton fails the load when it is
+ * not): every input of the model, each with its datatype, fixed dims the configuration allows, at
+ * most `max_batch_size` rows (1 without batching), and at most MAX_WARMUP_SAMPLE_BYTES in all.
+ */
+function checkWarmupSample(sample: ModelWarmup, index: number, inputs: readonly ConfiguredTensor[], maxBatchSize: number): void {
+  const where = `model_warmup[${index}]${sample.name ? ` '${sample.name}'` : ''}`;
+  const rowLimit = Math.max(maxBatchSize, 1);
+  if (sample.batchSize > rowLimit) {
+    throw invalid(`${where}: batch_size ${sample.batchSize} is more than ${maxBatchSize > 0 ? `max_batch_size ${maxBatchSize}` : '1, the only batch size of a model without batching (max_batch_size 0)'}`);
+  }
+  const byName = new Map(inputs.map((tensor) => [tensor.name, tensor]));
+  let bytes = 0;
+  for (const input of sample.inputs) {
+    const tensor = byName.get(input.name);
+    if (!tensor) throw invalid(`${where}: input '${input.name}' is not an input of the model, whose inputs are ${inputs.map((t) => `'${t.name}'`).join(', ')}`);
+    if (input.datatype !== tensor.datatype) throw invalid(`${where}: input '${input.name}' is ${input.datatype}, but the model's is ${tensor.datatype}`);
+    if (input.dims.some((dim) => dim < 0)) {
+      throw invalid(`${where}: input '${input.name}' has dims ${formatShape(input.dims)}: a warm-up sample needs every dimension given (no -1)`);
+    }
+    const fits = input.dims.length === tensor.dims.length && input.dims.every((dim, axis) => tensor.dims[axis] === -1 || tensor.dims[axis] === dim);
+    if (!fits) throw invalid(`${where}: input '${input.name}' has dims ${formatShape(input.dims)}, but the model's input has ${formatShape(tensor.dims)}`);
+    bytes += Math.max(sample.batchSize, 1) * input.dims.reduce((product, dim) => product * dim, 1) * (input.datatype === 'BYTES' ? 4 : TYPED_ARRAY_OF[input.datatype].BYTES_PER_ELEMENT);
+    if (bytes > MAX_WARMUP_SAMPLE_BYTES) {
+      throw invalid(`${where}: the sample holds more than ${MAX_WARMUP_SAMPLE_BYTES} bytes (batch_size rows of every input's dims); use smaller dims or batch_size`);
+    }
+  }
+  const missing = inputs.find((tensor) => !sample.inputs.some((input) => input.name === tensor.name));
+  if (missing) throw invalid(`${where}: input '${missing.name}' is missing: a warm-up sample gives every input of the model`);
 }
 
 function completeScheduling(declared: DeclaredModelConfig, maxBatchSize: number): SchedulingPolicy {

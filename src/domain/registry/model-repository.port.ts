@@ -30,6 +30,11 @@ export abstract class ModelRepository {
    * resolves. Throws VERSION_EXISTS when the version is there already: nothing is overwritten.
    */
   abstract addVersion(name: string, version: number, bytes: Uint8Array, validate: (modelPath: string) => Promise<void>): Promise<void>;
+  /**
+   * The path of a warm-up data file of model `name` (Triton's `<model>/warmup/<file>`), checked to
+   * resolve inside that folder (no symlink out); throws INVALID_CONFIG naming the file otherwise.
+   */
+  abstract warmupFilePath(name: string, file: string): Promise<string>;
   /** sha256 of a model file, hex: what identifies the bytes a version was loaded from. */
   abstract sha256(modelPath: string): Promise<string>;
 }

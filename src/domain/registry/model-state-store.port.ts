@@ -10,6 +10,12 @@ export interface ModelState {
   readonly loadedVersions: readonly number[];
   /** Versions an operator unloaded, which the version policy must not bring back at restart. */
   readonly unloadedVersions: readonly number[];
+  /**
+   * Versions an operator loaded one by one (the admin version load): they stay loaded until an
+   * operator unloads them, whatever the version policy would choose (a swap does not retire them).
+   * Absent: none.
+   */
+  readonly explicitVersions?: readonly number[];
   /** The version that serves requests naming none; absent: the highest READY one (Triton's rule). */
   readonly defaultVersion?: number;
   /** A configuration given with a load (Triton's `config` override), as config.json text. */

@@ -64,6 +64,10 @@ export class ModelVersion {
   get isUnloaded(): boolean {
     return this._state === 'UNAVAILABLE' && this._reason === UNLOADED;
   }
+  /** UNAVAILABLE because its load failed (the reason says why), and not unloaded since. */
+  get hasFailed(): boolean {
+    return this._state === 'UNAVAILABLE' && this._reason !== UNLOADED;
+  }
   /** The runtime's name for this version's loaded instances. */
   get key(): string {
     return this._key ?? `${this.modelName}/${this.version}`;
@@ -122,6 +126,17 @@ export class ModelVersion {
     this._config = undefined;
     this._executionProvider = undefined;
     this._key = undefined;
+  }
+
+  /**
+   * An operator unloads a version whose load failed: nothing of it is loaded, and from now on it is
+   * unloaded rather than failed (Triton's index then shows it UNAVAILABLE, "unloaded").
+   */
+  markFailureUnloaded(): void {
+    if (!this.hasFailed) {
+      throw new DomainError('REGISTRY.INVALID_TRANSITION', `version ${this.version} of '${this.modelName}' cannot be unloaded while ${this._state}${this.isUnloaded ? ' (unloaded already)' : ''}`);
+    }
+    this._reason = UNLOADED;
   }
 
   private requireState(action: string, ...allowed: ModelVersionState[]): void {

@@ -169,6 +169,12 @@ export class Model extends AggregateRoot<ModelEvent> {
     this.record({ type: 'ModelVersionUnloaded', occurredAt: at, modelName: this.name, version: number });
   }
 
+  /** An operator unloads a version whose load failed: it no longer counts as a failure (nothing of it was loaded). */
+  unloadFailed(number: number, at: Date): void {
+    this.version(number).markFailureUnloaded();
+    this.record({ type: 'ModelVersionUnloaded', occurredAt: at, modelName: this.name, version: number });
+  }
+
   private recordServingChange(before: number | undefined, at: Date): void {
     const after = this.servingVersion()?.version;
     if (after !== before) this.record({ type: 'DefaultVersionChanged', occurredAt: at, modelName: this.name, from: before, to: after });

@@ -10,6 +10,8 @@ import { parseModelConfig } from './model-config.schema.js';
 
 export const CONFIG_FILE = 'config.json';
 export const MODEL_FILE = 'model.onnx';
+/** Triton's folder of warm-up data files, beside the version directories (not a version: not a number). */
+export const WARMUP_FOLDER = 'warmup';
 /** Uploads are staged in hidden directories with this prefix, beside the version directories. */
 const UPLOAD_PREFIX = '.upload-';
 
@@ -62,6 +64,22 @@ export class FileSystemModelRepository extends ModelRepository {
       throw new DomainError('REGISTRY.INVALID_NAME', `model directory '${name}' resolves outside the model repository`);
     }
     return { dir: resolved, created };
+  }
+
+  async warmupFilePath(name: string, file: string): Promise<string> {
+    const where = `model '${name}': warm-up file '${file}'`;
+    try {
+      const folder = await realpath(join(this.root, name, WARMUP_FOLDER));
+      const resolved = await realpath(join(folder, file));
+      if (!resolved.startsWith(folder + sep)) throw new DomainError('REGISTRY.INVALID_CONFIG', `${where} resolves outside the model's ${WARMUP_FOLDER}/ folder`);
+      if (!(await stat(resolved)).isFile()) throw new DomainError('REGISTRY.INVALID_CONFIG', `${where} is not a file`);
+      return resolved;
+    } catch (error) {
+      if (error instanceof DomainError) throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' || code === 'ENOTDIR' ? `is not in the model's ${WARMUP_FOLDER}/ folder` : `cannot be read: ${(error as Error).message}`;
+      throw new DomainError('REGISTRY.INVALID_CONFIG', `${where} ${why}`);
+    }
   }
 
   async sha256(modelPath: string): Promise<string> {

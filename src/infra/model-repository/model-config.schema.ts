@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Datatype } from '../../domain/shared/datatype.js';
 import type { QueuePolicy } from '../../domain/inference/scheduling-policy.js';
-import type { ConcurrencyPolicy, DeclaredDynamicBatching, DeclaredModelConfig, ModelConfig } from '../../domain/registry/model-config.js';
+import type { ConcurrencyPolicy, DeclaredDynamicBatching, DeclaredModelConfig, ModelConfig, ModelWarmup, WarmupData, WarmupInput } from '../../domain/registry/model-config.js';
 import type { VersionPolicy } from '../../domain/registry/version-policy.js';
 
 /**
@@ -51,6 +51,25 @@ const dynamicBatchingSchema = z.strictObject({
   priority_queue_policy: z.record(z.string(), queuePolicySchema).optional(),
 });
 
+const uint32 = z.number().int().min(0).max(0xffffffff);
+
+/** Triton's `ModelWarmup.Input`: exactly one of the three data fields (checked in toWarmupInput). */
+const warmupInputSchema = z.strictObject({
+  data_type: z.enum(Object.keys(TRITON_DATATYPES) as [string, ...string[]]),
+  dims: z.array(z.number().int()),
+  zero_data: z.boolean().optional(),
+  random_data: z.boolean().optional(),
+  input_data_file: z.string().optional(),
+});
+
+const modelWarmupSchema = z.strictObject({
+  name: z.string().optional(),
+  batch_size: uint32.optional(),
+  // Keys are input names; checked against the model's inputs when it loads.
+  inputs: z.record(z.string().min(1), warmupInputSchema).optional(),
+  count: uint32.optional(),
+});
+
 export const modelConfigSchema = z.strictObject({
   name: z.string().optional(),
   platform: z.string().optional(),
@@ -81,6 +100,7 @@ export const modelConfigSchema = z.strictObject({
     })
     .optional(),
   dynamic_batching: dynamicBatchingSchema.optional(),
+  model_warmup: z.array(modelWarmupSchema).max(64, 'at most 64 warm-up samples').optional(),
 });
 
 export type ModelConfigFile = z.infer<typeof modelConfigSchema>;
@@ -123,7 +143,37 @@ function toDeclared(file: ModelConfigFile): DeclaredModelConfig {
     adaptiveQueueDelay: flag(params?.adaptive_queue_delay?.string_value, 'adaptive_queue_delay'),
     dynamicBatching: file.dynamic_batching && toDynamicBatching(file.dynamic_batching),
     concurrency: concurrencyOf(params),
+    modelWarmup: file.model_warmup?.map((sample, index) => toWarmup(sample, index)),
   };
+}
+
+function toWarmup(sample: z.infer<typeof modelWarmupSchema>, index: number): ModelWarmup {
+  return {
+    name: sample.name ?? '',
+    batchSize: sample.batch_size ?? 0,
+    inputs: Object.entries(sample.inputs ?? {}).map(([name, input]) => toWarmupInput(name, input, `model_warmup.${index}.inputs.${name}`)),
+    count: sample.count ?? 0,
+  };
+}
+
+function toWarmupInput(name: string, input: z.infer<typeof warmupInputSchema>, where: string): WarmupInput {
+  const given = (['zero_data', 'random_data', 'input_data_file'] as const).filter((field) => input[field] !== undefined);
+  if (given.length !== 1) {
+    throw new Error(`config.json: ${where}: give exactly one of zero_data, random_data, input_data_file${given.length > 1 ? ` (not ${given.join(' and ')})` : ''}`);
+  }
+  const file = input.input_data_file;
+  const data: WarmupData = file !== undefined ? { kind: 'file', file: warmupFile(file, where) } : input.zero_data !== undefined ? { kind: 'zero' } : { kind: 'random' };
+  return { name, datatype: TRITON_DATATYPES[input.data_type], dims: input.dims, data };
+}
+
+/** A file of the model directory's `warmup/` folder (Triton's place for them): a relative path that stays inside it. */
+function warmupFile(path: string, where: string): string {
+  const segments = path.split('/');
+  const bad = path.length === 0 || path.includes('\0') || path.includes('\\') || segments.some((s) => s === '' || s === '.' || s === '..');
+  if (bad) {
+    throw new Error(`config.json: ${where}.input_data_file: '${path}' is not a file of the model's warmup/ folder (a relative path without '.', '..', empty segments or backslashes)`);
+  }
+  return path;
 }
 
 type QueuePolicyFile = z.infer<typeof queuePolicySchema>;
@@ -212,6 +262,21 @@ export function toConfigFile(config: ModelConfig): ModelConfigFile {
     allow_timeout_override: policy.allowTimeoutOverride,
     max_queue_size: policy.maxQueueSize,
   });
+  const toWarmupFile = (sample: ModelWarmup) => ({
+    name: sample.name,
+    batch_size: sample.batchSize,
+    inputs: Object.fromEntries(
+      sample.inputs.map((input) => [
+        input.name,
+        {
+          data_type: TRITON_TYPE_OF_DATATYPE[input.datatype],
+          dims: [...input.dims],
+          ...(input.data.kind === 'file' ? { input_data_file: input.data.file } : input.data.kind === 'zero' ? { zero_data: true } : { random_data: true }),
+        },
+      ]),
+    ),
+    count: sample.count,
+  });
   return {
     name: config.name,
     platform: config.platform,
@@ -232,5 +297,6 @@ export function toConfigFile(config: ModelConfig): ModelConfigFile {
       default_queue_policy: toPolicyFile(scheduling.defaultQueuePolicy),
       priority_queue_policy: Object.fromEntries([...scheduling.priorityQueuePolicies].map(([level, policy]) => [String(level), toPolicyFile(policy)])),
     },
+    model_warmup: config.modelWarmup.map(toWarmupFile),
   };
 }

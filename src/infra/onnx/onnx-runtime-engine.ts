@@ -1,5 +1,5 @@
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { InferenceEngine, type EngineRun, type InstanceStatus, type LoadedModel, type RuntimeOptions } from '../../domain/inference/inference-engine.port.js';
+import { InferenceEngine, type EngineRun, type InstanceStatus, type LoadedModel, type RuntimeOptions, type WarmupSample } from '../../domain/inference/inference-engine.port.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { Tracing } from '../tracing/tracing.js';
@@ -88,6 +88,12 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
       if (error instanceof PoolReleasedError) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' was unloaded before this call ran`);
       throw new DomainError('INFERENCE.RUNTIME_ERROR', `model '${key}' failed to run: ${(error as Error).message}`);
     }
+  }
+
+  async warmUp(key: string, samples: readonly WarmupSample[]): Promise<void> {
+    const pool = this.pools.get(key);
+    if (!pool) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' is not loaded`);
+    await pool.warmUp(samples);
   }
 
   async unload(key: string): Promise<void> {

@@ -10,7 +10,9 @@ import type { ModelSignature, Tensor, TensorSpec } from '../../domain/inference/
 import { datatypeOfOrtType, ortTypeOf } from './onnx-tensor-types.js';
 import { isProviderInstalled } from './execution-providers.js';
 import { keepFloat16AsUint16 } from './float16-compat.js';
+import type { WarmupSample } from '../../domain/inference/inference-engine.port.js';
 import type { WorkerFault } from './fault-injection.js';
+import { warmupTensor } from './warmup-tensors.js';
 import type { FromWorker, SessionSettings, ToWorker } from './worker-protocol.js';
 
 keepFloat16AsUint16();
@@ -98,6 +100,15 @@ async function main(): Promise<void> {
       port.close();
       return;
     }
+    if (message.type === 'warmup') {
+      try {
+        await warmUp(session, message.samples);
+        send({ type: 'warmed', id: message.id });
+      } catch (error) {
+        send({ type: 'warmup-failed', id: message.id, message: (error as Error).message });
+      }
+      return;
+    }
     try {
       // An injected delay is part of the run, as a slow model's would be.
       const started = performance.now();
@@ -113,6 +124,20 @@ async function main(): Promise<void> {
       send({ type: 'run-failed', id: message.id, message: (error as Error).message });
     }
   });
+}
+
+/** Runs each sample `runs` times, every output computed; the values are built here, once per sample. */
+async function warmUp(session: ort.InferenceSession, samples: readonly WarmupSample[]): Promise<void> {
+  for (const sample of samples) {
+    const label = sample.name ? `warm-up sample '${sample.name}'` : 'a warm-up sample';
+    try {
+      const inputs = await Promise.all(sample.inputs.map((input) => warmupTensor(input)));
+      const feeds = Object.fromEntries(inputs.map((input) => [input.name, toOrtTensor(input)]));
+      for (let run = 0; run < sample.runs; run++) await session.run(feeds);
+    } catch (error) {
+      throw new Error(`${label} failed: ${(error as Error).message}`);
+    }
+  }
 }
 
 /** An injected fault: the wait happens on this thread (it holds the instance like a slow model would). */

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { EngineRun, LoadedModel } from '../../domain/inference/inference-engine.port.js';
+import type { EngineRun, LoadedModel, WarmupSample } from '../../domain/inference/inference-engine.port.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
 import type { WorkerFault } from './fault-injection.js';
 import type { FromWorker, SessionSettings, ToWorker } from './worker-protocol.js';
@@ -61,6 +61,8 @@ export class SessionWorkerPool {
   private releasing = false;
   /** Replacements of dead workers being started now. */
   private replacing = 0;
+  /** The warm-up samples every worker runs before it serves, a replacement too. */
+  private warmupSamples: readonly WarmupSample[] = [];
 
   private constructor(
     private readonly workers: SessionWorker[],
@@ -114,6 +116,16 @@ export class SessionWorkerPool {
     });
   }
 
+  /**
+   * Runs the warm-up samples on every worker (in parallel, each its own session) and keeps them
+   * for the workers that replace lost ones. Rejects with the first failure.
+   */
+  async warmUp(samples: readonly WarmupSample[]): Promise<void> {
+    this.warmupSamples = samples;
+    if (samples.length === 0) return;
+    await Promise.all(this.workers.filter((w) => !w.dead).map((worker) => warmUpThread(worker.thread, samples)));
+  }
+
   /** Lets running calls finish, fails the waiting ones, then releases every session and ends the threads. */
   async release(): Promise<void> {
     this.releasing = true;
@@ -140,7 +152,11 @@ export class SessionWorkerPool {
     let replacement: SessionWorker | undefined;
     try {
       const thread = new Worker(WORKER_URL, { workerData: this.settings });
-      await firstAnswer(thread).catch(async (error: Error) => {
+      const ready = async () => {
+        await firstAnswer(thread);
+        if (this.warmupSamples.length > 0) await warmUpThread(thread, this.warmupSamples);
+      };
+      await ready().catch(async (error: Error) => {
         await thread.terminate();
         throw error;
       });
@@ -231,6 +247,38 @@ function firstAnswer(thread: Worker): Promise<Extract<FromWorker, { type: 'loade
       else if (message.type === 'load-failed') reject(new Error(message.message));
       else reject(new Error(`unexpected message '${message.type}' from a loading session worker`));
     });
+  });
+}
+
+let nextWarmupId = 1;
+
+/** Has a worker run the warm-up samples; rejects with why it could not (a failed run, or the worker's death). */
+function warmUpThread(thread: Worker, samples: readonly WarmupSample[]): Promise<void> {
+  const id = nextWarmupId++;
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      thread.off('message', onMessage);
+      thread.off('exit', onExit);
+      thread.off('error', onError);
+    };
+    const onMessage = (message: FromWorker) => {
+      if ((message.type !== 'warmed' && message.type !== 'warmup-failed') || message.id !== id) return;
+      done();
+      if (message.type === 'warmed') resolve();
+      else reject(new Error(message.message));
+    };
+    const onExit = (code: number) => {
+      done();
+      reject(new Error(`the session worker exited with code ${code} while warming up`));
+    };
+    const onError = (error: Error) => {
+      done();
+      reject(new Error(`the session worker crashed while warming up: ${error.message}`));
+    };
+    thread.on('message', onMessage);
+    thread.once('exit', onExit);
+    thread.once('error', onError);
+    thread.postMessage({ type: 'warmup', id, samples } satisfies ToWorker);
   });
 }
 

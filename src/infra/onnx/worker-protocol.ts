@@ -1,3 +1,4 @@
+import type { WarmupSample } from '../../domain/inference/inference-engine.port.js';
 import type { ModelSignature, Tensor } from '../../domain/inference/tensor.js';
 import type { WorkerFault } from './fault-injection.js';
 
@@ -21,6 +22,8 @@ export type ToWorker =
       /** Tests only: what to do wrong on this run (FaultInjection). */
       readonly fault?: WorkerFault;
     }
+  /** Runs the samples (values built in the worker), then answers `warmed` or `warmup-failed`. */
+  | { readonly type: 'warmup'; readonly id: number; readonly samples: readonly WarmupSample[] }
   | { readonly type: 'release' };
 
 export type FromWorker =
@@ -36,4 +39,6 @@ export type FromWorker =
       readonly traceparent?: string;
     }
   | { readonly type: 'run-failed'; readonly id: number; readonly message: string }
+  | { readonly type: 'warmed'; readonly id: number }
+  | { readonly type: 'warmup-failed'; readonly id: number; readonly message: string }
   | { readonly type: 'released' };

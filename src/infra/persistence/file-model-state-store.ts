@@ -213,6 +213,7 @@ const modelStateSchema = z.strictObject({
   name: z.string().min(1),
   loadedVersions: versionsSchema,
   unloadedVersions: versionsSchema,
+  explicitVersions: versionsSchema.optional(),
   defaultVersion: z.number().int().positive().optional(),
   configOverride: z.string().optional(),
   // The rollout context owns its snapshot's shape (it checks it when it restores one).
@@ -230,6 +231,7 @@ function plainState(state: ModelState): ModelState {
     name: state.name,
     loadedVersions: state.loadedVersions,
     unloadedVersions: state.unloadedVersions,
+    ...(state.explicitVersions !== undefined && state.explicitVersions.length > 0 && { explicitVersions: state.explicitVersions }),
     defaultVersion: state.defaultVersion,
     configOverride: state.configOverride,
     ...(state.rollout !== undefined && { rollout: state.rollout }),
@@ -255,6 +257,7 @@ function parseStored(text: string, what: string): StoredModelState {
       name: state.name,
       loadedVersions: state.loadedVersions,
       unloadedVersions: state.unloadedVersions,
+      ...(state.explicitVersions !== undefined && { explicitVersions: state.explicitVersions }),
       ...(state.defaultVersion !== undefined && { defaultVersion: state.defaultVersion }),
       ...(state.configOverride !== undefined && { configOverride: state.configOverride }),
       ...(state.rollout !== undefined && { rollout: state.rollout as unknown as RolloutSnapshot }),

@@ -39,12 +39,15 @@ import { ServerLogger } from './server-logger.js';
             // The access fields join the final line's object rather than a child logger's bindings:
             // pino-http's `customProps` builds child loggers per request (measured: 8% of the main thread).
             customSuccessObject: (req: IncomingMessage, _res: ServerResponse, line: object) => withAccessFields(req, line),
-            customErrorObject: (req: IncomingMessage, _res: ServerResponse, _error: Error, line: object) => withAccessFields(req, line),
-            // 503 and 504 are the server protecting itself (queue full, timeouts), not failures of it.
-            customLogLevel: (_req: IncomingMessage, res: ServerResponse, error?: Error) =>
-              error || (res.statusCode >= 500 && res.statusCode !== 503 && res.statusCode !== 504) ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
+            // A probe's 503 is an answer ("not ready yet"), not a failure: its line carries no error.
+            customErrorObject: (req: IncomingMessage, _res: ServerResponse, _error: Error, line: object) => withAccessFields(req, isProbe(req) ? withoutError(line) : line),
+            // Probes (every few seconds, from every load balancer) are at debug: ServerReadiness logs
+            // each change of the answer once. 503 and 504 are the server protecting itself (queue full,
+            // timeouts), not failures of it.
+            customLogLevel: (req: IncomingMessage, res: ServerResponse, error?: Error) =>
+              isProbe(req) ? 'debug' : error || (res.statusCode >= 500 && res.statusCode !== 503 && res.statusCode !== 504) ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
             customSuccessMessage: () => 'request completed',
-            customErrorMessage: () => 'request failed',
+            customErrorMessage: (req: IncomingMessage) => (isProbe(req) ? 'request completed' : 'request failed'),
             // Headers are not logged; should a line carry them, the credentials are censored.
             redact: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'authorization', 'token', 'admin_token'],
           },
@@ -59,6 +62,20 @@ import { ServerLogger } from './server-logger.js';
   exports: [ServerLogger],
 })
 export class ObservabilityModule {}
+
+/** KServe's liveness and readiness probes. */
+const PROBE_PATHS = new Set(['/v2/health/live', '/v2/health/ready']);
+
+function isProbe(req: IncomingMessage & { originalUrl?: string }): boolean {
+  const url = req.originalUrl ?? req.url ?? '';
+  const query = url.indexOf('?');
+  return req.method === 'GET' && PROBE_PATHS.has(query < 0 ? url : url.slice(0, query));
+}
+
+function withoutError(line: object): object {
+  const { err: _err, ...rest } = line as { err?: unknown };
+  return rest;
+}
 
 function withAccessFields(req: IncomingMessage, line: object): object {
   const fields = accessLogFields(req);

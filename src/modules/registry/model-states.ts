@@ -29,7 +29,7 @@ export class ModelStates {
   }
 
   /** Saves the model as it is now (with what the operator set), then publishes its events. */
-  async save(model: Model, changes: Partial<Pick<ModelState, 'configOverride' | 'unloadedVersions' | 'rollout'>> = {}): Promise<void> {
+  async save(model: Model, changes: Partial<Pick<ModelState, 'configOverride' | 'unloadedVersions' | 'explicitVersions' | 'rollout'>> = {}): Promise<void> {
     const previous = this.stored.get(model.name);
     let state: ModelState = {
       name: model.name,
@@ -38,6 +38,8 @@ export class ModelStates {
       defaultVersion: model.defaultVersion,
       configOverride: 'configOverride' in changes ? changes.configOverride : previous?.state.configOverride,
     };
+    const explicitVersions = changes.explicitVersions ?? previous?.state.explicitVersions ?? [];
+    if (explicitVersions.length > 0) state = { ...state, explicitVersions: [...explicitVersions].sort((a, b) => a - b) };
     const rollout = 'rollout' in changes ? changes.rollout : previous?.state.rollout;
     if (rollout !== undefined) state = { ...state, rollout };
     const saved = await this.store.save(state, previous?.revision ?? 0).catch(async (error: unknown) => {

@@ -1,16 +1,16 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { InferenceEngine } from '../../domain/inference/inference-engine.port.js';
-import type { Tensor } from '../../domain/inference/tensor.js';
-import { completeModelConfig, runtimeOptionsOf, servedSignature, type DeclaredModelConfig, type ModelConfig } from '../../domain/registry/model-config.js';
+import { InferenceEngine, type WarmupSample, type WarmupTensor } from '../../domain/inference/inference-engine.port.js';
+import { completeModelConfig, runtimeOptionsOf, type DeclaredModelConfig, type ModelConfig, type ModelWarmup } from '../../domain/registry/model-config.js';
 import { ModelRepository } from '../../domain/registry/model-repository.port.js';
 import type { Model } from '../../domain/registry/model.js';
-import { TYPED_ARRAY_OF } from '../../domain/shared/datatype.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 
 /**
- * Loads one version into the runtime and warms it up before it can take traffic: a run on a
- * zero-filled input (one row, every variable dimension 1). A version that fails either is
- * UNAVAILABLE with the reason, nothing of it stays loaded, and LOAD_FAILED names why.
+ * Loads one version into the runtime: its sessions created and its signature read, as Triton does.
+ * A version runs nothing before it serves unless its configuration asks for it (`model_warmup`):
+ * no input is ever made up, since a real model may refuse any made-up one. The samples asked for
+ * run on every instance before the version can take traffic. A version that fails to load or to
+ * warm up is UNAVAILABLE with the reason, nothing of it stays loaded, and LOAD_FAILED names why.
  */
 @Injectable()
 export class VersionLoader {
@@ -29,7 +29,7 @@ export class VersionLoader {
       const { signature, executionProvider } = await this.engine.load(version.key, version.path, runtimeOptionsOf(declared));
       loaded = true;
       const config = completeModelConfig(version.modelName, declared, signature);
-      await this.warmUp(version.key, config);
+      await this.warmUp(model.name, version.key, config);
       model.finishLoading(number, { config, executionProvider, fileSha256, loadedAt: new Date() });
       this.logger.log(`model '${model.name}' version ${number} is READY`);
     } catch (error) {
@@ -56,7 +56,7 @@ export class VersionLoader {
       const { signature, executionProvider } = await this.engine.load(key, version.path, runtimeOptionsOf(declared));
       loaded = true;
       const config = completeModelConfig(version.modelName, declared, signature);
-      await this.warmUp(key, config);
+      await this.warmUp(model.name, key, config);
       model.finishReloading(number, { config, executionProvider, fileSha256, loadedAt: new Date() }, key);
       this.logger.log(`model '${model.name}' version ${number} is READY with its new configuration`);
       return oldKey;
@@ -67,30 +67,36 @@ export class VersionLoader {
   }
 
   /**
-   * Checks that a model file loads and warms up with the model's configuration, in an instance of
-   * its own that is released after; the error names why it does not.
+   * Checks that a model file loads with the model's configuration (and runs its warm-up samples,
+   * if it has any), in an instance of its own that is released after; the error names why it does not.
    */
   async check(modelName: string, modelPath: string, key: string, declared: DeclaredModelConfig): Promise<void> {
     try {
       const { signature } = await this.engine.load(key, modelPath, runtimeOptionsOf({ ...declared, instanceCount: 1 }));
-      await this.warmUp(key, completeModelConfig(modelName, declared, signature));
+      await this.warmUp(modelName, key, completeModelConfig(modelName, declared, signature));
     } finally {
       await this.engine.unload(key);
     }
   }
 
-  private async warmUp(key: string, config: ModelConfig): Promise<void> {
-    const signature = servedSignature(config);
-    const inputs: Tensor[] = signature.inputs.map((spec) => {
-      const shape = spec.shape.map((dim) => (dim === -1 ? 1 : dim));
-      const count = shape.reduce((a, b) => a * b, 1);
-      const data = spec.datatype === 'BYTES' ? new Array<string>(count).fill('') : new TYPED_ARRAY_OF[spec.datatype](count);
-      return { name: spec.name, datatype: spec.datatype, shape, data };
-    });
-    try {
-      await this.engine.run(key, inputs, signature.outputs.map((spec) => spec.name));
-    } catch (error) {
-      throw new Error(`the warm-up run failed: ${(error as Error).message}`);
-    }
+  /** Runs the configured warm-up samples (Triton's `model_warmup`) on every instance; a sample of batch_size 0 is skipped, as in Triton. */
+  private async warmUp(modelName: string, key: string, config: ModelConfig): Promise<void> {
+    const samples = config.modelWarmup.filter((sample) => sample.batchSize > 0);
+    if (samples.length === 0) return;
+    await this.engine.warmUp(key, await Promise.all(samples.map((sample) => this.warmupSample(modelName, config, sample))));
+    this.logger.log(`${key}: ran ${samples.length} warm-up sample(s) on each instance`);
+  }
+
+  private async warmupSample(modelName: string, config: ModelConfig, sample: ModelWarmup): Promise<WarmupSample> {
+    const batching = config.maxBatchSize > 0;
+    const inputs = sample.inputs.map(async (input): Promise<WarmupTensor> => ({
+      name: input.name,
+      datatype: input.datatype,
+      // Each row is the sample's data: Triton duplicates the inputs to make batch_size rows.
+      shape: batching ? [sample.batchSize, ...input.dims] : [...input.dims],
+      rows: batching ? sample.batchSize : 1,
+      values: input.data.kind === 'file' ? { kind: 'file', file: input.data.file, path: await this.repository.warmupFilePath(modelName, input.data.file) } : input.data,
+    }));
+    return { name: sample.name, inputs: await Promise.all(inputs), runs: Math.max(sample.count, 1) };
   }
 }

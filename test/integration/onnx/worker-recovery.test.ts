@@ -1,5 +1,7 @@
 // A session worker that dies while serving: its calls fail at once with a clear error, the other
-// instances go on, and the pool replaces it with a new worker that reloads the model.
+// instances go on, and the pool replaces it with a new worker that reloads the model. The worker
+// dies from inside, as the fault injection makes it (process.exit in the worker, before its run):
+// terminating a thread from outside in the middle of a native run can abort the whole process.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,11 +11,13 @@ import { SessionWorkerPool } from '../../../src/infra/onnx/session-worker-pool.j
 import type { Tensor } from '../../../src/domain/inference/tensor.js';
 import { failIfWorkersOutliveTests, modelDirectory, pattern, tensor } from './onnx-fixtures.js';
 
-// About 0.3 s per run: long enough to kill a worker in the middle of one (no timing is asserted).
+// About 0.3 s per run: the call that crashes its worker is sent while the other worker computes.
 const HEAVY_ROWS = 1024;
 const HEAVY_LAYERS = 480;
+/** What the fault injection asks of a run: the worker exits (code 70) instead of running it. */
+const CRASH = { crash: true };
 
-/** The pool's worker threads (private: a test reaches in to kill one, as a crash would). */
+/** The pool's worker threads (private: a test reads their ids). */
 const threadsOf = (pool: SessionWorkerPool): Worker[] => (pool as unknown as { workers: { thread: Worker }[] }).workers.map((w) => w.thread);
 
 async function until(condition: () => boolean, what: string): Promise<void> {
@@ -44,12 +48,12 @@ describe('SessionWorkerPool: a worker that dies', { timeout: 60_000 }, () => {
   });
 
   it('fails the call it was running with the reason, at once, while the other instance serves', async () => {
-    const running = pool.run(input(), ['y']);
-    await until(() => pool.busy === 1, 'one worker busy');
-    const busyThread = threadsOf(pool).find((_, i) => (pool as unknown as { workers: { running: Map<number, unknown> }[] }).workers[i]!.running.size > 0)!;
-    await busyThread.terminate();
-    await assert.rejects(running, /the worker running this model exited with code 1/);
+    // One worker computes; the call that kills its worker goes to the other, idle one.
+    const computing = pool.run(input(), ['y']);
+    const crashing = pool.run(input(), ['y'], undefined, CRASH);
+    await assert.rejects(crashing, /the worker running this model exited with code 70/);
     assert.equal(pool.lostWorkers, 1);
+    assert.deepEqual((await computing).outputs[0]!.shape, [1, 256], 'the other instance answers its call');
     // The survivor answers while the replacement loads (or after: either way the call succeeds).
     const { outputs } = await pool.run(input(), ['y']);
     assert.deepEqual(outputs[0]!.shape, [1, 256]);
@@ -66,9 +70,10 @@ describe('SessionWorkerPool: a worker that dies', { timeout: 60_000 }, () => {
   });
 
   it('when every worker dies, the waiting calls wait for the replacements instead of failing', async () => {
-    const threads = threadsOf(pool);
-    await Promise.all(threads.map((thread) => thread.terminate()));
-    await until(() => pool.lostWorkers === 3, 'both lost');
+    // Two crashing calls at once: one to each worker (each takes the least loaded one).
+    const crashes = [pool.run(input(), ['y'], undefined, CRASH), pool.run(input(), ['y'], undefined, CRASH)];
+    await Promise.all(crashes.map((crash) => assert.rejects(crash, /exited with code 70/)));
+    assert.equal(pool.lostWorkers, 3);
     const { outputs } = await pool.run(input(), ['y']);
     assert.deepEqual(outputs[0]!.shape, [1, 256]);
     await until(() => pool.restartedWorkers === 3 && pool.instances === 2, 'both replaced');

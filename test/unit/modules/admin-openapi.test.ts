@@ -194,4 +194,19 @@ describe('the admin OpenAPI document', () => {
       assert.match(version.description, /2\^53 - 1/);
     });
   });
+
+  it('says what a load runs (only model_warmup samples, never made-up inputs) and which versions a swap keeps', () => {
+    const operation = (path: string, method: HttpMethod) => (ADMIN_OPENAPI.paths[path] as Record<HttpMethod, OperationObject>)[method];
+    const load = operation('/admin/models/{model}/versions/{version}/load', 'post');
+    const swap = operation('/admin/models/{model}/default-version', 'put');
+    const unload = operation('/admin/models/{model}/versions/{version}/unload', 'post');
+    for (const described of [load, swap]) {
+      assert.doesNotMatch(described.description ?? '', /warms? up/, 'no implicit warm-up run');
+      assert.match(described.description ?? '', /model_warmup/);
+    }
+    assert.match(load.description ?? '', /explicitly loaded: it stays loaded until it is unloaded/);
+    assert.match(swap.description ?? '', /except the versions loaded explicitly/);
+    assert.match(unload.description ?? '', /whose load failed .* no longer holds strict readiness back/);
+  });
 });
+

@@ -165,7 +165,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         operationId: 'uploadModelVersion',
         summary: 'Uploads a new version of a model (a new model when the name is new)',
         description: [
-          'The body is the raw model.onnx file. It is written aside and loaded (with the model\'s config.json, in a runtime instance of its own that is then released); only when it loads does the version directory appear in the repository. A version is never overwritten.',
+          'The body is the raw model.onnx file. It is written aside and loaded (with the model\'s config.json, in a runtime instance of its own that is then released; the `model_warmup` samples of that configuration, if any, run in it); only when it loads does the version directory appear in the repository. A version is never overwritten.',
           'The new version is not served: load it (POST .../load) or make it the default (PUT /admin/models/{model}/default-version).',
         ].join('\n\n'),
         tags: ['admin'],
@@ -179,7 +179,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         responses: {
           '201': { description: 'The version was added to the repository.', content: json(schemaRef('UploadedVersion')) },
           '400': error(
-            `${BAD_NAME}; the body is empty or not sent as application/octet-stream (INFERENCE.INVALID_REQUEST); the model's config.json is invalid (REGISTRY.INVALID_CONFIG); the file does not load with the model's configuration (REGISTRY.LOAD_FAILED)`,
+            `${BAD_NAME}; the body is empty or not sent as application/octet-stream (INFERENCE.INVALID_REQUEST); the model's config.json is invalid (REGISTRY.INVALID_CONFIG); the file does not load with the model's configuration, or fails one of its \`model_warmup\` samples (REGISTRY.LOAD_FAILED)`,
           ),
           '401': UNAUTHORIZED,
           '409': error('the repository has this version already (REGISTRY.VERSION_EXISTS)'),
@@ -192,13 +192,14 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
       post: {
         operationId: 'loadModelVersion',
         summary: 'Loads a version (found in the repository now, e.g. just uploaded)',
-        description: 'Loads and warms up the version; a READY version stays as it is. No body is read.',
+        description:
+          "Loads the version (its sessions created and its signature read; nothing is run unless the model's configuration has `model_warmup` samples, which then run on every instance before it serves); a READY version stays as it is. Either way the version is now explicitly loaded: it stays loaded until it is unloaded (POST .../unload, or Triton's model unload), whatever the version policy would choose; a swap does not retire it. No body is read.",
         tags: ['admin'],
         security: BEARER,
         parameters: [MODEL, VERSION],
         responses: {
           '200': { description: 'The model after the load.', content: json(schemaRef('Model')) },
-          '400': error(`${BAD_NAME}; the model's configuration is invalid (REGISTRY.INVALID_CONFIG); the version failed to load or to warm up (REGISTRY.LOAD_FAILED; it is then UNAVAILABLE with the reason)`),
+          '400': error(`${BAD_NAME}; the model's configuration is invalid (REGISTRY.INVALID_CONFIG); the version failed to load or one of its \`model_warmup\` samples failed (REGISTRY.LOAD_FAILED; it is then UNAVAILABLE with the reason)`),
           '401': UNAUTHORIZED,
           '404': error('the repository has no such model (REGISTRY.MODEL_NOT_FOUND) or no such version of it (REGISTRY.VERSION_NOT_FOUND)'),
           '409': error(CONFLICT),
@@ -208,9 +209,9 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
     '/admin/models/{model}/versions/{version}/unload': {
       post: {
         operationId: 'unloadModelVersion',
-        summary: 'Drains a READY version (every request it accepted is answered), then releases it',
+        summary: 'Drains a READY version (every request it accepted is answered), then releases it; or unloads a version whose load failed',
         description:
-          'The version that serves requests naming none is not unloaded when it is the pinned default or the only READY version, unless `force` is true. Send no body, or a JSON one (an empty body with Content-Type application/json is a 400).',
+          'The version that serves requests naming none is not unloaded when it is the pinned default or the only READY version, unless `force` is true. A version whose load failed (UNAVAILABLE with the error) is unloaded too: it then shows as UNAVAILABLE "unloaded" and no longer holds strict readiness back. An explicitly loaded version is one no longer. Send no body, or a JSON one (an empty body with Content-Type application/json is a 400).',
         tags: ['admin'],
         security: BEARER,
         parameters: [MODEL, VERSION],
@@ -232,7 +233,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '401': UNAUTHORIZED,
           '404': error('the server knows no such model (REGISTRY.MODEL_NOT_FOUND) or no such version of it (REGISTRY.VERSION_NOT_FOUND)'),
           '409': error(
-            'the version is the default or the only READY version and force is not true, or it is not READY (REGISTRY.INVALID_TRANSITION); the saved model state changed meanwhile (REGISTRY.STATE_CONFLICT)',
+            'the version is the default or the only READY version and force is not true, or it is neither READY nor failed (loading, unloaded already, never loaded: REGISTRY.INVALID_TRANSITION); the saved model state changed meanwhile (REGISTRY.STATE_CONFLICT)',
           ),
         },
       },
@@ -242,7 +243,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         operationId: 'setDefaultVersion',
         summary: 'The hot swap: makes a version the one that serves requests naming none',
         description:
-          'Loads and warms up the version if it is not READY (on failure the version serving now keeps serving and the error is answered), switches routing to it atomically, then drains and unloads the versions the version policy no longer keeps. Answers once the new version serves.',
+          "Loads the version if it is not READY, running the model's `model_warmup` samples on it if its configuration has any (on failure the version serving now keeps serving and the error is answered), switches routing to it atomically, then drains and unloads the READY versions the version policy no longer keeps (latest(n): the new default and the n-1 highest others stay), except the versions loaded explicitly (POST .../load), which stay until they are unloaded. Answers once the new version serves.",
         tags: ['admin'],
         security: BEARER,
         parameters: [MODEL],
@@ -269,7 +270,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         },
         responses: {
           '200': { description: 'The version now serves.', content: json(schemaRef('DefaultVersionSwap')) },
-          '400': error(`${BAD_NAME}; ${BAD_BODY}; the model's configuration is invalid (REGISTRY.INVALID_CONFIG); the version failed to load or to warm up (REGISTRY.LOAD_FAILED)`),
+          '400': error(`${BAD_NAME}; ${BAD_BODY}; the model's configuration is invalid (REGISTRY.INVALID_CONFIG); the version failed to load or one of its \`model_warmup\` samples failed (REGISTRY.LOAD_FAILED)`),
           '401': UNAUTHORIZED,
           '404': error('the repository has no such model (REGISTRY.MODEL_NOT_FOUND) or no such version of it (REGISTRY.VERSION_NOT_FOUND)'),
           '409': error(CONFLICT),
@@ -368,7 +369,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         operationId: 'repositoryLoadModel',
         summary: "Triton's repository load: the model (re)read from the repository and the versions its policy selects loaded",
         description:
-          'With `parameters.config` (a config.json text) that configuration replaces the model\'s config.json, is saved, and every selected version is reloaded with it; without, READY versions stay. READY versions the policy no longer selects are unloaded. File parameters are not supported: uploads go to PUT /admin/models/{model}/versions/{version}.',
+          'With `parameters.config` (a config.json text) that configuration replaces the model\'s config.json, is saved, and every selected version is reloaded with it; without, READY versions stay. READY versions the policy no longer selects are unloaded, except those loaded explicitly (POST /admin/models/{model}/versions/{version}/load); versions whose load failed are unloaded too. File parameters are not supported: uploads go to PUT /admin/models/{model}/versions/{version}.',
         tags: ['repository'],
         security: BEARER,
         parameters: [MODEL],
@@ -393,7 +394,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         responses: {
           '200': { description: 'Loaded. The body is empty, as Triton\'s.' },
           '400': error(
-            `${BAD_NAME}; ${BAD_BODY}, or a parameter other than a string \`config\`; the configuration is invalid (REGISTRY.INVALID_CONFIG); a version failed to load or to warm up (REGISTRY.LOAD_FAILED)`,
+            `${BAD_NAME}; ${BAD_BODY}, or a parameter other than a string \`config\`; the configuration is invalid (REGISTRY.INVALID_CONFIG); a version failed to load or one of its \`model_warmup\` samples failed (REGISTRY.LOAD_FAILED)`,
           ),
           '401': UNAUTHORIZED,
           '404': error('the repository has no such model (REGISTRY.MODEL_NOT_FOUND)'),
@@ -404,7 +405,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
     '/v2/repository/models/{model}/unload': {
       post: {
         operationId: 'repositoryUnloadModel',
-        summary: "Triton's repository unload: every READY version of the model drained, then released",
+        summary: "Triton's repository unload: every READY version of the model drained, then released (and every failed one unloaded)",
         tags: ['repository'],
         security: BEARER,
         parameters: [MODEL],

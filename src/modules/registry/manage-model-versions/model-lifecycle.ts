@@ -38,13 +38,17 @@ export class ModelLifecycle {
     private readonly states: ModelStates,
   ) {}
 
-  /** Loads a version (found in the repository now, e.g. just uploaded); a READY one stays as it is. */
+  /**
+   * Loads a version (found in the repository now, e.g. just uploaded); a READY one stays as it is.
+   * Either way it is now explicitly loaded: it stays loaded until an operator unloads it, whatever
+   * the version policy would choose (a later swap does not retire it).
+   */
   loadVersion(modelName: string, number: number): Promise<ModelVersion> {
     return this.serialized(modelName, async () => {
       const { model, directory } = await this.modelWithDirectory(modelName);
       const version = this.versionIn(model, directory, number);
       if (!version.isReady) await this.loadOrSave(model, number, this.declaredOf(directory));
-      await this.states.save(model, { unloadedVersions: this.unloadedWithout(model.name, number) });
+      await this.states.save(model, { unloadedVersions: this.unloadedWithout(model.name, number), explicitVersions: [...this.explicitWithout(model.name, number), number] });
       return version;
     });
   }
@@ -80,14 +84,15 @@ export class ModelLifecycle {
     return this.serialized(modelName, async () => {
       const model = this.registry.get(modelName);
       await this.unload(model, number, force);
-      await this.states.save(model, { unloadedVersions: [...this.unloadedWithout(model.name, number), number] });
+      await this.states.save(model, { unloadedVersions: [...this.unloadedWithout(model.name, number), number], explicitVersions: this.explicitWithout(model.name, number) });
     });
   }
 
   /**
-   * The hot swap: loads and warms up the version if it is not READY (on failure the old one keeps
-   * serving and the error is returned), switches routing to it atomically, then drains and
-   * unloads the versions the version policy no longer keeps.
+   * The hot swap: loads the version if it is not READY, running its warm-up samples if its
+   * configuration has any (on failure the old one keeps serving and the error is returned),
+   * switches routing to it atomically, then drains and unloads the versions the version policy no
+   * longer keeps, except those an operator loaded explicitly.
    */
   makeDefault(modelName: string, number: number): Promise<SwapResult> {
     return this.serialized(modelName, async () => {
@@ -109,7 +114,8 @@ export class ModelLifecycle {
       }
       model.makeDefault(number, new Date());
       await this.states.save(model, { unloadedVersions: this.unloadedWithout(model.name, number) });
-      const retired = versionsToRetire(declared, model, number);
+      const explicit = this.states.stateOf(model.name)?.explicitVersions ?? [];
+      const retired = versionsToRetire(declared, model, number).filter((v) => !explicit.includes(v));
       for (const old of retired) await this.unload(model, old, false);
       if (retired.length > 0) await this.states.save(model);
       return { from, to: number };
@@ -118,8 +124,9 @@ export class ModelLifecycle {
 
   /**
    * Triton's repository load: the model (re)read from the repository, with an optional
-   * configuration override (config.json text), and the versions its policy selects loaded.
-   * Versions already READY with the same configuration stay; with a new one they are reloaded.
+   * configuration override (config.json text), and the versions its policy selects loaded, with
+   * those an operator loaded explicitly. Versions already READY with the same configuration stay;
+   * with a new one they are reloaded. The others are unloaded.
    */
   loadModel(modelName: string, configOverride?: string): Promise<Model> {
     return this.serialized(modelName, async () => {
@@ -127,11 +134,14 @@ export class ModelLifecycle {
       const { model, directory } = await this.modelWithDirectory(modelName);
       // Without an override, Triton's load goes back to the model's own config file.
       const declared = configOverride !== undefined ? parseOverride(configOverride) : fileConfigOf(directory);
-      const wanted = selectVersions(declared.versionPolicy ?? DEFAULT_VERSION_POLICY, directory.versions.map((v) => v.version));
-      if (wanted.length === 0) {
+      const present = directory.versions.map((v) => v.version);
+      const selected = selectVersions(declared.versionPolicy ?? DEFAULT_VERSION_POLICY, present);
+      if (selected.length === 0) {
         // Triton refuses such a load and keeps serving what it serves.
-        throw new DomainError('REGISTRY.LOAD_FAILED', `model '${modelName}': its version policy selects none of the versions in the repository (${directory.versions.map((v) => v.version).join(', ') || 'none'})`);
+        throw new DomainError('REGISTRY.LOAD_FAILED', `model '${modelName}': its version policy selects none of the versions in the repository (${present.join(', ') || 'none'})`);
       }
+      const explicit = (this.states.stateOf(modelName)?.explicitVersions ?? []).filter((v) => present.includes(v) && !selected.includes(v));
+      const wanted = [...selected, ...explicit];
       // A new override, or dropping one, changes the configuration: READY versions reload beside themselves.
       const reloading = configOverride !== undefined || this.states.stateOf(modelName)?.configOverride !== undefined;
       for (const number of wanted) {
@@ -144,7 +154,8 @@ export class ModelLifecycle {
           await this.loader.load(model, number, declared);
         }
       }
-      for (const version of model.readyVersions.filter((v) => !wanted.includes(v.version))) await this.unload(model, version.version, true);
+      const others = model.versions.filter((v) => (v.isReady || v.hasFailed) && !wanted.includes(v.version));
+      for (const version of others) await this.unload(model, version.version, true);
       await this.states.save(model, { configOverride, unloadedVersions: [] });
       return model;
     });
@@ -158,17 +169,22 @@ export class ModelLifecycle {
     return this.serialized(modelName, () => this.states.save(this.registry.get(modelName), { rollout }));
   }
 
-  /** Triton's repository unload: every version of the model, drained then released. */
+  /** Triton's repository unload: every version of the model, drained then released; the failed ones too. */
   unloadModel(modelName: string): Promise<void> {
     return this.serialized(modelName, async () => {
       const model = this.registry.get(modelName);
-      const versions = model.readyVersions.map((v) => v.version);
+      const versions = model.versions.filter((v) => v.isReady || v.hasFailed).map((v) => v.version);
       for (const number of versions) await this.unload(model, number, true);
-      await this.states.save(model, { unloadedVersions: versions });
+      await this.states.save(model, { unloadedVersions: versions, explicitVersions: [] });
     });
   }
 
+  /** Drains and releases a READY version; a version whose load failed only stops counting as a failure. */
   private async unload(model: Model, number: number, force: boolean): Promise<void> {
+    if (model.version(number).hasFailed) {
+      model.unloadFailed(number, new Date());
+      return;
+    }
     const version = model.startUnloading(number, new Date(), { force });
     try {
       await this.traffic.drain(version.key);
@@ -226,6 +242,10 @@ export class ModelLifecycle {
 
   private unloadedWithout(modelName: string, number: number): number[] {
     return (this.states.stateOf(modelName)?.unloadedVersions ?? []).filter((v) => v !== number);
+  }
+
+  private explicitWithout(modelName: string, number: number): number[] {
+    return (this.states.stateOf(modelName)?.explicitVersions ?? []).filter((v) => v !== number);
   }
 
   private serialized<T>(modelName: string, operation: () => Promise<T>): Promise<T> {

@@ -344,3 +344,32 @@ describe('runtimeOptionsOf', () => {
     assert.deepEqual(options, { instanceCount: 4, executionProviders: ['cpu'], intraOpThreads: 2, interOpThreads: 1, allowSpinning: true });
   });
 });
+
+describe('completeModelConfig: model_warmup samples must be requests the version accepts', () => {
+  const input = (overrides: object = {}) => ({ name: 'image', datatype: 'FP32' as const, dims: [3, 32, 32], data: { kind: 'zero' as const }, ...overrides });
+  const withSample = (sample: object, file: ModelSignature = batchingFile) =>
+    complete({ modelWarmup: [{ name: 'w', batchSize: 1, count: 0, inputs: [input()], ...sample }] }, file);
+
+  it('keeps a sample that fits, and none when none is declared', () => {
+    assert.equal(withSample({ batchSize: DEFAULT_MAX_BATCH_SIZE }).modelWarmup.length, 1);
+    assert.deepEqual(complete({}).modelWarmup, []);
+  });
+
+  const refused: [string, object, string[], ModelSignature?][] = [
+    ['an input the model does not have', { inputs: [input(), input({ name: 'mask' })] }, ["model_warmup[0] 'w'", "input 'mask' is not an input of the model", "'image'"]],
+    ['a model input left out', { inputs: [] }, ["input 'image' is missing"]],
+    ['another datatype', { inputs: [input({ datatype: 'FP16' })] }, ["input 'image' is FP16, but the model's is FP32"]],
+    ['a variable dimension', { inputs: [input({ dims: [3, -1, 32] })] }, ['dims [3,-1,32]', 'every dimension given']],
+    ['a dim the model fixes otherwise', { inputs: [input({ dims: [4, 32, 32] })] }, ['dims [4,32,32]', "the model's input has [3,-1,-1]"]],
+    ['another rank', { inputs: [input({ dims: [3, 32] })] }, ['dims [3,32]']],
+    ['more rows than max_batch_size', { batchSize: DEFAULT_MAX_BATCH_SIZE + 1 }, [`batch_size ${DEFAULT_MAX_BATCH_SIZE + 1}`, `max_batch_size ${DEFAULT_MAX_BATCH_SIZE}`]],
+    ['more than one row without batching', { batchSize: 2, inputs: [{ name: 'tokens', datatype: 'INT64', dims: [1, 16], data: { kind: 'zero' } }] }, ['batch_size 2', 'max_batch_size 0'], fixedFile],
+    ['more than 64 MiB (rows x dims x element size)', { batchSize: 8, inputs: [input({ dims: [3, 1024, 1024] })] }, ['more than 67108864 bytes']],
+    ['a BYTES input counted 4 bytes an element', { inputs: [{ name: 'text', datatype: 'BYTES', dims: [20_000_000], data: { kind: 'zero' } }] }, ['more than 67108864 bytes'], { inputs: [spec('text', 'BYTES', [-1, -1])], outputs: [spec('n', 'INT64', [-1])] }],
+  ];
+  for (const [what, sample, mentions, file] of refused) {
+    it(`refuses ${what} with INVALID_CONFIG naming it`, () => {
+      assertDomainError(() => withSample(sample, file), 'REGISTRY.INVALID_CONFIG', ...mentions);
+    });
+  }
+});

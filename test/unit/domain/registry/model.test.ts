@@ -213,3 +213,24 @@ describe('Model', () => {
     assert.deepEqual(model.pullDomainEvents(), [{ type: 'DefaultVersionChanged', occurredAt: at, modelName: 'resnet', from: 1, to: 2 }]);
   });
 });
+
+describe('Model.unloadFailed: an operator unloads a version whose load failed', () => {
+  it('makes it unloaded (no longer a failure) and records ModelVersionUnloaded', () => {
+    const model = Model.discover('resnet', [version(1).ready().build(), version(2).failed('the file is corrupt').build()]);
+    assert.equal(model.version(2).hasFailed, true);
+    model.unloadFailed(2, LOADED_AT);
+    assert.equal(model.version(2).state, 'UNAVAILABLE');
+    assert.equal(model.version(2).reason, 'unloaded');
+    assert.equal(model.version(2).isUnloaded, true);
+    assert.equal(model.version(2).hasFailed, false);
+    assert.deepEqual(model.pullDomainEvents(), [{ type: 'ModelVersionUnloaded', occurredAt: LOADED_AT, modelName: 'resnet', version: 2 }]);
+    assert.equal(model.servingVersion()?.version, 1);
+  });
+
+  it('refuses a version that did not fail: READY, unloaded already, never loaded', () => {
+    const model = Model.discover('resnet', [version(1).ready().build(), version(2).unloaded().build(), version(3).build()]);
+    assertDomainError(() => model.unloadFailed(1, LOADED_AT), 'REGISTRY.INVALID_TRANSITION', 'READY');
+    assertDomainError(() => model.unloadFailed(2, LOADED_AT), 'REGISTRY.INVALID_TRANSITION', 'unloaded already');
+    assertDomainError(() => model.unloadFailed(3, LOADED_AT), 'REGISTRY.INVALID_TRANSITION', 'UNKNOWN');
+  });
+});

@@ -288,3 +288,59 @@ describe('toConfigFile', () => {
     assert.deepEqual(file.version_policy, { all: {} });
   });
 });
+
+describe("model_warmup (Triton's ModelWarmup, JSON form)", () => {
+  const fileSignature: ModelSignature = { inputs: [spec('image', 'FP32', [-1, 3, -1, -1])], outputs: [spec('scores', 'FP32', [-1, 10])] };
+  const sample = (inputs: object, extra: object = {}) => ({ model_warmup: [{ name: 's', batch_size: 2, inputs, count: 3, ...extra }] });
+
+  it('maps each sample: name, batch_size, count, and each input with its dims and where its data comes from', () => {
+    const declared = parse(
+      sample({
+        image: { data_type: 'TYPE_FP32', dims: [3, 8, 8], random_data: true },
+        mask: { data_type: 'TYPE_BOOL', dims: [1], zero_data: true },
+        text: { data_type: 'TYPE_STRING', dims: [2], input_data_file: 'texts/two.bin' },
+      }),
+    );
+    assert.deepEqual(declared.modelWarmup, [
+      {
+        name: 's',
+        batchSize: 2,
+        count: 3,
+        inputs: [
+          { name: 'image', datatype: 'FP32', dims: [3, 8, 8], data: { kind: 'random' } },
+          { name: 'mask', datatype: 'BOOL', dims: [1], data: { kind: 'zero' } },
+          { name: 'text', datatype: 'BYTES', dims: [2], data: { kind: 'file', file: 'texts/two.bin' } },
+        ],
+      },
+    ]);
+  });
+
+  it("takes Triton's defaults for what a sample leaves out: no name, batch_size 0 (skipped), count 0 (once)", () => {
+    assert.deepEqual(parse({ model_warmup: [{}] }).modelWarmup, [{ name: '', batchSize: 0, inputs: [], count: 0 }]);
+  });
+
+  describe('refuses, naming the field', () => {
+    const cases: [string, object, string[]][] = [
+      ['an input without data', sample({ x: { data_type: 'TYPE_FP32', dims: [1] } }), ['model_warmup.0.inputs.x', 'exactly one of zero_data, random_data, input_data_file']],
+      ['an input with two kinds of data', sample({ x: { data_type: 'TYPE_FP32', dims: [1], zero_data: true, random_data: true } }), ['model_warmup.0.inputs.x', 'not zero_data and random_data']],
+      ['a file path going up', sample({ x: { data_type: 'TYPE_FP32', dims: [1], input_data_file: '../config.json' } }), ['model_warmup.0.inputs.x.input_data_file', "'../config.json'"]],
+      ['an absolute file path', sample({ x: { data_type: 'TYPE_FP32', dims: [1], input_data_file: '/etc/passwd' } }), ['input_data_file', "'/etc/passwd'"]],
+      ['a file path with a NUL byte', sample({ x: { data_type: 'TYPE_FP32', dims: [1], input_data_file: 'a\u0000b' } }), ['input_data_file']],
+      ['an unknown datatype', sample({ x: { data_type: 'TYPE_FP128', dims: [1], zero_data: true } }), ['model_warmup.0.inputs.x.data_type']],
+      ['a negative batch_size', sample({}, { batch_size: -1 }), ['model_warmup.0.batch_size']],
+      ['a field a sample does not have', sample({}, { repeat: 2 }), ['model_warmup.0', 'repeat']],
+    ];
+    for (const [what, config, mentions] of cases) {
+      it(what, () => {
+        assertErrorMentions(() => parse(config), ['config.json', ...mentions]);
+      });
+    }
+  });
+
+  it('is written back in the same JSON form by GET config (toConfigFile)', () => {
+    const text = { model_warmup: [{ name: 'w', batch_size: 1, inputs: { image: { data_type: 'TYPE_FP32', dims: [3, 4, 4], input_data_file: 'image.bin' } }, count: 0 }] };
+    const file = toConfigFile(completeModelConfig('resnet', parse(text), fileSignature));
+    assert.deepEqual(file.model_warmup, text.model_warmup);
+    assert.deepEqual(toConfigFile(completeModelConfig('resnet', {}, fileSignature)).model_warmup, []);
+  });
+});
