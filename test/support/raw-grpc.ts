@@ -3,7 +3,7 @@ import { connect, constants, type IncomingHttpHeaders } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { INFERENCE_PACKAGE, INFERENCE_PROTO_FILE, INFERENCE_SERVICE, PROTO_LOADER_OPTIONS } from '../../src/infra/grpc/grpc-options.js';
-import type { ModelInferRequest } from './grpc-client.js';
+import type { ModelInferRequest, ModelStreamInferResponse } from './grpc-client.js';
 
 /**
  * A gRPC call on bare `node:http2`, for frames a gRPC library would never send (as bench/grpc-load.ts
@@ -12,9 +12,28 @@ import type { ModelInferRequest } from './grpc-client.js';
  */
 
 export const MODEL_INFER_PATH = `/${INFERENCE_PACKAGE}.${INFERENCE_SERVICE}/ModelInfer`;
+export const MODEL_STREAM_INFER_PATH = `/${INFERENCE_PACKAGE}.${INFERENCE_SERVICE}/ModelStreamInfer`;
 
 const service = grpc.loadPackageDefinition(protoLoader.loadSync(INFERENCE_PROTO_FILE, PROTO_LOADER_OPTIONS))[INFERENCE_PACKAGE] as grpc.GrpcObject;
 const modelInfer = (service[INFERENCE_SERVICE] as grpc.ServiceClientConstructor).service.ModelInfer!;
+const modelStreamInfer = (service[INFERENCE_SERVICE] as grpc.ServiceClientConstructor).service.ModelStreamInfer!;
+
+/** A ModelStreamInferResponse from its protobuf bytes. */
+export function deserializeModelStreamInferResponse(bytes: Buffer): ModelStreamInferResponse {
+  return modelStreamInfer.responseDeserialize(bytes) as ModelStreamInferResponse;
+}
+
+/** The messages of a gRPC body (length-prefixed frames), and the bytes of an incomplete last frame. */
+export function splitGrpcFrames(body: Buffer): { messages: Buffer[]; rest: Buffer } {
+  const messages: Buffer[] = [];
+  let offset = 0;
+  while (body.length - offset >= 5 && body.length - offset - 5 >= body.readUInt32BE(offset + 1)) {
+    const length = body.readUInt32BE(offset + 1);
+    messages.push(body.subarray(offset + 5, offset + 5 + length));
+    offset += 5 + length;
+  }
+  return { messages, rest: body.subarray(offset) };
+}
 
 /** A ModelInferRequest as protobuf bytes. */
 export function serializeModelInferRequest(request: ModelInferRequest): Buffer {

@@ -6,6 +6,7 @@ import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { callCancellation, metadataValue, microsUntilDeadline, peerAddress, type GrpcServerCall } from '../../../infra/grpc/call-context.js';
 import { serveConcurrently } from '../../../infra/grpc/concurrent-stream.js';
 import { INFERENCE_SERVICE } from '../../../infra/grpc/grpc-options.js';
+import { AppConfig } from '../../../infra/config/app-config.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
 import { decodeModelInferRequest, encodeModelInferResponse, type DecodedInferRequest } from '../../../infra/grpc/infer-message.codec.js';
 import type {
@@ -14,11 +15,12 @@ import type {
   ModelStreamInferResponseMessage,
 } from '../../../infra/grpc/inference-messages.js';
 import { grpcErrorOf } from '../../../infra/transport/error-response.filter.js';
+import { StreamMetrics } from '../../observability/metrics/stream-metrics.js';
 import { ClientQuota } from '../../throttling/client-quota.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
 
-/** Requests of one ModelStreamInfer stream handled at once; reading pauses beyond it. */
+/** Requests of one ModelStreamInfer stream handled at once; reading pauses beyond it (or beyond GRPC_STREAM_MAX_BUFFERED_BYTES held). */
 const MAX_IN_FLIGHT_PER_STREAM = 256;
 
 /**
@@ -33,6 +35,8 @@ export class InferGrpcController {
     private readonly handler: RunInferenceHandler,
     private readonly tracing: Tracing,
     private readonly quota: ClientQuota,
+    private readonly config: AppConfig,
+    private readonly streamMetrics: StreamMetrics,
   ) {}
 
   @GrpcMethod(INFERENCE_SERVICE, 'ModelInfer')
@@ -68,7 +72,7 @@ export class InferGrpcController {
             infer_response: { id: message.id ?? '', model_name: message.model_name ?? '', model_version: message.model_version ?? '' },
           }),
         ),
-      MAX_IN_FLIGHT_PER_STREAM,
+      { maxInFlight: MAX_IN_FLIGHT_PER_STREAM, maxBufferedBytes: this.config.GRPC_STREAM_MAX_BUFFERED_BYTES, observer: this.streamMetrics },
     );
   }
 
