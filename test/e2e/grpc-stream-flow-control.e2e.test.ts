@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { connect, constants } from 'node:http2';
 import { after, before, test } from 'node:test';
 import { MULTI_IO_CONFIG, multiIoModel } from '../../scripts/build-models.js';
 import type { ModelInferRequest } from '../support/grpc-client.js';
 import { eventually, scrape } from '../support/load.js';
 import { valueOf } from '../support/prometheus-text.js';
-import { MODEL_STREAM_INFER_PATH, deserializeModelStreamInferResponse, grpcFrame, serializeModelInferRequest, splitGrpcFrames } from '../support/raw-grpc.js';
+import { openUnreadStream } from '../support/raw-grpc.js';
 import { makeRepository, modelStatistics, startTestServer, type TestServer } from '../support/test-server.js';
 
 /**
@@ -57,24 +55,9 @@ async function figures() {
 }
 
 test(`a stream client writing ${REQUESTS} requests with ~100 KB answers and reading none: the server holds about GRPC_STREAM_MAX_BUFFERED_BYTES (${LIMIT}), not every answer; all are answered once it reads`, { timeout: 60_000 }, async (t) => {
-  // Bare HTTP/2, as a client that stops reading its socket does (grpc-js clients read on into their own memory).
-  const session = connect(`http://${server.server.grpcAddress}`);
-  session.on('error', () => undefined);
-  t.after(() => session.close());
-  const stream = session.request({
-    [constants.HTTP2_HEADER_METHOD]: 'POST',
-    [constants.HTTP2_HEADER_PATH]: MODEL_STREAM_INFER_PATH,
-    [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
-    [constants.HTTP2_HEADER_TE]: 'trailers',
-  });
-  let status: string | undefined;
-  stream.on('trailers', (trailers) => (status = String(trailers['grpc-status'])));
-  stream.on('error', () => undefined);
-  // Written as fast as the server takes them (past Node's session memory, Node itself would reset the stream).
-  const written = (async () => {
-    for (let id = 0; id < REQUESTS; id++) if (!stream.write(grpcFrame(serializeModelInferRequest(request(id))))) await once(stream, 'drain');
-    stream.end();
-  })();
+  const requests = Array.from({ length: REQUESTS }, (_, id) => request(id));
+  const stream = openUnreadStream(server.server.grpcAddress, requests);
+  t.after(() => stream.close());
 
   // Either the stream fills its bytes and stops (the fix), or the server computes on past any bound (before it).
   const bound = ANSWERS_HELD + CLIENT_ABSORBS;
@@ -87,14 +70,9 @@ test(`a stream client writing ${REQUESTS} requests with ~100 KB answers and read
   assert.ok(filled.buffered <= LIMIT + 2 * TEXT_BYTES + 4096, `the stream holds ${filled.buffered} bytes, past GRPC_STREAM_MAX_BUFFERED_BYTES (${LIMIT})`);
 
   // The client reads: reading resumes, every request is answered, once, and the stream ends.
-  const chunks: Buffer[] = [];
-  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-  await written;
-  await once(stream, 'close');
-  const { messages, rest } = splitGrpcFrames(Buffer.concat(chunks));
-  const answers = messages.map(deserializeModelStreamInferResponse);
-  assert.equal(status, '0');
-  assert.equal(rest.length, 0);
+  const { code, answers, rest } = await stream.readAll();
+  assert.equal(code, '0');
+  assert.equal(rest, 0);
   assert.equal(answers.length, REQUESTS);
   assert.deepEqual(answers.filter((a) => a.error_message), []);
   assert.equal(new Set(answers.map((a) => a.infer_response!.id)).size, REQUESTS);

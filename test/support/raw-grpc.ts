@@ -96,3 +96,54 @@ export async function rawGrpcCall(address: string, path: string, body: Buffer, m
     session.close();
   }
 }
+
+/** A ModelStreamInfer stream on bare HTTP/2 whose client reads nothing until told to. */
+export interface UnreadStream {
+  /** Every request written and the stream half-closed (pending while the server does not take them). */
+  readonly written: Promise<void>;
+  /** Starts reading; settles when the server ends the stream: its status and every answer. */
+  readAll(): Promise<{ code: string | undefined; answers: ModelStreamInferResponse[]; rest: number }>;
+  close(): void;
+}
+
+/**
+ * Writes `requests` on a ModelStreamInfer stream as fast as the server takes them and does not
+ * read its socket: a client that never reads its answers (a grpc-js client would read on into its
+ * own memory). Writes wait for 'drain': past Node's session memory, Node itself would reset the stream.
+ */
+export function openUnreadStream(address: string, requests: readonly ModelInferRequest[]): UnreadStream {
+  const session = connect(`http://${address}`);
+  session.on('error', () => undefined);
+  const stream = session.request({
+    [constants.HTTP2_HEADER_METHOD]: 'POST',
+    [constants.HTTP2_HEADER_PATH]: MODEL_STREAM_INFER_PATH,
+    [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
+    [constants.HTTP2_HEADER_TE]: 'trailers',
+  });
+  let code: string | undefined;
+  stream.on('trailers', (trailers) => (code = String(trailers['grpc-status'])));
+  stream.on('error', () => undefined);
+  const closed = once(stream, 'close');
+  const written = (async () => {
+    for (const request of requests) {
+      if (stream.destroyed) return;
+      if (!stream.write(grpcFrame(serializeModelInferRequest(request)))) await Promise.race([once(stream, 'drain'), closed]);
+    }
+    stream.end();
+  })();
+  return {
+    written,
+    readAll: async () => {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      await written;
+      await closed;
+      const { messages, rest } = splitGrpcFrames(Buffer.concat(chunks));
+      return { code, answers: messages.map(deserializeModelStreamInferResponse), rest: rest.length };
+    },
+    close: () => {
+      stream.destroy();
+      session.destroy();
+    },
+  };
+}
