@@ -58,12 +58,16 @@ export class InferGrpcController {
     const cancellation = callCancellation(call);
     // No guard on the stream itself: each of its requests takes a token, and is refused on its own.
     // (A guard refusing a stream call would reject a promise Nest's gRPC server never catches.)
-    const client = this.quota.clientOf({ header: (name) => metadataValue(call.metadata, name), address: peerAddress(call) });
+    const address = peerAddress(call);
+    const client = this.quota.clientOf({ header: (name) => metadataValue(call.metadata, name), address });
     return serveConcurrently(
       call,
       (message) =>
         Promise.resolve()
-          .then(() => this.quota.admit(client, 'grpc'))
+          .then(() => {
+            this.quota.admitAddress(address, 'grpc');
+            this.quota.admit(client, 'grpc');
+          })
           .then(() => this.infer(message, call, cancellation, call.metadata))
           .then(
           (response) => ({ error_message: '', infer_response: response }),
