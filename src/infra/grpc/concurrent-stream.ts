@@ -26,12 +26,15 @@ export interface StreamFlowObserver {
  * Flow control, in bytes: the stream holds its requests in flight and the answers written but not
  * yet sent (its client not reading them: HTTP/2 flow control stops the sending, and grpc-js calls
  * a write back only once the message has gone). Reading stops while what it holds, plus an answer
- * for each request in flight (estimated at the mean answer so far; one request at a time until a
- * first answer gives the measure), reaches `maxBufferedBytes`, or while `maxInFlight` requests are
- * handled, and resumes as answers go out. A client that writes and
+ * for each request in flight (estimated at the mean answer so far; before a first answer gives the
+ * measure, at an eighth of the limit, so about 8 requests run at once), reaches `maxBufferedBytes`,
+ * or while `maxInFlight` requests are handled, and resumes as answers go out. A client that writes and
  * never reads therefore makes the server hold about `maxBufferedBytes` (plus one request and one
  * answer), not everything it sends.
  */
+/** Requests a stream runs at once before its first answer (each answer then taken for 1/8 of the limit). */
+const FIRST_ANSWERS = 8;
+
 export function serveConcurrently<Req, Res>(call: ServerDuplexStream<Req, Res>, handle: (request: Req) => Promise<Res>, limits: StreamLimits): Promise<void> {
   return new Promise((resolve) => {
     let inFlight = 0;
@@ -47,11 +50,12 @@ export function serveConcurrently<Req, Res>(call: ServerDuplexStream<Req, Res>, 
     const account = (deltaBytes: number) => {
       if (!closed && deltaBytes !== 0) limits.observer?.buffered(deltaBytes);
     };
-    const held = () => unsentBytes + requestBytes + (answers > 0 ? inFlight * (answerBytes / answers) : 0);
+    // Until a first answer says how large answers are, each is taken for an eighth of the limit.
+    const expectedAnswer = () => (answers > 0 ? answerBytes / answers : limits.maxBufferedBytes / FIRST_ANSWERS);
+    const held = () => unsentBytes + requestBytes + inFlight * expectedAnswer();
     const adjustReading = () => {
       if (closed) return;
-      // Until a first answer says how large answers are, one request at a time.
-      const full = inFlight >= (answers > 0 ? limits.maxInFlight : 1) || held() >= limits.maxBufferedBytes;
+      const full = inFlight >= limits.maxInFlight || held() >= limits.maxBufferedBytes;
       if (full && !paused) {
         paused = true;
         call.pause();
