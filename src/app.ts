@@ -1,13 +1,15 @@
 import 'reflect-metadata';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
 import { AppModule, type AppOverrides } from './app.module.js';
 import type { AppConfig } from './infra/config/app-config.js';
+import { GrpcConnectionCap } from './infra/grpc/grpc-connection-cap.js';
 import { grpcServerOptions } from './infra/grpc/grpc-options.js';
 import { clientErrorResponder } from './infra/http/client-error-response.js';
+import { connectionCaps, createServingServer } from './infra/http/connection-limits.js';
 import { installRequestBodyParsers } from './infra/http/request-body-parsers.js';
 import { ErrorResponseFilter } from './infra/transport/error-response.filter.js';
 import { HttpMetrics } from './modules/observability/metrics/http-metrics.js';
@@ -43,15 +45,18 @@ export interface RunningServer {
 export async function startServer(config: AppConfig, overrides: AppOverrides = {}): Promise<RunningServer> {
   // Slow clients: Node checks its headers and request timeouts only every connectionsCheckingInterval
   // (30 s by default), so the interval follows the timeouts; the headers timeout cannot exceed the
-  // request's (Node refuses it).
+  // request's (Node refuses it). Connections, idle keep-alive and request bytes in flight are
+  // bounded by the server itself (createServingServer), built for Fastify by its serverFactory.
   const requestTimeout = config.HTTP_REQUEST_TIMEOUT_MS;
   const headersTimeout = Math.min(config.HTTP_HEADERS_TIMEOUT_MS, requestTimeout);
+  const caps = connectionCaps({ http: config.HTTP_MAX_CONNECTIONS, grpc: config.GRPC_MAX_CONNECTIONS });
+  const connectionLimits = { maxConnections: caps.http, keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS, headersTimeoutMs: headersTimeout, requestTimeoutMs: requestTimeout };
   const adapter = new FastifyAdapter({
     bodyLimit: config.MAX_REQUEST_BYTES,
     // maxParamLength: a model name may have 128 characters (Fastify's default cuts path parameters at 100).
     routerOptions: { maxParamLength: 256 },
-    requestTimeout,
-    http: { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeout / 2)) },
+    serverFactory: (handler: RequestListener) =>
+      createServingServer(connectionLimits, { maxRequestBytes: config.MAX_REQUEST_BYTES, maxBytesInFlight: config.MAX_REQUEST_BYTES_IN_FLIGHT }, handler),
     clientErrorHandler: clientErrorResponder({ headersTimeoutMs: headersTimeout, requestTimeoutMs: requestTimeout }),
   });
   // The route template is noted first thing (before Nest's middleware, which may answer early).
@@ -72,8 +77,10 @@ export async function startServer(config: AppConfig, overrides: AppOverrides = {
   installRequestBodyParsers(adapter, { maxJsonDepth: config.MAX_JSON_DEPTH });
   app.useGlobalFilters(new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES }));
   // The gRPC server shares the modules, the global error filter and the guards of the HTTP app.
-  app.connectMicroservice(grpcServerOptions(config), { inheritAppConfig: true });
+  const grpcConnections = new GrpcConnectionCap(caps.grpc);
+  app.connectMicroservice(grpcServerOptions(config, grpcConnections), { inheritAppConfig: true });
   await app.startAllMicroservices();
+  grpcConnections.apply();
   await app.listen({ port: config.HTTP_PORT, host: config.HOST });
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : config.HTTP_PORT;

@@ -210,6 +210,11 @@ describe('rollouts', () => {
       ['a canary that is the stable version', { stable: 2, canary: { version: '2', weight: 10 } }, 'canary.version 2 is the stable version'],
       ['a shadow that is the stable version', { stable: 2, shadow: { version: 2, percent: 10 } }, 'shadow.version 2'],
       ['a document that is not an object', [1, 2], 'body'],
+      // Issue 15: 100,000 rules were accepted and made every unversioned request 4x slower.
+      ['100,000 header rules', { stable: 2, rules: Array.from({ length: 100_000 }, (_, i) => ({ header: 'x-user', equals: String(i), version: 2 })) }, 'rules: must have at most 64 rules'],
+      ['a rule value of 2000 characters', { stable: 2, rules: [{ header: 'x-user', equals: 'u'.repeat(2000), version: 2 }] }, 'rules.0.equals: must be at most 1024'],
+      ['a rule header of 300 characters', { stable: 2, rules: [{ header: 'x'.repeat(300), equals: 'a', version: 2 }] }, 'rules.0.header: must be at most 256'],
+      ['33 plan steps', { stable: 2, canary: { version: 1 }, plan: { steps: Array.from({ length: 33 }, (_, i) => i + 1), slo: { max_error_rate: 0.1 } } }, 'plan.steps: must have at most 32 steps'],
     ];
     for (const [what, document, field] of badDocuments) {
       it(`refuses ${what} with 400 naming it`, async () => {

@@ -217,6 +217,11 @@ export class InferenceClient {
     });
   }
 
+  /** A ModelStreamInfer call as grpc-js gives it, nothing attached: a client that reads only when the test does. */
+  rawStream(options: CallOptions = {}): grpc.ClientDuplexStream<ModelInferRequest, ModelStreamInferResponse> {
+    return (this.client as unknown as { ModelStreamInfer: Function }).ModelStreamInfer(metadataOf(options), callOptionsOf(options));
+  }
+
   stream(options: CallOptions = {}): InferStream {
     const call = (this.client as unknown as { ModelStreamInfer: Function }).ModelStreamInfer(metadataOf(options), callOptionsOf(options)) as grpc.ClientDuplexStream<
       ModelInferRequest,

@@ -89,6 +89,17 @@ export interface RequestOutcome {
 const MAX_HISTORY = 100;
 
 /**
+ * Bounds of a rollout's lists: the rules are tried in order for every request that names no
+ * version (100,000 rules made each such request 4x slower), and a plan's steps are walked one by one.
+ */
+export const ROLLOUT_LIMITS = {
+  maxRules: 64,
+  maxSteps: 32,
+  /** Characters of a rule's `equals` value (a header value). */
+  maxRuleValueLength: 1024,
+} as const;
+
+/**
  * A model's rollout: which version serves each request that names none. Routing is a pure function
  * of the request's headers, the rollout's state and (without a sticky key) a random draw. The
  * progressive plan moves the canary through its steps from the real outcomes of each version,
@@ -328,7 +339,11 @@ export class Rollout extends AggregateRoot<RolloutEvent> {
 
 function checkSpec(spec: RolloutSpec): void {
   const invalid = (message: string) => new DomainError('ROLLOUT.INVALID_SPEC', message);
-  const { stable, canary, shadow, plan } = spec;
+  const { stable, canary, shadow, plan, rules } = spec;
+  if (rules.length > ROLLOUT_LIMITS.maxRules) throw invalid(`rules has ${rules.length} entries, more than the ${ROLLOUT_LIMITS.maxRules} allowed`);
+  const longValue = rules.findIndex((rule) => rule.equals.length > ROLLOUT_LIMITS.maxRuleValueLength);
+  if (longValue >= 0) throw invalid(`rules[${longValue}].equals is longer than ${ROLLOUT_LIMITS.maxRuleValueLength} characters`);
+  if (plan && plan.steps.length > ROLLOUT_LIMITS.maxSteps) throw invalid(`plan.steps has ${plan.steps.length} entries, more than the ${ROLLOUT_LIMITS.maxSteps} allowed`);
   if (canary) {
     if (canary.version === stable) throw invalid(`canary.version ${canary.version} is the stable version`);
     if (!(canary.weight >= 0 && canary.weight <= 100)) throw invalid(`canary.weight ${canary.weight} is not between 0 and 100`);

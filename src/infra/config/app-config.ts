@@ -76,6 +76,25 @@ const environmentSchema = z.object({
   SHARED_MEMORY_MAX_BYTES: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(16 * 1024 ** 3),
   /** Triton's --strict-readiness: ready only when every model is READY; false: ready once loading has finished. */
   STRICT_READINESS: bool(true),
+  // ---- Hardening: global bounds on what clients may hold (README "Security") ----
+  /** Open HTTP connections at most (serving port); past it new ones are closed at once. 0: derived from the open-file limit. */
+  HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(0).default(0),
+  /** Open gRPC connections at most; past it new ones are closed at once. 0: derived from the open-file limit. */
+  GRPC_MAX_CONNECTIONS: z.coerce.number().int().min(0).default(0),
+  /** Open connections to the metrics port at most (Prometheus needs a few). */
+  METRICS_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(32),
+  /** An idle HTTP keep-alive connection (serving and metrics ports) is closed after this long (ms). */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).default(5000),
+  /** An idle gRPC connection (no call for this long) is closed, after a GOAWAY (ms). */
+  GRPC_MAX_CONNECTION_IDLE_MS: z.coerce.number().int().min(1000).default(300_000),
+  /** Bytes of HTTP request bodies held at once across every connection; past it, 503 with Retry-After. */
+  MAX_REQUEST_BYTES_IN_FLIGHT: z.coerce.number().int().min(1024).default(512 * 1024 * 1024),
+  /** Bytes one ModelStreamInfer stream may hold (answers its client has not read, requests in flight); reading pauses past it. */
+  GRPC_STREAM_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(8 * 1024 * 1024),
+  /** Rate limit per source address whatever THROTTLE_CLIENT_HEADER says (requests per second); 0: off. */
+  THROTTLE_ADDRESS_RATE: z.coerce.number().min(0).default(0),
+  /** Its bucket's size; 0 means THROTTLE_ADDRESS_RATE (at least 1). */
+  THROTTLE_ADDRESS_BURST: z.coerce.number().int().min(0).default(0),
 });
 
 type Environment = z.infer<typeof environmentSchema>;

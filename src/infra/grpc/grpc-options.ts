@@ -2,6 +2,8 @@ import { fileURLToPath } from 'node:url';
 import type { Options as ProtoLoaderOptions } from '@grpc/proto-loader';
 import { Transport, type GrpcOptions } from '@nestjs/microservices';
 import type { AppConfig } from '../config/app-config.js';
+import type { Server as GrpcServer } from '@grpc/grpc-js';
+import type { GrpcConnectionCap } from './grpc-connection-cap.js';
 import { acceptMalformedRequests } from './malformed-request.js';
 
 /** The directory of the .proto files (copied next to the compiled code by the build scripts). */
@@ -33,12 +35,13 @@ export const PROTO_LOADER_OPTIONS: ProtoLoaderOptions = {
  * RESOURCE_EXHAUSTED naming both sizes); a sent one is not limited here, as in Triton: the client's
  * own receive limit applies. Keepalive: the server pings each connection every
  * GRPC_KEEPALIVE_TIME_MS and drops one that stays silent for GRPC_KEEPALIVE_TIMEOUT_MS, so dead
- * peers of long-lived connections are noticed; it never closes a connection for being idle or old,
- * and accepts clients' own pings at any rate. On shutdown, calls in progress are finished first.
+ * peers of long-lived connections are noticed; a connection without a call for
+ * GRPC_MAX_CONNECTION_IDLE_MS is closed (GOAWAY), and at most GRPC_MAX_CONNECTIONS are open (see
+ * GrpcConnectionCap); it accepts clients' own pings at any rate. On shutdown, calls in progress are finished first.
  * An inference request that is not a valid protobuf message is refused with INVALID_ARGUMENT (not
  * grpc-js's INTERNAL): see acceptMalformedRequests.
  */
-export function grpcServerOptions(config: AppConfig): GrpcOptions {
+export function grpcServerOptions(config: AppConfig, connections?: GrpcConnectionCap): GrpcOptions {
   const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST;
   return {
     transport: Transport.GRPC,
@@ -50,9 +53,12 @@ export function grpcServerOptions(config: AppConfig): GrpcOptions {
       maxReceiveMessageLength: config.MAX_REQUEST_BYTES,
       maxSendMessageLength: -1,
       keepalive: { keepaliveTimeMs: config.GRPC_KEEPALIVE_TIME_MS, keepaliveTimeoutMs: config.GRPC_KEEPALIVE_TIMEOUT_MS },
+      channelOptions: { 'grpc.max_connection_idle_ms': config.GRPC_MAX_CONNECTION_IDLE_MS },
       gracefulShutdown: true,
-      onLoadPackageDefinition: (definition) =>
-        acceptMalformedRequests(definition, `${INFERENCE_PACKAGE}.${INFERENCE_SERVICE}`, ['ModelInfer', 'ModelStreamInfer']),
+      onLoadPackageDefinition: (definition, server) => {
+        connections?.attach(server as GrpcServer);
+        acceptMalformedRequests(definition, `${INFERENCE_PACKAGE}.${INFERENCE_SERVICE}`, ['ModelInfer', 'ModelStreamInfer']);
+      },
     },
   };
 }

@@ -20,13 +20,13 @@ const positiveInt = z.number().int().positive();
 const tensorSchema = z.strictObject({
   name: z.string().min(1),
   data_type: z.enum(Object.keys(TRITON_DATATYPES) as [string, ...string[]]),
-  dims: z.array(z.number().int().min(-1)),
+  dims: z.array(z.number().int().min(-1)).max(64, 'must have at most 64 dimensions'),
 });
 
 const versionPolicySchema = z.union([
   z.strictObject({ latest: z.strictObject({ num_versions: positiveInt }) }),
   z.strictObject({ all: z.strictObject({}) }),
-  z.strictObject({ specific: z.strictObject({ versions: z.array(positiveInt).min(1) }) }),
+  z.strictObject({ specific: z.strictObject({ versions: z.array(positiveInt).min(1).max(1024, 'must list at most 1024 versions') }) }),
 ]);
 
 const stringParameter = z.strictObject({ string_value: z.string() });
@@ -42,13 +42,13 @@ const queuePolicySchema = z.strictObject({
 });
 
 const dynamicBatchingSchema = z.strictObject({
-  preferred_batch_size: z.array(positiveInt).optional(),
+  preferred_batch_size: z.array(positiveInt).max(64, 'must list at most 64 sizes').optional(),
   max_queue_delay_microseconds: micros.optional(),
   priority_levels: z.number().int().min(0).max(1000).optional(),
   default_priority_level: z.number().int().min(0).optional(),
   default_queue_policy: queuePolicySchema.optional(),
   // Keys are checked in toDynamicBatching: zod reports a bad record key without its message.
-  priority_queue_policy: z.record(z.string(), queuePolicySchema).optional(),
+  priority_queue_policy: z.record(z.string(), queuePolicySchema).refine((policies) => Object.keys(policies).length <= 1000, 'must have at most 1000 levels').optional(),
 });
 
 const uint32 = z.number().int().min(0).max(0xffffffff);
@@ -75,17 +75,17 @@ export const modelConfigSchema = z.strictObject({
   platform: z.string().optional(),
   backend: z.literal('onnxruntime').optional(),
   max_batch_size: z.number().int().min(0).optional(),
-  input: z.array(tensorSchema).optional(),
-  output: z.array(tensorSchema).optional(),
+  input: z.array(tensorSchema).max(1024, 'must list at most 1024 tensors').optional(),
+  output: z.array(tensorSchema).max(1024, 'must list at most 1024 tensors').optional(),
   version_policy: versionPolicySchema.optional(),
   instance_group: z
-    .array(z.strictObject({ count: positiveInt.max(64).optional(), kind: z.enum(['KIND_AUTO', 'KIND_CPU', 'KIND_GPU']).optional(), gpus: z.array(z.number().int().min(0)).optional() }))
+    .array(z.strictObject({ count: positiveInt.max(64).optional(), kind: z.enum(['KIND_AUTO', 'KIND_CPU', 'KIND_GPU']).optional(), gpus: z.array(z.number().int().min(0)).max(64, 'must list at most 64 GPUs').optional() }))
     .max(1, 'only one instance_group is supported')
     .optional(),
   optimization: z
     .strictObject({
       execution_accelerators: z.strictObject({
-        gpu_execution_accelerator: z.array(z.strictObject({ name: z.enum(['tensorrt', 'cuda']) })).optional(),
+        gpu_execution_accelerator: z.array(z.strictObject({ name: z.enum(['tensorrt', 'cuda']) })).max(2, 'must list at most 2 accelerators').optional(),
       }),
     })
     .optional(),

@@ -17,6 +17,10 @@ export const STATUS_OF: Record<DomainErrorCode, { readonly http: number; readonl
   // A client over its quota: PROTOCOL.md's RESOURCE_EXHAUSTED for rate limits, with Retry-After.
   'CLIENT.RATE_LIMITED': { http: 429, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
   'SERVER.NOT_READY': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
+  // The server holds as many request bytes (or connections) as it may: busy, try again.
+  'SERVER.OVERLOADED': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
+  // Over MAX_REQUEST_BYTES: what grpc-js answers a message over its receive limit.
+  'CLIENT.REQUEST_TOO_LARGE': { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
   'INFERENCE.INVALID_REQUEST': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   'INFERENCE.INVALID_INPUT': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   'INFERENCE.INVALID_DATATYPE': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },

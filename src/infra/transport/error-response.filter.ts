@@ -52,9 +52,7 @@ export class ErrorResponseFilter implements ExceptionFilter {
   describeHttp(error: unknown): { status: number; message: string } {
     if (error instanceof DomainError) return { status: STATUS_OF[error.code].http, message: error.message };
     const status = error instanceof HttpException ? error.getStatus() : isFastifyError(error) ? error.statusCode : 500;
-    if (status === 413) {
-      return { status, message: `the request body is larger than the limit of ${this.limits.maxRequestBytes} bytes (MAX_REQUEST_BYTES)` };
-    }
+    if (status === 413) return { status, message: requestTooLarge(this.limits.maxRequestBytes).message };
     if (status !== 500) return { status, message: (error as Error).message };
     return { status, message: internalMessage(error) };
   }
@@ -66,6 +64,11 @@ export function writeDomainError(res: ServerResponse, error: DomainError): void 
   res.setHeader('content-type', 'application/json');
   if (error.details.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(error.details.retryAfterSeconds));
   res.end(JSON.stringify({ error: error.message }));
+}
+
+/** A request body over MAX_REQUEST_BYTES (Fastify's refusal, or one announced with `Expect: 100-continue`). */
+export function requestTooLarge(maxRequestBytes: number): DomainError {
+  return new DomainError('CLIENT.REQUEST_TOO_LARGE', `the request body is larger than the limit of ${maxRequestBytes} bytes (MAX_REQUEST_BYTES)`);
 }
 
 /** An error as a gRPC status; internal errors are logged (the client only sees their message). */

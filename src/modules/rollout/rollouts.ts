@@ -19,7 +19,7 @@ import { ModelStates } from '../registry/model-states.js';
 export class Rollouts extends TrafficRouter {
   private readonly logger = new Logger('Rollout');
   private readonly rollouts = new Map<string, Rollout>();
-  /** Models whose saved rollout (if any) has been looked at. */
+  /** Models whose saved rollout (if any) has been looked at: names the registry knows, never a client's guess. */
   private readonly restored = new Set<string>();
 
   constructor(
@@ -40,8 +40,14 @@ export class Rollouts extends TrafficRouter {
   }
 
   find(modelName: string): Rollout | undefined {
-    if (!this.restored.has(modelName) && !this.registry.isLoading) this.restore(modelName);
+    // Only a model the registry knows is remembered: any client may name any model (issue 15).
+    if (!this.restored.has(modelName) && !this.registry.isLoading && this.registry.find(modelName)) this.restore(modelName);
     return this.rollouts.get(modelName);
+  }
+
+  /** How many model names the rollouts remember (at most the models the registry has known). */
+  get rememberedModels(): number {
+    return this.restored.size;
   }
 
   get(modelName: string): Rollout {

@@ -30,6 +30,11 @@ export class ClientQuota {
   /** Milliseconds for an empty bucket to fill (@nestjs/throttler's `ttl`). */
   readonly fillMs: number;
 
+  /** THROTTLE_ADDRESS_RATE's buckets, apart (a storage sweeps its buckets by one rate). */
+  private readonly addresses = new TokenBucketStorage();
+  private readonly addressBurst: number;
+  private readonly addressFillMs: number;
+
   constructor(
     private readonly config: AppConfig,
     readonly storage: TokenBucketStorage,
@@ -38,6 +43,27 @@ export class ClientQuota {
     this.enabled = config.THROTTLE_RATE > 0;
     this.burst = config.THROTTLE_BURST || Math.max(1, Math.ceil(config.THROTTLE_RATE));
     this.fillMs = this.enabled ? (this.burst / config.THROTTLE_RATE) * 1000 : 1;
+    this.addressBurst = config.THROTTLE_ADDRESS_BURST || Math.max(1, Math.ceil(config.THROTTLE_ADDRESS_RATE));
+    this.addressFillMs = config.THROTTLE_ADDRESS_RATE > 0 ? (this.addressBurst / config.THROTTLE_ADDRESS_RATE) * 1000 : 1;
+  }
+
+  /**
+   * THROTTLE_ADDRESS_RATE: the ceiling of a source address, whatever client it names. The header
+   * that names a client is the client's word: without a trusted proxy setting it, a client rotating
+   * its value gets a fresh bucket per request; the ceiling still holds. Checked before the client's
+   * own bucket, so a refused request makes no bucket for the name it sent.
+   */
+  admitAddress(address: string, transport: Transport): void {
+    if (this.config.THROTTLE_ADDRESS_RATE <= 0) return;
+    const record = this.addresses.take(address, this.addressFillMs, this.addressBurst);
+    if (!record.isBlocked) return;
+    if (this.config.ALLOW_METRICS) this.throttled.inc({ transport });
+    const retryAfterSeconds = record.timeToBlockExpire;
+    throw new DomainError(
+      'CLIENT.RATE_LIMITED',
+      `the source address ${address} is over its ceiling of ${this.config.THROTTLE_ADDRESS_RATE} requests per second (THROTTLE_ADDRESS_RATE, burst ${this.addressBurst}); retry in ${retryAfterSeconds} s`,
+      { retryAfterSeconds },
+    );
   }
 
   /** The bucket key of a client: `key:<value>` for a named client, `addr:<ip>` otherwise. */

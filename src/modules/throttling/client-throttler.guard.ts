@@ -31,6 +31,14 @@ export class ClientThrottlerGuard extends ThrottlerGuard {
     super(options, storage, reflector);
   }
 
+  /** The address ceiling (THROTTLE_ADDRESS_RATE) first, whatever the client's name; then the client's own quota. */
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
+    const { req } = this.getRequestResponse(context);
+    const address = req.identity ? (req.identity as ClientIdentity).address : (req as FastifyRequest).ip;
+    this.quota.admitAddress(address, context.getType() === 'rpc' ? 'grpc' : 'http');
+    return super.canActivate(context);
+  }
+
   protected override async shouldSkip(): Promise<boolean> {
     return !this.quota.enabled;
   }

@@ -16,12 +16,13 @@ import type {
   ModelStreamInferResponseMessage,
 } from '../../../infra/grpc/inference-messages.js';
 import { grpcErrorOf } from '../../../infra/transport/error-response.filter.js';
+import { StreamMetrics } from '../../observability/metrics/stream-metrics.js';
 import { ClientQuota } from '../../throttling/client-quota.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
 import { holdSharedMemoryOutputs, sharedMemoryInputs, type SharedMemoryOutputs } from './shared-memory-tensors.js';
 
-/** Requests of one ModelStreamInfer stream handled at once; reading pauses beyond it. */
+/** Requests of one ModelStreamInfer stream handled at once; reading pauses beyond it (or beyond GRPC_STREAM_MAX_BUFFERED_BYTES held). */
 const MAX_IN_FLIGHT_PER_STREAM = 256;
 
 /**
@@ -38,6 +39,7 @@ export class InferGrpcController {
     private readonly quota: ClientQuota,
     private readonly sharedMemory: SystemSharedMemory,
     private readonly config: AppConfig,
+    private readonly streamMetrics: StreamMetrics,
   ) {}
 
   @GrpcMethod(INFERENCE_SERVICE, 'ModelInfer')
@@ -59,12 +61,16 @@ export class InferGrpcController {
     const cancellation = callCancellation(call);
     // No guard on the stream itself: each of its requests takes a token, and is refused on its own.
     // (A guard refusing a stream call would reject a promise Nest's gRPC server never catches.)
-    const client = this.quota.clientOf({ header: (name) => metadataValue(call.metadata, name), address: peerAddress(call) });
+    const address = peerAddress(call);
+    const client = this.quota.clientOf({ header: (name) => metadataValue(call.metadata, name), address });
     return serveConcurrently(
       call,
       (message) =>
         Promise.resolve()
-          .then(() => this.quota.admit(client, 'grpc'))
+          .then(() => {
+            this.quota.admitAddress(address, 'grpc');
+            this.quota.admit(client, 'grpc');
+          })
           .then(() => this.infer(message, call, cancellation, call.metadata))
           .then(
           (response) => ({ error_message: '', infer_response: response }),
@@ -73,7 +79,7 @@ export class InferGrpcController {
             infer_response: { id: message.id ?? '', model_name: message.model_name ?? '', model_version: message.model_version ?? '' },
           }),
         ),
-      MAX_IN_FLIGHT_PER_STREAM,
+      { maxInFlight: MAX_IN_FLIGHT_PER_STREAM, maxBufferedBytes: this.config.GRPC_STREAM_MAX_BUFFERED_BYTES, observer: this.streamMetrics },
     );
   }
 

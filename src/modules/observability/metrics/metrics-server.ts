@@ -1,8 +1,9 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { once } from 'node:events';
 import { collectDefaultMetrics, register } from 'prom-client';
 import { AppConfig } from '../../../infra/config/app-config.js';
+import { createLimitedServer } from '../../../infra/http/connection-limits.js';
 import { ModelVersionSchedulers } from '../../inference/model-version-schedulers.js';
 import { InferenceMetrics } from './inference-metrics.js';
 
@@ -26,9 +27,18 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
   async onApplicationBootstrap(): Promise<void> {
     if (!this.config.ALLOW_METRICS) return;
     if (!register.getSingleMetric('process_cpu_user_seconds_total')) collectDefaultMetrics();
-    this.server = createServer((req, res) => {
+    // The serving port's bounds on connections, idle keep-alive and slow clients (Node's defaults held a slow client 45-75 s).
+    this.server = createLimitedServer(
+      {
+        maxConnections: this.config.METRICS_MAX_CONNECTIONS,
+        keepAliveTimeoutMs: this.config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+        headersTimeoutMs: this.config.HTTP_HEADERS_TIMEOUT_MS,
+        requestTimeoutMs: this.config.HTTP_REQUEST_TIMEOUT_MS,
+      },
+      (req, res) => {
       if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('metrics are at GET /metrics\n');
+        // Whatever body came with it is not read: the connection goes with the answer.
+        res.writeHead(404, { 'content-type': 'text/plain', connection: 'close' }).end('metrics are at GET /metrics\n');
         return;
       }
       this.metrics.refresh((version) => this.schedulers.queuedOf(version));
@@ -36,10 +46,16 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
         (text) => res.writeHead(200, { 'content-type': register.contentType }).end(text),
         (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${error.message}\n`),
       );
-    });
+      },
+    );
     this.server.listen(this.config.METRICS_PORT, this.config.HOST);
     await once(this.server, 'listening');
     this.logger.log(`metrics on port ${this.port}`);
+  }
+
+  /** The node:http server of the metrics port (undefined with ALLOW_METRICS=false). */
+  get httpServer(): Server | undefined {
+    return this.server;
   }
 
   /** The port bound (METRICS_PORT, or the one chosen when it is 0). */

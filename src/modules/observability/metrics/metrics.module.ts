@@ -3,6 +3,7 @@ import { RegistryModule } from '../../registry/registry.module.js';
 import { HTTP_METRIC_PROVIDERS, HttpMetrics } from './http-metrics.js';
 import { INFERENCE_METRIC_PROVIDERS, InferenceMetrics } from './inference-metrics.js';
 import { MetricsServer } from './metrics-server.js';
+import { STREAM_METRIC_PROVIDERS, StreamMetrics } from './stream-metrics.js';
 
 /**
  * Prometheus metrics: prom-client's metrics made by @willsoto/nestjs-prometheus' providers, in the
@@ -12,7 +13,7 @@ import { MetricsServer } from './metrics-server.js';
 @Global()
 @Module({
   imports: [RegistryModule],
-  providers: [...INFERENCE_METRIC_PROVIDERS, ...HTTP_METRIC_PROVIDERS, InferenceMetrics, HttpMetrics, MetricsServer],
-  exports: [InferenceMetrics, HttpMetrics, MetricsServer],
+  providers: [...INFERENCE_METRIC_PROVIDERS, ...HTTP_METRIC_PROVIDERS, ...STREAM_METRIC_PROVIDERS, InferenceMetrics, HttpMetrics, StreamMetrics, MetricsServer],
+  exports: [InferenceMetrics, HttpMetrics, StreamMetrics, MetricsServer],
 })
 export class MetricsModule {}

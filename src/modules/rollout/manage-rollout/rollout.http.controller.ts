@@ -1,6 +1,6 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Put, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
-import type { Rollout, RolloutSpec } from '../../../domain/rollout/rollout.js';
+import { ROLLOUT_LIMITS, type Rollout, type RolloutSpec } from '../../../domain/rollout/rollout.js';
 import { parseBody } from '../../../infra/http/request-body.js';
 import { AdminAuthGuard } from '../../registry/manage-model-versions/admin-auth.guard.js';
 import { Rollouts } from '../rollouts.js';
@@ -9,6 +9,7 @@ const version = z.union([z.string().regex(/^[1-9]\d{0,15}$/, 'must be a positive
 const percent = z.number().min(0).max(100);
 const headerName = z
   .string()
+  .max(256, 'must be at most 256 characters')
   .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name')
   .transform((name) => name.toLowerCase());
 
@@ -17,11 +18,14 @@ export const rolloutDocument = z.strictObject({
   stable: version,
   canary: z.strictObject({ version, weight: percent.default(0) }).optional(),
   sticky_header: headerName.optional(),
-  rules: z.array(z.strictObject({ header: headerName, equals: z.string(), version })).default([]),
+  rules: z
+    .array(z.strictObject({ header: headerName, equals: z.string().max(ROLLOUT_LIMITS.maxRuleValueLength, `must be at most ${ROLLOUT_LIMITS.maxRuleValueLength} characters`), version }))
+    .max(ROLLOUT_LIMITS.maxRules, `must have at most ${ROLLOUT_LIMITS.maxRules} rules (each is tried for every request that names no version)`)
+    .default([]),
   shadow: z.strictObject({ version, percent }).optional(),
   plan: z
     .strictObject({
-      steps: z.array(z.number().gt(0).max(100)).min(1),
+      steps: z.array(z.number().gt(0).max(100)).min(1).max(ROLLOUT_LIMITS.maxSteps, `must have at most ${ROLLOUT_LIMITS.maxSteps} steps`),
       min_requests: z.number().int().min(1).default(100),
       min_dwell_seconds: z.number().min(0).default(30),
       slo: z.strictObject({

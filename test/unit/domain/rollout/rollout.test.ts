@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rollout, type RolloutSnapshot, type RolloutSpec } from '../../../../src/domain/rollout/rollout.js';
+import { ROLLOUT_LIMITS, Rollout, type RolloutSnapshot, type RolloutSpec } from '../../../../src/domain/rollout/rollout.js';
 import type { RolloutEvent } from '../../../../src/domain/rollout/rollout-events.js';
 import { bucketOfKey, inShare } from '../../../../src/domain/rollout/traffic-split.js';
 import { assertDomainError } from '../../support/domain-error.assertions.js';
@@ -79,6 +79,17 @@ describe('Rollout', () => {
       ['steps that decrease', aPlannedSpec({ steps: [50, 25] }), 'plan.steps must increase, but 25 follows 50'],
       ['a step above 100', aPlannedSpec({ steps: [50, 120] }), 'plan.steps[1] 120'],
       ['a step of 0', aPlannedSpec({ steps: [0, 50] }), 'plan.steps[0] 0'],
+      [
+        '100,000 header rules (each is tried for every request that names no version)',
+        aSpec({ rules: Array.from({ length: 100_000 }, (_, i) => ({ header: 'x-user', equals: String(i), version: 1 })) }),
+        `rules has 100000 entries, more than the ${ROLLOUT_LIMITS.maxRules} allowed`,
+      ],
+      ['a rule value of 2000 characters', aSpec({ rules: [{ header: 'x-user', equals: 'u'.repeat(2000), version: 1 }] }), 'rules[0].equals is longer than 1024'],
+      [
+        `${ROLLOUT_LIMITS.maxSteps + 1} plan steps`,
+        aPlannedSpec({ steps: Array.from({ length: ROLLOUT_LIMITS.maxSteps + 1 }, (_, i) => i + 1) }),
+        `plan.steps has ${ROLLOUT_LIMITS.maxSteps + 1} entries`,
+      ],
     ];
     for (const [what, spec, mention] of invalid) {
       it(`refuses ${what} (ROLLOUT.INVALID_SPEC)`, () => {
@@ -562,9 +573,12 @@ describe('Rollout', () => {
     });
 
     it('keeps the last 100 decisions', () => {
-      const rules = Array.from({ length: 120 }, (_, i) => ({ header: 'x-v', equals: String(i + 2), version: i + 2 }));
-      const rollout = aRollout(aSpec({ rules }));
-      for (const rule of rules) rollout.versionUnavailable(rule.version, 'unloaded', at(rule.version));
+      // 60 rules (the most a rollout has is 64), removed one by one, twice over: 120 decisions after the start.
+      const rules = Array.from({ length: 60 }, (_, i) => ({ header: 'x-v', equals: String(i + 2), version: i + 2 }));
+      const first = aRollout(aSpec({ rules }));
+      for (const rule of rules) first.versionUnavailable(rule.version, 'unloaded', at(rule.version));
+      const rollout = Rollout.restore({ ...first.snapshot(), spec: aSpec({ rules: rules.map((rule) => ({ ...rule, version: rule.version + 60 })) }) });
+      for (const rule of rules) rollout.versionUnavailable(rule.version + 60, 'unloaded', at(rule.version + 60));
       assert.equal(rollout.history.length, 100);
       assert.match(rollout.history[0].reason, /version 22 became unavailable/);
       assert.match(rollout.history.at(-1)!.reason, /version 121 became unavailable/);
