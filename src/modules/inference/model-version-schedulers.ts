@@ -84,12 +84,6 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
     return (this.schedulers.get(version.key) ?? this.for(version)).statisticsSnapshot();
   }
 
-  /** Stops a version's scheduler before it unloads: waiting requests fail as not ready. */
-  retire(key: string, reason: string): void {
-    this.schedulers.get(key)?.stop(reason);
-    this.schedulers.delete(key);
-  }
-
   /** At shutdown, every request a scheduler accepted is answered (queued ones run) before sessions are released. */
   async beforeApplicationShutdown(): Promise<void> {
     await Promise.all([...this.schedulers.keys()].map((key) => this.drain(key, 'the server is shutting down')));
