@@ -9,6 +9,7 @@ import type { AppConfig } from './infra/config/app-config.js';
 import { grpcServerOptions } from './infra/grpc/grpc-options.js';
 import { clientErrorResponder } from './infra/http/client-error-response.js';
 import { installRequestBodyParsers } from './infra/http/request-body-parsers.js';
+import { ServerTls } from './infra/tls/server-tls.js';
 import { ErrorResponseFilter } from './infra/transport/error-response.filter.js';
 import { HttpMetrics } from './modules/observability/metrics/http-metrics.js';
 import { MetricsServer } from './modules/observability/metrics/metrics-server.js';
@@ -41,25 +42,27 @@ export interface RunningServer {
  * loads the model repository after, so probes see "live, not yet ready" while models load.
  */
 export async function startServer(config: AppConfig, overrides: AppOverrides = {}): Promise<RunningServer> {
+  // TLS of every port (or plaintext), its files checked first: a bad one is a configuration error.
+  const tls = await ServerTls.start(config);
   // Slow clients: Node checks its headers and request timeouts only every connectionsCheckingInterval
   // (30 s by default), so the interval follows the timeouts; the headers timeout cannot exceed the
   // request's (Node refuses it).
   const requestTimeout = config.HTTP_REQUEST_TIMEOUT_MS;
   const headersTimeout = Math.min(config.HTTP_HEADERS_TIMEOUT_MS, requestTimeout);
-  const adapter = new FastifyAdapter({
+  const adapter = new FastifyAdapter(tls.fastifyOptions({
     bodyLimit: config.MAX_REQUEST_BYTES,
     // maxParamLength: a model name may have 128 characters (Fastify's default cuts path parameters at 100).
     routerOptions: { maxParamLength: 256 },
     requestTimeout,
     http: { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeout / 2)) },
     clientErrorHandler: clientErrorResponder({ headersTimeoutMs: headersTimeout, requestTimeoutMs: requestTimeout }),
-  });
+  }));
   // The route template is noted first thing (before Nest's middleware, which may answer early).
   adapter.getInstance().addHook('onRequest', (request, _reply, done) => {
     (request.raw as IncomingMessage & { [routeOf]?: string })[routeOf] = request.routeOptions.url;
     done();
   });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.with(config, overrides), adapter, { bufferLogs: true });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.with(config, tls, overrides), adapter, { bufferLogs: true });
   app.useLogger(app.get(ServerLogger));
   // Every HTTP answer is counted by its route template (Fastify's), never by its raw path; counted
   // on the raw response, so that what Fastify answers before routing (a bad URL) counts too.
@@ -72,15 +75,17 @@ export async function startServer(config: AppConfig, overrides: AppOverrides = {
   installRequestBodyParsers(adapter, { maxJsonDepth: config.MAX_JSON_DEPTH });
   app.useGlobalFilters(new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES }));
   // The gRPC server shares the modules, the global error filter and the guards of the HTTP app.
-  app.connectMicroservice(grpcServerOptions(config), { inheritAppConfig: true });
+  app.connectMicroservice(grpcServerOptions(config, tls.grpcCredentials()), { inheritAppConfig: true });
   await app.startAllMicroservices();
   await app.listen({ port: config.HTTP_PORT, host: config.HOST });
+  tls.serve(app.getHttpServer());
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : config.HTTP_PORT;
   const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
-  const httpUrl = `http://${host}:${port}`;
+  const httpUrl = `${tls.scheme}://${host}:${port}`;
   const grpcAddress = `${host.includes(':') ? `[${host}]` : host}:${config.GRPC_PORT}`;
-  const metricsUrl = config.ALLOW_METRICS ? `http://${host.includes(':') ? `[${host}]` : host}:${app.get(MetricsServer).port}/metrics` : undefined;
+  const metricsUrl = config.ALLOW_METRICS ? `${tls.scheme}://${host.includes(':') ? `[${host}]` : host}:${app.get(MetricsServer).port}/metrics` : undefined;
+  app.get(Logger).log(tls.describe(), 'TLS');
   app.get(Logger).log(`serving HTTP on ${httpUrl}, gRPC on ${grpcAddress}, metrics ${metricsUrl ? `on ${metricsUrl}` : 'off (ALLOW_METRICS=false)'}`, 'Server');
   const modelsLoaded = app.get(LoadModelRepositoryHandler).execute();
   const shutdown = async () => {

@@ -1,8 +1,9 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { once } from 'node:events';
 import { collectDefaultMetrics, register } from 'prom-client';
 import { AppConfig } from '../../../infra/config/app-config.js';
+import { ServerTls } from '../../../infra/tls/server-tls.js';
 import { ModelVersionSchedulers } from '../../inference/model-version-schedulers.js';
 import { InferenceMetrics } from './inference-metrics.js';
 
@@ -10,7 +11,9 @@ import { InferenceMetrics } from './inference-metrics.js';
  * Prometheus' scrape endpoint, `GET /metrics` on METRICS_PORT (Triton's 8002), apart from the
  * serving port so that the API and the metrics can be exposed differently. The gauges of the
  * present (version states, queues, workers) are read at each scrape; process metrics are
- * prom-client's defaults (event-loop delay, heap, RSS, CPU, handles).
+ * prom-client's defaults (event-loop delay, heap, RSS, CPU, handles). With TLS_CERT_FILE it is
+ * served like the API ports: HTTPS with the same certificate (reloaded alike) and the same
+ * TLS_CLIENT_AUTH, so Prometheus scrapes it with `scheme: https` and its own client certificate.
  */
 @Injectable()
 export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -21,12 +24,13 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
     private readonly config: AppConfig,
     private readonly metrics: InferenceMetrics,
     private readonly schedulers: ModelVersionSchedulers,
+    private readonly tls: ServerTls,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
     if (!this.config.ALLOW_METRICS) return;
     if (!register.getSingleMetric('process_cpu_user_seconds_total')) collectDefaultMetrics();
-    this.server = createServer((req, res) => {
+    this.server = this.tls.createServer((req, res) => {
       if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('metrics are at GET /metrics\n');
         return;
