@@ -257,6 +257,14 @@ describe('TLS and mutual TLS', () => {
       const midway = await httpsRequest(`${server.url}/v2/health/live`, { tls: as(pki, pki.service) });
       assert.equal(midway.status, 200);
       assert.equal(midway.peer.serialNumber, serving);
+      const seen: PeerCertificate[] = [];
+      const client = grpcClient(server, pki, pki.service, seen);
+      try {
+        assert.deepEqual(await client.unary('ServerLive', {}), { live: true });
+        assert.equal(seen[0]?.serialNumber, serving);
+      } finally {
+        client.close();
+      }
 
       await replaceFile(volume.cert, 'not a certificate');
       await tls.reload();
