@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,11 +45,12 @@ async function makePki(): Promise<Pki> {
 }
 
 /** The server's certificate files as a mounted secret would hold them (copies, rewritten by the rotation tests). */
-async function secretVolume(identity: Identity): Promise<{ dir: string; cert: string; key: string }> {
+async function secretVolume(identity: Identity, ca: Identity): Promise<{ dir: string; cert: string; key: string; ca: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'onnx-serving-secret-'));
-  const volume = { dir, cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') };
+  const volume = { dir, cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key'), ca: join(dir, 'ca.crt') };
   await copyFile(identity.certFile, volume.cert);
   await copyFile(identity.keyFile, volume.key);
+  await copyFile(ca.certFile, volume.ca);
   return volume;
 }
 
@@ -182,11 +184,11 @@ describe('TLS and mutual TLS', () => {
     let server: TestServer;
     let volume: Awaited<ReturnType<typeof secretVolume>>;
     before(async () => {
-      volume = await secretVolume(pki.server);
+      volume = await secretVolume(pki.server, pki.ca);
       server = await startTestServer(await makeRepository([{ name: 'classifier', onnx: classifierModel() }]), {
         TLS_CERT_FILE: volume.cert,
         TLS_KEY_FILE: volume.key,
-        TLS_CA_FILE: pki.ca.certFile,
+        TLS_CA_FILE: volume.ca,
         TLS_CLIENT_AUTH: 'required',
         TLS_RELOAD_INTERVAL_MS: '100',
       });
@@ -277,13 +279,56 @@ describe('TLS and mutual TLS', () => {
     });
   });
 
+  describe('CA rotation', () => {
+    let server: TestServer;
+    let volume: Awaited<ReturnType<typeof secretVolume>>;
+    before(async () => {
+      volume = await secretVolume(pki.server, pki.ca);
+      server = await startTestServer(await makeRepository([{ name: 'classifier', onnx: classifierModel() }]), {
+        TLS_CERT_FILE: volume.cert,
+        TLS_KEY_FILE: volume.key,
+        TLS_CA_FILE: volume.ca,
+        TLS_CLIENT_AUTH: 'required',
+      });
+    });
+    after(async () => {
+      await server.close();
+      await rm(volume.dir, { recursive: true, force: true });
+    });
+
+    it('trusts client certificates of a CA added to TLS_CA_FILE from the next connection on, over HTTP and gRPC', async () => {
+      const foreignClient = () => grpcClient(server, pki, pki.foreign);
+      await assert.rejects(httpsRequest(`${server.url}/v2/health/live`, { tls: as(pki, pki.foreign) }));
+      let client = foreignClient();
+      try {
+        await rejectsWith(client.unary('ServerLive', {}, { deadlineMs: 5000 }), Status.UNAVAILABLE);
+      } finally {
+        client.close();
+      }
+      // Both CAs while client certificates of both are in use.
+      await replaceFile(volume.ca, Buffer.concat([pki.ca.cert, pki.foreignCa.cert]));
+      await server.server.app.get(ServerTls).reload();
+      assert.equal((await httpsRequest(`${server.url}/v2/health/live`, { tls: as(pki, pki.foreign) })).status, 200);
+      assert.equal((await httpsRequest(`${server.url}/v2/health/live`, { tls: as(pki, pki.service) })).status, 200);
+      client = foreignClient();
+      try {
+        assert.deepEqual(await client.unary('ServerLive', {}), { live: true });
+      } finally {
+        client.close();
+      }
+    });
+  });
+
   describe('the admin API by client certificate', () => {
     const ADMIN_NAME = 'spiffe://test.example/ns/ops/sa/deployer';
 
     describe('ADMIN_AUTH=client-cert with TLS_CLIENT_AUTH=optional and ADMIN_CLIENT_NAMES', () => {
       let server: TestServer;
+      let stateDir: string;
       before(async () => {
+        stateDir = await mkdtemp(join(tmpdir(), 'onnx-serving-state-'));
         server = await startTestServer(await makeRepository([{ name: 'classifier', onnx: classifierModel() }]), {
+          STATE_DIR: stateDir,
           TLS_CERT_FILE: pki.server.certFile,
           TLS_KEY_FILE: pki.server.keyFile,
           TLS_CA_FILE: pki.ca.certFile,
@@ -292,7 +337,14 @@ describe('TLS and mutual TLS', () => {
           ADMIN_CLIENT_NAMES: `admin-console, ${ADMIN_NAME}`,
         });
       });
-      after(() => server.close());
+      after(async () => {
+        await server.close();
+        await rm(stateDir, { recursive: true, force: true });
+      });
+
+      it('generates no admin token', async () => {
+        assert.equal(existsSync(join(stateDir, 'admin-token')), false);
+      });
 
       it('lets a listed certificate in without a token (HTTP and gRPC)', async () => {
         const answer = await httpsRequest(`${server.url}/admin/models`, { tls: as(pki, pki.admin) });
