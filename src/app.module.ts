@@ -2,6 +2,7 @@ import { Global, Module, type DynamicModule } from '@nestjs/common';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import { AppConfig } from './infra/config/app-config.js';
 import { OnnxRuntimeModule } from './infra/onnx/onnx-runtime.module.js';
+import { ServerTls } from './infra/tls/server-tls.js';
 import { HealthModule } from './modules/health/health.module.js';
 import { InferenceModule } from './modules/inference/inference.module.js';
 import { SchedulingModule } from './modules/inference/scheduling.module.js';
@@ -15,8 +16,8 @@ import { ThrottlingModule } from './modules/throttling/throttling.module.js';
 @Global()
 @Module({})
 class ConfigModule {
-  static with(config: AppConfig): DynamicModule {
-    return { module: ConfigModule, providers: [{ provide: AppConfig, useValue: config }], exports: [AppConfig] };
+  static with(config: AppConfig, tls: ServerTls): DynamicModule {
+    return { module: ConfigModule, providers: [{ provide: AppConfig, useValue: config }, { provide: ServerTls, useValue: tls }], exports: [AppConfig, ServerTls] };
   }
 }
 
@@ -25,12 +26,12 @@ export interface AppOverrides {
   readonly spanExporter?: SpanExporter;
 }
 
-/** Wires the bounded contexts; the configuration is validated before this module is built. */
+/** Wires the bounded contexts; the configuration is validated (and TLS' files read) before this module is built. */
 export class AppModule {
-  static with(config: AppConfig, overrides: AppOverrides = {}): DynamicModule {
+  static with(config: AppConfig, tls: ServerTls, overrides: AppOverrides = {}): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.with(config), TracingModule.with(overrides.spanExporter), ObservabilityModule, MetricsModule, OnnxRuntimeModule, SchedulingModule, ThrottlingModule, RegistryModule, RolloutModule, InferenceModule, HealthModule],
+      imports: [ConfigModule.with(config, tls), TracingModule.with(overrides.spanExporter), ObservabilityModule, MetricsModule, OnnxRuntimeModule, SchedulingModule, ThrottlingModule, RegistryModule, RolloutModule, InferenceModule, HealthModule],
     };
   }
 }

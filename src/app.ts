@@ -11,6 +11,7 @@ import { grpcServerOptions } from './infra/grpc/grpc-options.js';
 import { clientErrorResponder } from './infra/http/client-error-response.js';
 import { connectionCaps, createServingServer } from './infra/http/connection-limits.js';
 import { installRequestBodyParsers } from './infra/http/request-body-parsers.js';
+import { ServerTls } from './infra/tls/server-tls.js';
 import { ErrorResponseFilter } from './infra/transport/error-response.filter.js';
 import { HttpMetrics } from './modules/observability/metrics/http-metrics.js';
 import { MetricsServer } from './modules/observability/metrics/metrics-server.js';
@@ -43,6 +44,8 @@ export interface RunningServer {
  * loads the model repository after, so probes see "live, not yet ready" while models load.
  */
 export async function startServer(config: AppConfig, overrides: AppOverrides = {}): Promise<RunningServer> {
+  // TLS of every port (or plaintext), its files checked first: a bad one is a configuration error.
+  const tls = await ServerTls.start(config);
   // Slow clients: Node checks its headers and request timeouts only every connectionsCheckingInterval
   // (30 s by default), so the interval follows the timeouts; the headers timeout cannot exceed the
   // request's (Node refuses it). Connections, idle keep-alive and request bytes in flight are
@@ -56,7 +59,7 @@ export async function startServer(config: AppConfig, overrides: AppOverrides = {
     // maxParamLength: a model name may have 128 characters (Fastify's default cuts path parameters at 100).
     routerOptions: { maxParamLength: 256 },
     serverFactory: (handler: RequestListener) =>
-      createServingServer(connectionLimits, { maxRequestBytes: config.MAX_REQUEST_BYTES, maxBytesInFlight: config.MAX_REQUEST_BYTES_IN_FLIGHT }, handler),
+      createServingServer(connectionLimits, { maxRequestBytes: config.MAX_REQUEST_BYTES, maxBytesInFlight: config.MAX_REQUEST_BYTES_IN_FLIGHT }, handler, tls.httpsOptionsIfEnabled()),
     clientErrorHandler: clientErrorResponder({ headersTimeoutMs: headersTimeout, requestTimeoutMs: requestTimeout }),
   });
   // The route template is noted first thing (before Nest's middleware, which may answer early).
@@ -64,7 +67,7 @@ export async function startServer(config: AppConfig, overrides: AppOverrides = {
     (request.raw as IncomingMessage & { [routeOf]?: string })[routeOf] = request.routeOptions.url;
     done();
   });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.with(config, overrides), adapter, { bufferLogs: true });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.with(config, tls, overrides), adapter, { bufferLogs: true });
   app.useLogger(app.get(ServerLogger));
   // Every HTTP answer is counted by its route template (Fastify's), never by its raw path; counted
   // on the raw response, so that what Fastify answers before routing (a bad URL) counts too.
@@ -78,16 +81,18 @@ export async function startServer(config: AppConfig, overrides: AppOverrides = {
   app.useGlobalFilters(new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES }));
   // The gRPC server shares the modules, the global error filter and the guards of the HTTP app.
   const grpcConnections = new GrpcConnectionCap(caps.grpc);
-  app.connectMicroservice(grpcServerOptions(config, grpcConnections), { inheritAppConfig: true });
+  app.connectMicroservice(grpcServerOptions(config, grpcConnections, tls.grpcCredentials()), { inheritAppConfig: true });
   await app.startAllMicroservices();
   grpcConnections.apply();
   await app.listen({ port: config.HTTP_PORT, host: config.HOST });
+  tls.serve(app.getHttpServer());
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : config.HTTP_PORT;
   const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
-  const httpUrl = `http://${host}:${port}`;
+  const httpUrl = `${tls.scheme}://${host}:${port}`;
   const grpcAddress = `${host.includes(':') ? `[${host}]` : host}:${config.GRPC_PORT}`;
-  const metricsUrl = config.ALLOW_METRICS ? `http://${host.includes(':') ? `[${host}]` : host}:${app.get(MetricsServer).port}/metrics` : undefined;
+  const metricsUrl = config.ALLOW_METRICS ? `${tls.scheme}://${host.includes(':') ? `[${host}]` : host}:${app.get(MetricsServer).port}/metrics` : undefined;
+  app.get(Logger).log(tls.describe(), 'TLS');
   app.get(Logger).log(`serving HTTP on ${httpUrl}, gRPC on ${grpcAddress}, metrics ${metricsUrl ? `on ${metricsUrl}` : 'off (ALLOW_METRICS=false)'}`, 'Server');
   const modelsLoaded = app.get(LoadModelRepositoryHandler).execute();
   const shutdown = async () => {

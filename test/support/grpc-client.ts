@@ -7,6 +7,7 @@ import { TYPED_ARRAY_OF } from '../../src/domain/shared/datatype.js';
  * its value, even `false`, `0` or `''` (protobuf.js writes explicitly set scalars).
  */
 import * as grpc from '@grpc/grpc-js';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import * as protoLoader from '@grpc/proto-loader';
 import { INFERENCE_PACKAGE, INFERENCE_PROTO_FILE, INFERENCE_SERVICE, PROTO_LOADER_OPTIONS } from '../../src/infra/grpc/grpc-options.js';
 
@@ -177,9 +178,12 @@ export interface InferStream {
 export class InferenceClient {
   private readonly client: grpc.Client;
 
-  /** `channelOptions`: e.g. `grpc.max_send_message_length` / `grpc.max_receive_message_length` (-1: no limit). */
-  constructor(address: string, channelOptions: grpc.ChannelOptions = {}) {
-    this.client = new InferenceService(address, grpc.credentials.createInsecure(), channelOptions);
+  /**
+   * `channelOptions`: e.g. `grpc.max_send_message_length` / `grpc.max_receive_message_length` (-1: no limit).
+   * `credentials`: plaintext by default; {@link tlsCredentials} for TLS and mutual TLS.
+   */
+  constructor(address: string, channelOptions: grpc.ChannelOptions = {}, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()) {
+    this.client = new InferenceService(address, credentials, channelOptions);
   }
 
   /** A unary call: resolves with the answer, rejects with the ServiceError (`code`, `details`). */
@@ -270,6 +274,23 @@ export class InferenceClient {
     this.client.close();
   }
 }
+
+/**
+ * TLS channel credentials: the CA the server's certificate must chain to, optionally a client
+ * certificate and key (mutual TLS); `onServerCertificate` sees the server's certificate of each new
+ * connection (grpc-js calls checkServerIdentity once per handshake).
+ */
+export function tlsCredentials(options: { ca: Buffer; cert?: Buffer; key?: Buffer; onServerCertificate?: (certificate: PeerCertificate) => void }): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(options.ca, options.key ?? null, options.cert ?? null, {
+    checkServerIdentity: (host, certificate) => {
+      options.onServerCertificate?.(certificate);
+      return checkServerIdentity(host, certificate);
+    },
+  });
+}
+
+/** Channel options for a channel of its own: no sharing of connections with other clients (so a new client makes a new handshake). */
+export const OWN_CONNECTION: grpc.ChannelOptions = { 'grpc.use_local_subchannel_pool': 1 };
 
 function metadataOf(options: CallOptions): grpc.Metadata {
   const metadata = new grpc.Metadata();

@@ -25,6 +25,25 @@ const environmentSchema = z.object({
   STATE_DIR: z.string().min(1).default('./state'),
   /** Bearer token of the admin API; unset: one is generated at start into STATE_DIR/admin-token (mode 0600). */
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  // ---- TLS and mutual TLS (README "Security"); the files are read and checked at start by src/infra/tls ----
+  /** PEM certificate (chain) of the HTTP, gRPC and metrics ports; unset: they speak plaintext. Triton's --grpc-server-cert. */
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  /** The PEM private key (unencrypted) of TLS_CERT_FILE. Triton's --grpc-server-key. */
+  TLS_KEY_FILE: z.string().min(1).optional(),
+  /** PEM CA certificate(s) that client certificates must chain to. Triton's --grpc-root-cert. */
+  TLS_CA_FILE: z.string().min(1).optional(),
+  /** Client certificates: none (not asked for), optional (asked for; only a verified one is an identity), required (Triton's --grpc-use-ssl-mutual). */
+  TLS_CLIENT_AUTH: z.enum(['none', 'optional', 'required']).default('none'),
+  /** How often the certificate, key and CA files are re-read (ms): changed files are served from the next connection on. */
+  TLS_RELOAD_INTERVAL_MS: z.coerce.number().int().min(100).default(10_000),
+  /** What the admin API needs: the bearer token, a verified client certificate, or both. */
+  ADMIN_AUTH: z.enum(['token', 'client-cert', 'both']).default('token'),
+  /** Comma-separated names of the client certificates the admin API accepts (subject CN or a subjectAltName); unset: any the CA verifies. */
+  ADMIN_CLIENT_NAMES: z
+    .string()
+    .transform((text) => text.split(',').map((name) => name.trim()).filter((name) => name !== ''))
+    .pipe(z.array(z.string()).min(1, 'must name at least one certificate'))
+    .optional(),
   /** On SIGTERM: how long the server goes on serving, reporting itself not ready, before it stops accepting (ms). */
   SHUTDOWN_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(5000),
   /** On SIGTERM: the longest the whole shutdown may take (ms); past it the process exits with code 1. */

@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import type { ServerCredentials } from '@grpc/grpc-js';
 import type { Options as ProtoLoaderOptions } from '@grpc/proto-loader';
 import { Transport, type GrpcOptions } from '@nestjs/microservices';
 import type { AppConfig } from '../config/app-config.js';
@@ -39,14 +40,15 @@ export const PROTO_LOADER_OPTIONS: ProtoLoaderOptions = {
  * GRPC_MAX_CONNECTION_IDLE_MS is closed (GOAWAY), and at most GRPC_MAX_CONNECTIONS are open (see
  * GrpcConnectionCap); it accepts clients' own pings at any rate. On shutdown, calls in progress are finished first.
  * An inference request that is not a valid protobuf message is refused with INVALID_ARGUMENT (not
- * grpc-js's INTERNAL): see acceptMalformedRequests.
+ * grpc-js's INTERNAL): see acceptMalformedRequests. `credentials`: TLS (ServerTls); plaintext without.
  */
-export function grpcServerOptions(config: AppConfig, connections?: GrpcConnectionCap): GrpcOptions {
+export function grpcServerOptions(config: AppConfig, connections?: GrpcConnectionCap, credentials?: ServerCredentials): GrpcOptions {
   const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST;
   return {
     transport: Transport.GRPC,
     options: {
       url: `${host}:${config.GRPC_PORT}`,
+      ...(credentials && { credentials }),
       package: INFERENCE_PACKAGE,
       protoPath: INFERENCE_PROTO_FILE,
       loader: PROTO_LOADER_OPTIONS,

@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
+
+/** The HTTP servers of the process: plaintext, or HTTPS with TLS on (ServerTls). */
+export type Server = HttpServer | HttpsServer;
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { requestTooLarge, writeDomainError } from '../transport/error-response.filter.js';
 
@@ -32,7 +36,7 @@ export interface BodyLimits {
  * timeout, at most 1 s). Fastify's `serverFactory` builds the serving port's with it; the metrics
  * port's too.
  */
-export function createLimitedServer(limits: ConnectionLimits, listener?: RequestListener): Server {
+export function createLimitedServer(limits: ConnectionLimits, listener?: RequestListener, tls?: HttpsServerOptions): Server {
   const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   const options: ServerOptions = {
     headersTimeout,
@@ -40,13 +44,15 @@ export function createLimitedServer(limits: ConnectionLimits, listener?: Request
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeout / 2)),
   };
-  const server = listener ? createServer(options, listener) : createServer(options);
+  // HTTPS: a client must finish its handshake within the headers timeout too.
+  const server: Server = tls ? createHttpsServer({ ...options, ...tls, handshakeTimeout: headersTimeout }, listener) : listener ? createServer(options, listener) : createServer(options);
   server.maxConnections = limits.maxConnections;
   // Node's headers timeout counts from a request's first byte: a connection that never sends one
   // would be held for ever. Silent that long, it is closed (Node destroys a socket on its timeout);
   // once a request arrives the socket's timeout is cleared (the request timeouts and the
   // keep-alive timeout take over: a long inference sends nothing and must not be cut).
-  server.on('connection', (socket: Socket) => socket.setTimeout(headersTimeout));
+  // (Over TLS the socket that serves requests is the TLS one, made after the handshake.)
+  server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => socket.setTimeout(headersTimeout));
   server.prependListener('request', (req: IncomingMessage) => req.socket.setTimeout(0));
   server.prependListener('checkContinue', (req: IncomingMessage) => req.socket.setTimeout(0));
   return server;
@@ -65,7 +71,7 @@ type BudgetedRequest = IncomingMessage & { [reserved]?: number };
  * MAX_REQUEST_BYTES, 503 when the budget is spent, else "100 Continue" (Node's default invites
  * every body).
  */
-export function createServingServer(limits: ConnectionLimits, body: BodyLimits, handler: RequestListener): Server {
+export function createServingServer(limits: ConnectionLimits, body: BodyLimits, handler: RequestListener, tls?: HttpsServerOptions): Server {
   let inFlight = 0;
   const declaredLength = (req: IncomingMessage): number | undefined => {
     const header = req.headers['content-length'];
@@ -99,7 +105,7 @@ export function createServingServer(limits: ConnectionLimits, body: BodyLimits, 
   };
   const server = createLimitedServer(limits, (req, res) => {
     if (admit(req, res)) handler(req, res);
-  });
+  }, tls);
   server.on('checkContinue', (req: BudgetedRequest, res: ServerResponse) => {
     const length = declaredLength(req);
     if (length !== undefined && length > body.maxRequestBytes) {

@@ -14,6 +14,8 @@ export const STATUS_OF: Record<DomainErrorCode, { readonly http: number; readonl
   'REGISTRY.LOAD_FAILED': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   'REGISTRY.VERSION_EXISTS': { http: 409, grpc: GrpcStatus.ALREADY_EXISTS },
   'AUTH.UNAUTHENTICATED': { http: 401, grpc: GrpcStatus.UNAUTHENTICATED },
+  // Known (a verified client certificate) but not allowed (ADMIN_CLIENT_NAMES).
+  'AUTH.FORBIDDEN': { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
   // A client over its quota: PROTOCOL.md's RESOURCE_EXHAUSTED for rate limits, with Retry-After.
   'CLIENT.RATE_LIMITED': { http: 429, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
   'SERVER.NOT_READY': { http: 503, grpc: GrpcStatus.UNAVAILABLE },

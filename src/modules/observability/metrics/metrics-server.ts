@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { collectDefaultMetrics, register } from 'prom-client';
 import { AppConfig } from '../../../infra/config/app-config.js';
 import { createLimitedServer } from '../../../infra/http/connection-limits.js';
+import { ServerTls } from '../../../infra/tls/server-tls.js';
 import { ModelVersionSchedulers } from '../../inference/model-version-schedulers.js';
 import { InferenceMetrics } from './inference-metrics.js';
 
@@ -11,7 +12,9 @@ import { InferenceMetrics } from './inference-metrics.js';
  * Prometheus' scrape endpoint, `GET /metrics` on METRICS_PORT (Triton's 8002), apart from the
  * serving port so that the API and the metrics can be exposed differently. The gauges of the
  * present (version states, queues, workers) are read at each scrape; process metrics are
- * prom-client's defaults (event-loop delay, heap, RSS, CPU, handles).
+ * prom-client's defaults (event-loop delay, heap, RSS, CPU, handles). With TLS_CERT_FILE it is
+ * served like the API ports: HTTPS with the same certificate (reloaded alike) and the same
+ * TLS_CLIENT_AUTH, so Prometheus scrapes it with `scheme: https` and its own client certificate.
  */
 @Injectable()
 export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -22,12 +25,14 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
     private readonly config: AppConfig,
     private readonly metrics: InferenceMetrics,
     private readonly schedulers: ModelVersionSchedulers,
+    private readonly tls: ServerTls,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
     if (!this.config.ALLOW_METRICS) return;
     if (!register.getSingleMetric('process_cpu_user_seconds_total')) collectDefaultMetrics();
-    // The serving port's bounds on connections, idle keep-alive and slow clients (Node's defaults held a slow client 45-75 s).
+    // The serving port's bounds on connections, idle keep-alive and slow clients (Node's defaults held a
+    // slow client 45-75 s), and its TLS.
     this.server = createLimitedServer(
       {
         maxConnections: this.config.METRICS_MAX_CONNECTIONS,
@@ -47,7 +52,9 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
         (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${error.message}\n`),
       );
       },
+      this.tls.httpsOptionsIfEnabled(),
     );
+    this.tls.serve(this.server);
     this.server.listen(this.config.METRICS_PORT, this.config.HOST);
     await once(this.server, 'listening');
     this.logger.log(`metrics on port ${this.port}`);

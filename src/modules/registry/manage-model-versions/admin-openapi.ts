@@ -103,6 +103,7 @@ const error = (description: string): ResponseObject => ({ description, content: 
 const MODEL = { $ref: '#/components/parameters/model' } as const;
 const VERSION = { $ref: '#/components/parameters/version' } as const;
 const UNAUTHORIZED = { $ref: '#/components/responses/Unauthorized' } as const;
+const FORBIDDEN = { $ref: '#/components/responses/Forbidden' } as const;
 
 const VERSION_VALUE: SchemaObject = { oneOf: [{ type: 'string', pattern: '^[1-9][0-9]{0,15}$' }, { type: 'integer', minimum: 1 }] };
 const ROLLOUT_EXAMPLE = {
@@ -126,7 +127,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
     version: SERVER_VERSION,
     description: [
       'Managing the models and versions a running server serves: upload a version, load and unload versions, make a version the default (the hot swap), and Triton\'s model-repository extension.',
-      'Every route but this document needs `Authorization: Bearer <token>`: the token is ADMIN_TOKEN, or else the one the server generates at its first start into STATE_DIR/admin-token (readable only by its user) and reuses after.',
+      'Every route but this document needs `Authorization: Bearer <token>`: the token is ADMIN_TOKEN, or else the one the server generates at its first start into STATE_DIR/admin-token (readable only by its user) and reuses after. With ADMIN_AUTH=client-cert it needs instead a client certificate (mutual TLS) that TLS_CA_FILE verifies and, when ADMIN_CLIENT_NAMES is set, that names one of them; with ADMIN_AUTH=both, the two.',
       'Every error answers `{"error": "<message>"}` with the status of the server\'s error table. The operations on one model run one after another, each to its end; the model state is saved after each.',
     ].join('\n\n'),
   },
@@ -157,6 +158,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         responses: {
           '200': { description: 'Every model of the registry, by name.', content: json(schemaRef('ModelList')) },
           '401': UNAUTHORIZED,
+          '403': FORBIDDEN,
         },
       },
     },
@@ -182,6 +184,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
             `${BAD_NAME}; the body is empty or not sent as application/octet-stream (INFERENCE.INVALID_REQUEST); the model's config.json is invalid (REGISTRY.INVALID_CONFIG); the file does not load with the model's configuration, or fails one of its \`model_warmup\` samples (REGISTRY.LOAD_FAILED)`,
           ),
           '401': UNAUTHORIZED,
+          '403': FORBIDDEN,
           '409': error('the repository has this version already (REGISTRY.VERSION_EXISTS)'),
           '413': error('the body is larger than MAX_REQUEST_BYTES'),
           '415': error('the Content-Type is one the server does not parse'),
@@ -201,6 +204,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '200': { description: 'The model after the load.', content: json(schemaRef('Model')) },
           '400': error(`${BAD_NAME}; the model's configuration is invalid (REGISTRY.INVALID_CONFIG); the version failed to load or one of its \`model_warmup\` samples failed (REGISTRY.LOAD_FAILED; it is then UNAVAILABLE with the reason)`),
           '401': UNAUTHORIZED,
+          '403': FORBIDDEN,
           '404': error('the repository has no such model (REGISTRY.MODEL_NOT_FOUND) or no such version of it (REGISTRY.VERSION_NOT_FOUND)'),
           '409': error(CONFLICT),
         },
@@ -231,6 +235,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '200': { description: 'The model after the unload.', content: json(schemaRef('Model')) },
           '400': error(`${BAD_NAME}; ${BAD_BODY}`),
           '401': UNAUTHORIZED,
+          '403': FORBIDDEN,
           '404': error('the server knows no such model (REGISTRY.MODEL_NOT_FOUND) or no such version of it (REGISTRY.VERSION_NOT_FOUND)'),
           '409': error(
             'the version is the default or the only READY version and force is not true, or it is neither READY nor failed (loading, unloaded already, never loaded: REGISTRY.INVALID_TRANSITION); the saved model state changed meanwhile (REGISTRY.STATE_CONFLICT)',
@@ -272,6 +277,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '200': { description: 'The version now serves.', content: json(schemaRef('DefaultVersionSwap')) },
           '400': error(`${BAD_NAME}; ${BAD_BODY}; the model's configuration is invalid (REGISTRY.INVALID_CONFIG); the version failed to load or one of its \`model_warmup\` samples failed (REGISTRY.LOAD_FAILED)`),
           '401': UNAUTHORIZED,
+          '403': FORBIDDEN,
           '404': error('the repository has no such model (REGISTRY.MODEL_NOT_FOUND) or no such version of it (REGISTRY.VERSION_NOT_FOUND)'),
           '409': error(CONFLICT),
         },
@@ -291,6 +297,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '200': { description: 'The rollout, started.', content: json(schemaRef('Rollout')) },
           '400': error(`${BAD_BODY}, naming the field; an invalid combination (ROLLOUT.INVALID_SPEC)`),
           '401': UNAUTHORIZED,
+          '403': FORBIDDEN,
           '404': error('the server knows no such model (REGISTRY.MODEL_NOT_FOUND)'),
           '409': error('a version it names is not READY (ROLLOUT.VERSION_NOT_READY)'),
         },
@@ -304,6 +311,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         responses: {
           '200': { description: 'The rollout.', content: json(schemaRef('Rollout')) },
           '401': UNAUTHORIZED,
+          '403': FORBIDDEN,
           '404': error('no such model (REGISTRY.MODEL_NOT_FOUND), or it has no rollout (ROLLOUT.NOT_FOUND)'),
         },
       },
@@ -318,6 +326,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         responses: {
           '200': { description: 'Promoted.', content: json(schemaRef('Rollout')) },
           '401': UNAUTHORIZED,
+          '403': FORBIDDEN,
           '404': error('no such model, or no rollout (ROLLOUT.NOT_FOUND)'),
           '409': error('the rollout has no canary or is not in progress (ROLLOUT.INVALID_TRANSITION)'),
         },
@@ -333,6 +342,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         responses: {
           '200': { description: 'Aborted.', content: json(schemaRef('Rollout')) },
           '401': UNAUTHORIZED,
+          '403': FORBIDDEN,
           '404': error('no such model, or no rollout (ROLLOUT.NOT_FOUND)'),
           '409': error('the rollout is not in progress (ROLLOUT.INVALID_TRANSITION)'),
         },
@@ -361,6 +371,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '200': { description: 'The index.', content: json({ type: 'array', items: schemaRef('RepositoryIndexEntry') }) },
           '400': error(BAD_BODY),
           '401': UNAUTHORIZED,
+          '403': FORBIDDEN,
         },
       },
     },
@@ -397,6 +408,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
             `${BAD_NAME}; ${BAD_BODY}, or a parameter other than a string \`config\`; the configuration is invalid (REGISTRY.INVALID_CONFIG); a version failed to load or one of its \`model_warmup\` samples failed (REGISTRY.LOAD_FAILED)`,
           ),
           '401': UNAUTHORIZED,
+          '403': FORBIDDEN,
           '404': error('the repository has no such model (REGISTRY.MODEL_NOT_FOUND)'),
           '409': error(CONFLICT),
         },
@@ -424,6 +436,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '200': { description: 'Unloaded. The body is empty, as Triton\'s.' },
           '400': error(`${BAD_NAME}; ${BAD_BODY}`),
           '401': UNAUTHORIZED,
+          '403': FORBIDDEN,
           '404': error('the server knows no such model (REGISTRY.MODEL_NOT_FOUND)'),
           '409': error(CONFLICT),
         },
@@ -653,7 +666,8 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
       },
     },
     responses: {
-      Unauthorized: error('No `Authorization: Bearer <token>` header, or not the admin token (AUTH.UNAUTHENTICATED).'),
+      Unauthorized: error('No `Authorization: Bearer <token>` header, or not the admin token; with ADMIN_AUTH=client-cert or both, no client certificate that TLS_CA_FILE verifies (AUTH.UNAUTHENTICATED).'),
+      Forbidden: error('ADMIN_AUTH=client-cert or both: a verified client certificate whose names are not in ADMIN_CLIENT_NAMES (AUTH.FORBIDDEN).'),
     },
   },
 };

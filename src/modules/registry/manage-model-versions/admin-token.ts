@@ -20,6 +20,8 @@ export class AdminToken {
   constructor(private readonly config: AppConfig) {}
 
   async init(): Promise<void> {
+    // ADMIN_AUTH=client-cert: the admin API takes no token, so none is generated (accepts() refuses all).
+    if (this.config.ADMIN_AUTH === 'client-cert') return;
     const token = this.config.ADMIN_TOKEN ?? (await this.tokenFromFile());
     this.digest = sha256(token);
   }

@@ -53,8 +53,15 @@ describe('loadAppConfig', () => {
         HTTP_HEADERS_TIMEOUT_MS: 10_000,
         HTTP_REQUEST_TIMEOUT_MS: 60_000,
         MAX_JSON_DEPTH: 64,
+        TLS_CLIENT_AUTH: 'none',
+        TLS_RELOAD_INTERVAL_MS: 10_000,
+        ADMIN_AUTH: 'token',
       },
     );
+  });
+
+  it('reads ADMIN_CLIENT_NAMES as a comma-separated list, blanks around names dropped', () => {
+    assert.deepEqual(loadAppConfig({ ADMIN_CLIENT_NAMES: ' deployer , spiffe://cluster.local/ns/ops/sa/ci,' }).ADMIN_CLIENT_NAMES, ['deployer', 'spiffe://cluster.local/ns/ops/sa/ci']);
   });
 
   it('reads every variable, converting numbers and flags', () => {
@@ -134,6 +141,13 @@ describe('loadAppConfig', () => {
 
     it('a body limit below 1 KiB', () => {
       refused({ MAX_REQUEST_BYTES: '100' }, 'MAX_REQUEST_BYTES', '"100"');
+    });
+
+    it('a client-certificate mode, admin mode or allow-list that means nothing', () => {
+      refused({ TLS_CLIENT_AUTH: 'sometimes' }, 'TLS_CLIENT_AUTH', '"sometimes"');
+      refused({ ADMIN_AUTH: 'password' }, 'ADMIN_AUTH', '"password"');
+      refused({ ADMIN_CLIENT_NAMES: ' , ' }, 'ADMIN_CLIENT_NAMES', 'at least one certificate');
+      refused({ TLS_RELOAD_INTERVAL_MS: '10' }, 'TLS_RELOAD_INTERVAL_MS', '"10"');
     });
 
     it('every bad variable at once', () => {
