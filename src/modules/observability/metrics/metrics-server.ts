@@ -1,8 +1,8 @@
-import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
 import { collectDefaultMetrics, register } from 'prom-client';
-import { AppConfig } from '../../../infra/config/app-config.js';
+import { AppConfig, bindFailure } from '../../../infra/config/app-config.js';
 import { ModelVersionSchedulers } from '../../inference/model-version-schedulers.js';
 import { InferenceMetrics } from './inference-metrics.js';
 
@@ -14,7 +14,6 @@ import { InferenceMetrics } from './inference-metrics.js';
  */
 @Injectable()
 export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutdown {
-  private readonly logger = new Logger('Metrics');
   private server?: Server;
 
   constructor(
@@ -37,9 +36,12 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
         (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${error.message}\n`),
       );
     });
+    const listening = once(this.server, 'listening');
     this.server.listen(this.config.METRICS_PORT, this.config.HOST);
-    await once(this.server, 'listening');
-    this.logger.log(`metrics on port ${this.port}`);
+    await listening.catch((error: unknown) => {
+      this.server = undefined; // nothing to close
+      throw bindFailure('METRICS_PORT', this.config, error);
+    });
   }
 
   /** The port bound (METRICS_PORT, or the one chosen when it is 0). */
