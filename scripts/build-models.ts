@@ -1,6 +1,6 @@
 // Builds the project's ONNX models from scratch (nothing is downloaded): the
 // graphs are assembled as ONNX protobuf messages with onnx-proto and encoded.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import onnxProto from 'onnx-proto';
@@ -280,11 +280,60 @@ export const MULTI_IO_CONFIG = {
   parameters: { intra_op_thread_count: { string_value: '1' } },
 };
 
-/** Writes the demo models in Triton layout: <dir>/<model>/1/model.onnx, plus multi_io's config.json. */
-export async function writeDemoRepository(dir: string): Promise<void> {
-  await writeModel(path.join(dir, 'classifier', '1', 'model.onnx'), classifierModel());
-  await writeModel(path.join(dir, 'multi_io', '1', 'model.onnx'), multiIoModel());
-  await writeFile(path.join(dir, 'multi_io', 'config.json'), `${JSON.stringify(MULTI_IO_CONFIG, null, 2)}\n`);
+/** What {@link writeDemoRepository} did: the demo models it wrote, and those it left as they were. */
+export interface DemoRepositoryWritten {
+  readonly written: string[];
+  readonly kept: string[];
+}
+
+/**
+ * Writes the demo models in Triton layout, <dir>/<model>/1/model.onnx, plus multi_io's config.json,
+ * each only if <dir>/<model> is absent: a model directory that exists (the user's own, or one
+ * written before and changed since) is never touched. A model is written into a hidden directory
+ * first and renamed into place, so an interrupted run leaves no half-written model (and the server
+ * ignores hidden directories).
+ */
+export async function writeDemoRepository(dir: string): Promise<DemoRepositoryWritten> {
+  const models: Record<string, (staging: string) => Promise<void>> = {
+    classifier: (staging) => writeModel(path.join(staging, '1', 'model.onnx'), classifierModel()),
+    multi_io: async (staging) => {
+      await writeModel(path.join(staging, '1', 'model.onnx'), multiIoModel());
+      await writeFile(path.join(staging, 'config.json'), `${JSON.stringify(MULTI_IO_CONFIG, null, 2)}\n`);
+    },
+  };
+  await mkdir(dir, { recursive: true });
+  const done: DemoRepositoryWritten = { written: [], kept: [] };
+  for (const [name, write] of Object.entries(models)) {
+    const target = path.join(dir, name);
+    if (await exists(target)) {
+      done.kept.push(name);
+      continue;
+    }
+    const staging = await mkdtemp(path.join(dir, `.${name}-`));
+    try {
+      await chmod(staging, 0o755); // mkdtemp makes it 0700: the model directory must be readable by a server of another user
+      await write(staging);
+      // rename() would replace an empty directory made meanwhile; one with content makes it fail.
+      await rename(staging, target);
+      done.written.push(name);
+    } catch (error) {
+      if (!['ENOTEMPTY', 'EEXIST', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
+      done.kept.push(name);
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+  return done;
+}
+
+async function exists(file: string): Promise<boolean> {
+  return lstat(file).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return false;
+      throw error;
+    },
+  );
 }
 
 /** Writes the standalone models used by the tests into <dir>. */
@@ -448,13 +497,13 @@ export async function writeTritonExamplesRepository(dir: string): Promise<void> 
 const isMainModule = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (isMainModule) {
   const args = process.argv.slice(2);
-  const tritonExamples = args.includes('--triton-examples');
-  const dir = args.find((arg) => !arg.startsWith('--')) ?? 'models';
-  if (tritonExamples) {
+  const dir = path.resolve(args.find((arg) => !arg.startsWith('--')) ?? 'models');
+  if (args.includes('--triton-examples')) {
     await writeTritonExamplesRepository(dir);
-    console.log(`Wrote the stand-ins of Triton's example models (${TRITON_EXAMPLE_MODEL_NAMES.join(', ')}) to ${path.resolve(dir)}`);
+    console.log(`Wrote the stand-ins of Triton's example models (${TRITON_EXAMPLE_MODEL_NAMES.join(', ')}) to ${dir}`);
   } else {
-    await writeDemoRepository(dir);
-    console.log(`Wrote classifier and multi_io models to ${path.resolve(dir)}`);
+    const { written, kept } = await writeDemoRepository(dir);
+    if (written.length > 0) console.log(`Wrote the demo models ${written.join(' and ')} to ${dir}`);
+    if (kept.length > 0) console.log(`Kept ${kept.map((name) => path.join(dir, name)).join(' and ')} as they are (a model directory that exists is never overwritten)`);
   }
 }

@@ -5,9 +5,10 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
 import { AppModule, type AppOverrides } from './app.module.js';
-import type { AppConfig } from './infra/config/app-config.js';
+import { bindFailure, checkModelRepository, type AppConfig } from './infra/config/app-config.js';
 import { GrpcConnectionCap } from './infra/grpc/grpc-connection-cap.js';
 import { grpcServerOptions } from './infra/grpc/grpc-options.js';
+import { InferenceGrpcServer } from './infra/grpc/inference-grpc-server.js';
 import { clientErrorResponder } from './infra/http/client-error-response.js';
 import { connectionCaps, createServingServer } from './infra/http/connection-limits.js';
 import { installRequestBodyParsers } from './infra/http/request-body-parsers.js';
@@ -25,7 +26,7 @@ export interface RunningServer {
   readonly app: NestFastifyApplication;
   /** The HTTP address actually bound (the port may have been 0). */
   readonly httpUrl: string;
-  /** The gRPC address, `host:port` (GRPC_PORT as configured). */
+  /** The gRPC address, `host:port` (the port actually bound). */
   readonly grpcAddress: string;
   /** Where Prometheus scrapes, `http://host:port/metrics` (the port actually bound); undefined with ALLOW_METRICS=false. */
   readonly metricsUrl?: string;
@@ -41,9 +42,12 @@ export interface RunningServer {
 
 /**
  * Builds and starts the server, HTTP and gRPC in one process: it listens first (live at once) and
- * loads the model repository after, so probes see "live, not yet ready" while models load.
+ * loads the model repository after, so probes see "live, not yet ready" while models load. A
+ * repository that cannot be read, or a port that cannot be bound, is an InvalidConfigurationError
+ * naming the variable (the process exits with code 2), and nothing is left running.
  */
 export async function startServer(config: AppConfig, overrides: AppOverrides = {}): Promise<RunningServer> {
+  await checkModelRepository(config);
   // TLS of every port (or plaintext), its files checked first: a bad one is a configuration error.
   const tls = await ServerTls.start(config);
   // Slow clients: Node checks its headers and request timeouts only every connectionsCheckingInterval
@@ -81,19 +85,32 @@ export async function startServer(config: AppConfig, overrides: AppOverrides = {
   app.useGlobalFilters(new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES }));
   // The gRPC server shares the modules, the global error filter and the guards of the HTTP app.
   const grpcConnections = new GrpcConnectionCap(caps.grpc);
-  app.connectMicroservice(grpcServerOptions(config, grpcConnections, tls.grpcCredentials()), { inheritAppConfig: true });
-  await app.startAllMicroservices();
-  grpcConnections.apply();
-  await app.listen({ port: config.HTTP_PORT, host: config.HOST });
+  const grpcServer = new InferenceGrpcServer(grpcServerOptions(config, grpcConnections, tls.grpcCredentials()).options);
+  app.connectMicroservice({ strategy: grpcServer }, { inheritAppConfig: true });
+  try {
+    await app.startAllMicroservices().catch((error: unknown) => Promise.reject(bindFailure('GRPC_PORT', config, error)));
+    grpcConnections.apply();
+    // listen() initialises the modules first, the metrics server (METRICS_PORT) among them.
+    await app.listen({ port: config.HTTP_PORT, host: config.HOST }).catch((error: unknown) => Promise.reject(bindFailure('HTTP_PORT', config, error)));
+  } catch (error) {
+    await app.close().catch(() => undefined); // the start's error is the one to report
+    throw error;
+  }
   tls.serve(app.getHttpServer());
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : config.HTTP_PORT;
+  const grpcPort = grpcServer.port ?? config.GRPC_PORT;
+  const metricsPort = config.ALLOW_METRICS ? app.get(MetricsServer).port : undefined;
+  // Clients reach a server bound to every address on the loopback one.
   const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
-  const httpUrl = `${tls.scheme}://${host}:${port}`;
-  const grpcAddress = `${host.includes(':') ? `[${host}]` : host}:${config.GRPC_PORT}`;
-  const metricsUrl = config.ALLOW_METRICS ? `${tls.scheme}://${host.includes(':') ? `[${host}]` : host}:${app.get(MetricsServer).port}/metrics` : undefined;
+  const httpUrl = `${tls.scheme}://${hostPort(host, port)}`;
+  const grpcAddress = hostPort(host, grpcPort);
+  const metricsUrl = metricsPort !== undefined ? `${tls.scheme}://${hostPort(host, metricsPort)}/metrics` : undefined;
+  const bound = (p: number) => hostPort(config.HOST, p);
   app.get(Logger).log(tls.describe(), 'TLS');
-  app.get(Logger).log(`serving HTTP on ${httpUrl}, gRPC on ${grpcAddress}, metrics ${metricsUrl ? `on ${metricsUrl}` : 'off (ALLOW_METRICS=false)'}`, 'Server');
+  app
+    .get(Logger)
+    .log(`serving ${tls.scheme.toUpperCase()} on ${bound(port)}, gRPC${tls.enabled ? ' (TLS)' : ''} on ${bound(grpcPort)}, metrics ${metricsPort !== undefined ? `on ${bound(metricsPort)} (GET /metrics)` : 'off (ALLOW_METRICS=false)'}`, 'Server');
   const modelsLoaded = app.get(LoadModelRepositoryHandler).execute();
   const shutdown = async () => {
     app.get(ServerReadiness).beginShutdown();
@@ -102,4 +119,9 @@ export async function startServer(config: AppConfig, overrides: AppOverrides = {
     await app.close();
   };
   return { app, httpUrl, grpcAddress, metricsUrl, modelsLoaded, shutdown };
+}
+
+/** `host:port`, an IPv6 host in brackets. */
+function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }

@@ -4,7 +4,8 @@ import { startServer } from './app.js';
 try {
   const config = loadAppConfig();
   const server = await startServer(config);
-  // A repository that cannot be read at all leaves the server live and not ready, saying why in the log.
+  // MODEL_REPOSITORY was readable at start (checked there); one that fails later leaves the server
+  // live and not ready, saying why in the log.
   server.modelsLoaded.catch((error: Error) => process.stderr.write(`the model repository could not be loaded: ${error.message}\n`));
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { classifierModel, heavyModel } from '../../scripts/build-models.js';
 import { schedulerShows } from '../support/engine-state.js';
 import { freePort } from '../support/free-port.js';
@@ -46,6 +47,97 @@ describe('the server process', () => {
     const { stderr } = server.output();
     assert.match(stderr, /HTTP_PORT="eighty"/);
     assert.match(stderr, /LOG_LEVEL="loud"/);
+  });
+
+  // Timeouts: without the checks these servers would start and serve, and the test would wait for an exit forever.
+  it('refuses a MODEL_REPOSITORY that does not exist, or is a file, naming it and why (exit code 2, nothing served)', { timeout: 60_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'onnx-serving-missing-'));
+    try {
+      const file = join(dir, 'a-file');
+      writeFileSync(file, 'not a directory');
+      for (const [repository, why] of [
+        [join(dir, 'no-such-directory'), 'does not exist'],
+        [file, 'is not a directory'],
+      ] as const) {
+        const port = await freePort();
+        const server = runServer({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: String(port), GRPC_PORT: String(await freePort()), METRICS_PORT: '0' });
+        try {
+          const [code] = await server.exited;
+          assert.equal(code, 2, server.output().stderr);
+          assert.equal(server.output().stderr, `invalid configuration: MODEL_REPOSITORY=${JSON.stringify(repository)}: ${why} (${repository})\n`);
+          await assert.rejects(fetch(`http://127.0.0.1:${port}/v2/health/ready`), 'nothing listens');
+        } finally {
+          server.child.kill('SIGKILL');
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  describe('a port already in use', () => {
+    let taken: Server;
+    let takenPort: number;
+
+    before(async () => {
+      taken = createServer().listen(0, '127.0.0.1');
+      await once(taken, 'listening');
+      takenPort = (taken.address() as { port: number }).port;
+    });
+
+    after(() => taken.close());
+
+    for (const variable of ['HTTP_PORT', 'GRPC_PORT', 'METRICS_PORT'] as const) {
+      it(`${variable}: exit code 2 naming the variable and the port, no stack trace`, { timeout: 60_000 }, async () => {
+        const repository = await makeRepository([{ name: 'classifier', onnx: classifierModel() }]);
+        const ports = { HTTP_PORT: String(await freePort()), GRPC_PORT: String(await freePort()), METRICS_PORT: '0', [variable]: String(takenPort) };
+        const server = runServer({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', ...ports, LOG_LEVEL: 'info' });
+        const [code] = await server.exited.finally(() => rmSync(repository, { recursive: true, force: true }));
+        const { stdout, stderr } = server.output();
+        assert.equal(code, 2, stderr);
+        assert.match(stderr, new RegExp(`^invalid configuration: ${variable}=${takenPort}: 127\\.0\\.0\\.1:${takenPort} is already in use .*\\(EADDRINUSE\\)$`, 'm'));
+        assert.doesNotMatch(stderr, /^\s+at /m, 'no stack trace');
+        assert.doesNotMatch(stdout, /serving HTTP on/, 'never says it serves');
+      });
+    }
+  });
+
+  it('with every port 0, says in its start-up line the ports it really bound, and serves on them', { timeout: 60_000 }, async () => {
+    const repository = await makeRepository([{ name: 'classifier', onnx: classifierModel() }]);
+    const server = runServer({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: '0', GRPC_PORT: '0', METRICS_PORT: '0', SHUTDOWN_DRAIN_DELAY_MS: '0', LOG_LEVEL: 'info' });
+    let client: InferenceClient | undefined;
+    try {
+      const startLine = /serving HTTP on 127\.0\.0\.1:(\d+), gRPC on 127\.0\.0\.1:(\d+), metrics on 127\.0\.0\.1:(\d+) \(GET \/metrics\)/;
+      let line = startLine.exec(server.output().stdout);
+      while (!line) {
+        const exited = await Promise.race([once(server.child.stdout, 'data').then(() => false), server.exited.then(() => true)]);
+        assert.ok(!exited, `the server exited: ${server.output().stderr}`);
+        line = startLine.exec(server.output().stdout);
+      }
+      const [http, grpc, metrics] = line.slice(1).map(Number);
+      for (const port of [http, grpc, metrics]) assert.ok(port! > 0, line[0]);
+      assert.equal((await fetch(`http://127.0.0.1:${http}/v2/health/live`)).status, 200);
+      client = new InferenceClient(`127.0.0.1:${grpc}`);
+      assert.deepEqual(await client.unary('ServerLive', {}), { live: true });
+      const scraped = await fetch(`http://127.0.0.1:${metrics}/metrics`);
+      assert.equal(scraped.status, 200);
+      assert.match(await scraped.text(), /process_cpu_user_seconds_total/);
+    } finally {
+      client?.close();
+      server.child.kill('SIGTERM');
+      await server.exited;
+      rmSync(repository, { recursive: true, force: true });
+    }
+  });
+
+  it('never writes a secret in a configuration error: ADMIN_TOKEN shows as ***', async () => {
+    const server = runServer({ ADMIN_TOKEN: 'short-secret', HTTP_PORT: 'eighty' });
+    const [code] = await server.exited;
+    assert.equal(code, 2);
+    const { stdout, stderr } = server.output();
+    assert.match(stderr, /ADMIN_TOKEN=\*\*\*: must be at least 16 characters/);
+    assert.match(stderr, /HTTP_PORT="eighty"/);
+    assert.doesNotMatch(stdout + stderr, /short-secret/);
   });
 
   it('honours its environment and writes one JSON access line per request, without bodies or credentials', async () => {

@@ -34,7 +34,8 @@ describe('TLS settings at start (the server process)', () => {
 
   /** Starts the process with `env` and expects exit code 2 with every `messages` on stderr; returns stderr. */
   async function refused(env: Record<string, string>, ...messages: RegExp[]): Promise<string> {
-    const child = await spawnServer(env);
+    // A repository that exists, so that the TLS settings are what the start refuses.
+    const child = await spawnServer({ MODEL_REPOSITORY: ca.dir, ...env });
     try {
       assert.equal(await child.exited, 2, `expected exit code 2; stderr: ${child.stderr()}`);
       for (const message of messages) assert.match(child.stderr(), message);

@@ -1,3 +1,5 @@
+import { readdir, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseFaultPlans } from '../onnx/fault-plan.js';
 
@@ -129,16 +131,89 @@ export class AppConfig {
 
 export class InvalidConfigurationError extends Error {}
 
+/** Variables whose value is never shown: a configuration error writes `***` in its place. */
+const SECRET_NAME = /TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_KEY|PRIVATE_KEY/;
+
+/** `NAME="value"` as configuration errors write it; a secret's value as `***`. */
+function shown(name: string, value: string | number | undefined): string {
+  return `${name}=${SECRET_NAME.test(name) ? '***' : JSON.stringify(value)}`;
+}
+
+function invalid(problems: readonly string[]): InvalidConfigurationError {
+  return new InvalidConfigurationError(`invalid configuration: ${problems.join('; ')}`);
+}
+
 /** Reads and checks the environment; the error names every bad variable, its value and what it must be. */
 export function loadAppConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ''));
   const parsed = environmentSchema.safeParse(present);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const name = String(issue.path[0]);
-      return `${name}=${JSON.stringify(env[name])}: ${issue.message}`;
-    });
-    throw new InvalidConfigurationError(`invalid configuration: ${problems.join('; ')}`);
+    throw invalid(parsed.error.issues.map((issue) => `${shown(String(issue.path[0]), env[String(issue.path[0])])}: ${issue.message}`));
   }
+  const clashes = portClashes(parsed.data);
+  if (clashes.length > 0) throw invalid(clashes);
   return new AppConfig(parsed.data);
+}
+
+export type PortVariable = 'HTTP_PORT' | 'GRPC_PORT' | 'METRICS_PORT';
+
+/** Two servers given the same port (0, any free port, never clashes; METRICS_PORT only while metrics are served). */
+function portClashes(values: Environment): string[] {
+  const ports: PortVariable[] = values.ALLOW_METRICS ? ['HTTP_PORT', 'GRPC_PORT', 'METRICS_PORT'] : ['HTTP_PORT', 'GRPC_PORT'];
+  return ports.flatMap((name, i) => {
+    const earlier = ports.slice(0, i).find((other) => values[other] === values[name] && values[name] !== 0);
+    return earlier ? [`${shown(name, values[name])}: the same port as ${earlier}`] : [];
+  });
+}
+
+/**
+ * Checks, at start, that MODEL_REPOSITORY is a directory the server can list: a repository that
+ * does not exist or cannot be read is a configuration error (exit code 2), not a server that
+ * answers ready with no models.
+ */
+export async function checkModelRepository(config: AppConfig): Promise<void> {
+  const where = resolve(config.MODEL_REPOSITORY);
+  const problem = await stat(where).then(
+    async (found) => {
+      if (!found.isDirectory()) return `is not a directory (${where})`;
+      return readdir(where).then(
+        () => undefined,
+        (error: NodeJS.ErrnoException) => `cannot be read (${where}): ${reasonOf(error)}`,
+      );
+    },
+    (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? `does not exist (${where})` : `cannot be read (${where}): ${reasonOf(error)}`),
+  );
+  if (problem) throw invalid([`${shown('MODEL_REPOSITORY', config.MODEL_REPOSITORY)}: ${problem}`]);
+}
+
+function reasonOf(error: NodeJS.ErrnoException): string {
+  if (error.code === 'EACCES' || error.code === 'EPERM') return `permission denied (${error.code})`;
+  if (error.code === 'ENOTDIR') return `a part of the path is not a directory (${error.code})`;
+  return error.message;
+}
+
+/**
+ * The socket errors that say a server cannot have the address it was configured with, each with
+ * the way grpc-js words it (it gives no error code, only a message: naming the socket error, or
+ * saying that HOST did not resolve).
+ */
+const BIND_ERRORS = [
+  { code: 'EADDRINUSE', words: /\bEADDRINUSE\b/, says: (address: string) => `${address} is already in use (another process listens there)` },
+  { code: 'EACCES', words: /\bEACCES\b/, says: (address: string) => `binding ${address} is not permitted (a port below 1024 needs privileges)` },
+  { code: 'EADDRNOTAVAIL', words: /\bEADDRNOTAVAIL\b/, says: (address: string) => `${address} cannot be bound: HOST is not an address of this machine` },
+  { code: 'ENOTFOUND', words: /\bENOTFOUND\b|Name resolution failed/, says: (address: string) => `${address} cannot be bound: HOST does not resolve` },
+] as const;
+
+/**
+ * What a server that failed to bind its port should throw: a configuration error naming the
+ * variable, the address and why (exit code 2, like a bad value), for an error that says the
+ * address cannot be had; any other error (a configuration error already) as it is.
+ */
+export function bindFailure(variable: PortVariable, config: AppConfig, error: unknown): unknown {
+  if (!(error instanceof Error) || error instanceof InvalidConfigurationError) return error;
+  const given = (error as NodeJS.ErrnoException).code;
+  const known = BIND_ERRORS.find((e) => e.code === given) ?? BIND_ERRORS.find((e) => e.words.test(error.message));
+  if (!known) return error;
+  const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST;
+  return invalid([`${shown(variable, config[variable])}: ${known.says(`${host}:${config[variable]}`)} (${known.code})`]);
 }

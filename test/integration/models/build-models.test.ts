@@ -1,6 +1,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -273,5 +276,63 @@ describe('build-models --triton-examples', () => {
     assert.ok(a.every(Number.isFinite) && a.some((v) => v !== 0));
     assertClose(Array.from(twiceRed.data as Float32Array), a.map((v) => 2 * v));
     await session.release();
+  });
+});
+
+describe('the demo repository (what `npm start` writes to ./models)', () => {
+  const script = fileURLToPath(new URL('../../../scripts/build-models.js', import.meta.url));
+  let dir: string;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'demo-repository-'));
+  });
+
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Every file under `root` with its bytes, for comparing a tree before and after. */
+  async function tree(root: string): Promise<Record<string, string>> {
+    const files: Record<string, string> = {};
+    for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
+      if (entry.isFile()) {
+        const file = path.join(entry.parentPath, entry.name);
+        files[path.relative(root, file)] = (await readFile(file)).toString('base64');
+      }
+    }
+    return files;
+  }
+
+  it('writes an absent model, never touches a model directory that exists, and leaves nothing else', async () => {
+    const repository = path.join(dir, 'models');
+    // The user's own classifier: another file, a config, a second version.
+    await mkdir(path.join(repository, 'classifier', '3'), { recursive: true });
+    await writeFile(path.join(repository, 'classifier', '3', 'model.onnx'), 'the user model');
+    await writeFile(path.join(repository, 'classifier', 'config.json'), '{"max_batch_size": 0}');
+    const before = await tree(repository);
+
+    const first = await writeDemoRepository(repository);
+    assert.deepEqual(first, { written: ['multi_io'], kept: ['classifier'] });
+    const after = await tree(repository);
+    for (const [file, bytes] of Object.entries(before)) assert.equal(after[file], bytes, `${file} is unchanged`);
+    assert.deepEqual(Object.keys(after).sort(), [...Object.keys(before), 'multi_io/1/model.onnx', 'multi_io/config.json'].sort());
+    assert.deepEqual((await readdir(repository)).sort(), ['classifier', 'multi_io'], 'no staging directory left');
+    assert.equal((await stat(path.join(repository, 'multi_io'))).mode & 0o777, 0o755, 'readable by a server of another user');
+
+    // multi_io changed by its user since: a second run (the next `npm start`) keeps it too.
+    await writeFile(path.join(repository, 'multi_io', 'config.json'), '{"max_batch_size": 2}');
+    const changed = await tree(repository);
+    assert.deepEqual(await writeDemoRepository(repository), { written: [], kept: ['classifier', 'multi_io'] });
+    assert.deepEqual(await tree(repository), changed);
+  });
+
+  it('as a script (npm run models), says what it wrote and what it kept', async () => {
+    const repository = path.join(dir, 'script-models');
+    await mkdir(path.join(repository, 'multi_io'), { recursive: true });
+    const { stdout } = await promisify(execFile)(process.execPath, [script, repository]);
+    assert.match(stdout, new RegExp(`Wrote the demo models classifier to ${repository}`));
+    assert.match(stdout, /Kept .*multi_io as they are/);
+    assert.deepEqual(await readdir(path.join(repository, 'multi_io')), [], 'the existing directory, empty as it was');
+    assert.ok((await stat(path.join(repository, 'classifier', '1', 'model.onnx'))).size > 0);
   });
 });

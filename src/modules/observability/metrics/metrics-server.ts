@@ -1,9 +1,8 @@
-import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import type { Server } from 'node:http';
+import { Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { once } from 'node:events';
 import { collectDefaultMetrics, register } from 'prom-client';
-import { AppConfig } from '../../../infra/config/app-config.js';
-import { createLimitedServer } from '../../../infra/http/connection-limits.js';
+import { AppConfig, bindFailure } from '../../../infra/config/app-config.js';
+import { createLimitedServer, type Server } from '../../../infra/http/connection-limits.js';
 import { ServerTls } from '../../../infra/tls/server-tls.js';
 import { ModelVersionSchedulers } from '../../inference/model-version-schedulers.js';
 import { InferenceMetrics } from './inference-metrics.js';
@@ -18,7 +17,6 @@ import { InferenceMetrics } from './inference-metrics.js';
  */
 @Injectable()
 export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutdown {
-  private readonly logger = new Logger('Metrics');
   private server?: Server;
 
   constructor(
@@ -55,9 +53,12 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
       this.tls.httpsOptionsIfEnabled(),
     );
     this.tls.serve(this.server);
+    const listening = once(this.server, 'listening');
     this.server.listen(this.config.METRICS_PORT, this.config.HOST);
-    await once(this.server, 'listening');
-    this.logger.log(`metrics on port ${this.port}`);
+    await listening.catch((error: unknown) => {
+      this.server = undefined; // nothing to close
+      throw bindFailure('METRICS_PORT', this.config, error);
+    });
   }
 
   /** The node:http server of the metrics port (undefined with ALLOW_METRICS=false). */

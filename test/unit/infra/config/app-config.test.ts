@@ -1,7 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { AppConfig, InvalidConfigurationError, loadAppConfig } from '../../../../src/infra/config/app-config.js';
-import { assertErrorMentions } from '../../support/domain-error.assertions.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AppConfig, bindFailure, checkModelRepository, InvalidConfigurationError, loadAppConfig } from '../../../../src/infra/config/app-config.js';
+import { assertErrorMentions, thrownBy } from '../../support/domain-error.assertions.js';
 
 function refused(env: Record<string, string>, ...mentions: string[]): void {
   assertErrorMentions(() => loadAppConfig(env), mentions, InvalidConfigurationError);
@@ -153,5 +156,101 @@ describe('loadAppConfig', () => {
     it('every bad variable at once', () => {
       refused({ HTTP_PORT: 'abc', LOG_LEVEL: 'loud', HOST: '127.0.0.1' }, 'HTTP_PORT="abc"', 'LOG_LEVEL="loud"');
     });
+  });
+
+  describe('never shows a secret', () => {
+    it('writes ADMIN_TOKEN as *** in the error, beside the other bad values shown as they are', () => {
+      const error = thrownBy(() => loadAppConfig({ ADMIN_TOKEN: 'hunter2-short', HTTP_PORT: 'abc' }));
+      assert.ok(error instanceof InvalidConfigurationError);
+      assert.match(error.message, /ADMIN_TOKEN=\*\*\*: must be at least 16 characters/);
+      assert.match(error.message, /HTTP_PORT="abc"/);
+      assert.doesNotMatch(error.message, /hunter2/);
+    });
+  });
+
+  describe('refuses two servers on one port', () => {
+    it('names each variable that repeats an earlier one', () => {
+      refused({ HTTP_PORT: '9000', GRPC_PORT: '9000', METRICS_PORT: '9000' }, 'GRPC_PORT=9000: the same port as HTTP_PORT', 'METRICS_PORT=9000: the same port as HTTP_PORT');
+      refused({ GRPC_PORT: '9002', METRICS_PORT: '9002' }, 'METRICS_PORT=9002: the same port as GRPC_PORT');
+    });
+
+    it('but not port 0 (each gets a free port), nor METRICS_PORT while metrics are off', () => {
+      assert.equal(loadAppConfig({ HTTP_PORT: '0', GRPC_PORT: '0', METRICS_PORT: '0' }).GRPC_PORT, 0);
+      assert.equal(loadAppConfig({ ALLOW_METRICS: 'false', METRICS_PORT: '8000' }).METRICS_PORT, 8000);
+    });
+  });
+});
+
+describe('checkModelRepository', () => {
+  it('accepts a directory it can list, empty or not', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'repository-check-'));
+    try {
+      await checkModelRepository(loadAppConfig({ MODEL_REPOSITORY: dir }));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a path that does not exist, naming the variable, the path and why', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'repository-check-'));
+    await rm(dir, { recursive: true });
+    await assert.rejects(checkModelRepository(loadAppConfig({ MODEL_REPOSITORY: dir })), (error: Error) => {
+      assert.ok(error instanceof InvalidConfigurationError);
+      assert.equal(error.message, `invalid configuration: MODEL_REPOSITORY=${JSON.stringify(dir)}: does not exist (${dir})`);
+      return true;
+    });
+  });
+
+  it('refuses a file, and a path through a file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'repository-check-'));
+    try {
+      const file = join(dir, 'models');
+      await writeFile(file, 'not a directory');
+      await assert.rejects(checkModelRepository(loadAppConfig({ MODEL_REPOSITORY: file })), /MODEL_REPOSITORY=".*models": is not a directory/);
+      await assert.rejects(checkModelRepository(loadAppConfig({ MODEL_REPOSITORY: join(file, 'inside') })), /MODEL_REPOSITORY=".*inside": cannot be read .*not a directory \(ENOTDIR\)/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('bindFailure', () => {
+  const config = loadAppConfig({ HOST: '127.0.0.1', HTTP_PORT: '8000', GRPC_PORT: '8001', METRICS_PORT: '8002' });
+  const socketError = (code: string) => Object.assign(new Error(`listen ${code}: something 127.0.0.1:8000`), { code, syscall: 'listen' });
+
+  it('makes each socket error that says the address cannot be had a configuration error naming the variable and the address', () => {
+    const cases: [string, string][] = [
+      ['EADDRINUSE', 'HTTP_PORT=8000: 127.0.0.1:8000 is already in use'],
+      ['EACCES', 'HTTP_PORT=8000: binding 127.0.0.1:8000 is not permitted'],
+      ['EADDRNOTAVAIL', 'HTTP_PORT=8000: 127.0.0.1:8000 cannot be bound: HOST is not an address of this machine'],
+      ['ENOTFOUND', 'HTTP_PORT=8000: 127.0.0.1:8000 cannot be bound: HOST does not resolve'],
+    ];
+    for (const [code, says] of cases) {
+      const error = bindFailure('HTTP_PORT', config, socketError(code));
+      assert.ok(error instanceof InvalidConfigurationError, code);
+      assert.ok(error.message.startsWith(`invalid configuration: ${says}`), error.message);
+      assert.ok(error.message.endsWith(`(${code})`), error.message);
+    }
+  });
+
+  it('reads grpc-js errors by their message (they carry no code)', () => {
+    const inUse = bindFailure('GRPC_PORT', config, new Error('No address added out of total 1 resolved errors: [listen EADDRINUSE: address already in use 127.0.0.1:8001]'));
+    assert.ok(inUse instanceof InvalidConfigurationError);
+    assert.equal(inUse.message, 'invalid configuration: GRPC_PORT=8001: 127.0.0.1:8001 is already in use (another process listens there) (EADDRINUSE)');
+    const unresolved = bindFailure('GRPC_PORT', config, new Error('Name resolution failed for target dns:nowhere.invalid:8001'));
+    assert.ok(unresolved instanceof InvalidConfigurationError);
+    assert.match(unresolved.message, /GRPC_PORT=8001: .*HOST does not resolve \(ENOTFOUND\)/);
+  });
+
+  it('writes an IPv6 host in brackets', () => {
+    const error = bindFailure('METRICS_PORT', loadAppConfig({ HOST: '::1' }), socketError('EADDRINUSE'));
+    assert.match((error as Error).message, /METRICS_PORT=8002: \[::1\]:8002 is already in use/);
+  });
+
+  it('leaves any other error as it is, a configuration error included', () => {
+    const other = new Error('something else broke');
+    assert.equal(bindFailure('HTTP_PORT', config, other), other);
+    const already = new InvalidConfigurationError('invalid configuration: METRICS_PORT=8002: 127.0.0.1:8002 is already in use (EADDRINUSE)');
+    assert.equal(bindFailure('HTTP_PORT', config, already), already);
   });
 });
