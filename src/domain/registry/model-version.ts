@@ -38,6 +38,17 @@ export class ModelVersion {
     return new ModelVersion(modelName, version, path, 'UNKNOWN', '');
   }
 
+  /**
+   * A version directory the server does not serve (uploaded and not loaded yet, or not chosen at
+   * start): UNAVAILABLE, "unloaded", as Triton shows a version it does not serve. It can be loaded.
+   */
+  static notLoaded(modelName: string, version: number, path: string): ModelVersion {
+    const registered = ModelVersion.register(modelName, version, path);
+    registered._state = 'UNAVAILABLE';
+    registered._reason = UNLOADED;
+    return registered;
+  }
+
   get state(): ModelVersionState {
     return this._state;
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ModelStateStore, type ModelState, type StoredModelState } from '../../../src/domain/registry/model-state-store.port.js';
+import { ModelStateStore, type ModelState, type StoredModelState, type StoredModelStates } from '../../../src/domain/registry/model-state-store.port.js';
 import { Model } from '../../../src/domain/registry/model.js';
 import type { DomainEvent } from '../../../src/domain/shared/aggregate-root.js';
 import { DomainError } from '../../../src/domain/shared/domain-error.js';
@@ -15,8 +15,8 @@ class InMemoryModelStateStore extends ModelStateStore {
   constructor(private readonly log: string[]) {
     super();
   }
-  async loadAll(): Promise<StoredModelState[]> {
-    return [...this.states.values()];
+  async loadAll(): Promise<StoredModelStates> {
+    return { states: [...this.states.values()], unreadable: [] };
   }
   async save(state: ModelState, expectedRevision: number): Promise<StoredModelState> {
     if (this.failNext) {
@@ -85,7 +85,7 @@ describe('ModelStates', () => {
     const { log, store, states, model } = setUp();
     model.makeDefault(1, new Date());
     store.failNext = new Error('disk full');
-    await assert.rejects(states.save(model), /disk full/);
+    await assert.rejects(states.save(model), { code: 'REGISTRY.STATE_NOT_SAVED', message: "the state of model 'resnet' could not be saved: disk full" });
     assert.deepEqual(log, []);
     assert.equal(model.pullDomainEvents().length, 1, 'the event was not pulled');
   });
@@ -93,8 +93,8 @@ describe('ModelStates', () => {
   it('restores the stored states, and the next save continues from their revision', async () => {
     const { store, states, model } = setUp();
     store.states.set('resnet', { revision: 7, state: { name: 'resnet', loadedVersions: [2], unloadedVersions: [1], defaultVersion: 2 } });
-    const restored = await states.restore();
-    assert.deepEqual(restored.get('resnet')?.unloadedVersions, [1]);
+    const restored = await states.restore(['resnet']);
+    assert.deepEqual(restored.states.get('resnet')?.unloadedVersions, [1]);
     await states.save(model);
     assert.equal(store.states.get('resnet')!.revision, 8);
   });
