@@ -29,6 +29,7 @@ export class ModelVersion {
     private _fileSha256?: string,
     private _key?: string,
     private _reloads = 0,
+    private _neverLoaded = false,
   ) {}
 
   static register(modelName: string, version: number, path: string): ModelVersion {
@@ -46,6 +47,7 @@ export class ModelVersion {
     const registered = ModelVersion.register(modelName, version, path);
     registered._state = 'UNAVAILABLE';
     registered._reason = UNLOADED;
+    registered._neverLoaded = true;
     return registered;
   }
 
@@ -79,6 +81,13 @@ export class ModelVersion {
   get hasFailed(): boolean {
     return this._state === 'UNAVAILABLE' && this._reason !== UNLOADED;
   }
+  /**
+   * Listed as not loaded (notLoaded) and not asked to load since: to inference it is a version the
+   * server does not have (Triton's NOT_FOUND), where one unloaded is one it has, UNAVAILABLE.
+   */
+  get neverLoaded(): boolean {
+    return this._neverLoaded;
+  }
   /** The runtime's name for this version's loaded instances. */
   get key(): string {
     return this._key ?? `${this.modelName}/${this.version}`;
@@ -92,6 +101,7 @@ export class ModelVersion {
   markLoading(): void {
     this.requireState('start loading', 'UNKNOWN', 'UNAVAILABLE');
     this._state = 'LOADING';
+    this._neverLoaded = false;
     this._reason = '';
   }
 

@@ -68,12 +68,15 @@ export class Model extends AggregateRoot<ModelEvent> {
 
   /**
    * The version that serves a request: the one named, else the pinned default, else the highest
-   * READY one (Triton's rule). Throws VERSION_NOT_FOUND for a version that is not served and
-   * VERSION_NOT_READY when it is not READY.
+   * READY one (Triton's rule). Throws VERSION_NOT_FOUND for a version that is not served (never
+   * loaded included) and VERSION_NOT_READY when it is not READY.
    */
   versionToServe(requested?: number): ModelVersion {
     if (requested !== undefined) {
       const version = this.version(requested);
+      if (version.neverLoaded) {
+        throw new DomainError('REGISTRY.VERSION_NOT_FOUND', `model '${this.name}' does not serve version ${requested}: it is in the repository and not loaded`);
+      }
       if (!version.isReady) {
         throw new DomainError('REGISTRY.VERSION_NOT_READY', `version ${requested} of model '${this.name}' is ${version.state}${version.reason ? `: ${version.reason}` : ''}`);
       }
