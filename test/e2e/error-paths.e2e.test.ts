@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
-import { realpath } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { classifierModel, externalDataClassifierModel } from '../../scripts/build-models.js';
+import { fileNameOf } from '../../src/infra/persistence/file-model-state-store.js';
 import { bearer, getJson, makeRepository, postJson, requestJson, startTestServer, type TestServer } from '../support/test-server.js';
 
 /**
@@ -16,16 +19,21 @@ const ROW = { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [
 describe('error messages name no server path', () => {
   let server: TestServer;
   let roots: string[];
+  let stateDir: string;
   before(async () => {
+    stateDir = await mkdtemp(join(tmpdir(), 'onnx-serving-error-paths-state-'));
     const repository = await makeRepository([
       { name: 'classifier', onnx: classifierModel() },
       { name: 'external', onnx: externalDataClassifierModel() },
       { name: 'broken', onnx: new TextEncoder().encode('not an ONNX model') },
     ]);
-    roots = [repository, await realpath(repository)];
-    server = await startTestServer(repository, { ADMIN_TOKEN: TOKEN, STRICT_READINESS: 'false' });
+    roots = [repository, await realpath(repository), stateDir, await realpath(stateDir)];
+    server = await startTestServer(repository, { ADMIN_TOKEN: TOKEN, STRICT_READINESS: 'false', STATE_DIR: stateDir });
   });
-  after(() => server?.close());
+  after(async () => {
+    await server?.close();
+    await rm(stateDir, { recursive: true, force: true });
+  });
 
   const assertNoPath = (text: string) => {
     for (const root of roots) assert.ok(!text.includes(root), `names the repository's path: ${text}`);
@@ -53,6 +61,17 @@ describe('error messages name no server path', () => {
     const { error } = (await upload.json()) as { error: string };
     assert.equal(upload.status, 400, error);
     assertNoPath(error);
+  });
+
+  it('a state file that cannot be written is named by its name in STATE_DIR, and the change is not made', async () => {
+    // The model's state file replaced by a directory: the real store fails to read it back.
+    await rm(join(stateDir, fileNameOf('classifier')), { force: true });
+    await mkdir(join(stateDir, fileNameOf('classifier')));
+    const load = await requestJson('POST', `${server.url}/v2/repository/models/classifier/unload`, { headers: bearer(TOKEN) });
+    assert.equal(load.status, 500, JSON.stringify(load.body));
+    assertNoPath(load.body.error);
+    assert.match(load.body.error, /^the unload of model 'classifier' was not made: .*model state file classifier\.[0-9a-f]{64}\.json \(in STATE_DIR\) cannot be read: EISDIR/);
+    assert.equal((await postJson(`${server.url}/v2/models/classifier/infer`, ROW)).status, 200, 'the model serves on');
   });
 
   it('versions that failed to load at start say why without the repository path: admin list, index, inference, health', async () => {

@@ -98,4 +98,20 @@ describe('ModelStates', () => {
     await states.save(model);
     assert.equal(store.states.get('resnet')!.revision, 8);
   });
+
+  it('discards a restored state it cannot apply: later saves start from nothing, at the stored revision', async () => {
+    const { store, states, model } = setUp();
+    store.states.set('resnet', { revision: 3, state: { name: 'resnet', loadedVersions: [9], unloadedVersions: [1], configOverride: '{}', explicitVersions: [9] } });
+    await states.restore(['resnet']);
+    states.discard('resnet');
+    assert.equal(states.stateOf('resnet'), undefined);
+    await states.save(model);
+    assert.deepEqual(store.states.get('resnet'), { revision: 4, state: { name: 'resnet', loadedVersions: [1, 2], unloadedVersions: [], defaultVersion: undefined, configOverride: undefined } });
+  });
+
+  it('saves the loaded and default versions a change will leave, when given', async () => {
+    const { store, states, model } = setUp();
+    await states.save(model, { loadedVersions: [2], defaultVersion: 2 });
+    assert.deepEqual(store.states.get('resnet')!.state, { name: 'resnet', loadedVersions: [2], unloadedVersions: [], defaultVersion: 2, configOverride: undefined });
+  });
 });

@@ -93,8 +93,8 @@ export class ModelLifecycle {
           }
         });
       } catch (error) {
-        // A refused upload of a model new to the server leaves no saved state behind either.
-        if (!known && unsaved) await this.states.forget(modelName).catch(() => undefined);
+        // A refused upload leaves no saved state behind either (the model's policy still applies at a restart).
+        if (unsaved) await this.states.forget(modelName).catch(() => undefined);
         throw error;
       }
       const { model, directory: added } = await this.modelWithDirectory(modelName);
