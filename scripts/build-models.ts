@@ -97,6 +97,24 @@ export function classifierModel(): Uint8Array {
   });
 }
 
+/**
+ * The demo classifier with its weights `W` stored outside the model file (ONNX external data), in
+ * `location` beside it: a model file that loads only with that file next to it.
+ */
+export function externalDataClassifierModel(location = 'weights.bin'): Uint8Array {
+  const model = onnx.ModelProto.decode(classifierModel());
+  const weights = model.graph!.initializer!.find((tensor) => tensor.name === 'W')!;
+  const length = weights.rawData!.length;
+  weights.rawData = new Uint8Array(0);
+  weights.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+  weights.externalData = [
+    { key: 'location', value: location },
+    { key: 'offset', value: '0' },
+    { key: 'length', value: String(length) },
+  ];
+  return onnx.ModelProto.encode(model).finish();
+}
+
 export function multiIoModel(): Uint8Array {
   return modelBytes({
     name: 'multi_io',

@@ -9,7 +9,8 @@ import { SchedulingModule } from './modules/inference/scheduling.module.js';
 import { MetricsModule } from './modules/observability/metrics/metrics.module.js';
 import { ObservabilityModule } from './modules/observability/observability.module.js';
 import { TracingModule } from './modules/observability/tracing/tracing.module.js';
-import { RegistryModule } from './modules/registry/registry.module.js';
+import type { ModelStateStore } from './domain/registry/model-state-store.port.js';
+import { RegistryModule, StateStoreModule } from './modules/registry/registry.module.js';
 import { RolloutModule } from './modules/rollout/rollout.module.js';
 import { ThrottlingModule } from './modules/throttling/throttling.module.js';
 
@@ -21,9 +22,12 @@ class ConfigModule {
   }
 }
 
-/** What a caller (a test) may replace in the app: where spans go, instead of what OTEL_* says. */
+/** What a caller (a test) may replace in the app. */
 export interface AppOverrides {
+  /** Where spans go, instead of what OTEL_* says. */
   readonly spanExporter?: SpanExporter;
+  /** Where model states are kept, instead of the file store in STATE_DIR. */
+  readonly modelStateStore?: ModelStateStore;
 }
 
 /** Wires the bounded contexts; the configuration is validated (and TLS' files read) before this module is built. */
@@ -31,7 +35,7 @@ export class AppModule {
   static with(config: AppConfig, tls: ServerTls, overrides: AppOverrides = {}): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.with(config, tls), TracingModule.with(overrides.spanExporter), ObservabilityModule, MetricsModule, OnnxRuntimeModule, SchedulingModule, ThrottlingModule, RegistryModule, RolloutModule, InferenceModule, HealthModule],
+      imports: [ConfigModule.with(config, tls), TracingModule.with(overrides.spanExporter), StateStoreModule.with(overrides.modelStateStore), ObservabilityModule, MetricsModule, OnnxRuntimeModule, SchedulingModule, ThrottlingModule, RegistryModule, RolloutModule, InferenceModule, HealthModule],
     };
   }
 }

@@ -175,8 +175,9 @@ describe('admin API', () => {
       assert.equal(listed.serving_version, '2');
       assert.equal(listed.config_override, false);
       assert.ok(listed.version_policy, 'the version policy is shown');
-      assert.equal(listed.versions.length, 1, 'the default policy (latest 1) loads only version 2');
-      const [v2] = listed.versions;
+      assert.equal(listed.versions.length, 2, 'every version directory is listed');
+      const [v2, v1] = listed.versions;
+      assert.deepEqual([v1.version, v1.state, v1.reason, v1.sha256], ['1', 'UNAVAILABLE', 'unloaded', null], 'the default policy (latest 1) loads only version 2');
       assert.equal(v2.version, '2');
       assert.equal(v2.state, 'READY');
       assert.equal(v2.reason, '');
@@ -392,7 +393,10 @@ describe('admin API', () => {
     it('indexes every model of the repository, each version with its state', async () => {
       const all = await index();
       assert.equal(all.status, 200);
-      assert.deepEqual(await entriesOf('triton'), [{ name: 'triton', version: '2', state: 'READY', reason: '' }]);
+      assert.deepEqual(await entriesOf('triton'), [
+        { name: 'triton', version: '2', state: 'READY', reason: '' },
+        { name: 'triton', version: '1', state: 'UNAVAILABLE', reason: 'unloaded' },
+      ]);
       const broken = await entriesOf('broken');
       assert.equal(broken.length, 1);
       assert.equal(broken[0].state, 'UNAVAILABLE');

@@ -58,6 +58,9 @@ describe('what operators do is not a failure of the server', () => {
       });
       assert.equal(upload.status, 201, await upload.text());
       assert.equal((await getJson(`${server.url}/v2/health/ready`)).status, 200, 'an uploaded version waiting to be loaded keeps the server ready');
+      const listed = await requestJson('GET', `${server.url}/admin/models`, { headers: bearer(TOKEN) });
+      const seven = listed.body.models.find((m: { name: string }) => m.name === 'other').versions.find((v: { version: string }) => v.version === '7');
+      assert.deepEqual([seven.state, seven.reason], ['UNAVAILABLE', 'unloaded']);
     } finally {
       await server.close();
     }
@@ -65,6 +68,16 @@ describe('what operators do is not a failure of the server', () => {
     try {
       const { status } = await requestJson('POST', `${restarted.url}/v2/models/other/versions/7/infer`, { body: INPUT });
       assert.equal(status, 404, 'version 7 is not served');
+      // Still listed, as a version not loaded (issue 15, item 13), as it was before the restart.
+      const listed = await requestJson('GET', `${restarted.url}/admin/models`, { headers: bearer(TOKEN) });
+      const other = listed.body.models.find((m: { name: string }) => m.name === 'other');
+      assert.deepEqual(
+        other.versions.map((v: { version: string; state: string; reason: string }) => [v.version, v.state, v.reason]),
+        [
+          ['7', 'UNAVAILABLE', 'unloaded'],
+          ['1', 'UNAVAILABLE', 'unloaded'],
+        ],
+      );
       const load = await requestJson('POST', `${restarted.url}/admin/models/other/versions/7/load`, { headers: bearer(TOKEN) });
       assert.equal(load.status, 200, JSON.stringify(load.body));
       const answer = await requestJson('POST', `${restarted.url}/v2/models/other/infer`, { body: INPUT });
@@ -141,8 +154,8 @@ describe('what operators do is not a failure of the server', () => {
       await server.close();
 
       server = await startServerOver(own, { STATE_DIR: ownState, ADMIN_TOKEN: TOKEN });
-      // A restart brings back what was loaded (an unloaded version is not listed until it loads again).
-      assert.deepEqual(await states(), { '1': 'READY', '2': 'READY' });
+      // A restart brings back what was loaded; the version not loaded is listed as such.
+      assert.deepEqual(await states(), { '1': 'READY', '2': 'READY', '3': 'UNAVAILABLE' });
       assert.equal((await admin('PUT', '/admin/models/swapped/default-version', { version: '3' })).status, 200);
       assert.deepEqual(await states(), { '1': 'READY', '2': 'UNAVAILABLE', '3': 'READY' }, 'after the restart the swap still keeps version 1');
       // Triton's load of the model keeps it too.

@@ -22,7 +22,7 @@ export function writtenState(name: string, revision: number): ModelState {
 async function main(directory: string, names: string[]): Promise<void> {
   const store = new FileModelStateStore(directory);
   const revisions = new Map(names.map((name) => [name, 0]));
-  for (const stored of await store.loadAll()) revisions.set(stored.state.name, stored.revision);
+  for (const stored of (await store.loadAll()).states) revisions.set(stored.state.name, stored.revision);
   process.stdout.write('ready\n');
   for (let turn = 0; ; turn++) {
     const index = turn % names.length;

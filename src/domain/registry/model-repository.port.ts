@@ -37,4 +37,10 @@ export abstract class ModelRepository {
   abstract warmupFilePath(name: string, file: string): Promise<string>;
   /** sha256 of a model file, hex: what identifies the bytes a version was loaded from. */
   abstract sha256(modelPath: string): Promise<string>;
+  /**
+   * `text` (an error's message, from the runtime or the file system) with every path inside the
+   * repository written as its name there (`<model>/<version>/model.onnx`): what a client, an index
+   * or a health report shows never names a path of the server.
+   */
+  abstract withoutPaths(text: string): string;
 }

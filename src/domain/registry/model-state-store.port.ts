@@ -32,17 +32,41 @@ export interface StoredModelState {
 }
 
 /**
+ * A stored state that cannot be read back (changed from outside: not what the store writes, or
+ * another model's). The store sets it aside, so that its model starts as if it had none, and says
+ * where it is kept now, for an operator to look at.
+ */
+export interface UnreadableModelState {
+  /** The model whose state it is, when it is one of the names the caller knows; else undefined. */
+  readonly name: string | undefined;
+  /** Where the store keeps it now, in the store's own terms (never a path of the server). */
+  readonly keptAs: string;
+  readonly reason: string;
+}
+
+/** What the store holds: every state it could read back, and those it could not (set aside). */
+export interface StoredModelStates {
+  readonly states: readonly StoredModelState[];
+  readonly unreadable: readonly UnreadableModelState[];
+}
+
+/**
  * Port to where model states are kept. Writes are per model and compare-and-set, so that several
  * replicas sharing one store (a distributed adapter) cannot overwrite each other's changes
  * unknowingly: `save` succeeds only if the stored revision is still the one the writer read.
  */
 export abstract class ModelStateStore {
-  /** Every stored model state. */
-  abstract loadAll(): Promise<StoredModelState[]>;
+  /**
+   * Every stored model state. A state that cannot be read back is set aside and reported, never
+   * thrown: one bad state must not keep the other models from their own. `knownNames` (the models
+   * the caller has) lets the store tell whose state an unreadable one is.
+   */
+  abstract loadAll(knownNames?: readonly string[]): Promise<StoredModelStates>;
   /**
    * Stores `state` as revision `expectedRevision + 1` (`expectedRevision` 0: the model has no
    * stored state yet). Throws REGISTRY.STATE_CONFLICT when the stored revision is another one.
-   * Once it resolves, the state survives a crash of the process.
+   * Once it resolves, the state survives a crash of the process; when it rejects, the stored state
+   * is the one before. Its errors never name a path of the server.
    */
   abstract save(state: ModelState, expectedRevision: number): Promise<StoredModelState>;
   /** Forgets a model (it left the repository). Same compare-and-set rule as `save`. */

@@ -29,6 +29,7 @@ export class ModelVersion {
     private _fileSha256?: string,
     private _key?: string,
     private _reloads = 0,
+    private _neverLoaded = false,
   ) {}
 
   static register(modelName: string, version: number, path: string): ModelVersion {
@@ -36,6 +37,18 @@ export class ModelVersion {
       throw new DomainError('REGISTRY.INVALID_TRANSITION', `version ${version} of '${modelName}' is not a positive integer`);
     }
     return new ModelVersion(modelName, version, path, 'UNKNOWN', '');
+  }
+
+  /**
+   * A version directory the server does not serve (uploaded and not loaded yet, or not chosen at
+   * start): UNAVAILABLE, "unloaded", as Triton shows a version it does not serve. It can be loaded.
+   */
+  static notLoaded(modelName: string, version: number, path: string): ModelVersion {
+    const registered = ModelVersion.register(modelName, version, path);
+    registered._state = 'UNAVAILABLE';
+    registered._reason = UNLOADED;
+    registered._neverLoaded = true;
+    return registered;
   }
 
   get state(): ModelVersionState {
@@ -68,6 +81,13 @@ export class ModelVersion {
   get hasFailed(): boolean {
     return this._state === 'UNAVAILABLE' && this._reason !== UNLOADED;
   }
+  /**
+   * Listed as not loaded (notLoaded) and not asked to load since: to inference it is a version the
+   * server does not have (Triton's NOT_FOUND), where one unloaded is one it has, UNAVAILABLE.
+   */
+  get neverLoaded(): boolean {
+    return this._neverLoaded;
+  }
   /** The runtime's name for this version's loaded instances. */
   get key(): string {
     return this._key ?? `${this.modelName}/${this.version}`;
@@ -81,6 +101,7 @@ export class ModelVersion {
   markLoading(): void {
     this.requireState('start loading', 'UNKNOWN', 'UNAVAILABLE');
     this._state = 'LOADING';
+    this._neverLoaded = false;
     this._reason = '';
   }
 

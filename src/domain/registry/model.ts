@@ -68,12 +68,15 @@ export class Model extends AggregateRoot<ModelEvent> {
 
   /**
    * The version that serves a request: the one named, else the pinned default, else the highest
-   * READY one (Triton's rule). Throws VERSION_NOT_FOUND for a version that is not served and
-   * VERSION_NOT_READY when it is not READY.
+   * READY one (Triton's rule). Throws VERSION_NOT_FOUND for a version that is not served (never
+   * loaded included) and VERSION_NOT_READY when it is not READY.
    */
   versionToServe(requested?: number): ModelVersion {
     if (requested !== undefined) {
       const version = this.version(requested);
+      if (version.neverLoaded) {
+        throw new DomainError('REGISTRY.VERSION_NOT_FOUND', `model '${this.name}' does not serve version ${requested}: it is in the repository and not loaded`);
+      }
       if (!version.isReady) {
         throw new DomainError('REGISTRY.VERSION_NOT_READY', `version ${requested} of model '${this.name}' is ${version.state}${version.reason ? `: ${version.reason}` : ''}`);
       }
@@ -147,6 +150,24 @@ export class Model extends AggregateRoot<ModelEvent> {
   startUnloading(number: number, at: Date, { force = false } = {}): ModelVersion {
     const version = this.version(number);
     const serving = this.servingVersion();
+    this.requireUnloadable(number, { force });
+    version.beginUnload();
+    if (this.pinnedDefault === number) this.pinnedDefault = undefined;
+    this.recordServingChange(serving?.version, at);
+    return version;
+  }
+
+  /**
+   * Throws, as the unload itself would, when version `number` cannot be unloaded now (see
+   * startUnloading; a version whose load failed always can): so that the change can be saved first.
+   */
+  requireUnloadable(number: number, { force = false } = {}): void {
+    const version = this.version(number);
+    if (version.hasFailed) return;
+    if (!version.isReady) {
+      throw new DomainError('REGISTRY.INVALID_TRANSITION', `version ${number} of '${this.name}' cannot unload while ${version.state}${version.isUnloaded ? ' (unloaded already)' : ''}`);
+    }
+    const serving = this.servingVersion();
     if (!force && serving?.version === number) {
       const successor = this.readyVersions.find((v) => v.version !== number);
       if (this.pinnedDefault === number || !successor) {
@@ -158,10 +179,6 @@ export class Model extends AggregateRoot<ModelEvent> {
         );
       }
     }
-    version.beginUnload();
-    if (this.pinnedDefault === number) this.pinnedDefault = undefined;
-    this.recordServingChange(serving?.version, at);
-    return version;
   }
 
   finishUnloading(number: number, at: Date): void {

@@ -300,7 +300,7 @@ export class Rollout extends AggregateRoot<RolloutEvent> {
       phase: this.phaseValue,
       step: this.stepValue,
       stepStartedAt: this.stepStartedAt.toISOString(),
-      history: this.decisions,
+      history: [...this.decisions],
     };
   }
 

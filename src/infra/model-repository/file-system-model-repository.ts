@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, realpathSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { join, sep } from 'node:path';
+import { join, normalize, resolve, sep } from 'node:path';
 import { ModelRepository, type ModelDirectory, type VersionDirectory } from '../../domain/registry/model-repository.port.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { parseModelConfig } from './model-config.schema.js';
@@ -14,11 +14,36 @@ export const MODEL_FILE = 'model.onnx';
 export const WARMUP_FOLDER = 'warmup';
 /** Uploads are staged in hidden directories with this prefix, beside the version directories. */
 const UPLOAD_PREFIX = '.upload-';
+const STAGING_SEGMENT = /\.upload-[0-9a-f]{16}/g;
 
 /** Reads Triton's repository layout: `<root>/<model>/[config.json]`, `<root>/<model>/<version>/model.onnx`. */
 export class FileSystemModelRepository extends ModelRepository {
+  /** The ways a path inside the repository may start (as configured, absolute, resolved through links), longest first. */
+  private rootPrefixes?: string[];
+
   constructor(private readonly root: string) {
     super();
+  }
+
+  withoutPaths(text: string): string {
+    this.rootPrefixes ??= this.prefixes();
+    let result = text;
+    for (const prefix of this.rootPrefixes) result = result.split(prefix).join('');
+    // A staged upload that a message still names is named as what it is.
+    return result.replace(STAGING_SEGMENT, '(upload)');
+  }
+
+  private prefixes(): string[] {
+    const roots = new Set([normalize(this.root), resolve(this.root)]);
+    try {
+      roots.add(realpathSync(this.root));
+    } catch {
+      // not there (yet): the configured and absolute forms are enough
+    }
+    return [...roots]
+      .filter((root) => root !== sep && root !== '.')
+      .map((root) => (root.endsWith(sep) ? root : root + sep))
+      .sort((a, b) => b.length - a.length);
   }
 
   async addVersion(name: string, version: number, bytes: Uint8Array, validate: (modelPath: string) => Promise<void>): Promise<void> {
@@ -77,7 +102,7 @@ export class FileSystemModelRepository extends ModelRepository {
     } catch (error) {
       if (error instanceof DomainError) throw error;
       const code = (error as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' || code === 'ENOTDIR' ? `is not in the model's ${WARMUP_FOLDER}/ folder` : `cannot be read: ${(error as Error).message}`;
+      const why = code === 'ENOENT' || code === 'ENOTDIR' ? `is not in the model's ${WARMUP_FOLDER}/ folder` : `cannot be read: ${this.withoutPaths((error as Error).message)}`;
       throw new DomainError('REGISTRY.INVALID_CONFIG', `${where} ${why}`);
     }
   }
@@ -94,7 +119,7 @@ export class FileSystemModelRepository extends ModelRepository {
     return Promise.all(
       names.map((name) =>
         // One unreadable directory (lost+found, permissions) makes one UNAVAILABLE model, not a failed start.
-        this.readModel(name).catch((error: Error): ModelDirectory => ({ name, versions: [], config: { ok: false, reason: `the model directory cannot be read: ${error.message}` } })),
+        this.readModel(name).catch((error: Error): ModelDirectory => ({ name, versions: [], config: { ok: false, reason: `the model directory cannot be read: ${this.withoutPaths(error.message)}` } })),
       ),
     );
   }
@@ -150,7 +175,7 @@ export class FileSystemModelRepository extends ModelRepository {
       text = await readFile(path, 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: true, declared: {} };
-      return { ok: false, reason: `${CONFIG_FILE} cannot be read: ${(error as Error).message}` };
+      return { ok: false, reason: `${CONFIG_FILE} cannot be read: ${this.withoutPaths((error as Error).message)}` };
     }
     try {
       return { ok: true, declared: parseModelConfig(text) };

@@ -3,7 +3,7 @@ import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/pr
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { RolloutSnapshot } from '../../domain/rollout/rollout.js';
-import { ModelStateStore, type ModelState, type StoredModelState } from '../../domain/registry/model-state-store.port.js';
+import { ModelStateStore, type ModelState, type StoredModelState, type StoredModelStates, type UnreadableModelState } from '../../domain/registry/model-state-store.port.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 
 /**
@@ -21,8 +21,10 @@ import { DomainError } from '../../domain/shared/domain-error.js';
  * is written and fsynced, renamed over the target, and the directory is fsynced. A crash (even
  * kill -9 or a power loss) leaves either the old file or the new one, never a mix; a leftover temporary
  * file is ignored, and removed by `loadAll` once stale. Since a crash cannot produce a half-written
- * target, a target file that does not parse was changed from outside: `loadAll` throws, naming it, so
- * that startup stops rather than serving a state nobody chose.
+ * target, a target file that does not parse was changed from outside: `loadAll` sets it aside
+ * (renamed `<file>.unreadable-<ms>`) and reports it, so that its model starts afresh (the server
+ * logs it at error level) and the other models keep their states. Errors name state files by their
+ * name in STATE_DIR, never by their path.
  *
  * Compare-and-set: inside one process, saves and removes of one model run one after the other (per
  * model, across every store on the same directory), so the revision check is exact. Across processes
@@ -38,10 +40,12 @@ export class FileModelStateStore extends ModelStateStore {
     this.directory = resolve(directory);
   }
 
-  async loadAll(): Promise<StoredModelState[]> {
-    await this.ensureDirectory();
-    const entries = await readdir(this.directory, { withFileTypes: true });
-    const loaded: StoredModelState[] = [];
+  async loadAll(knownNames: readonly string[] = []): Promise<StoredModelStates> {
+    await this.ensureDirectory().catch(rethrowWithoutPaths);
+    const entries = await readdir(this.directory, { withFileTypes: true }).catch(rethrowWithoutPaths);
+    const owners = new Map(knownNames.map((name) => [fileNameOf(name), name]));
+    const states: StoredModelState[] = [];
+    const unreadable: UnreadableModelState[] = [];
     await Promise.all(
       entries.map(async (entry) => {
         if (!entry.isFile()) return;
@@ -49,12 +53,35 @@ export class FileModelStateStore extends ModelStateStore {
           await this.removeIfStale(entry.name);
           return;
         }
-        if (!STATE_FILE.test(entry.name)) return; // not ours (a README, an editor's backup): left alone
-        const stored = await this.read(entry.name);
-        if (stored) loaded.push(stored);
+        if (!STATE_FILE.test(entry.name)) return; // not ours (a README, an editor's backup, a state set aside): left alone
+        try {
+          const stored = await this.read(entry.name);
+          if (stored) states.push(stored);
+        } catch (error) {
+          unreadable.push({ name: owners.get(entry.name), keptAs: await this.setAside(entry.name, error), reason: (error as Error).message });
+        }
       }),
     );
-    return loaded.sort((a, b) => (a.state.name < b.state.name ? -1 : a.state.name > b.state.name ? 1 : 0));
+    states.sort((a, b) => (a.state.name < b.state.name ? -1 : a.state.name > b.state.name ? 1 : 0));
+    return { states, unreadable };
+  }
+
+  /**
+   * Moves a state file that does not parse (changed from outside) out of the way, as
+   * `<file>.unreadable-<ms since 1970>`, so that its model starts afresh and its next save succeeds;
+   * the file is kept for an operator to look at. A file that cannot be read at all stays where it
+   * is (the saves of its model keep failing, saying why). Returns the name it is kept under.
+   */
+  private async setAside(fileName: string, error: unknown): Promise<string> {
+    if (!(error instanceof UnreadableStateError)) return fileName;
+    const aside = `${fileName}.unreadable-${Date.now()}`;
+    try {
+      await rename(join(this.directory, fileName), join(this.directory, aside));
+      await syncDirectory(this.directory);
+      return aside;
+    } catch {
+      return fileName;
+    }
   }
 
   async save(state: ModelState, expectedRevision: number): Promise<StoredModelState> {
@@ -63,10 +90,10 @@ export class FileModelStateStore extends ModelStateStore {
     const text = JSON.stringify({ revision: expectedRevision + 1, state: plainState(state) });
     // What loadAll will return, and a refusal of a state it could not read back.
     const stored = parseStored(text, `the state of model '${state.name}'`);
-    await this.ensureDirectory();
+    await this.ensureDirectory().catch(rethrowWithoutPaths);
     return this.exclusive(fileName, async () => {
       await this.requireRevision(fileName, state.name, expectedRevision);
-      await this.writeAtomically(fileName, text);
+      await this.writeAtomically(fileName, text).catch(rethrowWithoutPaths);
       return stored;
     });
   }
@@ -74,12 +101,12 @@ export class FileModelStateStore extends ModelStateStore {
   async remove(name: string, expectedRevision: number): Promise<void> {
     requireRevision(expectedRevision);
     const fileName = fileNameOf(name);
-    await this.ensureDirectory();
+    await this.ensureDirectory().catch(rethrowWithoutPaths);
     await this.exclusive(fileName, async () => {
       await this.requireRevision(fileName, name, expectedRevision);
       if (expectedRevision === 0) return; // nothing stored, nothing to forget
-      await unlink(join(this.directory, fileName));
-      await syncDirectory(this.directory);
+      await unlink(join(this.directory, fileName)).catch(rethrowWithoutPaths);
+      await syncDirectory(this.directory).catch(rethrowWithoutPaths);
     });
   }
 
@@ -94,7 +121,11 @@ export class FileModelStateStore extends ModelStateStore {
     }
   }
 
-  /** The stored state in `fileName`, undefined when there is none; throws when the file is not one this store wrote. */
+  /**
+   * The stored state in `fileName`, undefined when there is none. Throws UnreadableStateError when
+   * the file is not one this store wrote, and an error naming the file (in STATE_DIR, never by its
+   * path) when it cannot be read.
+   */
   private async read(fileName: string): Promise<StoredModelState | undefined> {
     const path = join(this.directory, fileName);
     let text: string;
@@ -102,13 +133,13 @@ export class FileModelStateStore extends ModelStateStore {
       text = await readFile(path, 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
+      throw new Error(`model state file ${fileName} (in STATE_DIR) cannot be read: ${withoutPaths(error)}`);
     }
-    const stored = parseStored(text, `model state file ${path}`);
+    const stored = parseStored(text, `model state file ${fileName} (in STATE_DIR)`);
     if (fileNameOf(stored.state.name) !== fileName) {
-      throw new Error(
-        `model state file ${path} holds the state of model '${stored.state.name}', which belongs in ${fileNameOf(stored.state.name)}: ` +
-          'the file was renamed or copied from outside; move or remove it',
+      throw new UnreadableStateError(
+        `model state file ${fileName} (in STATE_DIR) holds the state of model '${stored.state.name}', which belongs in ${fileNameOf(stored.state.name)}: ` +
+          'the file was renamed or copied from outside',
       );
     }
     return stored;
@@ -238,17 +269,20 @@ function plainState(state: ModelState): ModelState {
   };
 }
 
+/** A state file whose content is not one this store wrote: changed from outside. */
+class UnreadableStateError extends Error {}
+
 function parseStored(text: string, what: string): StoredModelState {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new Error(`${what} is not valid JSON (${(error as Error).message}); this store never leaves a partial file, so it was changed from outside`);
+    throw new UnreadableStateError(`${what} is not valid JSON (${(error as Error).message}); this store never leaves a partial file, so it was changed from outside`);
   }
   const parsed = storedStateSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new Error(`${what} is not a stored model state: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new UnreadableStateError(`${what} is not a stored model state: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   const { revision, state } = parsed.data;
   return {
@@ -269,6 +303,23 @@ function requireRevision(expectedRevision: number): void {
   if (!Number.isSafeInteger(expectedRevision) || expectedRevision < 0) {
     throw new RangeError(`expected revision ${expectedRevision} is not a non-negative integer`);
   }
+}
+
+/**
+ * A file-system error's message without the paths it names (Node writes `ENOSPC: no space left on
+ * device, open '/var/lib/state/...'`): the code and what failed, for messages that may reach a client.
+ */
+function withoutPaths(error: unknown): string {
+  const { code, syscall, message } = error as NodeJS.ErrnoException;
+  if (typeof code !== 'string' || typeof syscall !== 'string') return String(message ?? error);
+  const cut = message.indexOf(`, ${syscall}`);
+  return `${cut > 0 ? message.slice(0, cut) : code} (${syscall})`;
+}
+
+function rethrowWithoutPaths(error: unknown): never {
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  if (typeof code !== 'string' || typeof syscall !== 'string') throw error;
+  throw Object.assign(new Error(`the model state store (STATE_DIR) failed: ${withoutPaths(error)}`), { code });
 }
 
 async function syncDirectory(directory: string): Promise<void> {

@@ -13,6 +13,8 @@ export const STATUS_OF: Record<DomainErrorCode, { readonly http: number; readonl
   // Triton answers a failed repository load with 400 / INVALID_ARGUMENT.
   'REGISTRY.LOAD_FAILED': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   'REGISTRY.VERSION_EXISTS': { http: 409, grpc: GrpcStatus.ALREADY_EXISTS },
+  // The change an operator asked for could not be saved (STATE_DIR full or read-only): not made, or undone.
+  'REGISTRY.STATE_NOT_SAVED': { http: 500, grpc: GrpcStatus.INTERNAL },
   'AUTH.UNAUTHENTICATED': { http: 401, grpc: GrpcStatus.UNAUTHENTICATED },
   // Known (a verified client certificate) but not allowed (ADMIN_CLIENT_NAMES).
   'AUTH.FORBIDDEN': { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },

@@ -39,17 +39,15 @@ export class ModelRegistry {
   notReadyReason(strict: boolean): string | undefined {
     if (this.loading) return 'the model repository is still loading';
     if (!strict) return undefined;
-    // What an operator unloaded on purpose (a retired version, a model with nothing loaded) is not a failure.
-    const notReady = this.all().flatMap((model) =>
-      model.versions.length === 0
-        ? model.problem
-          ? [`'${model.name}': ${model.problem}`]
-          : []
-        : model.versions
-            // UNKNOWN: present (e.g. uploaded) but never asked to load.
-            .filter((v) => !v.isReady && !v.isUnloaded && v.state !== 'UNKNOWN')
-            .map((v) => `'${model.name}' version ${v.version} is ${v.state}${v.reason ? ` (${v.reason})` : ''}`),
-    );
+    // What an operator unloaded on purpose (a retired version, a model with nothing loaded) is not a
+    // failure; a model that should serve and cannot (its problem says why) is.
+    const notReady = this.all().flatMap((model) => [
+      ...(model.problem && !model.isReady ? [`'${model.name}': ${model.problem}`] : []),
+      ...model.versions
+        // UNKNOWN: registered and about to load.
+        .filter((v) => !v.isReady && !v.isUnloaded && v.state !== 'UNKNOWN')
+        .map((v) => `'${model.name}' version ${v.version} is ${v.state}${v.reason ? ` (${v.reason})` : ''}`),
+    ]);
     return notReady.length > 0 ? `not every model is READY: ${notReady.join('; ')}` : undefined;
   }
 }

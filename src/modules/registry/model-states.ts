@@ -1,61 +1,104 @@
 import { Injectable } from '@nestjs/common';
-import { ModelStateStore, type ModelState } from '../../domain/registry/model-state-store.port.js';
+import { ModelStateStore, type ModelState, type UnreadableModelState } from '../../domain/registry/model-state-store.port.js';
 import type { Model } from '../../domain/registry/model.js';
 import { DomainEventBus } from '../../domain/shared/domain-event-bus.port.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 
+/** What a save may set besides what the model is now; loaded and default versions are the model's unless given. */
+export type StateChanges = Partial<Pick<ModelState, 'loadedVersions' | 'defaultVersion' | 'configOverride' | 'unloadedVersions' | 'explicitVersions' | 'rollout'>>;
+
 /**
- * What the registry saves of each model and when: after every change an operator makes, the
- * model's state is written (compare-and-set on the revision last read or written), then the
- * model's events are published, never before.
+ * What the registry saves of each model and when. An operator's change is saved before it takes
+ * effect (a save can give the loaded and default versions the change will leave), or undone when
+ * its save fails: a save that fails throws REGISTRY.STATE_NOT_SAVED. Saves are compare-and-set on
+ * the revision last read or written; the model's events are published after a save, never before.
  */
 @Injectable()
 export class ModelStates {
-  private readonly stored = new Map<string, { revision: number; state: ModelState }>();
+  /** Per model: the stored revision, and the state applied (absent: none, or one that could not be applied). */
+  private readonly stored = new Map<string, { revision: number; state?: ModelState }>();
 
   constructor(
     private readonly store: ModelStateStore,
     private readonly events: DomainEventBus,
   ) {}
 
-  /** Reads every stored state; called once at start, before the repository loads. */
-  async restore(): Promise<ReadonlyMap<string, ModelState>> {
-    for (const { state, revision } of await this.store.loadAll()) this.stored.set(state.name, { state, revision });
-    return new Map([...this.stored].map(([name, { state }]) => [name, state]));
+  /**
+   * Reads every stored state; called once at start, before the repository loads. `knownNames`
+   * (the repository's models) lets the store say whose state an unreadable one was.
+   */
+  async restore(knownNames: readonly string[]): Promise<{ states: ReadonlyMap<string, ModelState>; unreadable: readonly UnreadableModelState[] }> {
+    const { states, unreadable } = await this.store.loadAll(knownNames);
+    for (const { state, revision } of states) this.stored.set(state.name, { state, revision });
+    return { states: new Map(states.map(({ state }) => [state.name, state])), unreadable };
   }
 
   stateOf(name: string): ModelState | undefined {
     return this.stored.get(name)?.state;
   }
 
-  /** Saves the model as it is now (with what the operator set), then publishes its events. */
-  async save(model: Model, changes: Partial<Pick<ModelState, 'configOverride' | 'unloadedVersions' | 'explicitVersions' | 'rollout'>> = {}): Promise<void> {
+  /** The model's saved state could not be applied: it starts without one (its next save replaces it). */
+  discard(name: string): void {
+    const stored = this.stored.get(name);
+    if (stored) this.stored.set(name, { revision: stored.revision });
+  }
+
+  /**
+   * Saves the model with what the operator set (`changes`; loaded and default versions as the
+   * model has them unless given), then publishes its events. Throws REGISTRY.STATE_NOT_SAVED
+   * (nothing saved) when the store fails.
+   */
+  async save(model: Model, changes: StateChanges = {}): Promise<void> {
     const previous = this.stored.get(model.name);
+    const loaded = changes.loadedVersions ?? model.readyVersions.map((v) => v.version);
     let state: ModelState = {
       name: model.name,
-      loadedVersions: model.readyVersions.map((v) => v.version).sort((a, b) => a - b),
-      unloadedVersions: changes.unloadedVersions ?? previous?.state.unloadedVersions ?? [],
-      defaultVersion: model.defaultVersion,
-      configOverride: 'configOverride' in changes ? changes.configOverride : previous?.state.configOverride,
+      loadedVersions: [...loaded].sort((a, b) => a - b),
+      unloadedVersions: changes.unloadedVersions ?? previous?.state?.unloadedVersions ?? [],
+      defaultVersion: 'defaultVersion' in changes ? changes.defaultVersion : model.defaultVersion,
+      configOverride: 'configOverride' in changes ? changes.configOverride : previous?.state?.configOverride,
     };
-    const explicitVersions = changes.explicitVersions ?? previous?.state.explicitVersions ?? [];
+    const explicitVersions = changes.explicitVersions ?? previous?.state?.explicitVersions ?? [];
     if (explicitVersions.length > 0) state = { ...state, explicitVersions: [...explicitVersions].sort((a, b) => a - b) };
-    const rollout = 'rollout' in changes ? changes.rollout : previous?.state.rollout;
+    const rollout = 'rollout' in changes ? changes.rollout : previous?.state?.rollout;
     if (rollout !== undefined) state = { ...state, rollout };
-    const saved = await this.store.save(state, previous?.revision ?? 0).catch(async (error: unknown) => {
-      if (!(error instanceof DomainError) || error.code !== 'REGISTRY.STATE_CONFLICT') throw error;
-      // This process is the only writer of the embedded store, so a conflict means an earlier write
-      // landed although it reported a failure: catch up with the stored revision and write again.
-      // A store shared by replicas will need a merge here instead.
-      const stored = (await this.store.loadAll()).find((s) => s.state.name === model.name);
-      return this.store.save(state, stored?.revision ?? 0);
-    });
+    let saved;
+    try {
+      saved = await this.store.save(state, previous?.revision ?? 0).catch(async (error: unknown) => {
+        if (!(error instanceof DomainError) || error.code !== 'REGISTRY.STATE_CONFLICT') throw error;
+        // This process is the only writer of the embedded store, so a conflict means an earlier write
+        // landed although it reported a failure: catch up with the stored revision and write again.
+        // A store shared by replicas will need a merge here instead.
+        const stored = (await this.store.loadAll([model.name])).states.find((s) => s.state.name === model.name);
+        return this.store.save(state, stored?.revision ?? 0);
+      });
+    } catch (error) {
+      if (error instanceof DomainError && error.code === 'REGISTRY.STATE_CONFLICT') throw error;
+      throw new DomainError('REGISTRY.STATE_NOT_SAVED', `the state of model '${model.name}' could not be saved: ${(error as Error).message}`);
+    }
     this.stored.set(model.name, saved);
     this.events.publish(model.pullDomainEvents());
   }
 
-  /** Publishes what happened without an operator (start-up loads): nothing to save. */
+  /** Forgets the state of a model that did not come to be (an upload of a new model that was refused). */
+  async forget(name: string): Promise<void> {
+    const stored = this.stored.get(name);
+    if (!stored) return;
+    await this.store.remove(name, stored.revision);
+    this.stored.delete(name);
+  }
+
+  /** Publishes what happened without a save (start-up loads, or what a change did once saved). */
   publish(model: Model): void {
     this.events.publish(model.pullDomainEvents());
   }
+}
+
+/**
+ * The error to answer when a change was not made because its save failed (`undone`: what the
+ * server did about it, so that the answer says what serves); any other error as it is.
+ */
+export function notMade(change: string, error: unknown, undone: string): unknown {
+  if (!(error instanceof DomainError) || error.code !== 'REGISTRY.STATE_NOT_SAVED') return error;
+  return new DomainError('REGISTRY.STATE_NOT_SAVED', `${change} was not made: ${error.message}; ${undone}`);
 }

@@ -1,4 +1,4 @@
-import { Global, Module } from '@nestjs/common';
+import { Global, Module, type DynamicModule } from '@nestjs/common';
 import { ModelRepository } from '../../domain/registry/model-repository.port.js';
 import { ModelStateStore } from '../../domain/registry/model-state-store.port.js';
 import { DomainEventBus } from '../../domain/shared/domain-event-bus.port.js';
@@ -30,6 +30,26 @@ import { VersionLoader } from './version-loader.js';
 })
 export class MessagingModule {}
 
+/**
+ * Where model states are kept: the embedded file store in STATE_DIR by default, or the store a
+ * caller gives (a test injecting a store that fails, a distributed store).
+ */
+@Global()
+@Module({})
+export class StateStoreModule {
+  static with(store?: ModelStateStore): DynamicModule {
+    return {
+      module: StateStoreModule,
+      providers: [
+        store
+          ? { provide: ModelStateStore, useValue: store }
+          : { provide: ModelStateStore, inject: [AppConfig], useFactory: (config: AppConfig) => new FileModelStateStore(config.STATE_DIR) },
+      ],
+      exports: [ModelStateStore],
+    };
+  }
+}
+
 /** The model registry bounded context: which models and versions exist, their states and configs, and the admin API. */
 @Module({
   imports: [MessagingModule],
@@ -60,7 +80,6 @@ export class MessagingModule {}
       },
     },
     { provide: ModelRepository, inject: [AppConfig], useFactory: (config: AppConfig) => new FileSystemModelRepository(config.MODEL_REPOSITORY) },
-    { provide: ModelStateStore, inject: [AppConfig], useFactory: (config: AppConfig) => new FileModelStateStore(config.STATE_DIR) },
   ],
   exports: [ModelRegistry, LoadModelRepositoryHandler, ModelLifecycle, ModelStates, AdminToken],
 })

@@ -34,7 +34,7 @@ export class VersionLoader {
       this.logger.log(`model '${model.name}' version ${number} is READY`);
     } catch (error) {
       if (loaded) await this.engine.unload(version.key);
-      const reason = (error as Error).message;
+      const reason = this.repository.withoutPaths((error as Error).message);
       model.failLoading(number, reason, new Date());
       this.logger.error(`model '${model.name}' version ${number} is UNAVAILABLE: ${reason}`);
       throw new DomainError('REGISTRY.LOAD_FAILED', `model '${model.name}' version ${number} failed to load: ${reason}`);
@@ -62,7 +62,7 @@ export class VersionLoader {
       return oldKey;
     } catch (error) {
       if (loaded) await this.engine.unload(key);
-      throw new DomainError('REGISTRY.LOAD_FAILED', `model '${model.name}' version ${number} failed to reload, and keeps serving as before: ${(error as Error).message}`);
+      throw new DomainError('REGISTRY.LOAD_FAILED', `model '${model.name}' version ${number} failed to reload, and keeps serving as before: ${this.repository.withoutPaths((error as Error).message)}`);
     }
   }
 

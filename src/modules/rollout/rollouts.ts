@@ -5,7 +5,7 @@ import { DomainEventBus } from '../../domain/shared/domain-event-bus.port.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { ModelLifecycle } from '../registry/manage-model-versions/model-lifecycle.js';
 import { ModelRegistry } from '../registry/model-registry.js';
-import { ModelStates } from '../registry/model-states.js';
+import { ModelStates, notMade } from '../registry/model-states.js';
 
 /**
  * The rollouts of every model: routing each request that names no version, counting how each
@@ -66,7 +66,9 @@ export class Rollouts extends TrafficRouter {
   async start(modelName: string, spec: RolloutSpec): Promise<Rollout> {
     const model = this.registry.get(modelName);
     const rollout = Rollout.start(modelName, spec, (version) => model.versions.some((v) => v.version === version && v.isReady), new Date());
-    await this.lifecycle.saveRollout(modelName, rollout.snapshot());
+    await this.lifecycle.saveRollout(modelName, rollout.snapshot()).catch((error: unknown) => {
+      throw notMade(`the rollout of model '${modelName}'`, error, 'routing is as before');
+    });
     this.rollouts.set(modelName, rollout);
     this.restored.add(modelName);
     this.published(rollout, rollout.history[rollout.history.length - 1]);
@@ -75,21 +77,27 @@ export class Rollouts extends TrafficRouter {
 
   async promote(modelName: string): Promise<Rollout> {
     const rollout = this.get(modelName);
-    const decision = rollout.promote(new Date());
-    await this.changed(rollout, decision);
+    const before = rollout.snapshot();
+    await this.changed(rollout, rollout.promote(new Date()), before);
     return rollout;
   }
 
   async abort(modelName: string): Promise<Rollout> {
     const rollout = this.get(modelName);
-    await this.changed(rollout, rollout.abort(new Date()));
+    const before = rollout.snapshot();
+    await this.changed(rollout, rollout.abort(new Date()), before);
     return rollout;
   }
 
-  /** Runs one evaluation of the model's progressive plan; a decision is saved and acted on. */
+  /**
+   * Runs one evaluation of the model's progressive plan; a decision is saved and acted on. An
+   * advance or a promotion that cannot be saved is undone (the step is judged again later); a roll
+   * back stands, saved or not: the canary is not given traffic again because a disk is full.
+   */
   async evaluate(rollout: Rollout, now: Date): Promise<void> {
+    const before = rollout.snapshot();
     const decision = rollout.evaluate(now);
-    if (decision) await this.changed(rollout, decision);
+    if (decision) await this.changed(rollout, decision, decision.action === 'rolled_back' ? undefined : before);
   }
 
   /** A version left service: routing stops using it at once, and the change is saved. */
@@ -108,13 +116,23 @@ export class Rollouts extends TrafficRouter {
 
   /**
    * Saves, publishes and logs a decision already applied in memory (routing follows it from the
-   * next request). A promotion then makes the new stable version the model's default version
-   * (the hot swap: versions the model's policy no longer keeps are drained and unloaded).
+   * next request). A promotion is saved with the hot swap that makes the new stable version the
+   * model's default version, in one write (versions the model's policy no longer keeps are then
+   * drained and unloaded). With `before` (the rollout before the decision), a decision that
+   * cannot be saved (or a promotion whose swap fails) is undone: the rollout is as it was, and the
+   * error says so.
    */
-  private async changed(rollout: Rollout, decision: RolloutDecision): Promise<void> {
-    await this.lifecycle.saveRollout(rollout.modelName, rollout.snapshot());
+  private async changed(rollout: Rollout, decision: RolloutDecision, before?: RolloutSnapshot): Promise<void> {
+    try {
+      if (decision.action === 'promoted') await this.lifecycle.makeDefault(rollout.modelName, rollout.spec.stable, rollout.snapshot());
+      else await this.lifecycle.saveRollout(rollout.modelName, rollout.snapshot());
+    } catch (error) {
+      if (!before) throw error;
+      // Undone: the rollout as it was (the current step's figures start over).
+      this.rollouts.set(rollout.modelName, Rollout.restore(before));
+      throw notMade(`the rollout of model '${rollout.modelName}' (${decision.action})`, error, 'the rollout is as it was');
+    }
     this.published(rollout, decision);
-    if (decision.action === 'promoted') await this.lifecycle.makeDefault(rollout.modelName, rollout.spec.stable);
   }
 
   private published(rollout: Rollout, decision: RolloutDecision): void {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FileSystemModelRepository } from '../../../src/infra/model-repository/file-system-model-repository.js';
 import { makeRepository, startTestServer } from '../../support/test-server.js';
@@ -58,5 +58,29 @@ describe('FileSystemModelRepository.removeAbandonedUploads', () => {
     } finally {
       await rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('FileSystemModelRepository.withoutPaths', () => {
+  let parent: string;
+  before(async () => {
+    parent = await mkdtemp(join(tmpdir(), 'onnx-serving-paths-'));
+    await mkdir(join(parent, 'real', 'models', 'classifier', '1'), { recursive: true });
+    await symlink(join(parent, 'real', 'models'), join(parent, 'linked'));
+  });
+  after(() => rm(parent, { recursive: true, force: true }));
+
+  it('names paths inside the repository by their name there, however the root was written or resolved', () => {
+    const linked = join(parent, 'linked');
+    const repository = new FileSystemModelRepository(linked);
+    const real = join(parent, 'real', 'models');
+    const text = `Load model from ${join(linked, 'classifier', '1', 'model.onnx')} failed; resolved ${join(real, 'classifier', 'warmup', 'x.bin')}; staged ${join(linked, 'classifier', '.upload-0123456789abcdef', 'weights.bin')}`;
+    assert.equal(repository.withoutPaths(text), 'Load model from classifier/1/model.onnx failed; resolved classifier/warmup/x.bin; staged classifier/(upload)/weights.bin');
+  });
+
+  it('also when the root is relative', () => {
+    const repository = new FileSystemModelRepository(`.${sep}models`);
+    assert.equal(repository.withoutPaths(`open 'models${sep}m${sep}1${sep}model.onnx' and '${resolve('models', 'm', 'config.json')}'`), "open 'm/1/model.onnx' and 'm/config.json'");
+    assert.equal(repository.withoutPaths('nothing to change'), 'nothing to change');
   });
 });

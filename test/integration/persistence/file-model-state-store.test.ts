@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { FileModelStateStore, fileNameOf } from '../../../src/infra/persistence/file-model-state-store.js';
 import type { ModelState } from '../../../src/domain/registry/model-state-store.port.js';
 import { DomainError } from '../../../src/domain/shared/domain-error.js';
@@ -38,7 +38,7 @@ describe('FileModelStateStore', () => {
   it('creates a missing directory (and its parents) with mode 0700, and finds nothing in it', async () => {
     const directory = join(newDirectory(), 'nested', 'state');
     const store = new FileModelStateStore(directory);
-    assert.deepEqual(await store.loadAll(), []);
+    assert.deepEqual((await store.loadAll()).states, []);
     const info = await stat(directory);
     assert.ok(info.isDirectory());
     if (process.platform !== 'win32') assert.equal(info.mode & 0o777, 0o700);
@@ -58,7 +58,7 @@ describe('FileModelStateStore', () => {
     assert.deepEqual(await store.save(full, 0), { revision: 1, state: full });
     assert.deepEqual(await store.save(minimal, 0), { revision: 1, state: minimal });
 
-    assert.deepEqual(await new FileModelStateStore(directory).loadAll(), [
+    assert.deepEqual((await new FileModelStateStore(directory).loadAll()).states, [
       { revision: 1, state: minimal },
       { revision: 1, state: full },
     ]);
@@ -69,7 +69,7 @@ describe('FileModelStateStore', () => {
     const store = new FileModelStateStore(directory);
     const withExtras = { ...aState('resnet'), defaultVersion: undefined, extra: 'not a state field' } as ModelState;
     assert.deepEqual(await store.save(withExtras, 0), { revision: 1, state: aState('resnet') });
-    assert.deepEqual(await store.loadAll(), [{ revision: 1, state: aState('resnet') }]);
+    assert.deepEqual((await store.loadAll()).states, [{ revision: 1, state: aState('resnet') }]);
     const onDisk = JSON.parse(await readFile(join(directory, fileNameOf('resnet')), 'utf8'));
     assert.deepEqual(onDisk, { revision: 1, state: aState('resnet') });
   });
@@ -80,7 +80,7 @@ describe('FileModelStateStore', () => {
     assert.equal((await store.save(aState('a', { loadedVersions: [2] }), 1)).revision, 2);
     assert.equal((await store.save(aState('b'), 0)).revision, 1);
     assert.equal((await store.save(aState('a', { loadedVersions: [3] }), 2)).revision, 3);
-    assert.deepEqual(await store.loadAll(), [
+    assert.deepEqual((await store.loadAll()).states, [
       { revision: 3, state: aState('a', { loadedVersions: [3] }) },
       { revision: 1, state: aState('b') },
     ]);
@@ -92,7 +92,7 @@ describe('FileModelStateStore', () => {
     await store.save(aState('resnet', { loadedVersions: [2] }), 1);
 
     await assertConflict(store.save(aState('resnet', { loadedVersions: [3] }), 1), /'resnet' is at revision 2, not 1/);
-    assert.deepEqual(await store.loadAll(), [{ revision: 2, state: aState('resnet', { loadedVersions: [2] }) }]);
+    assert.deepEqual((await store.loadAll()).states, [{ revision: 2, state: aState('resnet', { loadedVersions: [2] }) }]);
   });
 
   it('refuses a first save (expected revision 0) when a state is stored, and a later one when none is', async () => {
@@ -101,7 +101,7 @@ describe('FileModelStateStore', () => {
 
     await assertConflict(store.save(aState('resnet', { loadedVersions: [9] }), 0), /is at revision 1, not 0/);
     await assertConflict(store.save(aState('bert'), 1), /'bert' has no stored state, not 1/);
-    assert.deepEqual(await store.loadAll(), [{ revision: 1, state: aState('resnet', { loadedVersions: [1] }) }]);
+    assert.deepEqual((await store.loadAll()).states, [{ revision: 1, state: aState('resnet', { loadedVersions: [1] }) }]);
   });
 
   it('refuses an expected revision that is not a non-negative integer, and a state it could not read back', async () => {
@@ -112,7 +112,7 @@ describe('FileModelStateStore', () => {
     await assert.rejects(store.remove('resnet', Number.NaN), RangeError);
     await assert.rejects(store.save(aState('resnet', { loadedVersions: [0] }), 0), /'resnet' is not a stored model state: state\.loadedVersions\.0/);
     await assert.rejects(store.save(aState(''), 0), /state\.name/);
-    assert.deepEqual(await store.loadAll(), []);
+    assert.deepEqual((await store.loadAll()).states, []);
   });
 
   it('removes a state only at its current revision', async () => {
@@ -124,10 +124,10 @@ describe('FileModelStateStore', () => {
 
     await assertConflict(store.remove('resnet', 1), /is at revision 2, not 1/);
     await assertConflict(store.remove('resnet', 0));
-    assert.equal((await store.loadAll()).length, 2);
+    assert.equal((await store.loadAll()).states.length, 2);
 
     await store.remove('resnet', 2);
-    assert.deepEqual(await store.loadAll(), [{ revision: 1, state: aState('bert') }]);
+    assert.deepEqual((await store.loadAll()).states, [{ revision: 1, state: aState('bert') }]);
     assert.deepEqual(await readdir(directory), [fileNameOf('bert')]);
 
     await assertConflict(store.remove('resnet', 2), /has no stored state, not 2/);
@@ -142,7 +142,7 @@ describe('FileModelStateStore', () => {
     const store = new FileModelStateStore(directory);
     for (const name of names) await store.save(aState(name), 0);
 
-    const loaded = await new FileModelStateStore(directory).loadAll();
+    const loaded = (await new FileModelStateStore(directory).loadAll()).states;
     assert.deepEqual(loaded.map((stored) => stored.state.name).sort(), [...names].sort());
     assert.ok(loaded.every((stored) => stored.revision === 1));
     const files = await readdir(directory, { withFileTypes: true });
@@ -156,7 +156,7 @@ describe('FileModelStateStore', () => {
 
     await store.remove('..', 1);
     await store.remove('../escape', 1);
-    assert.equal((await store.loadAll()).length, names.length - 2);
+    assert.equal((await store.loadAll()).states.length, names.length - 2);
   });
 
   it('leaves no temporary file behind', async () => {
@@ -186,7 +186,7 @@ describe('FileModelStateStore', () => {
         assert.equal(won.length, 1, `round ${round}: one save wins`);
         assert.equal(lost.length, 1, `round ${round}: one save loses`);
         await assertConflict(Promise.reject(lost[0]!.reason));
-        const [stored] = await store.loadAll();
+        const [stored] = (await store.loadAll()).states;
         assert.deepEqual(stored, won[0]!.value);
         assert.equal(stored!.revision, round + 1);
       }
@@ -206,7 +206,7 @@ describe('FileModelStateStore', () => {
       const saves = Array.from({ length: 20 }, (_, revision) => store.save(aState('resnet', { loadedVersions: [revision + 1] }), revision));
       const stored = await Promise.all(saves);
       assert.deepEqual(stored.map((s) => s.revision), Array.from({ length: 20 }, (_, i) => i + 1));
-      assert.deepEqual(await store.loadAll(), [{ revision: 20, state: aState('resnet', { loadedVersions: [20] }) }]);
+      assert.deepEqual((await store.loadAll()).states, [{ revision: 20, state: aState('resnet', { loadedVersions: [20] }) }]);
     });
 
     it('serialize a remove with the saves around it', async () => {
@@ -219,7 +219,7 @@ describe('FileModelStateStore', () => {
       ]);
       assert.deepEqual(results.map((result) => result.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
       await assertConflict(Promise.reject((results[2] as PromiseRejectedResult).reason));
-      assert.deepEqual(await store.loadAll(), [{ revision: 1, state: aState('resnet', { loadedVersions: [7] }) }]);
+      assert.deepEqual((await store.loadAll()).states, [{ revision: 1, state: aState('resnet', { loadedVersions: [7] }) }]);
     });
   });
 
@@ -234,29 +234,56 @@ describe('FileModelStateStore', () => {
     };
     const escape = (path: string) => path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-    it('stops loadAll with an error naming the file when it is not JSON (e.g. truncated)', async () => {
-      const { store, path } = await corrupt(JSON.stringify({ revision: 1, state: aState('resnet') }).slice(0, 30));
-      await assert.rejects(store.loadAll(), new RegExp(`model state file ${escape(path)} is not valid JSON`));
+    /** What loadAll reports of the file, and that the file was set aside under that name, unchanged. */
+    const assertSetAside = async (store: FileModelStateStore, path: string, content: string, reason: RegExp, knownNames = ['resnet']) => {
+      const { states, unreadable } = await store.loadAll(knownNames);
+      assert.deepEqual(states, [{ revision: 1, state: aState('bert') }], 'the other models keep their states');
+      assert.equal(unreadable.length, 1);
+      const [entry] = unreadable;
+      assert.equal(entry!.name, knownNames.includes('resnet') ? 'resnet' : undefined);
+      assert.match(entry!.reason, reason);
+      assert.ok(!entry!.reason.includes(dirname(path)), `the reason names no path: ${entry!.reason}`);
+      assert.match(entry!.keptAs, new RegExp(`^${escape(basename(path))}\\.unreadable-\\d+$`));
+      assert.equal(await readFile(join(dirname(path), entry!.keptAs), 'utf8'), content, 'kept as it was, for an operator to look at');
+      await assert.rejects(stat(path), { code: 'ENOENT' });
+      assert.deepEqual((await store.loadAll(knownNames)).unreadable, [], 'reported once');
+      assert.equal((await store.save(aState('resnet'), 0)).revision, 1, 'the model starts afresh');
+    };
+
+    it('sets aside a file that is not JSON (e.g. truncated), naming it by its file name only', async () => {
+      const content = JSON.stringify({ revision: 1, state: aState('resnet') }).slice(0, 30);
+      const { store, path } = await corrupt(content);
+      await assertSetAside(store, path, content, new RegExp(`^model state file ${escape(basename(path))} \\(in STATE_DIR\\) is not valid JSON`));
     });
 
-    it('stops loadAll with an error naming the file and the field when the JSON is not a stored state', async () => {
-      const { store, path } = await corrupt(JSON.stringify({ revision: 0, state: aState('resnet') }));
-      await assert.rejects(store.loadAll(), new RegExp(`model state file ${escape(path)} is not a stored model state: revision`));
-      await writeFile(path, JSON.stringify({ revision: 1, state: { ...aState('resnet'), loadedVersions: 'all' } }));
-      await assert.rejects(store.loadAll(), new RegExp(`${escape(path)} is not a stored model state: state\\.loadedVersions`));
-      await writeFile(path, JSON.stringify({ revision: 1, state: aState('resnet'), comment: 'hand-edited' }));
-      await assert.rejects(store.loadAll(), new RegExp(`${escape(path)} is not a stored model state: \\(root\\)`));
+    it('sets aside a file whose JSON is not a stored state, naming the field', async () => {
+      for (const [content, field] of [
+        [JSON.stringify({ revision: 0, state: aState('resnet') }), 'revision'],
+        [JSON.stringify({ revision: 1, state: { ...aState('resnet'), loadedVersions: 'all' } }), 'state\\.loadedVersions'],
+        [JSON.stringify({ revision: 1, state: aState('resnet'), comment: 'hand-edited' }), '\\(root\\)'],
+        ['{"revision":1,"state":{"name":"resnet","loadedVersions":[2],"unloadedVersions":[1],"__proto__":{"defaultVersion":9}}}', 'state'],
+        ['{"__proto__":{"revision":1,"state":{"name":"resnet","loadedVersions":[2],"unloadedVersions":[1]}}}', ''],
+      ] as const) {
+        const { store, path } = await corrupt(content);
+        await assertSetAside(store, path, content, new RegExp(`is not a stored model state: ${field}`));
+      }
     });
 
-    it('stops loadAll when a file holds another model than its name says (renamed or copied)', async () => {
-      const { store, path } = await corrupt(JSON.stringify({ revision: 1, state: aState('bert') }));
-      await assert.rejects(store.loadAll(), new RegExp(`model state file ${escape(path)} holds the state of model 'bert'`));
+    it('sets aside a file holding another model than its name says (renamed or copied)', async () => {
+      const content = JSON.stringify({ revision: 1, state: aState('bert') });
+      const { store, path } = await corrupt(content);
+      await assertSetAside(store, path, content, /holds the state of model 'bert'/);
+    });
+
+    it('reports a file of a model it was not told about without a name', async () => {
+      const { store, path } = await corrupt('{');
+      await assertSetAside(store, path, '{', /is not valid JSON/, []);
     });
 
     it('refuses a save or remove of that model with the same error, rather than overwriting it', async () => {
       const { store, path } = await corrupt('{');
-      await assert.rejects(store.save(aState('resnet'), 0), new RegExp(escape(path)));
-      await assert.rejects(store.remove('resnet', 1), new RegExp(escape(path)));
+      await assert.rejects(store.save(aState('resnet'), 0), new RegExp(`model state file ${escape(basename(path))} \\(in STATE_DIR\\) is not valid JSON`));
+      await assert.rejects(store.remove('resnet', 1), new RegExp(escape(basename(path))));
       assert.equal(await readFile(path, 'utf8'), '{');
       assert.equal((await store.save(aState('bert'), 1)).revision, 2, 'other models are still written');
     });
@@ -268,7 +295,7 @@ describe('FileModelStateStore', () => {
       await writeFile(join(directory, 'README.txt'), 'notes');
       await writeFile(join(directory, 'resnet.json'), 'not ours');
       await mkdir(join(directory, 'lost+found'));
-      assert.deepEqual(await store.loadAll(), [{ revision: 1, state: aState('resnet') }]);
+      assert.deepEqual((await store.loadAll()).states, [{ revision: 1, state: aState('resnet') }]);
     });
   });
 
@@ -285,7 +312,7 @@ describe('FileModelStateStore', () => {
       const store = new FileModelStateStore(directory);
       await store.save(aState('resnet'), 0);
       await leftover(directory, process.pid, '{"revision":2,"state":{"na');
-      assert.deepEqual(await new FileModelStateStore(directory).loadAll(), [{ revision: 1, state: aState('resnet') }]);
+      assert.deepEqual((await new FileModelStateStore(directory).loadAll()).states, [{ revision: 1, state: aState('resnet') }]);
       assert.equal((await store.save(aState('resnet'), 1)).revision, 2);
     });
 
@@ -300,7 +327,7 @@ describe('FileModelStateStore', () => {
       const anHourAgo = new Date(Date.now() - 3_600_000);
       await utimes(old, anHourAgo, anHourAgo);
 
-      assert.deepEqual(await store.loadAll(), [{ revision: 1, state: aState('resnet') }]);
+      assert.deepEqual((await store.loadAll()).states, [{ revision: 1, state: aState('resnet') }]);
       const files = await readdir(directory);
       assert.ok(!files.includes(ofDeadWriter.slice(directory.length + 1)), 'the dead writer\'s file is removed');
       assert.ok(!files.includes(old.slice(directory.length + 1)), 'the old file is removed');

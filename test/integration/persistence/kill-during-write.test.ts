@@ -101,7 +101,7 @@ describe('FileModelStateStore killed during writes', { timeout: 180_000 }, () =>
       const [code, signal] = await writer.closed;
       assert.equal(signal, 'SIGKILL', `${context}: the writer ended by itself (code ${code}): ${writer.stderr()}`);
 
-      const loaded = await new FileModelStateStore(directory).loadAll();
+      const loaded = (await new FileModelStateStore(directory).loadAll()).states;
       const confirmed = confirmedRevisions(writer.lines);
       assert.ok(confirmed.size > 0, `${context}: the writer saved something`);
       for (const stored of loaded) {

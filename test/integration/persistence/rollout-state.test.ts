@@ -30,7 +30,7 @@ describe('FileModelStateStore: rollouts', () => {
     const store = new FileModelStateStore(join(directory, 'read'));
     const saved = await store.save(state, 0);
     assert.deepEqual(saved.state.rollout, state.rollout, 'save returns what it wrote');
-    const [loaded] = await new FileModelStateStore(join(directory, 'read')).loadAll();
+    const [loaded] = (await new FileModelStateStore(join(directory, 'read')).loadAll()).states;
     assert.deepEqual(loaded?.state.rollout, state.rollout, 'loadAll reads it back');
     assert.ok(Rollout.restore(loaded!.state.rollout!), 'and it restores');
   });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ModelStateStore, type ModelState, type StoredModelState } from '../../../src/domain/registry/model-state-store.port.js';
+import { ModelStateStore, type ModelState, type StoredModelState, type StoredModelStates } from '../../../src/domain/registry/model-state-store.port.js';
 import { Model } from '../../../src/domain/registry/model.js';
 import type { DomainEvent } from '../../../src/domain/shared/aggregate-root.js';
 import { DomainError } from '../../../src/domain/shared/domain-error.js';
@@ -15,8 +15,8 @@ class InMemoryModelStateStore extends ModelStateStore {
   constructor(private readonly log: string[]) {
     super();
   }
-  async loadAll(): Promise<StoredModelState[]> {
-    return [...this.states.values()];
+  async loadAll(): Promise<StoredModelStates> {
+    return { states: [...this.states.values()], unreadable: [] };
   }
   async save(state: ModelState, expectedRevision: number): Promise<StoredModelState> {
     if (this.failNext) {
@@ -85,7 +85,7 @@ describe('ModelStates', () => {
     const { log, store, states, model } = setUp();
     model.makeDefault(1, new Date());
     store.failNext = new Error('disk full');
-    await assert.rejects(states.save(model), /disk full/);
+    await assert.rejects(states.save(model), { code: 'REGISTRY.STATE_NOT_SAVED', message: "the state of model 'resnet' could not be saved: disk full" });
     assert.deepEqual(log, []);
     assert.equal(model.pullDomainEvents().length, 1, 'the event was not pulled');
   });
@@ -93,9 +93,25 @@ describe('ModelStates', () => {
   it('restores the stored states, and the next save continues from their revision', async () => {
     const { store, states, model } = setUp();
     store.states.set('resnet', { revision: 7, state: { name: 'resnet', loadedVersions: [2], unloadedVersions: [1], defaultVersion: 2 } });
-    const restored = await states.restore();
-    assert.deepEqual(restored.get('resnet')?.unloadedVersions, [1]);
+    const restored = await states.restore(['resnet']);
+    assert.deepEqual(restored.states.get('resnet')?.unloadedVersions, [1]);
     await states.save(model);
     assert.equal(store.states.get('resnet')!.revision, 8);
+  });
+
+  it('discards a restored state it cannot apply: later saves start from nothing, at the stored revision', async () => {
+    const { store, states, model } = setUp();
+    store.states.set('resnet', { revision: 3, state: { name: 'resnet', loadedVersions: [9], unloadedVersions: [1], configOverride: '{}', explicitVersions: [9] } });
+    await states.restore(['resnet']);
+    states.discard('resnet');
+    assert.equal(states.stateOf('resnet'), undefined);
+    await states.save(model);
+    assert.deepEqual(store.states.get('resnet'), { revision: 4, state: { name: 'resnet', loadedVersions: [1, 2], unloadedVersions: [], defaultVersion: undefined, configOverride: undefined } });
+  });
+
+  it('saves the loaded and default versions a change will leave, when given', async () => {
+    const { store, states, model } = setUp();
+    await states.save(model, { loadedVersions: [2], defaultVersion: 2 });
+    assert.deepEqual(store.states.get('resnet')!.state, { name: 'resnet', loadedVersions: [2], unloadedVersions: [], defaultVersion: 2, configOverride: undefined });
   });
 });

@@ -32,6 +32,10 @@ export class GetModelMetadataHandler {
   /** Whether the model (or that version) is READY; unknown models and versions are errors. */
   isReady(modelName: string, version?: number): boolean {
     const model = this.registry.get(modelName);
-    return version === undefined ? model.isReady : model.version(version).isReady;
+    if (version === undefined) return model.isReady;
+    const found = model.version(version);
+    // A version never loaded is one the server does not have: VERSION_NOT_FOUND, as for any other.
+    if (found.neverLoaded) model.versionToServe(version);
+    return found.isReady;
   }
 }

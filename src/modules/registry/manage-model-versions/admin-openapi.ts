@@ -115,6 +115,8 @@ const ROLLOUT_EXAMPLE = {
   plan: { steps: [5, 25, 50, 100], min_requests: 200, min_dwell_seconds: 30, slo: { max_error_rate: 0.01, max_p99_ratio: 1.5 } },
 };
 
+/** A change whose state could not be saved: not made, or undone (the message says what serves). */
+const NOT_SAVED = error("the change could not be saved (STATE_DIR full or read-only): it was not made, or was undone; the message says what serves (REGISTRY.STATE_NOT_SAVED)");
 const BAD_NAME = 'the model name or the version in the path is not allowed (REGISTRY.INVALID_NAME)';
 const BAD_BODY = 'the JSON body does not match its schema (INFERENCE.INVALID_REQUEST), or is empty while Content-Type says application/json';
 const CONFLICT =
@@ -185,6 +187,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           ),
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
+          '500': NOT_SAVED,
           '409': error('the repository has this version already (REGISTRY.VERSION_EXISTS)'),
           '413': error('the body is larger than MAX_REQUEST_BYTES'),
           '415': error('the Content-Type is one the server does not parse'),
@@ -205,6 +208,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '400': error(`${BAD_NAME}; the model's configuration is invalid (REGISTRY.INVALID_CONFIG); the version failed to load or one of its \`model_warmup\` samples failed (REGISTRY.LOAD_FAILED; it is then UNAVAILABLE with the reason)`),
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
+          '500': NOT_SAVED,
           '404': error('the repository has no such model (REGISTRY.MODEL_NOT_FOUND) or no such version of it (REGISTRY.VERSION_NOT_FOUND)'),
           '409': error(CONFLICT),
         },
@@ -236,6 +240,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '400': error(`${BAD_NAME}; ${BAD_BODY}`),
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
+          '500': NOT_SAVED,
           '404': error('the server knows no such model (REGISTRY.MODEL_NOT_FOUND) or no such version of it (REGISTRY.VERSION_NOT_FOUND)'),
           '409': error(
             'the version is the default or the only READY version and force is not true, or it is neither READY nor failed (loading, unloaded already, never loaded: REGISTRY.INVALID_TRANSITION); the saved model state changed meanwhile (REGISTRY.STATE_CONFLICT)',
@@ -278,6 +283,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '400': error(`${BAD_NAME}; ${BAD_BODY}; the model's configuration is invalid (REGISTRY.INVALID_CONFIG); the version failed to load or one of its \`model_warmup\` samples failed (REGISTRY.LOAD_FAILED)`),
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
+          '500': NOT_SAVED,
           '404': error('the repository has no such model (REGISTRY.MODEL_NOT_FOUND) or no such version of it (REGISTRY.VERSION_NOT_FOUND)'),
           '409': error(CONFLICT),
         },
@@ -298,6 +304,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '400': error(`${BAD_BODY}, naming the field; an invalid combination (ROLLOUT.INVALID_SPEC)`),
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
+          '500': NOT_SAVED,
           '404': error('the server knows no such model (REGISTRY.MODEL_NOT_FOUND)'),
           '409': error('a version it names is not READY (ROLLOUT.VERSION_NOT_READY)'),
         },
@@ -327,6 +334,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '200': { description: 'Promoted.', content: json(schemaRef('Rollout')) },
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
+          '500': NOT_SAVED,
           '404': error('no such model, or no rollout (ROLLOUT.NOT_FOUND)'),
           '409': error('the rollout has no canary or is not in progress (ROLLOUT.INVALID_TRANSITION)'),
         },
@@ -343,6 +351,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '200': { description: 'Aborted.', content: json(schemaRef('Rollout')) },
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
+          '500': NOT_SAVED,
           '404': error('no such model, or no rollout (ROLLOUT.NOT_FOUND)'),
           '409': error('the rollout is not in progress (ROLLOUT.INVALID_TRANSITION)'),
         },
@@ -409,6 +418,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           ),
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
+          '500': NOT_SAVED,
           '404': error('the repository has no such model (REGISTRY.MODEL_NOT_FOUND)'),
           '409': error(CONFLICT),
         },
@@ -437,6 +447,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '400': error(`${BAD_NAME}; ${BAD_BODY}`),
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
+          '500': NOT_SAVED,
           '404': error('the server knows no such model (REGISTRY.MODEL_NOT_FOUND)'),
           '409': error(CONFLICT),
         },

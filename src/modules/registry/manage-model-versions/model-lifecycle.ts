@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import { createHash } from 'node:crypto';
+import { dirname } from 'node:path';
 import type { DeclaredModelConfig } from '../../../domain/registry/model-config.js';
 import type { RolloutSnapshot } from '../../../domain/rollout/rollout.js';
 import { ModelRepository, type ModelDirectory } from '../../../domain/registry/model-repository.port.js';
@@ -11,7 +12,7 @@ import { VersionTraffic } from '../../../domain/registry/version-traffic.port.js
 import { DomainError } from '../../../domain/shared/domain-error.js';
 import { parseModelConfig } from '../../../infra/model-repository/model-config.schema.js';
 import { ModelRegistry } from '../model-registry.js';
-import { ModelStates } from '../model-states.js';
+import { ModelStates, notMade } from '../model-states.js';
 import { VersionLoader } from '../version-loader.js';
 
 export interface SwapResult {
@@ -22,8 +23,10 @@ export interface SwapResult {
 /**
  * What operators do to the versions of a model, live: load, unload, make a version the default
  * (the hot swap), and Triton's model-level load and unload. The operations on one model run one
- * after another, each to its end (no two interleave, none deadlocks: a queue per model). After
- * each, the model's state is saved and its events published.
+ * after another, each to its end (no two interleave, none deadlocks: a queue per model). Each
+ * change is saved before it takes effect, or undone when its save fails, so that what an answer
+ * says is what serves, now and after a restart (REGISTRY.STATE_NOT_SAVED says what was undone);
+ * the model's events are published after.
  */
 @Injectable()
 export class ModelLifecycle {
@@ -41,14 +44,22 @@ export class ModelLifecycle {
   /**
    * Loads a version (found in the repository now, e.g. just uploaded); a READY one stays as it is.
    * Either way it is now explicitly loaded: it stays loaded until an operator unloads it, whatever
-   * the version policy would choose (a later swap does not retire it).
+   * the version policy would choose (a later swap does not retire it). When the change cannot be
+   * saved, a version this call loaded is unloaded again.
    */
   loadVersion(modelName: string, number: number): Promise<ModelVersion> {
     return this.serialized(modelName, async () => {
       const { model, directory } = await this.modelWithDirectory(modelName);
       const version = this.versionIn(model, directory, number);
-      if (!version.isReady) await this.loadOrSave(model, number, this.declaredOf(directory));
-      await this.states.save(model, { unloadedVersions: this.unloadedWithout(model.name, number), explicitVersions: [...this.explicitWithout(model.name, number), number] });
+      const loadedHere = !version.isReady;
+      if (loadedHere) await this.loadOrSave(model, number, this.declaredOf(directory));
+      try {
+        await this.states.save(model, { unloadedVersions: this.unloadedWithout(model.name, number), explicitVersions: [...this.explicitWithout(model.name, number), number] });
+      } catch (error) {
+        if (loadedHere) await this.unload(model, number, true);
+        this.states.publish(model);
+        throw notMade(`the load of version ${number} of model '${modelName}'`, error, loadedHere ? 'the version was unloaded again' : 'nothing changed');
+      }
       return version;
     });
   }
@@ -57,44 +68,74 @@ export class ModelLifecycle {
    * Adds a new version from uploaded model-file bytes. It becomes visible in the repository only
    * after it loaded (with the model's configuration) in a runtime instance of its own, which is
    * then released: the version is not served until an operator loads it or makes it the default.
+   * A model without a saved state has it saved first (what serves now), so that a restart does not
+   * start serving the new version either; when that save fails, nothing is written.
    */
   uploadVersion(modelName: string, number: number, bytes: Uint8Array): Promise<{ sha256: string }> {
     return this.serialized(modelName, async () => {
       const directory = await this.repository.scanModel(modelName);
       const declared = directory ? this.declaredOf(directory) : {};
-      await this.repository.addVersion(modelName, number, bytes, async (modelPath) => {
-        try {
-          await this.loader.check(modelName, modelPath, `${modelName}/${number}#upload`, declared);
-        } catch (error) {
-          // The staging path is the server's business, not the client's.
-          const reason = (error as Error).message.split(modelPath).join('model.onnx');
-          throw new DomainError('REGISTRY.LOAD_FAILED', `the uploaded model does not load: ${reason}`);
-        }
-      });
-      // Saved as present and not loaded: a restart does not start serving it either.
+      const known = this.registry.find(modelName);
+      const unsaved = this.states.stateOf(modelName) === undefined;
+      if (unsaved) {
+        await this.states.save(known ?? Model.discover(modelName, [])).catch((error: unknown) => {
+          throw notMade(`the upload of version ${number} of model '${modelName}'`, error, 'nothing was written');
+        });
+      }
+      try {
+        await this.repository.addVersion(modelName, number, bytes, async (modelPath) => {
+          try {
+            await this.loader.check(modelName, modelPath, `${modelName}/${number}#upload`, declared);
+          } catch (error) {
+            // The staging directory is named as the version it would become; no path of the server.
+            const reason = this.repository.withoutPaths((error as Error).message.split(dirname(modelPath)).join(`${modelName}/${number}`));
+            throw new DomainError('REGISTRY.LOAD_FAILED', `the uploaded model does not load: ${reason}`);
+          }
+        });
+      } catch (error) {
+        // A refused upload leaves no saved state behind either (the model's policy still applies at a restart).
+        if (unsaved) await this.states.forget(modelName).catch(() => undefined);
+        throw error;
+      }
       const { model, directory: added } = await this.modelWithDirectory(modelName);
-      this.versionIn(model, added, number);
-      await this.states.save(model);
+      this.versionIn(model, added, number, { loaded: false });
+      this.states.publish(model);
       return { sha256: createHash('sha256').update(bytes).digest('hex') };
     });
   }
 
-  /** Drains a version (every request it accepted is answered), then releases it. */
+  /**
+   * Drains a version (every request it accepted is answered), then releases it. The change is
+   * saved first: when the save fails, the version serves on.
+   */
   unloadVersion(modelName: string, number: number, force = false): Promise<void> {
     return this.serialized(modelName, async () => {
       const model = this.registry.get(modelName);
+      model.requireUnloadable(number, { force });
+      await this.states
+        .save(model, {
+          loadedVersions: model.readyVersions.map((v) => v.version).filter((v) => v !== number),
+          defaultVersion: model.defaultVersion === number ? undefined : model.defaultVersion,
+          unloadedVersions: [...this.unloadedWithout(model.name, number), number],
+          explicitVersions: this.explicitWithout(model.name, number),
+        })
+        .catch((error: unknown) => {
+          throw notMade(`the unload of version ${number} of model '${modelName}'`, error, 'the version serves on');
+        });
       await this.unload(model, number, force);
-      await this.states.save(model, { unloadedVersions: [...this.unloadedWithout(model.name, number), number], explicitVersions: this.explicitWithout(model.name, number) });
+      this.states.publish(model);
     });
   }
 
   /**
    * The hot swap: loads the version if it is not READY, running its warm-up samples if its
-   * configuration has any (on failure the old one keeps serving and the error is returned),
-   * switches routing to it atomically, then drains and unloads the versions the version policy no
-   * longer keeps, except those an operator loaded explicitly.
+   * configuration has any (on failure the old one keeps serving and the error is returned), saves
+   * the swap (with `rollout`, the rollout that promotes it, if any), switches routing to it
+   * atomically, then drains and unloads the versions the version policy no longer keeps, except
+   * those an operator loaded explicitly. When the save fails, routing does not switch and a
+   * version loaded for the swap is unloaded again.
    */
-  makeDefault(modelName: string, number: number): Promise<SwapResult> {
+  makeDefault(modelName: string, number: number, rollout?: RolloutSnapshot): Promise<SwapResult> {
     return this.serialized(modelName, async () => {
       const { model, directory } = await this.modelWithDirectory(modelName);
       const declared = this.declaredOf(directory);
@@ -103,7 +144,8 @@ export class ModelLifecycle {
       const pinned = model.defaultVersion;
       // Pin what serves now, so that the new version, once READY, takes no traffic before the switch.
       if (from !== undefined) model.makeDefault(from, new Date());
-      if (!version.isReady) {
+      const loadedHere = !version.isReady;
+      if (loadedHere) {
         try {
           await this.loader.load(model, number, declared);
         } catch (error) {
@@ -112,12 +154,24 @@ export class ModelLifecycle {
           throw error;
         }
       }
-      model.makeDefault(number, new Date());
-      await this.states.save(model, { unloadedVersions: this.unloadedWithout(model.name, number) });
       const explicit = this.states.stateOf(model.name)?.explicitVersions ?? [];
       const retired = versionsToRetire(declared, model, number).filter((v) => !explicit.includes(v));
+      try {
+        await this.states.save(model, {
+          loadedVersions: model.readyVersions.map((v) => v.version).filter((v) => !retired.includes(v)),
+          defaultVersion: number,
+          unloadedVersions: this.unloadedWithout(model.name, number),
+          ...(rollout !== undefined && { rollout }),
+        });
+      } catch (error) {
+        if (loadedHere) await this.unload(model, number, true);
+        if (pinned === undefined) model.unpinDefault(new Date());
+        this.states.publish(model);
+        throw notMade(`the swap of model '${modelName}' to version ${number}`, error, `version ${from ?? 'none'} serves on${loadedHere ? `, and version ${number} was unloaded again` : ''}`);
+      }
+      model.makeDefault(number, new Date());
       for (const old of retired) await this.unload(model, old, false);
-      if (retired.length > 0) await this.states.save(model);
+      this.states.publish(model);
       return { from, to: number };
     });
   }
@@ -126,7 +180,9 @@ export class ModelLifecycle {
    * Triton's repository load: the model (re)read from the repository, with an optional
    * configuration override (config.json text), and the versions its policy selects loaded, with
    * those an operator loaded explicitly. Versions already READY with the same configuration stay;
-   * with a new one they are reloaded. The others are unloaded.
+   * with a new one they are reloaded. The others are unloaded. The outcome is saved before any of
+   * it takes effect (when the save fails nothing changes); a version that then fails to load is
+   * UNAVAILABLE with its reason (and is tried again at the next start), the rest still takes effect.
    */
   loadModel(modelName: string, configOverride?: string): Promise<Model> {
     return this.serialized(modelName, async () => {
@@ -144,19 +200,31 @@ export class ModelLifecycle {
       const wanted = [...selected, ...explicit];
       // A new override, or dropping one, changes the configuration: READY versions reload beside themselves.
       const reloading = configOverride !== undefined || this.states.stateOf(modelName)?.configOverride !== undefined;
+      const pinned = model.defaultVersion;
+      await this.states
+        .save(model, { configOverride, unloadedVersions: [], loadedVersions: wanted, defaultVersion: pinned !== undefined && wanted.includes(pinned) ? pinned : undefined })
+        .catch((error: unknown) => {
+          throw notMade(`the load of model '${modelName}'`, error, 'nothing changed');
+        });
+      let failure: unknown;
       for (const number of wanted) {
         const version = this.versionIn(model, directory, number);
-        if (version.isReady && reloading) {
-          const oldKey = await this.loader.reload(model, number, declared);
-          await this.traffic.drain(oldKey);
-          await this.engine.unload(oldKey);
-        } else if (!version.isReady) {
-          await this.loader.load(model, number, declared);
+        try {
+          if (version.isReady && reloading) {
+            const oldKey = await this.loader.reload(model, number, declared);
+            await this.traffic.drain(oldKey);
+            await this.engine.unload(oldKey);
+          } else if (!version.isReady) {
+            await this.loader.load(model, number, declared);
+          }
+        } catch (error) {
+          failure ??= error;
         }
       }
       const others = model.versions.filter((v) => (v.isReady || v.hasFailed) && !wanted.includes(v.version));
       for (const version of others) await this.unload(model, version.version, true);
-      await this.states.save(model, { configOverride, unloadedVersions: [] });
+      this.states.publish(model);
+      if (failure !== undefined) throw failure;
       return model;
     });
   }
@@ -169,13 +237,19 @@ export class ModelLifecycle {
     return this.serialized(modelName, () => this.states.save(this.registry.get(modelName), { rollout }));
   }
 
-  /** Triton's repository unload: every version of the model, drained then released; the failed ones too. */
+  /**
+   * Triton's repository unload: every version of the model, drained then released; the failed
+   * ones too. Saved first: when the save fails, the model serves on.
+   */
   unloadModel(modelName: string): Promise<void> {
     return this.serialized(modelName, async () => {
       const model = this.registry.get(modelName);
       const versions = model.versions.filter((v) => v.isReady || v.hasFailed).map((v) => v.version);
+      await this.states.save(model, { loadedVersions: [], defaultVersion: undefined, unloadedVersions: versions, explicitVersions: [] }).catch((error: unknown) => {
+        throw notMade(`the unload of model '${modelName}'`, error, 'the model serves on');
+      });
       for (const number of versions) await this.unload(model, number, true);
-      await this.states.save(model, { unloadedVersions: versions, explicitVersions: [] });
+      this.states.publish(model);
     });
   }
 
@@ -220,8 +294,11 @@ export class ModelLifecycle {
     return { model, directory };
   }
 
-  /** The model's version `number`, registered from the repository if the model did not have it yet. */
-  private versionIn(model: Model, directory: ModelDirectory, number: number): ModelVersion {
+  /**
+   * The model's version `number`, registered from the repository if the model did not have it yet
+   * (to be loaded now, or, with `loaded: false`, as a version not loaded).
+   */
+  private versionIn(model: Model, directory: ModelDirectory, number: number, { loaded = true } = {}): ModelVersion {
     const inModel = model.versions.find((v) => v.version === number);
     if (inModel) return inModel;
     const onDisk = directory.versions.find((v) => v.version === number);
@@ -229,7 +306,7 @@ export class ModelLifecycle {
       const present = directory.versions.map((v) => v.version).join(', ') || 'none';
       throw new DomainError('REGISTRY.VERSION_NOT_FOUND', `model '${model.name}' has no version ${number} in the repository (versions: ${present})`);
     }
-    const version = ModelVersion.register(model.name, number, onDisk.modelPath);
+    const version = loaded ? ModelVersion.register(model.name, number, onDisk.modelPath) : ModelVersion.notLoaded(model.name, number, onDisk.modelPath);
     model.addVersion(version);
     return version;
   }

@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { ModelVersion } from '../../../../src/domain/registry/model-version.js';
 import { Model } from '../../../../src/domain/registry/model.js';
 import { assertDomainError } from '../../support/domain-error.assertions.js';
 import { FILE_SHA256, LOADED_AT, aModelConfig, aModelVersion } from '../../support/model-version.mother.js';
@@ -232,5 +233,34 @@ describe('Model.unloadFailed: an operator unloads a version whose load failed', 
     assertDomainError(() => model.unloadFailed(1, LOADED_AT), 'REGISTRY.INVALID_TRANSITION', 'READY');
     assertDomainError(() => model.unloadFailed(2, LOADED_AT), 'REGISTRY.INVALID_TRANSITION', 'unloaded already');
     assertDomainError(() => model.unloadFailed(3, LOADED_AT), 'REGISTRY.INVALID_TRANSITION', 'UNKNOWN');
+  });
+});
+
+describe('Model: versions present and not loaded, and unloads checked before they happen', () => {
+  const notLoaded = (number: number) => ModelVersion.notLoaded('resnet', number, `/repo/resnet/${number}/model.onnx`);
+
+  it('lists a version not loaded as UNAVAILABLE, "unloaded"; inference does not find it until it loads', () => {
+    const model = Model.discover('resnet', [version(1).ready().build(), notLoaded(2)]);
+    const two = model.version(2);
+    assert.deepEqual([two.state, two.reason, two.isUnloaded, two.neverLoaded], ['UNAVAILABLE', 'unloaded', true, true]);
+    assert.equal(model.versionToServe().version, 1, 'it does not serve');
+    assertDomainError(() => model.versionToServe(2), 'REGISTRY.VERSION_NOT_FOUND', "'resnet'", 'version 2', 'not loaded');
+    model.startLoading(2);
+    assert.equal(model.version(2).neverLoaded, false);
+    model.finishLoading(2, { config: aModelConfig(), executionProvider: 'cpu', fileSha256: FILE_SHA256, loadedAt: LOADED_AT });
+    assert.equal(model.versionToServe().version, 2);
+  });
+
+  it('requireUnloadable refuses what startUnloading would, and changes nothing', () => {
+    const model = Model.discover('resnet', [version(1).ready().build(), version(2).ready().build(), version(3).failed('corrupt').build(), notLoaded(4)]);
+    model.makeDefault(2, LOADED_AT);
+    assertDomainError(() => model.requireUnloadable(2), 'REGISTRY.INVALID_TRANSITION', 'default version');
+    assertDomainError(() => model.requireUnloadable(4), 'REGISTRY.INVALID_TRANSITION', 'unloaded already');
+    assertDomainError(() => model.requireUnloadable(9), 'REGISTRY.VERSION_NOT_FOUND');
+    model.requireUnloadable(2, { force: true });
+    model.requireUnloadable(1);
+    model.requireUnloadable(3);
+    assert.equal(model.servingVersion()?.version, 2);
+    assert.deepEqual(model.versions.map((v) => v.state), ['UNAVAILABLE', 'UNAVAILABLE', 'READY', 'READY']);
   });
 });
