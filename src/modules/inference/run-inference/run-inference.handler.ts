@@ -9,12 +9,14 @@ import {
   type InferenceResponse,
 } from '../../../domain/inference/inference-request.js';
 import type { CancellationSignal } from '../../../domain/inference/dynamic-batch-scheduler.js';
+import { assertResponseFits } from '../../../domain/inference/response-limit.js';
 import type { Tensor } from '../../../domain/inference/tensor.js';
 import { servedSignature } from '../../../domain/registry/model-config.js';
 import type { ModelVersion } from '../../../domain/registry/model-version.js';
 import { outputDivergence } from '../../../domain/rollout/output-divergence.js';
 import { TrafficRouter } from '../../../domain/rollout/traffic-router.port.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
+import { AppConfig } from '../../../infra/config/app-config.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
 import { InferenceMetrics } from '../../observability/metrics/inference-metrics.js';
 import { ModelRegistry } from '../../registry/model-registry.js';
@@ -63,6 +65,7 @@ export class RunInferenceHandler {
     private readonly tracing: Tracing,
     private readonly breakers: CircuitBreakers,
     private readonly limits: ConcurrencyLimits,
+    private readonly config: AppConfig,
   ) {}
 
   /** Counts each request in the metrics (success with its durations, or failure with its reason). */
@@ -100,6 +103,7 @@ export class RunInferenceHandler {
     trace.getActiveSpan()?.setAttributes(labels);
     const config = served.config!;
     const outputNames = validateInferenceRequest(request, servedSignature(config), config.maxBatchSize);
+    assertResponseFits(servedSignature(config), outputNames, config.maxBatchSize > 0 ? request.inputs[0]?.shape[0] : undefined, this.config.MAX_RESPONSE_BYTES);
     this.engine.checkInputs(request.inputs);
     const { priority, timeoutMicros: parameterTimeout } = schedulingParametersOf(request);
     // Copied now: the runtime takes the request's own buffers.

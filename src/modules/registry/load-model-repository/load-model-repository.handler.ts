@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { DeclaredModelConfig } from '../../../domain/registry/model-config.js';
+import { ModelConfigLimits } from '../../../domain/registry/model-config-limits.js';
 import { ModelRepository, type ModelDirectory } from '../../../domain/registry/model-repository.port.js';
 import type { ModelState } from '../../../domain/registry/model-state-store.port.js';
 import { ModelVersion } from '../../../domain/registry/model-version.js';
@@ -25,6 +26,7 @@ export class LoadModelRepositoryHandler {
     private readonly registry: ModelRegistry,
     private readonly loader: VersionLoader,
     private readonly states: ModelStates,
+    private readonly limits: ModelConfigLimits,
   ) {}
 
   async execute(): Promise<void> {
@@ -39,7 +41,7 @@ export class LoadModelRepositoryHandler {
   }
 
   private async loadModel(directory: ModelDirectory, saved: ModelState | undefined): Promise<void> {
-    const config = configOf(directory, saved);
+    const config = withinLimits(configOf(directory, saved), this.limits);
     const declared: DeclaredModelConfig = config.ok ? config.declared : {};
     const available = directory.versions.map((v) => v.version);
     const chosen = new Set(saved ? saved.loadedVersions.filter((v) => available.includes(v)) : selectVersions(declared.versionPolicy ?? DEFAULT_VERSION_POLICY, available));
@@ -73,5 +75,16 @@ function configOf(directory: ModelDirectory, saved: ModelState | undefined): Mod
     return { ok: true, declared: parseModelConfig(saved.configOverride) };
   } catch (error) {
     return { ok: false, reason: `the saved configuration override is invalid: ${(error as Error).message}` };
+  }
+}
+
+/** A configuration past the host's limits is refused like an invalid one: its versions are UNAVAILABLE, saying why. */
+function withinLimits(config: ModelDirectory['config'], limits: ModelConfigLimits): ModelDirectory['config'] {
+  if (!config.ok) return config;
+  try {
+    limits.check(config.declared);
+    return config;
+  } catch (error) {
+    return { ok: false, reason: `config.json: ${(error as Error).message}` };
   }
 }

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import { createHash } from 'node:crypto';
 import type { DeclaredModelConfig } from '../../../domain/registry/model-config.js';
+import { ModelConfigLimits } from '../../../domain/registry/model-config-limits.js';
 import type { RolloutSnapshot } from '../../../domain/rollout/rollout.js';
 import { ModelRepository, type ModelDirectory } from '../../../domain/registry/model-repository.port.js';
 import { ModelVersion } from '../../../domain/registry/model-version.js';
@@ -36,6 +37,7 @@ export class ModelLifecycle {
     private readonly loader: VersionLoader,
     private readonly traffic: VersionTraffic,
     private readonly states: ModelStates,
+    private readonly limits: ModelConfigLimits,
   ) {}
 
   /** Loads a version (found in the repository now, e.g. just uploaded); a READY one stays as it is. */
@@ -123,10 +125,10 @@ export class ModelLifecycle {
    */
   loadModel(modelName: string, configOverride?: string): Promise<Model> {
     return this.serialized(modelName, async () => {
-      if (configOverride !== undefined) parseOverride(configOverride);
+      if (configOverride !== undefined) this.checkedOverride(configOverride);
       const { model, directory } = await this.modelWithDirectory(modelName);
       // Without an override, Triton's load goes back to the model's own config file.
-      const declared = configOverride !== undefined ? parseOverride(configOverride) : fileConfigOf(directory);
+      const declared = configOverride !== undefined ? this.checkedOverride(configOverride) : this.checkedFileConfig(directory);
       const wanted = selectVersions(declared.versionPolicy ?? DEFAULT_VERSION_POLICY, directory.versions.map((v) => v.version));
       if (wanted.length === 0) {
         // Triton refuses such a load and keeps serving what it serves.
@@ -221,7 +223,29 @@ export class ModelLifecycle {
   /** The configuration the model serves with: its saved override, else its config file. */
   private declaredOf(directory: ModelDirectory): DeclaredModelConfig {
     const override = this.states.stateOf(directory.name)?.configOverride;
-    return override !== undefined ? parseOverride(override) : fileConfigOf(directory);
+    return override !== undefined ? this.checkedOverride(override) : this.checkedFileConfig(directory);
+  }
+
+  /** The model's config file, within the host's limits. */
+  private checkedFileConfig(directory: ModelDirectory): DeclaredModelConfig {
+    const declared = fileConfigOf(directory);
+    try {
+      this.limits.check(declared);
+    } catch (error) {
+      throw new DomainError('REGISTRY.INVALID_CONFIG', `model '${directory.name}': config.json: ${(error as Error).message}`);
+    }
+    return declared;
+  }
+
+  /** A configuration override (config.json text), within the host's limits. */
+  private checkedOverride(text: string): DeclaredModelConfig {
+    const declared = parseOverride(text);
+    try {
+      this.limits.check(declared);
+    } catch (error) {
+      throw new DomainError('REGISTRY.INVALID_CONFIG', `the configuration override is invalid: ${(error as Error).message}`);
+    }
+    return declared;
   }
 
   private unloadedWithout(modelName: string, number: number): number[] {
