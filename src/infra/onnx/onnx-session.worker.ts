@@ -3,6 +3,8 @@
  * the thread it runs on for the whole computation, so sessions never live on the main thread.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { Datatype, TensorData } from '../../domain/shared/datatype.js';
@@ -113,6 +115,7 @@ async function main(): Promise<void> {
       const tooLargeBytes = outputsPastLimit(message.outputNames.map((name) => results[name]), message.maxOutputBytes);
       if (tooLargeBytes !== undefined) {
         send({ type: 'run-failed', id: message.id, message: `the outputs hold ${tooLargeBytes} bytes, more than the run's limit of ${message.maxOutputBytes}`, tooLargeBytes });
+        setImmediate(collectGarbage); // once this frame, which holds the outputs, is gone
         return;
       }
       const transfer: ArrayBuffer[] = [];
@@ -131,6 +134,21 @@ function outputsPastLimit(outputs: readonly ort.Tensor[], maxBytes: number | und
   const bytes = outputBytes(outputs.map((output) => ({ data: output.data as TensorData })));
   return bytes > maxBytes ? bytes : undefined;
 }
+
+/**
+ * Collects this thread's heap now. The runtime copies a run's outputs into the worker's heap; when
+ * they are refused as too large, that copy (up to gigabytes) is garbage that V8 would keep until
+ * its heap next fills, which the small runs after it may never do. `gc` is exposed to a new context
+ * only, through the flag (a worker cannot take --expose-gc in its execArgv).
+ */
+function collectGarbage(): void {
+  gcFunction ??= (() => {
+    setFlagsFromString('--expose-gc');
+    return runInNewContext('gc') as () => void;
+  })();
+  gcFunction();
+}
+let gcFunction: (() => void) | undefined;
 
 /** An injected fault: the wait happens on this thread (it holds the instance like a slow model would). */
 async function actOn(fault: WorkerFault): Promise<void> {
