@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import type { Options as ProtoLoaderOptions } from '@grpc/proto-loader';
 import { Transport, type GrpcOptions } from '@nestjs/microservices';
 import type { AppConfig } from '../config/app-config.js';
+import { deferTensorContents } from './deferred-tensor-contents.js';
 import { acceptMalformedRequests } from './malformed-request.js';
 
 /** The directory of the .proto files (copied next to the compiled code by the build scripts). */
@@ -36,7 +37,8 @@ export const PROTO_LOADER_OPTIONS: ProtoLoaderOptions = {
  * peers of long-lived connections are noticed; it never closes a connection for being idle or old,
  * and accepts clients' own pings at any rate. On shutdown, calls in progress are finished first.
  * An inference request that is not a valid protobuf message is refused with INVALID_ARGUMENT (not
- * grpc-js's INTERNAL): see acceptMalformedRequests.
+ * grpc-js's INTERNAL): see acceptMalformedRequests. Inference requests are decoded without their
+ * typed tensor contents, which wait until the request has been judged: see deferTensorContents.
  */
 export function grpcServerOptions(config: AppConfig): GrpcOptions {
   const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST;
@@ -51,8 +53,11 @@ export function grpcServerOptions(config: AppConfig): GrpcOptions {
       maxSendMessageLength: -1,
       keepalive: { keepaliveTimeMs: config.GRPC_KEEPALIVE_TIME_MS, keepaliveTimeoutMs: config.GRPC_KEEPALIVE_TIMEOUT_MS },
       gracefulShutdown: true,
-      onLoadPackageDefinition: (definition) =>
-        acceptMalformedRequests(definition, `${INFERENCE_PACKAGE}.${INFERENCE_SERVICE}`, ['ModelInfer', 'ModelStreamInfer']),
+      onLoadPackageDefinition: (definition) => {
+        const service = `${INFERENCE_PACKAGE}.${INFERENCE_SERVICE}`;
+        deferTensorContents(definition, service, ['ModelInfer', 'ModelStreamInfer'], PROTO_DIR, INFERENCE_PROTO_FILE);
+        acceptMalformedRequests(definition, service, ['ModelInfer', 'ModelStreamInfer']);
+      },
     },
   };
 }

@@ -3,8 +3,10 @@ import { trace } from '@opentelemetry/api';
 import { performance } from 'node:perf_hooks';
 import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import {
+  judgeInputHeaders,
   schedulingParametersOf,
   validateInferenceRequest,
+  type InputHeader,
   type InferenceRequest,
   type InferenceResponse,
 } from '../../../domain/inference/inference-request.js';
@@ -86,6 +88,31 @@ export class RunInferenceHandler {
       this.metrics.requestFailed(command.modelName, attempt.version ?? command.version, error);
       throw error;
     }
+  }
+
+  /**
+   * Judges what a transport read of a request before decoding any of its elements (names,
+   * datatypes, shapes, element counts where the body tells them) against the versions that may
+   * serve it: the one named, else the default or any READY version a rollout may route to. Throws
+   * the default's refusal when none would take it, so that a body of millions of elements for the
+   * wrong shape is refused before they are decoded; the decoded request is checked again in full
+   * against the version chosen.
+   */
+  judge(modelName: string, version: number | undefined, inputs: readonly InputHeader[], requestedOutputs: readonly string[]): void {
+    const model = this.registry.get(modelName);
+    const first = model.versionToServe(version);
+    const candidates = version === undefined ? [first, ...model.readyVersions.filter((v) => v !== first)] : [first];
+    let refusal: unknown;
+    for (const candidate of candidates) {
+      const config = candidate.config!;
+      try {
+        judgeInputHeaders(inputs, requestedOutputs, servedSignature(config), config.maxBatchSize);
+        return;
+      } catch (error) {
+        refusal ??= error;
+      }
+    }
+    throw refusal;
   }
 
   /** A request its transport could not decode (so never executed): counted as failed. */
