@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
-import type { InferTensorContentsMessage } from './inference-messages.js';
+
+/** The fields of InferTensorContents (inference-messages.ts types their values). */
+export type ContentsField = 'bool_contents' | 'int_contents' | 'int64_contents' | 'uint_contents' | 'uint64_contents' | 'fp32_contents' | 'fp64_contents' | 'bytes_contents';
 
 /**
  * ModelInferRequest messages decoded without their inputs' typed `contents`: each input's
@@ -28,8 +30,8 @@ export class DeferredContents {
   ) {}
 
   /** Elements per contents field, counted on the wire (packed or not); throws on bytes that are not a valid message. */
-  elementCounts(): Partial<Record<keyof InferTensorContentsMessage, number>> {
-    const counts: Partial<Record<keyof InferTensorContentsMessage, number>> = {};
+  elementCounts(): Partial<Record<ContentsField, number>> {
+    const counts: Partial<Record<ContentsField, number>> = {};
     const reader = protobuf.Reader.create(this.bytes);
     while (reader.pos < reader.len) {
       const tag = reader.uint32();
@@ -49,13 +51,14 @@ export class DeferredContents {
     return counts;
   }
 
-  decode(): InferTensorContentsMessage {
-    return this.type.toObject(this.type.decode(this.bytes), OBJECT_OPTIONS) as InferTensorContentsMessage;
+  /** The contents as PROTO_LOADER_OPTIONS decode them (InferTensorContentsMessage). */
+  decode(): Partial<Record<ContentsField, unknown[]>> {
+    return this.type.toObject(this.type.decode(this.bytes), OBJECT_OPTIONS) as Partial<Record<ContentsField, unknown[]>>;
   }
 }
 
 /** Contents fields by field number (grpc_service.proto's InferTensorContents). */
-const FIELD_OF_NUMBER: Record<number, keyof InferTensorContentsMessage> = {
+const FIELD_OF_NUMBER: Record<number, ContentsField> = {
   1: 'bool_contents',
   2: 'int_contents',
   3: 'int64_contents',
@@ -67,7 +70,7 @@ const FIELD_OF_NUMBER: Record<number, keyof InferTensorContentsMessage> = {
 };
 
 /** Elements in a packed repeated field: fixed-size for floats and doubles, one per last varint byte otherwise. */
-function packedElements(field: keyof InferTensorContentsMessage, bytes: Uint8Array, start: number, length: number): number {
+function packedElements(field: ContentsField, bytes: Uint8Array, start: number, length: number): number {
   if (field === 'fp32_contents') return Math.floor(length / 4);
   if (field === 'fp64_contents') return Math.floor(length / 8);
   let count = 0;
