@@ -2,7 +2,7 @@ import { Body, Controller, HttpCode, Param, Post, Req, Res, UseGuards } from '@n
 import { RouteConfig } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppConfig } from '../../../infra/config/app-config.js';
-import { encodeHttpInferResponse, INFERENCE_HEADER_CONTENT_LENGTH, readHttpInferRequestYielding, type DecodedHttpInferRequest } from '../../../infra/http/binary-tensor.codec.js';
+import { encodeHttpInferResponse, INFERENCE_HEADER_CONTENT_LENGTH, readHttpInferRequestYielding, type DecodedHttpInferRequest, type HttpInferEnvelope } from '../../../infra/http/binary-tensor.codec.js';
 import { clientDisconnect } from '../../../infra/http/client-disconnect.js';
 import { SCANNED_JSON_BODY } from '../../../infra/http/request-body-parsers.js';
 import { parseTimeoutHeader } from '../../../infra/http/route-params.js';
@@ -43,11 +43,18 @@ export class InferHttpController {
     annotateAccessLog(req.raw, { model, version });
     let decoded: { version?: number; request: DecodedHttpInferRequest; timeoutMicros?: number };
     let sharedMemoryOutputs: SharedMemoryOutputs;
+    let requested: number | undefined;
+    let envelope: HttpInferEnvelope;
     try {
-      const requested = requestedVersion(version);
-      const envelope = await readHttpInferRequestYielding(body, req.headers[INFERENCE_HEADER_CONTENT_LENGTH], this.config.MAX_JSON_DEPTH);
-      // Judged on what it declares before a single element is parsed (a wrong body costs a scan, not a decode).
-      this.handler.judge(model, requested, envelope.inputs, envelope.requestedOutputs);
+      requested = requestedVersion(version);
+      envelope = await readHttpInferRequestYielding(body, req.headers[INFERENCE_HEADER_CONTENT_LENGTH], this.config.MAX_JSON_DEPTH);
+    } catch (error) {
+      this.handler.refused(model, undefined, error);
+      throw error;
+    }
+    // Judged on what it declares before a single element is parsed (a wrong body costs a scan, not a decode); counts its refusal.
+    this.handler.judge(model, requested, envelope.inputs, envelope.requestedOutputs);
+    try {
       decoded = {
         version: requested,
         request: envelope.decode(sharedMemoryInputs(this.sharedMemory, this.config.MAX_REQUEST_BYTES)),

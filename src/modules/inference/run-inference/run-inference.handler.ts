@@ -96,23 +96,31 @@ export class RunInferenceHandler {
    * serve it: the one named, else the default or any READY version a rollout may route to. Throws
    * the default's refusal when none would take it, so that a body of millions of elements for the
    * wrong shape is refused before they are decoded; the decoded request is checked again in full
-   * against the version chosen.
+   * against the version chosen. A refusal is counted as a failed request of that version.
    */
   judge(modelName: string, version: number | undefined, inputs: readonly InputHeader[], requestedOutputs: readonly string[]): void {
-    const model = this.registry.get(modelName);
-    const first = model.versionToServe(version);
-    const candidates = version === undefined ? [first, ...model.readyVersions.filter((v) => v !== first)] : [first];
-    let refusal: unknown;
-    for (const candidate of candidates) {
-      const config = candidate.config!;
-      try {
-        judgeInputHeaders(inputs, requestedOutputs, servedSignature(config), config.maxBatchSize);
-        return;
-      } catch (error) {
-        refusal ??= error;
+    let judged = version;
+    try {
+      const model = this.registry.get(modelName);
+      const first = model.versionToServe(version);
+      judged = first.version;
+      const candidates = version === undefined ? [first, ...model.readyVersions.filter((v) => v !== first)] : [first];
+      let refusal: unknown;
+      for (const candidate of candidates) {
+        const config = candidate.config!;
+        try {
+          judgeInputHeaders(inputs, requestedOutputs, servedSignature(config), config.maxBatchSize);
+          return;
+        } catch (error) {
+          refusal ??= error;
+        }
       }
+      throw refusal;
+    } catch (error) {
+      // Counted here, on the version it was judged against (the transport counts what it refuses itself).
+      this.metrics.requestFailed(modelName, judged, error);
+      throw error;
     }
-    throw refusal;
   }
 
   /** A request its transport could not decode (so never executed): counted as failed. */
