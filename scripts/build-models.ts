@@ -199,6 +199,20 @@ export function parseIntModel(): Uint8Array {
   });
 }
 
+/**
+ * A model whose output size is an input: `value` (FP32 [1]) expanded to the shape `shape` (INT64
+ * [2]) names, as output `filled` (FP32, both dims symbolic). Its answer's size is known only after
+ * it ran: what MAX_RESPONSE_BYTES bounds.
+ */
+export function expandModel(): Uint8Array {
+  return modelBytes({
+    name: 'expand',
+    input: [tensorInfo('value', DataType.FLOAT, [1]), tensorInfo('shape', DataType.INT64, [2])],
+    output: [tensorInfo('filled', DataType.FLOAT, ['rows', 'columns'])],
+    node: [node('Expand', ['value', 'shape'], ['filled'])],
+  });
+}
+
 /** Defaults sized so one run takes about 2 s with one intra-op thread (measured: ~2.05 s on the dev box). */
 export const HEAVY_DEFAULT_ROWS = 4096;
 export const HEAVY_DEFAULT_LAYERS = 800;

@@ -258,6 +258,8 @@ describe('KServe V2 over gRPC', () => {
       // Waits up to 1 s to make a batch of 2: two requests sent together run as one batch.
       { name: 'bytes_batched', onnx: identityModelOf(['BYTES']), config: { dynamic_batching: { preferred_batch_size: [2], max_queue_delay_microseconds: 1_000_000 } } },
       { name: 'fp32', onnx: identityModelOf(['FP32']) },
+      // One input each: a request is judged against the model (every input present) before its elements are decoded.
+      ...['INT8', 'INT16', 'UINT8', 'UINT16', 'BOOL'].map((datatype) => ({ name: datatype.toLowerCase(), onnx: identityModelOf([datatype]) })),
     ]);
     server = await startTestServer(repository);
     url = server.url;
@@ -590,12 +592,12 @@ describe('KServe V2 over gRPC', () => {
       ['typed contents mixed with raw', { ...classify(), raw_input_contents: [raw16] }, Status.INVALID_ARGUMENT, /input 'input' has contents, but the request uses raw_input_contents: use one form for every input/],
       ['FP32 elements in int_contents', { model_name: 'classifier', inputs: [classifierInput([SAMPLE], { contents: { int_contents: [1, 2, 3, 4] } })] }, Status.INVALID_ARGUMENT, /input 'input' is FP32, so its elements go in contents\.fp32_contents, not contents\.int_contents/],
       ['elements in two fields', { model_name: 'classifier', inputs: [classifierInput([SAMPLE], { contents: { fp32_contents: SAMPLE, fp64_contents: [1] } })] }, Status.INVALID_ARGUMENT, /not contents\.fp64_contents/],
-      ['INT8 above its range in int_contents', { model_name: 'all_types', inputs: [{ name: 'in_int8', datatype: 'INT8', shape: [1, 2], contents: { int_contents: [1, 128] } }] }, Status.INVALID_ARGUMENT, /input 'in_int8': element 1 is 128, expected an integer from -128 to 127 for INT8/],
-      ['INT8 below its range in int_contents', { model_name: 'all_types', inputs: [{ name: 'in_int8', datatype: 'INT8', shape: [1, 1], contents: { int_contents: [-129] } }] }, Status.INVALID_ARGUMENT, /input 'in_int8': element 0 is -129/],
-      ['INT16 out of range', { model_name: 'all_types', inputs: [{ name: 'in_int16', datatype: 'INT16', shape: [1, 1], contents: { int_contents: [32768] } }] }, Status.INVALID_ARGUMENT, /input 'in_int16': element 0 is 32768, expected an integer from -32768 to 32767 for INT16/],
-      ['UINT8 out of range in uint_contents', { model_name: 'all_types', inputs: [{ name: 'in_uint8', datatype: 'UINT8', shape: [1, 2], contents: { uint_contents: [255, 256] } }] }, Status.INVALID_ARGUMENT, /input 'in_uint8': element 1 is 256, expected an integer from 0 to 255 for UINT8/],
-      ['UINT16 out of range', { model_name: 'all_types', inputs: [{ name: 'in_uint16', datatype: 'UINT16', shape: [1, 1], contents: { uint_contents: [65536] } }] }, Status.INVALID_ARGUMENT, /input 'in_uint16': element 0 is 65536/],
-      ['a raw BOOL byte that is not 0 or 1', { model_name: 'all_types', inputs: [{ name: 'in_bool', datatype: 'BOOL', shape: [1, 2] }], raw_input_contents: [Buffer.from([1, 2])] }, Status.INVALID_ARGUMENT, /input 'in_bool': BOOL element 1 is the byte 2, expected 0 or 1/],
+      ['INT8 above its range in int_contents', { model_name: 'int8', inputs: [{ name: 'in_int8', datatype: 'INT8', shape: [1, 2], contents: { int_contents: [1, 128] } }] }, Status.INVALID_ARGUMENT, /input 'in_int8': element 1 is 128, expected an integer from -128 to 127 for INT8/],
+      ['INT8 below its range in int_contents', { model_name: 'int8', inputs: [{ name: 'in_int8', datatype: 'INT8', shape: [1, 1], contents: { int_contents: [-129] } }] }, Status.INVALID_ARGUMENT, /input 'in_int8': element 0 is -129/],
+      ['INT16 out of range', { model_name: 'int16', inputs: [{ name: 'in_int16', datatype: 'INT16', shape: [1, 1], contents: { int_contents: [32768] } }] }, Status.INVALID_ARGUMENT, /input 'in_int16': element 0 is 32768, expected an integer from -32768 to 32767 for INT16/],
+      ['UINT8 out of range in uint_contents', { model_name: 'uint8', inputs: [{ name: 'in_uint8', datatype: 'UINT8', shape: [1, 2], contents: { uint_contents: [255, 256] } }] }, Status.INVALID_ARGUMENT, /input 'in_uint8': element 1 is 256, expected an integer from 0 to 255 for UINT8/],
+      ['UINT16 out of range', { model_name: 'uint16', inputs: [{ name: 'in_uint16', datatype: 'UINT16', shape: [1, 1], contents: { uint_contents: [65536] } }] }, Status.INVALID_ARGUMENT, /input 'in_uint16': element 0 is 65536/],
+      ['a raw BOOL byte that is not 0 or 1', { model_name: 'bool', inputs: [{ name: 'in_bool', datatype: 'BOOL', shape: [1, 2] }], raw_input_contents: [Buffer.from([1, 2])] }, Status.INVALID_ARGUMENT, /input 'in_bool': BOOL element 1 is the byte 2, expected 0 or 1/],
       ['a request parameter without a value', { ...classify(), parameters: { priority: {} as never } }, Status.INVALID_ARGUMENT, /parameters\['priority'\] has no value/],
     ];
     for (const [what, request, code, details] of cases) {
@@ -658,7 +660,7 @@ describe('KServe V2 over gRPC', () => {
       assert.deepEqual(statisticsJson(all), httpAll.body);
       assert.deepEqual(
         all.model_stats.map((s) => `${s.name}/${s.version}`).sort(),
-        ['all_types/1', 'bytes/1', 'bytes_batched/1', 'classifier/1', 'configured/1', 'counted/1', 'every_version/1', 'fp32/1', 'pinned/1', 'typed_types/1'],
+        ['all_types/1', 'bool/1', 'bytes/1', 'bytes_batched/1', 'classifier/1', 'configured/1', 'counted/1', 'every_version/1', 'fp32/1', 'int16/1', 'int8/1', 'pinned/1', 'typed_types/1', 'uint16/1', 'uint8/1'],
       );
       assert.ok(count(all.model_stats.find((s) => s.name === 'classifier')?.inference_count) > 0);
 

@@ -67,8 +67,12 @@ export abstract class InferenceEngine {
    * would have joined.
    */
   abstract checkInputs(inputs: readonly Tensor[]): void;
-  /** `traceContext`: a W3C traceparent under which the adapter reports the computation (tracing), if any. */
-  abstract run(key: string, inputs: readonly Tensor[], outputNames: readonly string[], traceContext?: string): Promise<EngineRun>;
+  /**
+   * `traceContext`: a W3C traceparent under which the adapter reports the computation (tracing), if any.
+   * `maxOutputBytes`: outputs holding more (as response-limit.ts counts them) are dropped where they
+   * were computed and the run fails with INFERENCE.RESPONSE_TOO_LARGE.
+   */
+  abstract run(key: string, inputs: readonly Tensor[], outputNames: readonly string[], traceContext?: string, maxOutputBytes?: number): Promise<EngineRun>;
   /**
    * Instances of `key` (0 when not loaded): the runs a scheduler hands over at once. More would
    * wait inside the engine, out of reach of the scheduler's priorities, timeouts and batching.

@@ -1,3 +1,4 @@
+import { DATATYPES, isDatatype } from '../shared/datatype.js';
 import { DomainError } from '../shared/domain-error.js';
 import { formatShape, shapeElementCount, type ModelSignature, type Tensor, type TensorSpec } from './tensor.js';
 
@@ -20,6 +21,18 @@ export interface InferenceResponse {
 }
 
 /**
+ * What a transport knows of an input before it decodes any element: its declared name, datatype
+ * and shape, and how many elements it carries when the body tells that without decoding them (the
+ * length of a JSON array, a byte count over the element size); undefined when it does not.
+ */
+export interface InputHeader {
+  readonly name: string;
+  readonly datatype: string;
+  readonly shape: readonly number[];
+  readonly elementCount?: number;
+}
+
+/**
  * Checks a request against what the model serves, before anything reaches a runtime: every input
  * present once and known, datatypes equal, shapes compatible (the batch dimension bounded by
  * `maxBatchSize` when the model batches), element counts equal to the shapes, outputs known and
@@ -30,9 +43,29 @@ export function validateInferenceRequest(
   signature: ModelSignature,
   maxBatchSize: number,
 ): string[] {
+  checkInputHeaders(request.inputs.map((input) => ({ ...input, elementCount: input.data.length })), signature, maxBatchSize);
+  return selectOutputs(request.requestedOutputs, signature);
+}
+
+/**
+ * The checks of {@link validateInferenceRequest} on what a transport read before decoding any
+ * element: a request refused here never has its elements decoded (a body of millions of elements
+ * for the wrong shape costs a scan, not a decode). Element counts are checked where known.
+ */
+export function judgeInputHeaders(
+  inputs: readonly InputHeader[],
+  requestedOutputs: readonly string[],
+  signature: ModelSignature,
+  maxBatchSize: number,
+): void {
+  checkInputHeaders(inputs, signature, maxBatchSize);
+  selectOutputs(requestedOutputs, signature);
+}
+
+function checkInputHeaders(inputs: readonly InputHeader[], signature: ModelSignature, maxBatchSize: number): void {
   const specs = new Map(signature.inputs.map((spec) => [spec.name, spec]));
   const seen = new Set<string>();
-  for (const input of request.inputs) {
+  for (const input of inputs) {
     const spec = specs.get(input.name);
     if (!spec) {
       throw new DomainError(
@@ -50,11 +83,13 @@ export function validateInferenceRequest(
   if (missing.length > 0) {
     throw new DomainError('INFERENCE.INVALID_INPUT', `missing input ${quoteList(missing)}: the model expects ${quoteList(signature.inputs)}`);
   }
-  checkBatchDimensionsAgree(request.inputs, maxBatchSize);
-  return selectOutputs(request.requestedOutputs, signature);
+  checkBatchDimensionsAgree(inputs, maxBatchSize);
 }
 
-function checkTensorAgainstSpec(input: Tensor, spec: TensorSpec, maxBatchSize: number): void {
+function checkTensorAgainstSpec(input: InputHeader, spec: TensorSpec, maxBatchSize: number): void {
+  if (!isDatatype(input.datatype)) {
+    throw new DomainError('INFERENCE.INVALID_DATATYPE', `input '${input.name}' has datatype '${input.datatype}', which is not one of ${DATATYPES.join(', ')}`);
+  }
   if (input.datatype !== spec.datatype) {
     throw new DomainError(
       'INFERENCE.INVALID_DATATYPE',
@@ -93,15 +128,15 @@ function checkTensorAgainstSpec(input: Tensor, spec: TensorSpec, maxBatchSize: n
   if (count === undefined) {
     throw new DomainError('INFERENCE.INVALID_SHAPE', `input '${input.name}' has shape ${formatShape(input.shape)} whose element count overflows`);
   }
-  if (count !== input.data.length) {
+  if (input.elementCount !== undefined && count !== input.elementCount) {
     throw new DomainError(
       'INFERENCE.INVALID_DATA',
-      `input '${input.name}' has ${input.data.length} elements, but its shape ${formatShape(input.shape)} holds ${count}`,
+      `input '${input.name}' has ${input.elementCount} elements, but its shape ${formatShape(input.shape)} holds ${count}`,
     );
   }
 }
 
-function checkBatchDimensionsAgree(inputs: readonly Tensor[], maxBatchSize: number): void {
+function checkBatchDimensionsAgree(inputs: readonly InputHeader[], maxBatchSize: number): void {
   if (maxBatchSize === 0 || inputs.length < 2) return;
   const [first, ...rest] = inputs;
   const other = rest.find((input) => input.shape[0] !== first.shape[0]);

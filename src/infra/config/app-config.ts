@@ -17,6 +17,10 @@ const environmentSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Largest request accepted, in bytes: an HTTP body or a received gRPC message (Triton's HTTP default is 64 MiB). */
   MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).max(2 ** 31 - 1).default(64 * 1024 * 1024),
+  /** Largest answer one request may produce, in bytes: its outputs together (onnxruntime keeps what a run allocated). */
+  MAX_RESPONSE_BYTES: z.coerce.number().int().min(1024).max(2 ** 31 - 1).default(64 * 1024 * 1024),
+  /** Most threads one model version may compute with (instances × intra-op threads); 0: twice the CPU quota. */
+  MAX_MODEL_THREADS: z.coerce.number().int().min(0).max(4096).default(0),
   /** Interval of the gRPC server's keepalive pings on a connection (ms); a peer that misses one is dropped. */
   GRPC_KEEPALIVE_TIME_MS: z.coerce.number().int().min(1000).default(60_000),
   /** How long a keepalive ping may go unanswered before the connection is closed (ms). */

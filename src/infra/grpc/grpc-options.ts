@@ -5,6 +5,7 @@ import { Transport, type GrpcOptions } from '@nestjs/microservices';
 import type { AppConfig } from '../config/app-config.js';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
 import type { GrpcConnectionCap } from './grpc-connection-cap.js';
+import { deferTensorContents } from './deferred-tensor-contents.js';
 import { acceptMalformedRequests } from './malformed-request.js';
 
 /** The directory of the .proto files (copied next to the compiled code by the build scripts). */
@@ -40,7 +41,9 @@ export const PROTO_LOADER_OPTIONS: ProtoLoaderOptions = {
  * GRPC_MAX_CONNECTION_IDLE_MS is closed (GOAWAY), and at most GRPC_MAX_CONNECTIONS are open (see
  * GrpcConnectionCap); it accepts clients' own pings at any rate. On shutdown, calls in progress are finished first.
  * An inference request that is not a valid protobuf message is refused with INVALID_ARGUMENT (not
- * grpc-js's INTERNAL): see acceptMalformedRequests. `credentials`: TLS (ServerTls); plaintext without.
+ * grpc-js's INTERNAL): see acceptMalformedRequests. Inference requests are decoded without their
+ * typed tensor contents, which wait until the request has been judged: see deferTensorContents.
+ * `credentials`: TLS (ServerTls); plaintext without.
  */
 export function grpcServerOptions(config: AppConfig, connections?: GrpcConnectionCap, credentials?: ServerCredentials): GrpcOptions {
   const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST;
@@ -59,7 +62,9 @@ export function grpcServerOptions(config: AppConfig, connections?: GrpcConnectio
       gracefulShutdown: true,
       onLoadPackageDefinition: (definition, server) => {
         connections?.attach(server as GrpcServer);
-        acceptMalformedRequests(definition, `${INFERENCE_PACKAGE}.${INFERENCE_SERVICE}`, ['ModelInfer', 'ModelStreamInfer']);
+        const service = `${INFERENCE_PACKAGE}.${INFERENCE_SERVICE}`;
+        deferTensorContents(definition, service, ['ModelInfer', 'ModelStreamInfer'], PROTO_DIR, INFERENCE_PROTO_FILE);
+        acceptMalformedRequests(definition, service, ['ModelInfer', 'ModelStreamInfer']);
       },
     },
   };

@@ -3,7 +3,9 @@ import { DomainError } from '../../domain/shared/domain-error.js';
 import type { InferenceRequest, InferenceResponse, ParameterValue } from '../../domain/inference/inference-request.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
 import type { RegionSlice, SystemSharedMemory } from '../../domain/shared-memory/system-shared-memory.js';
-import { decodeRawTensor, encodeRawTensor, utf8TextOf } from '../transport/raw-tensor.codec.js';
+import type { InputHeader } from '../../domain/inference/inference-request.js';
+import { decodeRawTensor, encodeRawTensor, rawElementCount, utf8TextOf } from '../transport/raw-tensor.codec.js';
+import { DeferredContents } from './deferred-tensor-contents.js';
 import { GRPC_INPUT_PARAMETERS, GRPC_OUTPUT_PARAMETERS, REQUEST_PARAMETERS, refuseUnknownParameters, sharedMemorySliceOf } from '../transport/tensor-parameters.js';
 import { malformedReason } from './malformed-request.js';
 import type {
@@ -65,6 +67,29 @@ const CONTENTS_FIELDS = Object.keys({
  * server does not act on are refused (tensor-parameters.ts).
  */
 export function decodeModelInferRequest(message: ModelInferRequestMessage, sharedMemory?: Pick<SystemSharedMemory, 'read'>): DecodedInferRequest {
+  return readModelInferRequest(message).decode(sharedMemory);
+}
+
+/**
+ * A request read up to its elements: everything but them is checked, and `inputs` say what each
+ * input declares and how many elements it carries (counted on the wire, not decoded), for the
+ * request to be judged against the model before `decode` converts a single element.
+ */
+export interface GrpcInferEnvelope {
+  readonly modelName: string;
+  readonly modelVersion?: string;
+  readonly inputs: readonly InputHeader[];
+  readonly requestedOutputs: readonly string[];
+  decode(sharedMemory?: Pick<SystemSharedMemory, 'read'>): DecodedInferRequest;
+}
+
+/** Where an input's elements are. */
+type InputSource =
+  | { readonly kind: 'shared-memory'; readonly slice: RegionSlice }
+  | { readonly kind: 'raw'; readonly entry: Buffer }
+  | { readonly kind: 'typed'; readonly contents: InferTensorContentsMessage | DeferredContents | undefined };
+
+export function readModelInferRequest(message: ModelInferRequestMessage): GrpcInferEnvelope {
   const malformed = malformedReason(message);
   if (malformed !== undefined) throw invalidRequest(`the request is not a valid ModelInferRequest protobuf message: ${malformed}`);
   if (!message.model_name) throw invalidRequest('model_name is empty');
@@ -86,62 +111,114 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage, share
     );
   }
   let rawIndex = 0;
-  const request: InferenceRequest = {
-    id: message.id || undefined,
-    parameters,
-    inputs: inputs.map((input, index) => {
-      const name = input.name || `#${index}`;
-      if (!input.name) throw invalidRequest(`input ${index} has no name`);
-      if (!isDatatype(input.datatype)) {
-        throw new DomainError('INFERENCE.INVALID_DATATYPE', `input '${name}' has datatype '${input.datatype ?? ''}', which is not one of ${DATATYPES.join(', ')}`);
+  const read = inputs.map((input, index) => {
+    const name = input.name || `#${index}`;
+    if (!input.name) throw invalidRequest(`input ${index} has no name`);
+    if (!isDatatype(input.datatype)) {
+      throw new DomainError('INFERENCE.INVALID_DATATYPE', `input '${name}' has datatype '${input.datatype ?? ''}', which is not one of ${DATATYPES.join(', ')}`);
+    }
+    const datatype = input.datatype;
+    const shape = input.shape.map((dim, axis) => {
+      const number = Number(dim);
+      // Beyond 2^53 a number would misquote the client's dimension; the domain checks the rest.
+      if (!Number.isSafeInteger(number)) throw new DomainError('INFERENCE.INVALID_SHAPE', `input '${name}' has an invalid dimension ${dim} at axis ${axis}`);
+      return number;
+    });
+    const slice = slices[index];
+    const binaryDataSize = inputParameters[index]!.binary_data_size;
+    let source: InputSource;
+    if (slice) {
+      if (hasContents(input.contents) || binaryDataSize !== undefined) {
+        throw invalidRequest(`input '${name}' names shared memory region '${slice.region}' and also has ${binaryDataSize !== undefined ? 'binary_data_size' : 'contents'}: send its elements one way`);
       }
-      const shape = input.shape.map((dim, axis) => {
-        const number = Number(dim);
-        // Beyond 2^53 a number would misquote the client's dimension; the domain checks the rest.
-        if (!Number.isSafeInteger(number)) throw new DomainError('INFERENCE.INVALID_SHAPE', `input '${name}' has an invalid dimension ${dim} at axis ${axis}`);
-        return number;
-      });
-      const slice = slices[index];
-      const binaryDataSize = inputParameters[index]!.binary_data_size;
-      if (slice) {
-        if ((input.contents && hasContents(input.contents)) || binaryDataSize !== undefined) {
-          throw invalidRequest(`input '${name}' names shared memory region '${slice.region}' and also has ${binaryDataSize !== undefined ? 'binary_data_size' : 'contents'}: send its elements one way`);
-        }
-        if (!sharedMemory) throw invalidRequest(`input '${name}': shared memory is not available here`);
-        const bytes = sharedMemory.read(slice, name);
-        const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-        return { name, datatype: input.datatype, shape, data: decodeRawTensor(name, input.datatype, shape, view, `its slice of shared memory region '${slice.region}' (shared_memory_byte_size)`) };
+      source = { kind: 'shared-memory', slice };
+    } else if (raw.length > 0) {
+      if (hasContents(input.contents)) {
+        throw invalidRequest(`input '${name}' has contents, but the request uses raw_input_contents: use one form for every input`);
       }
-      if (raw.length > 0) {
-        if (input.contents && hasContents(input.contents)) {
-          throw invalidRequest(`input '${name}' has contents, but the request uses raw_input_contents: use one form for every input`);
-        }
-        const entry = raw[rawIndex++]!;
-        if (binaryDataSize !== undefined && binaryDataSize !== entry.length) {
-          throw invalidRequest(`input '${name}': binary_data_size is ${JSON.stringify(binaryDataSize)}, but its raw_input_contents entry has ${entry.length} bytes`);
-        }
-        return { name, datatype: input.datatype, shape, data: decodeRawTensor(name, input.datatype, shape, entry, 'its raw_input_contents entry') };
+      const entry = raw[rawIndex++]!;
+      if (binaryDataSize !== undefined && binaryDataSize !== entry.length) {
+        throw invalidRequest(`input '${name}': binary_data_size is ${JSON.stringify(binaryDataSize)}, but its raw_input_contents entry has ${entry.length} bytes`);
       }
+      source = { kind: 'raw', entry };
+    } else {
       if (binaryDataSize !== undefined) throw invalidRequest(`input '${name}' has binary_data_size but the request has no raw_input_contents`);
-      return { name, datatype: input.datatype, shape, data: decodeTyped(name, input.datatype, input.contents) };
-    }),
-    requestedOutputs: message.outputs.map((output, index) => {
-      if (!output.name) throw invalidRequest(`output ${index} has no name`);
-      return output.name;
-    }),
-  };
+      source = { kind: 'typed', contents: input.contents };
+    }
+    return { name, datatype, shape, source, elementCount: elementCountOf(name, datatype, shape, source) };
+  });
+  const requestedOutputs = message.outputs.map((output, index) => {
+    if (!output.name) throw invalidRequest(`output ${index} has no name`);
+    return output.name;
+  });
   const binaryDataOutput = parameters.binary_data_output;
   if (binaryDataOutput !== undefined && typeof binaryDataOutput !== 'boolean') {
     throw invalidRequest(`parameter 'binary_data_output' is ${JSON.stringify(binaryDataOutput)}, expected a bool_param`);
   }
   const responseForm: TensorForm = (binaryDataOutput ?? raw.length > 0) ? 'raw' : 'typed';
+  const sharedMemoryOutputs = sharedMemoryOutputsOf(message.outputs);
   return {
     modelName: message.model_name,
     modelVersion: message.model_version || undefined,
-    request,
-    responseForm,
-    sharedMemoryOutputs: sharedMemoryOutputsOf(message.outputs),
+    inputs: read.map(({ name, datatype, shape, elementCount }) => ({ name, datatype, shape, elementCount })),
+    requestedOutputs,
+    decode: (sharedMemory) => ({
+      modelName: message.model_name!,
+      modelVersion: message.model_version || undefined,
+      request: {
+        id: message.id || undefined,
+        parameters,
+        inputs: read.map(({ name, datatype, shape, source }) => ({ name, datatype, shape, data: decodeInput(name, datatype, shape, source, sharedMemory) })),
+        requestedOutputs,
+      },
+      responseForm,
+      sharedMemoryOutputs,
+    }),
   };
+}
+
+function decodeInput(name: string, datatype: Datatype, shape: number[], source: InputSource, sharedMemory: Pick<SystemSharedMemory, 'read'> | undefined): TensorData {
+  if (source.kind === 'shared-memory') {
+    if (!sharedMemory) throw invalidRequest(`input '${name}': shared memory is not available here`);
+    const bytes = sharedMemory.read(source.slice, name);
+    const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return decodeRawTensor(name, datatype, shape, view, `its slice of shared memory region '${source.slice.region}' (shared_memory_byte_size)`);
+  }
+  if (source.kind === 'raw') return decodeRawTensor(name, datatype, shape, source.entry, 'its raw_input_contents entry');
+  const contents = source.contents instanceof DeferredContents ? (source.contents.decode() as InferTensorContentsMessage) : source.contents;
+  return decodeTyped(name, datatype, contents);
+}
+
+/** How many elements an input carries, counted without decoding them; undefined when the bytes do not tell. */
+function elementCountOf(name: string, datatype: Datatype, shape: readonly number[], source: InputSource): number | undefined {
+  // A shared memory slice is only read (within MAX_REQUEST_BYTES) when the request is decoded.
+  if (source.kind === 'shared-memory') return undefined;
+  if (source.kind === 'raw') return rawElementCount(name, datatype, shape, source.entry, 'its raw_input_contents entry');
+  const field = typedFieldOf(name, datatype);
+  const counts = countsOf(source.contents);
+  const stray = CONTENTS_FIELDS.find((other) => other !== field && (counts[other] ?? 0) > 0);
+  if (stray) throw invalidData(`input '${name}' is ${datatype}, so its elements go in contents.${field}, not contents.${stray}`);
+  return counts[field] ?? 0;
+}
+
+/** Elements per contents field: counted on the wire for deferred contents, the arrays' lengths otherwise. */
+function countsOf(contents: InferTensorContentsMessage | DeferredContents | undefined): Partial<Record<keyof InferTensorContentsMessage, number>> {
+  if (contents === undefined) return {};
+  if (!(contents instanceof DeferredContents)) return Object.fromEntries(CONTENTS_FIELDS.map((field) => [field, contents[field]?.length ?? 0]));
+  try {
+    return contents.elementCounts();
+  } catch (error) {
+    throw invalidRequest(`the request is not a valid ModelInferRequest protobuf message: ${(error as Error).message}`);
+  }
+}
+
+/** The typed contents field of a datatype; FP16 has none. */
+function typedFieldOf(name: string, datatype: Datatype): keyof InferTensorContentsMessage {
+  const field = CONTENTS_FIELD_OF[datatype];
+  if (field === undefined) {
+    throw invalidData(`input '${name}' is ${datatype}, which has no typed contents field: send it in raw_input_contents`);
+  }
+  return field;
 }
 
 /** The requested outputs to write into shared memory; such an output cannot also be a classification. */
@@ -215,15 +292,13 @@ export function encodeParameters(parameters: Readonly<Record<string, ParameterVa
 
 // ---- typed contents --------------------------------------------------------------------------
 
-function hasContents(contents: InferTensorContentsMessage): boolean {
-  return CONTENTS_FIELDS.some((field) => (contents[field]?.length ?? 0) > 0);
+function hasContents(contents: InferTensorContentsMessage | DeferredContents | undefined): boolean {
+  const counts = countsOf(contents);
+  return CONTENTS_FIELDS.some((field) => (counts[field] ?? 0) > 0);
 }
 
 function decodeTyped(name: string, datatype: Datatype, contents: InferTensorContentsMessage | undefined): TensorData {
-  const field = CONTENTS_FIELD_OF[datatype];
-  if (field === undefined) {
-    throw invalidData(`input '${name}' is ${datatype}, which has no typed contents field: send it in raw_input_contents`);
-  }
+  const field = typedFieldOf(name, datatype);
   const stray = contents && CONTENTS_FIELDS.find((other) => other !== field && (contents[other]?.length ?? 0) > 0);
   if (stray) throw invalidData(`input '${name}' is ${datatype}, so its elements go in contents.${field}, not contents.${stray}`);
   const values = (contents?.[field] ?? []) as unknown[];

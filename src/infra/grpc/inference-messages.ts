@@ -1,3 +1,5 @@
+import type { DeferredContents } from './deferred-tensor-contents.js';
+
 /**
  * The messages of grpc_service.proto as objects, the way PROTO_LOADER_OPTIONS decodes them: 64-bit
  * integers as decimal strings, bytes as Buffers, absent repeated fields as empty arrays, absent
@@ -31,7 +33,8 @@ export interface InputTensorMessage {
   readonly datatype?: string;
   readonly shape: Int64[];
   readonly parameters?: Record<string, InferParameterMessage>;
-  readonly contents?: InferTensorContentsMessage;
+  /** Decoded, or (as the server receives it) still bytes until the request is judged: deferred-tensor-contents.ts. */
+  readonly contents?: InferTensorContentsMessage | DeferredContents;
 }
 
 export interface ModelInferRequestMessage {

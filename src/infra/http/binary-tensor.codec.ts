@@ -3,9 +3,11 @@ import { DomainError } from '../../domain/shared/domain-error.js';
 import type { InferenceRequest, InferenceResponse, ParameterValue } from '../../domain/inference/inference-request.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
 import type { RegionSlice, SystemSharedMemory } from '../../domain/shared-memory/system-shared-memory.js';
-import { decodeRawTensor, encodeRawTensor } from '../transport/raw-tensor.codec.js';
+import { isDatatype } from '../../domain/shared/datatype.js';
+import type { InputHeader } from '../../domain/inference/inference-request.js';
+import { decodeRawTensor, encodeRawTensor, rawElementCount } from '../transport/raw-tensor.codec.js';
 import { HTTP_INPUT_PARAMETERS, HTTP_OUTPUT_PARAMETERS, REQUEST_PARAMETERS, refuseUnknownParameters, sharedMemorySliceOf } from '../transport/tensor-parameters.js';
-import { assertJsonDepthWithin } from './json-depth.js';
+import { EnvelopeTooLargeError, scanInferJson, scanInferJsonYielding, type DataSpan, type ScannedInferJson } from './infer-json-scan.js';
 import { encodeInferResponse, parseInferRequestJson, toInferenceRequest, type InferRequestJson, type InputJson } from './tensor-json.codec.js';
 
 /**
@@ -48,25 +50,145 @@ export function decodeHttpInferRequest(
   maxJsonDepth: number,
   sharedMemory?: SharedMemoryReader,
 ): DecodedHttpInferRequest {
-  let json = body;
-  let binary: Buffer = Buffer.alloc(0);
-  if (Buffer.isBuffer(body)) {
-    const jsonLength = jsonHeaderLength(headerValue, body.length);
-    json = parseJsonHeader(body.subarray(0, jsonLength), headerValue !== undefined, maxJsonDepth);
-    binary = body.subarray(jsonLength);
+  return readHttpInferRequest(body, headerValue, maxJsonDepth).decode(sharedMemory);
+}
+
+/**
+ * An infer request read up to its elements: everything but them is checked (JSON, parameters,
+ * binary data sizes, shared memory slices), and `inputs` say what each input declares and, where
+ * the body tells without decoding, how many elements it carries, for the request to be judged
+ * against the model before `decode` parses and converts a single element.
+ */
+export interface HttpInferEnvelope {
+  readonly inputs: readonly InputHeader[];
+  readonly requestedOutputs: readonly string[];
+  decode(sharedMemory?: SharedMemoryReader): DecodedHttpInferRequest;
+}
+
+/** Reads a request up to its elements, scanning a JSON body at once (see {@link readHttpInferRequestYielding}). */
+export function readHttpInferRequest(body: unknown, headerValue: string | string[] | undefined, maxJsonDepth: number): HttpInferEnvelope {
+  if (!Buffer.isBuffer(body)) return envelopeOf(parsedAlready(body), undefined, Buffer.alloc(0));
+  const { json, binary, announced } = splitBody(body, headerValue);
+  if (json.length === 0 && !announced) return envelopeOf(parsedAlready(undefined), json, binary); // an empty body: refused as one
+  return envelopeOf(parseScanned(json, announced, () => scanInferJson(json, maxJsonDepth)), json, binary);
+}
+
+/**
+ * {@link readHttpInferRequest} for the server: the JSON is scanned in slices with a turn of the
+ * event loop between two, so a large body never holds other requests (and the health probes) for
+ * long; a request refused on its envelope never has its elements parsed.
+ */
+export async function readHttpInferRequestYielding(body: unknown, headerValue: string | string[] | undefined, maxJsonDepth: number): Promise<HttpInferEnvelope> {
+  if (!Buffer.isBuffer(body)) return envelopeOf(parsedAlready(body), undefined, Buffer.alloc(0));
+  const { json, binary, announced } = splitBody(body, headerValue);
+  if (json.length === 0 && !announced) return envelopeOf(parsedAlready(undefined), json, binary);
+  let scanned: ScannedInferJson;
+  try {
+    scanned = await scanInferJsonYielding(json, maxJsonDepth);
+  } catch (error) {
+    throw scanError(error, json.length, announced);
   }
-  const parsed = parseInferRequestJson(json);
+  return envelopeOf(parseScanned(json, announced, () => scanned), json, binary);
+}
+
+function splitBody(body: Buffer, headerValue: string | string[] | undefined): { json: Buffer; binary: Buffer; announced: boolean } {
+  const jsonLength = jsonHeaderLength(headerValue, body.length);
+  return { json: body.subarray(0, jsonLength), binary: body.subarray(jsonLength), announced: headerValue !== undefined };
+}
+
+/** The body's JSON as parsed with every input's `data` left out (`[]`), and where those data lie. */
+interface ParsedEnvelope {
+  readonly json: unknown;
+  readonly data: ReadonlyMap<number, DataSpan>;
+}
+
+/** A body parsed before it came here (or none): its `data` are in it. */
+function parsedAlready(json: unknown): ParsedEnvelope {
+  return { json, data: new Map() };
+}
+
+function parseScanned(json: Buffer, announced: boolean, scan: () => ScannedInferJson): ParsedEnvelope {
+  let scanned: ScannedInferJson;
+  try {
+    scanned = scan();
+  } catch (error) {
+    throw scanError(error, json.length, announced);
+  }
+  try {
+    return { json: JSON.parse(scanned.envelope), data: scanned.data };
+  } catch {
+    throw notJson(json.length, announced);
+  }
+}
+
+function scanError(error: unknown, length: number, announced: boolean): Error {
+  if (error instanceof EnvelopeTooLargeError) return invalidRequest(error.message);
+  if (error instanceof SyntaxError) return notJson(length, announced);
+  return error as Error;
+}
+
+function envelopeOf(scanned: ParsedEnvelope, jsonBytes: Buffer | undefined, binary: Buffer): HttpInferEnvelope {
+  const parsed = parseInferRequestJson(scanned.json);
   refuseUnknownParameters(parsed.parameters, REQUEST_PARAMETERS, 'the request');
   const section = new BinaryTensorSection(binary);
-  const request = toInferenceRequest(parsed, (input, datatype) => {
+  const sources = parsed.inputs.map((input, index): InputSource => {
     refuseUnknownParameters(input.parameters, HTTP_INPUT_PARAMETERS, `input '${input.name}'`);
-    return readSharedMemoryInput(input, datatype, sharedMemory) ?? section.read(input, datatype);
+    const slice = sharedMemorySlice(input);
+    if (slice) return { kind: 'shared-memory', slice };
+    const bytes = section.take(input);
+    if (bytes) return { kind: 'binary', bytes };
+    const span = scanned.data.get(index);
+    return span ? { kind: 'json-span', span } : { kind: 'json' };
   });
   section.assertAllRead();
   const sharedMemoryOutputs = sharedMemoryOutputsOf(parsed);
   const allOutputs = booleanParameter(parsed.parameters, 'binary_data_output', 'the request') ?? false;
   const binaryOutputs = new Map((parsed.outputs ?? []).map((output) => [output.name, booleanParameter(output.parameters, 'binary_data', `output '${output.name}'`)]));
-  return { request, binaryOutput: (name) => !sharedMemoryOutputs.has(name) && (binaryOutputs.get(name) ?? allOutputs), sharedMemoryOutputs };
+  const binaryOutput = (name: string) => !sharedMemoryOutputs.has(name) && (binaryOutputs.get(name) ?? allOutputs);
+  return {
+    inputs: parsed.inputs.map((input, index) => ({ name: input.name, datatype: input.datatype, shape: input.shape, elementCount: elementCountOf(input, sources[index]!) })),
+    requestedOutputs: parsed.outputs?.map((output) => output.name) ?? [],
+    decode: (sharedMemory) => {
+      const withData = parsed.inputs.map((input, index) => {
+        const source = sources[index]!;
+        return source.kind === 'json-span' ? { ...input, data: parseDataSpan(jsonBytes!, source.span, input.name) } : input;
+      });
+      const request = toInferenceRequest({ ...parsed, inputs: withData }, (input, datatype) => {
+        const source = sources[withData.indexOf(input)]!;
+        if (source.kind === 'shared-memory') return readSharedMemoryInput(input, datatype, source.slice, sharedMemory);
+        if (source.kind === 'binary') return decodeRawTensor(input.name, datatype, input.shape, source.bytes, 'its binary data (binary_data_size)');
+        return undefined;
+      });
+      return { request, binaryOutput, sharedMemoryOutputs };
+    },
+  };
+}
+
+/** Where an input's elements are: a shared memory slice, binary data after the JSON, a scanned `data` array, or `data` as parsed. */
+type InputSource =
+  | { readonly kind: 'shared-memory'; readonly slice: RegionSlice }
+  | { readonly kind: 'binary'; readonly bytes: Buffer }
+  | { readonly kind: 'json-span'; readonly span: DataSpan }
+  | { readonly kind: 'json' };
+
+/**
+ * How many elements an input carries, when that is known without decoding them. Binary data of the
+ * wrong byte count is refused here. A shared memory slice is not counted: its bytes are only read
+ * (within MAX_REQUEST_BYTES) when the request is decoded.
+ */
+function elementCountOf(input: InputJson, source: InputSource): number | undefined {
+  if (source.kind === 'json-span') return source.span.elements;
+  if (source.kind === 'json') return input.data !== undefined && !input.data.some(Array.isArray) ? input.data.length : undefined;
+  if (source.kind === 'binary' && isDatatype(input.datatype)) return rawElementCount(input.name, input.datatype, input.shape, source.bytes, 'its binary data (binary_data_size)');
+  return undefined;
+}
+
+function parseDataSpan(json: Buffer, span: DataSpan, name: string): unknown[] {
+  try {
+    return JSON.parse(json.toString('utf8', span.start, span.end)) as unknown[];
+  } catch {
+    throw invalidRequest(`input '${name}': its "data" (bytes ${span.start} to ${span.end} of the body) is not valid JSON`);
+  }
 }
 
 /**
@@ -85,15 +207,20 @@ export function encodeHttpInferResponse(
   return { body: Buffer.concat([header, ...raw.values()]), contentType: 'application/octet-stream', jsonLength: header.length };
 }
 
-/** An input's elements from the shared memory region its parameters name; undefined when they name none. */
-function readSharedMemoryInput(input: InputJson, datatype: Datatype, sharedMemory: SharedMemoryReader | undefined): TensorData | undefined {
+/** The shared memory slice an input's parameters name, checked; undefined when they name none. */
+function sharedMemorySlice(input: InputJson): RegionSlice | undefined {
   const owner = `input '${input.name}'`;
   const slice = sharedMemorySliceOf(input.parameters, owner);
   if (!slice) return undefined;
   if (input.data !== undefined || input.parameters?.binary_data_size !== undefined) {
     throw invalidRequest(`${owner} names shared memory region '${slice.region}' and also has ${input.data !== undefined ? '"data"' : 'binary_data_size'}: send its elements one way`);
   }
-  if (!sharedMemory) throw invalidRequest(`${owner}: shared memory is not available here`);
+  return slice;
+}
+
+/** An input's elements from the shared memory slice its parameters name. */
+function readSharedMemoryInput(input: InputJson, datatype: Datatype, slice: RegionSlice, sharedMemory: SharedMemoryReader | undefined): TensorData {
+  if (!sharedMemory) throw invalidRequest(`input '${input.name}': shared memory is not available here`);
   const bytes = sharedMemory.read(slice, input.name);
   return decodeRawTensor(input.name, datatype, input.shape, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), `its slice of shared memory region '${slice.region}' (shared_memory_byte_size)`);
 }
@@ -121,7 +248,8 @@ class BinaryTensorSection {
 
   constructor(private readonly bytes: Buffer) {}
 
-  read(input: InputJson, datatype: Datatype): TensorData | undefined {
+  /** The bytes of an input sent as binary data (its binary_data_size), in input order; undefined for others. */
+  take(input: InputJson): Buffer | undefined {
     const size = input.parameters?.binary_data_size;
     if (size === undefined) return undefined;
     const name = input.name;
@@ -138,7 +266,7 @@ class BinaryTensorSection {
     }
     const bytes = this.bytes.subarray(this.offset, this.offset + size);
     this.offset += size;
-    return decodeRawTensor(name, datatype, input.shape, bytes, 'its binary data (binary_data_size)');
+    return bytes;
   }
 
   assertAllRead(): void {
@@ -160,18 +288,12 @@ function jsonHeaderLength(headerValue: string | string[] | undefined, bodyLength
   return length;
 }
 
-function parseJsonHeader(bytes: Buffer, announced: boolean, maxJsonDepth: number): unknown {
-  if (bytes.length === 0 && !announced) return undefined; // an empty body: refused as one
-  assertJsonDepthWithin(bytes, maxJsonDepth);
-  try {
-    return JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw invalidRequest(
-      announced
-        ? `the first ${bytes.length} bytes of the body (header ${INFERENCE_HEADER_CONTENT_LENGTH}) are not a JSON document`
-        : `the body is not a JSON document (with binary tensor data, the header ${INFERENCE_HEADER_CONTENT_LENGTH} gives the length of its JSON part)`,
-    );
-  }
+function notJson(length: number, announced: boolean): DomainError {
+  return invalidRequest(
+    announced
+      ? `the first ${length} bytes of the body (header ${INFERENCE_HEADER_CONTENT_LENGTH}) are not a JSON document`
+      : `the body is not valid JSON (with binary tensor data, the header ${INFERENCE_HEADER_CONTENT_LENGTH} gives the length of its JSON part)`,
+  );
 }
 
 function booleanParameter(parameters: Readonly<Record<string, ParameterValue>> | undefined, key: string, owner: string): boolean | undefined {

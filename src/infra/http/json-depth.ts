@@ -25,11 +25,14 @@ export function assertJsonDepthWithin(json: Uint8Array, maxDepth: number): void 
     } else if (byte === QUOTE) {
       inString = true;
     } else if (byte === OPEN_BRACKET || byte === OPEN_BRACE) {
-      if (++depth > maxDepth) {
-        throw new DomainError('INFERENCE.INVALID_REQUEST', `the JSON nests arrays and objects deeper than MAX_JSON_DEPTH (${maxDepth} levels) at byte ${i}`);
-      }
+      if (++depth > maxDepth) throw tooDeep(maxDepth, i);
     } else if (byte === CLOSE_BRACKET || byte === CLOSE_BRACE) {
       depth--;
     }
   }
+}
+
+/** The refusal of a JSON text that nests deeper than `maxDepth`, at byte `at`. */
+export function tooDeep(maxDepth: number, at: number): DomainError {
+  return new DomainError('INFERENCE.INVALID_REQUEST', `the JSON nests arrays and objects deeper than MAX_JSON_DEPTH (${maxDepth} levels) at byte ${at}`);
 }

@@ -9,6 +9,12 @@ import { assertJsonDepthWithin } from './json-depth.js';
  */
 export const BINARY_TENSOR_BODY = 'binaryTensorBody';
 
+/**
+ * The route config key of routes that read their JSON bodies themselves (the infer route scans
+ * one before parsing it: infer-json-scan.ts): every body, JSON included, reaches them as bytes.
+ */
+export const SCANNED_JSON_BODY = 'scannedJsonBody';
+
 export interface BodyLimits {
   /** MAX_JSON_DEPTH: how deep a JSON body may nest arrays and objects. */
   readonly maxJsonDepth: number;
@@ -21,7 +27,8 @@ export interface BodyLimits {
  * - `application/octet-stream`: the bytes (model uploads; binary inference bodies);
  * - on {@link BINARY_TENSOR_BODY} routes, a body announced by `Inference-Header-Content-Length`,
  *   or one whose content type is not JSON (absent, octet-stream, anything), is read as bytes.
- *   Triton reads inference bodies this way: its clients send no content type, or octet-stream.
+ *   Triton reads inference bodies this way: its clients send no content type, or octet-stream;
+ * - on {@link SCANNED_JSON_BODY} routes, every body is read as bytes.
  */
 export function installRequestBodyParsers(adapter: FastifyAdapter, limits: BodyLimits): void {
   const fastify = adapter.getInstance();
@@ -40,7 +47,9 @@ export function installRequestBodyParsers(adapter: FastifyAdapter, limits: BodyL
 }
 
 function readsAsBytes(request: FastifyRequest): boolean {
-  if ((request.routeOptions.config as unknown as Record<string, unknown> | undefined)?.[BINARY_TENSOR_BODY] !== true) return false;
+  const config = request.routeOptions.config as unknown as Record<string, unknown> | undefined;
+  if (config?.[SCANNED_JSON_BODY] === true) return true;
+  if (config?.[BINARY_TENSOR_BODY] !== true) return false;
   if (request.headers[INFERENCE_HEADER_CONTENT_LENGTH] !== undefined) return true;
   return !/^\s*application\/json\s*(;|$)/i.test(request.headers['content-type'] ?? '');
 }

@@ -1,11 +1,13 @@
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { InferenceEngine, type EngineRun, type InstanceStatus, type LoadedModel, type RuntimeOptions, type WarmupSample } from '../../domain/inference/inference-engine.port.js';
+import { responseTooLarge } from '../../domain/inference/response-limit.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
+import { defaultIntraOpThreads } from '../../domain/registry/model-config-limits.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { Tracing } from '../tracing/tracing.js';
 import { cpuQuota } from './cpu-quota.js';
 import { FaultInjection } from './fault-injection.js';
-import { PoolReleasedError, SessionWorkerPool } from './session-worker-pool.js';
+import { OutputsTooLargeError, PoolReleasedError, SessionWorkerPool } from './session-worker-pool.js';
 
 /** The onnxruntime-node adapter: each loaded model version is a pool of session worker threads. */
 @Injectable()
@@ -34,8 +36,7 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
   }
 
   private async startPool(key: string, modelPath: string, options: RuntimeOptions): Promise<LoadedModel> {
-    // Default threads: share the CPU quota between the instances, at least one each.
-    const intraOpThreads = options.intraOpThreads ?? Math.max(1, Math.floor(this.cpus / options.instanceCount));
+    const intraOpThreads = options.intraOpThreads ?? defaultIntraOpThreads(this.cpus, options.instanceCount);
     const loaded = await SessionWorkerPool.start(
       {
         modelPath,
@@ -71,11 +72,11 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
     }
   }
 
-  async run(key: string, inputs: readonly Tensor[], outputNames: readonly string[], traceContext?: string): Promise<EngineRun> {
+  async run(key: string, inputs: readonly Tensor[], outputNames: readonly string[], traceContext?: string, maxOutputBytes?: number): Promise<EngineRun> {
     const pool = this.pools.get(key);
     if (!pool) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' is not loaded`);
     try {
-      const run = await pool.run(inputs, outputNames, traceContext, this.faults.next(key));
+      const run = await pool.run(inputs, outputNames, traceContext, this.faults.next(key), maxOutputBytes);
       // The worker took the trace context with the call and brought it back with its timing.
       if (run.traceparent) {
         this.tracing.recordSpan('compute', this.tracing.contextOf(run.traceparent), run.startedAtMs, run.startedAtMs + run.computeMicros / 1000, {
@@ -85,6 +86,7 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
       }
       return { outputs: run.outputs, computeMicros: run.computeMicros };
     } catch (error) {
+      if (error instanceof OutputsTooLargeError) throw responseTooLarge(error.bytes, error.maxBytes, 'the outputs of its run hold');
       if (error instanceof PoolReleasedError) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' was unloaded before this call ran`);
       throw new DomainError('INFERENCE.RUNTIME_ERROR', `model '${key}' failed to run: ${(error as Error).message}`);
     }

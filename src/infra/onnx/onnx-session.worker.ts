@@ -3,10 +3,13 @@
  * the thread it runs on for the whole computation, so sessions never live on the main thread.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { Datatype, TensorData } from '../../domain/shared/datatype.js';
 import type { ModelSignature, Tensor, TensorSpec } from '../../domain/inference/tensor.js';
+import { outputBytes } from '../../domain/inference/response-limit.js';
 import { datatypeOfOrtType, ortTypeOf } from './onnx-tensor-types.js';
 import { isProviderInstalled } from './execution-providers.js';
 import { keepFloat16AsUint16 } from './float16-compat.js';
@@ -34,6 +37,10 @@ async function createSession(): Promise<{ session: ort.InferenceSession; provide
     intraOpNumThreads: settings.intraOpThreads,
     interOpNumThreads: settings.interOpThreads,
     executionMode: 'sequential',
+    // No CPU memory arena: an arena keeps the peak of every run (a 1 GiB answer: 1 GiB held until
+    // unload), and onnxruntime-node ignores the run option that would shrink it
+    // (memory.enable_memory_arena_shrinkage). The cost, measured on the bench: see the README.
+    enableCpuMemArena: false,
     graphOptimizationLevel: 'all',
     extra: {
       session: {
@@ -116,6 +123,12 @@ async function main(): Promise<void> {
       const feeds = Object.fromEntries(message.inputs.map((input) => [input.name, toOrtTensor(input)]));
       const results = await session.run(feeds, [...message.outputNames]);
       const computeMicros = Math.round((performance.now() - started) * 1000);
+      const tooLargeBytes = outputsPastLimit(message.outputNames.map((name) => results[name]), message.maxOutputBytes);
+      if (tooLargeBytes !== undefined) {
+        send({ type: 'run-failed', id: message.id, message: `the outputs hold ${tooLargeBytes} bytes, more than the run's limit of ${message.maxOutputBytes}`, tooLargeBytes });
+        setImmediate(collectGarbage); // once this frame, which holds the outputs, is gone
+        return;
+      }
       const transfer: ArrayBuffer[] = [];
       const outputs = message.outputNames.map((name) => fromOrtTensor(name, results[name], transfer));
       const startedAtMs = performance.timeOrigin + started;
@@ -139,6 +152,28 @@ async function warmUp(session: ort.InferenceSession, samples: readonly WarmupSam
     }
   }
 }
+
+/** The bytes the outputs hold when they exceed `maxBytes` (none shipped back then), else undefined. */
+function outputsPastLimit(outputs: readonly ort.Tensor[], maxBytes: number | undefined): number | undefined {
+  if (maxBytes === undefined) return undefined;
+  const bytes = outputBytes(outputs.map((output) => ({ data: output.data as TensorData })));
+  return bytes > maxBytes ? bytes : undefined;
+}
+
+/**
+ * Collects this thread's heap now. The runtime copies a run's outputs into the worker's heap; when
+ * they are refused as too large, that copy (up to gigabytes) is garbage that V8 would keep until
+ * its heap next fills, which the small runs after it may never do. `gc` is exposed to a new context
+ * only, through the flag (a worker cannot take --expose-gc in its execArgv).
+ */
+function collectGarbage(): void {
+  gcFunction ??= (() => {
+    setFlagsFromString('--expose-gc');
+    return runInNewContext('gc') as () => void;
+  })();
+  gcFunction();
+}
+let gcFunction: (() => void) | undefined;
 
 /** An injected fault: the wait happens on this thread (it holds the instance like a slow model would). */
 async function actOn(fault: WorkerFault): Promise<void> {

@@ -17,6 +17,7 @@ interface Task {
   readonly outputNames: readonly string[];
   readonly traceparent?: string;
   readonly fault?: WorkerFault;
+  readonly maxOutputBytes?: number;
   readonly resolve: (run: WorkerRun) => void;
   readonly reject: (error: Error) => void;
 }
@@ -29,6 +30,15 @@ interface Task {
  * that waiting requests stay where priorities and timeouts apply; this serves direct callers.
  */
 const CALLS_PER_WORKER = 2;
+
+/** A run whose outputs held more than its maxOutputBytes: they were dropped in the worker. */
+export class OutputsTooLargeError extends Error {
+  override readonly name = 'OutputsTooLargeError';
+
+  constructor(readonly bytes: number, readonly maxBytes: number) {
+    super(`the outputs hold ${bytes} bytes, more than ${maxBytes}`);
+  }
+}
 
 /** A call refused or dropped because the pool is being released: the model version is no longer ready. */
 export class PoolReleasedError extends Error {
@@ -101,7 +111,7 @@ export class SessionWorkerPool {
     return this.waiting.length + this.workers.reduce((sum, w) => sum + Math.max(0, w.running.size - 1), 0);
   }
 
-  run(inputs: readonly Tensor[], outputNames: readonly string[], traceparent?: string, fault?: WorkerFault): Promise<WorkerRun> {
+  run(inputs: readonly Tensor[], outputNames: readonly string[], traceparent?: string, fault?: WorkerFault, maxOutputBytes?: number): Promise<WorkerRun> {
     return new Promise((resolve, reject) => {
       if (this.releasing) {
         reject(new PoolReleasedError('the model version was unloaded'));
@@ -111,7 +121,7 @@ export class SessionWorkerPool {
         reject(new Error('the model instance is not running'));
         return;
       }
-      this.waiting.push({ inputs, outputNames, traceparent, fault, resolve, reject });
+      this.waiting.push({ inputs, outputNames, traceparent, fault, maxOutputBytes, resolve, reject });
       this.dispatch();
     });
   }
@@ -194,7 +204,7 @@ export class SessionWorkerPool {
       const task = this.waiting.shift()!;
       const id = this.nextId++;
       worker.running.set(id, task);
-      const message: ToWorker = { type: 'run', id, inputs: task.inputs, outputNames: task.outputNames, traceparent: task.traceparent, fault: task.fault };
+      const message: ToWorker = { type: 'run', id, inputs: task.inputs, outputNames: task.outputNames, traceparent: task.traceparent, fault: task.fault, maxOutputBytes: task.maxOutputBytes };
       worker.thread.postMessage(message, transferableBuffers(task.inputs));
     }
   }
@@ -217,6 +227,7 @@ export class SessionWorkerPool {
       if (message.type === 'result') {
         task.resolve({ outputs: message.outputs, computeMicros: message.computeMicros, startedAtMs: message.startedAtMs, traceparent: message.traceparent });
       }
+      else if (message.tooLargeBytes !== undefined) task.reject(new OutputsTooLargeError(message.tooLargeBytes, task.maxOutputBytes!));
       else task.reject(new Error(message.message));
       this.dispatch();
     });

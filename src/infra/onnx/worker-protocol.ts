@@ -21,6 +21,8 @@ export type ToWorker =
       readonly traceparent?: string;
       /** Tests only: what to do wrong on this run (FaultInjection). */
       readonly fault?: WorkerFault;
+      /** The most bytes the run's outputs may hold: past it, they are dropped and the run fails (`tooLargeBytes`). */
+      readonly maxOutputBytes?: number;
     }
   /** Runs the samples (values built in the worker), then answers `warmed` or `warmup-failed`. */
   | { readonly type: 'warmup'; readonly id: number; readonly samples: readonly WarmupSample[] }
@@ -38,7 +40,13 @@ export type FromWorker =
       readonly startedAtMs: number;
       readonly traceparent?: string;
     }
-  | { readonly type: 'run-failed'; readonly id: number; readonly message: string }
+  | {
+      readonly type: 'run-failed';
+      readonly id: number;
+      readonly message: string;
+      /** The bytes of outputs past the run's maxOutputBytes, when that is why it failed. */
+      readonly tooLargeBytes?: number;
+    }
   | { readonly type: 'warmed'; readonly id: number }
   | { readonly type: 'warmup-failed'; readonly id: number; readonly message: string }
   | { readonly type: 'released' };

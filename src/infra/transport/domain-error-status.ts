@@ -42,6 +42,9 @@ export const STATUS_OF: Record<DomainErrorCode, { readonly http: number; readonl
   // A version holding as many requests as its limit allows: load shed like a full queue.
   'INFERENCE.CONCURRENCY_LIMITED': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
   // Triton: client shared memory turned off (--allow-client-shm) and CUDA shared memory are UNSUPPORTED.
+  // An answer larger than MAX_RESPONSE_BYTES: the request asked for more than the server gives (like SHARED_MEMORY.LIMIT_EXCEEDED).
+  'INFERENCE.RESPONSE_TOO_LARGE': { http: 400, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
+  // Triton: client shared memory turned off (--allow-client-shm) and CUDA shared memory are UNSUPPORTED.
   'SHARED_MEMORY.UNSUPPORTED': { http: 501, grpc: GrpcStatus.UNIMPLEMENTED },
   'SHARED_MEMORY.REGION_NOT_FOUND': { http: 404, grpc: GrpcStatus.NOT_FOUND },
   // Triton answers a name registered twice with ALREADY_EXISTS, which its HTTP server sends as 400.

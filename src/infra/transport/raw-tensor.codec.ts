@@ -24,11 +24,7 @@ export function decodeRawTensor(name: string, datatype: Datatype, shape: readonl
   if (datatype === 'BYTES') return decodeRawStrings(name, bytes);
   const ArrayType = TYPED_ARRAY_OF[datatype];
   const size = ArrayType.BYTES_PER_ELEMENT;
-  const expected = rawByteLength(datatype, shape);
-  if (bytes.length % size !== 0 || (expected !== undefined && bytes.length !== expected)) {
-    const wanted = expected === undefined ? `a multiple of ${size}` : `${expected} (${expected / size} ${datatype} elements of ${size} bytes for shape [${shape.join(',')}])`;
-    throw invalidData(`input '${name}': ${source} has ${bytes.length} bytes, expected ${wanted}`);
-  }
+  rawElementCount(name, datatype, shape, bytes, source);
   // A copy, never a view: the message's buffer may be shared and unaligned, and the runtime takes the array's buffer.
   const out = new ArrayType(bytes.length / size);
   new Uint8Array(out.buffer).set(bytes);
@@ -40,6 +36,22 @@ export function decodeRawTensor(name: string, datatype: Datatype, shape: readonl
 }
 
 /**
+ * How many elements raw bytes hold, refusing (INVALID_DATA, naming `source`) a byte count that is
+ * not the shape's: known before a single element is decoded. BYTES elements are counted by their
+ * lengths (undefined when those do not add up: decoding says where).
+ */
+export function rawElementCount(name: string, datatype: Datatype, shape: readonly number[], bytes: Uint8Array, source: string): number | undefined {
+  if (datatype === 'BYTES') return rawStringCount(bytes);
+  const size = TYPED_ARRAY_OF[datatype].BYTES_PER_ELEMENT;
+  const expected = rawByteLength(datatype, shape);
+  if (bytes.length % size !== 0 || (expected !== undefined && bytes.length !== expected)) {
+    const wanted = expected === undefined ? `a multiple of ${size}` : `${expected} (${expected / size} ${datatype} elements of ${size} bytes for shape [${shape.join(',')}])`;
+    throw invalidData(`input '${name}': ${source} has ${bytes.length} bytes, expected ${wanted}`);
+  }
+  return bytes.length / size;
+}
+
+/**
  * How many raw bytes a tensor of this datatype and shape holds; undefined for BYTES (elements
  * have their own lengths) and for shapes whose element count is not a non-negative safe integer.
  */
@@ -48,6 +60,22 @@ export function rawByteLength(datatype: Datatype, shape: readonly number[]): num
   const count = shapeElementCount(shape);
   const bytes = count === undefined || count < 0 ? undefined : count * TYPED_ARRAY_OF[datatype].BYTES_PER_ELEMENT;
   return bytes !== undefined && Number.isSafeInteger(bytes) ? bytes : undefined;
+}
+
+/**
+ * How many elements raw BYTES hold, by walking their lengths without decoding them (what a request
+ * is judged on before its elements are decoded); undefined when the lengths do not add up.
+ */
+export function rawStringCount(bytes: Uint8Array): number | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let count = 0;
+  let offset = 0;
+  while (offset < bytes.length) {
+    if (offset + 4 > bytes.length) return undefined;
+    offset += 4 + view.getUint32(offset, true);
+    count++;
+  }
+  return offset === bytes.length ? count : undefined;
 }
 
 /** A tensor's raw bytes; numeric tensors are a view of their array, not a copy. */

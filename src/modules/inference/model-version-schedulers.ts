@@ -42,10 +42,12 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
       const tracing = this.tracing;
       const labels = { 'inference.model': version.modelName, 'inference.model_version': String(version.version) };
       const runBatch: BatchRunner = async (inputs, outputNames, traces) => {
+        // Each request's answer may hold MAX_RESPONSE_BYTES: a batch's outputs, that many per request in it.
+        const maxOutputBytes = this.config.MAX_RESPONSE_BYTES * Math.max(1, traces.length);
         const batch = tracing.startLinkedRoot('batch', traces, { ...labels, 'inference.batch_size': inputs[0]?.shape[0] ?? 0, 'inference.batch_requests': traces.length });
-        if (!batch) return engine.run(key, inputs, outputNames);
+        if (!batch) return engine.run(key, inputs, outputNames, undefined, maxOutputBytes);
         try {
-          return await engine.run(key, inputs, outputNames, batch.traceparent);
+          return await engine.run(key, inputs, outputNames, batch.traceparent, maxOutputBytes);
         } catch (error) {
           batch.span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
           throw error;

@@ -1,10 +1,12 @@
 import { Global, Module, type DynamicModule } from '@nestjs/common';
+import { ModelConfigLimits } from '../../domain/registry/model-config-limits.js';
 import { ModelRepository } from '../../domain/registry/model-repository.port.js';
 import { ModelStateStore } from '../../domain/registry/model-state-store.port.js';
 import { DomainEventBus } from '../../domain/shared/domain-event-bus.port.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 import { InProcessEventBus } from '../../infra/messaging/in-process-event-bus.js';
 import { FileSystemModelRepository } from '../../infra/model-repository/file-system-model-repository.js';
+import { cpuQuota } from '../../infra/onnx/cpu-quota.js';
 import { FileModelStateStore } from '../../infra/persistence/file-model-state-store.js';
 import { GetModelMetadataHandler } from './get-model-metadata/get-model-metadata.handler.js';
 import { ModelMetadataGrpcController } from './get-model-metadata/model-metadata.grpc.controller.js';
@@ -80,7 +82,19 @@ export class StateStoreModule {
       },
     },
     { provide: ModelRepository, inject: [AppConfig], useFactory: (config: AppConfig) => new FileSystemModelRepository(config.MODEL_REPOSITORY) },
+    { provide: ModelConfigLimits, inject: [AppConfig], useFactory: modelConfigLimitsOf },
   ],
   exports: [ModelRegistry, LoadModelRepositoryHandler, ModelLifecycle, ModelStates, AdminToken],
 })
 export class RegistryModule {}
+
+/** What a model's configuration may ask of this host: threads by the CPU quota (unless MAX_MODEL_THREADS says), tensors by the request and answer limits. */
+export function modelConfigLimitsOf(config: AppConfig): ModelConfigLimits {
+  const quota = cpuQuota();
+  return new ModelConfigLimits({
+    maxThreads: config.MAX_MODEL_THREADS || 2 * quota,
+    cpuQuota: quota,
+    maxRequestBytes: config.MAX_REQUEST_BYTES,
+    maxResponseBytes: config.MAX_RESPONSE_BYTES,
+  });
+}

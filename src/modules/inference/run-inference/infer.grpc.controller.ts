@@ -9,7 +9,7 @@ import { callCancellation, metadataValue, microsUntilDeadline, peerAddress, type
 import { serveConcurrently } from '../../../infra/grpc/concurrent-stream.js';
 import { INFERENCE_SERVICE } from '../../../infra/grpc/grpc-options.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
-import { decodeModelInferRequest, encodeModelInferResponse, type DecodedInferRequest } from '../../../infra/grpc/infer-message.codec.js';
+import { encodeModelInferResponse, readModelInferRequest, type DecodedInferRequest, type GrpcInferEnvelope } from '../../../infra/grpc/infer-message.codec.js';
 import type {
   ModelInferRequestMessage,
   ModelInferResponseMessage,
@@ -87,9 +87,18 @@ export class InferGrpcController {
     let decoded: DecodedInferRequest;
     let version: number | undefined;
     let sharedMemoryOutputs: SharedMemoryOutputs;
+    let envelope: GrpcInferEnvelope;
     try {
-      decoded = decodeModelInferRequest(message, sharedMemoryInputs(this.sharedMemory, this.config.MAX_REQUEST_BYTES));
-      version = requestedVersion(decoded.modelVersion);
+      envelope = readModelInferRequest(message);
+      version = requestedVersion(envelope.modelVersion);
+    } catch (error) {
+      this.handler.refused(message.model_name ?? '', undefined, error);
+      throw error;
+    }
+    // Judged on what it declares before a single element is decoded (a wrong message costs a count, not a decode); counts its refusal.
+    this.handler.judge(envelope.modelName, version, envelope.inputs, envelope.requestedOutputs);
+    try {
+      decoded = envelope.decode(sharedMemoryInputs(this.sharedMemory, this.config.MAX_REQUEST_BYTES));
       sharedMemoryOutputs = holdSharedMemoryOutputs(this.sharedMemory, decoded.sharedMemoryOutputs);
     } catch (error) {
       this.handler.refused(message.model_name ?? '', undefined, error);

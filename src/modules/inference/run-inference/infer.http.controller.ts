@@ -2,9 +2,9 @@ import { Body, Controller, HttpCode, Param, Post, Req, Res, UseGuards } from '@n
 import { RouteConfig } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppConfig } from '../../../infra/config/app-config.js';
-import { decodeHttpInferRequest, encodeHttpInferResponse, INFERENCE_HEADER_CONTENT_LENGTH, type DecodedHttpInferRequest } from '../../../infra/http/binary-tensor.codec.js';
+import { encodeHttpInferResponse, INFERENCE_HEADER_CONTENT_LENGTH, readHttpInferRequestYielding, type DecodedHttpInferRequest, type HttpInferEnvelope } from '../../../infra/http/binary-tensor.codec.js';
 import { clientDisconnect } from '../../../infra/http/client-disconnect.js';
-import { BINARY_TENSOR_BODY } from '../../../infra/http/request-body-parsers.js';
+import { SCANNED_JSON_BODY } from '../../../infra/http/request-body-parsers.js';
 import { parseTimeoutHeader } from '../../../infra/http/route-params.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
 import { requestedVersion } from '../../../domain/registry/model-name.js';
@@ -16,7 +16,9 @@ import { holdSharedMemoryOutputs, sharedMemoryInputs, type SharedMemoryOutputs }
 
 /**
  * KServe V2 `POST /v2/models/{m}[/versions/{v}]/infer`: JSON tensors, or Triton's binary tensor
- * data; tensors may also be read from and written to registered shared memory regions.
+ * data; tensors may also be read from and written to registered shared memory regions. The body
+ * arrives as bytes whatever its content type, and is judged against the model before any of its
+ * elements is parsed.
  */
 @Controller('v2/models/:model')
 @UseGuards(ClientThrottlerGuard)
@@ -30,7 +32,7 @@ export class InferHttpController {
 
   @Post(['infer', 'versions/:version/infer'])
   @HttpCode(200)
-  @RouteConfig({ [BINARY_TENSOR_BODY]: true })
+  @RouteConfig({ [SCANNED_JSON_BODY]: true })
   async infer(
     @Param('model') model: string,
     @Param('version') version: string | undefined,
@@ -41,10 +43,21 @@ export class InferHttpController {
     annotateAccessLog(req.raw, { model, version });
     let decoded: { version?: number; request: DecodedHttpInferRequest; timeoutMicros?: number };
     let sharedMemoryOutputs: SharedMemoryOutputs;
+    let requested: number | undefined;
+    let envelope: HttpInferEnvelope;
+    try {
+      requested = requestedVersion(version);
+      envelope = await readHttpInferRequestYielding(body, req.headers[INFERENCE_HEADER_CONTENT_LENGTH], this.config.MAX_JSON_DEPTH);
+    } catch (error) {
+      this.handler.refused(model, undefined, error);
+      throw error;
+    }
+    // Judged on what it declares before a single element is parsed (a wrong body costs a scan, not a decode); counts its refusal.
+    this.handler.judge(model, requested, envelope.inputs, envelope.requestedOutputs);
     try {
       decoded = {
-        version: requestedVersion(version),
-        request: decodeHttpInferRequest(body, req.headers[INFERENCE_HEADER_CONTENT_LENGTH], this.config.MAX_JSON_DEPTH, sharedMemoryInputs(this.sharedMemory, this.config.MAX_REQUEST_BYTES)),
+        version: requested,
+        request: envelope.decode(sharedMemoryInputs(this.sharedMemory, this.config.MAX_REQUEST_BYTES)),
         timeoutMicros: parseTimeoutHeader(req.headers),
       };
       sharedMemoryOutputs = holdSharedMemoryOutputs(this.sharedMemory, decoded.request.sharedMemoryOutputs);

@@ -3,18 +3,22 @@ import { trace } from '@opentelemetry/api';
 import { performance } from 'node:perf_hooks';
 import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import {
+  judgeInputHeaders,
   schedulingParametersOf,
   validateInferenceRequest,
+  type InputHeader,
   type InferenceRequest,
   type InferenceResponse,
 } from '../../../domain/inference/inference-request.js';
 import type { CancellationSignal } from '../../../domain/inference/dynamic-batch-scheduler.js';
+import { assertResponseFits } from '../../../domain/inference/response-limit.js';
 import type { Tensor } from '../../../domain/inference/tensor.js';
 import { servedSignature } from '../../../domain/registry/model-config.js';
 import type { ModelVersion } from '../../../domain/registry/model-version.js';
 import { outputDivergence } from '../../../domain/rollout/output-divergence.js';
 import { TrafficRouter } from '../../../domain/rollout/traffic-router.port.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
+import { AppConfig } from '../../../infra/config/app-config.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
 import { InferenceMetrics } from '../../observability/metrics/inference-metrics.js';
 import { ModelRegistry } from '../../registry/model-registry.js';
@@ -63,6 +67,7 @@ export class RunInferenceHandler {
     private readonly tracing: Tracing,
     private readonly breakers: CircuitBreakers,
     private readonly limits: ConcurrencyLimits,
+    private readonly config: AppConfig,
   ) {}
 
   /** Counts each request in the metrics (success with its durations, or failure with its reason). */
@@ -85,6 +90,39 @@ export class RunInferenceHandler {
     }
   }
 
+  /**
+   * Judges what a transport read of a request before decoding any of its elements (names,
+   * datatypes, shapes, element counts where the body tells them) against the versions that may
+   * serve it: the one named, else the default or any READY version a rollout may route to. Throws
+   * the default's refusal when none would take it, so that a body of millions of elements for the
+   * wrong shape is refused before they are decoded; the decoded request is checked again in full
+   * against the version chosen. A refusal is counted as a failed request of that version.
+   */
+  judge(modelName: string, version: number | undefined, inputs: readonly InputHeader[], requestedOutputs: readonly string[]): void {
+    let judged = version;
+    try {
+      const model = this.registry.get(modelName);
+      const first = model.versionToServe(version);
+      judged = first.version;
+      const candidates = version === undefined ? [first, ...model.readyVersions.filter((v) => v !== first)] : [first];
+      let refusal: unknown;
+      for (const candidate of candidates) {
+        const config = candidate.config!;
+        try {
+          judgeInputHeaders(inputs, requestedOutputs, servedSignature(config), config.maxBatchSize);
+          return;
+        } catch (error) {
+          refusal ??= error;
+        }
+      }
+      throw refusal;
+    } catch (error) {
+      // Counted here, on the version it was judged against (the transport counts what it refuses itself).
+      this.metrics.requestFailed(modelName, judged, error);
+      throw error;
+    }
+  }
+
   /** A request its transport could not decode (so never executed): counted as failed. */
   refused(modelName: string, version: number | undefined, error: unknown): void {
     this.metrics.requestFailed(modelName, version, error);
@@ -100,6 +138,7 @@ export class RunInferenceHandler {
     trace.getActiveSpan()?.setAttributes(labels);
     const config = served.config!;
     const outputNames = validateInferenceRequest(request, servedSignature(config), config.maxBatchSize);
+    assertResponseFits(servedSignature(config), outputNames, config.maxBatchSize > 0 ? request.inputs[0]?.shape[0] : undefined, this.config.MAX_RESPONSE_BYTES);
     this.engine.checkInputs(request.inputs);
     const { priority, timeoutMicros: parameterTimeout } = schedulingParametersOf(request);
     // Copied now: the runtime takes the request's own buffers.

@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { DeclaredModelConfig } from '../../../domain/registry/model-config.js';
+import { ModelConfigLimits } from '../../../domain/registry/model-config-limits.js';
 import { ModelRepository, type ModelDirectory } from '../../../domain/registry/model-repository.port.js';
 import type { ModelState, UnreadableModelState } from '../../../domain/registry/model-state-store.port.js';
 import { ModelVersion } from '../../../domain/registry/model-version.js';
@@ -28,6 +29,7 @@ export class LoadModelRepositoryHandler {
     private readonly registry: ModelRegistry,
     private readonly loader: VersionLoader,
     private readonly states: ModelStates,
+    private readonly limits: ModelConfigLimits,
   ) {}
 
   async execute(): Promise<void> {
@@ -71,7 +73,7 @@ export class LoadModelRepositoryHandler {
       this.states.discard(directory.name);
       saved = undefined;
     }
-    const config = configOf(directory, saved);
+    const config = withinLimits(configOf(directory, saved), this.limits);
     const declared: DeclaredModelConfig = config.ok ? config.declared : {};
     const policy = declared.versionPolicy ?? DEFAULT_VERSION_POLICY;
     const available = directory.versions.map((v) => v.version);
@@ -144,4 +146,15 @@ function describePolicy(policy: VersionPolicy): string {
 function configOf(directory: ModelDirectory, saved: ModelState | undefined): ModelDirectory['config'] {
   if (saved?.configOverride === undefined) return directory.config;
   return { ok: true, declared: parseModelConfig(saved.configOverride) }; // checked by whyNotApplicable
+}
+
+/** A configuration past the host's limits is refused like an invalid one: its versions are UNAVAILABLE, saying why. */
+function withinLimits(config: ModelDirectory['config'], limits: ModelConfigLimits): ModelDirectory['config'] {
+  if (!config.ok) return config;
+  try {
+    limits.check(config.declared);
+    return config;
+  } catch (error) {
+    return { ok: false, reason: `config.json: ${(error as Error).message}` };
+  }
 }

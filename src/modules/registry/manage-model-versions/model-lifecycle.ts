@@ -3,6 +3,7 @@ import { InferenceEngine } from '../../../domain/inference/inference-engine.port
 import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import type { DeclaredModelConfig } from '../../../domain/registry/model-config.js';
+import { ModelConfigLimits } from '../../../domain/registry/model-config-limits.js';
 import type { RolloutSnapshot } from '../../../domain/rollout/rollout.js';
 import { ModelRepository, type ModelDirectory } from '../../../domain/registry/model-repository.port.js';
 import { ModelVersion } from '../../../domain/registry/model-version.js';
@@ -39,6 +40,7 @@ export class ModelLifecycle {
     private readonly loader: VersionLoader,
     private readonly traffic: VersionTraffic,
     private readonly states: ModelStates,
+    private readonly limits: ModelConfigLimits,
   ) {}
 
   /**
@@ -186,10 +188,10 @@ export class ModelLifecycle {
    */
   loadModel(modelName: string, configOverride?: string): Promise<Model> {
     return this.serialized(modelName, async () => {
-      if (configOverride !== undefined) parseOverride(configOverride);
+      if (configOverride !== undefined) this.checkedOverride(configOverride);
       const { model, directory } = await this.modelWithDirectory(modelName);
       // Without an override, Triton's load goes back to the model's own config file.
-      const declared = configOverride !== undefined ? parseOverride(configOverride) : fileConfigOf(directory);
+      const declared = configOverride !== undefined ? this.checkedOverride(configOverride) : this.checkedFileConfig(directory);
       const present = directory.versions.map((v) => v.version);
       const selected = selectVersions(declared.versionPolicy ?? DEFAULT_VERSION_POLICY, present);
       if (selected.length === 0) {
@@ -314,7 +316,29 @@ export class ModelLifecycle {
   /** The configuration the model serves with: its saved override, else its config file. */
   private declaredOf(directory: ModelDirectory): DeclaredModelConfig {
     const override = this.states.stateOf(directory.name)?.configOverride;
-    return override !== undefined ? parseOverride(override) : fileConfigOf(directory);
+    return override !== undefined ? this.checkedOverride(override) : this.checkedFileConfig(directory);
+  }
+
+  /** The model's config file, within the host's limits. */
+  private checkedFileConfig(directory: ModelDirectory): DeclaredModelConfig {
+    const declared = fileConfigOf(directory);
+    try {
+      this.limits.check(declared);
+    } catch (error) {
+      throw new DomainError('REGISTRY.INVALID_CONFIG', `model '${directory.name}': config.json: ${(error as Error).message}`);
+    }
+    return declared;
+  }
+
+  /** A configuration override (config.json text), within the host's limits. */
+  private checkedOverride(text: string): DeclaredModelConfig {
+    const declared = parseOverride(text);
+    try {
+      this.limits.check(declared);
+    } catch (error) {
+      throw new DomainError('REGISTRY.INVALID_CONFIG', `the configuration override is invalid: ${(error as Error).message}`);
+    }
+    return declared;
   }
 
   private unloadedWithout(modelName: string, number: number): number[] {

@@ -24,6 +24,8 @@ describe('loadAppConfig', () => {
         METRICS_PORT: 8002,
         LOG_LEVEL: 'info',
         MAX_REQUEST_BYTES: 64 * 1024 * 1024,
+        MAX_RESPONSE_BYTES: 64 * 1024 * 1024,
+        MAX_MODEL_THREADS: 0,
         MAX_REQUEST_TIMEOUT_MS: 60_000,
         GRPC_KEEPALIVE_TIME_MS: 60_000,
         GRPC_KEEPALIVE_TIMEOUT_MS: 20_000,
