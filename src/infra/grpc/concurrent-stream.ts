@@ -1,4 +1,5 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { DeferredContents } from './deferred-tensor-contents.js';
 
 /** What a stream may hold before it stops reading. */
 export interface StreamLimits {
@@ -129,6 +130,9 @@ export function approximateMessageBytes(value: unknown): number {
   if (typeof value === 'string') return value.length;
   if (typeof value !== 'object') return 8;
   if (ArrayBuffer.isView(value)) return value.byteLength;
+  // Typed contents not decoded yet: their wire bytes (the object also holds their protobuf type,
+  // a graph with cycles that must not be walked).
+  if (value instanceof DeferredContents) return value.byteLength;
   if (Array.isArray(value)) {
     if (value.length === 0) return 0;
     const first: unknown = value[0];

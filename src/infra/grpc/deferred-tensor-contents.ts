@@ -29,6 +29,11 @@ export class DeferredContents {
     private readonly type: protobuf.Type,
   ) {}
 
+  /** The bytes the contents take on the wire (what a stream holds for them before they are decoded). */
+  get byteLength(): number {
+    return this.bytes.byteLength;
+  }
+
   /** Elements per contents field, counted on the wire (packed or not); throws on bytes that are not a valid message. */
   elementCounts(): Partial<Record<ContentsField, number>> {
     const counts: Partial<Record<ContentsField, number>> = {};

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
 import { approximateMessageBytes, serveConcurrently } from '../../../../src/infra/grpc/concurrent-stream.js';
+import { DeferredContents } from '../../../../src/infra/grpc/deferred-tensor-contents.js';
 
 /**
  * A ModelStreamInfer call as grpc-js gives it (an object-mode duplex) whose client never reads:
@@ -107,4 +109,11 @@ test('approximateMessageBytes counts buffers, strings and numbers without walkin
   assert.equal(approximateMessageBytes({ raw: [Buffer.alloc(1000)] }), 3 + 1000);
   assert.equal(approximateMessageBytes({ v: new Array(100).fill(1.5) }), 1 + 800);
   assert.equal(approximateMessageBytes({ s: 'abc', n: 1, none: undefined }), 1 + 3 + 1 + 8 + 4);
+});
+
+test('approximateMessageBytes counts typed contents not decoded yet by their wire bytes, without walking their protobuf type', () => {
+  // A type inside a root: its parent points back at the root, which lists it (a cycle).
+  const root = new protobuf.Root().add(new protobuf.Type('InferTensorContents').add(new protobuf.Field('fp32_contents', 6, 'float', 'repeated')));
+  const contents = new DeferredContents(new Uint8Array(4096), root.lookupType('InferTensorContents'));
+  assert.equal(approximateMessageBytes({ inputs: [{ name: 'x', contents }] }), 'inputs'.length + 'name'.length + 1 + 'contents'.length + 4096);
 });
