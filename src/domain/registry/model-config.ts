@@ -17,6 +17,8 @@ export interface ConfiguredTensor {
   readonly name: string;
   readonly datatype: Datatype;
   readonly dims: readonly number[];
+  /** Outputs only: Triton's `label_filename`, a file of the model directory naming one class per line. */
+  readonly labelFilename?: string;
 }
 
 /** Triton's `dynamic_batching` section as declared; what it leaves out takes the documented defaults. */
@@ -73,16 +75,20 @@ export interface ModelConfig {
   /** How requests wait and merge; batching is on whenever `maxBatchSize` > 1 (Triton's auto-complete rule). */
   readonly scheduling: SchedulingPolicy;
   readonly concurrency: ConcurrencyPolicy;
+  /** The labels of each output with a label file (line i names class i), for the classification extension. */
+  readonly labels: ReadonlyMap<string, readonly string[]>;
 }
 
 /**
  * Triton's auto-complete-config: fills what the declaration leaves out from the model file's own
- * signature, and refuses a declaration that contradicts it.
+ * signature, and refuses a declaration that contradicts it. `labels`: the lines of each label file
+ * the declared outputs name, by file name.
  */
 export function completeModelConfig(
   modelName: string,
   declared: DeclaredModelConfig,
   fileSignature: ModelSignature,
+  labels: ReadonlyMap<string, readonly string[]> = new Map(),
 ): ModelConfig {
   if (declared.name !== undefined && declared.name !== modelName) {
     throw invalid(`name '${declared.name}' does not match the model directory '${modelName}'`);
@@ -92,17 +98,36 @@ export function completeModelConfig(
   }
   const maxBatchSize = declared.maxBatchSize ?? (firstDimensionIsDynamic(fileSignature) ? DEFAULT_MAX_BATCH_SIZE : 0);
   if (maxBatchSize > 0) requireDynamicFirstDimension(fileSignature, maxBatchSize);
+  const outputs = completeTensors('output', fileSignature.outputs, declared.outputs, maxBatchSize);
   return {
     name: modelName,
     platform: ONNX_PLATFORM,
     maxBatchSize,
     inputs: completeTensors('input', fileSignature.inputs, declared.inputs, maxBatchSize),
-    outputs: completeTensors('output', fileSignature.outputs, declared.outputs, maxBatchSize),
+    outputs,
     versionPolicy: declared.versionPolicy ?? DEFAULT_VERSION_POLICY,
     ...deploymentOf(declared),
     scheduling: completeScheduling(declared, maxBatchSize),
     concurrency: declared.concurrency ?? {},
+    labels: outputLabels(outputs, labels),
   };
+}
+
+/** Each labelled output's labels, from the label files read for the declaration. */
+function outputLabels(outputs: readonly ConfiguredTensor[], files: ReadonlyMap<string, readonly string[]>): Map<string, readonly string[]> {
+  const labels = new Map<string, readonly string[]>();
+  for (const output of outputs) {
+    if (output.labelFilename === undefined) continue;
+    const lines = files.get(output.labelFilename);
+    if (lines === undefined) throw invalid(`output '${output.name}': its label file '${output.labelFilename}' was not read`);
+    labels.set(output.name, lines);
+  }
+  return labels;
+}
+
+/** The label files a declaration names (read by the repository before the configuration is completed). */
+export function labelFilesOf(declared: DeclaredModelConfig): string[] {
+  return [...new Set((declared.outputs ?? []).flatMap((output) => (output.labelFilename === undefined ? [] : [output.labelFilename])))];
 }
 
 function completeScheduling(declared: DeclaredModelConfig, maxBatchSize: number): SchedulingPolicy {

@@ -30,6 +30,11 @@ export abstract class ModelRepository {
    * resolves. Throws VERSION_EXISTS when the version is there already: nothing is overwritten.
    */
   abstract addVersion(name: string, version: number, bytes: Uint8Array, validate: (modelPath: string) => Promise<void>): Promise<void>;
+  /**
+   * The lines of a label file (Triton's `label_filename`, a path relative to the model's directory
+   * that must stay inside it): line i names class i. Throws an Error naming the file when it cannot be read.
+   */
+  abstract readLabels(name: string, labelFilename: string): Promise<string[]>;
   /** sha256 of a model file, hex: what identifies the bytes a version was loaded from. */
   abstract sha256(modelPath: string): Promise<string>;
 }

@@ -2,6 +2,7 @@ import { DATATYPES, INTEGER_RANGE, TYPED_ARRAY_OF, isDatatype, type Datatype, ty
 import { DomainError } from '../../domain/shared/domain-error.js';
 import type { InferenceRequest, InferenceResponse, ParameterValue } from '../../domain/inference/inference-request.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
+import { classificationCount } from '../../domain/inference/classification.js';
 import { decodeRawTensor, encodeRawTensor, utf8TextOf } from '../transport/raw-tensor.codec.js';
 import { malformedReason } from './malformed-request.js';
 import type {
@@ -20,7 +21,7 @@ export interface DecodedInferRequest {
   readonly modelName: string;
   readonly modelVersion?: string;
   readonly request: InferenceRequest;
-  /** The form the answer takes: the request's own, unless its `binary_data_output` parameter says otherwise. */
+  /** The form the answer takes: raw (Triton's), unless the request parameter `binary_data_output` is false. */
   readonly responseForm: TensorForm;
 }
 
@@ -64,6 +65,13 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage): Deco
   const raw = message.raw_input_contents;
   const inputs = message.inputs;
   if (inputs.length === 0) throw invalidRequest('the request has no inputs');
+  // Triton's words, which NVIDIA's grpc_explicit_*_content_client examples look for.
+  const mixed = raw.length > 0 ? inputs.find((input) => input.contents && hasContents(input.contents)) : undefined;
+  if (mixed) {
+    throw invalidRequest(
+      `contents field must not be specified when using raw_input_contents for '${mixed.name ?? ''}' for model '${message.model_name}': send every input in one form`,
+    );
+  }
   if (raw.length > 0 && raw.length !== inputs.length) {
     throw invalidRequest(`raw_input_contents has ${raw.length} entries but the request has ${inputs.length} inputs: give one per input, in input order`);
   }
@@ -84,9 +92,6 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage): Deco
         return number;
       });
       if (raw.length > 0) {
-        if (input.contents && hasContents(input.contents)) {
-          throw invalidRequest(`input '${name}' has contents, but the request uses raw_input_contents: use one form for every input`);
-        }
         return { name, datatype: input.datatype, shape, data: decodeRawTensor(name, input.datatype, shape, raw[index], 'its raw_input_contents entry') };
       }
       return { name, datatype: input.datatype, shape, data: decodeTyped(name, input.datatype, input.contents) };
@@ -95,12 +100,14 @@ export function decodeModelInferRequest(message: ModelInferRequestMessage): Deco
       if (!output.name) throw invalidRequest(`output ${index} has no name`);
       return output.name;
     }),
+    classifications: classificationsOf(message.outputs),
   };
   const binaryDataOutput = parameters.binary_data_output;
   if (binaryDataOutput !== undefined && typeof binaryDataOutput !== 'boolean') {
     throw invalidRequest(`parameter 'binary_data_output' is ${JSON.stringify(binaryDataOutput)}, expected a bool_param`);
   }
-  const responseForm: TensorForm = (binaryDataOutput ?? raw.length > 0) ? 'raw' : 'typed';
+  // Triton always answers raw_output_contents over gRPC; `binary_data_output: false` is this server's way to ask for typed contents.
+  const responseForm: TensorForm = binaryDataOutput === false ? 'typed' : 'raw';
   return { modelName: message.model_name, modelVersion: message.model_version || undefined, request, responseForm };
 }
 
@@ -124,6 +131,19 @@ export function encodeModelInferResponse(response: InferenceResponse, form: Tens
     outputs,
     raw_output_contents: raw ? response.outputs.map(encodeRawTensor) : [],
   };
+}
+
+/** The requested outputs with a `classification` parameter (Triton's extension, an int64_param): name → k. */
+function classificationsOf(outputs: ModelInferRequestMessage['outputs']): Map<string, number> | undefined {
+  let classifications: Map<string, number> | undefined;
+  for (const output of outputs) {
+    if (!output.parameters || Object.keys(output.parameters).length === 0) continue;
+    const value = decodeParameters(output.parameters, `outputs['${output.name}'].parameters`).classification;
+    if (value === undefined) continue;
+    classifications ??= new Map();
+    classifications.set(output.name!, classificationCount(output.name!, value));
+  }
+  return classifications;
 }
 
 /** Request parameters as the domain's values; 64-bit integers become numbers when they fit, decimal strings otherwise. */

@@ -34,6 +34,7 @@ export function aModelConfig(overrides: Partial<ModelConfig> & { versionPolicy?:
     allowSpinning: false,
     scheduling: aSchedulingPolicy(),
     concurrency: {},
+    labels: new Map(),
     ...overrides,
   };
 }
