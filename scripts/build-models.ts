@@ -50,10 +50,10 @@ function initializer(name: string, values: Float32Array | BigInt64Array, dims: n
   return { name, dataType, dims, rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
 }
 
-function modelBytes(graph: onnx.IGraphProto): Uint8Array {
+function modelBytes(graph: onnx.IGraphProto, opset = OPSET_VERSION): Uint8Array {
   return onnx.ModelProto.encode({
     irVersion: IR_VERSION,
-    opsetImport: [{ domain: '', version: OPSET_VERSION }],
+    opsetImport: [{ domain: '', version: opset }],
     producerName: 'onnx-serving/scripts/build-models',
     graph,
   }).finish();
@@ -164,6 +164,43 @@ export function staticShapeModel(): Uint8Array {
     initializer: [initializer('one', Float32Array.of(1), [])],
     node: [node('Add', ['x', 'one'], ['y'])],
   });
+}
+
+/**
+ * Triton's example model `simple` (the one NVIDIA's client examples call): INPUT0 and INPUT1 of 16
+ * integers each per row, OUTPUT0 their sum and OUTPUT1 their difference. `INT8` gives
+ * `simple_int8` (computed in INT32: onnxruntime has no INT8 Add); `BYTES` gives `simple_string`,
+ * whose elements are decimal numbers as text (an empty element counts as 0).
+ */
+export function tritonSimpleModel(datatype: 'INT32' | 'INT8' | 'BYTES' = 'INT32'): Uint8Array {
+  const elemType = { INT32: DataType.INT32, INT8: DataType.INT8, BYTES: DataType.STRING }[datatype];
+  const to = DataType.INT32;
+  // Text is prefixed with "0" before it is parsed, so that an empty element (as in a warm-up run) reads as 0.
+  const asInt32 = (input: string, output: string): onnx.INodeProto[] =>
+    datatype === 'BYTES'
+      ? [node('StringConcat', ['zero', input], [`${output}_text`]), node('Cast', [`${output}_text`], [output], { to })]
+      : [node('Cast', [input], [output], { to })];
+  return modelBytes(
+    {
+      name: { INT32: 'simple', INT8: 'simple_int8', BYTES: 'simple_string' }[datatype],
+      input: ['INPUT0', 'INPUT1'].map((name) => tensorInfo(name, elemType, ['batch', 16])),
+      output: ['OUTPUT0', 'OUTPUT1'].map((name) => tensorInfo(name, elemType, ['batch', 16])),
+      initializer: datatype === 'BYTES' ? [{ name: 'zero', dataType: DataType.STRING, dims: [], stringData: [new TextEncoder().encode('0')] }] : [],
+      node:
+        datatype === 'INT32'
+          ? [node('Add', ['INPUT0', 'INPUT1'], ['OUTPUT0']), node('Sub', ['INPUT0', 'INPUT1'], ['OUTPUT1'])]
+          : [
+              ...asInt32('INPUT0', 'a'),
+              ...asInt32('INPUT1', 'b'),
+              node('Add', ['a', 'b'], ['sum']),
+              node('Sub', ['a', 'b'], ['difference']),
+              node('Cast', ['sum'], ['OUTPUT0'], { to: elemType }),
+              node('Cast', ['difference'], ['OUTPUT1'], { to: elemType }),
+            ],
+    },
+    // StringConcat is an opset 20 operator.
+    datatype === 'BYTES' ? 20 : OPSET_VERSION,
+  );
 }
 
 /** Defaults sized so one run takes about 2 s with one intra-op thread (measured: ~2.05 s on the dev box). */

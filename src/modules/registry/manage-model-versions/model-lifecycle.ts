@@ -123,10 +123,10 @@ export class ModelLifecycle {
    */
   loadModel(modelName: string, configOverride?: string): Promise<Model> {
     return this.serialized(modelName, async () => {
-      if (configOverride !== undefined) parseOverride(configOverride);
+      if (configOverride !== undefined) parseOverride(modelName, configOverride);
       const { model, directory } = await this.modelWithDirectory(modelName);
       // Without an override, Triton's load goes back to the model's own config file.
-      const declared = configOverride !== undefined ? parseOverride(configOverride) : fileConfigOf(directory);
+      const declared = configOverride !== undefined ? parseOverride(modelName, configOverride) : fileConfigOf(directory);
       const wanted = selectVersions(declared.versionPolicy ?? DEFAULT_VERSION_POLICY, directory.versions.map((v) => v.version));
       if (wanted.length === 0) {
         // Triton refuses such a load and keeps serving what it serves.
@@ -221,7 +221,7 @@ export class ModelLifecycle {
   /** The configuration the model serves with: its saved override, else its config file. */
   private declaredOf(directory: ModelDirectory): DeclaredModelConfig {
     const override = this.states.stateOf(directory.name)?.configOverride;
-    return override !== undefined ? parseOverride(override) : fileConfigOf(directory);
+    return override !== undefined ? parseOverride(directory.name, override) : fileConfigOf(directory);
   }
 
   private unloadedWithout(modelName: string, number: number): number[] {
@@ -263,10 +263,11 @@ function fileConfigOf(directory: ModelDirectory): DeclaredModelConfig {
   return directory.config.declared;
 }
 
-function parseOverride(text: string): DeclaredModelConfig {
+function parseOverride(modelName: string, text: string): DeclaredModelConfig {
   try {
     return parseModelConfig(text);
   } catch (error) {
-    throw new DomainError('REGISTRY.INVALID_CONFIG', `the configuration override is invalid: ${(error as Error).message}`);
+    // "failed to load" is Triton's wording, which NVIDIA's model-control examples look for.
+    throw new DomainError('REGISTRY.INVALID_CONFIG', `failed to load '${modelName}': the configuration override is invalid: ${(error as Error).message}`);
   }
 }
