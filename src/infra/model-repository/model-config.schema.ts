@@ -23,7 +23,11 @@ const TRITON_DATATYPES: Record<string, Datatype> = {
 function integer(min: number, max: number = Number.MAX_SAFE_INTEGER) {
   return z.preprocess(
     (value) => (typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value),
-    z.number({ error: 'must be an integer (a JSON number or a decimal string)' }).int().min(min).max(max),
+    z
+      .number({ error: (issue) => (issue.code === 'invalid_type' ? 'must be an integer (a JSON number or a decimal string)' : undefined) })
+      .int({ error: 'must be an integer (a JSON number or a decimal string)' })
+      .min(min)
+      .max(max),
   );
 }
 

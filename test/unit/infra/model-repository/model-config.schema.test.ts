@@ -244,8 +244,9 @@ describe("parseModelConfig: protobuf's JSON form (what Triton's clients and exam
   });
 
   it('keeps the bounds of each field for strings too', () => {
-    assertErrorMentions(() => parse({ max_batch_size: '-1' }), ['max_batch_size']);
-    assertErrorMentions(() => parse({ max_batch_size: '2147483648' }), ['max_batch_size']);
+    assertErrorMentions(() => parse({ max_batch_size: '-1' }), ['max_batch_size', 'expected number to be >=0']);
+    assertErrorMentions(() => parse({ max_batch_size: -1 }), ['max_batch_size', 'expected number to be >=0']);
+    assertErrorMentions(() => parse({ max_batch_size: '2147483648' }), ['max_batch_size', 'expected number to be <=2147483647']);
     assertErrorMentions(() => parse({ dynamic_batching: { max_queue_delay_microseconds: '18446744073709551615' } }), ['max_queue_delay_microseconds']);
     assertErrorMentions(() => parse({ instance_group: [{ count: '65' }] }), ['instance_group.0.count']);
   });
