@@ -50,10 +50,10 @@ function initializer(name: string, values: Float32Array | BigInt64Array, dims: n
   return { name, dataType, dims, rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
 }
 
-function modelBytes(graph: onnx.IGraphProto): Uint8Array {
+function modelBytes(graph: onnx.IGraphProto, opset = OPSET_VERSION): Uint8Array {
   return onnx.ModelProto.encode({
     irVersion: IR_VERSION,
-    opsetImport: [{ domain: '', version: OPSET_VERSION }],
+    opsetImport: [{ domain: '', version: opset }],
     producerName: 'onnx-serving/scripts/build-models',
     graph,
   }).finish();
@@ -211,6 +211,13 @@ export function expandModel(): Uint8Array {
     output: [tensorInfo('filled', DataType.FLOAT, ['rows', 'columns'])],
     node: [node('Expand', ['value', 'shape'], ['filled'])],
   });
+}
+
+/**
+ * Triton's example models by datatype (`simple`, `simple_int8`, `simple_string`): the stand-ins below.
+ */
+export function tritonSimpleModel(datatype: 'INT32' | 'INT8' | 'BYTES' = 'INT32'): Uint8Array {
+  return { INT32: simpleModel, INT8: simpleInt8Model, BYTES: simpleStringModel }[datatype]();
 }
 
 /** Defaults sized so one run takes about 2 s with one intra-op thread (measured: ~2.05 s on the dev box). */

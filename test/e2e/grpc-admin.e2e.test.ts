@@ -124,13 +124,13 @@ describe("Triton's repository extension over gRPC", () => {
       assert.equal(await maxBatchSize('reloadable'), 2);
       assert.equal((await getJson(`${url}/v2/models/reloadable/config`)).body.max_batch_size, 2);
       await rejectsWith(client.infer(classify('reloadable', 3)), Status.INVALID_ARGUMENT, /batch size 3, expected 1 to 2/);
-      assert.deepEqual(outputOf(await client.infer(classify('reloadable', 2)), 'label').values, ['2', '2']);
+      assert.deepEqual(outputOf(await client.infer(classify('reloadable', 2)), 'label').values, [2n, 2n]);
     });
 
     it("reloads a model without parameters: the repository's configuration serves again", async () => {
       await client.unary('RepositoryModelLoad', { model_name: 'reloadable' }, ADMIN);
       assert.equal(await maxBatchSize('reloadable'), 8);
-      assert.deepEqual(outputOf(await client.infer(classify('reloadable', 3)), 'label').values, ['2', '2', '2']);
+      assert.deepEqual(outputOf(await client.infer(classify('reloadable', 3)), 'label').values, [2n, 2n, 2n]);
     });
 
     it('refuses a config that is not a string_param, an unknown parameter or a parameter without a value with INVALID_ARGUMENT, and changes nothing', async () => {
@@ -182,7 +182,7 @@ describe("Triton's repository extension over gRPC", () => {
 
       await client.unary('RepositoryModelLoad', { model_name: 'unloadable' }, ADMIN);
       assert.deepEqual(await client.unary('ModelReady', { name: 'unloadable' }), { ready: true });
-      assert.deepEqual(outputOf(await client.infer(classify('unloadable')), 'label').values, ['2']);
+      assert.deepEqual(outputOf(await client.infer(classify('unloadable')), 'label').values, [2n]);
     });
   });
 
@@ -214,7 +214,7 @@ describe('readiness over gRPC', () => {
     execFileSync('mkfifo', [fifo]);
     const stateDir = await mkdtemp(join(tmpdir(), 'onnx-serving-state-'));
     const server = await startServer(
-      loadAppConfig({ MODEL_REPOSITORY: repository, STATE_DIR: stateDir, HOST: '127.0.0.1', HTTP_PORT: '0', GRPC_PORT: String(await freePort()), LOG_LEVEL: 'silent' }),
+      loadAppConfig({ MODEL_REPOSITORY: repository, STATE_DIR: stateDir, HOST: '127.0.0.1', HTTP_PORT: '0', GRPC_PORT: String(await freePort()), METRICS_PORT: '0', LOG_LEVEL: 'silent' }),
     );
     const client = new InferenceClient(server.grpcAddress);
     try {

@@ -44,6 +44,9 @@ const classifierInput = (rows: readonly (readonly number[])[], overrides: Partia
   ...overrides,
 });
 
+/** The request parameter that asks for typed contents in the answer (Triton answers raw_output_contents). */
+const TYPED_ANSWER = { binary_data_output: { bool_param: false } } as const;
+
 const classify = (rows: readonly (readonly number[])[] = [SAMPLE], model = 'classifier'): ModelInferRequest => ({ model_name: model, inputs: [classifierInput(rows)] });
 
 const classifyRaw = (rows: readonly (readonly number[])[] = [SAMPLE], model = 'classifier'): ModelInferRequest => ({
@@ -273,7 +276,7 @@ describe('KServe V2 over gRPC', () => {
   /** A good request is still answered (after an error). */
   async function assertServes(): Promise<void> {
     const response = await client.infer(classify());
-    assert.deepEqual(outputOf(response, 'label').values, ['2']);
+    assert.deepEqual(outputOf(response, 'label').values, [2n]);
   }
 
   describe('health and server metadata', () => {
@@ -391,20 +394,22 @@ describe('KServe V2 over gRPC', () => {
   });
 
   describe('ModelInfer', () => {
-    it("answers the classifier's probabilities and labels, with the request's id and the version served", async () => {
+    it("answers the classifier's probabilities and labels, with the request's id and the version served, in raw form (Triton's) for a typed request", async () => {
       const rows = [SAMPLE, OTHER_SAMPLE];
       const response = await client.infer({ ...classify(rows), id: 'request-42' });
       assert.equal(response.model_name, 'classifier');
       assert.equal(response.model_version, '1');
       assert.equal(response.id, 'request-42');
       const probabilities = outputOf(response, 'probabilities');
-      assert.equal(probabilities.form, 'typed');
+      assert.equal(probabilities.form, 'raw');
       assert.deepEqual([probabilities.tensor.datatype, probabilities.tensor.shape], ['FP32', ['2', '3']]);
       const expected = rows.flatMap(softmaxClassifier);
       (probabilities.values as number[]).forEach((p, i) => assert.ok(Math.abs(p - expected[i]!) < 1e-5, `probability ${i}: ${p} vs ${expected[i]}`));
       const label = outputOf(response, 'label');
-      assert.deepEqual([label.tensor.datatype, label.tensor.shape, label.values], ['INT64', ['2'], ['2', '0']]);
+      assert.deepEqual([label.tensor.datatype, label.tensor.shape, label.values], ['INT64', ['2'], [2n, 0n]]);
       assert.equal(response.parameters.batch_size?.int64_param, '2');
+      const typed = await client.infer({ ...classify(rows), parameters: TYPED_ANSWER });
+      assert.deepEqual([outputOf(typed, 'label').form, outputOf(typed, 'label').values], ['typed', ['2', '0']]);
     });
 
     it('answers a raw request in raw form, and only the outputs asked for, in the order asked', async () => {
@@ -418,9 +423,9 @@ describe('KServe V2 over gRPC', () => {
       assert.deepEqual(only.outputs.map((o) => o.name), ['label']);
     });
 
-    it('round-trips every datatype but FP16 in typed form, boundaries exact, and answers in typed form', async () => {
-      const response = await client.infer(typedRequest('typed_types', ALL_BUT_FP16));
-      assertEchoes(response, ALL_BUT_FP16, 'typed');
+    it('round-trips every datatype but FP16 in typed form, boundaries exact, answered raw, or typed when asked', async () => {
+      assertEchoes(await client.infer(typedRequest('typed_types', ALL_BUT_FP16)), ALL_BUT_FP16, 'raw');
+      assertEchoes(await client.infer(typedRequest('typed_types', ALL_BUT_FP16, TYPED_ANSWER)), ALL_BUT_FP16, 'typed');
     });
 
     it('round-trips every datatype, FP16 included, in raw form, and answers in raw form', async () => {
@@ -442,17 +447,14 @@ describe('KServe V2 over gRPC', () => {
       await assertServes();
     });
 
-    it('switches the form of the answer with the binary_data_output parameter, both ways', async () => {
-      const typedToRaw = await client.infer(typedRequest('typed_types', ALL_BUT_FP16, { binary_data_output: { bool_param: true } }));
-      assertEchoes(typedToRaw, ALL_BUT_FP16, 'raw');
-      const rawToTyped = await client.infer(rawRequest('typed_types', ALL_BUT_FP16, { binary_data_output: { bool_param: false } }));
-      assertEchoes(rawToTyped, ALL_BUT_FP16, 'typed');
-      const typedStaysTyped = await client.infer(typedRequest('typed_types', ALL_BUT_FP16, { binary_data_output: { bool_param: false } }));
-      assertEchoes(typedStaysTyped, ALL_BUT_FP16, 'typed');
+    it('answers typed contents when binary_data_output is false, whatever the form of the request; raw otherwise', async () => {
+      assertEchoes(await client.infer(typedRequest('typed_types', ALL_BUT_FP16, { binary_data_output: { bool_param: true } })), ALL_BUT_FP16, 'raw');
+      assertEchoes(await client.infer(rawRequest('typed_types', ALL_BUT_FP16, TYPED_ANSWER)), ALL_BUT_FP16, 'typed');
+      assertEchoes(await client.infer(rawRequest('typed_types', ALL_BUT_FP16)), ALL_BUT_FP16, 'raw');
     });
 
     it('answers in raw form when an output is FP16, whatever binary_data_output asks', async () => {
-      const response = await client.infer(rawRequest('all_types', ALL_DATATYPES, { binary_data_output: { bool_param: false } }));
+      const response = await client.infer(rawRequest('all_types', ALL_DATATYPES, TYPED_ANSWER));
       assertEchoes(response, ALL_DATATYPES, 'raw');
     });
 
@@ -483,6 +485,7 @@ describe('KServe V2 over gRPC', () => {
   describe('BYTES', () => {
     const bytesInput = (elements: readonly (string | Uint8Array)[]): ModelInferRequest => ({
       model_name: 'bytes',
+      parameters: TYPED_ANSWER,
       inputs: [{ name: 'in_bytes', datatype: 'BYTES', shape: [1, elements.length], contents: { bytes_contents: elements.map((e) => Buffer.from(e)) } }],
     });
     const rawBytesInput = (raw: Buffer, elements: number): ModelInferRequest => ({
@@ -527,6 +530,7 @@ describe('KServe V2 over gRPC', () => {
         const request = (id: string, elements: string[]): ModelInferRequest => ({
           id,
           model_name: 'bytes_batched',
+          parameters: TYPED_ANSWER,
           inputs: [{ name: 'in_bytes', datatype: 'BYTES', shape: [1, elements.length], contents: { bytes_contents: elements.map((e) => Buffer.from(e)) } }],
         });
         stream.write(request('good', ['a', 'b']));
@@ -589,7 +593,7 @@ describe('KServe V2 over gRPC', () => {
       ['raw bytes not whole elements', { model_name: 'fp32', inputs: [{ name: 'in_fp32', datatype: 'FP32', shape: [1, 2] }], raw_input_contents: [Buffer.alloc(7)] }, Status.INVALID_ARGUMENT, /input 'in_fp32': its raw_input_contents entry has 7 bytes, expected 8/],
       ['raw entries fewer than inputs', { model_name: 'classifier', inputs: [noContents(), noContents({ name: 'second' })], raw_input_contents: [raw16] }, Status.INVALID_ARGUMENT, /raw_input_contents has 1 entries but the request has 2 inputs/],
       ['raw entries more than inputs', { model_name: 'classifier', inputs: [noContents()], raw_input_contents: [raw16, raw16] }, Status.INVALID_ARGUMENT, /raw_input_contents has 2 entries but the request has 1 inputs/],
-      ['typed contents mixed with raw', { ...classify(), raw_input_contents: [raw16] }, Status.INVALID_ARGUMENT, /input 'input' has contents, but the request uses raw_input_contents: use one form for every input/],
+      ['typed contents mixed with raw', { ...classify(), raw_input_contents: [raw16] }, Status.INVALID_ARGUMENT, /contents field must not be specified when using raw_input_contents for 'input' for model 'classifier': send every input in one form/],
       ['FP32 elements in int_contents', { model_name: 'classifier', inputs: [classifierInput([SAMPLE], { contents: { int_contents: [1, 2, 3, 4] } })] }, Status.INVALID_ARGUMENT, /input 'input' is FP32, so its elements go in contents\.fp32_contents, not contents\.int_contents/],
       ['elements in two fields', { model_name: 'classifier', inputs: [classifierInput([SAMPLE], { contents: { fp32_contents: SAMPLE, fp64_contents: [1] } })] }, Status.INVALID_ARGUMENT, /not contents\.fp64_contents/],
       ['INT8 above its range in int_contents', { model_name: 'int8', inputs: [{ name: 'in_int8', datatype: 'INT8', shape: [1, 2], contents: { int_contents: [1, 128] } }] }, Status.INVALID_ARGUMENT, /input 'in_int8': element 1 is 128, expected an integer from -128 to 127 for INT8/],
@@ -687,9 +691,9 @@ describe('KServe V2 over gRPC', () => {
         ? { id, model_name: 'fp32', inputs: [{ name: 'in_fp32', datatype: 'FP32', shape: [1, 1], contents: { fp32_contents: [value] } }] }
         : { id, model_name: 'fp32', inputs: [{ name: 'in_fp32', datatype: 'FP32', shape: [1, 1] }], raw_input_contents: [rawOf(Float32Array.of(value))] };
 
-    it("answers each request of a stream exactly once, with its id and its own result, in the request's form", async () => {
+    it('answers each request of a stream exactly once, with its id and its own result, in raw form (typed when asked)', async () => {
       const stream = client.stream();
-      for (let i = 0; i < 20; i++) stream.write(echo(`r${i}`, i, i % 2 === 0 ? 'typed' : 'raw'));
+      for (let i = 0; i < 20; i++) stream.write({ ...echo(`r${i}`, i, i % 2 === 0 ? 'typed' : 'raw'), parameters: i % 4 === 0 ? TYPED_ANSWER : undefined });
       stream.end();
       const answers = await stream.finished;
       assert.equal(answers.length, 20);
@@ -701,7 +705,7 @@ describe('KServe V2 over gRPC', () => {
         assert.equal(response.model_name, 'fp32');
         assert.equal(response.model_version, '1');
         const output = outputOf(response, 'out_fp32');
-        assert.equal(output.form, i % 2 === 0 ? 'typed' : 'raw', `r${i}`);
+        assert.equal(output.form, i % 4 === 0 ? 'typed' : 'raw', `r${i}`);
         assert.deepEqual(output.values, [i], `r${i} answers its own input`);
       }
     });
@@ -757,7 +761,7 @@ describe('KServe V2 over gRPC', () => {
       for (const answer of answers) {
         assert.equal(answer.error_message ?? '', '', answer.error_message);
         const i = Number(answer.infer_response!.id!.slice(1));
-        assert.deepEqual(outputOf(answer.infer_response!, 'label').values, [i % 2 === 0 ? '2' : '0']);
+        assert.deepEqual(outputOf(answer.infer_response!, 'label').values, [i % 2 === 0 ? 2n : 0n]);
       }
     });
   });

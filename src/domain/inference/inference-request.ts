@@ -10,6 +10,8 @@ export interface InferenceRequest {
   readonly inputs: readonly Tensor[];
   /** Output names the client asked for; empty means every output of the model. */
   readonly requestedOutputs: readonly string[];
+  /** Requested outputs to answer as their top-k classes (Triton's classification extension): name → k. */
+  readonly classifications?: ReadonlyMap<string, number>;
 }
 
 export interface InferenceResponse {

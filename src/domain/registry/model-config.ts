@@ -17,6 +17,8 @@ export interface ConfiguredTensor {
   readonly name: string;
   readonly datatype: Datatype;
   readonly dims: readonly number[];
+  /** Outputs only: Triton's `label_filename`, a file of the model directory naming one class per line. */
+  readonly labelFilename?: string;
 }
 
 /** Triton's `dynamic_batching` section as declared; what it leaves out takes the documented defaults. */
@@ -110,16 +112,20 @@ export interface ModelConfig {
   readonly concurrency: ConcurrencyPolicy;
   /** Samples run on every instance before the version serves; none: the version serves once loaded. */
   readonly modelWarmup: readonly ModelWarmup[];
+  /** The labels of each output with a label file (line i names class i), for the classification extension. */
+  readonly labels: ReadonlyMap<string, readonly string[]>;
 }
 
 /**
  * Triton's auto-complete-config: fills what the declaration leaves out from the model file's own
- * signature, and refuses a declaration that contradicts it.
+ * signature, and refuses a declaration that contradicts it. `labels`: the lines of each label file
+ * the declared outputs name, by file name.
  */
 export function completeModelConfig(
   modelName: string,
   declared: DeclaredModelConfig,
   fileSignature: ModelSignature,
+  labels: ReadonlyMap<string, readonly string[]> = new Map(),
 ): ModelConfig {
   if (declared.name !== undefined && declared.name !== modelName) {
     throw invalid(`name '${declared.name}' does not match the model directory '${modelName}'`);
@@ -132,17 +138,19 @@ export function completeModelConfig(
   const inputs = completeTensors('input', fileSignature.inputs, declared.inputs, maxBatchSize);
   const modelWarmup = declared.modelWarmup ?? [];
   modelWarmup.forEach((sample, index) => checkWarmupSample(sample, index, inputs, maxBatchSize));
+  const outputs = completeTensors('output', fileSignature.outputs, declared.outputs, maxBatchSize);
   return {
     name: modelName,
     platform: ONNX_PLATFORM,
     maxBatchSize,
     inputs,
-    outputs: completeTensors('output', fileSignature.outputs, declared.outputs, maxBatchSize),
+    outputs,
     versionPolicy: declared.versionPolicy ?? DEFAULT_VERSION_POLICY,
     ...deploymentOf(declared),
     scheduling: completeScheduling(declared, maxBatchSize),
     concurrency: declared.concurrency ?? {},
     modelWarmup,
+    labels: outputLabels(outputs, labels),
   };
 }
 
@@ -175,6 +183,23 @@ function checkWarmupSample(sample: ModelWarmup, index: number, inputs: readonly 
   }
   const missing = inputs.find((tensor) => !sample.inputs.some((input) => input.name === tensor.name));
   if (missing) throw invalid(`${where}: input '${missing.name}' is missing: a warm-up sample gives every input of the model`);
+}
+
+/** Each labelled output's labels, from the label files read for the declaration. */
+function outputLabels(outputs: readonly ConfiguredTensor[], files: ReadonlyMap<string, readonly string[]>): Map<string, readonly string[]> {
+  const labels = new Map<string, readonly string[]>();
+  for (const output of outputs) {
+    if (output.labelFilename === undefined) continue;
+    const lines = files.get(output.labelFilename);
+    if (lines === undefined) throw invalid(`output '${output.name}': its label file '${output.labelFilename}' was not read`);
+    labels.set(output.name, lines);
+  }
+  return labels;
+}
+
+/** The label files a declaration names (read by the repository before the configuration is completed). */
+export function labelFilesOf(declared: DeclaredModelConfig): string[] {
+  return [...new Set((declared.outputs ?? []).flatMap((output) => (output.labelFilename === undefined ? [] : [output.labelFilename])))];
 }
 
 function completeScheduling(declared: DeclaredModelConfig, maxBatchSize: number): SchedulingPolicy {

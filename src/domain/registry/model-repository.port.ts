@@ -35,6 +35,11 @@ export abstract class ModelRepository {
    * resolve inside that folder (no symlink out); throws INVALID_CONFIG naming the file otherwise.
    */
   abstract warmupFilePath(name: string, file: string): Promise<string>;
+  /**
+   * The lines of a label file (Triton's `label_filename`, a path relative to the model's directory
+   * that must stay inside it): line i names class i. Throws an Error naming the file when it cannot be read.
+   */
+  abstract readLabels(name: string, labelFilename: string): Promise<string[]>;
   /** sha256 of a model file, hex: what identifies the bytes a version was loaded from. */
   abstract sha256(modelPath: string): Promise<string>;
   /**

@@ -6,6 +6,7 @@ import type { RegionSlice, SystemSharedMemory } from '../../domain/shared-memory
 import type { InputHeader } from '../../domain/inference/inference-request.js';
 import { decodeRawTensor, encodeRawTensor, rawElementCount, utf8TextOf } from '../transport/raw-tensor.codec.js';
 import { DeferredContents } from './deferred-tensor-contents.js';
+import { classificationCount } from '../../domain/inference/classification.js';
 import { GRPC_INPUT_PARAMETERS, GRPC_OUTPUT_PARAMETERS, REQUEST_PARAMETERS, refuseUnknownParameters, sharedMemorySliceOf } from '../transport/tensor-parameters.js';
 import { malformedReason } from './malformed-request.js';
 import type {
@@ -105,6 +106,11 @@ export function readModelInferRequest(message: ModelInferRequestMessage): GrpcIn
   });
   const slices = inputParameters.map((decoded, index) => sharedMemorySliceOf(decoded, `input '${inputs[index]!.name || `#${index}`}'`));
   const rawInputs = slices.filter((slice) => slice === undefined).length;
+  // Triton's words, which NVIDIA's grpc_explicit_*_content_client examples look for (checked before the count, as Triton does).
+  const mixed = raw.length > 0 ? inputs.find((input, index) => slices[index] === undefined && hasContents(input.contents)) : undefined;
+  if (mixed) {
+    throw invalidRequest(`contents field must not be specified when using raw_input_contents for '${mixed.name ?? ''}' for model '${message.model_name}': send every input in one form`);
+  }
   if (raw.length > 0 && raw.length !== rawInputs) {
     throw invalidRequest(
       `raw_input_contents has ${raw.length} entries but the request has ${rawInputs} inputs outside shared memory: give one per such input, in input order`,
@@ -133,9 +139,6 @@ export function readModelInferRequest(message: ModelInferRequestMessage): GrpcIn
       }
       source = { kind: 'shared-memory', slice };
     } else if (raw.length > 0) {
-      if (hasContents(input.contents)) {
-        throw invalidRequest(`input '${name}' has contents, but the request uses raw_input_contents: use one form for every input`);
-      }
       const entry = raw[rawIndex++]!;
       if (binaryDataSize !== undefined && binaryDataSize !== entry.length) {
         throw invalidRequest(`input '${name}': binary_data_size is ${JSON.stringify(binaryDataSize)}, but its raw_input_contents entry has ${entry.length} bytes`);
@@ -155,7 +158,9 @@ export function readModelInferRequest(message: ModelInferRequestMessage): GrpcIn
   if (binaryDataOutput !== undefined && typeof binaryDataOutput !== 'boolean') {
     throw invalidRequest(`parameter 'binary_data_output' is ${JSON.stringify(binaryDataOutput)}, expected a bool_param`);
   }
-  const responseForm: TensorForm = (binaryDataOutput ?? raw.length > 0) ? 'raw' : 'typed';
+  // Raw answers, as Triton's (its clients read raw_output_contents); binary_data_output false asks for typed contents.
+  const responseForm: TensorForm = binaryDataOutput === false ? 'typed' : 'raw';
+  const classifications = classificationsOf(message.outputs);
   const sharedMemoryOutputs = sharedMemoryOutputsOf(message.outputs);
   return {
     modelName: message.model_name,
@@ -170,6 +175,7 @@ export function readModelInferRequest(message: ModelInferRequestMessage): GrpcIn
         parameters,
         inputs: read.map(({ name, datatype, shape, source }) => ({ name, datatype, shape, data: decodeInput(name, datatype, shape, source, sharedMemory) })),
         requestedOutputs,
+        classifications,
       },
       responseForm,
       sharedMemoryOutputs,
@@ -345,4 +351,17 @@ function invalidRequest(message: string): DomainError {
 
 function invalidData(message: string): DomainError {
   return new DomainError('INFERENCE.INVALID_DATA', message);
+}
+
+/** The outputs asked as classifications (Triton's `classification` output parameter): output name to class count. */
+function classificationsOf(outputs: ModelInferRequestMessage['outputs']): Map<string, number> | undefined {
+  let classifications: Map<string, number> | undefined;
+  for (const output of outputs) {
+    if (!output.parameters || Object.keys(output.parameters).length === 0) continue;
+    const value = decodeParameters(output.parameters, `outputs['${output.name}'].parameters`).classification;
+    if (value === undefined) continue;
+    classifications ??= new Map();
+    classifications.set(output.name!, classificationCount(output.name!, value));
+  }
+  return classifications;
 }

@@ -3,6 +3,7 @@ import { BIGINT_RANGE, DATATYPES, INTEGER_RANGE, TYPED_ARRAY_OF, isDatatype, typ
 import { DomainError } from '../../domain/shared/domain-error.js';
 import type { InferenceRequest, InferenceResponse } from '../../domain/inference/inference-request.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
+import { classificationCount } from '../../domain/inference/classification.js';
 import { fromHalfBits, toHalfBits } from './half-float.js';
 
 /**
@@ -69,7 +70,15 @@ export function toInferenceRequest(request: InferRequestJson, readBinary?: Binar
       return decodeTensor(input.name, datatype, input.shape, input.data);
     }),
     requestedOutputs: request.outputs?.map((output) => output.name) ?? [],
+    classifications: classificationsOf(request.outputs),
   };
+}
+
+/** The requested outputs with a `classification` parameter (Triton's extension, a number): name → k. */
+function classificationsOf(outputs: InferRequestJson['outputs']): Map<string, number> | undefined {
+  const classified = (outputs ?? []).filter((output) => output.parameters?.classification !== undefined);
+  if (classified.length === 0) return undefined;
+  return new Map(classified.map((output) => [output.name, classificationCount(output.name, output.parameters!.classification!)]));
 }
 
 function describeIssue(issue: z.core.$ZodIssue, body: object): string {

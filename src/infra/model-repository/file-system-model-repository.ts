@@ -12,6 +12,9 @@ export const CONFIG_FILE = 'config.json';
 export const MODEL_FILE = 'model.onnx';
 /** Triton's folder of warm-up data files, beside the version directories (not a version: not a number). */
 export const WARMUP_FOLDER = 'warmup';
+
+/** Label files are read whole into memory: a bound well above any real class list (ImageNet's is 22 KB). */
+const MAX_LABEL_FILE_BYTES = 16 * 1024 * 1024;
 /** Uploads are staged in hidden directories with this prefix, beside the version directories. */
 const UPLOAD_PREFIX = '.upload-';
 const STAGING_SEGMENT = /\.upload-[0-9a-f]{16}/g;
@@ -105,6 +108,23 @@ export class FileSystemModelRepository extends ModelRepository {
       const why = code === 'ENOENT' || code === 'ENOTDIR' ? `is not in the model's ${WARMUP_FOLDER}/ folder` : `cannot be read: ${this.withoutPaths((error as Error).message)}`;
       throw new DomainError('REGISTRY.INVALID_CONFIG', `${where} ${why}`);
     }
+  }
+
+  async readLabels(name: string, labelFilename: string): Promise<string[]> {
+    const root = await realpath(this.root);
+    const modelDir = await realpath(join(root, name));
+    // Triton refuses a label file outside the model directory; a symlink must not lead out either.
+    const file = await realpath(resolve(modelDir, labelFilename)).catch((error: Error) => {
+      throw new Error(`label file '${labelFilename}' cannot be read: ${error.message.split(root).join('<repository>')}`);
+    });
+    if (!file.startsWith(modelDir + sep)) throw new Error(`label file '${labelFilename}' is outside the model directory`);
+    const info = await stat(file);
+    if (!info.isFile()) throw new Error(`label file '${labelFilename}' is not a file`);
+    if (info.size > MAX_LABEL_FILE_BYTES) throw new Error(`label file '${labelFilename}' has ${info.size} bytes, more than the ${MAX_LABEL_FILE_BYTES} a label file may hold`);
+    // One label a line, as Triton reads them (a last line without a newline counts; a CR before the newline is dropped).
+    const lines = (await readFile(file, 'utf8')).split('\n').map((line) => line.replace(/\r$/, ''));
+    if (lines.at(-1) === '') lines.pop();
+    return lines;
   }
 
   async sha256(modelPath: string): Promise<string> {

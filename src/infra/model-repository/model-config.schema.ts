@@ -15,37 +15,67 @@ const TRITON_DATATYPES: Record<string, Datatype> = {
   TYPE_FP16: 'FP16', TYPE_FP32: 'FP32', TYPE_FP64: 'FP64', TYPE_STRING: 'BYTES',
 };
 
-const positiveInt = z.number().int().positive();
+/**
+ * An integer field in protobuf's JSON form: a JSON number, or a decimal string, which protobuf's JSON
+ * printers write for 64-bit fields and its parsers take for any integer field (Triton's own examples
+ * send `{"max_batch_size": "16"}`).
+ */
+function integer(min: number, max: number = Number.MAX_SAFE_INTEGER) {
+  return z.preprocess(
+    (value) => (typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value),
+    z
+      .number({ error: (issue) => (issue.code === 'invalid_type' ? 'must be an integer (a JSON number or a decimal string)' : undefined) })
+      .int({ error: 'must be an integer (a JSON number or a decimal string)' })
+      .min(min)
+      .max(max),
+  );
+}
+
+/** An enum field in protobuf's JSON form: the value's name, or its number (`byNumber[n]`), as protobuf's parsers take both. */
+function protoEnum<const A extends string>(byNumber: readonly string[], accepted: readonly [A, ...A[]]) {
+  return z.preprocess((value) => (typeof value === 'number' && Number.isInteger(value) ? (byNumber[value] ?? value) : value), z.enum(accepted));
+}
+
+const INT32_MAX = 2 ** 31 - 1;
+const UINT32_MAX = 2 ** 32 - 1;
+const positiveInt = integer(1);
+
+/** DataType's names by number, as model_config.proto numbers them. */
+const DATA_TYPE_NUMBERS = ['TYPE_INVALID', 'TYPE_BOOL', 'TYPE_UINT8', 'TYPE_UINT16', 'TYPE_UINT32', 'TYPE_UINT64', 'TYPE_INT8', 'TYPE_INT16', 'TYPE_INT32', 'TYPE_INT64', 'TYPE_FP16', 'TYPE_FP32', 'TYPE_FP64', 'TYPE_STRING', 'TYPE_BF16'];
 
 const tensorSchema = z.strictObject({
   name: z.string().min(1),
-  data_type: z.enum(Object.keys(TRITON_DATATYPES) as [string, ...string[]]),
-  dims: z.array(z.number().int().min(-1)).max(64, 'must have at most 64 dimensions'),
+  data_type: protoEnum(DATA_TYPE_NUMBERS, Object.keys(TRITON_DATATYPES) as [string, ...string[]]),
+  // Protobuf's JSON form leaves out an empty list (a scalar, or only the batch dimension).
+  dims: z.array(integer(-1)).max(64, 'must have at most 64 dimensions').default([]),
+});
+
+const outputSchema = tensorSchema.extend({
+  label_filename: z.string().min(1).optional(),
 });
 
 const versionPolicySchema = z.union([
-  z.strictObject({ latest: z.strictObject({ num_versions: positiveInt }) }),
+  z.strictObject({ latest: z.strictObject({ num_versions: integer(1, UINT32_MAX) }) }),
   z.strictObject({ all: z.strictObject({}) }),
   z.strictObject({ specific: z.strictObject({ versions: z.array(positiveInt).min(1).max(1024, 'must list at most 1024 versions') }) }),
 ]);
 
 const stringParameter = z.strictObject({ string_value: z.string() });
 
-/** uint64 fields: protobuf's JSON form writes them as decimal strings, people write numbers. */
-const micros = z.union([z.number().int().min(0), z.string().regex(/^\d{1,15}$/, 'must be a non-negative integer')]).transform(Number);
+const micros = integer(0);
 
 const queuePolicySchema = z.strictObject({
-  timeout_action: z.enum(['REJECT', 'DELAY']).optional(),
+  timeout_action: protoEnum(['REJECT', 'DELAY'], ['REJECT', 'DELAY']).optional(),
   default_timeout_microseconds: micros.optional(),
   allow_timeout_override: z.boolean().optional(),
-  max_queue_size: z.number().int().min(0).optional(),
+  max_queue_size: integer(0, UINT32_MAX).optional(),
 });
 
 const dynamicBatchingSchema = z.strictObject({
-  preferred_batch_size: z.array(positiveInt).max(64, 'must list at most 64 sizes').optional(),
+  preferred_batch_size: z.array(integer(1, INT32_MAX)).max(64, 'must list at most 64 sizes').optional(),
   max_queue_delay_microseconds: micros.optional(),
-  priority_levels: z.number().int().min(0).max(1000).optional(),
-  default_priority_level: z.number().int().min(0).optional(),
+  priority_levels: integer(0, 1000).optional(),
+  default_priority_level: integer(0, UINT32_MAX).optional(),
   default_queue_policy: queuePolicySchema.optional(),
   // Keys are checked in toDynamicBatching: zod reports a bad record key without its message.
   priority_queue_policy: z.record(z.string(), queuePolicySchema).refine((policies) => Object.keys(policies).length <= 1000, 'must have at most 1000 levels').optional(),
@@ -74,19 +104,27 @@ export const modelConfigSchema = z.strictObject({
   name: z.string().optional(),
   platform: z.string().optional(),
   backend: z.literal('onnxruntime').optional(),
-  max_batch_size: z.number().int().min(0).optional(),
+  max_batch_size: integer(0, INT32_MAX).optional(),
   input: z.array(tensorSchema).max(1024, 'must list at most 1024 tensors').optional(),
-  output: z.array(tensorSchema).max(1024, 'must list at most 1024 tensors').optional(),
+  output: z.array(outputSchema).max(1024, 'must list at most 1024 tensors').optional(),
   version_policy: versionPolicySchema.optional(),
   instance_group: z
-    .array(z.strictObject({ count: positiveInt.max(64).optional(), kind: z.enum(['KIND_AUTO', 'KIND_CPU', 'KIND_GPU']).optional(), gpus: z.array(z.number().int().min(0)).max(64, 'must list at most 64 GPUs').optional() }))
+    .array(
+      z.strictObject({
+        count: integer(1, 64).optional(),
+        kind: protoEnum(['KIND_AUTO', 'KIND_GPU', 'KIND_CPU', 'KIND_MODEL'], ['KIND_AUTO', 'KIND_CPU', 'KIND_GPU']).optional(),
+        gpus: z.array(integer(0, INT32_MAX)).max(64, 'must list at most 64 GPUs').optional(),
+      }),
+    )
     .max(1, 'only one instance_group is supported')
     .optional(),
   optimization: z
     .strictObject({
-      execution_accelerators: z.strictObject({
-        gpu_execution_accelerator: z.array(z.strictObject({ name: z.enum(['tensorrt', 'cuda']) })).max(2, 'must list at most 2 accelerators').optional(),
-      }),
+      execution_accelerators: z
+        .strictObject({
+          gpu_execution_accelerator: z.array(z.strictObject({ name: z.enum(['tensorrt', 'cuda']) })).max(2, 'must list at most 2 accelerators').optional(),
+        })
+        .optional(),
     })
     .optional(),
   parameters: z
@@ -125,6 +163,12 @@ export function parseModelConfig(text: string): DeclaredModelConfig {
 function toDeclared(file: ModelConfigFile): DeclaredModelConfig {
   const tensors = (list: ModelConfigFile['input']) =>
     list?.map((t) => ({ name: t.name, datatype: TRITON_DATATYPES[t.data_type], dims: t.dims }));
+  const outputs = file.output?.map((t) => ({
+    name: t.name,
+    datatype: TRITON_DATATYPES[t.data_type],
+    dims: t.dims,
+    ...(t.label_filename === undefined ? {} : { labelFilename: t.label_filename }),
+  }));
   const group = file.instance_group?.[0];
   const params = file.parameters;
   return {
@@ -132,11 +176,11 @@ function toDeclared(file: ModelConfigFile): DeclaredModelConfig {
     platform: file.platform,
     maxBatchSize: file.max_batch_size,
     inputs: tensors(file.input),
-    outputs: tensors(file.output),
+    outputs,
     versionPolicy: file.version_policy && toVersionPolicy(file.version_policy),
     instanceCount: group?.count,
     instanceKind: group?.kind,
-    gpuAccelerators: file.optimization?.execution_accelerators.gpu_execution_accelerator?.map((a) => a.name),
+    gpuAccelerators: file.optimization?.execution_accelerators?.gpu_execution_accelerator?.map((a) => a.name),
     intraOpThreads: threadCount(params?.intra_op_thread_count?.string_value, 'intra_op_thread_count'),
     interOpThreads: threadCount(params?.inter_op_thread_count?.string_value, 'inter_op_thread_count'),
     allowSpinning: flag(params?.allow_spinning?.string_value, 'allow_spinning'),
@@ -283,7 +327,12 @@ export function toConfigFile(config: ModelConfig): ModelConfigFile {
     backend: 'onnxruntime',
     max_batch_size: config.maxBatchSize,
     input: tensors(config.inputs),
-    output: tensors(config.outputs),
+    output: config.outputs.map((t) => ({
+      name: t.name,
+      data_type: TRITON_TYPE_OF_DATATYPE[t.datatype],
+      dims: [...t.dims],
+      ...(t.labelFilename === undefined ? {} : { label_filename: t.labelFilename }),
+    })),
     version_policy:
       policy.kind === 'latest' ? { latest: { num_versions: policy.numVersions } } : policy.kind === 'all' ? { all: {} } : { specific: { versions: [...policy.versions] } },
     instance_group: [{ count: config.instanceCount, kind: config.instanceKind }],

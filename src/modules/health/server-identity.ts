@@ -14,4 +14,4 @@ const packageJson = readPackageJson();
 export const SERVER_NAME = packageJson.name;
 export const SERVER_VERSION = packageJson.version;
 /** The protocol extensions this server implements, as KServe V2 server metadata lists them. */
-export const SERVER_EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'model_repository', 'statistics', 'system_shared_memory'];
+export const SERVER_EXTENSIONS = ['binary_tensor_data', 'classification', 'model_configuration', 'model_repository', 'statistics', 'system_shared_memory'];

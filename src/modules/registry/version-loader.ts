@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InferenceEngine, type WarmupSample, type WarmupTensor } from '../../domain/inference/inference-engine.port.js';
-import { completeModelConfig, runtimeOptionsOf, type DeclaredModelConfig, type ModelConfig, type ModelWarmup } from '../../domain/registry/model-config.js';
+import { completeModelConfig, labelFilesOf, runtimeOptionsOf, type DeclaredModelConfig, type ModelConfig, type ModelWarmup } from '../../domain/registry/model-config.js';
 import { ModelRepository } from '../../domain/registry/model-repository.port.js';
 import type { Model } from '../../domain/registry/model.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
@@ -26,9 +26,10 @@ export class VersionLoader {
     let loaded = false;
     try {
       const fileSha256 = await this.repository.sha256(version.path);
+      const labels = await this.readLabels(version.modelName, declared);
       const { signature, executionProvider } = await this.engine.load(version.key, version.path, runtimeOptionsOf(declared));
       loaded = true;
-      const config = completeModelConfig(version.modelName, declared, signature);
+      const config = completeModelConfig(version.modelName, declared, signature, labels);
       await this.warmUp(model.name, version.key, config);
       model.finishLoading(number, { config, executionProvider, fileSha256, loadedAt: new Date() });
       this.logger.log(`model '${model.name}' version ${number} is READY`);
@@ -53,9 +54,10 @@ export class VersionLoader {
     let loaded = false;
     try {
       const fileSha256 = await this.repository.sha256(version.path);
+      const labels = await this.readLabels(version.modelName, declared);
       const { signature, executionProvider } = await this.engine.load(key, version.path, runtimeOptionsOf(declared));
       loaded = true;
-      const config = completeModelConfig(version.modelName, declared, signature);
+      const config = completeModelConfig(version.modelName, declared, signature, labels);
       await this.warmUp(model.name, key, config);
       model.finishReloading(number, { config, executionProvider, fileSha256, loadedAt: new Date() }, key);
       this.logger.log(`model '${model.name}' version ${number} is READY with its new configuration`);
@@ -71,9 +73,10 @@ export class VersionLoader {
    * if it has any), in an instance of its own that is released after; the error names why it does not.
    */
   async check(modelName: string, modelPath: string, key: string, declared: DeclaredModelConfig): Promise<void> {
+    const labels = await this.readLabels(modelName, declared);
     try {
       const { signature } = await this.engine.load(key, modelPath, runtimeOptionsOf({ ...declared, instanceCount: 1 }));
-      await this.warmUp(modelName, key, completeModelConfig(modelName, declared, signature));
+      await this.warmUp(modelName, key, completeModelConfig(modelName, declared, signature, labels));
     } finally {
       await this.engine.unload(key);
     }
@@ -98,5 +101,11 @@ export class VersionLoader {
       values: input.data.kind === 'file' ? { kind: 'file', file: input.data.file, path: await this.repository.warmupFilePath(modelName, input.data.file) } : input.data,
     }));
     return { name: sample.name, inputs: await Promise.all(inputs), runs: Math.max(sample.count, 1) };
+  }
+
+  /** The label files the declared outputs name (Triton's `label_filename`), read from the model's directory. */
+  private async readLabels(modelName: string, declared: DeclaredModelConfig): Promise<Map<string, readonly string[]>> {
+    const files = labelFilesOf(declared);
+    return new Map(await Promise.all(files.map(async (file) => [file, await this.repository.readLabels(modelName, file)] as const)));
   }
 }

@@ -37,6 +37,39 @@ describe('FileSystemModelRepository.sha256', () => {
   });
 });
 
+describe('FileSystemModelRepository.readLabels', () => {
+  let root: string;
+  let repository: FileSystemModelRepository;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'onnx-serving-labels-'));
+    await mkdir(join(root, 'm', 'labels'), { recursive: true });
+    await mkdir(join(root, 'other'));
+    await writeFile(join(root, 'm', 'labels.txt'), 'cat\r\ndog\n\nbird');
+    await writeFile(join(root, 'm', 'labels', 'nested.txt'), 'a\nb\n');
+    await writeFile(join(root, 'other', 'secret.txt'), 'x\n');
+    await symlink(join(root, 'other', 'secret.txt'), join(root, 'm', 'link.txt'));
+    repository = new FileSystemModelRepository(root);
+  });
+  after(() => rm(root, { recursive: true, force: true }));
+
+  it('reads one label a line (CR dropped, an empty line kept, the last line without a newline counted)', async () => {
+    assert.deepEqual(await repository.readLabels('m', 'labels.txt'), ['cat', 'dog', '', 'bird']);
+    assert.deepEqual(await repository.readLabels('m', 'labels/nested.txt'), ['a', 'b']);
+  });
+
+  it('refuses a file outside the model directory, by path or by symlink, and names a missing one without the server path', async () => {
+    await assert.rejects(repository.readLabels('m', '../other/secret.txt'), /label file '\.\.\/other\/secret\.txt' is outside the model directory/);
+    await assert.rejects(repository.readLabels('m', 'link.txt'), /label file 'link\.txt' is outside the model directory/);
+    await assert.rejects(repository.readLabels('m', join(root, 'other', 'secret.txt')), /is outside the model directory/);
+    await assert.rejects(repository.readLabels('m', 'labels'), /label file 'labels' is not a file/);
+    await assert.rejects(repository.readLabels('m', 'missing.txt'), (error: Error) => {
+      assert.match(error.message, /label file 'missing\.txt' cannot be read: ENOENT/);
+      assert.ok(!error.message.includes(root), error.message);
+      return true;
+    });
+  });
+});
+
 describe('FileSystemModelRepository.removeAbandonedUploads', () => {
   it('removes staged uploads, and a model directory that holds nothing else, and nothing more', async () => {
     const root = await mkdtemp(join(tmpdir(), 'onnx-serving-uploads-'));

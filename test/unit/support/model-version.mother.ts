@@ -35,6 +35,7 @@ export function aModelConfig(overrides: Partial<ModelConfig> & { versionPolicy?:
     scheduling: aSchedulingPolicy(),
     concurrency: {},
     modelWarmup: [],
+    labels: new Map(),
     ...overrides,
   };
 }

@@ -22,6 +22,14 @@ import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js
 import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
 import { holdSharedMemoryOutputs, sharedMemoryInputs, type SharedMemoryOutputs } from './shared-memory-tensors.js';
 
+/**
+ * Triton marks each ModelStreamInfer answer with `triton_final_response`: true on the last answer of
+ * a request. Every request here has exactly one answer (no decoupled models), so every answer is the
+ * final one, a failure included (Triton leaves the mark out of an answer refusing a request before
+ * it is queued; here every answer carries it, so a client counting final answers can rely on it).
+ */
+const FINAL_RESPONSE = { triton_final_response: { bool_param: true } } as const;
+
 /** Requests of one ModelStreamInfer stream handled at once; reading pauses beyond it (or beyond GRPC_STREAM_MAX_BUFFERED_BYTES held). */
 const MAX_IN_FLIGHT_PER_STREAM = 256;
 
@@ -53,8 +61,9 @@ export class InferGrpcController {
   }
 
   /**
-   * Each request of the stream is answered on its own, as soon as it completes, with its `id`. A
-   * failed request is answered with `error_message` (and its id) and the stream goes on, as Triton does.
+   * Each request of the stream is answered on its own, as soon as it completes, with its `id` and
+   * `triton_final_response: true`. A failed request is answered with `error_message` (and its id)
+   * and the stream goes on, as Triton does.
    */
   @GrpcStreamCall(INFERENCE_SERVICE, 'ModelStreamInfer')
   modelStreamInfer(call: ServerDuplexStream<ModelInferRequestMessage, ModelStreamInferResponseMessage>): Promise<void> {
@@ -73,12 +82,12 @@ export class InferGrpcController {
           })
           .then(() => this.infer(message, call, cancellation, call.metadata))
           .then(
-          (response) => ({ error_message: '', infer_response: response }),
-          (error: unknown) => ({
-            error_message: grpcErrorOf(error).details,
-            infer_response: { id: message.id ?? '', model_name: message.model_name ?? '', model_version: message.model_version ?? '' },
-          }),
-        ),
+            (response) => ({ error_message: '', infer_response: { ...response, parameters: { ...response.parameters, ...FINAL_RESPONSE } } }),
+            (error: unknown) => ({
+              error_message: grpcErrorOf(error).details,
+              infer_response: { id: message.id ?? '', model_name: message.model_name ?? '', model_version: message.model_version ?? '', parameters: FINAL_RESPONSE },
+            }),
+          ),
       { maxInFlight: MAX_IN_FLIGHT_PER_STREAM, maxBufferedBytes: this.config.GRPC_STREAM_MAX_BUFFERED_BYTES, observer: this.streamMetrics },
     );
   }

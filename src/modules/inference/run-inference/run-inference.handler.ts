@@ -12,6 +12,7 @@ import {
 } from '../../../domain/inference/inference-request.js';
 import type { CancellationSignal } from '../../../domain/inference/dynamic-batch-scheduler.js';
 import { assertResponseFits } from '../../../domain/inference/response-limit.js';
+import { checkClassifications, classifyOutputs } from '../../../domain/inference/classification.js';
 import type { Tensor } from '../../../domain/inference/tensor.js';
 import { servedSignature } from '../../../domain/registry/model-config.js';
 import type { ModelVersion } from '../../../domain/registry/model-version.js';
@@ -49,7 +50,8 @@ export const MODEL_VERSION_HEADER = 'x-model-version';
  * Runs one inference request: picks the version (the one named, else the model's rollout's
  * choice, else the default), checks the request against its signature, then queues it in that
  * version's scheduler, which batches it with others, within the version's in-flight limit and
- * behind its circuit breaker. The response reports the queue and compute
+ * behind its circuit breaker. Outputs asked for as classifications are answered as their top-k
+ * classes (for both transports, here). The response reports the queue and compute
  * time and the rows of the run that served it, in its `parameters`. A request the rollout routed
  * has its outcome counted for the rollout, and may be mirrored to a shadow version in the
  * background once its own answer is ready.
@@ -137,8 +139,10 @@ export class RunInferenceHandler {
     const labels = { 'inference.model': modelName, 'inference.model_version': String(served.version) };
     trace.getActiveSpan()?.setAttributes(labels);
     const config = served.config!;
-    const outputNames = validateInferenceRequest(request, servedSignature(config), config.maxBatchSize);
-    assertResponseFits(servedSignature(config), outputNames, config.maxBatchSize > 0 ? request.inputs[0]?.shape[0] : undefined, this.config.MAX_RESPONSE_BYTES);
+    const signature = servedSignature(config);
+    const outputNames = validateInferenceRequest(request, signature, config.maxBatchSize);
+    checkClassifications(request.classifications, signature);
+    assertResponseFits(signature, outputNames, config.maxBatchSize > 0 ? request.inputs[0]?.shape[0] : undefined, this.config.MAX_RESPONSE_BYTES);
     this.engine.checkInputs(request.inputs);
     const { priority, timeoutMicros: parameterTimeout } = schedulingParametersOf(request);
     // Copied now: the runtime takes the request's own buffers.
@@ -177,7 +181,9 @@ export class RunInferenceHandler {
       modelVersion: String(served.version),
       id: request.id,
       parameters: { queue_time_us: result.queueMicros, compute_time_us: result.computeMicros, batch_size: result.batchSize },
-      outputs: result.outputs,
+      outputs: request.classifications
+        ? classifyOutputs(result.outputs, request.classifications, config.maxBatchSize > 0, (output) => config.labels.get(output))
+        : result.outputs,
     };
   }
 

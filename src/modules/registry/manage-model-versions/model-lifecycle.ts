@@ -188,10 +188,10 @@ export class ModelLifecycle {
    */
   loadModel(modelName: string, configOverride?: string): Promise<Model> {
     return this.serialized(modelName, async () => {
-      if (configOverride !== undefined) this.checkedOverride(configOverride);
+      if (configOverride !== undefined) this.checkedOverride(modelName, configOverride);
       const { model, directory } = await this.modelWithDirectory(modelName);
       // Without an override, Triton's load goes back to the model's own config file.
-      const declared = configOverride !== undefined ? this.checkedOverride(configOverride) : this.checkedFileConfig(directory);
+      const declared = configOverride !== undefined ? this.checkedOverride(modelName, configOverride) : this.checkedFileConfig(directory);
       const present = directory.versions.map((v) => v.version);
       const selected = selectVersions(declared.versionPolicy ?? DEFAULT_VERSION_POLICY, present);
       if (selected.length === 0) {
@@ -316,7 +316,7 @@ export class ModelLifecycle {
   /** The configuration the model serves with: its saved override, else its config file. */
   private declaredOf(directory: ModelDirectory): DeclaredModelConfig {
     const override = this.states.stateOf(directory.name)?.configOverride;
-    return override !== undefined ? this.checkedOverride(override) : this.checkedFileConfig(directory);
+    return override !== undefined ? this.checkedOverride(directory.name, override) : this.checkedFileConfig(directory);
   }
 
   /** The model's config file, within the host's limits. */
@@ -331,12 +331,12 @@ export class ModelLifecycle {
   }
 
   /** A configuration override (config.json text), within the host's limits. */
-  private checkedOverride(text: string): DeclaredModelConfig {
-    const declared = parseOverride(text);
+  private checkedOverride(modelName: string, text: string): DeclaredModelConfig {
+    const declared = parseOverride(modelName, text);
     try {
       this.limits.check(declared);
     } catch (error) {
-      throw new DomainError('REGISTRY.INVALID_CONFIG', `the configuration override is invalid: ${(error as Error).message}`);
+      throw new DomainError('REGISTRY.INVALID_CONFIG', `failed to load '${modelName}': the configuration override is invalid: ${(error as Error).message}`);
     }
     return declared;
   }
@@ -384,10 +384,11 @@ function fileConfigOf(directory: ModelDirectory): DeclaredModelConfig {
   return directory.config.declared;
 }
 
-function parseOverride(text: string): DeclaredModelConfig {
+function parseOverride(modelName: string, text: string): DeclaredModelConfig {
   try {
     return parseModelConfig(text);
   } catch (error) {
-    throw new DomainError('REGISTRY.INVALID_CONFIG', `the configuration override is invalid: ${(error as Error).message}`);
+    // "failed to load" is Triton's wording, which NVIDIA's model-control examples look for.
+    throw new DomainError('REGISTRY.INVALID_CONFIG', `failed to load '${modelName}': the configuration override is invalid: ${(error as Error).message}`);
   }
 }

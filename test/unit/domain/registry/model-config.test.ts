@@ -28,6 +28,21 @@ const fixedFile: ModelSignature = {
 const complete = (declared: DeclaredModelConfig, file: ModelSignature = batchingFile) => completeModelConfig('resnet', declared, file);
 
 describe('completeModelConfig', () => {
+  describe('labels (label_filename)', () => {
+    const labelled: DeclaredModelConfig = { outputs: [{ name: 'scores', datatype: 'FP32', dims: [1000], labelFilename: 'imagenet.txt' }] };
+
+    it('keeps the labels read for each labelled output, by output name; none without label files', () => {
+      const config = completeModelConfig('resnet', labelled, batchingFile, new Map([['imagenet.txt', ['tench', 'goldfish']]]));
+      assert.deepEqual(config.labels, new Map([['scores', ['tench', 'goldfish']]]));
+      assert.equal(config.outputs[0]?.labelFilename, 'imagenet.txt');
+      assert.deepEqual(complete({}).labels, new Map());
+    });
+
+    it('refuses a labelled output whose label file was not read', () => {
+      assertDomainError(() => completeModelConfig('resnet', labelled, batchingFile), 'REGISTRY.INVALID_CONFIG', "output 'scores'", "'imagenet.txt'");
+    });
+  });
+
   describe('max_batch_size', () => {
     it(`defaults to ${DEFAULT_MAX_BATCH_SIZE} when every input and output has a dynamic first dim, which leaves the dims`, () => {
       const config = complete({});

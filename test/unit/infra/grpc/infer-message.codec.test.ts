@@ -50,7 +50,7 @@ describe('decodeModelInferRequest', () => {
     assert.deepEqual(f32, Float32Array.of(1.5, NaN));
     assert.deepEqual(f64, Float64Array.of(1e-300));
     assert.deepEqual(s, ['', 'héllo']);
-    assert.equal(decoded.responseForm, 'typed');
+    assert.equal(decoded.responseForm, 'raw', "typed contents are answered raw, as Triton does (NVIDIA's grpc_explicit_*_content_client examples read raw_output_contents)");
     assert.deepEqual(decoded.request.inputs[0].shape, [3]);
   });
 
@@ -71,16 +71,36 @@ describe('decodeModelInferRequest', () => {
     assert.equal(decoded.responseForm, 'raw');
   });
 
-  it('takes the answer form from binary_data_output when given', () => {
+  it('answers raw unless binary_data_output is false, which asks for typed contents, whatever the form of the request', () => {
     const typed = request([{ name: 'x', datatype: 'FP32', shape: ['1'], contents: { fp32_contents: [1] } }]);
-    assert.equal(decodeModelInferRequest({ ...typed, parameters: { binary_data_output: { parameter_choice: 'bool_param', bool_param: true } } }).responseForm, 'raw');
     const raw = request([{ name: 'x', datatype: 'FP32', shape: ['1'] }], { raw_input_contents: [le(Float32Array.of(1))] });
-    assert.equal(decodeModelInferRequest({ ...raw, parameters: { binary_data_output: { parameter_choice: 'bool_param', bool_param: false } } }).responseForm, 'typed');
+    const binaryDataOutput = (value: boolean) => ({ binary_data_output: { parameter_choice: 'bool_param' as const, bool_param: value } });
+    assert.equal(decodeModelInferRequest(typed).responseForm, 'raw');
+    assert.equal(decodeModelInferRequest(raw).responseForm, 'raw');
+    assert.equal(decodeModelInferRequest({ ...typed, parameters: binaryDataOutput(true) }).responseForm, 'raw');
+    assert.equal(decodeModelInferRequest({ ...typed, parameters: binaryDataOutput(false) }).responseForm, 'typed');
+    assert.equal(decodeModelInferRequest({ ...raw, parameters: binaryDataOutput(false) }).responseForm, 'typed');
     assertDomainError(
       () => decodeModelInferRequest({ ...raw, parameters: { binary_data_output: { parameter_choice: 'string_param', string_param: 'yes' } } }),
       'INFERENCE.INVALID_REQUEST',
       'binary_data_output',
     );
+  });
+
+  it("reads each requested output's classification parameter as its number of classes", () => {
+    const decoded = decodeModelInferRequest(
+      request([{ name: 'x', datatype: 'FP32', shape: ['1'], contents: { fp32_contents: [1] } }], {
+        outputs: [
+          { name: 'scores', parameters: { classification: { parameter_choice: 'int64_param', int64_param: '3' } } },
+          { name: 'plain', parameters: {} },
+          { name: 'other' },
+        ],
+      }),
+    );
+    assert.deepEqual(decoded.request.requestedOutputs, ['scores', 'plain', 'other']);
+    assert.deepEqual(decoded.request.classifications, new Map([['scores', 3]]));
+    const none = decodeModelInferRequest(request([{ name: 'x', datatype: 'FP32', shape: ['1'], contents: { fp32_contents: [1] } }], { outputs: [{ name: 'y' }] }));
+    assert.equal(none.request.classifications, undefined);
   });
 
   it('keeps the id, the version and the outputs asked for', () => {
@@ -130,9 +150,35 @@ describe('decodeModelInferRequest', () => {
       'contents beside raw contents',
       request([{ name: 'a', datatype: 'FP32', shape: ['1'], contents: { fp32_contents: [1] } }], { raw_input_contents: [le(Float32Array.of(1))] }),
       'INFERENCE.INVALID_REQUEST',
-      "'a'",
-      'one form',
+      "contents field must not be specified when using raw_input_contents for 'a' for model 'm'",
     ],
+    [
+      // Triton names the input before counting the raw entries (grpc_explicit_int_content_client looks for it).
+      'contents beside fewer raw entries than inputs',
+      request(
+        [
+          { name: 'INPUT0', datatype: 'INT32', shape: ['1'], contents: { int_contents: [1] } },
+          { name: 'INPUT1', datatype: 'INT32', shape: ['1'], contents: { int_contents: [1] } },
+        ],
+        { model_name: 'simple', raw_input_contents: [le(Int32Array.of(1))] },
+      ),
+      'INFERENCE.INVALID_REQUEST',
+      "contents field must not be specified when using raw_input_contents for 'INPUT0' for model 'simple'",
+    ],
+    ...(
+      [
+        ['zero', { parameter_choice: 'int64_param', int64_param: '0' }, '0'],
+        ['negative', { parameter_choice: 'int64_param', int64_param: '-2' }, '-2'],
+        ['a double', { parameter_choice: 'double_param', double_param: 1.5 }, '1.5'],
+        ['a string', { parameter_choice: 'string_param', string_param: '3' }, '"3"'],
+        ['beyond 2^53', { parameter_choice: 'int64_param', int64_param: '9223372036854775807' }, '"9223372036854775807"'],
+      ] as const
+    ).map(([what, parameter, shown]): [string, ModelInferRequestMessage, string, ...string[]] => [
+      `a classification that is ${what}`,
+      request([{ name: 'x', datatype: 'FP32', shape: ['1'], contents: { fp32_contents: [1] } }], { outputs: [{ name: 'scores', parameters: { classification: parameter } }] }),
+      'INFERENCE.INVALID_OUTPUT',
+      `output 'scores': parameter 'classification' is ${shown}, expected a positive integer`,
+    ]),
     [
       'a raw byte count that does not match the shape',
       request([{ name: 'x', datatype: 'FP32', shape: ['1', '3'] }], { raw_input_contents: [le(Float32Array.of(1, 2))] }),

@@ -116,13 +116,13 @@ describe('parseModelConfig', () => {
     describe('refuses, naming the field', () => {
       const refused: [string, object, string[]][] = [
         ['a timeout action other than REJECT and DELAY', { default_queue_policy: { timeout_action: 'DROP' } }, ['dynamic_batching.default_queue_policy.timeout_action']],
-        ['a timeout that is not a whole number', { default_queue_policy: { default_timeout_microseconds: 'soon' } }, ['dynamic_batching.default_queue_policy.default_timeout_microseconds', 'non-negative integer']],
+        ['a timeout that is not a whole number', { default_queue_policy: { default_timeout_microseconds: 'soon' } }, ['dynamic_batching.default_queue_policy.default_timeout_microseconds', 'an integer (a JSON number or a decimal string)']],
         ['an allow_timeout_override that is not a boolean', { default_queue_policy: { allow_timeout_override: 'yes' } }, ['dynamic_batching.default_queue_policy.allow_timeout_override']],
         ['a negative max_queue_size of a level', { priority_queue_policy: { '1': { max_queue_size: -1 } } }, ['dynamic_batching.priority_queue_policy.1.max_queue_size']],
         ['a field a queue policy does not have', { priority_queue_policy: { '1': { timeout: 5 } } }, ['dynamic_batching.priority_queue_policy.1', 'timeout']],
         ['a level 0 in priority_queue_policy', { priority_queue_policy: { '0': {} } }, ['dynamic_batching.priority_queue_policy', "'0' is not a priority level"]],
         ['a level that is not a number in priority_queue_policy', { priority_queue_policy: { high: {} } }, ['dynamic_batching.priority_queue_policy', "'high' is not a priority level"]],
-        ['a fractional max_queue_delay_microseconds', { max_queue_delay_microseconds: '1.5' }, ['dynamic_batching.max_queue_delay_microseconds', 'non-negative integer']],
+        ['a fractional max_queue_delay_microseconds', { max_queue_delay_microseconds: '1.5' }, ['dynamic_batching.max_queue_delay_microseconds', 'an integer']],
         ['a negative max_queue_delay_microseconds', { max_queue_delay_microseconds: -5 }, ['dynamic_batching.max_queue_delay_microseconds']],
         ['a preferred batch size of 0', { preferred_batch_size: [4, 0] }, ['dynamic_batching.preferred_batch_size.1']],
         ['more than 1000 priority levels', { priority_levels: 1001 }, ['dynamic_batching.priority_levels']],
@@ -154,8 +154,10 @@ describe('parseModelConfig', () => {
       assertErrorMentions(() => parse({ input: [{ name: 'image', data_type: 'TYPE_FP32', dim: [3] }] }), ['input.0', 'dim']);
     });
 
-    it('a number given as a string', () => {
-      assertErrorMentions(() => parse({ max_batch_size: '4' }), ['config.json: max_batch_size:']);
+    it('a string that is not a decimal integer where an integer belongs', () => {
+      for (const value of ['four', '4.0', '1e3', '', ' 4']) {
+        assertErrorMentions(() => parse({ max_batch_size: value }), ['config.json: max_batch_size:', 'an integer (a JSON number or a decimal string)']);
+      }
     });
 
     it('a negative max_batch_size', () => {
@@ -163,7 +165,8 @@ describe('parseModelConfig', () => {
     });
 
     it('a dim that is not an integer', () => {
-      assertErrorMentions(() => parse({ output: [{ name: 'scores', data_type: 'TYPE_FP32', dims: ['1000'] }] }), ['output.0.dims.0']);
+      assertErrorMentions(() => parse({ output: [{ name: 'scores', data_type: 'TYPE_FP32', dims: [1.5] }] }), ['output.0.dims.0']);
+      assertErrorMentions(() => parse({ output: [{ name: 'scores', data_type: 'TYPE_FP32', dims: ['1000.5'] }] }), ['output.0.dims.0']);
     });
 
     it('a datatype without its TYPE_ prefix', () => {
@@ -206,6 +209,80 @@ describe('parseModelConfig', () => {
     it('a JSON value that is not an object', () => {
       assertErrorMentions(() => parseModelConfig('[]'), ['config.json', '(root)']);
     });
+  });
+});
+
+describe("parseModelConfig: protobuf's JSON form (what Triton's clients and examples send as a load's config)", () => {
+  it('takes integers as decimal strings, 64-bit and 32-bit fields alike', () => {
+    // NVIDIA's simple_*_model_control examples send exactly this.
+    assert.equal(parseModelConfig('{"max_batch_size":"16"}').maxBatchSize, 16);
+    const declared = parse({
+      max_batch_size: '8',
+      input: [{ name: 'image', data_type: 'TYPE_FP32', dims: ['3', '-1'] }],
+      version_policy: { specific: { versions: ['1', '3'] } },
+      instance_group: [{ count: '2', kind: 'KIND_CPU', gpus: ['0'] }],
+      dynamic_batching: {
+        preferred_batch_size: ['4'],
+        max_queue_delay_microseconds: '100',
+        priority_levels: '2',
+        default_priority_level: '1',
+        default_queue_policy: { default_timeout_microseconds: '5000', max_queue_size: '16' },
+      },
+    });
+    assert.deepEqual(declared.inputs, [{ name: 'image', datatype: 'FP32', dims: [3, -1] }]);
+    assert.deepEqual(declared.versionPolicy, { kind: 'specific', versions: [1, 3] });
+    assert.equal(declared.instanceCount, 2);
+    assert.deepEqual(declared.dynamicBatching, {
+      preferredBatchSizes: [4],
+      maxQueueDelayMicros: 100,
+      priorityLevels: 2,
+      defaultPriorityLevel: 1,
+      defaultQueuePolicy: { defaultTimeoutMicros: 5000, maxQueueSize: 16 },
+      priorityQueuePolicies: undefined,
+    });
+    assert.deepEqual(parse({ version_policy: { latest: { num_versions: '2' } } }).versionPolicy, { kind: 'latest', numVersions: 2 });
+  });
+
+  it('keeps the bounds of each field for strings too', () => {
+    assertErrorMentions(() => parse({ max_batch_size: '-1' }), ['max_batch_size', 'expected number to be >=0']);
+    assertErrorMentions(() => parse({ max_batch_size: -1 }), ['max_batch_size', 'expected number to be >=0']);
+    assertErrorMentions(() => parse({ max_batch_size: '2147483648' }), ['max_batch_size', 'expected number to be <=2147483647']);
+    assertErrorMentions(() => parse({ dynamic_batching: { max_queue_delay_microseconds: '18446744073709551615' } }), ['max_queue_delay_microseconds']);
+    assertErrorMentions(() => parse({ instance_group: [{ count: '65' }] }), ['instance_group.0.count']);
+  });
+
+  it('takes enums by name or by number', () => {
+    const declared = parse({
+      input: [{ name: 'image', data_type: 11, dims: [3] }],
+      output: [{ name: 'label', data_type: 13, dims: [1] }],
+      instance_group: [{ kind: 2 }],
+      dynamic_batching: { default_queue_policy: { timeout_action: 1 } },
+    });
+    assert.deepEqual(declared.inputs?.[0]?.datatype, 'FP32');
+    assert.deepEqual(declared.outputs?.[0]?.datatype, 'BYTES');
+    assert.equal(declared.instanceKind, 'KIND_CPU');
+    assert.equal(declared.dynamicBatching?.defaultQueuePolicy?.timeoutAction, 'DELAY');
+    assert.equal(parse({ instance_group: [{ kind: 0 }] }).instanceKind, 'KIND_AUTO');
+    assert.equal(parse({ instance_group: [{ kind: 1 }] }).instanceKind, 'KIND_GPU');
+    // Numbers of values this server does not serve are refused like their names.
+    assertErrorMentions(() => parse({ instance_group: [{ kind: 3 }] }), ['instance_group.0.kind']);
+    assertErrorMentions(() => parse({ input: [{ name: 'x', data_type: 0, dims: [] }] }), ['input.0.data_type']);
+    assertErrorMentions(() => parse({ input: [{ name: 'x', data_type: 14, dims: [] }] }), ['input.0.data_type']);
+    assertErrorMentions(() => parse({ input: [{ name: 'x', data_type: 99, dims: [] }] }), ['input.0.data_type']);
+  });
+
+  it('takes what protobuf leaves out as its default: empty dims, an empty optimization section', () => {
+    assert.deepEqual(parse({ output: [{ name: 'label', data_type: 'TYPE_INT64' }] }).outputs, [{ name: 'label', datatype: 'INT64', dims: [] }]);
+    assert.deepEqual(parse({ optimization: {} }).gpuAccelerators, undefined);
+    assert.deepEqual(parse({ optimization: { execution_accelerators: {} } }).gpuAccelerators, undefined);
+  });
+
+  it("reads an output's label_filename, and refuses one on an input", () => {
+    assert.deepEqual(parse({ output: [{ name: 'scores', data_type: 'TYPE_FP32', dims: [3], label_filename: 'labels.txt' }] }).outputs, [
+      { name: 'scores', datatype: 'FP32', dims: [3], labelFilename: 'labels.txt' },
+    ]);
+    assertErrorMentions(() => parse({ input: [{ name: 'x', data_type: 'TYPE_FP32', dims: [3], label_filename: 'labels.txt' }] }), ['input.0', 'label_filename']);
+    assertErrorMentions(() => parse({ output: [{ name: 'x', data_type: 'TYPE_FP32', dims: [3], label_filename: '' }] }), ['output.0.label_filename']);
   });
 });
 
@@ -278,6 +355,19 @@ describe('toConfigFile', () => {
       priority_queue_policy: { '1': { timeout_action: 'REJECT', default_timeout_microseconds: 0, allow_timeout_override: true, max_queue_size: 2 } },
     });
     assert.deepEqual(file.parameters?.adaptive_queue_delay, { string_value: '0' });
+  });
+
+  it("writes an output's label_filename, and keeps the labels read for it", () => {
+    const declared = parseModelConfig(JSON.stringify({ output: [{ name: 'scores', data_type: 'TYPE_FP32', dims: [1000], label_filename: 'classes.txt' }] }));
+    const config = completeModelConfig('resnet', declared, fileSignature, new Map([['classes.txt', ['cat', 'dog']]]));
+    assert.deepEqual(config.labels, new Map([['scores', ['cat', 'dog']]]));
+    const file = toConfigFile(config);
+    assert.deepEqual(file.output, [
+      { name: 'scores', data_type: 'TYPE_FP32', dims: [1000], label_filename: 'classes.txt' },
+      { name: 'label', data_type: 'TYPE_STRING', dims: [] },
+    ]);
+    const again = completeModelConfig('resnet', parseModelConfig(JSON.stringify(file)), fileSignature, new Map([['classes.txt', ['cat', 'dog']]]));
+    assert.deepEqual(again, config);
   });
 
   it("writes Triton's field names and datatypes", () => {
