@@ -8,6 +8,7 @@ import { AppModule, type AppOverrides } from './app.module.js';
 import type { AppConfig } from './infra/config/app-config.js';
 import { grpcServerOptions } from './infra/grpc/grpc-options.js';
 import { clientErrorResponder } from './infra/http/client-error-response.js';
+import { installContentCoding } from './infra/http/content-coding.js';
 import { installRequestBodyParsers } from './infra/http/request-body-parsers.js';
 import { ErrorResponseFilter } from './infra/transport/error-response.filter.js';
 import { HttpMetrics } from './modules/observability/metrics/http-metrics.js';
@@ -69,6 +70,8 @@ export async function startServer(config: AppConfig, overrides: AppOverrides = {
   });
   // JSON within MAX_JSON_DEPTH; raw bytes for model uploads and binary tensor data.
   installRequestBodyParsers(adapter, { maxJsonDepth: config.MAX_JSON_DEPTH });
+  // gzip/deflate request bodies and answers on the inference routes, as Triton's HTTP server.
+  installContentCoding(adapter, { maxRequestBytes: config.MAX_REQUEST_BYTES });
   app.useGlobalFilters(new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES }));
   // The gRPC server shares the modules, the global error filter and the guards of the HTTP app.
   app.connectMicroservice(grpcServerOptions(config), { inheritAppConfig: true });

@@ -3,7 +3,7 @@ import { DomainError } from '../../domain/shared/domain-error.js';
 import type { InferenceRequest, InferenceResponse, ParameterValue } from '../../domain/inference/inference-request.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
 import { decodeRawTensor, encodeRawTensor } from '../transport/raw-tensor.codec.js';
-import { assertJsonDepthWithin } from './json-depth.js';
+import { parseInferJson } from './json-body.js';
 import { encodeInferResponse, parseInferRequestJson, toInferenceRequest, type InputJson } from './tensor-json.codec.js';
 
 /**
@@ -30,8 +30,9 @@ export interface EncodedHttpInferResponse {
 }
 
 /**
- * An infer request from its body: JSON Fastify already parsed, or bytes. Bytes are split by the
- * `Inference-Header-Content-Length` header (`headerValue`); without it they are all JSON.
+ * An infer request from its body's bytes (or JSON already parsed). The bytes are split by the
+ * `Inference-Header-Content-Length` header (`headerValue`); without it they are all JSON, read
+ * as tritonclient writes it (json-body.ts: exact 64-bit integers, bare NaN and infinities).
  */
 export function decodeHttpInferRequest(body: unknown, headerValue: string | string[] | undefined, maxJsonDepth: number): DecodedHttpInferRequest {
   let json = body;
@@ -106,14 +107,14 @@ function jsonHeaderLength(headerValue: string | string[] | undefined, bodyLength
 
 function parseJsonHeader(bytes: Buffer, announced: boolean, maxJsonDepth: number): unknown {
   if (bytes.length === 0 && !announced) return undefined; // an empty body: refused as one
-  assertJsonDepthWithin(bytes, maxJsonDepth);
   try {
-    return JSON.parse(bytes.toString('utf8'));
-  } catch {
+    return parseInferJson(bytes, maxJsonDepth);
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
     throw invalidRequest(
       announced
-        ? `the first ${bytes.length} bytes of the body (header ${INFERENCE_HEADER_CONTENT_LENGTH}) are not a JSON document`
-        : `the body is not a JSON document (with binary tensor data, the header ${INFERENCE_HEADER_CONTENT_LENGTH} gives the length of its JSON part)`,
+        ? `the first ${bytes.length} bytes of the body (header ${INFERENCE_HEADER_CONTENT_LENGTH}) are not a JSON document: ${error.message}`
+        : `the body is not valid JSON: ${error.message} (with binary tensor data, the header ${INFERENCE_HEADER_CONTENT_LENGTH} gives the length of its JSON part)`,
     );
   }
 }

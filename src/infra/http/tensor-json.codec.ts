@@ -8,10 +8,12 @@ import { fromHalfBits, toHalfBits } from './half-float.js';
 /**
  * The KServe V2 JSON form of tensors, both ways.
  * - `data` may be flat or nested; it is read row-major.
- * - FP16/FP32/FP64 accept and produce the strings "NaN", "Infinity" and "-Infinity" for the values
- *   JSON numbers cannot hold, so every response is valid JSON.
- * - INT64/UINT64 accept JSON numbers up to 2^53 and decimal strings for the full range; they are
- *   answered as exact JSON integers (a client that parses numbers as doubles rounds past 2^53).
+ * - FP16/FP32/FP64 accept the strings "NaN", "Infinity" and "-Infinity" (and, read from the wire,
+ *   rapidjson's bare tokens: json-body.ts) for the values JSON numbers cannot hold, and produce the
+ *   strings, so every response is valid JSON.
+ * - INT64/UINT64 accept exact JSON integers over their full range (read from the wire as bigints
+ *   past 2^53: json-body.ts) and decimal strings; they are answered as exact JSON integers (a
+ *   client that parses numbers as doubles rounds past 2^53).
  */
 const parameters = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional();
 
@@ -96,8 +98,8 @@ function checkedDatatype(name: string, datatype: string): Datatype {
 
 function decodeElements(name: string, datatype: Datatype, values: unknown[]): TensorData {
   const bad: (index: number, expected: string) => never = (index, expected) => {
-    const shown = JSON.stringify(values[index]) ?? String(values[index]);
-    throw new DomainError('INFERENCE.INVALID_DATA', `input '${name}': element ${index} is ${shown.slice(0, 40)}, expected ${expected} for ${datatype}`);
+    const shown = shownValue(values[index]);
+    throw new DomainError('INFERENCE.INVALID_DATA', `input '${name}': element ${index} is ${shown.length > 40 ? `${shown.slice(0, 40)}…` : shown}, expected ${expected} for ${datatype}`);
   };
   if (datatype === 'BYTES') {
     for (let i = 0; i < values.length; i++) if (typeof values[i] !== 'string') bad(i, 'a string');
@@ -112,7 +114,8 @@ function decodeElements(name: string, datatype: Datatype, values: unknown[]): Te
     }
   } else if (datatype === 'FP16' || datatype === 'FP32' || datatype === 'FP64') {
     for (let i = 0; i < values.length; i++) {
-      const v = typeof values[i] === 'number' ? (values[i] as number) : SPECIAL_FLOATS.get(values[i]);
+      const value = values[i];
+      const v = typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : SPECIAL_FLOATS.get(value);
       if (v === undefined) bad(i, 'a number (or "NaN", "Infinity", "-Infinity")');
       out[i] = datatype === 'FP16' ? toHalfBits(v) : v;
     }
@@ -122,9 +125,10 @@ function decodeElements(name: string, datatype: Datatype, values: unknown[]): Te
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
       let n: bigint | undefined;
-      if (typeof v === 'number' && Number.isSafeInteger(v)) n = BigInt(v);
+      if (typeof v === 'bigint') n = v;
+      else if (typeof v === 'number' && Number.isSafeInteger(v)) n = BigInt(v);
       else if (typeof v === 'string' && /^-?\d{1,20}$/.test(v)) n = BigInt(v);
-      if (n === undefined) bad(i, 'an integer (a decimal string beyond 2^53)');
+      if (n === undefined) bad(i, 'an integer (its exact digits, or a decimal string)');
       if (n! < min || n! > max) bad(i, `an integer from ${min} to ${max}`);
       big[i] = n!;
     }
@@ -137,6 +141,16 @@ function decodeElements(name: string, datatype: Datatype, values: unknown[]): Te
     }
   }
   return out as TensorData;
+}
+
+/**
+ * An element as an error message quotes it: a bigint by its digits (the ones sent), and a double
+ * past 2^53 in exponent form, so that its rounded digits never pass for the ones sent.
+ */
+function shownValue(value: unknown): string {
+  if (typeof value === 'bigint') return String(value);
+  if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) return value.toExponential();
+  return JSON.stringify(value) ?? String(value);
 }
 
 const SPECIAL_FLOATS = new Map<unknown, number>([['NaN', NaN], ['Infinity', Infinity], ['-Infinity', -Infinity]]);

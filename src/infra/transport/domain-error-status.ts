@@ -16,6 +16,10 @@ export const STATUS_OF: Record<DomainErrorCode, { readonly http: number; readonl
   'AUTH.UNAUTHENTICATED': { http: 401, grpc: GrpcStatus.UNAUTHENTICATED },
   // A client over its quota: PROTOCOL.md's RESOURCE_EXHAUSTED for rate limits, with Retry-After.
   'CLIENT.RATE_LIMITED': { http: 429, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
+  // A body past MAX_REQUEST_BYTES once decompressed (gRPC refuses large messages itself, the same way).
+  'CLIENT.BODY_TOO_LARGE': { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
+  // RFC 9110 §15.5.16: a content coding the server does not read is a 415 (Triton answers 501).
+  'CLIENT.UNSUPPORTED_CONTENT_ENCODING': { http: 415, grpc: GrpcStatus.INVALID_ARGUMENT },
   'SERVER.NOT_READY': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
   'INFERENCE.INVALID_REQUEST': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   'INFERENCE.INVALID_INPUT': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },

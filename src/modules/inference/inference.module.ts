@@ -1,5 +1,5 @@
 import { Module, RequestMethod, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
-import { RefuseWhenQueueFullMiddleware } from './run-inference/refuse-when-queue-full.middleware.js';
+import { RefuseBeforeReadingMiddleware } from './run-inference/refuse-before-reading.middleware.js';
 import { RegistryModule } from '../registry/registry.module.js';
 import { InferGrpcController } from './run-inference/infer.grpc.controller.js';
 import { InferHttpController } from './run-inference/infer.http.controller.js';
@@ -18,7 +18,7 @@ import { ModelStatisticsHttpController } from './get-model-statistics/model-stat
 })
 export class InferenceModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(RefuseWhenQueueFullMiddleware).forRoutes(
+    consumer.apply(RefuseBeforeReadingMiddleware).forRoutes(
       { path: 'v2/models/:model/infer', method: RequestMethod.POST },
       { path: 'v2/models/:model/versions/:version/infer', method: RequestMethod.POST },
     );

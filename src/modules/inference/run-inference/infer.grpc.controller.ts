@@ -76,6 +76,7 @@ export class InferGrpcController {
     let decoded: DecodedInferRequest;
     let version: number | undefined;
     try {
+      this.handler.assertKnownModel(message.model_name ?? '');
       decoded = decodeModelInferRequest(message);
       version = requestedVersion(decoded.modelVersion);
     } catch (error) {
