@@ -3,8 +3,8 @@ import { DomainError } from '../../domain/shared/domain-error.js';
 import type { InferenceRequest, InferenceResponse, ParameterValue } from '../../domain/inference/inference-request.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
 import { decodeRawTensor, encodeRawTensor } from '../transport/raw-tensor.codec.js';
-import { parseInferJson } from './json-body.js';
-import { encodeInferResponse, parseInferRequestJson, toInferenceRequest, type InputJson } from './tensor-json.codec.js';
+import { parseInferJson, parseInferJsonKeepingDigits } from './json-body.js';
+import { DigitsLost, encodeInferResponse, parseInferRequestJson, refusingLostDigits, toInferenceRequest, type InputJson } from './tensor-json.codec.js';
 
 /**
  * Triton's binary tensor data extension over HTTP (`extension_binary_data.md`). A body is a JSON
@@ -32,16 +32,24 @@ export interface EncodedHttpInferResponse {
 /**
  * An infer request from its body's bytes (or JSON already parsed). The bytes are split by the
  * `Inference-Header-Content-Length` header (`headerValue`); without it they are all JSON, read
- * as tritonclient writes it (json-body.ts: exact 64-bit integers, bare NaN and infinities).
+ * as tritonclient writes it (json-body.ts: bare NaN and infinities; integers past 2^53 in `data`
+ * read again keeping their digits, when decoding finds one).
  */
 export function decodeHttpInferRequest(body: unknown, headerValue: string | string[] | undefined, maxJsonDepth: number): DecodedHttpInferRequest {
-  let json = body;
-  let binary: Buffer = Buffer.alloc(0);
-  if (Buffer.isBuffer(body)) {
-    const jsonLength = jsonHeaderLength(headerValue, body.length);
-    json = parseJsonHeader(body.subarray(0, jsonLength), headerValue !== undefined, maxJsonDepth);
-    binary = body.subarray(jsonLength);
+  if (!Buffer.isBuffer(body)) return refusingLostDigits(() => decodeJson(body, Buffer.alloc(0)));
+  const jsonLength = jsonHeaderLength(headerValue, body.length);
+  const jsonBytes = body.subarray(0, jsonLength);
+  const binary = body.subarray(jsonLength);
+  const announced = headerValue !== undefined;
+  try {
+    return decodeJson(parseJsonHeader(jsonBytes, announced, (bytes) => parseInferJson(bytes, maxJsonDepth)), binary);
+  } catch (error) {
+    if (!(error instanceof DigitsLost)) throw error;
+    return refusingLostDigits(() => decodeJson(parseJsonHeader(jsonBytes, announced, parseInferJsonKeepingDigits), binary));
   }
+}
+
+function decodeJson(json: unknown, binary: Buffer): DecodedHttpInferRequest {
   const parsed = parseInferRequestJson(json);
   const section = new BinaryTensorSection(binary);
   const request = toInferenceRequest(parsed, (input, datatype) => section.read(input, datatype));
@@ -105,10 +113,10 @@ function jsonHeaderLength(headerValue: string | string[] | undefined, bodyLength
   return length;
 }
 
-function parseJsonHeader(bytes: Buffer, announced: boolean, maxJsonDepth: number): unknown {
+function parseJsonHeader(bytes: Buffer, announced: boolean, parse: (bytes: Buffer) => unknown): unknown {
   if (bytes.length === 0 && !announced) return undefined; // an empty body: refused as one
   try {
-    return parseInferJson(bytes, maxJsonDepth);
+    return parse(bytes);
   } catch (error) {
     if (!(error instanceof SyntaxError)) throw error;
     throw invalidRequest(

@@ -10,8 +10,8 @@
  * Why a parser of our own: JSON.parse (Node 20) gives a reviver neither the source text of a number
  * nor a way to accept NaN; the maintained lossless parsers (lossless-json, json-bigint) accept no
  * NaN, and a parser that does (JSON5) rounds integers and accepts much more than JSON. This one is
- * only called for the bodies a scan found to need it (json-scan.ts): the common body takes
- * JSON.parse. Its recursion is bounded by MAX_JSON_DEPTH, which the scan checked first.
+ * only called for the texts JSON.parse refuses or reads with lost digits (json-body.ts): the common
+ * body takes JSON.parse alone. Its recursion is bounded by MAX_JSON_DEPTH, checked before.
  */
 
 /** Where a value sits in the request: what decides how its numbers are read. */

@@ -11,9 +11,9 @@ import { fromHalfBits, toHalfBits } from './half-float.js';
  * - FP16/FP32/FP64 accept the strings "NaN", "Infinity" and "-Infinity" (and, read from the wire,
  *   rapidjson's bare tokens: json-body.ts) for the values JSON numbers cannot hold, and produce the
  *   strings, so every response is valid JSON.
- * - INT64/UINT64 accept exact JSON integers over their full range (read from the wire as bigints
- *   past 2^53: json-body.ts) and decimal strings; they are answered as exact JSON integers (a
- *   client that parses numbers as doubles rounds past 2^53).
+ * - INT64/UINT64 accept exact JSON integers over their full range (past 2^53, the wire's text is
+ *   read again keeping every digit: {@link DigitsLost}, json-body.ts) and decimal strings; they are
+ *   answered as exact JSON integers (a client that parses numbers as doubles rounds past 2^53).
  */
 const parameters = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional();
 
@@ -45,8 +45,30 @@ export type InputJson = InferRequestJson['inputs'][number];
  */
 export type BinaryInputReader = (input: InputJson, datatype: Datatype) => TensorData | undefined;
 
+/** An infer request from its parsed JSON (an integer past 2^53 that JSON.parse rounded is refused as such). */
 export function decodeInferRequest(body: unknown): InferenceRequest {
-  return toInferenceRequest(parseInferRequestJson(body));
+  return refusingLostDigits(() => toInferenceRequest(parseInferRequestJson(body)));
+}
+
+/**
+ * Thrown while decoding an element of integer, BOOL or BYTES data that is a double past 2^53: the
+ * JSON.parse that read it lost its digits. The caller that has the JSON text reads it again keeping
+ * them (json-body.ts), which happens only for such bodies (tritonclient's INT64 past 2^53); one
+ * that has not answers {@link refusal}, which names the element.
+ */
+export class DigitsLost extends Error {
+  constructor(readonly refusal: DomainError) {
+    super(refusal.message);
+  }
+}
+
+/** Runs a decode, answering the refusal of an element whose digits were lost. */
+export function refusingLostDigits<T>(decode: () => T): T {
+  try {
+    return decode();
+  } catch (error) {
+    throw error instanceof DigitsLost ? error.refusal : error;
+  }
 }
 
 export function parseInferRequestJson(body: unknown): InferRequestJson {
@@ -68,7 +90,8 @@ export function toInferenceRequest(request: InferRequestJson, readBinary?: Binar
       const binary = readBinary?.(input, datatype);
       if (binary !== undefined) return { name: input.name, datatype, shape: input.shape, data: binary };
       if (input.data === undefined) throw new DomainError('INFERENCE.INVALID_REQUEST', `input '${input.name}' has no "data"`);
-      return decodeTensor(input.name, datatype, input.shape, input.data);
+      const flat = input.data.length > 0 && Array.isArray(input.data[0]) ? (input.data.flat(Infinity) as unknown[]) : input.data;
+      return { name: input.name, datatype, shape: input.shape, data: decodeElements(input.name, datatype, flat) };
     }),
     requestedOutputs: request.outputs?.map((output) => output.name) ?? [],
   };
@@ -86,7 +109,7 @@ function describeIssue(issue: z.core.$ZodIssue, body: object): string {
 export function decodeTensor(name: string, datatype: string, shape: number[], data: unknown[]): Tensor {
   const checked = checkedDatatype(name, datatype);
   const flat = data.length > 0 && Array.isArray(data[0]) ? (data.flat(Infinity) as unknown[]) : data;
-  return { name, datatype: checked, shape, data: decodeElements(name, checked, flat) };
+  return { name, datatype: checked, shape, data: refusingLostDigits(() => decodeElements(name, checked, flat)) };
 }
 
 function checkedDatatype(name: string, datatype: string): Datatype {
@@ -98,8 +121,10 @@ function checkedDatatype(name: string, datatype: string): Datatype {
 
 function decodeElements(name: string, datatype: Datatype, values: unknown[]): TensorData {
   const bad: (index: number, expected: string) => never = (index, expected) => {
-    const shown = shownValue(values[index]);
-    throw new DomainError('INFERENCE.INVALID_DATA', `input '${name}': element ${index} is ${shown.length > 40 ? `${shown.slice(0, 40)}…` : shown}, expected ${expected} for ${datatype}`);
+    const value = values[index];
+    const shown = shownValue(value);
+    const refusal = new DomainError('INFERENCE.INVALID_DATA', `input '${name}': element ${index} is ${shown.length > 40 ? `${shown.slice(0, 40)}…` : shown}, expected ${expected} for ${datatype}`);
+    throw isUnsafeInteger(value) ? new DigitsLost(refusal) : refusal;
   };
   if (datatype === 'BYTES') {
     for (let i = 0; i < values.length; i++) if (typeof values[i] !== 'string') bad(i, 'a string');
@@ -149,8 +174,13 @@ function decodeElements(name: string, datatype: Datatype, values: unknown[]): Te
  */
 function shownValue(value: unknown): string {
   if (typeof value === 'bigint') return String(value);
-  if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) return value.toExponential();
+  if (isUnsafeInteger(value)) return value.toExponential();
   return JSON.stringify(value) ?? String(value);
+}
+
+/** A double that is an integer past 2^53: one whose decimal digits a JSON.parse may have lost. */
+function isUnsafeInteger(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value);
 }
 
 const SPECIAL_FLOATS = new Map<unknown, number>([['NaN', NaN], ['Infinity', Infinity], ['-Infinity', -Infinity]]);

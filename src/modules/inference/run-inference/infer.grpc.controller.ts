@@ -6,6 +6,7 @@ import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { callCancellation, metadataValue, microsUntilDeadline, peerAddress, type GrpcServerCall } from '../../../infra/grpc/call-context.js';
 import { serveConcurrently } from '../../../infra/grpc/concurrent-stream.js';
 import { INFERENCE_SERVICE } from '../../../infra/grpc/grpc-options.js';
+import { malformedReason } from '../../../infra/grpc/malformed-request.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
 import { decodeModelInferRequest, encodeModelInferResponse, type DecodedInferRequest } from '../../../infra/grpc/infer-message.codec.js';
 import type {
@@ -76,7 +77,8 @@ export class InferGrpcController {
     let decoded: DecodedInferRequest;
     let version: number | undefined;
     try {
-      this.handler.assertKnownModel(message.model_name ?? '');
+      // The model is judged before the tensors (a message protobuf could not decode names none).
+      if (message.model_name && malformedReason(message) === undefined) this.handler.assertKnownModel(message.model_name);
       decoded = decodeModelInferRequest(message);
       version = requestedVersion(decoded.modelVersion);
     } catch (error) {

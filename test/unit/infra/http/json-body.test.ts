@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseInferJsonExactly } from '../../../../src/infra/http/exact-infer-json.parser.js';
-import { parseInferJson, parseJsonBody } from '../../../../src/infra/http/json-body.js';
+import { parseInferJson, parseInferJsonKeepingDigits, parseJsonBody } from '../../../../src/infra/http/json-body.js';
+import { decodeHttpInferRequest } from '../../../../src/infra/http/binary-tensor.codec.js';
 import { decodeInferRequest } from '../../../../src/infra/http/tensor-json.codec.js';
 import { assertDomainError } from '../../support/domain-error.assertions.js';
 
@@ -11,9 +12,12 @@ const UINT64_MAX = '18446744073709551615';
 const TWO_TO_53 = '9007199254740992';
 
 const parse = (text: string) => parseInferJson(Buffer.from(text, 'utf8'), 64);
+const keepingDigits = (text: string) => parseInferJsonKeepingDigits(Buffer.from(text, 'utf8'));
+/** The whole HTTP decode of a JSON body's bytes. */
+const decodeBytes = (text: string) => decodeHttpInferRequest(Buffer.from(text, 'utf8'), undefined, 64).request;
 /** A request with one input, its `data` written as raw JSON text. */
 const request = (datatype: string, data: string, extra = '') => `{"inputs":[{"name":"x","shape":[1],"datatype":"${datatype}","data":${data}${extra}}]}`;
-const dataOf = (text: string) => (parse(text) as { inputs: { data: unknown[] }[] }).inputs[0]!.data;
+const dataOf = (text: string, read = keepingDigits) => (read(text) as { inputs: { data: unknown[] }[] }).inputs[0]!.data;
 
 describe('parseInferJson', () => {
   describe('64-bit integers, as tritonclient writes them (exact digits, never strings)', () => {
@@ -37,16 +41,28 @@ describe('parseInferJson', () => {
       ]);
     });
 
-    it('decodes them into the tensor, and an error quotes the digits sent, not a rounded double', () => {
-      const decoded = decodeInferRequest(parse(request('INT64', `[${INT64_MAX}, ${TWO_TO_53}]`)));
-      assert.deepEqual(decoded.inputs[0]!.data, new BigInt64Array([BigInt(INT64_MAX), BigInt(TWO_TO_53)]));
-      assertDomainError(() => decodeInferRequest(parse(request('INT64', '[9223372036854775808]'))), 'INFERENCE.INVALID_DATA', 'element 0 is 9223372036854775808,', `from ${INT64_MIN} to ${INT64_MAX}`);
-      assertDomainError(() => decodeInferRequest(parse(request('UINT64', '[18446744073709551617]'))), 'INFERENCE.INVALID_DATA', 'element 0 is 18446744073709551617,');
-      assertDomainError(() => decodeInferRequest(parse(request('INT32', '[12345678901234567891]'))), 'INFERENCE.INVALID_DATA', 'element 0 is 12345678901234567891,', 'from -2147483648 to 2147483647');
+    it('JSON.parse loses their digits: the decoder notices and the HTTP decode reads the text again, keeping them', () => {
+      assert.deepEqual(dataOf(request('INT64', `[${INT64_MAX}]`), parse), [9223372036854775807], 'JSON.parse rounds');
+      const decoded = decodeBytes(request('INT64', `[${INT64_MAX}, ${TWO_TO_53}, -1]`).replace('"shape":[1]', '"shape":[3]'));
+      assert.deepEqual(decoded.inputs[0]!.data, new BigInt64Array([BigInt(INT64_MAX), BigInt(TWO_TO_53), -1n]));
+      const unsigned = decodeBytes(request('UINT64', `[[${UINT64_MAX}], [9007199254740993]]`).replace('"shape":[1]', '"shape":[2,1]'));
+      assert.deepEqual(unsigned.inputs[0]!.data, new BigUint64Array([BigInt(UINT64_MAX), 9007199254740993n]));
+    });
+
+    it('an error quotes the digits sent, not a rounded double', () => {
+      assertDomainError(() => decodeBytes(request('INT64', '[9223372036854775808]')), 'INFERENCE.INVALID_DATA', 'element 0 is 9223372036854775808,', `from ${INT64_MIN} to ${INT64_MAX}`);
+      assertDomainError(() => decodeBytes(request('UINT64', '[18446744073709551617]')), 'INFERENCE.INVALID_DATA', 'element 0 is 18446744073709551617,');
+      assertDomainError(() => decodeBytes(request('INT32', '[12345678901234567891]')), 'INFERENCE.INVALID_DATA', 'element 0 is 12345678901234567891,', 'from -2147483648 to 2147483647');
+      assertDomainError(() => decodeBytes(request('BOOL', '[12345678901234567891]')), 'INFERENCE.INVALID_DATA', 'element 0 is 12345678901234567891,', 'true or false');
+      assertDomainError(() => decodeBytes(request('INT64', '[1.5e30]')), 'INFERENCE.INVALID_DATA', 'element 0 is 1.5e+30,'); // a double past 2^53 is shown as one, never as digits
+    });
+
+    it('without the text, refuses a double past 2^53 as one, naming the element', () => {
+      assertDomainError(() => decodeInferRequest(JSON.parse(request('INT64', '[9223372036854775807]'))), 'INFERENCE.INVALID_DATA', 'element 0 is 9.223372036854776e+18,', 'exact digits');
     });
 
     it('reads a long integer outside data as JSON.parse does (the nearest double)', () => {
-      const body = parse('{"id":"a","parameters":{"sequence_id":12345678901234567891},"inputs":[{"name":"x","shape":[1,9007199254740993],"datatype":"INT64","data":[1]}]}') as any;
+      const body = keepingDigits('{"id":"a","parameters":{"sequence_id":12345678901234567891},"inputs":[{"name":"x","shape":[1,9007199254740993],"datatype":"INT64","data":[1]}]}') as any;
       assert.equal(body.parameters.sequence_id, 12345678901234567891);
       assert.deepEqual(body.inputs[0].shape, [1, 9007199254740992]);
     });
@@ -55,14 +71,14 @@ describe('parseInferJson', () => {
   describe("NaN and infinities, as rapidjson writes them (bare tokens)", () => {
     for (const datatype of ['FP16', 'FP32', 'FP64']) {
       it(`reads NaN, Infinity and -Infinity in the data of an ${datatype} input`, () => {
-        const data = dataOf(request(datatype, '[NaN, Infinity, -Infinity, -1.5, 12345678901234567890]')) as number[];
+        const data = dataOf(request(datatype, '[NaN, Infinity, -Infinity, -1.5]'), parse) as number[];
         assert.ok(Number.isNaN(data[0]));
         assert.deepEqual(data.slice(1, 4), [Infinity, -Infinity, -1.5]);
       });
     }
 
     it('decodes them into an FP32 tensor, beside the strings JSON clients send', () => {
-      const decoded = decodeInferRequest(parse(request('FP32', '[[NaN, "NaN"], [Infinity, -Infinity]]').replace('"shape":[1]', '"shape":[2,2]')));
+      const decoded = decodeBytes(request('FP32', '[[NaN, "NaN"], [Infinity, -Infinity]]').replace('"shape":[1]', '"shape":[2,2]'));
       const data = [...(decoded.inputs[0]!.data as Float32Array)];
       assert.ok(Number.isNaN(data[0]) && Number.isNaN(data[1]));
       assert.deepEqual(data.slice(2), [Infinity, -Infinity]);
@@ -145,6 +161,8 @@ describe('parseInferJson', () => {
       assert.throws(() => parse('{"__proto__":{"polluted":1},"inputs":[]}'), /forbidden prototype property/);
       assert.throws(() => parse('{"__proto__":{"polluted":1},"inputs":[{"datatype":"FP32","data":[NaN]}]}'), /forbidden prototype property/);
       assert.throws(() => parse('{"constructor":{"prototype":{"polluted":1}},"inputs":[{"datatype":"INT64","data":[9007199254740993]}]}'), /forbidden prototype property/);
+      assert.throws(() => keepingDigits('{"constructor":{"prototype":{"polluted":1}},"inputs":[{"datatype":"INT64","data":[9007199254740993]}]}'), /forbidden prototype property/);
+      assert.throws(() => keepingDigits('{"__proto__":{"polluted":1},"inputs":[]}'), /forbidden prototype property/);
       assert.equal(({} as Record<string, unknown>).polluted, undefined);
     });
 
