@@ -190,7 +190,7 @@ class ExactJsonReader {
   }
 
   private unexpected(expected?: string, at = this.pos): never {
-    const found = at >= this.text.length ? 'the end of the text' : `'${this.text[at]}'`;
+    const found = at >= this.text.length ? 'end of the text' : `'${this.text[at]}'`;
     throw new SyntaxError(`unexpected ${found} at position ${at}${expected ? `, expected ${expected}` : ''}`);
   }
 }

@@ -142,14 +142,14 @@ describe('parseInferJson', () => {
     it('the exact parser refuses what JSON refuses, naming the position', () => {
       const cases: [string, RegExp][] = [
         [request('FP32', '[NaN,]'), /unexpected '\]' at position/],
-        ['{"inputs":[{"datatype":"FP32","data":[NaN', /unexpected the end of the text at position \d+, expected ',' or '\]'/],
+        ['{"inputs":[{"datatype":"FP32","data":[NaN', /unexpected end of the text at position \d+, expected ',' or '\]'/],
         [request('FP32', '[NaN] }'), /unexpected '}' at position/],
         [request('FP32', '[nan]'), /unexpected 'n' at position/],
         [request('FP32', '[+1]'), /unexpected '\+' at position/],
         [request('FP32', '[01]'), /unexpected '1' at position/],
         [request('FP32', '[NaN]', ',"s":"a\u0001b"'), /invalid string at position/],
         [request('FP32', '[NaN]', ',"s":"\\x"'), /invalid string at position/],
-        [request('FP32', '[NaN]', ',"s":"abc'), /unexpected the end of the text/],
+        [request('FP32', '[NaN]', ',"s":"abc'), /unexpected end of the text/],
         [request('FP32', '[NaN]', ',s:1'), /expected a string \(an object key\)/],
         [`${request('FP32', '[NaN]')} {}`, /unexpected '\{' at position/],
         [request('INT64', '[9007199254740993, tru]'), /unexpected 't' at position/],
