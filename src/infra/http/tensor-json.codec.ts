@@ -90,8 +90,8 @@ export function toInferenceRequest(request: InferRequestJson, readBinary?: Binar
       const binary = readBinary?.(input, datatype);
       if (binary !== undefined) return { name: input.name, datatype, shape: input.shape, data: binary };
       if (input.data === undefined) throw new DomainError('INFERENCE.INVALID_REQUEST', `input '${input.name}' has no "data"`);
-      const flat = input.data.length > 0 && Array.isArray(input.data[0]) ? (input.data.flat(Infinity) as unknown[]) : input.data;
-      return { name: input.name, datatype, shape: input.shape, data: decodeElements(input.name, datatype, flat) };
+      // DigitsLost goes up to the caller, which may have the JSON text to read again.
+      return { name: input.name, datatype, shape: input.shape, data: decodeElements(input.name, datatype, flatten(input.data)) };
     }),
     requestedOutputs: request.outputs?.map((output) => output.name) ?? [],
   };
@@ -108,8 +108,12 @@ function describeIssue(issue: z.core.$ZodIssue, body: object): string {
 
 export function decodeTensor(name: string, datatype: string, shape: number[], data: unknown[]): Tensor {
   const checked = checkedDatatype(name, datatype);
-  const flat = data.length > 0 && Array.isArray(data[0]) ? (data.flat(Infinity) as unknown[]) : data;
-  return { name, datatype: checked, shape, data: refusingLostDigits(() => decodeElements(name, checked, flat)) };
+  return { name, datatype: checked, shape, data: refusingLostDigits(() => decodeElements(name, checked, flatten(data))) };
+}
+
+/** Nested `data`, row-major. */
+function flatten(data: unknown[]): unknown[] {
+  return data.length > 0 && Array.isArray(data[0]) ? (data.flat(Infinity) as unknown[]) : data;
 }
 
 function checkedDatatype(name: string, datatype: string): Datatype {
