@@ -11,6 +11,7 @@ import { grpcServerOptions } from './infra/grpc/grpc-options.js';
 import { InferenceGrpcServer } from './infra/grpc/inference-grpc-server.js';
 import { clientErrorResponder } from './infra/http/client-error-response.js';
 import { connectionCaps, createServingServer } from './infra/http/connection-limits.js';
+import { installContentCoding } from './infra/http/content-coding.js';
 import { installRequestBodyParsers } from './infra/http/request-body-parsers.js';
 import { ServerTls } from './infra/tls/server-tls.js';
 import { ErrorResponseFilter } from './infra/transport/error-response.filter.js';
@@ -82,6 +83,8 @@ export async function startServer(config: AppConfig, overrides: AppOverrides = {
   });
   // JSON within MAX_JSON_DEPTH; raw bytes for model uploads and binary tensor data.
   installRequestBodyParsers(adapter, { maxJsonDepth: config.MAX_JSON_DEPTH });
+  // gzip/deflate request bodies and answers on the inference routes, as Triton's HTTP server.
+  installContentCoding(adapter, { maxRequestBytes: config.MAX_REQUEST_BYTES });
   app.useGlobalFilters(new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES }));
   // The gRPC server shares the modules, the global error filter and the guards of the HTTP app.
   const grpcConnections = new GrpcConnectionCap(caps.grpc);

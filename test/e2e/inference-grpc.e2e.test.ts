@@ -299,7 +299,7 @@ describe('KServe V2 over gRPC', () => {
     it('ModelReady: true for a served model and version; NOT_FOUND for unknown ones; INVALID_ARGUMENT for a version that is not a number', async () => {
       assert.deepEqual(await client.unary('ModelReady', { name: 'classifier' }), { ready: true });
       assert.deepEqual(await client.unary('ModelReady', { name: 'classifier', version: '1' }), { ready: true });
-      await rejectsWith(client.unary('ModelReady', { name: 'nope' }), Status.NOT_FOUND, /unknown model 'nope'/);
+      await rejectsWith(client.unary('ModelReady', { name: 'nope' }), Status.NOT_FOUND, /^Request for unknown model: 'nope' is not found$/);
       await rejectsWith(client.unary('ModelReady', { name: 'classifier', version: '2' }), Status.NOT_FOUND, /model 'classifier' has no version 2/);
       await rejectsWith(client.unary('ModelReady', { name: 'classifier', version: 'one' }), Status.INVALID_ARGUMENT, /model version 'one' is not a positive integer/);
       await rejectsWith(client.unary('ModelReady', { name: 'classifier', version: '01' }), Status.INVALID_ARGUMENT, /model version '01'/);
@@ -330,7 +330,7 @@ describe('KServe V2 over gRPC', () => {
           assert.deepEqual(asJson, http.body, `${name} version ${version ?? '(default)'}`);
         }
       }
-      await rejectsWith(client.unary('ModelMetadata', { name: 'nope' }), Status.NOT_FOUND, /unknown model 'nope'/);
+      await rejectsWith(client.unary('ModelMetadata', { name: 'nope' }), Status.NOT_FOUND, /^Request for unknown model: 'nope' is not found$/);
       await rejectsWith(client.unary('ModelMetadata', { name: 'classifier', version: '3' }), Status.NOT_FOUND, /no version 3/);
       await rejectsWith(client.unary('ModelMetadata', { name: 'classifier', version: 'x' }), Status.INVALID_ARGUMENT, /model version 'x' is not a positive integer/);
     });
@@ -387,7 +387,7 @@ describe('KServe V2 over gRPC', () => {
         const versioned = await client.unary('ModelConfig', { name, version: '1' });
         assert.deepEqual(versioned, { config });
       }
-      await rejectsWith(client.unary('ModelConfig', { name: 'nope' }), Status.NOT_FOUND, /unknown model 'nope'/);
+      await rejectsWith(client.unary('ModelConfig', { name: 'nope' }), Status.NOT_FOUND, /^Request for unknown model: 'nope' is not found$/);
       await rejectsWith(client.unary('ModelConfig', { name: 'pinned', version: '2' }), Status.NOT_FOUND, /pinned/);
       await rejectsWith(client.unary('ModelConfig', { name: 'classifier', version: '-1' }), Status.INVALID_ARGUMENT, /model version '-1' is not a positive integer/);
     });
@@ -571,7 +571,7 @@ describe('KServe V2 over gRPC', () => {
     const raw16 = Buffer.alloc(16);
     const noContents = (overrides: Partial<InferInputTensor> = {}) => classifierInput([SAMPLE], { contents: undefined, ...overrides });
     const cases: Array<[string, ModelInferRequest, Status, RegExp]> = [
-      ['unknown model', classify([SAMPLE], 'nope'), Status.NOT_FOUND, /^unknown model 'nope'$/],
+      ['unknown model', classify([SAMPLE], 'nope'), Status.NOT_FOUND, /^Request for unknown model: 'nope' is not found$/],
       ['unknown version', { ...classify(), model_version: '7' }, Status.NOT_FOUND, /model 'classifier' has no version 7/],
       ['a version that is not a number', { ...classify(), model_version: 'latest' }, Status.INVALID_ARGUMENT, /model version 'latest' is not a positive integer/],
       ['no model name', { ...classify(), model_name: '' }, Status.INVALID_ARGUMENT, /model_name is empty/],
@@ -678,7 +678,7 @@ describe('KServe V2 over gRPC', () => {
     });
 
     it('answers NOT_FOUND for an unknown model or version, INVALID_ARGUMENT for a version without a model', async () => {
-      await rejectsWith(client.unary('ModelStatistics', { name: 'nope' }), Status.NOT_FOUND, /unknown model 'nope'/);
+      await rejectsWith(client.unary('ModelStatistics', { name: 'nope' }), Status.NOT_FOUND, /^Request for unknown model: 'nope' is not found$/);
       await rejectsWith(client.unary('ModelStatistics', { name: 'counted', version: '9' }), Status.NOT_FOUND, /model 'counted' has no version 9/);
       await rejectsWith(client.unary('ModelStatistics', { name: '', version: '1' }), Status.INVALID_ARGUMENT, /version '1' is given without a model name/);
       await rejectsWith(client.unary('ModelStatistics', { name: 'counted', version: 'v1' }), Status.INVALID_ARGUMENT, /model version 'v1' is not a positive integer/);
@@ -732,7 +732,7 @@ describe('KServe V2 over gRPC', () => {
       const answers = await stream.finished;
       assert.equal(answers.length, 6);
       const later = Object.fromEntries(answers.slice(3).map((a) => [a.infer_response?.id, a]));
-      assert.match(later.d?.error_message ?? '', /^unknown model 'nope'$/);
+      assert.match(later.d?.error_message ?? '', /^Request for unknown model: 'nope' is not found$/);
       assert.equal(later.d?.infer_response?.model_name, 'nope');
       assert.match(later.e?.error_message ?? '', /^the request has no inputs$/);
       assert.equal(later.f?.error_message ?? '', '');

@@ -125,7 +125,7 @@ describe('KServe V2 HTTP inference', () => {
   describe('bad requests get a 4xx naming the problem, and the server keeps serving', () => {
     const input = (overrides: object) => ({ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4], ...overrides });
     const cases: Array<[string, string, unknown, number, RegExp]> = [
-      ['unknown model', 'nope', { inputs: [input({})] }, 404, /unknown model 'nope'/],
+      ['unknown model', 'nope', { inputs: [input({})] }, 404, /^Request for unknown model: 'nope' is not found$/],
       ['missing input', 'multi_io', { inputs: [{ name: 'features', shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] }] }, 400, /missing input 'counts', 'mask', 'text'/],
       ['unknown input', 'classifier', { inputs: [input({}), input({ name: 'extra' })] }, 400, /unknown input 'extra'/],
       ['duplicate input', 'classifier', { inputs: [input({}), input({})] }, 400, /input 'input' is given more than once/],

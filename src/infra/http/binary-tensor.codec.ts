@@ -7,8 +7,9 @@ import { isDatatype } from '../../domain/shared/datatype.js';
 import type { InputHeader } from '../../domain/inference/inference-request.js';
 import { decodeRawTensor, encodeRawTensor, rawElementCount } from '../transport/raw-tensor.codec.js';
 import { HTTP_INPUT_PARAMETERS, HTTP_OUTPUT_PARAMETERS, REQUEST_PARAMETERS, refuseUnknownParameters, sharedMemorySliceOf } from '../transport/tensor-parameters.js';
+import { parseInferJsonExactly } from './exact-infer-json.parser.js';
 import { EnvelopeTooLargeError, scanInferJson, scanInferJsonYielding, type DataSpan, type ScannedInferJson } from './infer-json-scan.js';
-import { encodeInferResponse, parseInferRequestJson, toInferenceRequest, type InferRequestJson, type InputJson } from './tensor-json.codec.js';
+import { DigitsLost, encodeInferResponse, parseInferRequestJson, refusingLostDigits, toInferenceRequest, type InferRequestJson, type InputJson } from './tensor-json.codec.js';
 
 /**
  * Triton's binary tensor data extension over HTTP (`extension_binary_data.md`). A body is a JSON
@@ -116,8 +117,9 @@ function parseScanned(json: Buffer, announced: boolean, scan: () => ScannedInfer
   }
   try {
     return { json: JSON.parse(scanned.envelope), data: scanned.data };
-  } catch {
-    throw notJson(json.length, announced);
+  } catch (error) {
+    const bareToken = /(^|[^\w"])-?(NaN|Infinity)\b/.test(scanned.envelope);
+    throw notJson(json.length, announced, bareToken ? 'the bare tokens NaN, Infinity and -Infinity are accepted only in the data of an FP16, FP32 or FP64 input' : (error as Error).message);
   }
 }
 
@@ -149,16 +151,27 @@ function envelopeOf(scanned: ParsedEnvelope, jsonBytes: Buffer | undefined, bina
     inputs: parsed.inputs.map((input, index) => ({ name: input.name, datatype: input.datatype, shape: input.shape, elementCount: elementCountOf(input, sources[index]!) })),
     requestedOutputs: parsed.outputs?.map((output) => output.name) ?? [],
     decode: (sharedMemory) => {
-      const withData = parsed.inputs.map((input, index) => {
-        const source = sources[index]!;
-        return source.kind === 'json-span' ? { ...input, data: parseDataSpan(jsonBytes!, source.span, input.name) } : input;
-      });
-      const request = toInferenceRequest({ ...parsed, inputs: withData }, (input, datatype) => {
-        const source = sources[withData.indexOf(input)]!;
-        if (source.kind === 'shared-memory') return readSharedMemoryInput(input, datatype, source.slice, sharedMemory);
-        if (source.kind === 'binary') return decodeRawTensor(input.name, datatype, input.shape, source.bytes, 'its binary data (binary_data_size)');
-        return undefined;
-      });
+      // An integer past 2^53 in the data of a narrower integer type is refused quoting its digits:
+      // the decoder notices the lost digits (DigitsLost) and the spans are read again keeping them.
+      const decodeWith = (keepDigits: boolean) => {
+        const withData = parsed.inputs.map((input, index) => {
+          const source = sources[index]!;
+          return source.kind === 'json-span' ? { ...input, data: parseDataSpan(jsonBytes!, source.span, input.name, input.datatype, keepDigits) } : input;
+        });
+        return toInferenceRequest({ ...parsed, inputs: withData }, (input, datatype) => {
+          const source = sources[withData.indexOf(input)]!;
+          if (source.kind === 'shared-memory') return readSharedMemoryInput(input, datatype, source.slice, sharedMemory);
+          if (source.kind === 'binary') return decodeRawTensor(input.name, datatype, input.shape, source.bytes, 'its binary data (binary_data_size)');
+          return undefined;
+        });
+      };
+      let request: InferenceRequest;
+      try {
+        request = decodeWith(false);
+      } catch (error) {
+        if (!(error instanceof DigitsLost)) throw error;
+        request = refusingLostDigits(() => decodeWith(true));
+      }
       return { request, binaryOutput, sharedMemoryOutputs };
     },
   };
@@ -183,12 +196,39 @@ function elementCountOf(input: InputJson, source: InputSource): number | undefin
   return undefined;
 }
 
-function parseDataSpan(json: Buffer, span: DataSpan, name: string): unknown[] {
+/**
+ * One input's scanned `data`, parsed as tritonclient writes it (rapidjson): JSON.parse, with every
+ * digit of an INT64/UINT64 integer past 2^53 kept (a bigint, from the number's source text, which
+ * JSON.parse's reviver gives on Node 22+), and, for FP16/FP32/FP64 only, the bare tokens NaN,
+ * Infinity and -Infinity read by the exact parser (exact-infer-json.parser.ts) when JSON.parse
+ * refuses the text. Anywhere else those tokens stay invalid JSON.
+ */
+function parseDataSpan(json: Buffer, span: DataSpan, name: string, datatype: string, keepDigits = false): unknown[] {
+  const text = json.toString('utf8', span.start, span.end);
   try {
-    return JSON.parse(json.toString('utf8', span.start, span.end)) as unknown[];
-  } catch {
-    throw invalidRequest(`input '${name}': its "data" (bytes ${span.start} to ${span.end} of the body) is not valid JSON`);
+    return (keepDigits || datatype === 'INT64' || datatype === 'UINT64' ? JSON.parse(text, keepIntegerDigits) : JSON.parse(text)) as unknown[];
+  } catch (error) {
+    if (FLOAT_DATATYPES.has(datatype)) {
+      try {
+        const document = parseInferJsonExactly(`{"inputs":[{"datatype":${JSON.stringify(datatype)},"data":${text}}]}`) as { inputs: [{ data: unknown[] }] };
+        return document.inputs[0].data;
+      } catch (exactError) {
+        error = exactError;
+      }
+    } else if (/(^|[^\w"])-?(NaN|Infinity)\b/.test(text)) {
+      error = new SyntaxError('the bare tokens NaN, Infinity and -Infinity are accepted only in the data of an FP16, FP32 or FP64 input');
+    }
+    throw invalidRequest(`input '${name}': its "data" (bytes ${span.start} to ${span.end} of the body) is not valid JSON: ${(error as Error).message}`);
   }
+}
+
+const FLOAT_DATATYPES = new Set(['FP16', 'FP32', 'FP64']);
+
+/** A JSON.parse reviver: an integer past 2^53 written as digits becomes a bigint of those digits. */
+function keepIntegerDigits(_key: string, value: unknown, context?: { readonly source?: string }): unknown {
+  if (typeof value !== 'number' || Number.isSafeInteger(value) || !Number.isInteger(value)) return value;
+  const source = context?.source;
+  return source !== undefined && /^-?\d+$/.test(source) ? BigInt(source) : value;
 }
 
 /**
@@ -288,11 +328,12 @@ function jsonHeaderLength(headerValue: string | string[] | undefined, bodyLength
   return length;
 }
 
-function notJson(length: number, announced: boolean): DomainError {
+function notJson(length: number, announced: boolean, why?: string): DomainError {
+  const reason = why ? `: ${why}` : '';
   return invalidRequest(
     announced
-      ? `the first ${length} bytes of the body (header ${INFERENCE_HEADER_CONTENT_LENGTH}) are not a JSON document`
-      : `the body is not valid JSON (with binary tensor data, the header ${INFERENCE_HEADER_CONTENT_LENGTH} gives the length of its JSON part)`,
+      ? `the first ${length} bytes of the body (header ${INFERENCE_HEADER_CONTENT_LENGTH}) are not a JSON document${reason}`
+      : `the body is not valid JSON${reason} (with binary tensor data, the header ${INFERENCE_HEADER_CONTENT_LENGTH} gives the length of its JSON part)`,
   );
 }
 

@@ -9,9 +9,11 @@ import { fromHalfBits, toHalfBits } from './half-float.js';
 /**
  * The KServe V2 JSON form of tensors, both ways.
  * - `data` may be flat or nested; it is read row-major.
- * - FP16/FP32/FP64 accept and produce the strings "NaN", "Infinity" and "-Infinity" for the values
- *   JSON numbers cannot hold, so every response is valid JSON.
- * - INT64/UINT64 accept JSON numbers up to 2^53 and decimal strings for the full range; they are
+ * - FP16/FP32/FP64 accept the strings "NaN", "Infinity" and "-Infinity" (and, read from the wire,
+ *   rapidjson's bare tokens: json-body.ts) for the values JSON numbers cannot hold, and produce the
+ *   strings, so every response is valid JSON.
+ * - INT64/UINT64 accept exact JSON integers over their full range (past 2^53, the wire's text is
+ *   read again keeping every digit: {@link DigitsLost}, json-body.ts) and decimal strings; they are
  *   answered as exact JSON integers (a client that parses numbers as doubles rounds past 2^53).
  */
 const parameters = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional();
@@ -44,8 +46,30 @@ export type InputJson = InferRequestJson['inputs'][number];
  */
 export type BinaryInputReader = (input: InputJson, datatype: Datatype) => TensorData | undefined;
 
+/** An infer request from its parsed JSON (an integer past 2^53 that JSON.parse rounded is refused as such). */
 export function decodeInferRequest(body: unknown): InferenceRequest {
-  return toInferenceRequest(parseInferRequestJson(body));
+  return refusingLostDigits(() => toInferenceRequest(parseInferRequestJson(body)));
+}
+
+/**
+ * Thrown while decoding an element of integer, BOOL or BYTES data that is a double past 2^53: the
+ * JSON.parse that read it lost its digits. The caller that has the JSON text reads it again keeping
+ * them (json-body.ts), which happens only for such bodies (tritonclient's INT64 past 2^53); one
+ * that has not answers {@link refusal}, which names the element.
+ */
+export class DigitsLost extends Error {
+  constructor(readonly refusal: DomainError) {
+    super(refusal.message);
+  }
+}
+
+/** Runs a decode, answering the refusal of an element whose digits were lost. */
+export function refusingLostDigits<T>(decode: () => T): T {
+  try {
+    return decode();
+  } catch (error) {
+    throw error instanceof DigitsLost ? error.refusal : error;
+  }
 }
 
 export function parseInferRequestJson(body: unknown): InferRequestJson {
@@ -67,7 +91,8 @@ export function toInferenceRequest(request: InferRequestJson, readBinary?: Binar
       const binary = readBinary?.(input, datatype);
       if (binary !== undefined) return { name: input.name, datatype, shape: input.shape, data: binary };
       if (input.data === undefined) throw new DomainError('INFERENCE.INVALID_REQUEST', `input '${input.name}' has no "data"`);
-      return decodeTensor(input.name, datatype, input.shape, input.data);
+      // DigitsLost goes up to the caller, which may have the JSON text to read again.
+      return { name: input.name, datatype, shape: input.shape, data: decodeElements(input.name, datatype, flatten(input.data)) };
     }),
     requestedOutputs: request.outputs?.map((output) => output.name) ?? [],
     classifications: classificationsOf(request.outputs),
@@ -92,8 +117,12 @@ function describeIssue(issue: z.core.$ZodIssue, body: object): string {
 
 export function decodeTensor(name: string, datatype: string, shape: number[], data: unknown[]): Tensor {
   const checked = checkedDatatype(name, datatype);
-  const flat = data.length > 0 && Array.isArray(data[0]) ? (data.flat(Infinity) as unknown[]) : data;
-  return { name, datatype: checked, shape, data: decodeElements(name, checked, flat) };
+  return { name, datatype: checked, shape, data: refusingLostDigits(() => decodeElements(name, checked, flatten(data))) };
+}
+
+/** Nested `data`, row-major. */
+function flatten(data: unknown[]): unknown[] {
+  return data.length > 0 && Array.isArray(data[0]) ? (data.flat(Infinity) as unknown[]) : data;
 }
 
 function checkedDatatype(name: string, datatype: string): Datatype {
@@ -105,8 +134,10 @@ function checkedDatatype(name: string, datatype: string): Datatype {
 
 function decodeElements(name: string, datatype: Datatype, values: unknown[]): TensorData {
   const bad: (index: number, expected: string) => never = (index, expected) => {
-    const shown = JSON.stringify(values[index]) ?? String(values[index]);
-    throw new DomainError('INFERENCE.INVALID_DATA', `input '${name}': element ${index} is ${shown.slice(0, 40)}, expected ${expected} for ${datatype}`);
+    const value = values[index];
+    const shown = shownValue(value);
+    const refusal = new DomainError('INFERENCE.INVALID_DATA', `input '${name}': element ${index} is ${shown.length > 40 ? `${shown.slice(0, 40)}…` : shown}, expected ${expected} for ${datatype}`);
+    throw isUnsafeInteger(value) ? new DigitsLost(refusal) : refusal;
   };
   if (datatype === 'BYTES') {
     for (let i = 0; i < values.length; i++) if (typeof values[i] !== 'string') bad(i, 'a string');
@@ -121,7 +152,8 @@ function decodeElements(name: string, datatype: Datatype, values: unknown[]): Te
     }
   } else if (datatype === 'FP16' || datatype === 'FP32' || datatype === 'FP64') {
     for (let i = 0; i < values.length; i++) {
-      const v = typeof values[i] === 'number' ? (values[i] as number) : SPECIAL_FLOATS.get(values[i]);
+      const value = values[i];
+      const v = typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : SPECIAL_FLOATS.get(value);
       if (v === undefined) bad(i, 'a number (or "NaN", "Infinity", "-Infinity")');
       out[i] = datatype === 'FP16' ? toHalfBits(v) : v;
     }
@@ -131,9 +163,10 @@ function decodeElements(name: string, datatype: Datatype, values: unknown[]): Te
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
       let n: bigint | undefined;
-      if (typeof v === 'number' && Number.isSafeInteger(v)) n = BigInt(v);
+      if (typeof v === 'bigint') n = v;
+      else if (typeof v === 'number' && Number.isSafeInteger(v)) n = BigInt(v);
       else if (typeof v === 'string' && /^-?\d{1,20}$/.test(v)) n = BigInt(v);
-      if (n === undefined) bad(i, 'an integer (a decimal string beyond 2^53)');
+      if (n === undefined) bad(i, 'an integer (its exact digits, or a decimal string)');
       if (n! < min || n! > max) bad(i, `an integer from ${min} to ${max}`);
       big[i] = n!;
     }
@@ -146,6 +179,21 @@ function decodeElements(name: string, datatype: Datatype, values: unknown[]): Te
     }
   }
   return out as TensorData;
+}
+
+/**
+ * An element as an error message quotes it: a bigint by its digits (the ones sent), and a double
+ * past 2^53 in exponent form, so that its rounded digits never pass for the ones sent.
+ */
+function shownValue(value: unknown): string {
+  if (typeof value === 'bigint') return String(value);
+  if (isUnsafeInteger(value)) return value.toExponential();
+  return JSON.stringify(value) ?? String(value);
+}
+
+/** A double that is an integer past 2^53: one whose decimal digits a JSON.parse may have lost. */
+function isUnsafeInteger(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value);
 }
 
 const SPECIAL_FLOATS = new Map<unknown, number>([['NaN', NaN], ['Infinity', Infinity], ['-Infinity', -Infinity]]);

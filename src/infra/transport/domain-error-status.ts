@@ -20,6 +20,10 @@ export const STATUS_OF: Record<DomainErrorCode, { readonly http: number; readonl
   'AUTH.FORBIDDEN': { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
   // A client over its quota: PROTOCOL.md's RESOURCE_EXHAUSTED for rate limits, with Retry-After.
   'CLIENT.RATE_LIMITED': { http: 429, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
+  // A body past MAX_REQUEST_BYTES once decompressed (gRPC refuses large messages itself, the same way).
+  'CLIENT.BODY_TOO_LARGE': { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
+  // RFC 9110 §15.5.16: a content coding the server does not read is a 415 (Triton answers 501).
+  'CLIENT.UNSUPPORTED_CONTENT_ENCODING': { http: 415, grpc: GrpcStatus.INVALID_ARGUMENT },
   'SERVER.NOT_READY': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
   // The server holds as many request bytes (or connections) as it may: busy, try again.
   'SERVER.OVERLOADED': { http: 503, grpc: GrpcStatus.UNAVAILABLE },

@@ -2,7 +2,7 @@ import { Module, RequestMethod, type MiddlewareConsumer, type NestModule } from 
 import { SystemSharedMemory } from '../../domain/shared-memory/system-shared-memory.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 import { PosixSharedMemory } from '../../infra/shared-memory/posix-shared-memory.js';
-import { RefuseWhenQueueFullMiddleware } from './run-inference/refuse-when-queue-full.middleware.js';
+import { RefuseBeforeReadingMiddleware } from './run-inference/refuse-before-reading.middleware.js';
 import { RegistryModule } from '../registry/registry.module.js';
 import { InferGrpcController } from './run-inference/infer.grpc.controller.js';
 import { InferHttpController } from './run-inference/infer.http.controller.js';
@@ -39,7 +39,7 @@ import { SharedMemoryHttpController } from './manage-shared-memory/shared-memory
 })
 export class InferenceModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(RefuseWhenQueueFullMiddleware).forRoutes(
+    consumer.apply(RefuseBeforeReadingMiddleware).forRoutes(
       { path: 'v2/models/:model/infer', method: RequestMethod.POST },
       { path: 'v2/models/:model/versions/:version/infer', method: RequestMethod.POST },
     );

@@ -23,8 +23,13 @@ export class ModelRegistry {
 
   get(name: string): Model {
     const model = this.models.get(name);
-    if (!model) throw new DomainError('REGISTRY.MODEL_NOT_FOUND', `unknown model '${name}'`);
+    if (!model) throw this.notFound(name);
     return model;
+  }
+
+  /** The error for a model this server does not know, in Triton's words (its clients' examples test for them). */
+  notFound(name: string): DomainError {
+    return new DomainError('REGISTRY.MODEL_NOT_FOUND', `Request for unknown model: '${name}' is not found`);
   }
 
   add(model: Model): void {

@@ -8,6 +8,7 @@ import { AppConfig } from '../../../infra/config/app-config.js';
 import { callCancellation, metadataValue, microsUntilDeadline, peerAddress, type GrpcServerCall } from '../../../infra/grpc/call-context.js';
 import { serveConcurrently } from '../../../infra/grpc/concurrent-stream.js';
 import { INFERENCE_SERVICE } from '../../../infra/grpc/grpc-options.js';
+import { malformedReason } from '../../../infra/grpc/malformed-request.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
 import { encodeModelInferResponse, readModelInferRequest, type DecodedInferRequest, type GrpcInferEnvelope } from '../../../infra/grpc/infer-message.codec.js';
 import type {
@@ -98,6 +99,8 @@ export class InferGrpcController {
     let sharedMemoryOutputs: SharedMemoryOutputs;
     let envelope: GrpcInferEnvelope;
     try {
+      // The model is judged before the tensors (a message protobuf could not decode names none).
+      if (message.model_name && malformedReason(message) === undefined) this.handler.assertKnownModel(message.model_name);
       envelope = readModelInferRequest(message);
       version = requestedVersion(envelope.modelVersion);
     } catch (error) {

@@ -4,7 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppConfig } from '../../../infra/config/app-config.js';
 import { encodeHttpInferResponse, INFERENCE_HEADER_CONTENT_LENGTH, readHttpInferRequestYielding, type DecodedHttpInferRequest, type HttpInferEnvelope } from '../../../infra/http/binary-tensor.codec.js';
 import { clientDisconnect } from '../../../infra/http/client-disconnect.js';
-import { SCANNED_JSON_BODY } from '../../../infra/http/request-body-parsers.js';
+import { BINARY_TENSOR_BODY } from '../../../infra/http/request-body-parsers.js';
 import { parseTimeoutHeader } from '../../../infra/http/route-params.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
 import { requestedVersion } from '../../../domain/registry/model-name.js';
@@ -32,7 +32,7 @@ export class InferHttpController {
 
   @Post(['infer', 'versions/:version/infer'])
   @HttpCode(200)
-  @RouteConfig({ [SCANNED_JSON_BODY]: true })
+  @RouteConfig({ [BINARY_TENSOR_BODY]: true })
   async infer(
     @Param('model') model: string,
     @Param('version') version: string | undefined,

@@ -125,6 +125,11 @@ export class RunInferenceHandler {
     }
   }
 
+  /** Refuses a request for a model this server does not know before its tensors are judged (HTTP does it before reading the body). */
+  assertKnownModel(modelName: string): void {
+    this.registry.get(modelName);
+  }
+
   /** A request its transport could not decode (so never executed): counted as failed. */
   refused(modelName: string, version: number | undefined, error: unknown): void {
     this.metrics.requestFailed(modelName, version, error);

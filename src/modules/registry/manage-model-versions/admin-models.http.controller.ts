@@ -4,7 +4,9 @@ import { servedSignature } from '../../../domain/registry/model-config.js';
 import { checkedModelName, checkedVersion } from '../../../domain/registry/model-name.js';
 import type { Model } from '../../../domain/registry/model.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
-import { parseBody } from '../../../infra/http/request-body.js';
+import { RouteConfig } from '@nestjs/platform-fastify';
+import { BODY_AFTER_GUARDS } from '../../../infra/http/request-body-parsers.js';
+import { JsonBody, parseBody } from '../../../infra/http/request-body.js';
 import { toConfigFile } from '../../../infra/model-repository/model-config.schema.js';
 import { ModelRegistry } from '../model-registry.js';
 import { ModelStates } from '../model-states.js';
@@ -30,6 +32,7 @@ export class AdminModelsHttpController {
   }
 
   @Post(':model/versions/:version/load')
+  @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
   async load(@Param('model') model: string, @Param('version') version: string) {
     const loaded = await this.lifecycle.loadVersion(checkedModelName(model), checkedVersion(version));
@@ -37,21 +40,23 @@ export class AdminModelsHttpController {
   }
 
   @Post(':model/versions/:version/unload')
+  @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
-  async unload(@Param('model') model: string, @Param('version') version: string, @Body() body: unknown) {
+  async unload(@Param('model') model: string, @Param('version') version: string, @Body(JsonBody) body: unknown) {
     const { force } = parseBody(unloadBody, body) ?? {};
     await this.lifecycle.unloadVersion(checkedModelName(model), checkedVersion(version), force ?? false);
     return this.describe(this.registry.get(model));
   }
 
-  /** Uploads a new version: the raw model.onnx bytes (application/octet-stream), at most MAX_REQUEST_BYTES. */
+  /** Uploads a new version: the raw model.onnx bytes (whatever the content type), at most MAX_REQUEST_BYTES. */
   @Put(':model/versions/:version')
+  @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(201)
   async upload(@Param('model') model: string, @Param('version') version: string, @Body() body: unknown) {
     const name = checkedModelName(model);
     const number = checkedVersion(version);
     if (!Buffer.isBuffer(body) || body.length === 0) {
-      throw new DomainError('INFERENCE.INVALID_REQUEST', 'the body must be the model.onnx file, sent as application/octet-stream');
+      throw new DomainError('INFERENCE.INVALID_REQUEST', 'the body must be the model.onnx file (its bytes, as application/octet-stream)');
     }
     const { sha256 } = await this.lifecycle.uploadVersion(name, number, body);
     return { name, version: String(number), sha256, bytes: body.length };
@@ -59,8 +64,9 @@ export class AdminModelsHttpController {
 
   /** The hot swap: answers once the new version serves. */
   @Put(':model/default-version')
+  @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
-  async makeDefault(@Param('model') model: string, @Body() body: unknown) {
+  async makeDefault(@Param('model') model: string, @Body(JsonBody) body: unknown) {
     const { version } = parseBody(defaultVersionBody, body);
     const swap = await this.lifecycle.makeDefault(checkedModelName(model), checkedVersion(version));
     return { name: model, previous_version: swap.from === undefined ? null : String(swap.from), version: String(swap.to) };

@@ -118,7 +118,7 @@ const ROLLOUT_EXAMPLE = {
 /** A change whose state could not be saved: not made, or undone (the message says what serves). */
 const NOT_SAVED = error("the change could not be saved (STATE_DIR full or read-only): it was not made, or was undone; the message says what serves (REGISTRY.STATE_NOT_SAVED)");
 const BAD_NAME = 'the model name or the version in the path is not allowed (REGISTRY.INVALID_NAME)';
-const BAD_BODY = 'the JSON body does not match its schema (INFERENCE.INVALID_REQUEST), or is empty while Content-Type says application/json';
+const BAD_BODY = 'the body is not JSON, or does not match its schema (INFERENCE.INVALID_REQUEST); an empty body is {}, whatever the content type';
 const CONFLICT =
   'the version is in a state that does not allow the change (REGISTRY.INVALID_TRANSITION), or the saved model state changed meanwhile (REGISTRY.STATE_CONFLICT)';
 
@@ -183,7 +183,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         responses: {
           '201': { description: 'The version was added to the repository.', content: json(schemaRef('UploadedVersion')) },
           '400': error(
-            `${BAD_NAME}; the body is empty or not sent as application/octet-stream (INFERENCE.INVALID_REQUEST); the model's config.json is invalid (REGISTRY.INVALID_CONFIG); the file does not load with the model's configuration, or fails one of its \`model_warmup\` samples (REGISTRY.LOAD_FAILED)`,
+            `${BAD_NAME}; the body is empty (INFERENCE.INVALID_REQUEST); the model's config.json is invalid (REGISTRY.INVALID_CONFIG); the file does not load with the model's configuration, or fails one of its \`model_warmup\` samples (REGISTRY.LOAD_FAILED)`,
           ),
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,

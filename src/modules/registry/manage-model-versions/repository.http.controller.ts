@@ -1,6 +1,8 @@
 import { Body, Controller, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
-import { parseBody } from '../../../infra/http/request-body.js';
+import { RouteConfig } from '@nestjs/platform-fastify';
+import { BODY_AFTER_GUARDS } from '../../../infra/http/request-body-parsers.js';
+import { JsonBody, parseBody } from '../../../infra/http/request-body.js';
 import { AdminAuthGuard } from './admin-auth.guard.js';
 import { TritonRepository } from './triton-repository.js';
 
@@ -16,20 +18,23 @@ export class RepositoryHttpController {
   constructor(private readonly repository: TritonRepository) {}
 
   @Post('index')
+  @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
-  index(@Body() body: unknown) {
+  index(@Body(JsonBody) body: unknown) {
     return this.repository.index(parseBody(indexBody, body)?.ready ?? false);
   }
 
   @Post('models/:model/load')
+  @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
-  async load(@Param('model') model: string, @Body() body: unknown) {
+  async load(@Param('model') model: string, @Body(JsonBody) body: unknown) {
     await this.repository.load(model, parseBody(loadBody, body)?.parameters ?? {});
   }
 
   @Post('models/:model/unload')
+  @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
-  async unload(@Param('model') model: string, @Body() body: unknown) {
+  async unload(@Param('model') model: string, @Body(JsonBody) body: unknown) {
     parseBody(unloadBody, body);
     await this.repository.unload(model);
   }

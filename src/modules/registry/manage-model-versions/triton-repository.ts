@@ -35,17 +35,26 @@ export class TritonRepository {
     return entries;
   }
 
-  /** Loads (or reloads) a model; the only parameter is `config`, a configuration override in JSON. */
+  /**
+   * Loads (or reloads) a model; the only parameter is `config`, a configuration override in JSON.
+   * A refusal says `failed to load '<m>', <why>` (Triton's words, which its clients' examples test
+   * for), with the status of its cause.
+   */
   async load(modelName: string, parameters: Readonly<Record<string, unknown>>): Promise<void> {
-    const config = parameters.config;
-    if (config !== undefined && typeof config !== 'string') {
-      throw new DomainError('INFERENCE.INVALID_REQUEST', 'parameters.config must be a string holding the model configuration in JSON');
+    try {
+      const config = parameters.config;
+      if (config !== undefined && typeof config !== 'string') {
+        throw new DomainError('INFERENCE.INVALID_REQUEST', 'parameters.config must be a string holding the model configuration in JSON');
+      }
+      const unknown = Object.keys(parameters).find((key) => key !== 'config');
+      if (unknown) {
+        throw new DomainError('INFERENCE.INVALID_REQUEST', `parameters.${unknown} is not supported (only "config"; model files are uploaded with PUT /admin/models/{m}/versions/{v})`);
+      }
+      await this.lifecycle.loadModel(checkedModelName(modelName), config);
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      throw new DomainError(error.code, `failed to load '${modelName}', ${error.message}`, error.details);
     }
-    const unknown = Object.keys(parameters).find((key) => key !== 'config');
-    if (unknown) {
-      throw new DomainError('INFERENCE.INVALID_REQUEST', `parameters.${unknown} is not supported (only "config"; model files are uploaded with PUT /admin/models/{m}/versions/{v})`);
-    }
-    await this.lifecycle.loadModel(checkedModelName(modelName), config);
   }
 
   /** Unloads every version of a model (Triton's `unload_dependents` has nothing to act on: there are no ensembles). */

@@ -1,7 +1,9 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Put, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
 import { ROLLOUT_LIMITS, type Rollout, type RolloutSpec } from '../../../domain/rollout/rollout.js';
-import { parseBody } from '../../../infra/http/request-body.js';
+import { RouteConfig } from '@nestjs/platform-fastify';
+import { BODY_AFTER_GUARDS } from '../../../infra/http/request-body-parsers.js';
+import { JsonBody, parseBody } from '../../../infra/http/request-body.js';
 import { AdminAuthGuard } from '../../registry/manage-model-versions/admin-auth.guard.js';
 import { Rollouts } from '../rollouts.js';
 
@@ -85,8 +87,9 @@ export class RolloutHttpController {
 
   /** Starts a rollout, replacing the model's current one. */
   @Put()
+  @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
-  async start(@Param('model') model: string, @Body() body: unknown) {
+  async start(@Param('model') model: string, @Body(JsonBody) body: unknown) {
     return describeRollout(await this.rollouts.start(model, toSpec(parseBody(rolloutDocument, body))));
   }
 
@@ -96,12 +99,14 @@ export class RolloutHttpController {
   }
 
   @Post('promote')
+  @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
   async promote(@Param('model') model: string) {
     return describeRollout(await this.rollouts.promote(model));
   }
 
   @Post('abort')
+  @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
   async abort(@Param('model') model: string) {
     return describeRollout(await this.rollouts.abort(model));
