@@ -108,7 +108,7 @@ describe('an admin change whose state cannot be saved has not taken effect', () 
   it("Triton's load with a configuration override: the configuration is unchanged", async () => {
     store.failing = true;
     const config = JSON.stringify({ max_batch_size: 2 });
-    assertNotMade(await requestJson('POST', `${url}/v2/repository/models/override/load`, { headers: admin, body: { parameters: { config } } }), /^the load of model 'override' was not made/);
+    assertNotMade(await requestJson('POST', `${url}/v2/repository/models/override/load`, { headers: admin, body: { parameters: { config } } }), /^failed to load 'override', the load of model 'override' was not made/);
     assert.equal((await requestJson('GET', `${url}/v2/models/override/config`)).body.max_batch_size, 8);
     assert.equal((await described('override')).config_override, false);
   });

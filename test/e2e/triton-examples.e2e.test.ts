@@ -12,10 +12,9 @@ import { bytesElements, int32Bytes, tritonInfer, tritonOutput } from '../support
  * NVIDIA Triton's own client examples (triton-inference-server/client, src/python/examples), replayed
  * on the wire against the stand-ins of Triton's example models (`build-models.js --triton-examples`):
  * the requests each program sends (shapes, parameters, headers, content types, tensor forms) and what
- * it checks in the answers. Only what passes today is here; the checks that wait for work in progress
- * (server readiness with implicit warm-up, Triton's wording, the server name, compression, NUL bytes,
- * raw answers to typed gRPC requests, classification, input formats, the repository extension as the
- * examples use it, shared memory) are in triton-examples-pending.e2e.test.ts.
+ * it checks in the answers. More of them (readiness, wording, compression, raw answers to typed gRPC
+ * requests, classification, input formats, the repository extension as the examples use it, shared
+ * memory) are in triton-examples-more.e2e.test.ts.
  * scripts/run-triton-examples.sh runs the Python programs themselves, by hand.
  */
 

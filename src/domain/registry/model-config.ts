@@ -19,7 +19,13 @@ export interface ConfiguredTensor {
   readonly dims: readonly number[];
   /** Outputs only: Triton's `label_filename`, a file of the model directory naming one class per line. */
   readonly labelFilename?: string;
+  /** Inputs only: Triton's `format`, the image layout clients read from the config (the server does not act on it). */
+  readonly format?: InputFormat;
 }
+
+/** Triton's ModelInput.Format: how an image input lays out its channels. */
+export type InputFormat = 'FORMAT_NONE' | 'FORMAT_NHWC' | 'FORMAT_NCHW';
+export const INPUT_FORMATS: readonly InputFormat[] = ['FORMAT_NONE', 'FORMAT_NHWC', 'FORMAT_NCHW'];
 
 /** Triton's `dynamic_batching` section as declared; what it leaves out takes the documented defaults. */
 export interface DeclaredDynamicBatching {

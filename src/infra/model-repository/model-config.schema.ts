@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Datatype } from '../../domain/shared/datatype.js';
 import type { QueuePolicy } from '../../domain/inference/scheduling-policy.js';
-import type { ConcurrencyPolicy, DeclaredDynamicBatching, DeclaredModelConfig, ModelConfig, ModelWarmup, WarmupData, WarmupInput } from '../../domain/registry/model-config.js';
+import { INPUT_FORMATS, type ConcurrencyPolicy, type DeclaredDynamicBatching, type DeclaredModelConfig, type InputFormat, type ModelConfig, type ModelWarmup, type WarmupData, type WarmupInput } from '../../domain/registry/model-config.js';
 import type { VersionPolicy } from '../../domain/registry/version-policy.js';
 
 /**
@@ -48,6 +48,11 @@ const tensorSchema = z.strictObject({
   data_type: protoEnum(DATA_TYPE_NUMBERS, Object.keys(TRITON_DATATYPES) as [string, ...string[]]),
   // Protobuf's JSON form leaves out an empty list (a scalar, or only the batch dimension).
   dims: z.array(integer(-1)).max(64, 'must have at most 64 dimensions').default([]),
+});
+
+// Triton's ModelInput.Format, by name or number: what image clients read to lay out their pixels.
+const inputSchema = tensorSchema.extend({
+  format: protoEnum(INPUT_FORMATS, INPUT_FORMATS as readonly [InputFormat, ...InputFormat[]]).optional(),
 });
 
 const outputSchema = tensorSchema.extend({
@@ -105,7 +110,7 @@ export const modelConfigSchema = z.strictObject({
   platform: z.string().optional(),
   backend: z.literal('onnxruntime').optional(),
   max_batch_size: integer(0, INT32_MAX).optional(),
-  input: z.array(tensorSchema).max(1024, 'must list at most 1024 tensors').optional(),
+  input: z.array(inputSchema).max(1024, 'must list at most 1024 tensors').optional(),
   output: z.array(outputSchema).max(1024, 'must list at most 1024 tensors').optional(),
   version_policy: versionPolicySchema.optional(),
   instance_group: z
@@ -162,7 +167,7 @@ export function parseModelConfig(text: string): DeclaredModelConfig {
 
 function toDeclared(file: ModelConfigFile): DeclaredModelConfig {
   const tensors = (list: ModelConfigFile['input']) =>
-    list?.map((t) => ({ name: t.name, datatype: TRITON_DATATYPES[t.data_type], dims: t.dims }));
+    list?.map((t) => ({ name: t.name, datatype: TRITON_DATATYPES[t.data_type], dims: t.dims, ...(t.format === undefined ? {} : { format: t.format as InputFormat }) }));
   const outputs = file.output?.map((t) => ({
     name: t.name,
     datatype: TRITON_DATATYPES[t.data_type],
@@ -291,7 +296,7 @@ const TRITON_TYPE_OF_DATATYPE = Object.fromEntries(Object.entries(TRITON_DATATYP
 /** A complete configuration in the same JSON form as `config.json` (what `GET /v2/models/{m}/config` answers). */
 export function toConfigFile(config: ModelConfig): ModelConfigFile {
   const tensors = (list: ModelConfig['inputs']) =>
-    list.map((t) => ({ name: t.name, data_type: TRITON_TYPE_OF_DATATYPE[t.datatype], dims: [...t.dims] }));
+    list.map((t) => ({ name: t.name, data_type: TRITON_TYPE_OF_DATATYPE[t.datatype], ...(t.format === undefined ? {} : { format: t.format }), dims: [...t.dims] }));
   const policy = config.versionPolicy;
   const parameters: NonNullable<ModelConfigFile['parameters']> = { allow_spinning: { string_value: config.allowSpinning ? '1' : '0' } };
   if (config.intraOpThreads !== undefined) parameters.intra_op_thread_count = { string_value: String(config.intraOpThreads) };

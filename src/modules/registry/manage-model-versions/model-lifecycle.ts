@@ -336,7 +336,7 @@ export class ModelLifecycle {
     try {
       this.limits.check(declared);
     } catch (error) {
-      throw new DomainError('REGISTRY.INVALID_CONFIG', `failed to load '${modelName}': the configuration override is invalid: ${(error as Error).message}`);
+      throw new DomainError('REGISTRY.INVALID_CONFIG', `model '${modelName}': the configuration override is invalid: ${(error as Error).message}`);
     }
     return declared;
   }
@@ -388,7 +388,6 @@ function parseOverride(modelName: string, text: string): DeclaredModelConfig {
   try {
     return parseModelConfig(text);
   } catch (error) {
-    // "failed to load" is Triton's wording, which NVIDIA's model-control examples look for.
-    throw new DomainError('REGISTRY.INVALID_CONFIG', `failed to load '${modelName}': the configuration override is invalid: ${(error as Error).message}`);
+    throw new DomainError('REGISTRY.INVALID_CONFIG', `model '${modelName}': the configuration override is invalid: ${(error as Error).message}`);
   }
 }
