@@ -481,6 +481,8 @@ export function densenetStandInModel(): Uint8Array {
 }
 
 /** The config.json of each stand-in: Triton's own configuration of that model, in JSON. */
+const DENSENET_LABELS_FILE = 'densenet_labels.txt';
+
 export const TRITON_EXAMPLE_CONFIGS: Record<string, object> = {
   simple: {
     name: 'simple', platform: 'onnxruntime_onnx', max_batch_size: 8,
@@ -509,8 +511,9 @@ export const TRITON_EXAMPLE_CONFIGS: Record<string, object> = {
   },
   densenet_onnx: {
     name: 'densenet_onnx', platform: 'onnxruntime_onnx', max_batch_size: 0,
-    input: [tritonTensor('data_0', 'TYPE_FP32', [3, 224, 224])],
-    output: [tritonTensor('fc6_1', 'TYPE_FP32', [DENSENET_CLASSES])],
+    // As Triton's own densenet_onnx: the layout image_client reads, and the labels of its classes.
+    input: [{ ...tritonTensor('data_0', 'TYPE_FP32', [3, 224, 224]), format: 'FORMAT_NCHW' }],
+    output: [{ ...tritonTensor('fc6_1', 'TYPE_FP32', [DENSENET_CLASSES]), label_filename: DENSENET_LABELS_FILE }],
   },
 };
 
@@ -531,6 +534,8 @@ export async function writeTritonExamplesRepository(dir: string): Promise<void> 
     await writeModel(path.join(dir, name, '1', 'model.onnx'), build());
     await writeFile(path.join(dir, name, 'config.json'), `${JSON.stringify(TRITON_EXAMPLE_CONFIGS[name], null, 2)}\n`);
   }
+  const labels = Array.from({ length: DENSENET_CLASSES }, (_, i) => `CLASS_${i}`);
+  await writeFile(path.join(dir, 'densenet_onnx', DENSENET_LABELS_FILE), `${labels.join('\n')}\n`);
 }
 
 const isMainModule = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;

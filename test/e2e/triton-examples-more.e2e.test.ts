@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync, inflateSync, deflateSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { DENSENET_CLASSES, TRITON_EXAMPLE_CONFIGS, writeTritonExamplesRepository } from '../../scripts/build-models.js';
+import { TRITON_EXAMPLE_CONFIGS, writeTritonExamplesRepository } from '../../scripts/build-models.js';
 import { decodeRawBytes, InferenceClient, outputOf, rawBytes, rawOf, Status, type ServiceError } from '../support/grpc-client.js';
 import { getJson, startTestServer, type TestServer } from '../support/test-server.js';
 import { bytesElements, int32Bytes, readTritonAnswer, tritonInfer, tritonInferBody, tritonOutput } from '../support/triton-http-wire.js';
@@ -51,18 +51,10 @@ async function postBare(url: string, body: string | undefined, headers: Record<s
   return { status: response.status, body: parsed };
 }
 
-/** The stand-in repository, with densenet_onnx configured as Triton's own: input format and labels. */
+/** The stand-in repository (densenet_onnx configured as Triton's own: input format and labels). */
 async function repositoryWithImageConfig(): Promise<string> {
-  const repository = await mkdtemp(join(tmpdir(), 'onnx-serving-triton-pending-'));
+  const repository = await mkdtemp(join(tmpdir(), 'onnx-serving-triton-more-'));
   await writeTritonExamplesRepository(repository);
-  const densenet = TRITON_EXAMPLE_CONFIGS.densenet_onnx as { input: object[]; output: object[] };
-  const config = {
-    ...densenet,
-    input: [{ ...densenet.input[0], format: 'FORMAT_NCHW' }],
-    output: [{ ...densenet.output[0], label_filename: 'densenet_labels.txt' }],
-  };
-  await writeFile(join(repository, 'densenet_onnx', 'config.json'), JSON.stringify(config));
-  await writeFile(join(repository, 'densenet_onnx', 'densenet_labels.txt'), `${Array.from({ length: DENSENET_CLASSES }, (_, i) => `CLASS_${i}`).join('\n')}\n`);
   return repository;
 }
 
