@@ -17,6 +17,18 @@ export interface RuntimeOptions {
   readonly allowSpinning: boolean;
 }
 
+/** How one call to {@link InferenceEngine.run} is carried out. */
+export interface EngineRunOptions {
+  /** A W3C traceparent under which the adapter reports the computation (tracing), if any. */
+  readonly traceContext?: string;
+  /**
+   * The longest the call may take, from the call (ms). Past it the call fails with
+   * INFERENCE.DEADLINE_EXCEEDED and, if it is computing, the instance computing it is stopped and
+   * replaced: no run goes on for nobody. Absent: as long as the run takes.
+   */
+  readonly timeLimitMs?: number;
+}
+
 /** The outputs of one run and how long the runtime computed them. */
 export interface EngineRun {
   readonly outputs: Tensor[];
@@ -47,13 +59,16 @@ export abstract class InferenceEngine {
    * would have joined.
    */
   abstract checkInputs(inputs: readonly Tensor[]): void;
-  /** `traceContext`: a W3C traceparent under which the adapter reports the computation (tracing), if any. */
-  abstract run(key: string, inputs: readonly Tensor[], outputNames: readonly string[], traceContext?: string): Promise<EngineRun>;
+  abstract run(key: string, inputs: readonly Tensor[], outputNames: readonly string[], options?: EngineRunOptions): Promise<EngineRun>;
   /**
    * Instances of `key` (0 when not loaded): the runs a scheduler hands over at once. More would
    * wait inside the engine, out of reach of the scheduler's priorities, timeouts and batching.
    */
   abstract concurrency(key: string): number;
+  /**
+   * Refuses new calls, fails those not started, lets running ones end (each within its time
+   * limit, when it has one), then releases the instances.
+   */
   abstract unload(key: string): Promise<void>;
   abstract status(): InstanceStatus[];
 }

@@ -1,13 +1,13 @@
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { InferenceEngine, type EngineRun, type InstanceStatus, type LoadedModel, type RuntimeOptions } from '../../domain/inference/inference-engine.port.js';
+import { InferenceEngine, type EngineRun, type EngineRunOptions, type InstanceStatus, type LoadedModel, type RuntimeOptions } from '../../domain/inference/inference-engine.port.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { Tracing } from '../tracing/tracing.js';
 import { cpuQuota } from './cpu-quota.js';
 import { FaultInjection } from './fault-injection.js';
-import { PoolReleasedError, SessionWorkerPool } from './session-worker-pool.js';
+import { PoolReleasedError, RunTimeLimitError, SessionWorkerPool } from './session-worker-pool.js';
 
-/** The onnxruntime-node adapter: each loaded model version is a pool of session worker threads. */
+/** The onnxruntime-node adapter: each loaded model version is a pool of session worker processes. */
 @Injectable()
 export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationShutdown {
   private readonly logger = new Logger(OnnxRuntimeEngine.name);
@@ -71,11 +71,11 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
     }
   }
 
-  async run(key: string, inputs: readonly Tensor[], outputNames: readonly string[], traceContext?: string): Promise<EngineRun> {
+  async run(key: string, inputs: readonly Tensor[], outputNames: readonly string[], options: EngineRunOptions = {}): Promise<EngineRun> {
     const pool = this.pools.get(key);
     if (!pool) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' is not loaded`);
     try {
-      const run = await pool.run(inputs, outputNames, traceContext, this.faults.next(key));
+      const run = await pool.run(inputs, outputNames, options.traceContext, this.faults.next(key), options.timeLimitMs);
       // The worker took the trace context with the call and brought it back with its timing.
       if (run.traceparent) {
         this.tracing.recordSpan('compute', this.tracing.contextOf(run.traceparent), run.startedAtMs, run.startedAtMs + run.computeMicros / 1000, {
@@ -86,6 +86,10 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
       return { outputs: run.outputs, computeMicros: run.computeMicros };
     } catch (error) {
       if (error instanceof PoolReleasedError) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' was unloaded before this call ran`);
+      if (error instanceof RunTimeLimitError) {
+        this.logger.warn(`${key}: ${error.message}`);
+        throw new DomainError('INFERENCE.DEADLINE_EXCEEDED', `model '${key}': ${error.message}`);
+      }
       throw new DomainError('INFERENCE.RUNTIME_ERROR', `model '${key}' failed to run: ${(error as Error).message}`);
     }
   }

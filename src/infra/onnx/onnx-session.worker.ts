@@ -1,9 +1,11 @@
 /**
- * Worker-thread entry that hosts one InferenceSession. `session.run()` in onnxruntime-node blocks
- * the thread it runs on for the whole computation, so sessions never live on the main thread.
+ * Entry of a session worker: a child process of the server hosting one InferenceSession (one model
+ * instance). `session.run()` in onnxruntime-node blocks the thread it runs on for the whole
+ * computation, and nothing can interrupt it there; in a process of its own, a run that does not
+ * end is stopped by ending the process (SessionWorkerPool says why this is the only way).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parentPort, workerData } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { Datatype, TensorData } from '../../domain/shared/datatype.js';
 import type { ModelSignature, Tensor, TensorSpec } from '../../domain/inference/tensor.js';
@@ -12,14 +14,11 @@ import { isProviderInstalled } from './execution-providers.js';
 import type { WorkerFault } from './fault-injection.js';
 import type { FromWorker, SessionSettings, ToWorker } from './worker-protocol.js';
 
-const port = parentPort!;
-const settings = workerData as SessionSettings;
-
-function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
-  port.postMessage(message, transfer);
+function send(message: FromWorker): void {
+  process.send!(message);
 }
 
-async function createSession(): Promise<{ session: ort.InferenceSession; provider: string; fallback?: string }> {
+async function createSession(settings: SessionSettings): Promise<{ session: ort.InferenceSession; provider: string; fallback?: string }> {
   const requested = settings.executionProviders;
   const missing = requested.filter((p) => !isProviderInstalled(p));
   const usable = requested.filter((p) => isProviderInstalled(p));
@@ -64,22 +63,32 @@ function toOrtTensor(tensor: Tensor): ort.Tensor {
   return new ort.Tensor(ortTypeOf(tensor.datatype) as ort.Tensor.Type, tensor.data as ort.Tensor.DataType, [...tensor.shape]);
 }
 
-function fromOrtTensor(name: string, value: ort.Tensor, transfer: ArrayBuffer[]): Tensor {
-  const datatype = datatypeOfOrtType(value.type) as Datatype;
-  let data = value.data as TensorData;
-  if (!Array.isArray(data)) {
-    const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
-    if (!whole) data = data.slice();
-    transfer.push(data.buffer as ArrayBuffer);
-  }
-  return { name, datatype, shape: [...value.dims], data };
+function fromOrtTensor(name: string, value: ort.Tensor): Tensor {
+  return { name, datatype: datatypeOfOrtType(value.type) as Datatype, shape: [...value.dims], data: value.data as TensorData };
 }
 
-async function main(): Promise<void> {
+/** How often a worker checks that the server still runs: the longest an orphaned run computes on. */
+const PARENT_CHECK_INTERVAL_MS = 500;
+
+/**
+ * Ends this process when the server's process is gone, however it ended (kill -9 included): the
+ * IPC channel's 'disconnect' cannot be heard while a run blocks the main thread, so a thread of
+ * its own watches the parent process id, which changes when the parent dies (the orphan is
+ * adopted). It kills rather than exits: an exit would wait for the run to end.
+ */
+function dieWithParent(): void {
+  process.on('disconnect', () => process.exit(0));
+  const watch = `const { workerData: parent } = require('node:worker_threads');
+    setInterval(() => { if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL'); }, ${PARENT_CHECK_INTERVAL_MS});`;
+  new Worker(watch, { eval: true, workerData: process.ppid }).unref();
+}
+
+async function main(settings: SessionSettings): Promise<void> {
+  dieWithParent();
   let loaded: Awaited<ReturnType<typeof createSession>>;
   let signature: ModelSignature;
   try {
-    loaded = await createSession();
+    loaded = await createSession(settings);
     signature = { inputs: describe(loaded.session.inputMetadata, 'input'), outputs: describe(loaded.session.outputMetadata, 'output') };
   } catch (error) {
     send({ type: 'load-failed', message: (error as Error).message });
@@ -88,13 +97,8 @@ async function main(): Promise<void> {
   const { session } = loaded;
   send({ type: 'loaded', signature, executionProvider: loaded.provider, fallback: loaded.fallback });
 
-  port.on('message', async (message: ToWorker) => {
-    if (message.type === 'release') {
-      await session.release();
-      send({ type: 'released' });
-      port.close();
-      return;
-    }
+  process.on('message', async (message: ToWorker) => {
+    if (message.type !== 'run') return;
     try {
       // An injected delay is part of the run, as a slow model's would be.
       const started = performance.now();
@@ -102,10 +106,9 @@ async function main(): Promise<void> {
       const feeds = Object.fromEntries(message.inputs.map((input) => [input.name, toOrtTensor(input)]));
       const results = await session.run(feeds, [...message.outputNames]);
       const computeMicros = Math.round((performance.now() - started) * 1000);
-      const transfer: ArrayBuffer[] = [];
-      const outputs = message.outputNames.map((name) => fromOrtTensor(name, results[name], transfer));
+      const outputs = message.outputNames.map((name) => fromOrtTensor(name, results[name]));
       const startedAtMs = performance.timeOrigin + started;
-      send({ type: 'result', id: message.id, outputs, computeMicros, startedAtMs, traceparent: message.traceparent }, transfer);
+      send({ type: 'result', id: message.id, outputs, computeMicros, startedAtMs, traceparent: message.traceparent });
     } catch (error) {
       send({ type: 'run-failed', id: message.id, message: (error as Error).message });
     }
@@ -115,9 +118,11 @@ async function main(): Promise<void> {
 /** An injected fault: the wait happens on this thread (it holds the instance like a slow model would). */
 async function actOn(fault: WorkerFault): Promise<void> {
   if (fault.delayMs) await sleep(fault.delayMs);
-  // A real death of the thread, as a native crash or an out-of-memory abort would end it.
+  // A real death of the worker, as a native crash or an out-of-memory abort would end it.
   if (fault.crash) process.exit(70);
   if (fault.fail) throw new Error('injected fault: this run fails (FAULT_INJECTION)');
 }
 
-void main();
+process.once('message', (message: ToWorker) => {
+  if (message.type === 'load') void main(message.settings);
+});

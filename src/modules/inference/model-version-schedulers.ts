@@ -39,11 +39,14 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
       const engine = this.engine;
       const tracing = this.tracing;
       const labels = { 'inference.model': version.modelName, 'inference.model_version': String(version.version) };
+      // No request waits for a run longer than MAX_REQUEST_TIMEOUT_MS: a run still going then is
+      // computing for nobody, and the engine stops it (a runaway run would hold its instance forever).
+      const timeLimitMs = this.config.MAX_REQUEST_TIMEOUT_MS;
       const runBatch: BatchRunner = async (inputs, outputNames, traces) => {
         const batch = tracing.startLinkedRoot('batch', traces, { ...labels, 'inference.batch_size': inputs[0]?.shape[0] ?? 0, 'inference.batch_requests': traces.length });
-        if (!batch) return engine.run(key, inputs, outputNames);
+        if (!batch) return engine.run(key, inputs, outputNames, { timeLimitMs });
         try {
-          return await engine.run(key, inputs, outputNames, batch.traceparent);
+          return await engine.run(key, inputs, outputNames, { traceContext: batch.traceparent, timeLimitMs });
         } catch (error) {
           batch.span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
           throw error;

@@ -6,11 +6,15 @@ import { ModelRepository } from '../../domain/registry/model-repository.port.js'
 import type { Model } from '../../domain/registry/model.js';
 import { TYPED_ARRAY_OF } from '../../domain/shared/datatype.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
+import { AppConfig } from '../../infra/config/app-config.js';
 
 /**
  * Loads one version into the runtime and warms it up before it can take traffic: a run on a
  * zero-filled input (one row, every variable dimension 1). A version that fails either is
- * UNAVAILABLE with the reason, nothing of it stays loaded, and LOAD_FAILED names why.
+ * UNAVAILABLE with the reason, nothing of it stays loaded, and LOAD_FAILED names why. A warm-up
+ * that has not ended within MODEL_WARMUP_TIMEOUT_MS fails so: its run is stopped (the engine
+ * kills the instance computing it), so that a model that never ends a run never hangs a load, a
+ * reload or an upload.
  */
 @Injectable()
 export class VersionLoader {
@@ -19,6 +23,7 @@ export class VersionLoader {
   constructor(
     private readonly repository: ModelRepository,
     private readonly engine: InferenceEngine,
+    private readonly config: AppConfig,
   ) {}
 
   async load(model: Model, number: number, declared: DeclaredModelConfig): Promise<void> {
@@ -87,9 +92,13 @@ export class VersionLoader {
       const data = spec.datatype === 'BYTES' ? new Array<string>(count).fill('') : new TYPED_ARRAY_OF[spec.datatype](count);
       return { name: spec.name, datatype: spec.datatype, shape, data };
     });
+    const timeLimitMs = this.config.MODEL_WARMUP_TIMEOUT_MS;
     try {
-      await this.engine.run(key, inputs, signature.outputs.map((spec) => spec.name));
+      await this.engine.run(key, inputs, signature.outputs.map((spec) => spec.name), { timeLimitMs });
     } catch (error) {
+      if (error instanceof DomainError && error.code === 'INFERENCE.DEADLINE_EXCEEDED') {
+        throw new Error(`the warm-up did not end within MODEL_WARMUP_TIMEOUT_MS (${timeLimitMs} ms): its run was stopped`);
+      }
       throw new Error(`the warm-up run failed: ${(error as Error).message}`);
     }
   }

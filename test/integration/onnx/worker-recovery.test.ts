@@ -3,7 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Worker } from 'node:worker_threads';
+import type { ChildProcess } from 'node:child_process';
 import { heavyModel } from '../../../scripts/build-models.js';
 import { SessionWorkerPool } from '../../../src/infra/onnx/session-worker-pool.js';
 import type { Tensor } from '../../../src/domain/inference/tensor.js';
@@ -13,8 +13,8 @@ import { failIfWorkersOutliveTests, modelDirectory, pattern, tensor } from './on
 const HEAVY_ROWS = 1024;
 const HEAVY_LAYERS = 480;
 
-/** The pool's worker threads (private: a test reaches in to kill one, as a crash would). */
-const threadsOf = (pool: SessionWorkerPool): Worker[] => (pool as unknown as { workers: { thread: Worker }[] }).workers.map((w) => w.thread);
+/** The pool's worker processes (private: a test reaches in to kill one, as a crash would). */
+const processesOf = (pool: SessionWorkerPool): ChildProcess[] => (pool as unknown as { workers: { child: ChildProcess }[] }).workers.map((w) => w.child);
 
 async function until(condition: () => boolean, what: string): Promise<void> {
   for (let attempt = 0; attempt < 2000; attempt++) {
@@ -46,9 +46,9 @@ describe('SessionWorkerPool: a worker that dies', { timeout: 60_000 }, () => {
   it('fails the call it was running with the reason, at once, while the other instance serves', async () => {
     const running = pool.run(input(), ['y']);
     await until(() => pool.busy === 1, 'one worker busy');
-    const busyThread = threadsOf(pool).find((_, i) => (pool as unknown as { workers: { running: Map<number, unknown> }[] }).workers[i]!.running.size > 0)!;
-    await busyThread.terminate();
-    await assert.rejects(running, /the worker running this model exited with code 1/);
+    const busy = processesOf(pool).find((_, i) => (pool as unknown as { workers: { running: Map<number, unknown> }[] }).workers[i]!.running.size > 0)!;
+    busy.kill('SIGKILL');
+    await assert.rejects(running, /the worker running this model was ended by SIGKILL/);
     assert.equal(pool.lostWorkers, 1);
     // The survivor answers while the replacement loads (or after: either way the call succeeds).
     const { outputs } = await pool.run(input(), ['y']);
@@ -57,8 +57,7 @@ describe('SessionWorkerPool: a worker that dies', { timeout: 60_000 }, () => {
 
   it('replaces the dead worker with a new one that loads the model and serves', async () => {
     await until(() => pool.restartedWorkers === 1 && pool.instances === 2, 'the replacement is serving');
-    const threads = threadsOf(pool);
-    assert.equal(new Set(threads.map((t) => t.threadId)).size, 2);
+    assert.equal(new Set(processesOf(pool).map((p) => p.pid)).size, 2);
     // Both instances busy at once: the replacement takes work.
     const runs = [pool.run(input(), ['y']), pool.run(input(), ['y'])];
     await until(() => pool.busy === 2, 'both workers busy');
@@ -66,8 +65,7 @@ describe('SessionWorkerPool: a worker that dies', { timeout: 60_000 }, () => {
   });
 
   it('when every worker dies, the waiting calls wait for the replacements instead of failing', async () => {
-    const threads = threadsOf(pool);
-    await Promise.all(threads.map((thread) => thread.terminate()));
+    for (const worker of processesOf(pool)) worker.kill('SIGKILL');
     await until(() => pool.lostWorkers === 3, 'both lost');
     const { outputs } = await pool.run(input(), ['y']);
     assert.deepEqual(outputs[0]!.shape, [1, 256]);
