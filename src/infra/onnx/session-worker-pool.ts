@@ -246,10 +246,10 @@ export class SessionWorkerPool {
     this.lostWorkers++;
     const [, ...behind] = [...worker.running.keys()];
     worker.finish(worker.running.keys().next().value!);
-    task.reject(new RunTimeLimitError(`${error.message}: its instance was stopped and is being replaced`));
     // Calls behind it had not started: they wait for another worker, in their order.
     this.waiting.unshift(...behind.map((id) => worker.finish(id)!));
-    void worker.kill();
+    // The call fails once its computation has really stopped (the process is gone).
+    void worker.kill().then(() => task.reject(new RunTimeLimitError(`${error.message}: its instance was stopped and is being replaced`)));
     if (!this.releasing) void this.replace(worker);
   }
 
