@@ -267,6 +267,39 @@ export function heavyModel(rows: number = HEAVY_DEFAULT_ROWS, layers: number = H
   });
 }
 
+/**
+ * A model whose run time is its input, as a generative model's `max_length` makes it: a Loop adds 1
+ * to `x` (`trip_count` + `extraTurns`) times, so `y` = `x` + `trip_count` + `extraTurns`. A huge
+ * count makes a run that does not end (about a microsecond per turn on the CPU), which is what the
+ * runaway-run tests send; with a huge `extraTurns`, even a zero-filled warm-up input never ends.
+ */
+export function loopModel(extraTurns = 0): Uint8Array {
+  const body: onnx.IGraphProto = {
+    name: 'add_one',
+    input: [tensorInfo('i', DataType.INT64, []), tensorInfo('cond_in', DataType.BOOL, []), tensorInfo('v_in', DataType.FLOAT, [1])],
+    output: [tensorInfo('cond_out', DataType.BOOL, []), tensorInfo('v_out', DataType.FLOAT, [1])],
+    initializer: [initializer('one', Float32Array.of(1), [1])],
+    node: [node('Identity', ['cond_in'], ['cond_out']), node('Add', ['v_in', 'one'], ['v_out'])],
+  };
+  const loop: onnx.INodeProto = {
+    opType: 'Loop',
+    name: 'Loop_y',
+    input: ['turns', 'keep_going', 'x'],
+    output: ['y'],
+    attribute: [{ name: 'body', type: onnx.AttributeProto.AttributeType.GRAPH, g: body }],
+  };
+  return modelBytes({
+    name: 'loop',
+    input: [tensorInfo('trip_count', DataType.INT64, [1]), tensorInfo('x', DataType.FLOAT, [1])],
+    output: [tensorInfo('y', DataType.FLOAT, [1])],
+    initializer: [
+      initializer('extra_turns', BigInt64Array.of(BigInt(extraTurns)), [1]),
+      { name: 'keep_going', dataType: DataType.BOOL, dims: [], rawData: Uint8Array.of(1) },
+    ],
+    node: [node('Add', ['trip_count', 'extra_turns'], ['turns']), loop],
+  });
+}
+
 /** Layer widths of the benchmark MLP: input, two hidden layers, output. */
 export const MLP_LAYER_SIZES = [512, 2048, 2048, 10] as const;
 export const MLP_INPUT = 'input';

@@ -37,6 +37,23 @@ export interface WarmupSample {
   readonly runs: number;
 }
 
+/** How one call to {@link InferenceEngine.run} is carried out. */
+export interface EngineRunOptions {
+  /** A W3C traceparent under which the adapter reports the computation (tracing), if any. */
+  readonly traceContext?: string;
+  /**
+   * The longest the call may take, from the call (ms). Past it the call fails with
+   * INFERENCE.DEADLINE_EXCEEDED and, if it is computing, the instance computing it is stopped and
+   * replaced: no run goes on for nobody. Absent: as long as the run takes.
+   */
+  readonly timeLimitMs?: number;
+  /**
+   * Outputs holding more (as response-limit.ts counts them) are dropped where they were computed
+   * and the run fails with INFERENCE.RESPONSE_TOO_LARGE.
+   */
+  readonly maxOutputBytes?: number;
+}
+
 /** The outputs of one run and how long the runtime computed them. */
 export interface EngineRun {
   readonly outputs: Tensor[];
@@ -67,12 +84,7 @@ export abstract class InferenceEngine {
    * would have joined.
    */
   abstract checkInputs(inputs: readonly Tensor[]): void;
-  /**
-   * `traceContext`: a W3C traceparent under which the adapter reports the computation (tracing), if any.
-   * `maxOutputBytes`: outputs holding more (as response-limit.ts counts them) are dropped where they
-   * were computed and the run fails with INFERENCE.RESPONSE_TOO_LARGE.
-   */
-  abstract run(key: string, inputs: readonly Tensor[], outputNames: readonly string[], traceContext?: string, maxOutputBytes?: number): Promise<EngineRun>;
+  abstract run(key: string, inputs: readonly Tensor[], outputNames: readonly string[], options?: EngineRunOptions): Promise<EngineRun>;
   /**
    * Instances of `key` (0 when not loaded): the runs a scheduler hands over at once. More would
    * wait inside the engine, out of reach of the scheduler's priorities, timeouts and batching.
@@ -82,9 +94,14 @@ export abstract class InferenceEngine {
    * Runs warm-up samples on every instance of `key`, one after another, before the version takes
    * traffic; the values are built where the model runs (never on the caller's thread). An instance
    * that later replaces a lost one runs them too before it serves. Rejects, naming the sample,
-   * when one fails.
+   * when one fails, or when an instance has not ended its samples within `timeLimitMs` (it is
+   * then stopped).
    */
-  abstract warmUp(key: string, samples: readonly WarmupSample[]): Promise<void>;
+  abstract warmUp(key: string, samples: readonly WarmupSample[], timeLimitMs?: number): Promise<void>;
+  /**
+   * Refuses new calls, fails those not started, lets running ones end (each within its time
+   * limit, when it has one), then releases the instances.
+   */
   abstract unload(key: string): Promise<void>;
   abstract status(): InstanceStatus[];
 }

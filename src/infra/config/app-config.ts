@@ -27,6 +27,8 @@ const environmentSchema = z.object({
   GRPC_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).default(20_000),
   /** Cap on every request's timeout (ms): a client may ask for less, and no request waits or runs longer. */
   MAX_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1).default(60_000),
+  /** The longest a model version's warm-up may take (ms); past it the run is stopped and the load fails. */
+  MODEL_WARMUP_TIMEOUT_MS: z.coerce.number().int().min(1).default(60_000),
   /** Where the registry keeps its state across restarts (loaded versions, default versions, overrides). */
   STATE_DIR: z.string().min(1).default('./state'),
   /** Bearer token of the admin API; unset: one is generated at start into STATE_DIR/admin-token (mode 0600). */

@@ -1,5 +1,5 @@
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { InferenceEngine, type EngineRun, type InstanceStatus, type LoadedModel, type RuntimeOptions, type WarmupSample } from '../../domain/inference/inference-engine.port.js';
+import { InferenceEngine, type EngineRun, type EngineRunOptions, type InstanceStatus, type LoadedModel, type RuntimeOptions, type WarmupSample } from '../../domain/inference/inference-engine.port.js';
 import { responseTooLarge } from '../../domain/inference/response-limit.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
 import { defaultIntraOpThreads } from '../../domain/registry/model-config-limits.js';
@@ -7,9 +7,9 @@ import { DomainError } from '../../domain/shared/domain-error.js';
 import { Tracing } from '../tracing/tracing.js';
 import { cpuQuota } from './cpu-quota.js';
 import { FaultInjection } from './fault-injection.js';
-import { OutputsTooLargeError, PoolReleasedError, SessionWorkerPool } from './session-worker-pool.js';
+import { OutputsTooLargeError, PoolReleasedError, RunTimeLimitError, SessionWorkerPool } from './session-worker-pool.js';
 
-/** The onnxruntime-node adapter: each loaded model version is a pool of session worker threads. */
+/** The onnxruntime-node adapter: each loaded model version is a pool of session worker processes. */
 @Injectable()
 export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationShutdown {
   private readonly logger = new Logger(OnnxRuntimeEngine.name);
@@ -72,11 +72,11 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
     }
   }
 
-  async run(key: string, inputs: readonly Tensor[], outputNames: readonly string[], traceContext?: string, maxOutputBytes?: number): Promise<EngineRun> {
+  async run(key: string, inputs: readonly Tensor[], outputNames: readonly string[], options: EngineRunOptions = {}): Promise<EngineRun> {
     const pool = this.pools.get(key);
     if (!pool) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' is not loaded`);
     try {
-      const run = await pool.run(inputs, outputNames, traceContext, this.faults.next(key), maxOutputBytes);
+      const run = await pool.run(inputs, outputNames, options.traceContext, this.faults.next(key), options.timeLimitMs, options.maxOutputBytes);
       // The worker took the trace context with the call and brought it back with its timing.
       if (run.traceparent) {
         this.tracing.recordSpan('compute', this.tracing.contextOf(run.traceparent), run.startedAtMs, run.startedAtMs + run.computeMicros / 1000, {
@@ -88,14 +88,18 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
     } catch (error) {
       if (error instanceof OutputsTooLargeError) throw responseTooLarge(error.bytes, error.maxBytes, 'the outputs of its run hold');
       if (error instanceof PoolReleasedError) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' was unloaded before this call ran`);
+      if (error instanceof RunTimeLimitError) {
+        this.logger.warn(`${key}: ${error.message}`);
+        throw new DomainError('INFERENCE.DEADLINE_EXCEEDED', `model '${key}': ${error.message}`);
+      }
       throw new DomainError('INFERENCE.RUNTIME_ERROR', `model '${key}' failed to run: ${(error as Error).message}`);
     }
   }
 
-  async warmUp(key: string, samples: readonly WarmupSample[]): Promise<void> {
+  async warmUp(key: string, samples: readonly WarmupSample[], timeLimitMs?: number): Promise<void> {
     const pool = this.pools.get(key);
     if (!pool) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' is not loaded`);
-    await pool.warmUp(samples);
+    await pool.warmUp(samples, timeLimitMs);
   }
 
   async unload(key: string): Promise<void> {

@@ -1,33 +1,32 @@
 /**
- * Worker-thread entry that hosts one InferenceSession. `session.run()` in onnxruntime-node blocks
- * the thread it runs on for the whole computation, so sessions never live on the main thread.
+ * Entry of a session worker: a child process of the server hosting one InferenceSession (one model
+ * instance). `session.run()` in onnxruntime-node blocks the thread it runs on for the whole
+ * computation, and nothing can interrupt it there; in a process of its own, a run that does not
+ * end is stopped by ending the process (SessionWorkerPool says why this is the only way).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { parentPort, workerData } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { Datatype, TensorData } from '../../domain/shared/datatype.js';
 import type { ModelSignature, Tensor, TensorSpec } from '../../domain/inference/tensor.js';
-import { outputBytes } from '../../domain/inference/response-limit.js';
 import { datatypeOfOrtType, ortTypeOf } from './onnx-tensor-types.js';
 import { isProviderInstalled } from './execution-providers.js';
+import type { WorkerFault } from './fault-injection.js';
+import type { FromWorker, SessionSettings, ToWorker } from './worker-protocol.js';
+import { outputBytes } from '../../domain/inference/response-limit.js';
 import { keepFloat16AsUint16 } from './float16-compat.js';
 import type { WarmupSample } from '../../domain/inference/inference-engine.port.js';
-import type { WorkerFault } from './fault-injection.js';
 import { warmupTensor } from './warmup-tensors.js';
-import type { FromWorker, SessionSettings, ToWorker } from './worker-protocol.js';
 
 keepFloat16AsUint16();
 
-const port = parentPort!;
-const settings = workerData as SessionSettings;
-
-function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
-  port.postMessage(message, transfer);
+function send(message: FromWorker): void {
+  process.send!(message);
 }
 
-async function createSession(): Promise<{ session: ort.InferenceSession; provider: string; fallback?: string }> {
+async function createSession(settings: SessionSettings): Promise<{ session: ort.InferenceSession; provider: string; fallback?: string }> {
   const requested = settings.executionProviders;
   const missing = requested.filter((p) => !isProviderInstalled(p));
   const usable = requested.filter((p) => isProviderInstalled(p));
@@ -36,11 +35,11 @@ async function createSession(): Promise<{ session: ort.InferenceSession; provide
     executionProviders,
     intraOpNumThreads: settings.intraOpThreads,
     interOpNumThreads: settings.interOpThreads,
-    executionMode: 'sequential',
     // No CPU memory arena: an arena keeps the peak of every run (a 1 GiB answer: 1 GiB held until
     // unload), and onnxruntime-node ignores the run option that would shrink it
     // (memory.enable_memory_arena_shrinkage). The cost, measured on the bench: see the README.
     enableCpuMemArena: false,
+    executionMode: 'sequential',
     graphOptimizationLevel: 'all',
     extra: {
       session: {
@@ -76,22 +75,32 @@ function toOrtTensor(tensor: Tensor): ort.Tensor {
   return new ort.Tensor(ortTypeOf(tensor.datatype) as ort.Tensor.Type, tensor.data as ort.Tensor.DataType, [...tensor.shape]);
 }
 
-function fromOrtTensor(name: string, value: ort.Tensor, transfer: ArrayBuffer[]): Tensor {
-  const datatype = datatypeOfOrtType(value.type) as Datatype;
-  let data = value.data as TensorData;
-  if (!Array.isArray(data)) {
-    const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
-    if (!whole) data = data.slice();
-    transfer.push(data.buffer as ArrayBuffer);
-  }
-  return { name, datatype, shape: [...value.dims], data };
+function fromOrtTensor(name: string, value: ort.Tensor): Tensor {
+  return { name, datatype: datatypeOfOrtType(value.type) as Datatype, shape: [...value.dims], data: value.data as TensorData };
 }
 
-async function main(): Promise<void> {
+/** How often a worker checks that the server still runs: the longest an orphaned run computes on. */
+const PARENT_CHECK_INTERVAL_MS = 500;
+
+/**
+ * Ends this process when the server's process is gone, however it ended (kill -9 included): the
+ * IPC channel's 'disconnect' cannot be heard while a run blocks the main thread, so a thread of
+ * its own watches the parent process id, which changes when the parent dies (the orphan is
+ * adopted). It kills rather than exits: an exit would wait for the run to end.
+ */
+function dieWithParent(): void {
+  process.on('disconnect', () => process.exit(0));
+  const watch = `const { workerData: parent } = require('node:worker_threads');
+    setInterval(() => { if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL'); }, ${PARENT_CHECK_INTERVAL_MS});`;
+  new Worker(watch, { eval: true, workerData: process.ppid }).unref();
+}
+
+async function main(settings: SessionSettings): Promise<void> {
+  dieWithParent();
   let loaded: Awaited<ReturnType<typeof createSession>>;
   let signature: ModelSignature;
   try {
-    loaded = await createSession();
+    loaded = await createSession(settings);
     signature = { inputs: describe(loaded.session.inputMetadata, 'input'), outputs: describe(loaded.session.outputMetadata, 'output') };
   } catch (error) {
     send({ type: 'load-failed', message: (error as Error).message });
@@ -100,13 +109,7 @@ async function main(): Promise<void> {
   const { session } = loaded;
   send({ type: 'loaded', signature, executionProvider: loaded.provider, fallback: loaded.fallback });
 
-  port.on('message', async (message: ToWorker) => {
-    if (message.type === 'release') {
-      await session.release();
-      send({ type: 'released' });
-      port.close();
-      return;
-    }
+  process.on('message', async (message: ToWorker) => {
     if (message.type === 'warmup') {
       try {
         await warmUp(session, message.samples);
@@ -116,6 +119,7 @@ async function main(): Promise<void> {
       }
       return;
     }
+    if (message.type !== 'run') return;
     try {
       // An injected delay is part of the run, as a slow model's would be.
       const started = performance.now();
@@ -129,10 +133,9 @@ async function main(): Promise<void> {
         setImmediate(collectGarbage); // once this frame, which holds the outputs, is gone
         return;
       }
-      const transfer: ArrayBuffer[] = [];
-      const outputs = message.outputNames.map((name) => fromOrtTensor(name, results[name], transfer));
+      const outputs = message.outputNames.map((name) => fromOrtTensor(name, results[name]));
       const startedAtMs = performance.timeOrigin + started;
-      send({ type: 'result', id: message.id, outputs, computeMicros, startedAtMs, traceparent: message.traceparent }, transfer);
+      send({ type: 'result', id: message.id, outputs, computeMicros, startedAtMs, traceparent: message.traceparent });
     } catch (error) {
       send({ type: 'run-failed', id: message.id, message: (error as Error).message });
     }
@@ -164,7 +167,7 @@ function outputsPastLimit(outputs: readonly ort.Tensor[], maxBytes: number | und
  * Collects this thread's heap now. The runtime copies a run's outputs into the worker's heap; when
  * they are refused as too large, that copy (up to gigabytes) is garbage that V8 would keep until
  * its heap next fills, which the small runs after it may never do. `gc` is exposed to a new context
- * only, through the flag (a worker cannot take --expose-gc in its execArgv).
+ * only, through the flag (the process is started without --expose-gc).
  */
 function collectGarbage(): void {
   gcFunction ??= (() => {
@@ -178,9 +181,11 @@ let gcFunction: (() => void) | undefined;
 /** An injected fault: the wait happens on this thread (it holds the instance like a slow model would). */
 async function actOn(fault: WorkerFault): Promise<void> {
   if (fault.delayMs) await sleep(fault.delayMs);
-  // A real death of the thread, as a native crash or an out-of-memory abort would end it.
+  // A real death of the worker, as a native crash or an out-of-memory abort would end it.
   if (fault.crash) process.exit(70);
   if (fault.fail) throw new Error('injected fault: this run fails (FAULT_INJECTION)');
 }
 
-void main();
+process.once('message', (message: ToWorker) => {
+  if (message.type === 'load') void main(message.settings);
+});

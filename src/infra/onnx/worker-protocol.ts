@@ -2,7 +2,11 @@ import type { WarmupSample } from '../../domain/inference/inference-engine.port.
 import type { ModelSignature, Tensor } from '../../domain/inference/tensor.js';
 import type { WorkerFault } from './fault-injection.js';
 
-/** Messages between the main thread and an ONNX session worker. Tensor buffers are transferred, not copied. */
+/**
+ * Messages between the server and an ONNX session worker, a child process (see SessionWorkerPool
+ * for why not a thread). They cross its IPC channel in V8's serialization ('advanced'), which
+ * copies typed arrays as raw bytes.
+ */
 export interface SessionSettings {
   readonly modelPath: string;
   readonly executionProviders: readonly string[];
@@ -12,12 +16,14 @@ export interface SessionSettings {
 }
 
 export type ToWorker =
+  /** The first message a worker gets: the session to create. */
+  | { readonly type: 'load'; readonly settings: SessionSettings }
   | {
       readonly type: 'run';
       readonly id: number;
       readonly inputs: readonly Tensor[];
       readonly outputNames: readonly string[];
-      /** The W3C traceparent of the batch's span, carried to the thread that computes and back with its timing. */
+      /** The W3C traceparent of the batch's span, carried to the process that computes and back with its timing. */
       readonly traceparent?: string;
       /** Tests only: what to do wrong on this run (FaultInjection). */
       readonly fault?: WorkerFault;
@@ -25,8 +31,7 @@ export type ToWorker =
       readonly maxOutputBytes?: number;
     }
   /** Runs the samples (values built in the worker), then answers `warmed` or `warmup-failed`. */
-  | { readonly type: 'warmup'; readonly id: number; readonly samples: readonly WarmupSample[] }
-  | { readonly type: 'release' };
+  | { readonly type: 'warmup'; readonly id: number; readonly samples: readonly WarmupSample[] };
 
 export type FromWorker =
   | { readonly type: 'loaded'; readonly signature: ModelSignature; readonly executionProvider: string; readonly fallback?: string }
@@ -36,7 +41,7 @@ export type FromWorker =
       readonly id: number;
       readonly outputs: Tensor[];
       readonly computeMicros: number;
-      /** When session.run began, in epoch milliseconds (the worker's clock, which is the process's). */
+      /** When session.run began, in epoch milliseconds (the worker's clock: the same machine's). */
       readonly startedAtMs: number;
       readonly traceparent?: string;
     }
@@ -48,5 +53,4 @@ export type FromWorker =
       readonly tooLargeBytes?: number;
     }
   | { readonly type: 'warmed'; readonly id: number }
-  | { readonly type: 'warmup-failed'; readonly id: number; readonly message: string }
-  | { readonly type: 'released' };
+  | { readonly type: 'warmup-failed'; readonly id: number; readonly message: string };

@@ -41,13 +41,16 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
       const engine = this.engine;
       const tracing = this.tracing;
       const labels = { 'inference.model': version.modelName, 'inference.model_version': String(version.version) };
+      // No request waits for a run longer than MAX_REQUEST_TIMEOUT_MS: a run still going then is
+      // computing for nobody, and the engine stops it (a runaway run would hold its instance forever).
+      const timeLimitMs = this.config.MAX_REQUEST_TIMEOUT_MS;
       const runBatch: BatchRunner = async (inputs, outputNames, traces) => {
         // Each request's answer may hold MAX_RESPONSE_BYTES: a batch's outputs, that many per request in it.
         const maxOutputBytes = this.config.MAX_RESPONSE_BYTES * Math.max(1, traces.length);
         const batch = tracing.startLinkedRoot('batch', traces, { ...labels, 'inference.batch_size': inputs[0]?.shape[0] ?? 0, 'inference.batch_requests': traces.length });
-        if (!batch) return engine.run(key, inputs, outputNames, undefined, maxOutputBytes);
+        if (!batch) return engine.run(key, inputs, outputNames, { timeLimitMs, maxOutputBytes });
         try {
-          return await engine.run(key, inputs, outputNames, batch.traceparent, maxOutputBytes);
+          return await engine.run(key, inputs, outputNames, { traceContext: batch.traceparent, timeLimitMs, maxOutputBytes });
         } catch (error) {
           batch.span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
           throw error;

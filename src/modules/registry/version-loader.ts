@@ -4,6 +4,7 @@ import { completeModelConfig, labelFilesOf, runtimeOptionsOf, type DeclaredModel
 import { ModelRepository } from '../../domain/registry/model-repository.port.js';
 import type { Model } from '../../domain/registry/model.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
+import { AppConfig } from '../../infra/config/app-config.js';
 
 /**
  * Loads one version into the runtime: its sessions created and its signature read, as Triton does.
@@ -19,6 +20,7 @@ export class VersionLoader {
   constructor(
     private readonly repository: ModelRepository,
     private readonly engine: InferenceEngine,
+    private readonly config: AppConfig,
   ) {}
 
   async load(model: Model, number: number, declared: DeclaredModelConfig): Promise<void> {
@@ -86,7 +88,8 @@ export class VersionLoader {
   private async warmUp(modelName: string, key: string, config: ModelConfig): Promise<void> {
     const samples = config.modelWarmup.filter((sample) => sample.batchSize > 0);
     if (samples.length === 0) return;
-    await this.engine.warmUp(key, await Promise.all(samples.map((sample) => this.warmupSample(modelName, config, sample))));
+    // Bounded: a sample that never ends (a Loop whose trip count it sets) must not hang a load, a reload or an upload.
+    await this.engine.warmUp(key, await Promise.all(samples.map((sample) => this.warmupSample(modelName, config, sample))), this.config.MODEL_WARMUP_TIMEOUT_MS);
     this.logger.log(`${key}: ran ${samples.length} warm-up sample(s) on each instance`);
   }
 

@@ -1,4 +1,4 @@
-// unload and shutdown: calls in flight, calls waiting, and the worker threads that must really end.
+// unload and shutdown: calls in flight, calls waiting, and the worker processes that must really end.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Logger } from '@nestjs/common';
@@ -11,7 +11,7 @@ import {
   assertClose,
   assertRejectsWithCode,
   failIfWorkersOutliveTests,
-  liveWorkerPorts,
+  liveSessionWorkers,
   modelDirectory,
   osThreads,
   pattern,
@@ -50,15 +50,15 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
     after(() => engine.onApplicationShutdown());
 
     it('afterwards run rejects with REGISTRY.VERSION_NOT_READY, status drops the key, the workers have ended', async () => {
-      const workersBefore = liveWorkerPorts();
+      const workersBefore = liveSessionWorkers();
       await engine.load('classifier', models.path('classifier'), runtimeOptions({ instanceCount: 2 }));
-      assert.equal(liveWorkerPorts(), workersBefore + 2, 'one worker thread per instance while loaded');
+      assert.equal(liveSessionWorkers(), workersBefore + 2, 'one worker process per instance while loaded');
       (await engine.run('classifier', classifierInput(), ['label'])).outputs;
 
       await engine.unload('classifier');
 
       assert.equal(statusOf(engine, 'classifier'), undefined);
-      assert.equal(liveWorkerPorts(), workersBefore, 'both worker threads have exited');
+      assert.equal(liveSessionWorkers(), workersBefore, 'both worker processes have exited');
       await assertRejectsWithCode(engine.run('classifier', classifierInput(), ['label']), 'REGISTRY.VERSION_NOT_READY', /classifier/);
     });
 
@@ -79,20 +79,20 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
       await engine.unload('static');
     });
 
-    it('10 load/run/unload cycles leave no worker thread and no onnxruntime thread behind', async () => {
+    it('10 load/run/unload cycles leave no worker process and no thread behind', async () => {
       const cycle = async () => {
-        // Two intra-op threads per session: each session owns a thread pool besides its worker thread.
+        // Two intra-op threads per session: each session owns a thread pool, in its worker process.
         await engine.load('cycled', models.path('classifier'), runtimeOptions({ instanceCount: 2, intraOpThreads: 2 }));
         await Promise.all([engine.run('cycled', classifierInput(), ['label']), engine.run('cycled', classifierInput(), ['label'])]);
         await engine.unload('cycled');
       };
       await cycle(); // warm-up: lazily created process-wide threads (libuv pool etc.) exist from here on
-      const workersBefore = liveWorkerPorts();
+      const workersBefore = liveSessionWorkers();
       const threadsBefore = osThreads();
 
       for (let i = 0; i < 10; i++) await cycle();
 
-      assert.equal(liveWorkerPorts(), workersBefore, 'every session worker thread has exited');
+      assert.equal(liveSessionWorkers(), workersBefore, 'every session worker process has exited');
       if (threadsBefore !== undefined) {
         // A leak would be at least 10 cycles x 2 instances threads; allow a little for unrelated lazy threads.
         const threadsAfter = osThreads()!;
@@ -102,7 +102,7 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
     });
 
     it('a running call completes, a queued call is rejected, a call made while unloading is refused', async () => {
-      const workersBefore = liveWorkerPorts();
+      const workersBefore = liveSessionWorkers();
       await engine.load('heavy', models.path('heavy'), runtimeOptions({ instanceCount: 1 }));
       try {
         const running = engine.run('heavy', heavyInput(), ['y']);
@@ -121,7 +121,7 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
         assert.ok(rejection instanceof DomainError, `the queued call was not rejected: ${String(rejection)}`);
         assert.match(rejection.message, /unload/);
         await unloading;
-        assert.equal(liveWorkerPorts(), workersBefore);
+        assert.equal(liveSessionWorkers(), workersBefore);
         // What status said just before unload: one call running, one waiting for the instance.
         assert.deepEqual(statusBeforeUnload, { key: 'heavy', instances: 1, busy: 1, queued: 1, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
       } finally {
@@ -161,7 +161,7 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
     });
 
     it('two concurrent loads of one key: one wins, and unload leaves no worker behind', async () => {
-      const workersBefore = liveWorkerPorts();
+      const workersBefore = liveSessionWorkers();
       const outcomes = await Promise.allSettled([
         engine.load('raced', models.path('static_shape'), runtimeOptions()),
         engine.load('raced', models.path('static_shape'), runtimeOptions()),
@@ -169,25 +169,25 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
       assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected'], 'exactly one of the two loads succeeds');
       assert.equal(statusOf(engine, 'raced')?.instances, 1);
       await engine.unload('raced');
-      assert.equal(liveWorkerPorts(), workersBefore, 'no session worker of the losing load is left running');
+      assert.equal(liveSessionWorkers(), workersBefore, 'no session worker of the losing load is left running');
     });
   });
 
   describe('onApplicationShutdown', () => {
     it('unloads every model: status is empty, runs are refused, every worker has ended', async () => {
       const engine = new OnnxRuntimeEngine();
-      const workersBefore = liveWorkerPorts();
+      const workersBefore = liveSessionWorkers();
       await engine.load('classifier', models.path('classifier'), runtimeOptions({ instanceCount: 2 }));
       await engine.load('static', models.path('static_shape'), runtimeOptions());
       await engine.load('heavy', models.path('heavy'), runtimeOptions());
       assert.deepEqual(engine.status().map((s) => s.key).sort(), ['classifier', 'heavy', 'static']);
-      assert.equal(liveWorkerPorts(), workersBefore + 4);
+      assert.equal(liveSessionWorkers(), workersBefore + 4);
       const running = engine.run('heavy', heavyInput(), ['y']);
 
       await engine.onApplicationShutdown();
 
       assert.deepEqual(engine.status(), []);
-      assert.equal(liveWorkerPorts(), workersBefore, 'every worker thread has exited');
+      assert.equal(liveSessionWorkers(), workersBefore, 'every worker process has exited');
       // The call that was running when shutdown began still got its answer.
       const { outputs: [y] } = await running;
       assertClose(y!.data as Float32Array, heavyExpected);

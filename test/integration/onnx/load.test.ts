@@ -8,7 +8,7 @@ import { Logger } from '@nestjs/common';
 import { OnnxRuntimeEngine } from '../../../src/infra/onnx/onnx-runtime-engine.js';
 import { classifierModel } from '../../../scripts/build-models.js';
 import { DATATYPES } from '../../../src/domain/shared/datatype.js';
-import { OCR_MODELS, projectModelDirectory, failIfWorkersOutliveTests, liveWorkerPorts, modelDirectory, runtimeOptions, statusOf, tensor } from './onnx-fixtures.js';
+import { OCR_MODELS, projectModelDirectory, failIfWorkersOutliveTests, liveSessionWorkers, modelDirectory, runtimeOptions, statusOf, tensor } from './onnx-fixtures.js';
 
 Logger.overrideLogger(false);
 
@@ -128,7 +128,7 @@ describe('OnnxRuntimeEngine.load', { timeout: 60_000 }, () => {
     ];
     for (const [what, file] of cases) {
       it(`${what}: load rejects with an explaining Error, leaves no pool and no worker`, async () => {
-        const workersBefore = liveWorkerPorts();
+        const workersBefore = liveSessionWorkers();
         const key = `broken:${what}`;
         await assert.rejects(engine.load(key, file(), runtimeOptions({ instanceCount: 2 })), (error: unknown) => {
           assert.ok(error instanceof Error);
@@ -138,7 +138,7 @@ describe('OnnxRuntimeEngine.load', { timeout: 60_000 }, () => {
           return true;
         });
         assert.equal(statusOf(engine, key), undefined);
-        assert.equal(liveWorkerPorts(), workersBefore, 'the session workers of the failed load have ended');
+        assert.equal(liveSessionWorkers(), workersBefore, 'the session workers of the failed load have ended');
         // The key is free again: nothing half-registered blocks a later load.
         const retried = await engine.load(key, models.path('static_shape'), runtimeOptions());
         assert.equal(retried.signature.inputs[0]?.name, 'x');

