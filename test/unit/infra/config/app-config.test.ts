@@ -18,6 +18,7 @@ describe('loadAppConfig', () => {
       { ...config },
       {
         MODEL_REPOSITORY: './models',
+        MODEL_WARMUP_TIMEOUT_MS: 60000,
         HOST: '0.0.0.0',
         HTTP_PORT: 8000,
         GRPC_PORT: 8001,
