@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { loopModel } from '../../scripts/build-models.js';
-import { childProcessesOf, isRunning } from '../support/child-processes.js';
+import { childProcessesOf, isRunning } from '../../bench/child-processes.js';
 import { InferenceClient } from '../support/grpc-client.js';
 import { closedLoop, eventually, grpcInfer, httpPost, loadFigures, report, scrape, succeeded, type Answer } from '../support/load.js';
 import { samplesOf, valueOf } from '../support/prometheus-text.js';

@@ -22,6 +22,7 @@ describe('loadAppConfig', () => {
         LOG_LEVEL: 'info',
         MAX_REQUEST_BYTES: 64 * 1024 * 1024,
         MAX_REQUEST_TIMEOUT_MS: 60_000,
+        MODEL_WARMUP_TIMEOUT_MS: 60_000,
         GRPC_KEEPALIVE_TIME_MS: 60_000,
         GRPC_KEEPALIVE_TIMEOUT_MS: 20_000,
         SHUTDOWN_DRAIN_DELAY_MS: 5000,
@@ -110,6 +111,10 @@ describe('loadAppConfig', () => {
 
     it('a keepalive interval under a second', () => {
       refused({ GRPC_KEEPALIVE_TIME_MS: '10' }, 'GRPC_KEEPALIVE_TIME_MS', '"10"');
+    });
+
+    it('a warm-up time limit of zero', () => {
+      refused({ MODEL_WARMUP_TIMEOUT_MS: '0' }, 'MODEL_WARMUP_TIMEOUT_MS', '"0"');
     });
 
     it('an unknown log level', () => {
