@@ -162,8 +162,6 @@ export class SessionWorkerPool {
   lostWorkers = 0;
   /** Dead workers replaced by a new one with its own session, since the pool started. */
   restartedWorkers = 0;
-  /** Runs that passed their time limit, whose worker was killed, since the pool started. */
-  stoppedRuns = 0;
 
   get instances(): number {
     return this.workers.filter((w) => !w.dead).length;
@@ -242,7 +240,6 @@ export class SessionWorkerPool {
       task.reject(error);
       return;
     }
-    this.stoppedRuns++;
     this.lostWorkers++;
     const [, ...behind] = [...worker.running.keys()];
     worker.finish(worker.running.keys().next().value!);
@@ -343,6 +340,9 @@ export class SessionWorkerPool {
  */
 function startWorker(settings: SessionSettings): ChildProcess {
   const child = fork(WORKER_PATH, [], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // A failed send or spawn is seen by whoever watches the worker (firstAnswer, the pool); an
+  // 'error' event without any listener would end the server.
+  child.on('error', () => undefined);
   track(child);
   child.send({ type: 'load', settings } satisfies ToWorker);
   return child;
