@@ -211,7 +211,7 @@ export class SessionWorkerPool {
       task.reject(unloaded());
     }
     // A worker runs its calls in order: the first is running, those behind it have not started.
-    // They fail now; the worker still computes them and their results are dropped.
+    // They fail now; the worker is killed once its running call has ended, before it gets far in them.
     for (const worker of this.workers) {
       for (const id of [...worker.running.keys()].slice(1)) worker.finish(id)!.reject(unloaded());
     }
@@ -233,7 +233,8 @@ export class SessionWorkerPool {
     }
     const worker = this.workers.find((w) => w.running.values().next().value === task);
     if (!worker) {
-      // Handed to a worker behind the call it runs: not started, so it just leaves.
+      // Handed to a worker behind the call it runs: not started, so it just leaves (if the worker
+      // still gets to it, the answer finds no call and is dropped).
       for (const w of this.workers) {
         for (const [id, queued] of w.running) if (queued === task) w.finish(id);
       }
