@@ -1,13 +1,15 @@
 /**
  * Where the CPU went during a measured window, from Linux's /proc (elsewhere: undefined, and the
  * bench reports no CPU figures): the server process split into its main thread (HTTP, JSON,
- * Nest, logging, the scheduler) and its other threads (model instances, libuv, GC), the load
+ * Nest, logging, the scheduler) and its other threads (libuv, GC) with its child processes (the
+ * model instances, each a session worker process), the load
  * generator (the bench process, or the child process of a gRPC load) and the whole machine. For
  * the main thread it also reads how long it was runnable but waiting for a CPU
  * (/proc/.../schedstat): on-CPU + waiting near 100% means the main thread always had work, i.e.
  * the server was main-thread bound, even when other threads took its CPU part of the time.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { childProcessesOf } from './child-processes.js';
 
 /** Linux reports /proc/.../stat CPU times in clock ticks of USER_HZ, 100 on every mainstream build. */
 const NS_PER_TICK = 10_000_000;
@@ -38,8 +40,19 @@ function threadTimes(dir: string): ThreadTimes | undefined {
 
 interface ProcessTimes {
   readonly main: ThreadTimes;
-  /** On-CPU ns of every other thread. */
+  /** On-CPU ns of every other thread, its child processes' included. */
   readonly otherRunNs: number;
+}
+
+/** On-CPU ns of every thread of a process. */
+function allThreadsRunNs(pid: number): number {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return 0; // it ended
+  }
+  return tids.reduce((sum, tid) => sum + (threadTimes(`/proc/${pid}/task/${tid}`)?.runNs ?? 0), 0);
 }
 
 function processTimes(pid: number): ProcessTimes | undefined {
@@ -57,6 +70,7 @@ function processTimes(pid: number): ProcessTimes | undefined {
     if (Number(tid) === pid) main = times;
     else otherRunNs += times.runNs;
   }
+  for (const child of childProcessesOf(pid)) otherRunNs += allThreadsRunNs(child);
   return main && { main, otherRunNs };
 }
 

@@ -14,6 +14,9 @@ try {
       process.exit(130);
     }
     stopping = true;
+    // A hard bound: process.exit never waits for a model's run, since none runs in this process
+    // (session workers are child processes, killed when it exits; see SessionWorkerPool). A run
+    // on a worker thread here would make process.exit wait for it, forever for a runaway run.
     const grace = setTimeout(() => {
       process.stderr.write(`the shutdown took longer than SHUTDOWN_GRACE_MS (${config.SHUTDOWN_GRACE_MS} ms): exiting now\n`);
       process.exit(1);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { loopModel } from '../../scripts/build-models.js';
-import { childProcessesOf } from '../support/child-processes.js';
+import { childProcessesOf } from '../../bench/child-processes.js';
 import { InferenceClient } from '../support/grpc-client.js';
 import { closedLoop, eventually, grpcInfer, httpPost, loadFigures, report, succeeded, type Answer } from '../support/load.js';
 import { getJson, makeRepository, startTestServer, type TestServer } from '../support/test-server.js';

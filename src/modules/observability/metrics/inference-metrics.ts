@@ -36,11 +36,11 @@ export const INFERENCE_METRIC_PROVIDERS = [
   makeHistogramProvider({ name: 'inference_batch_size', help: 'Rows per execution (Triton reports batch statistics only as sums).', labelNames: MODEL_LABELS, buckets: BATCH_SIZE_BUCKETS }),
   makeGaugeProvider({ name: 'inference_pending_requests', help: "Requests waiting in a version's queue (Triton: nv_inference_pending_request_count).", labelNames: MODEL_LABELS }),
   makeGaugeProvider({ name: 'model_version_state', help: 'One series per version and state: 1 for the state the version is in, 0 for the others.', labelNames: [...MODEL_LABELS, 'state'] }),
-  makeGaugeProvider({ name: 'inference_workers', help: "A loaded version's worker threads (instances), busy or idle.", labelNames: [...MODEL_LABELS, 'state'] }),
-  makeCounterProvider({ name: 'inference_worker_exits_total', help: 'Worker threads of a version that crashed or exited while serving.', labelNames: MODEL_LABELS }),
+  makeGaugeProvider({ name: 'inference_workers', help: "A loaded version's worker processes (instances), busy or idle.", labelNames: [...MODEL_LABELS, 'state'] }),
+  makeCounterProvider({ name: 'inference_worker_exits_total', help: 'Worker processes of a version that crashed or exited while serving, or were killed for a run past its time limit.', labelNames: MODEL_LABELS }),
   makeGaugeProvider({ name: 'inference_circuit_breaker_state', help: "A version's circuit breaker: 1 for its state (closed, open, half_open), 0 for the others.", labelNames: [...MODEL_LABELS, 'state'] }),
   makeGaugeProvider({ name: 'inference_concurrency_limit', help: "A version's in-flight request limit (max_inflight_requests, or where the adaptive limit stands); absent without one.", labelNames: MODEL_LABELS }),
-  makeCounterProvider({ name: 'inference_worker_restarts_total', help: 'Dead worker threads replaced by a new one with the model reloaded.', labelNames: MODEL_LABELS }),
+  makeCounterProvider({ name: 'inference_worker_restarts_total', help: 'Dead worker processes replaced by a new one with the model reloaded.', labelNames: MODEL_LABELS }),
 ];
 
 /**

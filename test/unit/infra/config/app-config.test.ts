@@ -18,7 +18,6 @@ describe('loadAppConfig', () => {
       { ...config },
       {
         MODEL_REPOSITORY: './models',
-        MODEL_WARMUP_TIMEOUT_MS: 60000,
         HOST: '0.0.0.0',
         HTTP_PORT: 8000,
         GRPC_PORT: 8001,
@@ -28,6 +27,7 @@ describe('loadAppConfig', () => {
         MAX_RESPONSE_BYTES: 64 * 1024 * 1024,
         MAX_MODEL_THREADS: 0,
         MAX_REQUEST_TIMEOUT_MS: 60_000,
+        MODEL_WARMUP_TIMEOUT_MS: 60_000,
         GRPC_KEEPALIVE_TIME_MS: 60_000,
         GRPC_KEEPALIVE_TIMEOUT_MS: 20_000,
         SHUTDOWN_DRAIN_DELAY_MS: 5000,
@@ -135,6 +135,10 @@ describe('loadAppConfig', () => {
 
     it('a keepalive interval under a second', () => {
       refused({ GRPC_KEEPALIVE_TIME_MS: '10' }, 'GRPC_KEEPALIVE_TIME_MS', '"10"');
+    });
+
+    it('a warm-up time limit of zero', () => {
+      refused({ MODEL_WARMUP_TIMEOUT_MS: '0' }, 'MODEL_WARMUP_TIMEOUT_MS', '"0"');
     });
 
     it('an unknown log level', () => {

@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * The live child processes of `pid` (Linux: read from /proc), e.g. a server's session workers:
- * one process per model instance. A child that has exited, zombie or reaped, is not listed.
+ * one process per model instance. A child that has exited, zombie or reaped, is not listed. (The
+ * bench counts their CPU as the server's; the tests check that they end.)
  */
 export function childProcessesOf(pid: number): number[] {
   const children: number[] = [];
