@@ -112,18 +112,6 @@ describe("Triton's client examples against the stand-in models", () => {
       assert.deepEqual(tritonOutput(answer, 'OUTPUT1'), { form: 'binary', datatype: 'INT32', shape: [1, 16], values: difference(INPUT0, MINUS_ONES) });
     });
 
-    it('simple_http_infer_client: an unknown model is answered 404 with an error', async () => {
-      const answer = await tritonInfer(url, 'wrong_model_name', {
-        inputs: [
-          { name: 'INPUT0', datatype: 'INT32', shape: [1, 16], data: INPUT0 },
-          { name: 'INPUT1', datatype: 'INT32', shape: [1, 16], binary: int32Bytes(MINUS_ONES) },
-        ],
-        outputs: [{ name: 'OUTPUT0' }, { name: 'OUTPUT1', binaryData: false }],
-      });
-      assert.equal(answer.status, 404);
-      assert.match(answer.json.error, /wrong_model_name/);
-    });
-
     it('simple_http_async_infer_client / simple_http_aio_infer_client: concurrent binary requests, each answered with its own sums', async () => {
       const requests = Array.from({ length: 6 }, (_, k) => {
         const input0 = INPUT0.map((x) => x * (k + 1));
