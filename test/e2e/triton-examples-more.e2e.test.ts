@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync, inflateSync, deflateSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { TRITON_EXAMPLE_CONFIGS, writeTritonExamplesRepository } from '../../scripts/build-models.js';
+import { TRITON_EXAMPLE_CONFIGS } from '../../scripts/build-models.js';
 import { decodeRawBytes, InferenceClient, outputOf, rawBytes, rawOf, Status, type ServiceError } from '../support/grpc-client.js';
 import { getJson, startTestServer, type TestServer } from '../support/test-server.js';
+import { difference, INPUT0, MINUS_ONES, ONES, sum, tritonExamplesRepository } from '../support/triton-examples.js';
 import { bytesElements, int32Bytes, readTritonAnswer, tritonInfer, tritonInferBody, tritonOutput } from '../support/triton-http-wire.js';
 
 /**
@@ -22,11 +22,6 @@ import { bytesElements, int32Bytes, readTritonAnswer, tritonInfer, tritonInferBo
  */
 
 const TOKEN = 'triton-examples-admin-token';
-const INPUT0 = Array.from({ length: 16 }, (_, i) => i);
-const ONES = new Array<number>(16).fill(1);
-const MINUS_ONES = new Array<number>(16).fill(-1);
-const sum = (a: readonly number[], b: readonly number[]) => a.map((x, i) => x + b[i]!);
-const difference = (a: readonly number[], b: readonly number[]) => a.map((x, i) => x - b[i]!);
 const bearer = { authorization: `Bearer ${TOKEN}` };
 
 /** `rejects` with the status `code` and details matching `details`. */
@@ -51,22 +46,13 @@ async function postBare(url: string, body: string | undefined, headers: Record<s
   return { status: response.status, body: parsed };
 }
 
-/** The stand-in repository (densenet_onnx configured as Triton's own: input format and labels). */
-async function repositoryWithImageConfig(): Promise<string> {
-  const repository = await mkdtemp(join(tmpdir(), 'onnx-serving-triton-more-'));
-  await writeTritonExamplesRepository(repository);
-  return repository;
-}
-
 describe("Triton's client examples: readiness, wording, compression, strings, raw answers, shared memory", () => {
   let server: TestServer;
   let url: string;
   let client: InferenceClient;
 
   before(async () => {
-    const repository = await mkdtemp(join(tmpdir(), 'onnx-serving-triton-pending-'));
-    await writeTritonExamplesRepository(repository);
-    server = await startTestServer(repository, { ADMIN_TOKEN: TOKEN, ALLOW_CLIENT_SHM: 'true' });
+    server = await startTestServer(await tritonExamplesRepository(), { ADMIN_TOKEN: TOKEN, ALLOW_CLIENT_SHM: 'true' });
     url = server.url;
     client = new InferenceClient(server.server.grpcAddress);
   });
@@ -307,8 +293,7 @@ describe("Triton's model-control examples (simple_http_model_control, simple_grp
   let client: InferenceClient;
 
   before(async () => {
-    repository = await mkdtemp(join(tmpdir(), 'onnx-serving-triton-control-'));
-    await writeTritonExamplesRepository(repository);
+    repository = await tritonExamplesRepository();
     // Triton's CI runs simple_http_model_control.py on a repository of 7 models (and the gRPC one on 8).
     await mkdir(join(repository, 'padding_model_7'));
     server = await startTestServer(repository, { ADMIN_TOKEN: TOKEN, STRICT_READINESS: 'false' });
@@ -379,7 +364,7 @@ describe("Triton's image examples (image_client, grpc_image_client): densenet_on
   let client: InferenceClient;
 
   before(async () => {
-    server = await startTestServer(await repositoryWithImageConfig(), { STRICT_READINESS: 'false' });
+    server = await startTestServer(await tritonExamplesRepository(), { STRICT_READINESS: 'false' });
     url = server.url;
     client = new InferenceClient(server.server.grpcAddress);
   });

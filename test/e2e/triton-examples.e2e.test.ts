@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DENSENET_CLASSES, writeTritonExamplesRepository } from '../../scripts/build-models.js';
+import { DENSENET_CLASSES } from '../../scripts/build-models.js';
 import { InferenceClient, outputOf, rawBytes, rawOf, Status, type ModelInferRequest, type ServiceError } from '../support/grpc-client.js';
 import { getJson, startTestServer, type TestServer } from '../support/test-server.js';
+import { difference, INPUT0, MINUS_ONES, ONES, sum, tritonExamplesRepository } from '../support/triton-examples.js';
 import { bytesElements, int32Bytes, tritonInfer, tritonOutput } from '../support/triton-http-wire.js';
 
 /**
@@ -18,11 +16,6 @@ import { bytesElements, int32Bytes, tritonInfer, tritonOutput } from '../support
  * scripts/run-triton-examples.sh runs the Python programs themselves, by hand.
  */
 
-const INPUT0 = Array.from({ length: 16 }, (_, i) => i);
-const MINUS_ONES = new Array<number>(16).fill(-1);
-const ONES = new Array<number>(16).fill(1);
-const sum = (a: readonly number[], b: readonly number[]) => a.map((x, i) => x + b[i]!);
-const difference = (a: readonly number[], b: readonly number[]) => a.map((x, i) => x - b[i]!);
 
 describe("Triton's client examples against the stand-in models", () => {
   let server: TestServer;
@@ -30,9 +23,7 @@ describe("Triton's client examples against the stand-in models", () => {
   let grpcAddress: string;
 
   before(async () => {
-    const repository = await mkdtemp(join(tmpdir(), 'onnx-serving-triton-examples-'));
-    await writeTritonExamplesRepository(repository);
-    server = await startTestServer(repository, { STRICT_READINESS: 'false' });
+    server = await startTestServer(await tritonExamplesRepository(), { STRICT_READINESS: 'false' });
     url = server.url;
     grpcAddress = server.server.grpcAddress;
   });
