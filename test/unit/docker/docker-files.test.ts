@@ -136,6 +136,18 @@ describe('docker/Dockerfile', () => {
     }
   });
 
+  it('keeps npm from printing false engine warnings when a system Node older than the pin runs it', () => {
+    const settings = new Map(
+      read('.npmrc')
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '' && !line.startsWith('#'))
+        .map((line) => line.split('=').map((part) => part.trim()) as [string, string]),
+    );
+    assert.equal(settings.get('loglevel'), 'error', 'npm judges engines against the Node running npm, not the pinned one');
+    assert.ok(!settings.has('onnxruntime-node-install'), 'npm 11 refuses unknown config keys');
+  });
+
   it('copies from the build context only paths that exist', () => {
     for (const i of dockerfile.filter((x) => x.keyword === 'COPY' || x.keyword === 'ADD')) {
       const { flags, sources } = copyParts(i.args);
