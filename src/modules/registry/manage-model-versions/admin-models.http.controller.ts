@@ -43,7 +43,7 @@ export class AdminModelsHttpController {
   @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
   async unload(@Param('model') model: string, @Param('version') version: string, @Body(JsonBody) body: unknown) {
-    const { force } = parseBody(unloadBody, body) ?? {};
+    const { force } = parseBody(unloadBody, body, 'ADMIN.INVALID_REQUEST') ?? {};
     await this.lifecycle.unloadVersion(checkedModelName(model), checkedVersion(version), force ?? false);
     return this.describe(this.registry.get(model));
   }
@@ -56,7 +56,7 @@ export class AdminModelsHttpController {
     const name = checkedModelName(model);
     const number = checkedVersion(version);
     if (!Buffer.isBuffer(body) || body.length === 0) {
-      throw new DomainError('INFERENCE.INVALID_REQUEST', 'the body must be the model.onnx file (its bytes, as application/octet-stream)');
+      throw new DomainError('ADMIN.INVALID_REQUEST', 'the body must be the model.onnx file (its bytes, as application/octet-stream)');
     }
     const { sha256 } = await this.lifecycle.uploadVersion(name, number, body);
     return { name, version: String(number), sha256, bytes: body.length };
@@ -67,7 +67,7 @@ export class AdminModelsHttpController {
   @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
   async makeDefault(@Param('model') model: string, @Body(JsonBody) body: unknown) {
-    const { version } = parseBody(defaultVersionBody, body);
+    const { version } = parseBody(defaultVersionBody, body, 'ADMIN.INVALID_REQUEST');
     const swap = await this.lifecycle.makeDefault(checkedModelName(model), checkedVersion(version));
     return { name: model, previous_version: swap.from === undefined ? null : String(swap.from), version: String(swap.to) };
   }

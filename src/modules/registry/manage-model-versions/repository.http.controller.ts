@@ -21,21 +21,21 @@ export class RepositoryHttpController {
   @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
   index(@Body(JsonBody) body: unknown) {
-    return this.repository.index(parseBody(indexBody, body)?.ready ?? false);
+    return this.repository.index(parseBody(indexBody, body, 'ADMIN.INVALID_REQUEST')?.ready ?? false);
   }
 
   @Post('models/:model/load')
   @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
   async load(@Param('model') model: string, @Body(JsonBody) body: unknown) {
-    await this.repository.load(model, parseBody(loadBody, body)?.parameters ?? {});
+    await this.repository.load(model, parseBody(loadBody, body, 'ADMIN.INVALID_REQUEST')?.parameters ?? {});
   }
 
   @Post('models/:model/unload')
   @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
   async unload(@Param('model') model: string, @Body(JsonBody) body: unknown) {
-    parseBody(unloadBody, body);
+    parseBody(unloadBody, body, 'ADMIN.INVALID_REQUEST');
     await this.repository.unload(model);
   }
 }

@@ -44,11 +44,11 @@ export class TritonRepository {
     try {
       const config = parameters.config;
       if (config !== undefined && typeof config !== 'string') {
-        throw new DomainError('INFERENCE.INVALID_REQUEST', 'parameters.config must be a string holding the model configuration in JSON');
+        throw new DomainError('ADMIN.INVALID_REQUEST', 'parameters.config must be a string holding the model configuration in JSON');
       }
       const unknown = Object.keys(parameters).find((key) => key !== 'config');
       if (unknown) {
-        throw new DomainError('INFERENCE.INVALID_REQUEST', `parameters.${unknown} is not supported (only "config"; model files are uploaded with PUT /admin/models/{m}/versions/{v})`);
+        throw new DomainError('ADMIN.INVALID_REQUEST', `parameters.${unknown} is not supported (only "config"; model files are uploaded with PUT /admin/models/{m}/versions/{v})`);
       }
       await this.lifecycle.loadModel(checkedModelName(modelName), config);
     } catch (error) {

@@ -90,7 +90,7 @@ export class RolloutHttpController {
   @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
   async start(@Param('model') model: string, @Body(JsonBody) body: unknown) {
-    return describeRollout(await this.rollouts.start(model, toSpec(parseBody(rolloutDocument, body))));
+    return describeRollout(await this.rollouts.start(model, toSpec(parseBody(rolloutDocument, body, 'ADMIN.INVALID_REQUEST'))));
   }
 
   @Get()
