@@ -60,7 +60,8 @@ const outputSchema = tensorSchema.extend({
   label_filename: z.string().min(1).optional(),
 });
 
-const versionPolicySchema = z.union([
+/** `version_policy`, as config.json has it (and the admin API shows it). */
+export const versionPolicySchema = z.union([
   z.strictObject({ latest: z.strictObject({ num_versions: integer(1, UINT32_MAX) }) }),
   z.strictObject({ all: z.strictObject({}) }),
   z.strictObject({ specific: z.strictObject({ versions: z.array(positiveInt).min(1).max(1024, 'must list at most 1024 versions') }) }),

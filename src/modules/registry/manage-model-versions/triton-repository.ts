@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { ModelRepository } from '../../../domain/registry/model-repository.port.js';
 import { checkedModelName } from '../../../domain/registry/model-name.js';
+import type { ModelVersionState } from '../../../domain/registry/model-version.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
 import { ModelRegistry } from '../model-registry.js';
 import { ModelLifecycle } from './model-lifecycle.js';
@@ -8,7 +9,7 @@ import { ModelLifecycle } from './model-lifecycle.js';
 export interface RepositoryIndexEntry {
   readonly name: string;
   readonly version?: string;
-  readonly state?: string;
+  readonly state?: ModelVersionState;
   readonly reason?: string;
 }
 
