@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { classifierModel } from '../../scripts/build-models.js';
 import { ADMIN_OPENAPI } from '../../src/modules/registry/manage-model-versions/admin-openapi.js';
+import { assertMatchesComponent, keysIn } from '../support/openapi-validator.js';
 import { makeRepository, startTestServer, type TestServer } from '../support/test-server.js';
 
 const ADMIN_TOKEN = 'openapi-e2e-admin-token-0123456789';
@@ -59,7 +60,32 @@ describe('GET /admin/openapi.json', () => {
     assert.equal(models.length, 1);
     assert.deepEqual(Object.keys(models[0]).sort(), [...Model.required!].sort());
     assert.deepEqual(Object.keys(models[0].versions[0]).sort(), [...ModelVersion.required!].sort());
-    assert.match(models[0].versions[0].sha256, new RegExp(ModelVersion.properties!.sha256.pattern!));
+    assert.match(models[0].versions[0].sha256, /^[0-9a-f]{64}$/);
     assert.deepEqual(Object.keys(models[0].versions[0].inputs[0]).sort(), [...TensorSpec.required!].sort());
+    assertMatchesComponent('ModelList', { models });
+  });
+
+  it('describes the rollout answers, in snake_case, figures and decisions included', async () => {
+    const headers = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
+    const rolloutUrl = `${server.url}/admin/models/iris/rollout`;
+    const document = { stable: '1', rules: [{ header: 'X-Env', equals: 'staging', version: 1 }] };
+    const started = await fetch(rolloutUrl, { method: 'PUT', headers, body: JSON.stringify(document) });
+    assert.equal(started.status, 200);
+    const infer = await fetch(`${server.url}/v2/models/iris/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }] }),
+    });
+    assert.equal(infer.status, 200, await infer.text());
+    const aborted = await fetch(`${rolloutUrl}/abort`, { method: 'POST', headers: { authorization: headers.authorization } });
+    assert.equal(aborted.status, 200);
+    const rollout = (await aborted.json()) as any;
+    assertMatchesComponent('Rollout', rollout);
+    assert.deepEqual(keysIn(rollout).filter((key) => /[A-Z]/.test(key)), [], 'no camelCase key');
+    const decision = rollout.history.at(-1);
+    assert.equal(decision.action, 'aborted');
+    assert.deepEqual(Object.keys(decision.figures[0]).sort(), ['error_rate', 'errors', 'p99_ms', 'requests', 'version']);
+    assert.equal(decision.figures[0].requests, 1);
+    assert.equal(rollout.rules[0].header, 'x-env', 'header names are kept in lower case');
   });
 });

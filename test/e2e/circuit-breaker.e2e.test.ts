@@ -28,7 +28,8 @@ describe('circuit breakers', () => {
       { name: 'faulty', onnx: faultyClassifierModel() },
       { name: 'picky', onnx: faultyClassifierModel() },
     ]);
-    server = await startTestServer(repository, { BREAKER_MIN_REQUESTS: '5', BREAKER_ERROR_RATE: '0.5', BREAKER_OPEN_MS: '300', BREAKER_WINDOW_MS: '60000' });
+    // Open long enough for the checks of the first test on a busy machine (300 ms was not: it went half-open midway).
+    server = await startTestServer(repository, { BREAKER_MIN_REQUESTS: '5', BREAKER_ERROR_RATE: '0.5', BREAKER_OPEN_MS: '2000', BREAKER_WINDOW_MS: '60000' });
     client = new InferenceClient(server.server.grpcAddress);
   });
   after(async () => {

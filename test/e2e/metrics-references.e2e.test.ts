@@ -22,7 +22,7 @@ const PROMETHEUS_SERIES = new Set(['up']);
 const TARGET_LABELS = new Set(['job', 'instance']);
 /**
  * Label values the server can export without this test's traffic producing them: the failure reasons
- * (FailureReason in src/modules/observability/metrics/inference-metrics.ts; one failing request shows
+ * (FAILURE_REASONS in src/domain/shared/domain-error.ts; one failing request shows
  * only one of them).
  */
 const KNOWN_VALUES: Record<string, readonly string[]> = {

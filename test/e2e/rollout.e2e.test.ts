@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { classifierModel } from '../../scripts/build-models.js';
 import { bucketOfKey, inShare } from '../../src/domain/rollout/traffic-split.js';
 import { InferenceClient } from '../support/grpc-client.js';
+import { assertMatchesComponent, keysIn } from '../support/openapi-validator.js';
 import { faultyClassifierModel } from '../support/rollout-models.js';
 import { bearer, classifierAnswering, makeRepository, requestJson, startServerOver, startTestServer, type TestServer } from '../support/test-server.js';
 
@@ -62,13 +63,20 @@ async function putRollout(url: string, model: string, document: unknown): Promis
 async function startRollout(url: string, model: string, document: unknown): Promise<any> {
   const { status, body } = await putRollout(url, model, document);
   assert.equal(status, 200, JSON.stringify(body));
-  return body;
+  return described(body);
 }
 
 async function rolloutOf(url: string, model: string): Promise<any> {
   const { status, body } = await requestJson('GET', `${url}/admin/models/${model}/rollout`, { headers: admin });
   assert.equal(status, 200, JSON.stringify(body));
-  return body;
+  return described(body);
+}
+
+/** A rollout as the admin API answers it: in snake_case, as GET /admin/openapi.json describes it. */
+function described(rollout: any): any {
+  for (const key of keysIn(rollout)) assert.doesNotMatch(key, /[A-Z]/, `a camelCase key in ${JSON.stringify(rollout)}`);
+  assertMatchesComponent('Rollout', rollout, 'the rollout');
+  return rollout;
 }
 
 function figuresOf(rollout: any, version: number): any {
@@ -389,7 +397,7 @@ describe('rollouts', () => {
       });
 
       const rollout = await pollRollout(url, 'shadowfail', (r) => figuresOf(r, 2).requests === 60);
-      assert.deepEqual([figuresOf(rollout, 2).errors, figuresOf(rollout, 2).errorRate], [60, 1], "the figures show the shadow's failures");
+      assert.deepEqual([figuresOf(rollout, 2).errors, figuresOf(rollout, 2).error_rate], [60, 1], "the figures show the shadow's failures");
       assert.deepEqual([figuresOf(rollout, 1).requests, figuresOf(rollout, 1).errors], [60, 0]);
       assert.equal(rollout.phase, 'ACTIVE');
     });
@@ -400,12 +408,12 @@ describe('rollouts', () => {
       assert.ok(answers.every((a) => a.status === 200 && a.version === '1' && outputsOf(a).label!.toString() === '0'));
       const diverging = await pollRollout(url, 'shadowdiff', (r) => figuresOf(r, 2).requests === 20);
       assert.equal(figuresOf(diverging, 2).errors, 0);
-      assert.equal(figuresOf(diverging, 2).meanDivergence, 1, 'labels 0 and 1: a divergence of 1 on every request');
+      assert.equal(figuresOf(diverging, 2).mean_divergence, 1, 'labels 0 and 1: a divergence of 1 on every request');
 
       await startRollout(url, 'shadowdiff', { stable: 1, shadow: { version: 3, percent: 100 } });
       await many(20, (i) => infer(url, 'shadowdiff', { row: ROWS[i % ROWS.length] }), 10);
       const same = await pollRollout(url, 'shadowdiff', (r) => figuresOf(r, 3).requests === 20);
-      assert.ok(figuresOf(same, 3).meanDivergence < 1e-6, `the same model: no divergence (${figuresOf(same, 3).meanDivergence})`);
+      assert.ok(figuresOf(same, 3).mean_divergence < 1e-6, `the same model: no divergence (${figuresOf(same, 3).mean_divergence})`);
       assert.equal(figuresOf(same, 3).errors, 0);
     });
   });
@@ -429,7 +437,7 @@ describe('rollouts', () => {
       assert.equal(decision.weight, 50);
       assert.match(decision.reason, /every request goes to the stable version 1/);
       const canary = decision.figures.find((f: any) => f.version === 2);
-      assert.ok(canary.errors >= 2 && canary.errorRate > 0.05, `the figures of the decision: ${JSON.stringify(canary)}`);
+      assert.ok(canary.errors >= 2 && canary.error_rate > 0.05, `the figures of the decision: ${JSON.stringify(canary)}`);
       assert.equal(rollout.canary.weight, 0);
       assert.equal(rollout.step, undefined);
 

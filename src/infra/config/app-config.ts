@@ -2,6 +2,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseFaultPlans } from '../onnx/fault-plan.js';
+import { schemaErrorMessage } from '../validation/schema-error-message.js';
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 const bool = (fallback: boolean) =>
@@ -154,7 +155,7 @@ export function loadAppConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ''));
   const parsed = environmentSchema.safeParse(present);
   if (!parsed.success) {
-    throw invalid(parsed.error.issues.map((issue) => `${shown(String(issue.path[0]), env[String(issue.path[0])])}: ${issue.message}`));
+    throw invalid([schemaErrorMessage(parsed.error, { every: true, at: (issue) => shown(String(issue.path[0]), env[String(issue.path[0])]) })]);
   }
   const clashes = portClashes(parsed.data);
   if (clashes.length > 0) throw invalid(clashes);

@@ -5,6 +5,7 @@ import type { InferenceRequest, InferenceResponse } from '../../domain/inference
 import type { Tensor } from '../../domain/inference/tensor.js';
 import { classificationCount } from '../../domain/inference/classification.js';
 import { fromHalfBits, toHalfBits } from './half-float.js';
+import { schemaErrorMessage } from '../validation/schema-error-message.js';
 
 /**
  * The KServe V2 JSON form of tensors, both ways.
@@ -77,7 +78,7 @@ export function parseInferRequestJson(body: unknown): InferRequestJson {
     throw new DomainError('INFERENCE.INVALID_REQUEST', 'the request body must be a JSON object with an "inputs" array');
   }
   const parsed = inferRequestSchema.safeParse(body);
-  if (!parsed.success) throw new DomainError('INFERENCE.INVALID_REQUEST', describeIssue(parsed.error.issues[0], body));
+  if (!parsed.success) throw new DomainError('INFERENCE.INVALID_REQUEST', schemaErrorMessage(parsed.error, { at: (issue) => whereInRequest(issue, body) }));
   return parsed.data;
 }
 
@@ -106,13 +107,13 @@ function classificationsOf(outputs: InferRequestJson['outputs']): Map<string, nu
   return new Map(classified.map((output) => [output.name, classificationCount(output.name, output.parameters!.classification!)]));
 }
 
-function describeIssue(issue: z.core.$ZodIssue, body: object): string {
+/** Where in an infer request an issue is: `input 'x' (inputs[0].shape)`, or its path. */
+function whereInRequest(issue: z.core.$ZodIssue, body: object): string {
   const path = issue.path.map((key) => (typeof key === 'number' ? `[${key}]` : `.${String(key)}`)).join('').replace(/^\./, '');
   const [list, index] = issue.path;
   const named = (body as Record<string, unknown>)[String(list)];
   const name = typeof index === 'number' && Array.isArray(named) ? (named[index] as { name?: unknown } | undefined)?.name : undefined;
-  const subject = typeof name === 'string' && (list === 'inputs' || list === 'outputs') ? `${String(list).slice(0, -1)} '${name}' (${path})` : path || 'body';
-  return `${subject}: ${issue.message}`;
+  return typeof name === 'string' && (list === 'inputs' || list === 'outputs') ? `${String(list).slice(0, -1)} '${name}' (${path})` : path || 'body';
 }
 
 export function decodeTensor(name: string, datatype: string, shape: number[], data: unknown[]): Tensor {

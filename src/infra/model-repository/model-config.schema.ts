@@ -3,6 +3,7 @@ import type { Datatype } from '../../domain/shared/datatype.js';
 import type { QueuePolicy } from '../../domain/inference/scheduling-policy.js';
 import { INPUT_FORMATS, type ConcurrencyPolicy, type DeclaredDynamicBatching, type DeclaredModelConfig, type InputFormat, type ModelConfig, type ModelWarmup, type WarmupData, type WarmupInput } from '../../domain/registry/model-config.js';
 import type { VersionPolicy } from '../../domain/registry/version-policy.js';
+import { schemaErrorMessage } from '../validation/schema-error-message.js';
 
 /**
  * The schema of `config.json`: Triton's model configuration in its JSON form (the field names of
@@ -59,7 +60,8 @@ const outputSchema = tensorSchema.extend({
   label_filename: z.string().min(1).optional(),
 });
 
-const versionPolicySchema = z.union([
+/** `version_policy`, as config.json has it (and the admin API shows it). */
+export const versionPolicySchema = z.union([
   z.strictObject({ latest: z.strictObject({ num_versions: integer(1, UINT32_MAX) }) }),
   z.strictObject({ all: z.strictObject({}) }),
   z.strictObject({ specific: z.strictObject({ versions: z.array(positiveInt).min(1).max(1024, 'must list at most 1024 versions') }) }),
@@ -158,9 +160,7 @@ export function parseModelConfig(text: string): DeclaredModelConfig {
   }
   const parsed = modelConfigSchema.safeParse(json);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const path = issue.path.join('.') || '(root)';
-    throw new Error(`config.json: ${path}: ${issue.message}`);
+    throw new Error(`config.json: ${schemaErrorMessage(parsed.error)}`);
   }
   return toDeclared(parsed.data);
 }

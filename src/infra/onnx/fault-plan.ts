@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { schemaErrorMessage } from '../validation/schema-error-message.js';
 
 /**
  * The faults injected into one model (or one version): added latency on every run, a share of
@@ -24,7 +25,7 @@ export function parseFaultPlans(text: string): Record<string, FaultPlan> {
     throw new Error(`not JSON: ${(error as Error).message}`);
   }
   const parsed = faultPlansSchema.safeParse(json);
-  if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
+  if (!parsed.success) throw new Error(schemaErrorMessage(parsed.error, { every: true }));
   // Checked here: zod reports a record key failing its pattern without the pattern's message.
   const badTarget = Object.keys(parsed.data).find((target) => !TARGET.test(target));
   if (badTarget !== undefined) throw new Error(`${JSON.stringify(badTarget)}: keys are "model" or "model/version"`);

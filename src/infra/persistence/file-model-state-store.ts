@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { RolloutSnapshot } from '../../domain/rollout/rollout.js';
 import { ModelStateStore, type ModelState, type StoredModelState, type StoredModelStates, type UnreadableModelState } from '../../domain/registry/model-state-store.port.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
+import { schemaErrorMessage } from '../validation/schema-error-message.js';
 
 /**
  * The embedded model-state store (the default: nothing else to run). One JSON file per model under
@@ -281,8 +282,7 @@ function parseStored(text: string, what: string): StoredModelState {
   }
   const parsed = storedStateSchema.safeParse(json);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new UnreadableStateError(`${what} is not a stored model state: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new UnreadableStateError(`${what} is not a stored model state: ${schemaErrorMessage(parsed.error)}`);
   }
   const { revision, state } = parsed.data;
   return {

@@ -4,7 +4,8 @@ import type { FastifyReply } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { throwError, type Observable } from 'rxjs';
 import { DomainError } from '../../domain/shared/domain-error.js';
-import { STATUS_OF } from './domain-error-status.js';
+import { grpcStatusOf } from '../grpc/grpc-error-status.js';
+import { httpStatusOf } from '../http/http-error-status.js';
 
 const logger = new Logger('ErrorResponseFilter');
 
@@ -27,8 +28,8 @@ export interface GrpcError {
 
 /**
  * The one place an error becomes a status, for both transports. HTTP: `{"error": "<message>"}`
- * (the KServe V2 error body) with the table's status. gRPC: the table's status code with the
- * message as its details. A retry hint travels as `Retry-After` (HTTP header, gRPC trailer).
+ * (the KServe V2 error body) with the status of the error's category (http-error-status.ts). gRPC:
+ * the status of its category (grpc-error-status.ts) with the message as its details. A retry hint travels as `Retry-After` (HTTP header, gRPC trailer).
  */
 @Catch()
 export class ErrorResponseFilter implements ExceptionFilter {
@@ -50,7 +51,7 @@ export class ErrorResponseFilter implements ExceptionFilter {
   }
 
   describeHttp(error: unknown): { status: number; message: string } {
-    if (error instanceof DomainError) return { status: STATUS_OF[error.code].http, message: error.message };
+    if (error instanceof DomainError) return { status: httpStatusOf(error.code), message: error.message };
     const status = error instanceof HttpException ? error.getStatus() : isFastifyError(error) ? error.statusCode : 500;
     if (status === 413) return { status, message: requestTooLarge(this.limits.maxRequestBytes).message };
     if (status !== 500) return { status, message: (error as Error).message };
@@ -60,7 +61,7 @@ export class ErrorResponseFilter implements ExceptionFilter {
 
 /** A domain error written on a raw response, for the code that answers before Fastify's reply exists. */
 export function writeDomainError(res: ServerResponse, error: DomainError): void {
-  res.statusCode = STATUS_OF[error.code].http;
+  res.statusCode = httpStatusOf(error.code);
   res.setHeader('content-type', 'application/json');
   if (error.details.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(error.details.retryAfterSeconds));
   res.end(JSON.stringify({ error: error.message }));
@@ -79,7 +80,7 @@ export function grpcErrorOf(error: unknown): GrpcError {
     logger.error(details);
     return { code: GrpcStatus.INTERNAL, details, metadata };
   }
-  const code = STATUS_OF[error.code].grpc;
+  const code = grpcStatusOf(error.code);
   if (code === GrpcStatus.INTERNAL) logger.error(error.message);
   if (error.details.retryAfterSeconds !== undefined) metadata.set('retry-after', String(error.details.retryAfterSeconds));
   return { code, details: error.message, metadata };

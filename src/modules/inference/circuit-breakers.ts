@@ -4,7 +4,7 @@ import type { BreakerState, CircuitBreakerStateChanged } from '../../domain/infe
 import type { ModelVersionUnloaded } from '../../domain/registry/model-events.js';
 import type { ModelVersion } from '../../domain/registry/model-version.js';
 import { DomainEventBus } from '../../domain/shared/domain-event-bus.port.js';
-import { DomainError } from '../../domain/shared/domain-error.js';
+import { DomainError, errorKindOf } from '../../domain/shared/domain-error.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 import { InferenceMetrics } from '../observability/metrics/inference-metrics.js';
 
@@ -68,7 +68,8 @@ export class CircuitBreakers implements OnModuleInit, OnApplicationShutdown {
       rollingCountTimeout: this.config.BREAKER_WINDOW_MS,
       rollingCountBuckets: 10,
       resetTimeout: this.config.BREAKER_OPEN_MS,
-      errorFilter: (error: unknown) => !countsAsFailure(error),
+      // Only the failures the version is to blame for count (a client's errors, a cancel, a full queue never do).
+      errorFilter: (error: unknown) => !errorKindOf(error).blamesVersion,
     });
     const changed = (state: BreakerState) => this.changed(version, state);
     breaker.on('open', () => changed('open'));
@@ -87,10 +88,4 @@ export class CircuitBreakers implements OnModuleInit, OnApplicationShutdown {
     if (state === 'open') this.logger.warn(message);
     else this.logger.log(message);
   }
-}
-
-/** The failures a version is to blame for: its runtime failed, or it did not answer in time. */
-function countsAsFailure(error: unknown): boolean {
-  if (!(error instanceof DomainError)) return true;
-  return error.code === 'INFERENCE.RUNTIME_ERROR' || error.code === 'INFERENCE.DEADLINE_EXCEEDED';
 }

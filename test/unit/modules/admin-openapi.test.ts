@@ -14,9 +14,12 @@ import {
   type OperationObject,
   type ParameterObject,
   type ReferenceObject,
+  type SchemaObject,
 } from '../../../src/modules/registry/manage-model-versions/admin-openapi.js';
 import { RepositoryHttpController } from '../../../src/modules/registry/manage-model-versions/repository.http.controller.js';
 import { RolloutHttpController } from '../../../src/modules/rollout/manage-rollout/rollout.http.controller.js';
+import { rolloutDocument } from '../../../src/modules/rollout/manage-rollout/rollout.schemas.js';
+import { openApiAjv, validatorOf } from '../../support/openapi-validator.js';
 
 const CONTROLLERS = [AdminModelsHttpController, RepositoryHttpController, AdminOpenApiHttpController, RolloutHttpController];
 const HTTP_METHODS: readonly HttpMethod[] = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'];
@@ -164,7 +167,7 @@ describe('the admin OpenAPI document', () => {
     const { model, version } = ADMIN_OPENAPI.components.parameters;
 
     it('model names', () => {
-      const matches = (name: string) => new RegExp(model.schema.pattern!).test(name) && !new RegExp(model.schema.not!.pattern!).test(name);
+      const matches = (name: string) => new RegExp(model.schema.pattern!).test(name) && !new RegExp((model.schema.not as SchemaObject).pattern!).test(name);
       const accepted = (name: string) => {
         try {
           checkedModelName(name);
@@ -210,3 +213,65 @@ describe('the admin OpenAPI document', () => {
   });
 });
 
+describe('the admin OpenAPI schemas, generated from the zod schemas of the bodies', () => {
+  const { schemas } = ADMIN_OPENAPI.components;
+
+  it('are each a valid JSON Schema 2020-12 (OpenAPI 3.1 dialect), without a document key of their own', () => {
+    const requests = ['DefaultVersionRequest', 'RepositoryIndexRequest', 'RepositoryLoadRequest', 'RepositoryUnloadRequest', 'RolloutDocument', 'UnloadVersionRequest'];
+    const responses = ['DefaultVersionSwap', 'Error', 'Model', 'ModelList', 'ModelVersion', 'ModelVersionState', 'RepositoryIndexEntry', 'Rollout', 'TensorSpec', 'UploadedVersion', 'VersionFigures', 'VersionPolicy'];
+    assert.deepEqual(Object.keys(schemas).sort(), [...requests, ...responses].sort(), 'one component per body schema, none lost to another of the same name');
+    for (const [name, schema] of Object.entries(schemas)) {
+      assert.ok(openApiAjv.validateSchema(schema), `${name}: ${openApiAjv.errorsText(openApiAjv.errors)}`);
+      assert.equal('$schema' in schema || '$id' in schema, false, name);
+    }
+  });
+
+  it('describe every JSON request body by a component, and each example is valid against it', () => {
+    let examples = 0;
+    for (const [key, operation] of operations) {
+      const media = operation.requestBody?.content['application/json'];
+      if (!media) continue;
+      assert.match(media.schema.$ref ?? '', /^#\/components\/schemas\/\w+Request$|^#\/components\/schemas\/RolloutDocument$/, `${key}: a named request body`);
+      if (media.example === undefined) continue;
+      const validate = validatorOf(media.schema.$ref!);
+      assert.ok(validate(media.example), `${key}: ${openApiAjv.errorsText(validate.errors)}`);
+      examples++;
+    }
+    assert.equal(examples, 6);
+  });
+
+  it("say which header names a rollout takes, as the server checks them (the pattern the hand-written document lacked)", () => {
+    const document = schemas.RolloutDocument as any;
+    const headerSchemas = [document.properties.sticky_header, document.properties.rules.items.properties.header];
+    for (const schema of headerSchemas) {
+      assert.equal(typeof schema.pattern, 'string');
+      assert.equal(schema.maxLength, 256);
+    }
+    const validate = validatorOf('#/components/schemas/RolloutDocument');
+    const samples = ['x-user-id', 'X-Env', "a!#$%&'*+.^_`|~-z", 'x'.repeat(256), 'x'.repeat(257), 'x user', 'x:y', '', 'é', 'a\nb'];
+    for (const header of samples) {
+      const body = { stable: 1, sticky_header: header, rules: [{ header, equals: 'v', version: '2' }] };
+      assert.equal(validate(body), rolloutDocument.safeParse(body).success, JSON.stringify(header));
+    }
+  });
+
+  it('name every field of every response in snake_case', () => {
+    const responses = ['Error', 'Model', 'ModelList', 'ModelVersion', 'TensorSpec', 'UploadedVersion', 'DefaultVersionSwap', 'Rollout', 'VersionFigures', 'RepositoryIndexEntry'];
+    for (const name of responses) {
+      assert.ok(schemas[name], `${name} is described`);
+      for (const field of propertyNamesIn(schemas[name])) assert.match(field, /^[a-z][a-z0-9_]*$/, `${name}.${field}`);
+    }
+  });
+});
+
+/** The property names a schema declares, however deep. */
+function propertyNamesIn(node: unknown, found: string[] = []): string[] {
+  if (Array.isArray(node)) for (const item of node) propertyNamesIn(item, found);
+  else if (typeof node === 'object' && node !== null) {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === 'properties' && typeof value === 'object' && value !== null) found.push(...Object.keys(value));
+      propertyNamesIn(value, found);
+    }
+  }
+  return found;
+}

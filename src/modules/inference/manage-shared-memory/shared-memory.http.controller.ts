@@ -33,7 +33,7 @@ export class SharedMemoryHttpController {
   @HttpCode(200)
   @RouteConfig({ [BINARY_TENSOR_BODY]: true })
   systemRegister(@Param('name') name: string, @Body() body: unknown): void {
-    const { key, offset, byte_size } = parseBody(registerBody, jsonOf(body, this.config.MAX_JSON_DEPTH));
+    const { key, offset, byte_size } = parseBody(registerBody, jsonOf(body, this.config.MAX_JSON_DEPTH), 'INFERENCE.INVALID_REQUEST');
     this.handler.systemRegister(name, key, offset ?? 0, byte_size);
   }
 

@@ -18,7 +18,7 @@ import { servedSignature } from '../../../domain/registry/model-config.js';
 import type { ModelVersion } from '../../../domain/registry/model-version.js';
 import { outputDivergence } from '../../../domain/rollout/output-divergence.js';
 import { TrafficRouter } from '../../../domain/rollout/traffic-router.port.js';
-import { DomainError } from '../../../domain/shared/domain-error.js';
+import { errorKindOf } from '../../../domain/shared/domain-error.js';
 import { AppConfig } from '../../../infra/config/app-config.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
 import { InferenceMetrics } from '../../observability/metrics/inference-metrics.js';
@@ -168,9 +168,10 @@ export class RunInferenceHandler {
         }),
       );
     } catch (error) {
-      if (isOverload(error)) permit.dropped();
+      const failure = errorKindOf(error);
+      if (failure.overload) permit.dropped();
       else permit.ignored();
-      if (route && countsAgainstVersion(error)) this.router.recordOutcome(modelName, served.version, { ok: false, latencyMs: performance.now() - started });
+      if (route && failure.blamesVersion) this.router.recordOutcome(modelName, served.version, { ok: false, latencyMs: performance.now() - started });
       if (mirrored) void this.mirror(modelName, route!.shadow!, mirrored, request.requestedOutputs);
       throw error;
     }
@@ -210,21 +211,11 @@ export class RunInferenceHandler {
       const ok = !answer || divergence !== undefined;
       this.router.recordOutcome(modelName, shadowVersion, { ok, latencyMs: performance.now() - started, divergence });
     } catch (error) {
-      if (error instanceof DomainError && error.code === 'INFERENCE.QUEUE_FULL') return; // shed, not failed
+      if (errorKindOf(error).shed) return; // shed, not failed
       this.router.recordOutcome(modelName, shadowVersion, { ok: false, latencyMs: performance.now() - started });
       this.logger.debug(`shadow version ${shadowVersion} of '${modelName}' failed: ${(error as Error).message}`);
     }
   }
-}
-
-/** Failures a version is to blame for: its runtime failed, or it did not answer in time. */
-function countsAgainstVersion(error: unknown): boolean {
-  return !(error instanceof DomainError) || error.code === 'INFERENCE.RUNTIME_ERROR' || error.code === 'INFERENCE.DEADLINE_EXCEEDED';
-}
-
-/** Failures that say the version is overloaded: what makes an adaptive in-flight limit shrink. */
-function isOverload(error: unknown): boolean {
-  return error instanceof DomainError && (error.code === 'INFERENCE.DEADLINE_EXCEEDED' || error.code === 'INFERENCE.QUEUE_FULL');
 }
 
 function copyOf(inputs: readonly Tensor[]): Tensor[] {

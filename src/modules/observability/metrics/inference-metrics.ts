@@ -4,12 +4,8 @@ import type { Counter, Gauge, Histogram } from 'prom-client';
 import { AppConfig } from '../../../infra/config/app-config.js';
 import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import type { ModelVersion } from '../../../domain/registry/model-version.js';
-import { DomainError } from '../../../domain/shared/domain-error.js';
+import { errorKindOf, FAILURE_REASONS } from '../../../domain/shared/domain-error.js';
 import { ModelRegistry } from '../../registry/model-registry.js';
-
-/** Why a request failed, from a fixed set (Triton's `reason` label, extended): the label never takes another value. */
-export const FAILURE_REASONS = ['rejected', 'timeout', 'cancelled', 'invalid', 'runtime', 'unavailable', 'not_found'] as const;
-export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** The label of a model or version the server does not know: unknown names never make new series. */
 export const UNKNOWN_LABEL = '_unknown';
@@ -88,7 +84,7 @@ export class InferenceMetrics {
   /** A failed request; `version` when the version that was to serve it is known. */
   requestFailed(model: string, version: number | undefined, error: unknown): void {
     if (!this.enabled) return;
-    this.failure.inc({ ...this.labelsOf(model, version), reason: reasonOf(error) });
+    this.failure.inc({ ...this.labelsOf(model, version), reason: errorKindOf(error).failureReason });
   }
 
   /** One execution of a batch of `rows` rows on a version the registry serves. */
@@ -150,29 +146,5 @@ export class InferenceMetrics {
     if (!known) return { model: UNKNOWN_LABEL, version: UNKNOWN_LABEL };
     const versionKnown = version !== undefined && known.versions.some((v) => v.version === version);
     return { model, version: versionKnown ? String(version) : UNKNOWN_LABEL };
-  }
-}
-
-function reasonOf(error: unknown): FailureReason {
-  if (!(error instanceof DomainError)) return 'runtime';
-  switch (error.code) {
-    case 'INFERENCE.QUEUE_FULL':
-    case 'INFERENCE.CONCURRENCY_LIMITED':
-      return 'rejected';
-    case 'INFERENCE.DEADLINE_EXCEEDED':
-      return 'timeout';
-    case 'INFERENCE.CANCELLED':
-      return 'cancelled';
-    case 'INFERENCE.RUNTIME_ERROR':
-      return 'runtime';
-    case 'REGISTRY.MODEL_NOT_FOUND':
-    case 'REGISTRY.VERSION_NOT_FOUND':
-      return 'not_found';
-    case 'REGISTRY.VERSION_NOT_READY':
-    case 'SERVER.NOT_READY':
-    case 'INFERENCE.CIRCUIT_OPEN':
-      return 'unavailable';
-    default:
-      return 'invalid';
   }
 }

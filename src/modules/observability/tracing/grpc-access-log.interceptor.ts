@@ -1,8 +1,7 @@
 import { Injectable, Logger, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { trace } from '@opentelemetry/api';
 import { Observable, tap } from 'rxjs';
-import { DomainError } from '../../../domain/shared/domain-error.js';
-import { STATUS_OF } from '../../../infra/transport/domain-error-status.js';
+import { grpcStatusOfError } from '../../../infra/grpc/grpc-error-status.js';
 
 interface InferAnswer {
   readonly model_name?: string;
@@ -33,7 +32,7 @@ export class GrpcAccessLogInterceptor implements NestInterceptor {
       tap({
         subscribe: () => (traced = ids()),
         next: (answer) => this.write(call?.getPath(), 0, started, answer as InferAnswer, traced),
-        error: (error: unknown) => this.write(call?.getPath(), error instanceof DomainError ? STATUS_OF[error.code].grpc : 13, started, undefined, traced, error),
+        error: (error: unknown) => this.write(call?.getPath(), grpcStatusOfError(error), started, undefined, traced, error),
       }),
     );
   }

@@ -3,10 +3,10 @@ import { SpanStatusCode } from '@opentelemetry/api';
 import type { Metadata } from '@grpc/grpc-js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Observable } from 'rxjs';
-import { DomainError } from '../../../domain/shared/domain-error.js';
 import { SpanKind, Tracing, type Attributes, type Context, type HeaderGetter, type Span } from '../../../infra/tracing/tracing.js';
 import { metadataValue } from '../../../infra/grpc/call-context.js';
-import { STATUS_OF } from '../../../infra/transport/domain-error-status.js';
+import { grpcStatusOfError } from '../../../infra/grpc/grpc-error-status.js';
+import { httpStatusOfError } from '../../../infra/http/http-error-status.js';
 import { annotateAccessLog } from '../access-log.js';
 
 interface TracedCall {
@@ -67,7 +67,7 @@ export class TracingInterceptor implements NestInterceptor {
       parent: this.tracing.extract(header),
       attributes: { 'http.request.method': request.method, 'http.route': route, 'url.path': request.url.split('?')[0], 'url.scheme': 'http' },
       finish: (span, error) => {
-        const status = error === undefined ? reply.statusCode : error instanceof DomainError ? STATUS_OF[error.code].http : 500;
+        const status = error === undefined ? reply.statusCode : httpStatusOfError(error);
         span.setAttribute('http.response.status_code', status);
         if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error | undefined)?.message });
         const { traceId, spanId } = span.spanContext();
@@ -88,7 +88,7 @@ export class TracingInterceptor implements NestInterceptor {
       parent: this.tracing.extract(header),
       attributes: { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method },
       finish: (span, error) => {
-        const code = error === undefined ? 0 : error instanceof DomainError ? STATUS_OF[error.code].grpc : 13;
+        const code = error === undefined ? 0 : grpcStatusOfError(error);
         span.setAttribute('rpc.grpc.status_code', code);
         if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
       },

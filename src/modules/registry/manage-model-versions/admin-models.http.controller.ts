@@ -1,20 +1,16 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Put, UseGuards } from '@nestjs/common';
-import { z } from 'zod';
-import { servedSignature } from '../../../domain/registry/model-config.js';
 import { checkedModelName, checkedVersion } from '../../../domain/registry/model-name.js';
 import type { Model } from '../../../domain/registry/model.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
 import { RouteConfig } from '@nestjs/platform-fastify';
 import { BODY_AFTER_GUARDS } from '../../../infra/http/request-body-parsers.js';
 import { JsonBody, parseBody } from '../../../infra/http/request-body.js';
-import { toConfigFile } from '../../../infra/model-repository/model-config.schema.js';
 import { ModelRegistry } from '../model-registry.js';
 import { ModelStates } from '../model-states.js';
 import { AdminAuthGuard } from './admin-auth.guard.js';
+import { defaultVersionRequest, unloadVersionRequest, type ModelListView, type ModelView } from './admin-api.schemas.js';
 import { ModelLifecycle } from './model-lifecycle.js';
-
-const defaultVersionBody = z.strictObject({ version: z.union([z.string(), z.number().int()]).transform(String) });
-const unloadBody = z.strictObject({ force: z.boolean().optional() }).optional();
+import { toDefaultVersionSwapView, toModelView, toUploadedVersionView } from './registry.mapper.js';
 
 /** Our admin API (described in GET /admin/openapi.json). Every call needs the admin token. */
 @Controller('admin/models')
@@ -27,7 +23,7 @@ export class AdminModelsHttpController {
   ) {}
 
   @Get()
-  list() {
+  list(): ModelListView {
     return { models: this.registry.all().map((model) => this.describe(model)) };
   }
 
@@ -43,7 +39,7 @@ export class AdminModelsHttpController {
   @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
   async unload(@Param('model') model: string, @Param('version') version: string, @Body(JsonBody) body: unknown) {
-    const { force } = parseBody(unloadBody, body) ?? {};
+    const { force } = parseBody(unloadVersionRequest, body, 'ADMIN.INVALID_REQUEST');
     await this.lifecycle.unloadVersion(checkedModelName(model), checkedVersion(version), force ?? false);
     return this.describe(this.registry.get(model));
   }
@@ -56,10 +52,10 @@ export class AdminModelsHttpController {
     const name = checkedModelName(model);
     const number = checkedVersion(version);
     if (!Buffer.isBuffer(body) || body.length === 0) {
-      throw new DomainError('INFERENCE.INVALID_REQUEST', 'the body must be the model.onnx file (its bytes, as application/octet-stream)');
+      throw new DomainError('ADMIN.INVALID_REQUEST', 'the body must be the model.onnx file (its bytes, as application/octet-stream)');
     }
     const { sha256 } = await this.lifecycle.uploadVersion(name, number, body);
-    return { name, version: String(number), sha256, bytes: body.length };
+    return toUploadedVersionView(name, number, sha256, body.length);
   }
 
   /** The hot swap: answers once the new version serves. */
@@ -67,29 +63,12 @@ export class AdminModelsHttpController {
   @RouteConfig({ [BODY_AFTER_GUARDS]: true })
   @HttpCode(200)
   async makeDefault(@Param('model') model: string, @Body(JsonBody) body: unknown) {
-    const { version } = parseBody(defaultVersionBody, body);
+    const { version } = parseBody(defaultVersionRequest, body, 'ADMIN.INVALID_REQUEST');
     const swap = await this.lifecycle.makeDefault(checkedModelName(model), checkedVersion(version));
-    return { name: model, previous_version: swap.from === undefined ? null : String(swap.from), version: String(swap.to) };
+    return toDefaultVersionSwapView(model, swap);
   }
 
-  private describe(model: Model) {
-    const saved = this.states.stateOf(model.name);
-    const serving = model.servingVersion();
-    return {
-      name: model.name,
-      default_version: model.defaultVersion === undefined ? null : String(model.defaultVersion),
-      serving_version: serving ? String(serving.version) : null,
-      version_policy: serving?.config ? toConfigFile(serving.config).version_policy : null,
-      config_override: saved?.configOverride !== undefined,
-      versions: model.versions.map((v) => ({
-        version: String(v.version),
-        state: v.state,
-        reason: v.reason,
-        sha256: v.fileSha256 ?? null,
-        loaded_at: v.loadedAt?.toISOString() ?? null,
-        execution_provider: v.executionProvider ?? null,
-        ...(v.config ? servedSignature(v.config) : { inputs: null, outputs: null }),
-      })),
-    };
+  private describe(model: Model): ModelView {
+    return toModelView(model, this.states.stateOf(model.name)?.configOverride !== undefined);
   }
 }

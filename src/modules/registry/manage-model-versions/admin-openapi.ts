@@ -1,35 +1,34 @@
-import { DATATYPES } from '../../../domain/shared/datatype.js';
+import { z } from 'zod';
+import { rolloutDocument, rolloutView, versionFiguresView } from '../../rollout/manage-rollout/rollout.schemas.js';
 import { SERVER_VERSION } from '../../health/server-identity.js';
+import {
+  defaultVersionRequest,
+  defaultVersionSwapView,
+  modelListView,
+  modelVersionState,
+  modelVersionView,
+  modelView,
+  repositoryIndexEntryView,
+  repositoryIndexRequest,
+  repositoryLoadRequest,
+  repositoryUnloadRequest,
+  tensorSpecView,
+  unloadVersionRequest,
+  uploadedVersionView,
+  versionPolicyView,
+} from './admin-api.schemas.js';
 
 /*
- * The OpenAPI 3.1 description of the admin API (AdminModelsHttpController, RepositoryHttpController),
- * served by GET /admin/openapi.json. test/unit/modules/admin-openapi.test.ts checks it against the
- * controllers' routes, so a route added there without being described here fails the tests.
+ * The OpenAPI 3.1 description of the admin API (AdminModelsHttpController, RepositoryHttpController,
+ * RolloutHttpController), served by GET /admin/openapi.json. Its component schemas are generated
+ * from the zod schemas the controllers parse requests with and the mappers' answers are typed by
+ * (z.toJSONSchema, built into zod 4: no second description to keep in step); the operations, their
+ * prose and their error lists are written here. test/unit/modules/admin-openapi.test.ts checks it
+ * against the controllers' routes, so a route added there without being described here fails the tests.
  */
 
-type JsonType = 'string' | 'integer' | 'number' | 'boolean' | 'object' | 'array' | 'null';
-
-/** A JSON Schema 2020-12 object, as far as this document uses it. */
-export interface SchemaObject {
-  readonly $ref?: string;
-  readonly type?: JsonType | readonly JsonType[];
-  readonly description?: string;
-  readonly properties?: Readonly<Record<string, SchemaObject>>;
-  readonly required?: readonly string[];
-  readonly additionalProperties?: boolean | SchemaObject;
-  readonly items?: SchemaObject;
-  readonly oneOf?: readonly SchemaObject[];
-  readonly not?: SchemaObject;
-  readonly enum?: readonly string[];
-  readonly const?: string;
-  readonly pattern?: string;
-  readonly format?: string;
-  readonly minimum?: number;
-  readonly maximum?: number;
-  readonly exclusiveMinimum?: number;
-  readonly minItems?: number;
-  readonly contentMediaType?: string;
-}
+/** A JSON Schema 2020-12 object (OpenAPI 3.1's dialect), as zod writes them. */
+export type SchemaObject = z.core.JSONSchema.JSONSchema;
 
 export interface ReferenceObject {
   readonly $ref: string;
@@ -90,10 +89,53 @@ export interface OpenApiDocument {
   };
 }
 
+/** The `{"error": "<message>"}` body of every error (ErrorResponseFilter). */
+const errorBody = z.strictObject({ error: z.string().describe('What went wrong.') });
+
+/** The request bodies by component name, as a client writes them (zod's input side: defaults optional, before transforms). */
+const REQUEST_SCHEMAS = {
+  UnloadVersionRequest: unloadVersionRequest,
+  DefaultVersionRequest: defaultVersionRequest,
+  RolloutDocument: rolloutDocument,
+  RepositoryIndexRequest: repositoryIndexRequest,
+  RepositoryLoadRequest: repositoryLoadRequest,
+  RepositoryUnloadRequest: repositoryUnloadRequest,
+};
+
+/** The response bodies by component name, as the server writes them (zod's output side). */
+const RESPONSE_SCHEMAS = {
+  Error: errorBody,
+  ModelVersionState: modelVersionState,
+  VersionPolicy: versionPolicyView,
+  TensorSpec: tensorSpecView,
+  ModelVersion: modelVersionView,
+  Model: modelView,
+  ModelList: modelListView,
+  UploadedVersion: uploadedVersionView,
+  DefaultVersionSwap: defaultVersionSwapView,
+  VersionFigures: versionFiguresView,
+  Rollout: rolloutView,
+  RepositoryIndexEntry: repositoryIndexEntryView,
+};
+
+type ComponentName = keyof typeof REQUEST_SCHEMAS | keyof typeof RESPONSE_SCHEMAS;
+
+/**
+ * JSON Schemas of zod schemas, as OpenAPI components: a schema used inside another one of the same
+ * side is a `$ref` to its component.
+ */
+function componentSchemas(schemas: Readonly<Record<string, z.ZodType>>, io: 'input' | 'output'): Record<string, SchemaObject> {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(schemas)) registry.add(schema, { id });
+  const generated = z.toJSONSchema(registry, { io, target: 'draft-2020-12', uri: (id) => `#/components/schemas/${id}` }).schemas;
+  // Each comes as a document of its own; in components the document's keys have no place.
+  return Object.fromEntries(Object.entries(generated).map(([id, { $schema: _dialect, $id: _id, ...schema }]) => [id, schema]));
+}
+
+const schemaRef = (name: ComponentName): SchemaObject => ({ $ref: `#/components/schemas/${name}` });
 const BEARER = [{ bearer: [] }] as const;
 const JSON_TYPE = 'application/json';
 
-const schemaRef = (name: string): SchemaObject => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: SchemaObject, example?: unknown): Readonly<Record<string, MediaTypeObject>> => ({
   [JSON_TYPE]: example === undefined ? { schema } : { schema, example },
 });
@@ -105,7 +147,6 @@ const VERSION = { $ref: '#/components/parameters/version' } as const;
 const UNAUTHORIZED = { $ref: '#/components/responses/Unauthorized' } as const;
 const FORBIDDEN = { $ref: '#/components/responses/Forbidden' } as const;
 
-const VERSION_VALUE: SchemaObject = { oneOf: [{ type: 'string', pattern: '^[1-9][0-9]{0,15}$' }, { type: 'integer', minimum: 1 }] };
 const ROLLOUT_EXAMPLE = {
   stable: '1',
   canary: { version: '2', weight: 10 },
@@ -118,7 +159,7 @@ const ROLLOUT_EXAMPLE = {
 /** A change whose state could not be saved: not made, or undone (the message says what serves). */
 const NOT_SAVED = error("the change could not be saved (STATE_DIR full or read-only): it was not made, or was undone; the message says what serves (REGISTRY.STATE_NOT_SAVED)");
 const BAD_NAME = 'the model name or the version in the path is not allowed (REGISTRY.INVALID_NAME)';
-const BAD_BODY = 'the body is not JSON, or does not match its schema (INFERENCE.INVALID_REQUEST); an empty body is {}, whatever the content type';
+const BAD_BODY = 'the body is not JSON, or does not match its schema (ADMIN.INVALID_REQUEST); an empty body is {}, whatever the content type';
 const CONFLICT =
   'the version is in a state that does not allow the change (REGISTRY.INVALID_TRANSITION), or the saved model state changed meanwhile (REGISTRY.STATE_CONFLICT)';
 
@@ -183,7 +224,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         responses: {
           '201': { description: 'The version was added to the repository.', content: json(schemaRef('UploadedVersion')) },
           '400': error(
-            `${BAD_NAME}; the body is empty (INFERENCE.INVALID_REQUEST); the model's config.json is invalid (REGISTRY.INVALID_CONFIG); the file does not load with the model's configuration, or fails one of its \`model_warmup\` samples (REGISTRY.LOAD_FAILED)`,
+            `${BAD_NAME}; the body is empty (ADMIN.INVALID_REQUEST); the model's config.json is invalid (REGISTRY.INVALID_CONFIG); the file does not load with the model's configuration, or fails one of its \`model_warmup\` samples (REGISTRY.LOAD_FAILED)`,
           ),
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
@@ -226,14 +267,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         requestBody: {
           description: 'Optional.',
           required: false,
-          content: json(
-            {
-              type: 'object',
-              properties: { force: { type: 'boolean', description: 'Unload even the default or the only READY version. Default false.' } },
-              additionalProperties: false,
-            },
-            { force: true },
-          ),
+          content: json(schemaRef('UnloadVersionRequest'), { force: true }),
         },
         responses: {
           '200': { description: 'The model after the unload.', content: json(schemaRef('Model')) },
@@ -260,23 +294,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         requestBody: {
           description: 'The version to serve.',
           required: true,
-          content: json(
-            {
-              type: 'object',
-              required: ['version'],
-              properties: {
-                version: {
-                  oneOf: [
-                    { type: 'string', pattern: '^[1-9][0-9]{0,15}$' },
-                    { type: 'integer', minimum: 1 },
-                  ],
-                  description: 'A version of the model in the repository, as a string or an integer.',
-                },
-              },
-              additionalProperties: false,
-            },
-            { version: '2' },
-          ),
+          content: json(schemaRef('DefaultVersionRequest'), { version: '2' }),
         },
         responses: {
           '200': { description: 'The version now serves.', content: json(schemaRef('DefaultVersionSwap')) },
@@ -367,14 +385,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         requestBody: {
           description: 'Optional.',
           required: false,
-          content: json(
-            {
-              type: 'object',
-              properties: { ready: { type: 'boolean', description: 'Only the READY versions. Default false.' } },
-              additionalProperties: false,
-            },
-            { ready: true },
-          ),
+          content: json(schemaRef('RepositoryIndexRequest'), { ready: true }),
         },
         responses: {
           '200': { description: 'The index.', content: json({ type: 'array', items: schemaRef('RepositoryIndexEntry') }) },
@@ -396,20 +407,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         requestBody: {
           description: 'Optional.',
           required: false,
-          content: json(
-            {
-              type: 'object',
-              properties: {
-                parameters: {
-                  type: 'object',
-                  properties: { config: { type: 'string', contentMediaType: JSON_TYPE, description: 'The model configuration, as the text of a config.json.' } },
-                  additionalProperties: false,
-                },
-              },
-              additionalProperties: false,
-            },
-            { parameters: { config: '{"max_batch_size": 8, "version_policy": {"latest": {"num_versions": 2}}}' } },
-          ),
+          content: json(schemaRef('RepositoryLoadRequest'), { parameters: { config: '{"max_batch_size": 8, "version_policy": {"latest": {"num_versions": 2}}}' } }),
         },
         responses: {
           '200': { description: 'Loaded. The body is empty, as Triton\'s.' },
@@ -434,13 +432,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         requestBody: {
           description: 'Optional. Parameters (such as Triton\'s `unload_dependents`) are accepted and ignored.',
           required: false,
-          content: json({
-            type: 'object',
-            properties: {
-              parameters: { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } },
-            },
-            additionalProperties: false,
-          }),
+          content: json(schemaRef('RepositoryUnloadRequest'), { parameters: { unload_dependents: true } }),
         },
         responses: {
           '200': { description: 'Unloaded. The body is empty, as Triton\'s.' },
@@ -478,204 +470,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
         schema: { type: 'string', pattern: '^[1-9][0-9]{0,15}$' },
       },
     },
-    schemas: {
-      Error: {
-        type: 'object',
-        required: ['error'],
-        properties: { error: { type: 'string', description: 'What went wrong.' } },
-        additionalProperties: false,
-      },
-      ModelVersionState: { type: 'string', enum: ['UNKNOWN', 'LOADING', 'READY', 'UNLOADING', 'UNAVAILABLE'] },
-      VersionPolicy: {
-        description: "Which versions of the model are served (Triton's version_policy, as in config.json), from the configuration of the version that serves.",
-        oneOf: [
-          {
-            type: 'object',
-            required: ['latest'],
-            properties: { latest: { type: 'object', required: ['num_versions'], properties: { num_versions: { type: 'integer', minimum: 1 } } } },
-            additionalProperties: false,
-          },
-          { type: 'object', required: ['all'], properties: { all: { type: 'object' } }, additionalProperties: false },
-          {
-            type: 'object',
-            required: ['specific'],
-            properties: { specific: { type: 'object', required: ['versions'], properties: { versions: { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 1 } } } },
-            additionalProperties: false,
-          },
-        ],
-      },
-      ModelVersion: {
-        type: 'object',
-        required: ['version', 'state', 'reason', 'sha256', 'loaded_at', 'execution_provider', 'inputs', 'outputs'],
-        properties: {
-          version: { type: 'string' },
-          state: schemaRef('ModelVersionState'),
-          reason: { type: 'string', description: 'Why it is not READY (e.g. the load error, or "unloaded"); empty when there is nothing to say.' },
-          sha256: { type: ['string', 'null'], pattern: '^[0-9a-f]{64}$', description: 'The sha256 of the model file it was last loaded from.' },
-          loaded_at: { type: ['string', 'null'], format: 'date-time', description: 'When it last became READY.' },
-          execution_provider: { type: ['string', 'null'], description: 'The execution provider it runs on while loaded.' },
-          inputs: { type: ['array', 'null'], items: schemaRef('TensorSpec'), description: 'The inputs it serves while loaded.' },
-          outputs: { type: ['array', 'null'], items: schemaRef('TensorSpec'), description: 'The outputs it serves while loaded.' },
-        },
-        additionalProperties: false,
-      },
-      TensorSpec: {
-        type: 'object',
-        required: ['name', 'datatype', 'shape'],
-        properties: {
-          name: { type: 'string' },
-          datatype: { type: 'string', enum: DATATYPES },
-          shape: { type: 'array', items: { type: 'integer', minimum: -1 }, description: '-1: a variable dimension (the first one is the batch when the model batches).' },
-        },
-        additionalProperties: false,
-      },
-      Model: {
-        type: 'object',
-        required: ['name', 'default_version', 'serving_version', 'version_policy', 'config_override', 'versions'],
-        properties: {
-          name: { type: 'string' },
-          default_version: { type: ['string', 'null'], description: 'The version an operator made the default; null: the highest READY version serves.' },
-          serving_version: { type: ['string', 'null'], description: 'The version that serves requests naming none; null when no version is READY.' },
-          version_policy: { oneOf: [schemaRef('VersionPolicy'), { type: 'null' }], description: 'null when no version is READY.' },
-          config_override: { type: 'boolean', description: 'Whether a configuration given to POST /v2/repository/models/{model}/load replaces config.json.' },
-          versions: { type: 'array', items: schemaRef('ModelVersion'), description: 'Highest first.' },
-        },
-        additionalProperties: false,
-      },
-      ModelList: {
-        type: 'object',
-        required: ['models'],
-        properties: { models: { type: 'array', items: schemaRef('Model') } },
-        additionalProperties: false,
-      },
-      UploadedVersion: {
-        type: 'object',
-        required: ['name', 'version', 'sha256', 'bytes'],
-        properties: {
-          name: { type: 'string' },
-          version: { type: 'string' },
-          sha256: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'The sha256 of the uploaded file.' },
-          bytes: { type: 'integer', minimum: 1, description: 'The size of the uploaded file.' },
-        },
-        additionalProperties: false,
-      },
-      DefaultVersionSwap: {
-        type: 'object',
-        required: ['name', 'previous_version', 'version'],
-        properties: {
-          name: { type: 'string' },
-          previous_version: { type: ['string', 'null'], description: 'The version that served before; null when none did.' },
-          version: { type: 'string', description: 'The version that serves now.' },
-        },
-        additionalProperties: false,
-      },
-      RolloutDocument: {
-        type: 'object',
-        required: ['stable'],
-        properties: {
-          stable: VERSION_VALUE,
-          canary: {
-            type: 'object',
-            required: ['version'],
-            properties: { version: VERSION_VALUE, weight: { type: 'number', minimum: 0, maximum: 100, description: 'Percent of the requests no rule matched (default 0; a plan sets it).' } },
-            additionalProperties: false,
-          },
-          sticky_header: { type: 'string', description: 'A request header (gRPC: metadata key) whose value keeps a client on one side of the split.' },
-          rules: {
-            type: 'array',
-            items: {
-              type: 'object',
-              required: ['header', 'equals', 'version'],
-              properties: { header: { type: 'string' }, equals: { type: 'string' }, version: VERSION_VALUE },
-              additionalProperties: false,
-            },
-          },
-          shadow: {
-            type: 'object',
-            required: ['version', 'percent'],
-            properties: { version: VERSION_VALUE, percent: { type: 'number', minimum: 0, maximum: 100 } },
-            additionalProperties: false,
-          },
-          plan: {
-            type: 'object',
-            required: ['steps', 'slo'],
-            properties: {
-              steps: { type: 'array', items: { type: 'number', exclusiveMinimum: 0, maximum: 100 }, minItems: 1, description: 'Increasing canary weights.' },
-              min_requests: { type: 'integer', minimum: 1, description: 'Canary requests a step needs before it is judged (default 100).' },
-              min_dwell_seconds: { type: 'number', minimum: 0, description: 'Time a step lasts at least (default 30).' },
-              slo: {
-                type: 'object',
-                required: ['max_error_rate'],
-                properties: {
-                  max_error_rate: { type: 'number', minimum: 0, maximum: 1, description: 'Server-side failures (runtime errors, timeouts) per canary request.' },
-                  max_p99_ratio: { type: 'number', exclusiveMinimum: 0, description: "Canary p99 latency over the stable version's, in the same step." },
-                  max_divergence: { type: 'number', minimum: 0, description: "Mean largest element difference between the shadow's outputs and the client's answers." },
-                },
-                additionalProperties: false,
-              },
-            },
-            additionalProperties: false,
-          },
-        },
-        additionalProperties: false,
-      },
-      Rollout: {
-        type: 'object',
-        required: ['model', 'phase', 'stable', 'rules', 'figures', 'history'],
-        properties: {
-          model: { type: 'string' },
-          phase: { type: 'string', enum: ['ACTIVE', 'PROMOTED', 'ROLLED_BACK', 'ABORTED', 'STOPPED'] },
-          stable: { type: 'string' },
-          canary: { type: 'object', properties: { version: { type: 'string' }, weight: { type: 'number', description: 'The current weight (the step\'s, with a plan).' } } },
-          sticky_header: { type: 'string' },
-          rules: { type: 'array', items: { type: 'object' } },
-          shadow: { type: 'object' },
-          plan: { type: 'object' },
-          step: { type: 'integer', description: 'Index of the current step in plan.steps, while a plan is in progress.' },
-          figures: {
-            type: 'array',
-            description: 'Per version, since the current step began.',
-            items: {
-              type: 'object',
-              properties: {
-                version: { type: 'integer' },
-                requests: { type: 'integer' },
-                errors: { type: 'integer' },
-                errorRate: { type: 'number' },
-                p99Ms: { type: 'number' },
-                meanDivergence: { type: 'number' },
-              },
-            },
-          },
-          history: {
-            type: 'array',
-            items: {
-              type: 'object',
-              required: ['at', 'action', 'reason'],
-              properties: {
-                at: { type: 'string', format: 'date-time' },
-                action: { type: 'string', enum: ['started', 'advanced', 'promoted', 'rolled_back', 'aborted', 'version_removed', 'stopped'] },
-                step: { type: 'integer' },
-                weight: { type: 'number' },
-                reason: { type: 'string' },
-                figures: { type: 'array', items: { type: 'object' } },
-              },
-            },
-          },
-        },
-      },
-      RepositoryIndexEntry: {
-        type: 'object',
-        required: ['name'],
-        properties: {
-          name: { type: 'string' },
-          version: { type: 'string' },
-          state: schemaRef('ModelVersionState'),
-          reason: { type: 'string' },
-        },
-        additionalProperties: false,
-      },
-    },
+    schemas: { ...componentSchemas(REQUEST_SCHEMAS, 'input'), ...componentSchemas(RESPONSE_SCHEMAS, 'output') },
     responses: {
       Unauthorized: error('No `Authorization: Bearer <token>` header, or not the admin token; with ADMIN_AUTH=client-cert or both, no client certificate that TLS_CA_FILE verifies (AUTH.UNAUTHENTICATED).'),
       Forbidden: error('ADMIN_AUTH=client-cert or both: a verified client certificate whose names are not in ADMIN_CLIENT_NAMES (AUTH.FORBIDDEN).'),

@@ -36,7 +36,7 @@ function valuesOf(parameters: Record<string, ModelRepositoryParameterMessage> | 
   const values: Record<string, unknown> = {};
   for (const [key, parameter] of Object.entries(parameters ?? {})) {
     const choice = parameter.parameter_choice;
-    if (choice === undefined) throw new DomainError('INFERENCE.INVALID_REQUEST', `parameters['${key}'] has no value`);
+    if (choice === undefined) throw new DomainError('ADMIN.INVALID_REQUEST', `parameters['${key}'] has no value`);
     // 64-bit integers arrive as decimal strings (PROTO_LOADER_OPTIONS): a number is what the client sent.
     values[key] = choice === 'int64_param' ? Number(parameter.int64_param) : parameter[choice];
   }

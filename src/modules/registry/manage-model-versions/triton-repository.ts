@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { ModelRepository } from '../../../domain/registry/model-repository.port.js';
 import { checkedModelName } from '../../../domain/registry/model-name.js';
+import type { ModelVersionState } from '../../../domain/registry/model-version.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
 import { ModelRegistry } from '../model-registry.js';
 import { ModelLifecycle } from './model-lifecycle.js';
@@ -8,7 +9,7 @@ import { ModelLifecycle } from './model-lifecycle.js';
 export interface RepositoryIndexEntry {
   readonly name: string;
   readonly version?: string;
-  readonly state?: string;
+  readonly state?: ModelVersionState;
   readonly reason?: string;
 }
 
@@ -44,11 +45,11 @@ export class TritonRepository {
     try {
       const config = parameters.config;
       if (config !== undefined && typeof config !== 'string') {
-        throw new DomainError('INFERENCE.INVALID_REQUEST', 'parameters.config must be a string holding the model configuration in JSON');
+        throw new DomainError('ADMIN.INVALID_REQUEST', 'parameters.config must be a string holding the model configuration in JSON');
       }
       const unknown = Object.keys(parameters).find((key) => key !== 'config');
       if (unknown) {
-        throw new DomainError('INFERENCE.INVALID_REQUEST', `parameters.${unknown} is not supported (only "config"; model files are uploaded with PUT /admin/models/{m}/versions/{v})`);
+        throw new DomainError('ADMIN.INVALID_REQUEST', `parameters.${unknown} is not supported (only "config"; model files are uploaded with PUT /admin/models/{m}/versions/{v})`);
       }
       await this.lifecycle.loadModel(checkedModelName(modelName), config);
     } catch (error) {
