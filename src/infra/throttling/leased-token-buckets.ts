@@ -14,6 +14,8 @@ interface LocalLease {
   refusedUntilMs: number;
   /** A lease on its way from the shared bucket: requests arriving meanwhile wait for it rather than ask too. */
   pending?: Promise<void>;
+  /** Requests waiting for the pending lease: the next lease asks for at least as many tokens. */
+  waiting: number;
 }
 
 export interface LeasedTokenBucketsOptions {
@@ -51,6 +53,9 @@ const SWEEP_EVERY_MS = 60_000;
  *   B + R x t (what the bucket gives) plus N x L;
  * - under-admission: a client calling one replica may be refused while up to (N - 1) x L of its
  *   tokens sit unspent on others, for at most T ms, after which they lapse (they are not returned);
+ * - requests of a client that arrive while its lease is on its way wait for it, and the next lease
+ *   asks for as many tokens as requests still wait (at least L): spent on arrival, they add nothing
+ *   to the tokens held unspent, and a busy client costs a round trip per crowd, not per request;
  * - a client over its limit is refused without a round trip until the shared bucket's next token
  *   is due (Redis says when), so a flood of refused requests costs no round trip either;
  * - X-RateLimit-Remaining is this replica's leased tokens plus what the shared bucket held at the
@@ -87,14 +92,20 @@ export class LeasedTokenBuckets implements ThrottlerStorage {
         return admitted(lease, limit, perMs);
       }
       if (lease?.pending) {
+        lease.waiting += 1;
         await lease.pending;
+        lease.waiting -= 1;
         continue;
       }
       if (lease && now < lease.refusedUntilMs) return refused(lease.refusedUntilMs - now, limit);
-      const entry: LocalLease = lease ?? { tokens: 0, expiresAtMs: 0, sharedRemaining: 0, refusedUntilMs: 0 };
+      const entry: LocalLease = lease ?? { tokens: 0, expiresAtMs: 0, sharedRemaining: 0, refusedUntilMs: 0, waiting: 0 };
       this.leases.set(key, entry);
       let failure: { error: unknown } | undefined;
-      entry.pending = this.budget.lease(`${this.options.namespace}${key}`, ttl, limit, this.options.leaseSize(limit)).then(
+      // Requests that waited for the last lease and found it spent are served by this one: a busy
+      // client gets a round trip per crowd of requests, not one per request, whatever the lease
+      // size. Those tokens are spent as soon as the lease arrives, so none of them sits unspent.
+      const want = Math.min(limit, Math.max(this.options.leaseSize(limit), entry.waiting + 1));
+      entry.pending = this.budget.lease(`${this.options.namespace}${key}`, ttl, limit, want).then(
         (given) => {
           const at = this.now();
           entry.tokens = given.granted;

@@ -104,6 +104,18 @@ describe('LeasedTokenBuckets', () => {
     assert.equal(shared.leases, 2, 'one lease of 5 for the first five, another for the sixth');
   });
 
+  it('asks the next lease for as many tokens as requests still wait: a busy client costs a round trip per crowd, and holds nothing unspent', async () => {
+    const { shared, nodes } = aCluster(1, { leaseSize: () => 1 });
+    let open!: () => void;
+    shared.gate = new Promise((resolve) => (open = resolve));
+    const waiting = Array.from({ length: 8 }, () => nodes[0]!.increment('dan', TTL, LIMIT));
+    open();
+    const records = await Promise.all(waiting);
+    assert.ok(records.every((r) => !r.isBlocked));
+    assert.equal(shared.leases, 2, 'a lease of 1 for the first, one of 7 for the seven that waited');
+    assert.equal(LIMIT - (await nodes[0]!.increment('dan', TTL, LIMIT)).totalHits, 1, 'the shared bucket gave 9 and holds 1: nothing was left unspent here');
+  });
+
   it('lets leased tokens lapse after the lease time: they are not spent later', async () => {
     const { clock, shared, take } = aCluster(1, { leaseSize: () => 5 });
     assert.equal((await take(0)).isBlocked, false);
