@@ -3,12 +3,13 @@ import { after, before, describe, it } from 'node:test';
 import { classifierModel } from '../../scripts/build-models.js';
 import { histogramBase, promqlReferences, type PromqlReferences } from '../support/promql-references.js';
 import { makeRepository, postJson, startTestServer, type TestServer } from '../support/test-server.js';
-import { parseYaml } from '../support/yaml-subset.js';
+import { parse as parseYaml } from 'yaml';
 import { readRepoFile } from '../support/repo-files.js';
 
 /**
- * The Grafana dashboard (docker/grafana/onnx-serving-dashboard.json) and the alerting rules
- * (docker/prometheus/alerts.yaml) against a running server: every metric their PromQL references is
+ * The Grafana dashboard (docker/grafana/onnx-serving-dashboard.json), the alerting rules
+ * (docker/prometheus/alerts.yaml) and the prometheus-adapter rule the autoscaler scales on
+ * (docker/kubernetes/monitoring/prometheus-adapter-rules.yaml) against a running server: every metric their PromQL references is
  * exported (a `# TYPE` line for it or for its histogram), has series once the server has served
  * traffic, and carries the labels the expressions select and group by. A metric renamed in src/
  * without the dashboard or the alerts following fails here, not silently in Grafana.
@@ -18,8 +19,11 @@ const read = readRepoFile;
 
 /** Series Prometheus makes itself for each target: referenced by the alerts, never exported by the server. */
 const PROMETHEUS_SERIES = new Set(['up']);
-/** Labels Prometheus attaches to every scraped series (the target's), absent from the exposition. */
-const TARGET_LABELS = new Set(['job', 'instance']);
+/**
+ * Labels Prometheus attaches to every scraped series (the target's), absent from the exposition:
+ * on Kubernetes (a ServiceMonitor) also the pod's namespace and name, which the adapter rule reads.
+ */
+const TARGET_LABELS = new Set(['job', 'instance', 'namespace', 'pod']);
 /**
  * Label values the server can export without this test's traffic producing them: the failure reasons
  * (FAILURE_REASONS in src/domain/shared/domain-error.ts; one failing request shows
@@ -79,7 +83,14 @@ function alertReferences(): Reference[] {
   );
 }
 
-const references = [...dashboardReferences(), ...alertReferences()];
+/** The series prometheus-adapter turns into the HorizontalPodAutoscaler's custom metric (docker/kubernetes/monitoring). */
+function adapterReferences(): Reference[] {
+  const configMap = parseYaml(read('docker/kubernetes/monitoring/prometheus-adapter-rules.yaml')) as { data: { 'config.yaml': string } };
+  const config = parseYaml(configMap.data['config.yaml']) as { rules: { seriesQuery: string; name?: { as?: string } }[] };
+  return config.rules.map((rule) => ({ where: `prometheus-adapter rule ${rule.name?.as ?? rule.seriesQuery}`, expr: rule.seriesQuery, refs: promqlReferences(rule.seriesQuery) }));
+}
+
+const references = [...dashboardReferences(), ...alertReferences(), ...adapterReferences()];
 const scrapeJobs = (
   (parseYaml(read('docker/prometheus/prometheus.yml')) as { scrape_configs: { job_name: string }[] }).scrape_configs
 ).map((c) => c.job_name);
@@ -129,7 +140,7 @@ function literalValues(op: string, value: string): string[] | undefined {
   return /^[\w-]+(\|[\w-]+)*$/.test(value) ? value.split('|') : undefined;
 }
 
-describe('metrics referenced by the Grafana dashboard and the Prometheus alerts', () => {
+describe('metrics referenced by the Grafana dashboard, the Prometheus alerts and the autoscaler', () => {
   let server: TestServer;
   let exposition: Exposition;
 

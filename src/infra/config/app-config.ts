@@ -123,6 +123,17 @@ const environmentSchema = z.object({
   THROTTLE_ADDRESS_RATE: z.coerce.number().min(0).default(0),
   /** Its bucket's size; 0 means THROTTLE_ADDRESS_RATE (at least 1). */
   THROTTLE_ADDRESS_BURST: z.coerce.number().int().min(0).default(0),
+  // ---- Several replicas (README "Running several replicas") ----
+  /** redis:// or rediss:// URL of the Redis the replicas share; unset: a single node, nothing shared. */
+  REDIS_URL: z
+    .string()
+    .url()
+    .refine((url) => /^rediss?:$/.test(new URL(url).protocol), 'must be a redis:// or rediss:// URL')
+    .optional(),
+  /** With REDIS_URL: how many tokens a replica leases at once from a client's shared bucket; 0: a tenth of the burst (at least 1). */
+  THROTTLE_LEASE_SIZE: z.coerce.number().int().min(0).default(0),
+  /** With REDIS_URL: how long leased tokens stay usable on the replica that leased them (ms); unused ones then lapse. */
+  THROTTLE_LEASE_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
 });
 
 type Environment = z.infer<typeof environmentSchema>;
@@ -138,8 +149,8 @@ export class AppConfig {
 
 export class InvalidConfigurationError extends Error {}
 
-/** Variables whose value is never shown: a configuration error writes `***` in its place. */
-const SECRET_NAME = /TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_KEY|PRIVATE_KEY/;
+/** Variables whose value is never shown: a configuration error writes `***` in its place (a REDIS_URL may carry a password). */
+const SECRET_NAME = /TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_KEY|PRIVATE_KEY|REDIS_URL/;
 
 /** `NAME="value"` as configuration errors write it; a secret's value as `***`. */
 function shown(name: string, value: string | number | undefined): string {

@@ -16,8 +16,8 @@ const SWEEP_EVERY_MS = 60_000;
  * `limit` is the bucket's size (the burst) and `ttl` the milliseconds it takes to fill from empty,
  * so the refill rate is limit/ttl. `increment` takes one token; with none left the request is
  * blocked until one has dripped back (`timeToBlockExpire`, seconds: the guard's Retry-After).
- * In memory, per process: a distributed mode implements this same interface over a shared store
- * (a Redis script doing this arithmetic atomically).
+ * In memory, per process; with REDIS_URL, LeasedTokenBuckets spends tokens leased from buckets
+ * that a Redis script keeps with this same arithmetic, and falls back on this one.
  */
 export class TokenBucketStorage implements ThrottlerStorage {
   private readonly buckets = new Map<string, Bucket>();

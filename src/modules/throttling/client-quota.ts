@@ -1,9 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { InjectMetric, makeCounterProvider } from '@willsoto/nestjs-prometheus';
+import type { ThrottlerStorage } from '@nestjs/throttler';
 import type { Counter } from 'prom-client';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { AppConfig } from '../../infra/config/app-config.js';
-import { TokenBucketStorage } from '../../infra/throttling/token-bucket.storage.js';
+import { QuotaBuckets } from './quota-buckets.js';
 
 export const THROTTLING_METRIC_PROVIDERS = [
   makeCounterProvider({ name: 'throttled_requests_total', help: 'Requests refused because their client was over its rate limit (THROTTLE_RATE), by transport.', labelNames: ['transport'] }),
@@ -30,16 +31,19 @@ export class ClientQuota {
   /** Milliseconds for an empty bucket to fill (@nestjs/throttler's `ttl`). */
   readonly fillMs: number;
 
-  /** THROTTLE_ADDRESS_RATE's buckets, apart (a storage sweeps its buckets by one rate). */
-  private readonly addresses = new TokenBucketStorage();
+  /** The per-client buckets, in this process or shared by the replicas (REDIS_URL). */
+  readonly storage: ThrottlerStorage;
+  private readonly addresses: ThrottlerStorage;
   private readonly addressBurst: number;
   private readonly addressFillMs: number;
 
   constructor(
     private readonly config: AppConfig,
-    readonly storage: TokenBucketStorage,
+    buckets: QuotaBuckets,
     @InjectMetric('throttled_requests_total') private readonly throttled: Counter,
   ) {
+    this.storage = buckets.clients;
+    this.addresses = buckets.addresses;
     this.enabled = config.THROTTLE_RATE > 0;
     this.burst = config.THROTTLE_BURST || Math.max(1, Math.ceil(config.THROTTLE_RATE));
     this.fillMs = this.enabled ? (this.burst / config.THROTTLE_RATE) * 1000 : 1;
@@ -53,9 +57,9 @@ export class ClientQuota {
    * its value gets a fresh bucket per request; the ceiling still holds. Checked before the client's
    * own bucket, so a refused request makes no bucket for the name it sent.
    */
-  admitAddress(address: string, transport: Transport): void {
+  async admitAddress(address: string, transport: Transport): Promise<void> {
     if (this.config.THROTTLE_ADDRESS_RATE <= 0) return;
-    const record = this.addresses.take(address, this.addressFillMs, this.addressBurst);
+    const record = await this.addresses.increment(address, this.addressFillMs, this.addressBurst, 0, 'address');
     if (!record.isBlocked) return;
     if (this.config.ALLOW_METRICS) this.throttled.inc({ transport });
     const retryAfterSeconds = record.timeToBlockExpire;
@@ -73,9 +77,9 @@ export class ClientQuota {
   }
 
   /** Takes one token for a request of the client, or throws the refusal (what a stream's request gets). */
-  admit(client: string, transport: Transport): void {
+  async admit(client: string, transport: Transport): Promise<void> {
     if (!this.enabled) return;
-    const record = this.storage.take(client, this.fillMs, this.burst);
+    const record = await this.storage.increment(client, this.fillMs, this.burst, 0, 'default');
     if (record.isBlocked) throw this.refusal(client, record.timeToBlockExpire, transport);
   }
 

@@ -35,7 +35,7 @@ export class ClientThrottlerGuard extends ThrottlerGuard {
   override async canActivate(context: ExecutionContext): Promise<boolean> {
     const { req } = this.getRequestResponse(context);
     const address = req.identity ? (req.identity as ClientIdentity).address : (req as FastifyRequest).ip;
-    this.quota.admitAddress(address, context.getType() === 'rpc' ? 'grpc' : 'http');
+    await this.quota.admitAddress(address, context.getType() === 'rpc' ? 'grpc' : 'http');
     return super.canActivate(context);
   }
 

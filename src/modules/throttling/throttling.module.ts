@@ -1,18 +1,19 @@
 import { Global, Module } from '@nestjs/common';
 import { ThrottlerModule } from '@nestjs/throttler';
-import { TokenBucketStorage } from '../../infra/throttling/token-bucket.storage.js';
 import { ClientQuota, THROTTLING_METRIC_PROVIDERS } from './client-quota.js';
 import { ClientThrottlerGuard } from './client-throttler.guard.js';
+import { QUOTA_BUCKET_METRIC_PROVIDERS, QuotaBuckets } from './quota-buckets.js';
 
 /** The quota and its buckets, which @nestjs/throttler's options are made from. */
 @Module({
-  providers: [{ provide: TokenBucketStorage, useFactory: () => new TokenBucketStorage() }, ...THROTTLING_METRIC_PROVIDERS, ClientQuota],
-  exports: [TokenBucketStorage, ClientQuota],
+  providers: [QuotaBuckets, ...QUOTA_BUCKET_METRIC_PROVIDERS, ...THROTTLING_METRIC_PROVIDERS, ClientQuota],
+  exports: [ClientQuota],
 })
 class ClientQuotaModule {}
 
 /**
- * Per-client rate limits (THROTTLE_*): @nestjs/throttler's guard over a token-bucket storage. The
+ * Per-client rate limits (THROTTLE_*): @nestjs/throttler's guard over a token-bucket storage (with
+ * REDIS_URL, buckets the replicas share: see QuotaBuckets). The
  * guard is applied where requests would reach a model (the infer routes and RPCs); health,
  * metadata and admin calls are not limited.
  */

@@ -1,10 +1,13 @@
 // Static checks of the deployment files under docker/: no Docker engine runs in CI, so the
-// Dockerfile, compose file and Kubernetes manifest are read as text and checked against the
-// project (package.json scripts, tsconfig outDir, health endpoints).
+// Dockerfile is read as text and the compose file parsed, and both are checked against the project
+// (package.json scripts, tsconfig outDir, health endpoints, the server's configuration). The
+// Kubernetes and KServe manifests: kubernetes-manifests.test.ts.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { parse as parseYaml } from 'yaml';
+import { loadAppConfig } from '../../../src/infra/config/app-config.js';
 import { REPO_ROOT, readRepoFile } from '../../support/repo-files.js';
 
 const root = REPO_ROOT;
@@ -77,22 +80,6 @@ function outDirOf(tsconfigFile: string): string {
 
 /** Normalised relative path: "./dist/" -> "dist". */
 const rel = (p: string): string => path.posix.normalize(p).replace(/^\.\//, '').replace(/\/$/, '');
-
-// ---- A minimal YAML reader: the indented block under a key, as text ----
-
-/** The lines under the first `key:` line (more indented than it), or undefined if the key is absent. */
-function yamlBlock(text: string, key: string): string | undefined {
-  const lines = text.split(/\r?\n/);
-  const start = lines.findIndex((l) => new RegExp(`^\\s*(- )?${key}:`).test(l));
-  if (start === -1) return undefined;
-  const indent = lines[start]!.search(/\S/);
-  const block: string[] = [];
-  for (const line of lines.slice(start + 1)) {
-    if (line.trim() !== '' && !line.trim().startsWith('#') && line.search(/\S/) <= indent) break;
-    block.push(line);
-  }
-  return block.join('\n');
-}
 
 const HEALTH_PATH = /\/v2\/health\/[a-z]+/g;
 
@@ -224,71 +211,62 @@ describe('docker/Dockerfile.dockerignore', () => {
 });
 
 describe('docker/compose.yaml', () => {
-  const compose = read('docker/compose.yaml');
-
-  it('builds docker/Dockerfile with the repository root as context', () => {
-    const build = yamlBlock(compose, 'build');
-    assert.ok(build, 'no build section');
-    const context = /^\s*context:\s*["']?([^"'\s]+)/m.exec(build)?.[1];
-    const dockerfilePath = /^\s*dockerfile:\s*["']?([^"'\s]+)/m.exec(build)?.[1];
-    assert.ok(context && dockerfilePath, 'build needs context and dockerfile');
-    assert.equal(path.resolve(root, 'docker', context), root, 'the context should be the repository root');
-    assert.ok(existsSync(path.resolve(root, 'docker', context, dockerfilePath)), `${dockerfilePath} not found from ${context}`);
-  });
-
-  it('health-checks a V2 health endpoint and publishes the ports', () => {
-    const healthcheck = yamlBlock(compose, 'healthcheck');
-    assert.ok(healthcheck, 'no healthcheck');
-    const paths = healthcheck.match(HEALTH_PATH) ?? [];
-    assert.ok(paths.length > 0, 'the healthcheck probes no /v2/health/ path');
-    for (const p of paths) assert.ok(p === LIVE || p === READY, `unknown health path ${p}`);
-    for (const port of ['8000', '8001', '8002']) assert.match(compose, new RegExp(`["']?${port}:${port}["']?`));
-    assert.match(compose, /^\s*stop_grace_period:\s*30s\s*$/m);
-    assert.match(compose, /^\s*restart:\s*unless-stopped\s*$/m);
-  });
-});
-
-describe('docker/kubernetes.yaml', () => {
-  const manifest = read('docker/kubernetes.yaml');
-  const probePath = (probe: string): string | undefined => {
-    const block = yamlBlock(manifest, probe);
-    return block === undefined ? undefined : /^\s*path:\s*["']?([^"'\s]+)/m.exec(block)?.[1];
+  type Service = {
+    build?: { context: string; dockerfile: string };
+    image?: string;
+    ports?: string[];
+    environment?: Record<string, string>;
+    volumes?: string[];
+    healthcheck?: { test: string[] };
+    restart?: string;
+    stop_grace_period?: string;
+    profiles?: string[];
+    deploy?: { replicas?: number };
+    depends_on?: Record<string, { condition: string }>;
   };
+  const compose = parseYaml(read('docker/compose.yaml')) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+  const servers = Object.entries(compose.services).filter(([, service]) => service.build !== undefined);
 
-  it(`probes liveness on ${LIVE} and readiness on ${READY}`, () => {
-    assert.equal(probePath('livenessProbe'), LIVE);
-    assert.equal(probePath('readinessProbe'), READY);
-    const startup = probePath('startupProbe');
-    assert.ok(startup === LIVE || startup === READY, `startupProbe path ${startup}`);
-    for (const p of manifest.match(HEALTH_PATH) ?? []) assert.ok(p === LIVE || p === READY, `unknown health path ${p}`);
-  });
-
-  it('declares a Deployment and a Service with the three ports', () => {
-    assert.match(manifest, /^kind:\s*Deployment\s*$/m);
-    assert.match(manifest, /^kind:\s*Service\s*$/m);
-    for (const port of ['8000', '8001', '8002']) {
-      assert.match(manifest, new RegExp(`containerPort:\\s*${port}\\b`), `no containerPort ${port}`);
-      assert.match(manifest, new RegExp(`^\\s*port:\\s*${port}\\b`, 'm'), `the Service has no port ${port}`);
+  it('builds docker/Dockerfile with the repository root as context, for every server service', () => {
+    assert.deepEqual(servers.map(([name]) => name).sort(), ['replica', 'server']);
+    for (const [name, { build }] of servers) {
+      assert.equal(path.resolve(root, 'docker', build!.context), root, `${name}: the context should be the repository root`);
+      assert.ok(existsSync(path.resolve(root, 'docker', build!.context, build!.dockerfile)), `${name}: ${build!.dockerfile} not found`);
     }
   });
 
-  it('runs non-root on a read-only root filesystem with a writable /tmp', () => {
-    assert.match(manifest, /runAsNonRoot:\s*true/);
-    assert.match(manifest, /readOnlyRootFilesystem:\s*true/);
-    assert.match(manifest, /mountPath:\s*\/tmp\b/);
-    assert.match(manifest, /emptyDir:/);
+  it('health-checks a V2 health endpoint, restarts, and stops within the shutdown grace', () => {
+    for (const [name, service] of servers) {
+      const paths = (service.healthcheck?.test.join(' ') ?? '').match(HEALTH_PATH) ?? [];
+      assert.ok(paths.length > 0, `${name}: the healthcheck probes no /v2/health/ path`);
+      for (const p of paths) assert.ok(p === LIVE || p === READY, `${name}: unknown health path ${p}`);
+      assert.equal(service.stop_grace_period, '30s', name);
+      assert.equal(service.restart, 'unless-stopped', name);
+    }
+    assert.deepEqual(compose.services.server!.ports, ['8000:8000', '8001:8001', '8002:8002']);
   });
 
-  it("gives the pod more time than the server's own SHUTDOWN_GRACE_MS, so the server finishes its shutdown first", () => {
-    const podSeconds = Number(/terminationGracePeriodSeconds:\s*(\d+)/.exec(manifest)?.[1]);
-    const serverMs = Number(/name:\s*SHUTDOWN_GRACE_MS\s*\n\s*value:\s*"(\d+)"/.exec(manifest)?.[1]);
-    assert.ok(podSeconds > 0 && serverMs > 0, 'both are set');
-    assert.ok(podSeconds * 1000 > serverMs, `${podSeconds} s is not above SHUTDOWN_GRACE_MS ${serverMs} ms`);
-  });
-
-  it('mounts a writable volume at STATE_DIR, since the root filesystem is read-only', () => {
-    const stateDir = /name:\s*STATE_DIR\s*\n\s*value:\s*(\S+)/.exec(manifest)?.[1];
-    assert.ok(stateDir, 'STATE_DIR is not set');
-    assert.match(manifest, new RegExp(`mountPath:\\s*${stateDir.replace(/[/.]/g, '\\$&')}\\s*$`, 'm'), `nothing is mounted at ${stateDir}`);
+  it('runs several replicas (profile "replicas") on one Redis, one admin token and one writable repository volume', () => {
+    const replica = compose.services.replica!;
+    assert.deepEqual(replica.profiles, ['replicas'], 'not started by a plain `up`');
+    assert.ok((replica.deploy?.replicas ?? 1) >= 2, 'deploy.replicas');
+    const redis = compose.services.redis!;
+    assert.deepEqual(redis.profiles, ['replicas']);
+    assert.match(redis.image ?? '', /^redis:/);
+    assert.equal(replica.depends_on?.redis?.condition, 'service_healthy');
+    const env = replica.environment!;
+    assert.equal(env.REDIS_URL, 'redis://redis:6379', 'the compose service name and Redis port');
+    assert.match(env.ADMIN_TOKEN!, /^\$\{ADMIN_TOKEN[:}]/, 'one token for every replica, from the environment');
+    const repository = replica.volumes?.find((v) => v.split(':')[1] === env.MODEL_REPOSITORY);
+    assert.ok(repository, `no volume at MODEL_REPOSITORY ${env.MODEL_REPOSITORY}`);
+    assert.ok(repository.split(':')[0]! in compose.volumes, 'a named volume (shared by the replicas)');
+    assert.notEqual(repository.split(':')[2], 'ro', 'writable: uploads');
+    // Host port ranges as wide as the replica count: one port each.
+    for (const mapping of replica.ports ?? []) {
+      const [from, to] = mapping.split(':')[0]!.split('-').map(Number);
+      assert.equal(to! - from! + 1, replica.deploy!.replicas, mapping);
+    }
+    const config = loadAppConfig({ ...env, ADMIN_TOKEN: 'a-token-of-sixteen-chars' });
+    assert.deepEqual(replica.ports!.map((p) => Number(p.split(':')[1])), [config.HTTP_PORT, config.GRPC_PORT]);
   });
 });

@@ -77,10 +77,8 @@ export class InferGrpcController {
       call,
       (message) =>
         Promise.resolve()
-          .then(() => {
-            this.quota.admitAddress(address, 'grpc');
-            this.quota.admit(client, 'grpc');
-          })
+          .then(() => this.quota.admitAddress(address, 'grpc'))
+          .then(() => this.quota.admit(client, 'grpc'))
           .then(() => this.infer(message, call, cancellation, call.metadata))
           .then(
             (response) => ({ error_message: '', infer_response: { ...response, parameters: { ...response.parameters, ...FINAL_RESPONSE } } }),

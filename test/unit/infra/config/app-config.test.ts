@@ -52,6 +52,8 @@ describe('loadAppConfig', () => {
         GRPC_STREAM_MAX_BUFFERED_BYTES: 8 * 1024 * 1024,
         THROTTLE_ADDRESS_RATE: 0,
         THROTTLE_ADDRESS_BURST: 0,
+        THROTTLE_LEASE_SIZE: 0,
+        THROTTLE_LEASE_MS: 1000,
         THROTTLE_RATE: 0,
         THROTTLE_BURST: 0,
         MAX_INFLIGHT_REQUESTS: 0,
@@ -172,6 +174,14 @@ describe('loadAppConfig', () => {
       assert.match(error.message, /ADMIN_TOKEN=\*\*\*: must be at least 16 characters/);
       assert.match(error.message, /HTTP_PORT="abc"/);
       assert.doesNotMatch(error.message, /hunter2/);
+    });
+
+    it('writes REDIS_URL as *** (it may carry a password), and refuses a URL of another scheme', () => {
+      const error = thrownBy(() => loadAppConfig({ REDIS_URL: 'http://:hunter2@cache:6379' }));
+      assert.ok(error instanceof InvalidConfigurationError);
+      assert.match(error.message, /REDIS_URL=\*\*\*: must be a redis:\/\/ or rediss:\/\/ URL/);
+      assert.doesNotMatch(error.message, /hunter2/);
+      assert.equal(loadAppConfig({ REDIS_URL: 'rediss://:secret@cache:6380/2' }).REDIS_URL, 'rediss://:secret@cache:6380/2');
     });
   });
 
