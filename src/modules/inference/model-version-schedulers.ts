@@ -6,6 +6,7 @@ import { Clock } from '../../domain/shared/clock.js';
 import type { DomainError } from '../../domain/shared/domain-error.js';
 import { InferenceEngine } from '../../domain/inference/inference-engine.port.js';
 import type { ModelVersion } from '../../domain/registry/model-version.js';
+import type { RuntimeKey } from '../../domain/shared/model-version-id.js';
 import { VersionTraffic } from '../../domain/registry/version-traffic.port.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 import { Tracing } from '../../infra/tracing/tracing.js';
@@ -14,6 +15,7 @@ import { InferenceMetrics } from '../observability/metrics/inference-metrics.js'
 /** One dynamic batch scheduler per served model version, made when the version first serves a request. */
 @Injectable()
 export class ModelVersionSchedulers extends VersionTraffic implements BeforeApplicationShutdown {
+  /** By the runtime key's text. */
   private readonly schedulers = new Map<string, DynamicBatchScheduler>();
 
   constructor(
@@ -26,17 +28,21 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
     super();
   }
 
-  async drain(key: string, reason = `'${key}' is being unloaded`): Promise<void> {
-    const scheduler = this.schedulers.get(key);
+  drain(key: RuntimeKey): Promise<void> {
+    return this.drainScheduler(key.toString(), `'${key}' is being unloaded`);
+  }
+
+  private async drainScheduler(text: string, reason: string): Promise<void> {
+    const scheduler = this.schedulers.get(text);
     if (!scheduler) return;
     await scheduler.drain(reason);
-    if (this.schedulers.get(key) === scheduler) this.schedulers.delete(key);
+    if (this.schedulers.get(text) === scheduler) this.schedulers.delete(text);
   }
 
   /** The scheduler of a READY version (the caller has checked it is READY). */
   for(version: ModelVersion): DynamicBatchScheduler {
     const key = version.key;
-    let scheduler = this.schedulers.get(key);
+    let scheduler = this.schedulers.get(key.toString());
     if (!scheduler) {
       const engine = this.engine;
       const tracing = this.tracing;
@@ -64,7 +70,7 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
         maxTimeoutMs: this.config.MAX_REQUEST_TIMEOUT_MS,
         onExecution: (rows) => this.metrics.executed(version.modelName, version.version, rows),
       }, this.clock);
-      this.schedulers.set(key, scheduler);
+      this.schedulers.set(key.toString(), scheduler);
     }
     return scheduler;
   }
@@ -76,21 +82,21 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
 
   /** Requests waiting in a version's queue; undefined before it served any. */
   queuedOf(version: ModelVersion): number | undefined {
-    return this.schedulers.get(version.key)?.queuedCount;
+    return this.schedulers.get(version.key.toString())?.queuedCount;
   }
 
   /** The refusal a request to this version gets before it is read (queue full), if any. */
   refusalBeforeReading(version: ModelVersion): DomainError | undefined {
-    return this.schedulers.get(version.key)?.refusalBeforeReading();
+    return this.schedulers.get(version.key.toString())?.refusalBeforeReading();
   }
 
   /** What a version's scheduler has counted; zeros before its first request. */
   statisticsOf(version: ModelVersion): StatisticsSnapshot {
-    return (this.schedulers.get(version.key) ?? this.for(version)).statisticsSnapshot();
+    return (this.schedulers.get(version.key.toString()) ?? this.for(version)).statisticsSnapshot();
   }
 
   /** At shutdown, every request a scheduler accepted is answered (queued ones run) before sessions are released. */
   async beforeApplicationShutdown(): Promise<void> {
-    await Promise.all([...this.schedulers.keys()].map((key) => this.drain(key, 'the server is shutting down')));
+    await Promise.all([...this.schedulers.keys()].map((text) => this.drainScheduler(text, 'the server is shutting down')));
   }
 }

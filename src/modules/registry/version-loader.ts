@@ -4,6 +4,7 @@ import { completeModelConfig, labelFilesOf, runtimeOptionsOf, type DeclaredModel
 import { ModelRepository } from '../../domain/registry/model-repository.port.js';
 import type { Model } from '../../domain/registry/model.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
+import type { RuntimeKey } from '../../domain/shared/model-version-id.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 
 /**
@@ -49,7 +50,7 @@ export class VersionLoader {
    * switches the version to the new instance once it is warm; returns the old instance's key, for
    * the caller to drain and release. On failure the version keeps serving as it was.
    */
-  async reload(model: Model, number: number, declared: DeclaredModelConfig): Promise<string> {
+  async reload(model: Model, number: number, declared: DeclaredModelConfig): Promise<RuntimeKey> {
     const version = model.version(number);
     const oldKey = version.key;
     const key = version.nextKey;
@@ -74,7 +75,8 @@ export class VersionLoader {
    * Checks that a model file loads with the model's configuration (and runs its warm-up samples,
    * if it has any), in an instance of its own that is released after; the error names why it does not.
    */
-  async check(modelName: string, modelPath: string, key: string, declared: DeclaredModelConfig): Promise<void> {
+  async check(modelPath: string, key: RuntimeKey, declared: DeclaredModelConfig): Promise<void> {
+    const modelName = key.modelName;
     const labels = await this.readLabels(modelName, declared);
     try {
       const { signature } = await this.engine.load(key, modelPath, runtimeOptionsOf({ ...declared, instanceCount: 1 }));
@@ -85,7 +87,7 @@ export class VersionLoader {
   }
 
   /** Runs the configured warm-up samples (Triton's `model_warmup`) on every instance; a sample of batch_size 0 is skipped, as in Triton. */
-  private async warmUp(modelName: string, key: string, config: ModelConfig): Promise<void> {
+  private async warmUp(modelName: string, key: RuntimeKey, config: ModelConfig): Promise<void> {
     const samples = config.modelWarmup.filter((sample) => sample.batchSize > 0);
     if (samples.length === 0) return;
     // Bounded: a sample that never ends (a Loop whose trip count it sets) must not hang a load, a reload or an upload.

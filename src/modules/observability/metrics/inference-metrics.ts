@@ -115,7 +115,7 @@ export class InferenceMetrics {
     this.versionState.reset();
     this.pending.reset();
     this.workers.reset();
-    const pools = new Map(this.engine.status().map((pool) => [pool.key, pool]));
+    const pools = new Map(this.engine.status().map((pool) => [pool.key.toString(), pool]));
     for (const model of this.registry.all()) {
       for (const version of model.versions) {
         const labels = { model: model.name, version: String(version.version) };
@@ -127,7 +127,7 @@ export class InferenceMetrics {
           this.success.inc(labels, 0);
           for (const reason of FAILURE_REASONS) this.failure.inc({ ...labels, reason }, 0);
         }
-        const pool = version.isReady ? pools.get(version.key) : undefined;
+        const pool = version.isReady ? pools.get(version.key.toString()) : undefined;
         if (pool) {
           this.workers.set({ ...labels, state: 'busy' }, pool.busy);
           this.workers.set({ ...labels, state: 'idle' }, Math.max(0, pool.instances - pool.busy));

@@ -11,6 +11,7 @@ import { Model } from '../../../domain/registry/model.js';
 import { DEFAULT_VERSION_POLICY, selectVersions } from '../../../domain/registry/version-policy.js';
 import { VersionTraffic } from '../../../domain/registry/version-traffic.port.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
+import { ModelVersionId, RuntimeKey } from '../../../domain/shared/model-version-id.js';
 import { parseModelConfig } from '../../../infra/model-repository/model-config.schema.js';
 import { ModelRegistry } from '../model-registry.js';
 import { ModelStates, notMade } from '../model-states.js';
@@ -84,13 +85,14 @@ export class ModelLifecycle {
           throw notMade(`the upload of version ${number} of model '${modelName}'`, error, 'nothing was written');
         });
       }
+      const versionId = ModelVersionId.of(modelName, number);
       try {
         await this.repository.addVersion(modelName, number, bytes, async (modelPath) => {
           try {
-            await this.loader.check(modelName, modelPath, `${modelName}/${number}#upload`, declared);
+            await this.loader.check(modelPath, RuntimeKey.uploadCheck(versionId), declared);
           } catch (error) {
             // The staging directory is named as the version it would become; no path of the server.
-            const reason = this.repository.withoutPaths((error as Error).message.split(dirname(modelPath)).join(`${modelName}/${number}`));
+            const reason = this.repository.withoutPaths((error as Error).message.split(dirname(modelPath)).join(versionId.toString()));
             throw new DomainError('REGISTRY.LOAD_FAILED', `the uploaded model does not load: ${reason}`);
           }
         });
