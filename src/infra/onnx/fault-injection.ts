@@ -1,7 +1,7 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { RuntimeKey } from '../../domain/shared/model-version-id.js';
 import { AppConfig } from '../config/app-config.js';
-import { parseFaultPlans, type FaultPlan } from './fault-plan.js';
+import { parseFaultPlans, type FaultPlan } from '../config/fault-plan.js';
 
 /** What the session worker does to one run: wait first, fail it, or die while running it. */
 export interface WorkerFault {

@@ -7,7 +7,7 @@ import { DomainError } from '../../domain/shared/domain-error.js';
 import type { RuntimeKey } from '../../domain/shared/model-version-id.js';
 import { AppConfig } from '../config/app-config.js';
 import { Tracing } from '../tracing/tracing.js';
-import { cpuQuota } from './cpu-quota.js';
+import { cpuQuota } from '../host/cpu-quota.js';
 import { FaultInjection } from './fault-injection.js';
 import { parseRuntimeLogLine, runtimeSeverityFor, type RuntimeLogLevel } from './onnxruntime-log.js';
 import { OutputsTooLargeError, PoolReleasedError, RunTimeLimitError, SessionWorkerPool, type StderrLineSink } from './session-worker-pool.js';

@@ -6,7 +6,9 @@ import { DomainEventBus } from '../../domain/shared/domain-event-bus.port.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 import { InProcessEventBus } from '../../infra/messaging/in-process-event-bus.js';
 import { FileSystemModelRepository } from '../../infra/model-repository/file-system-model-repository.js';
-import { cpuQuota } from '../../infra/onnx/cpu-quota.js';
+import { cpuQuota } from '../../infra/host/cpu-quota.js';
+import { ModelBackends } from '../../domain/registry/model-backend.js';
+import { ModelBackendsModule } from '../../infra/backends/model-backends.module.js';
 import { FileModelStateStore } from '../../infra/persistence/file-model-state-store.js';
 import { GetModelMetadataHandler } from './get-model-metadata/get-model-metadata.handler.js';
 import { ModelMetadataGrpcController } from './get-model-metadata/model-metadata.grpc.controller.js';
@@ -54,7 +56,7 @@ export class StateStoreModule {
 
 /** The model registry bounded context: which models and versions exist, their states and configs, and the admin API. */
 @Module({
-  imports: [MessagingModule],
+  imports: [MessagingModule, ModelBackendsModule],
   controllers: [
     ModelMetadataHttpController,
     ModelMetadataGrpcController,
@@ -81,7 +83,11 @@ export class StateStoreModule {
         return token;
       },
     },
-    { provide: ModelRepository, inject: [AppConfig], useFactory: (config: AppConfig) => new FileSystemModelRepository(config.MODEL_REPOSITORY) },
+    {
+      provide: ModelRepository,
+      inject: [AppConfig, ModelBackends],
+      useFactory: (config: AppConfig, backends: ModelBackends) => new FileSystemModelRepository(config.MODEL_REPOSITORY, backends),
+    },
     { provide: ModelConfigLimits, inject: [AppConfig], useFactory: modelConfigLimitsOf },
   ],
   exports: [ModelRegistry, LoadModelRepositoryHandler, ModelLifecycle, ModelStates, AdminToken],

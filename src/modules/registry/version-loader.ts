@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InferenceEngine, type WarmupSample, type WarmupTensor } from '../../domain/inference/inference-engine.port.js';
 import { completeModelConfig, labelFilesOf, runtimeOptionsOf, type DeclaredModelConfig, type ModelConfig, type ModelWarmup } from '../../domain/registry/model-config.js';
+import { ModelBackends } from '../../domain/registry/model-backend.js';
 import { ModelRepository } from '../../domain/registry/model-repository.port.js';
 import type { Model } from '../../domain/registry/model.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
@@ -22,17 +23,19 @@ export class VersionLoader {
     private readonly repository: ModelRepository,
     private readonly engine: InferenceEngine,
     private readonly config: AppConfig,
+    private readonly backends: ModelBackends,
   ) {}
 
   async load(model: Model, number: number, declared: DeclaredModelConfig): Promise<void> {
     const version = model.startLoading(number);
     let loaded = false;
     try {
+      const backend = this.backends.forConfig(declared);
       const fileSha256 = await this.repository.sha256(version.path);
       const labels = await this.readLabels(version.modelName, declared);
       const { signature, executionProvider } = await this.engine.load(version.key, version.path, runtimeOptionsOf(declared));
       loaded = true;
-      const config = completeModelConfig(version.modelName, declared, signature, labels);
+      const config = completeModelConfig(backend, version.modelName, declared, signature, labels);
       await this.warmUp(model.name, version.key, config);
       model.finishLoading(number, { config, executionProvider, fileSha256, loadedAt: new Date() });
       this.logger.log(`model '${model.name}' version ${number} is READY`);
@@ -56,11 +59,12 @@ export class VersionLoader {
     const key = version.nextKey;
     let loaded = false;
     try {
+      const backend = this.backends.forConfig(declared);
       const fileSha256 = await this.repository.sha256(version.path);
       const labels = await this.readLabels(version.modelName, declared);
       const { signature, executionProvider } = await this.engine.load(key, version.path, runtimeOptionsOf(declared));
       loaded = true;
-      const config = completeModelConfig(version.modelName, declared, signature, labels);
+      const config = completeModelConfig(backend, version.modelName, declared, signature, labels);
       await this.warmUp(model.name, key, config);
       model.finishReloading(number, { config, executionProvider, fileSha256, loadedAt: new Date() }, key);
       this.logger.log(`model '${model.name}' version ${number} is READY with its new configuration`);
@@ -77,10 +81,11 @@ export class VersionLoader {
    */
   async check(modelPath: string, key: RuntimeKey, declared: DeclaredModelConfig): Promise<void> {
     const modelName = key.modelName;
+    const backend = this.backends.forConfig(declared);
     const labels = await this.readLabels(modelName, declared);
     try {
       const { signature } = await this.engine.load(key, modelPath, runtimeOptionsOf({ ...declared, instanceCount: 1 }));
-      await this.warmUp(modelName, key, completeModelConfig(modelName, declared, signature, labels));
+      await this.warmUp(modelName, key, completeModelConfig(backend, modelName, declared, signature, labels));
     } finally {
       await this.engine.unload(key);
     }
