@@ -20,7 +20,7 @@ export interface RuntimeOptions {
 }
 
 /** Where a warm-up input's values come from, as the runtime builds them: a file as configured (`file`) and resolved (`path`). */
-export type WarmupValues = { readonly kind: 'zero' } | { readonly kind: 'random' } | { readonly kind: 'file'; readonly file: string; readonly path: string };
+type WarmupValues = { readonly kind: 'zero' } | { readonly kind: 'random' } | { readonly kind: 'file'; readonly file: string; readonly path: string };
 
 /** One input of a warm-up run: its complete shape, made of `rows` rows that each hold the same values. */
 export interface WarmupTensor {

@@ -9,8 +9,8 @@ import type { ModelBackend } from './model-backend.js';
 /** max_batch_size given to a model whose inputs and outputs all start with a dynamic dimension. */
 export const DEFAULT_MAX_BATCH_SIZE = 8;
 
-export type InstanceKind = 'KIND_AUTO' | 'KIND_CPU' | 'KIND_GPU';
-export type GpuAccelerator = 'tensorrt' | 'cuda';
+type InstanceKind = 'KIND_AUTO' | 'KIND_CPU' | 'KIND_GPU';
+type GpuAccelerator = 'tensorrt' | 'cuda';
 
 /** A tensor as a model configuration lists it: `dims` exclude the batch dimension (Triton's convention). */
 export interface ConfiguredTensor {

@@ -5,6 +5,7 @@ import { mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node
 import { pipeline } from 'node:stream/promises';
 import { join, normalize, resolve, sep } from 'node:path';
 import type { ModelBackends } from '../../domain/registry/model-backend.js';
+import type { DeclaredModelConfig } from '../../domain/registry/model-config.js';
 import { ModelRepository, type ModelDirectory, type VersionDirectory } from '../../domain/registry/model-repository.port.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { parseModelConfig } from './model-config.schema.js';
@@ -169,6 +170,10 @@ export class FileSystemModelRepository extends ModelRepository {
       }
     }
     return removed;
+  }
+
+  parseConfig(text: string): DeclaredModelConfig {
+    return parseModelConfig(text);
   }
 
   async scanModel(name: string): Promise<ModelDirectory | undefined> {

@@ -105,7 +105,7 @@ const modelWarmupSchema = z.strictObject({
   count: uint32.optional(),
 });
 
-export const modelConfigSchema = z.strictObject({
+const modelConfigSchema = z.strictObject({
   name: z.string().optional(),
   platform: z.string().optional(),
   // Which backends are served, and with which platforms, the backend registry checks (ModelBackends).

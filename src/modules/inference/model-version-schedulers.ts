@@ -1,5 +1,4 @@
 import { Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
-import { SpanStatusCode } from '@opentelemetry/api';
 import { DynamicBatchScheduler, type BatchRunner } from '../../domain/inference/dynamic-batch-scheduler.js';
 import type { StatisticsSnapshot } from '../../domain/inference/inference-statistics.js';
 import { Clock } from '../../domain/shared/clock.js';
@@ -7,14 +6,15 @@ import type { DomainError } from '../../domain/shared/domain-error.js';
 import { InferenceEngine } from '../../domain/inference/inference-engine.port.js';
 import type { ModelVersion } from '../../domain/registry/model-version.js';
 import type { RuntimeKey } from '../../domain/shared/model-version-id.js';
+import { SchedulerQueues, type SchedulerQueueStatus } from '../../domain/inference/scheduler-queues.port.js';
 import { VersionTraffic } from '../../domain/registry/version-traffic.port.js';
 import { AppConfig } from '../../infra/config/app-config.js';
-import { Tracing } from '../../infra/tracing/tracing.js';
+import { RequestTracer, type TraceContext } from '../../domain/shared/request-tracer.port.js';
 import { InferenceMetrics } from '../observability/metrics/inference-metrics.js';
 
 /** One dynamic batch scheduler per served model version, made when the version first serves a request. */
 @Injectable()
-export class ModelVersionSchedulers extends VersionTraffic implements BeforeApplicationShutdown {
+export class ModelVersionSchedulers extends VersionTraffic implements SchedulerQueues, BeforeApplicationShutdown {
   /** By the runtime key's text. */
   private readonly schedulers = new Map<string, DynamicBatchScheduler>();
 
@@ -22,7 +22,7 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
     private readonly engine: InferenceEngine,
     private readonly config: AppConfig,
     private readonly metrics: InferenceMetrics,
-    private readonly tracing: Tracing,
+    private readonly tracing: RequestTracer,
     private readonly clock: Clock,
   ) {
     super();
@@ -53,15 +53,15 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
       const runBatch: BatchRunner = async (inputs, outputNames, traces) => {
         // Each request's answer may hold MAX_RESPONSE_BYTES: a batch's outputs, that many per request in it.
         const maxOutputBytes = this.config.MAX_RESPONSE_BYTES * Math.max(1, traces.length);
-        const batch = tracing.startLinkedRoot('batch', traces, { ...labels, 'inference.batch_size': inputs[0]?.shape[0] ?? 0, 'inference.batch_requests': traces.length });
+        const batch = tracing.startLinkedRoot('batch', traces as readonly (TraceContext | undefined)[], { ...labels, 'inference.batch_size': inputs[0]?.shape[0] ?? 0, 'inference.batch_requests': traces.length });
         if (!batch) return engine.run(key, inputs, outputNames, { timeLimitMs, maxOutputBytes });
         try {
           return await engine.run(key, inputs, outputNames, { traceContext: batch.traceparent, timeLimitMs, maxOutputBytes });
         } catch (error) {
-          batch.span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+          batch.fail((error as Error).message);
           throw error;
         } finally {
-          batch.span.end();
+          batch.end();
         }
       };
       scheduler = new DynamicBatchScheduler(version.config!.scheduling, runBatch, {
@@ -76,13 +76,13 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
   }
 
   /** Per version that has served: requests waiting in its queue and batches running. */
-  status(): { key: string; queued: number; runningBatches: number }[] {
+  status(): SchedulerQueueStatus[] {
     return [...this.schedulers].map(([key, s]) => ({ key, queued: s.queuedCount, runningBatches: s.inflightCount }));
   }
 
   /** Requests waiting in a version's queue; undefined before it served any. */
-  queuedOf(version: ModelVersion): number | undefined {
-    return this.schedulers.get(version.key.toString())?.queuedCount;
+  queuedOf(key: RuntimeKey): number | undefined {
+    return this.schedulers.get(key.toString())?.queuedCount;
   }
 
   /** The refusal a request to this version gets before it is read (queue full), if any. */

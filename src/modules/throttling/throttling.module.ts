@@ -1,4 +1,4 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { TokenBucketStorage } from '../../infra/throttling/token-bucket.storage.js';
 import { ClientQuota, THROTTLING_METRIC_PROVIDERS } from './client-quota.js';
@@ -16,7 +16,6 @@ class ClientQuotaModule {}
  * guard is applied where requests would reach a model (the infer routes and RPCs); health,
  * metadata and admin calls are not limited.
  */
-@Global()
 @Module({
   imports: [
     ClientQuotaModule,

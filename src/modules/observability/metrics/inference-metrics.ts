@@ -5,14 +5,14 @@ import { AppConfig } from '../../../infra/config/app-config.js';
 import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import type { ModelVersion } from '../../../domain/registry/model-version.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
-import { ModelRegistry } from '../../registry/model-registry.js';
+import { ModelCatalog } from '../../../domain/registry/model-catalog.port.js';
 
 /** Why a request failed, from a fixed set (Triton's `reason` label, extended): the label never takes another value. */
-export const FAILURE_REASONS = ['rejected', 'timeout', 'cancelled', 'invalid', 'runtime', 'unavailable', 'not_found'] as const;
-export type FailureReason = (typeof FAILURE_REASONS)[number];
+const FAILURE_REASONS = ['rejected', 'timeout', 'cancelled', 'invalid', 'runtime', 'unavailable', 'not_found'] as const;
+type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** The label of a model or version the server does not know: unknown names never make new series. */
-export const UNKNOWN_LABEL = '_unknown';
+const UNKNOWN_LABEL = '_unknown';
 
 const MODEL_LABELS = ['model', 'version'] as const;
 const VERSION_STATES = ['UNKNOWN', 'LOADING', 'READY', 'UNLOADING', 'UNAVAILABLE'] as const;
@@ -55,7 +55,7 @@ export class InferenceMetrics {
 
   constructor(
     config: AppConfig,
-    private readonly registry: ModelRegistry,
+    private readonly registry: ModelCatalog,
     private readonly engine: InferenceEngine,
     @InjectMetric('inference_request_success_total') private readonly success: Counter,
     @InjectMetric('inference_request_failure_total') private readonly failure: Counter,

@@ -10,7 +10,7 @@ import { SERVER_VERSION } from '../../health/server-identity.js';
 type JsonType = 'string' | 'integer' | 'number' | 'boolean' | 'object' | 'array' | 'null';
 
 /** A JSON Schema 2020-12 object, as far as this document uses it. */
-export interface SchemaObject {
+interface SchemaObject {
   readonly $ref?: string;
   readonly type?: JsonType | readonly JsonType[];
   readonly description?: string;
@@ -43,18 +43,18 @@ export interface ParameterObject {
   readonly schema: SchemaObject;
 }
 
-export interface MediaTypeObject {
+interface MediaTypeObject {
   readonly schema: SchemaObject;
   readonly example?: unknown;
 }
 
-export interface RequestBodyObject {
+interface RequestBodyObject {
   readonly description: string;
   readonly required: boolean;
   readonly content: Readonly<Record<string, MediaTypeObject>>;
 }
 
-export interface ResponseObject {
+interface ResponseObject {
   readonly description: string;
   readonly content?: Readonly<Record<string, MediaTypeObject>>;
 }
@@ -73,7 +73,7 @@ export interface OperationObject {
 
 export type HttpMethod = 'get' | 'put' | 'post' | 'delete' | 'patch' | 'head' | 'options';
 
-export type PathItemObject = Partial<Record<HttpMethod, OperationObject>> & {
+type PathItemObject = Partial<Record<HttpMethod, OperationObject>> & {
   readonly parameters?: readonly (ParameterObject | ReferenceObject)[];
 };
 

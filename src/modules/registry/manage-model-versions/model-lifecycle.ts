@@ -12,7 +12,6 @@ import { DEFAULT_VERSION_POLICY, selectVersions } from '../../../domain/registry
 import { VersionTraffic } from '../../../domain/registry/version-traffic.port.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
 import { ModelVersionId, RuntimeKey } from '../../../domain/shared/model-version-id.js';
-import { parseModelConfig } from '../../../infra/model-repository/model-config.schema.js';
 import { ModelRegistry } from '../model-registry.js';
 import { ModelStates, notMade } from '../model-states.js';
 import { VersionLoader } from '../version-loader.js';
@@ -334,7 +333,7 @@ export class ModelLifecycle {
 
   /** A configuration override (config.json text), within the host's limits. */
   private checkedOverride(modelName: string, text: string): DeclaredModelConfig {
-    const declared = parseOverride(modelName, text);
+    const declared = parseOverrideWith((config) => this.repository.parseConfig(config), modelName, text);
     try {
       this.limits.check(declared);
     } catch (error) {
@@ -386,9 +385,9 @@ function fileConfigOf(directory: ModelDirectory): DeclaredModelConfig {
   return directory.config.declared;
 }
 
-function parseOverride(modelName: string, text: string): DeclaredModelConfig {
+function parseOverrideWith(parseConfig: (text: string) => DeclaredModelConfig, modelName: string, text: string): DeclaredModelConfig {
   try {
-    return parseModelConfig(text);
+    return parseConfig(text);
   } catch (error) {
     throw new DomainError('REGISTRY.INVALID_CONFIG', `model '${modelName}': the configuration override is invalid: ${(error as Error).message}`);
   }

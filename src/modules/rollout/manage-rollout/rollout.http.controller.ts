@@ -16,7 +16,7 @@ const headerName = z
   .transform((name) => name.toLowerCase());
 
 /** The rollout document of PUT /admin/models/{m}/rollout; every part but `stable` is optional. */
-export const rolloutDocument = z.strictObject({
+const rolloutDocument = z.strictObject({
   stable: version,
   canary: z.strictObject({ version, weight: percent.default(0) }).optional(),
   sticky_header: headerName.optional(),
@@ -57,7 +57,7 @@ function toSpec(document: z.infer<typeof rolloutDocument>): RolloutSpec {
 }
 
 /** The rollout's state as the admin API shows it: the document's shape, plus phase, step, figures and history. */
-export function describeRollout(rollout: Rollout) {
+function describeRollout(rollout: Rollout) {
   const { spec } = rollout;
   return {
     model: rollout.modelName,
