@@ -89,8 +89,21 @@ export class InMemoryTrafficRouter extends TrafficRouter {
     return this.routes.get(modelName);
   }
 
+  private readonly waiters: { version: number; resolve: (outcome: RequestOutcome) => void }[] = [];
+
   recordOutcome(modelName: string, version: number, outcome: RequestOutcome): void {
     this.outcomes.push({ modelName, version, outcome });
+    for (const waiter of this.waiters.filter((w) => w.version === version)) {
+      this.waiters.splice(this.waiters.indexOf(waiter), 1);
+      waiter.resolve(outcome);
+    }
+  }
+
+  /** The first outcome counted for `version` (at once if there is one already). */
+  outcomeOf(version: number): Promise<RequestOutcome> {
+    const known = this.outcomes.find((entry) => entry.version === version);
+    if (known) return Promise.resolve(known.outcome);
+    return new Promise((resolve) => this.waiters.push({ version, resolve }));
   }
 }
 
