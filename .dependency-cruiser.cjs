@@ -13,7 +13,11 @@
 /** Delivery and wiring files in src/modules: what is not one of these is application code. */
 const DELIVERY = '\\.(controller|module|guard|middleware|interceptor)\\.ts$';
 
-/** The bounded contexts whose application code the layer rules below hold. */
+/**
+ * The bounded contexts whose application code the layer rules below hold. observability, health and
+ * throttling are not application: they are the server's cross-cutting delivery (the Prometheus
+ * providers and metrics port, the probes, the quota guard), built on their SDKs by design.
+ */
 const APPLICATION = '^src/modules/(inference|registry|rollout)/';
 
 /** What any context may use of another, and why. */
