@@ -185,6 +185,21 @@ export function staticShapeModel(): Uint8Array {
 }
 
 /**
+ * 'x' FP32 [-1] passed through ('y'), beside a constant no node uses: onnxruntime loads it and
+ * writes a warning to stderr ("Removing initializer 'unused'..."), what a real exported model with
+ * leftover weights does. The tests of how the runtime's own log reaches the server's use it.
+ */
+export function unusedInitializerModel(): Uint8Array {
+  return modelBytes({
+    name: 'unused_initializer',
+    input: [tensorInfo('x', DataType.FLOAT, ['n'])],
+    output: [tensorInfo('y', DataType.FLOAT, ['n'])],
+    initializer: [initializer('unused', Float32Array.of(1), [1])],
+    node: [node('Identity', ['x'], ['y'])],
+  });
+}
+
+/**
  * Parses decimal strings: 'text' BYTES [-1] cast to 'number' INT64 [-1], then doubled ('doubled'
  * INT64 [-1]). Like many real text models it refuses what is not a number, the empty string included,
  * so no made-up input (zeros, empty strings) can run it.

@@ -14,6 +14,7 @@ import { RegistryModule, StateStoreModule } from './modules/registry/registry.mo
 import { RolloutModule } from './modules/rollout/rollout.module.js';
 import { ThrottlingModule } from './modules/throttling/throttling.module.js';
 
+/** Global: the settings and the TLS material, which every context reads. */
 @Global()
 @Module({})
 class ConfigModule {

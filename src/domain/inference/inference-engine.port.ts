@@ -1,4 +1,5 @@
 import type { Datatype } from '../shared/datatype.js';
+import type { RuntimeKey } from '../shared/model-version-id.js';
 import type { ModelSignature, Tensor } from './tensor.js';
 
 /** The runtime facts a loaded instance reports back. */
@@ -19,7 +20,7 @@ export interface RuntimeOptions {
 }
 
 /** Where a warm-up input's values come from, as the runtime builds them: a file as configured (`file`) and resolved (`path`). */
-export type WarmupValues = { readonly kind: 'zero' } | { readonly kind: 'random' } | { readonly kind: 'file'; readonly file: string; readonly path: string };
+type WarmupValues = { readonly kind: 'zero' } | { readonly kind: 'random' } | { readonly kind: 'file'; readonly file: string; readonly path: string };
 
 /** One input of a warm-up run: its complete shape, made of `rows` rows that each hold the same values. */
 export interface WarmupTensor {
@@ -61,7 +62,7 @@ export interface EngineRun {
 }
 
 export interface InstanceStatus {
-  readonly key: string;
+  readonly key: RuntimeKey;
   readonly instances: number;
   readonly busy: number;
   readonly queued: number;
@@ -77,19 +78,19 @@ export interface InstanceStatus {
  * `instanceCount` sessions for it and runs each call on a free one.
  */
 export abstract class InferenceEngine {
-  abstract load(key: string, modelPath: string, options: RuntimeOptions): Promise<LoadedModel>;
+  abstract load(key: RuntimeKey, modelPath: string, options: RuntimeOptions): Promise<LoadedModel>;
   /**
    * Refuses (with a DomainError naming the input and element) what this runtime cannot carry.
    * Called on each request before it is queued, so that one bad request never fails the batch it
    * would have joined.
    */
   abstract checkInputs(inputs: readonly Tensor[]): void;
-  abstract run(key: string, inputs: readonly Tensor[], outputNames: readonly string[], options?: EngineRunOptions): Promise<EngineRun>;
+  abstract run(key: RuntimeKey, inputs: readonly Tensor[], outputNames: readonly string[], options?: EngineRunOptions): Promise<EngineRun>;
   /**
    * Instances of `key` (0 when not loaded): the runs a scheduler hands over at once. More would
    * wait inside the engine, out of reach of the scheduler's priorities, timeouts and batching.
    */
-  abstract concurrency(key: string): number;
+  abstract concurrency(key: RuntimeKey): number;
   /**
    * Runs warm-up samples on every instance of `key`, one after another, before the version takes
    * traffic; the values are built where the model runs (never on the caller's thread). An instance
@@ -97,11 +98,11 @@ export abstract class InferenceEngine {
    * when one fails, or when an instance has not ended its samples within `timeLimitMs` (it is
    * then stopped).
    */
-  abstract warmUp(key: string, samples: readonly WarmupSample[], timeLimitMs?: number): Promise<void>;
+  abstract warmUp(key: RuntimeKey, samples: readonly WarmupSample[], timeLimitMs?: number): Promise<void>;
   /**
    * Refuses new calls, fails those not started, lets running ones end (each within its time
    * limit, when it has one), then releases the instances.
    */
-  abstract unload(key: string): Promise<void>;
+  abstract unload(key: RuntimeKey): Promise<void>;
   abstract status(): InstanceStatus[];
 }

@@ -7,7 +7,7 @@ export interface Duration {
   ns: number;
 }
 
-export interface BatchStatistics {
+interface BatchStatistics {
   readonly batchSize: number;
   readonly computeInput: Duration;
   readonly computeInfer: Duration;

@@ -4,13 +4,13 @@ import { formatShape, type ModelSignature, type TensorSpec } from '../inference/
 import type { RuntimeOptions } from '../inference/inference-engine.port.js';
 import { DEFAULT_MAX_QUEUE_DELAY_MICROS, DEFAULT_QUEUE_POLICY, type QueuePolicy, type SchedulingPolicy } from '../inference/scheduling-policy.js';
 import { DEFAULT_VERSION_POLICY, type VersionPolicy } from './version-policy.js';
+import type { ModelBackend } from './model-backend.js';
 
-export const ONNX_PLATFORM = 'onnxruntime_onnx';
 /** max_batch_size given to a model whose inputs and outputs all start with a dynamic dimension. */
 export const DEFAULT_MAX_BATCH_SIZE = 8;
 
-export type InstanceKind = 'KIND_AUTO' | 'KIND_CPU' | 'KIND_GPU';
-export type GpuAccelerator = 'tensorrt' | 'cuda';
+type InstanceKind = 'KIND_AUTO' | 'KIND_CPU' | 'KIND_GPU';
+type GpuAccelerator = 'tensorrt' | 'cuda';
 
 /** A tensor as a model configuration lists it: `dims` exclude the batch dimension (Triton's convention). */
 export interface ConfiguredTensor {
@@ -41,6 +41,7 @@ export interface DeclaredDynamicBatching {
 export interface DeclaredModelConfig {
   readonly name?: string;
   readonly platform?: string;
+  readonly backend?: string;
   readonly maxBatchSize?: number;
   readonly inputs?: readonly ConfiguredTensor[];
   readonly outputs?: readonly ConfiguredTensor[];
@@ -102,7 +103,10 @@ export interface ConcurrencyPolicy {
 /** The complete configuration a version is served with: the declared one, completed from the model file. */
 export interface ModelConfig {
   readonly name: string;
-  readonly platform: typeof ONNX_PLATFORM;
+  /** The backend's platform: the one declared, else the backend's first. */
+  readonly platform: string;
+  /** The backend's name (Triton's `backend`). */
+  readonly backend: string;
   readonly maxBatchSize: number;
   readonly inputs: readonly ConfiguredTensor[];
   readonly outputs: readonly ConfiguredTensor[];
@@ -124,10 +128,12 @@ export interface ModelConfig {
 
 /**
  * Triton's auto-complete-config: fills what the declaration leaves out from the model file's own
- * signature, and refuses a declaration that contradicts it. `labels`: the lines of each label file
- * the declared outputs name, by file name.
+ * signature, and refuses a declaration that contradicts it. `backend`: the one the declaration
+ * chose (ModelBackends.forConfig). `labels`: the lines of each label file the declared outputs
+ * name, by file name.
  */
 export function completeModelConfig(
+  backend: ModelBackend,
   modelName: string,
   declared: DeclaredModelConfig,
   fileSignature: ModelSignature,
@@ -136,8 +142,12 @@ export function completeModelConfig(
   if (declared.name !== undefined && declared.name !== modelName) {
     throw invalid(`name '${declared.name}' does not match the model directory '${modelName}'`);
   }
-  if (declared.platform !== undefined && declared.platform !== ONNX_PLATFORM) {
-    throw invalid(`platform '${declared.platform}' is not served here; the only platform is '${ONNX_PLATFORM}'`);
+  // ModelBackends.forConfig chose `backend` for this declaration; completing it for another is refused.
+  if (declared.backend !== undefined && declared.backend !== backend.name) {
+    throw invalid(`backend '${declared.backend}' is not served by backend '${backend.name}'`);
+  }
+  if (declared.platform !== undefined && !backend.platforms.includes(declared.platform)) {
+    throw invalid(`platform '${declared.platform}' is not served by backend '${backend.name}', whose platforms are ${backend.platforms.map((p) => `'${p}'`).join(', ')}`);
   }
   const maxBatchSize = declared.maxBatchSize ?? (firstDimensionIsDynamic(fileSignature) ? DEFAULT_MAX_BATCH_SIZE : 0);
   if (maxBatchSize > 0) requireDynamicFirstDimension(fileSignature, maxBatchSize);
@@ -147,7 +157,8 @@ export function completeModelConfig(
   const outputs = completeTensors('output', fileSignature.outputs, declared.outputs, maxBatchSize);
   return {
     name: modelName,
-    platform: ONNX_PLATFORM,
+    platform: declared.platform ?? backend.platforms[0],
+    backend: backend.name,
     maxBatchSize,
     inputs,
     outputs,

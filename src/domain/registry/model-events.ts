@@ -3,7 +3,7 @@ import type { DomainEvent } from '../shared/aggregate-root.js';
 /** What the registry tells the other contexts (rollout subscribes to these). */
 export type ModelEvent = ModelVersionLoaded | ModelVersionFailed | ModelVersionUnloaded | DefaultVersionChanged;
 
-export interface ModelVersionLoaded extends DomainEvent {
+interface ModelVersionLoaded extends DomainEvent {
   readonly type: 'ModelVersionLoaded';
   readonly modelName: string;
   readonly version: number;
@@ -24,7 +24,7 @@ export interface ModelVersionUnloaded extends DomainEvent {
 }
 
 /** The version serving requests that name none changed (undefined: none serves). */
-export interface DefaultVersionChanged extends DomainEvent {
+interface DefaultVersionChanged extends DomainEvent {
   readonly type: 'DefaultVersionChanged';
   readonly modelName: string;
   readonly from?: number;

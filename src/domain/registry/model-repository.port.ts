@@ -25,6 +25,11 @@ export abstract class ModelRepository {
   /** One model directory as it is now, or undefined when the repository has no such model. */
   abstract scanModel(name: string): Promise<ModelDirectory | undefined>;
   /**
+   * A configuration written in the repository's config file format (Triton's `config` override of a
+   * load, a saved override); throws an Error naming the offending field.
+   */
+  abstract parseConfig(text: string): DeclaredModelConfig;
+  /**
    * Adds version `version` of `name` (a checked name) with these model-file bytes: written aside,
    * handed to `validate` (the file's path), and made visible in the repository only if that
    * resolves. Throws VERSION_EXISTS when the version is there already: nothing is overwritten.

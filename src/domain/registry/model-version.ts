@@ -1,4 +1,5 @@
 import { DomainError } from '../shared/domain-error.js';
+import { ModelVersionId, RuntimeKey } from '../shared/model-version-id.js';
 import type { ModelConfig } from './model-config.js';
 
 /** What a version is once loaded: the configuration it serves with and the facts of its load. */
@@ -27,7 +28,7 @@ export class ModelVersion {
     private _executionProvider?: string,
     private _loadedAt?: Date,
     private _fileSha256?: string,
-    private _key?: string,
+    private _key?: RuntimeKey,
     private _reloads = 0,
     private _neverLoaded = false,
   ) {}
@@ -88,14 +89,19 @@ export class ModelVersion {
   get neverLoaded(): boolean {
     return this._neverLoaded;
   }
+  get id(): ModelVersionId {
+    return (this._id ??= ModelVersionId.of(this.modelName, this.version));
+  }
+  private _id?: ModelVersionId;
+
   /** The runtime's name for this version's loaded instances. */
-  get key(): string {
-    return this._key ?? `${this.modelName}/${this.version}`;
+  get key(): RuntimeKey {
+    return this._key ?? RuntimeKey.of(this.id);
   }
 
   /** The runtime key a reload of this READY version loads under, beside the one serving. */
-  get nextKey(): string {
-    return `${this.modelName}/${this.version}#${this._reloads + 2}`;
+  get nextKey(): RuntimeKey {
+    return RuntimeKey.reload(this.id, this._reloads + 2);
   }
 
   markLoading(): void {
@@ -130,7 +136,7 @@ export class ModelVersion {
    * A READY version now served by another runtime instance (`key`), loaded with a new
    * configuration beside the old one: it stays READY throughout, so no request finds it missing.
    */
-  markReloaded(loaded: LoadedVersion, key: string): void {
+  markReloaded(loaded: LoadedVersion, key: RuntimeKey): void {
     this.requireState('be reloaded', 'READY');
     this._config = loaded.config;
     this._executionProvider = loaded.executionProvider;

@@ -2,6 +2,7 @@ import { AggregateRoot } from '../shared/aggregate-root.js';
 import { DomainError } from '../shared/domain-error.js';
 import type { ModelEvent } from './model-events.js';
 import type { LoadedVersion, ModelVersion } from './model-version.js';
+import type { RuntimeKey } from '../shared/model-version-id.js';
 
 /**
  * A model of the repository and its versions. Version transitions go through the model, which
@@ -111,7 +112,7 @@ export class Model extends AggregateRoot<ModelEvent> {
   }
 
   /** A READY version switched to a reloaded instance (new configuration): it never stopped serving. */
-  finishReloading(number: number, loaded: LoadedVersion, key: string): void {
+  finishReloading(number: number, loaded: LoadedVersion, key: RuntimeKey): void {
     this.version(number).markReloaded(loaded, key);
     this.record({ type: 'ModelVersionLoaded', occurredAt: loaded.loadedAt, modelName: this.name, version: number, fileSha256: loaded.fileSha256 });
   }

@@ -3,7 +3,7 @@ import type { VersionFigures } from './version-window.js';
 
 export type RolloutEvent = RolloutStarted | RolloutStepAdvanced | RolloutPromoted | RolloutRolledBack;
 
-export interface RolloutStarted extends DomainEvent {
+interface RolloutStarted extends DomainEvent {
   readonly type: 'RolloutStarted';
   readonly modelName: string;
   readonly stable: number;
@@ -11,7 +11,7 @@ export interface RolloutStarted extends DomainEvent {
   readonly weight: number;
 }
 
-export interface RolloutStepAdvanced extends DomainEvent {
+interface RolloutStepAdvanced extends DomainEvent {
   readonly type: 'RolloutStepAdvanced';
   readonly modelName: string;
   readonly step: number;
@@ -19,7 +19,7 @@ export interface RolloutStepAdvanced extends DomainEvent {
 }
 
 /** The canary became the stable version; the model's default version follows it. */
-export interface RolloutPromoted extends DomainEvent {
+interface RolloutPromoted extends DomainEvent {
   readonly type: 'RolloutPromoted';
   readonly modelName: string;
   readonly from: number;
@@ -27,7 +27,7 @@ export interface RolloutPromoted extends DomainEvent {
 }
 
 /** Every request returns to the stable version: by the SLO guard (with the figures that breached it) or an operator. */
-export interface RolloutRolledBack extends DomainEvent {
+interface RolloutRolledBack extends DomainEvent {
   readonly type: 'RolloutRolledBack';
   readonly modelName: string;
   readonly stable: number;

@@ -5,20 +5,20 @@ import { errorBudgetSpent, judge, type SloGuard } from './slo-guard.js';
 import { bucketOfKey, bucketOfRandom, inShare } from './traffic-split.js';
 import { VersionWindow, type VersionFigures } from './version-window.js';
 
-export interface CanarySplit {
+interface CanarySplit {
   readonly version: number;
   /** Percent of the requests not matched by a rule (0-100). */
   readonly weight: number;
 }
 
 /** Requests whose header `header` (lower case) equals `equals` go to `version`; the first matching rule wins. */
-export interface HeaderRule {
+interface HeaderRule {
   readonly header: string;
   readonly equals: string;
   readonly version: number;
 }
 
-export interface ShadowMirror {
+interface ShadowMirror {
   readonly version: number;
   /** Percent of the requests mirrored (0-100). */
   readonly percent: number;

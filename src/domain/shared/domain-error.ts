@@ -40,7 +40,7 @@ export type ErrorCategory =
 
 /** Why an inference request failed, from a fixed set: the `reason` label of the failure metric (Triton's, extended). */
 export const FAILURE_REASONS = ['rejected', 'timeout', 'cancelled', 'invalid', 'runtime', 'unavailable', 'not_found'] as const;
-export type FailureReason = (typeof FAILURE_REASONS)[number];
+type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** What a code says besides its message: its category and how the server counts it. */
 export interface ErrorKind {

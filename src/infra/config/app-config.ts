@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { parseFaultPlans } from '../onnx/fault-plan.js';
+import { parseFaultPlans } from './fault-plan.js';
 import { schemaErrorMessage } from '../validation/schema-error-message.js';
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);

@@ -9,7 +9,7 @@ import { deferTensorContents } from './deferred-tensor-contents.js';
 import { acceptMalformedRequests } from './malformed-request.js';
 
 /** The directory of the .proto files (copied next to the compiled code by the build scripts). */
-export const PROTO_DIR = fileURLToPath(new URL('./proto/', import.meta.url));
+const PROTO_DIR = fileURLToPath(new URL('./proto/', import.meta.url));
 export const INFERENCE_PROTO_FILE = 'grpc_service.proto';
 export const INFERENCE_PACKAGE = 'inference';
 export const INFERENCE_SERVICE = 'GRPCInferenceService';

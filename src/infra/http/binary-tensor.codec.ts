@@ -67,7 +67,7 @@ export interface HttpInferEnvelope {
 }
 
 /** Reads a request up to its elements, scanning a JSON body at once (see {@link readHttpInferRequestYielding}). */
-export function readHttpInferRequest(body: unknown, headerValue: string | string[] | undefined, maxJsonDepth: number): HttpInferEnvelope {
+function readHttpInferRequest(body: unknown, headerValue: string | string[] | undefined, maxJsonDepth: number): HttpInferEnvelope {
   if (!Buffer.isBuffer(body)) return envelopeOf(parsedAlready(body), undefined, Buffer.alloc(0));
   const { json, binary, announced } = splitBody(body, headerValue);
   if (json.length === 0 && !announced) return envelopeOf(parsedAlready(undefined), json, binary); // an empty body: refused as one

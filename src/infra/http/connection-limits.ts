@@ -138,7 +138,7 @@ export function connectionCaps(configured: { readonly http: number; readonly grp
 }
 
 /** The soft limit on open files of this process (Linux), or 1024 when it cannot be read. */
-export function openFileLimit(): number {
+function openFileLimit(): number {
   try {
     const line = readFileSync('/proc/self/limits', 'utf8')
       .split('\n')

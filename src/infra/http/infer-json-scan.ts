@@ -28,7 +28,7 @@ export interface ScannedInferJson {
 }
 
 /** The most bytes of JSON a request may have outside its inputs' `data` (names, shapes, parameters...). */
-export const MAX_ENVELOPE_BYTES = 1024 * 1024;
+const MAX_ENVELOPE_BYTES = 1024 * 1024;
 
 /** Bytes scanned between two turns of the event loop (scanInferJsonYielding). */
 const SLICE_BYTES = 1024 * 1024;

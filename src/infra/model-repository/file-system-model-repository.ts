@@ -4,14 +4,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { join, normalize, resolve, sep } from 'node:path';
+import type { ModelBackends } from '../../domain/registry/model-backend.js';
+import type { DeclaredModelConfig } from '../../domain/registry/model-config.js';
 import { ModelRepository, type ModelDirectory, type VersionDirectory } from '../../domain/registry/model-repository.port.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { parseModelConfig } from './model-config.schema.js';
 
-export const CONFIG_FILE = 'config.json';
-export const MODEL_FILE = 'model.onnx';
+const CONFIG_FILE = 'config.json';
 /** Triton's folder of warm-up data files, beside the version directories (not a version: not a number). */
-export const WARMUP_FOLDER = 'warmup';
+const WARMUP_FOLDER = 'warmup';
 
 /** Label files are read whole into memory: a bound well above any real class list (ImageNet's is 22 KB). */
 const MAX_LABEL_FILE_BYTES = 16 * 1024 * 1024;
@@ -19,12 +20,18 @@ const MAX_LABEL_FILE_BYTES = 16 * 1024 * 1024;
 const UPLOAD_PREFIX = '.upload-';
 const STAGING_SEGMENT = /\.upload-[0-9a-f]{16}/g;
 
-/** Reads Triton's repository layout: `<root>/<model>/[config.json]`, `<root>/<model>/<version>/model.onnx`. */
+/**
+ * Reads Triton's repository layout: `<root>/<model>/[config.json]`, `<root>/<model>/<version>/<model
+ * file>`, the model file named by the model's backend (`model.onnx` for ONNX Runtime).
+ */
 export class FileSystemModelRepository extends ModelRepository {
   /** The ways a path inside the repository may start (as configured, absolute, resolved through links), longest first. */
   private rootPrefixes?: string[];
 
-  constructor(private readonly root: string) {
+  constructor(
+    private readonly root: string,
+    private readonly backends: ModelBackends,
+  ) {
     super();
   }
 
@@ -56,9 +63,10 @@ export class FileSystemModelRepository extends ModelRepository {
     let added = false;
     // A hidden directory: scans skip it (not a version number), so nothing half-written is ever seen.
     const staging = join(modelDir, `${UPLOAD_PREFIX}${randomBytes(8).toString('hex')}`);
+    const fileName = this.modelFileOf(await this.readConfig(join(modelDir, CONFIG_FILE)));
     await mkdir(staging, { mode: 0o755 });
     try {
-      const file = join(staging, MODEL_FILE);
+      const file = join(staging, fileName);
       const handle = await open(file, 'wx', 0o644);
       try {
         await handle.writeFile(bytes);
@@ -164,6 +172,10 @@ export class FileSystemModelRepository extends ModelRepository {
     return removed;
   }
 
+  parseConfig(text: string): DeclaredModelConfig {
+    return parseModelConfig(text);
+  }
+
   async scanModel(name: string): Promise<ModelDirectory | undefined> {
     // Names reach here validated (no separators, no dot segments); a symlink could still lead out.
     try {
@@ -182,11 +194,27 @@ export class FileSystemModelRepository extends ModelRepository {
   private async readModel(name: string): Promise<ModelDirectory> {
     const dir = join(this.root, name);
     const entries = await readdir(dir, { withFileTypes: true });
+    const config = await this.readConfig(join(dir, CONFIG_FILE));
+    const fileName = this.modelFileOf(config);
     // Like Triton, directories whose name is not a positive integer are not versions and are ignored.
     const versions: VersionDirectory[] = entries
       .filter((e) => e.isDirectory() && /^[1-9]\d*$/.test(e.name) && Number.isSafeInteger(Number(e.name)))
-      .map((e) => ({ version: Number(e.name), modelPath: join(dir, e.name, MODEL_FILE) }));
-    return { name, versions, config: await this.readConfig(join(dir, CONFIG_FILE)) };
+      .map((e) => ({ version: Number(e.name), modelPath: join(dir, e.name, fileName) }));
+    return { name, versions, config };
+  }
+
+  /**
+   * The model file of a version of a model with this configuration: its backend's. A configuration
+   * that names no backend served here is refused when a version loads (naming what is served);
+   * its versions are named with the default backend's file until then.
+   */
+  private modelFileOf(config: ModelDirectory['config']): string {
+    const choice = config.ok ? config.declared : {};
+    try {
+      return this.backends.forConfig(choice).modelFileName;
+    } catch {
+      return this.backends.forConfig({}).modelFileName;
+    }
   }
 
   private async readConfig(path: string): Promise<ModelDirectory['config']> {

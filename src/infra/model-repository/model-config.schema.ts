@@ -107,10 +107,11 @@ const modelWarmupSchema = z.strictObject({
   count: uint32.optional(),
 });
 
-export const modelConfigSchema = z.strictObject({
+const modelConfigSchema = z.strictObject({
   name: z.string().optional(),
   platform: z.string().optional(),
-  backend: z.literal('onnxruntime').optional(),
+  // Which backends are served, and with which platforms, the backend registry checks (ModelBackends).
+  backend: z.string().min(1).optional(),
   max_batch_size: integer(0, INT32_MAX).optional(),
   input: z.array(inputSchema).max(1024, 'must list at most 1024 tensors').optional(),
   output: z.array(outputSchema).max(1024, 'must list at most 1024 tensors').optional(),
@@ -179,6 +180,7 @@ function toDeclared(file: ModelConfigFile): DeclaredModelConfig {
   return {
     name: file.name,
     platform: file.platform,
+    backend: file.backend,
     maxBatchSize: file.max_batch_size,
     inputs: tensors(file.input),
     outputs,
@@ -329,7 +331,7 @@ export function toConfigFile(config: ModelConfig): ModelConfigFile {
   return {
     name: config.name,
     platform: config.platform,
-    backend: 'onnxruntime',
+    backend: config.backend,
     max_batch_size: config.maxBatchSize,
     input: tensors(config.inputs),
     output: config.outputs.map((t) => ({

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
+import type { RuntimeKey } from '../../domain/shared/model-version-id.js';
 import { AppConfig } from '../config/app-config.js';
-import { parseFaultPlans, type FaultPlan } from './fault-plan.js';
+import { parseFaultPlans, type FaultPlan } from '../config/fault-plan.js';
 
 /** What the session worker does to one run: wait first, fail it, or die while running it. */
 export interface WorkerFault {
@@ -36,11 +37,10 @@ export class FaultInjection {
     else this.plans.delete(target);
   }
 
-  /** The fault for the next run of a runtime key ("model/version", or "model/version#generation" for a reload). */
-  next(runtimeKey: string): WorkerFault | undefined {
+  /** The fault for the next run under a runtime key (a version's load or reload alike). */
+  next(key: RuntimeKey): WorkerFault | undefined {
     if (this.plans.size === 0) return undefined;
-    const versionKey = runtimeKey.split('#')[0];
-    const state = this.plans.get(versionKey) ?? this.plans.get(versionKey.slice(0, versionKey.lastIndexOf('/')));
+    const state = this.plans.get(key.versionId.toString()) ?? this.plans.get(key.modelName);
     if (!state) return undefined;
     const { latency_ms, error_rate = 0, crash_rate = 0 } = state.plan;
     state.crashCredit += crash_rate;

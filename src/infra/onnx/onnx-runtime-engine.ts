@@ -1,19 +1,26 @@
-import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnApplicationShutdown } from '@nestjs/common';
 import { InferenceEngine, type EngineRun, type EngineRunOptions, type InstanceStatus, type LoadedModel, type RuntimeOptions, type WarmupSample } from '../../domain/inference/inference-engine.port.js';
 import { responseTooLarge } from '../../domain/inference/response-limit.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
 import { defaultIntraOpThreads } from '../../domain/registry/model-config-limits.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
+import type { RuntimeKey } from '../../domain/shared/model-version-id.js';
+import { AppConfig } from '../config/app-config.js';
 import { Tracing } from '../tracing/tracing.js';
-import { cpuQuota } from './cpu-quota.js';
+import { cpuQuota } from '../host/cpu-quota.js';
 import { FaultInjection } from './fault-injection.js';
-import { OutputsTooLargeError, PoolReleasedError, RunTimeLimitError, SessionWorkerPool } from './session-worker-pool.js';
+import { parseRuntimeLogLine, runtimeSeverityFor, type RuntimeLogLevel } from './onnxruntime-log.js';
+import { OutputsTooLargeError, PoolReleasedError, RunTimeLimitError, SessionWorkerPool, type StderrLineSink } from './session-worker-pool.js';
 
 /** The onnxruntime-node adapter: each loaded model version is a pool of session worker processes. */
 @Injectable()
 export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationShutdown {
   private readonly logger = new Logger(OnnxRuntimeEngine.name);
-  private readonly pools = new Map<string, SessionWorkerPool>();
+  /** onnxruntime's own lines, from its workers' stderr. */
+  private readonly runtimeLogger = new Logger('onnxruntime');
+  private readonly logSeverityLevel: 0 | 1 | 2 | 3 | 4;
+  /** By the runtime key's text. */
+  private readonly pools = new Map<string, { readonly key: RuntimeKey; readonly pool: SessionWorkerPool }>();
   /** Keys whose pool is starting: a second load of one of them must not start (and leak) another. */
   private readonly loading = new Set<string>();
   private readonly cpus = cpuQuota();
@@ -21,21 +28,24 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
   constructor(
     private readonly tracing: Tracing = Tracing.off(),
     private readonly faults: FaultInjection = new FaultInjection(),
+    @Optional() @Inject(AppConfig) config?: AppConfig,
   ) {
     super();
+    this.logSeverityLevel = runtimeSeverityFor(config?.LOG_LEVEL ?? 'info');
   }
 
-  async load(key: string, modelPath: string, options: RuntimeOptions): Promise<LoadedModel> {
-    if (this.pools.has(key) || this.loading.has(key)) throw new Error(`'${key}' is already loaded`);
-    this.loading.add(key);
+  async load(key: RuntimeKey, modelPath: string, options: RuntimeOptions): Promise<LoadedModel> {
+    const text = key.toString();
+    if (this.pools.has(text) || this.loading.has(text)) throw new Error(`'${key}' is already loaded`);
+    this.loading.add(text);
     try {
       return await this.startPool(key, modelPath, options);
     } finally {
-      this.loading.delete(key);
+      this.loading.delete(text);
     }
   }
 
-  private async startPool(key: string, modelPath: string, options: RuntimeOptions): Promise<LoadedModel> {
+  private async startPool(key: RuntimeKey, modelPath: string, options: RuntimeOptions): Promise<LoadedModel> {
     const intraOpThreads = options.intraOpThreads ?? defaultIntraOpThreads(this.cpus, options.instanceCount);
     const loaded = await SessionWorkerPool.start(
       {
@@ -44,10 +54,12 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
         intraOpThreads,
         interOpThreads: options.interOpThreads ?? 1,
         allowSpinning: options.allowSpinning,
+        logSeverityLevel: this.logSeverityLevel,
       },
       options.instanceCount,
+      this.runtimeLogOf(key),
     );
-    this.pools.set(key, loaded.pool);
+    this.pools.set(key.toString(), { key, pool: loaded.pool });
     const requested = options.executionProviders.join(', ');
     if (loaded.fallback) {
       this.logger.log(`${key}: execution provider ${loaded.executionProvider} in use (requested ${requested}; ${loaded.fallback})`);
@@ -57,8 +69,17 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
     return { signature: loaded.signature, executionProvider: loaded.executionProvider };
   }
 
-  concurrency(key: string): number {
-    return this.pools.get(key)?.instances ?? 0;
+  /** Logs what the workers of `key` write to stderr at the level its onnxruntime severity maps to, naming the model version. */
+  private runtimeLogOf(key: RuntimeKey): StderrLineSink {
+    return (raw) => {
+      const line = parseRuntimeLogLine(raw);
+      const fields = { msg: line.message, model: key.modelName, version: key.version, ...(line.source !== undefined && { source: line.source }) };
+      NEST_METHOD_OF[line.level].call(this.runtimeLogger, fields);
+    };
+  }
+
+  concurrency(key: RuntimeKey): number {
+    return this.pools.get(key.toString())?.pool.instances ?? 0;
   }
 
   /** onnxruntime-node copies string tensors as C strings: an element would silently end at its first NUL byte. */
@@ -72,8 +93,8 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
     }
   }
 
-  async run(key: string, inputs: readonly Tensor[], outputNames: readonly string[], options: EngineRunOptions = {}): Promise<EngineRun> {
-    const pool = this.pools.get(key);
+  async run(key: RuntimeKey, inputs: readonly Tensor[], outputNames: readonly string[], options: EngineRunOptions = {}): Promise<EngineRun> {
+    const pool = this.pools.get(key.toString())?.pool;
     if (!pool) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' is not loaded`);
     try {
       const run = await pool.run(inputs, outputNames, options.traceContext, this.faults.next(key), options.timeLimitMs, options.maxOutputBytes);
@@ -96,25 +117,25 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
     }
   }
 
-  async warmUp(key: string, samples: readonly WarmupSample[], timeLimitMs?: number): Promise<void> {
-    const pool = this.pools.get(key);
+  async warmUp(key: RuntimeKey, samples: readonly WarmupSample[], timeLimitMs?: number): Promise<void> {
+    const pool = this.pools.get(key.toString())?.pool;
     if (!pool) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' is not loaded`);
     await pool.warmUp(samples, timeLimitMs);
   }
 
-  async unload(key: string): Promise<void> {
-    const pool = this.pools.get(key);
+  async unload(key: RuntimeKey): Promise<void> {
+    const pool = this.pools.get(key.toString())?.pool;
     if (!pool) return;
-    this.pools.delete(key);
+    this.pools.delete(key.toString());
     await pool.release();
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all([...this.pools.keys()].map((key) => this.unload(key)));
+    await Promise.all([...this.pools.values()].map(({ key }) => this.unload(key)));
   }
 
   status(): InstanceStatus[] {
-    return [...this.pools].map(([key, pool]) => ({
+    return [...this.pools.values()].map(({ key, pool }) => ({
       key,
       instances: pool.instances,
       busy: pool.busy,
@@ -125,3 +146,13 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
     }));
   }
 }
+
+/** Nest's logger methods by level (nestjs-pino writes `verbose` as pino's trace, `log` as info). */
+const NEST_METHOD_OF: Readonly<Record<RuntimeLogLevel, (this: Logger, message: object) => void>> = {
+  trace: Logger.prototype.verbose,
+  debug: Logger.prototype.debug,
+  info: Logger.prototype.log,
+  warn: Logger.prototype.warn,
+  error: Logger.prototype.error,
+  fatal: Logger.prototype.fatal,
+};

@@ -19,6 +19,7 @@ import { outputBytes } from '../../domain/inference/response-limit.js';
 import { keepFloat16AsUint16 } from './float16-compat.js';
 import type { WarmupSample } from '../../domain/inference/inference-engine.port.js';
 import { warmupTensor } from './warmup-tensors.js';
+import { RUNTIME_SEVERITY_NAMES } from './onnxruntime-log.js';
 
 keepFloat16AsUint16();
 
@@ -33,6 +34,8 @@ async function createSession(settings: SessionSettings): Promise<{ session: ort.
   const providers = usable.length > 0 ? usable : ['cpu'];
   const options = (executionProviders: string[]): ort.InferenceSession.SessionOptions => ({
     executionProviders,
+    // What onnxruntime writes to stderr (the server reads it into its log): as much as LOG_LEVEL shows.
+    logSeverityLevel: settings.logSeverityLevel,
     intraOpNumThreads: settings.intraOpThreads,
     interOpNumThreads: settings.interOpThreads,
     // No CPU memory arena: an arena keeps the peak of every run (a 1 GiB answer: 1 GiB held until
@@ -97,6 +100,8 @@ function dieWithParent(): void {
 
 async function main(settings: SessionSettings): Promise<void> {
   dieWithParent();
+  // The environment's own logger (lines not tied to a session), read once, when the first session is made.
+  ort.env.logLevel = RUNTIME_SEVERITY_NAMES[settings.logSeverityLevel];
   let loaded: Awaited<ReturnType<typeof createSession>>;
   let signature: ModelSignature;
   try {

@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { EngineRun, LoadedModel, WarmupSample } from '../../domain/inference/inference-engine.port.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
@@ -6,6 +7,9 @@ import type { WorkerFault } from './fault-injection.js';
 import type { FromWorker, SessionSettings, ToWorker } from './worker-protocol.js';
 
 const WORKER_PATH = fileURLToPath(new URL('./onnx-session.worker.js', import.meta.url));
+
+/** Where the lines a worker writes to its stderr go (as written: colour codes and all). */
+export type StderrLineSink = (line: string) => void;
 
 /** A run as the worker reports it: the engine's answer, and when and under which trace it computed. */
 export interface WorkerRun extends EngineRun {
@@ -153,12 +157,17 @@ export class SessionWorkerPool {
     private readonly workers: SessionWorker[],
     readonly executionProvider: string,
     private readonly settings: SessionSettings,
+    private readonly stderrLine: StderrLineSink,
   ) {
     for (const worker of workers) this.watch(worker);
   }
 
-  static async start(settings: SessionSettings, instanceCount: number): Promise<LoadedPool> {
-    const children = Array.from({ length: instanceCount }, () => startWorker(settings));
+  /**
+   * Starts `instanceCount` workers, each loading a session. Every line a worker (onnxruntime in it)
+   * writes to its stderr goes to `stderrLine`, the replacements' too.
+   */
+  static async start(settings: SessionSettings, instanceCount: number, stderrLine: StderrLineSink): Promise<LoadedPool> {
+    const children = Array.from({ length: instanceCount }, () => startWorker(settings, stderrLine));
     const answers = await Promise.allSettled(children.map((child) => firstAnswer(child)));
     const failure = answers.find((a) => a.status === 'rejected');
     if (failure) {
@@ -166,7 +175,7 @@ export class SessionWorkerPool {
       throw (failure as PromiseRejectedResult).reason as Error;
     }
     const loaded = (answers[0] as PromiseFulfilledResult<Extract<FromWorker, { type: 'loaded' }>>).value;
-    const pool = new SessionWorkerPool(children.map((child) => new SessionWorker(child)), loaded.executionProvider, settings);
+    const pool = new SessionWorkerPool(children.map((child) => new SessionWorker(child)), loaded.executionProvider, settings, stderrLine);
     return { pool, signature: loaded.signature, executionProvider: loaded.executionProvider, fallback: loaded.fallback };
   }
 
@@ -280,7 +289,7 @@ export class SessionWorkerPool {
    * the pool serves on with fewer instances, or fails what waits when none is left.
    */
   private async replace(dead: SessionWorker): Promise<void> {
-    const child = startWorker(this.settings);
+    const child = startWorker(this.settings, this.stderrLine);
     this.starting.add(child);
     let replacement: SessionWorker | undefined;
     try {
@@ -362,10 +371,15 @@ export class SessionWorkerPool {
 
 /**
  * A worker process, told which session to create. Its own Node.js flags are none of the server's
- * (a test runner's or an inspector's would misbehave there); its output goes where the server's does.
+ * (a test runner's or an inspector's would misbehave there). Its stderr, where onnxruntime writes
+ * its log, is read line by line into `stderrLine` (the server's logger), never straight onto the
+ * server's: an unstructured, coloured line would break a JSON log.
  */
-function startWorker(settings: SessionSettings): ChildProcess {
-  const child = fork(WORKER_PATH, [], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+function startWorker(settings: SessionSettings, stderrLine: StderrLineSink): ChildProcess {
+  const child = fork(WORKER_PATH, [], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+  createInterface({ input: child.stderr!, crlfDelay: Infinity }).on('line', (line) => {
+    if (line.trim() !== '') stderrLine(line);
+  });
   // A failed send or spawn is seen by whoever watches the worker (firstAnswer, the pool); an
   // 'error' event without any listener would end the server.
   child.on('error', () => undefined);

@@ -13,6 +13,8 @@ export interface SessionSettings {
   readonly intraOpThreads: number;
   readonly interOpThreads: number;
   readonly allowSpinning: boolean;
+  /** The least severity onnxruntime writes to the worker's stderr (0 verbose ... 4 fatal): follows LOG_LEVEL. */
+  readonly logSeverityLevel: 0 | 1 | 2 | 3 | 4;
 }
 
 export type ToWorker =

@@ -17,7 +17,7 @@ import {
 } from '../../domain/shared-memory/system-shared-memory.js';
 
 /** Where POSIX shared memory objects live on Linux: `shm_open("/name")` is the file `/dev/shm/name`. */
-export const SHARED_MEMORY_DIRECTORY = '/dev/shm';
+const SHARED_MEMORY_DIRECTORY = '/dev/shm';
 
 export interface PosixSharedMemoryOptions {
   /** Triton's --allow-client-shm: whether clients may register and unregister regions at all. */

@@ -1,4 +1,4 @@
-import { context, ROOT_CONTEXT, SpanKind, trace, type Attributes, type Context, type Link, type Span, type Tracer } from '@opentelemetry/api';
+import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Link, type Span, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -15,6 +15,7 @@ import {
   type Sampler,
   type SpanExporter,
 } from '@opentelemetry/sdk-trace';
+import { RequestTracer, type OpenSpan, type SpanAttributes, type TraceContext } from '../../domain/shared/request-tracer.port.js';
 
 export { SpanKind, type Attributes, type Context, type Link, type Span };
 
@@ -35,12 +36,13 @@ let contextManagerInstalled = false;
  * Only these OTel packages: the API, the trace SDK, the OTLP/HTTP exporter, the async-local-storage
  * context manager and the W3C propagator (no auto-instrumentation: the spans are ours).
  */
-export class Tracing {
+export class Tracing extends RequestTracer {
   readonly enabled: boolean;
   readonly tracer: Tracer;
   private readonly provider?: TracerProvider;
 
   constructor(env: NodeJS.ProcessEnv, serviceVersion: string, exporter?: SpanExporter) {
+    super();
     const chosen = exporter ?? exporterFromEnv(env);
     this.enabled = chosen !== undefined;
     if (!chosen) {
@@ -82,9 +84,13 @@ export class Tracing {
   }
 
   /** A span that already happened (its times measured elsewhere: a queue wait, a worker's compute). */
-  recordSpan(name: string, parent: Context, startMs: number, endMs: number, attributes: Attributes, links?: Link[]): void {
+  recordSpan(name: string, parent: Context | TraceContext, startMs: number, endMs: number, attributes: Attributes | SpanAttributes, links?: Link[]): void {
     if (!this.enabled) return;
-    this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, startTime: startMs, attributes, links }, parent).end(endMs);
+    this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, startTime: startMs, attributes, links }, parent as unknown as Context).end(endMs);
+  }
+
+  annotateRequest(attributes: SpanAttributes): void {
+    trace.getActiveSpan()?.setAttributes(attributes);
   }
 
   /** Runs `fn` in a child span of the active one when that one records (ended when `fn` returns or throws). */
@@ -103,24 +109,28 @@ export class Tracing {
    * A span that starts a trace of its own, linked to the spans whose work it does (one batch serves
    * many requests, each of its own trace). Returns it with its `traceparent`, or undefined when off.
    */
-  startLinkedRoot(name: string, members: readonly unknown[], attributes: Attributes): { span: Span; traceparent: string } | undefined {
+  startLinkedRoot(name: string, members: readonly (TraceContext | undefined)[], attributes: SpanAttributes): OpenSpan | undefined {
     if (!this.enabled) return undefined;
     const links: Link[] = [];
     for (const member of members) {
-      const spanContext = member === undefined ? undefined : trace.getSpanContext(member as Context);
+      const spanContext = member === undefined ? undefined : trace.getSpanContext(member as unknown as Context);
       if (spanContext) links.push({ context: spanContext });
     }
     // A batch none of whose requests is traced (all unsampled) makes no span either.
     if (links.length === 0) return undefined;
     const span = this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes, links, root: true });
-    return { span, traceparent: this.traceparentOf(trace.setSpan(ROOT_CONTEXT, span))! };
+    return {
+      traceparent: this.traceparentOf(trace.setSpan(ROOT_CONTEXT, span))!,
+      fail: (reason) => span.setStatus({ code: SpanStatusCode.ERROR, message: reason }),
+      end: () => span.end(),
+    };
   }
 
   /** The active context when its span records (a sampled request), else undefined: unsampled requests make no child spans. */
-  recordingContext(): Context | undefined {
+  recordingContext(): (Context & TraceContext) | undefined {
     if (!this.enabled) return undefined;
     const active = context.active();
-    return trace.getSpan(active)?.isRecording() ? active : undefined;
+    return trace.getSpan(active)?.isRecording() ? (active as Context & TraceContext) : undefined;
   }
 
   /** Runs `fn` with `span` as the active span, so that spans and log lines made inside belong to it. */

@@ -55,7 +55,7 @@ export function rawElementCount(name: string, datatype: Datatype, shape: readonl
  * How many raw bytes a tensor of this datatype and shape holds; undefined for BYTES (elements
  * have their own lengths) and for shapes whose element count is not a non-negative safe integer.
  */
-export function rawByteLength(datatype: Datatype, shape: readonly number[]): number | undefined {
+function rawByteLength(datatype: Datatype, shape: readonly number[]): number | undefined {
   if (datatype === 'BYTES') return undefined;
   const count = shapeElementCount(shape);
   const bytes = count === undefined || count < 0 ? undefined : count * TYPED_ARRAY_OF[datatype].BYTES_PER_ELEMENT;
@@ -66,7 +66,7 @@ export function rawByteLength(datatype: Datatype, shape: readonly number[]): num
  * How many elements raw BYTES hold, by walking their lengths without decoding them (what a request
  * is judged on before its elements are decoded); undefined when the lengths do not add up.
  */
-export function rawStringCount(bytes: Uint8Array): number | undefined {
+function rawStringCount(bytes: Uint8Array): number | undefined {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let count = 0;
   let offset = 0;

@@ -10,7 +10,7 @@ import type { RegionSlice } from '../../domain/shared-memory/system-shared-memor
  */
 
 /** Triton's shared memory parameters of an input or a requested output. */
-export const SHARED_MEMORY_PARAMETERS = ['shared_memory_region', 'shared_memory_byte_size', 'shared_memory_offset'] as const;
+const SHARED_MEMORY_PARAMETERS = ['shared_memory_region', 'shared_memory_byte_size', 'shared_memory_offset'] as const;
 
 /** Top-k classification of an output (Triton's `classification`; `class_count` is the client's name for it). */
 const CLASSIFICATION_PARAMETERS = ['classification', 'class_count'] as const;

@@ -3,8 +3,8 @@ import { HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import type { FastifyReply } from 'fastify';
 import { InferenceEngine } from '../../domain/inference/inference-engine.port.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
-import { ModelVersionSchedulers } from '../inference/model-version-schedulers.js';
-import { ModelRegistry } from '../registry/model-registry.js';
+import { SchedulerQueues } from '../../domain/inference/scheduler-queues.port.js';
+import { ModelCatalog } from '../../domain/registry/model-catalog.port.js';
 import { EventLoopMonitor } from './event-loop-monitor.js';
 import { ServerReadiness } from './server-readiness.js';
 import { SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from './server-identity.js';
@@ -20,9 +20,9 @@ const DEGRADED_EVENT_LOOP_P99_MS = 500;
 @Controller()
 export class HealthHttpController {
   constructor(
-    private readonly registry: ModelRegistry,
+    private readonly registry: ModelCatalog,
     private readonly engine: InferenceEngine,
-    private readonly schedulers: ModelVersionSchedulers,
+    private readonly schedulers: SchedulerQueues,
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
     private readonly eventLoop: EventLoopMonitor,

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '../../infra/config/app-config.js';
-import { ModelRegistry } from '../registry/model-registry.js';
+import { ModelCatalog } from '../../domain/registry/model-catalog.port.js';
 
 /**
  * Whether the server should receive traffic: not once it is shutting down (so that load balancers
@@ -19,7 +19,7 @@ export class ServerReadiness {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly registry: ModelRegistry,
+    private readonly registry: ModelCatalog,
   ) {}
 
   /** From now on the server reports itself not ready; it keeps serving what it is sent. */

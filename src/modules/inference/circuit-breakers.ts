@@ -5,6 +5,7 @@ import type { ModelVersionUnloaded } from '../../domain/registry/model-events.js
 import type { ModelVersion } from '../../domain/registry/model-version.js';
 import { DomainEventBus } from '../../domain/shared/domain-event-bus.port.js';
 import { DomainError, errorKindOf } from '../../domain/shared/domain-error.js';
+import { ModelVersionId, type RuntimeKey } from '../../domain/shared/model-version-id.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 import { InferenceMetrics } from '../observability/metrics/inference-metrics.js';
 
@@ -20,7 +21,8 @@ import { InferenceMetrics } from '../observability/metrics/inference-metrics.js'
 @Injectable()
 export class CircuitBreakers implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('CircuitBreaker');
-  private readonly breakers = new Map<string, CircuitBreaker<[() => Promise<unknown>], unknown>>();
+  /** By the runtime key's text: a reload starts with a breaker of its own. */
+  private readonly breakers = new Map<string, { readonly key: RuntimeKey; readonly breaker: CircuitBreaker<[() => Promise<unknown>], unknown> }>();
 
   constructor(
     private readonly config: AppConfig,
@@ -44,22 +46,23 @@ export class CircuitBreakers implements OnModuleInit, OnApplicationShutdown {
   /** A version's breakers go with the version (its reloads included). */
   onModuleInit(): void {
     this.events.subscribe<ModelVersionUnloaded>('ModelVersionUnloaded', ({ modelName, version }) => {
-      const key = `${modelName}/${version}`;
-      for (const [each, breaker] of this.breakers) {
-        if (each !== key && !each.startsWith(`${key}#`)) continue;
+      const unloaded = ModelVersionId.of(modelName, version);
+      for (const [text, { key, breaker }] of this.breakers) {
+        if (!key.isOf(unloaded)) continue;
         breaker.shutdown();
-        this.breakers.delete(each);
+        this.breakers.delete(text);
       }
     });
   }
 
   onApplicationShutdown(): void {
-    for (const breaker of this.breakers.values()) breaker.shutdown();
+    for (const { breaker } of this.breakers.values()) breaker.shutdown();
     this.breakers.clear();
   }
 
   private breakerOf(version: ModelVersion): CircuitBreaker<[() => Promise<unknown>], unknown> {
-    let breaker = this.breakers.get(version.key);
+    const key = version.key;
+    let breaker = this.breakers.get(key.toString())?.breaker;
     if (breaker) return breaker;
     breaker = new CircuitBreaker((call: () => Promise<unknown>) => call(), {
       timeout: false, // the scheduler's deadlines bound every request
@@ -75,7 +78,7 @@ export class CircuitBreakers implements OnModuleInit, OnApplicationShutdown {
     breaker.on('open', () => changed('open'));
     breaker.on('halfOpen', () => changed('half_open'));
     breaker.on('close', () => changed('closed'));
-    this.breakers.set(version.key, breaker);
+    this.breakers.set(key.toString(), { key, breaker });
     this.metrics.breakerState(version.modelName, version.version, 'closed');
     return breaker;
   }

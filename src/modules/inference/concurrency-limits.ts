@@ -10,6 +10,7 @@ import type { ModelVersionUnloaded } from '../../domain/registry/model-events.js
 import type { ModelVersion } from '../../domain/registry/model-version.js';
 import { DomainEventBus } from '../../domain/shared/domain-event-bus.port.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
+import { ModelVersionId, type RuntimeKey } from '../../domain/shared/model-version-id.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 import { InferenceMetrics } from '../observability/metrics/inference-metrics.js';
 
@@ -25,7 +26,8 @@ const UNLIMITED: Permit = { succeeded: () => {}, dropped: () => {}, ignored: () 
  */
 @Injectable()
 export class ConcurrencyLimits implements OnModuleInit {
-  private readonly limits = new Map<string, ConcurrencyLimit | null>();
+  /** By the runtime key's text (a reload starts with a limit of its own); null: the version has none. */
+  private readonly limits = new Map<string, { readonly key: RuntimeKey; readonly limit: ConcurrencyLimit | null }>();
 
   constructor(
     private readonly config: AppConfig,
@@ -65,14 +67,16 @@ export class ConcurrencyLimits implements OnModuleInit {
 
   onModuleInit(): void {
     this.events.subscribe<ModelVersionUnloaded>('ModelVersionUnloaded', ({ modelName, version }) => {
-      const key = `${modelName}/${version}`;
-      for (const each of [...this.limits.keys()]) if (each === key || each.startsWith(`${key}#`)) this.limits.delete(each);
+      const unloaded = ModelVersionId.of(modelName, version);
+      for (const [text, { key }] of [...this.limits]) if (key.isOf(unloaded)) this.limits.delete(text);
     });
   }
 
   private limitOf(version: ModelVersion): ConcurrencyLimit | null {
-    let limit = this.limits.get(version.key);
-    if (limit !== undefined) return limit;
+    const key = version.key;
+    const known = this.limits.get(key.toString());
+    if (known) return known.limit;
+    let limit: ConcurrencyLimit | null;
     const policy = version.config!.concurrency;
     const maxInFlight = policy.maxInFlight ?? this.config.MAX_INFLIGHT_REQUESTS;
     const adaptive = policy.adaptive ?? this.config.ADAPTIVE_CONCURRENCY;
@@ -85,7 +89,7 @@ export class ConcurrencyLimits implements OnModuleInit {
     } else {
       limit = maxInFlight > 0 ? new FixedConcurrencyLimit(maxInFlight) : null;
     }
-    this.limits.set(version.key, limit);
+    this.limits.set(key.toString(), { key, limit });
     if (limit) this.metrics.concurrencyLimitChanged(version.modelName, version.version, limit.limit);
     return limit;
   }

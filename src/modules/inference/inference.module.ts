@@ -1,6 +1,8 @@
 import { Module, RequestMethod, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import { SystemSharedMemory } from '../../domain/shared-memory/system-shared-memory.js';
 import { AppConfig } from '../../infra/config/app-config.js';
+import { RolloutModule } from '../rollout/rollout.module.js';
+import { ThrottlingModule } from '../throttling/throttling.module.js';
 import { PosixSharedMemory } from '../../infra/shared-memory/posix-shared-memory.js';
 import { RefuseBeforeReadingMiddleware } from './run-inference/refuse-before-reading.middleware.js';
 import { RegistryModule } from '../registry/registry.module.js';
@@ -18,7 +20,7 @@ import { SharedMemoryHttpController } from './manage-shared-memory/shared-memory
 
 /** The inference bounded context: requests in, tensors out, on the runtime behind the engine port. */
 @Module({
-  imports: [RegistryModule],
+  imports: [RegistryModule, RolloutModule, ThrottlingModule],
   controllers: [InferHttpController, InferGrpcController, ModelStatisticsHttpController, ModelStatisticsGrpcController, SharedMemoryHttpController, SharedMemoryGrpcController],
   providers: [
     RunInferenceHandler,

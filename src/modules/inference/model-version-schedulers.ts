@@ -1,42 +1,48 @@
 import { Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
-import { SpanStatusCode } from '@opentelemetry/api';
 import { DynamicBatchScheduler, type BatchRunner } from '../../domain/inference/dynamic-batch-scheduler.js';
 import type { StatisticsSnapshot } from '../../domain/inference/inference-statistics.js';
 import { Clock } from '../../domain/shared/clock.js';
 import type { DomainError } from '../../domain/shared/domain-error.js';
 import { InferenceEngine } from '../../domain/inference/inference-engine.port.js';
 import type { ModelVersion } from '../../domain/registry/model-version.js';
+import type { RuntimeKey } from '../../domain/shared/model-version-id.js';
+import { SchedulerQueues, type SchedulerQueueStatus } from '../../domain/inference/scheduler-queues.port.js';
 import { VersionTraffic } from '../../domain/registry/version-traffic.port.js';
 import { AppConfig } from '../../infra/config/app-config.js';
-import { Tracing } from '../../infra/tracing/tracing.js';
+import { RequestTracer, type TraceContext } from '../../domain/shared/request-tracer.port.js';
 import { InferenceMetrics } from '../observability/metrics/inference-metrics.js';
 
 /** One dynamic batch scheduler per served model version, made when the version first serves a request. */
 @Injectable()
-export class ModelVersionSchedulers extends VersionTraffic implements BeforeApplicationShutdown {
+export class ModelVersionSchedulers extends VersionTraffic implements SchedulerQueues, BeforeApplicationShutdown {
+  /** By the runtime key's text. */
   private readonly schedulers = new Map<string, DynamicBatchScheduler>();
 
   constructor(
     private readonly engine: InferenceEngine,
     private readonly config: AppConfig,
     private readonly metrics: InferenceMetrics,
-    private readonly tracing: Tracing,
+    private readonly tracing: RequestTracer,
     private readonly clock: Clock,
   ) {
     super();
   }
 
-  async drain(key: string, reason = `'${key}' is being unloaded`): Promise<void> {
-    const scheduler = this.schedulers.get(key);
+  drain(key: RuntimeKey): Promise<void> {
+    return this.drainScheduler(key.toString(), `'${key}' is being unloaded`);
+  }
+
+  private async drainScheduler(text: string, reason: string): Promise<void> {
+    const scheduler = this.schedulers.get(text);
     if (!scheduler) return;
     await scheduler.drain(reason);
-    if (this.schedulers.get(key) === scheduler) this.schedulers.delete(key);
+    if (this.schedulers.get(text) === scheduler) this.schedulers.delete(text);
   }
 
   /** The scheduler of a READY version (the caller has checked it is READY). */
   for(version: ModelVersion): DynamicBatchScheduler {
     const key = version.key;
-    let scheduler = this.schedulers.get(key);
+    let scheduler = this.schedulers.get(key.toString());
     if (!scheduler) {
       const engine = this.engine;
       const tracing = this.tracing;
@@ -47,15 +53,15 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
       const runBatch: BatchRunner = async (inputs, outputNames, traces) => {
         // Each request's answer may hold MAX_RESPONSE_BYTES: a batch's outputs, that many per request in it.
         const maxOutputBytes = this.config.MAX_RESPONSE_BYTES * Math.max(1, traces.length);
-        const batch = tracing.startLinkedRoot('batch', traces, { ...labels, 'inference.batch_size': inputs[0]?.shape[0] ?? 0, 'inference.batch_requests': traces.length });
+        const batch = tracing.startLinkedRoot('batch', traces as readonly (TraceContext | undefined)[], { ...labels, 'inference.batch_size': inputs[0]?.shape[0] ?? 0, 'inference.batch_requests': traces.length });
         if (!batch) return engine.run(key, inputs, outputNames, { timeLimitMs, maxOutputBytes });
         try {
           return await engine.run(key, inputs, outputNames, { traceContext: batch.traceparent, timeLimitMs, maxOutputBytes });
         } catch (error) {
-          batch.span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+          batch.fail((error as Error).message);
           throw error;
         } finally {
-          batch.span.end();
+          batch.end();
         }
       };
       scheduler = new DynamicBatchScheduler(version.config!.scheduling, runBatch, {
@@ -64,33 +70,33 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
         maxTimeoutMs: this.config.MAX_REQUEST_TIMEOUT_MS,
         onExecution: (rows) => this.metrics.executed(version.modelName, version.version, rows),
       }, this.clock);
-      this.schedulers.set(key, scheduler);
+      this.schedulers.set(key.toString(), scheduler);
     }
     return scheduler;
   }
 
   /** Per version that has served: requests waiting in its queue and batches running. */
-  status(): { key: string; queued: number; runningBatches: number }[] {
+  status(): SchedulerQueueStatus[] {
     return [...this.schedulers].map(([key, s]) => ({ key, queued: s.queuedCount, runningBatches: s.inflightCount }));
   }
 
   /** Requests waiting in a version's queue; undefined before it served any. */
-  queuedOf(version: ModelVersion): number | undefined {
-    return this.schedulers.get(version.key)?.queuedCount;
+  queuedOf(key: RuntimeKey): number | undefined {
+    return this.schedulers.get(key.toString())?.queuedCount;
   }
 
   /** The refusal a request to this version gets before it is read (queue full), if any. */
   refusalBeforeReading(version: ModelVersion): DomainError | undefined {
-    return this.schedulers.get(version.key)?.refusalBeforeReading();
+    return this.schedulers.get(version.key.toString())?.refusalBeforeReading();
   }
 
   /** What a version's scheduler has counted; zeros before its first request. */
   statisticsOf(version: ModelVersion): StatisticsSnapshot {
-    return (this.schedulers.get(version.key) ?? this.for(version)).statisticsSnapshot();
+    return (this.schedulers.get(version.key.toString()) ?? this.for(version)).statisticsSnapshot();
   }
 
   /** At shutdown, every request a scheduler accepted is answered (queued ones run) before sessions are released. */
   async beforeApplicationShutdown(): Promise<void> {
-    await Promise.all([...this.schedulers.keys()].map((key) => this.drain(key, 'the server is shutting down')));
+    await Promise.all([...this.schedulers.keys()].map((text) => this.drainScheduler(text, 'the server is shutting down')));
   }
 }

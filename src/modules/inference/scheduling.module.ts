@@ -1,16 +1,18 @@
 import { Global, Module } from '@nestjs/common';
 import { VersionTraffic } from '../../domain/registry/version-traffic.port.js';
+import { SchedulerQueues } from '../../domain/inference/scheduler-queues.port.js';
 import { Clock } from '../../domain/shared/clock.js';
 import { SystemClock } from '../../infra/clock/system-clock.js';
 import { ModelVersionSchedulers } from './model-version-schedulers.js';
 
 /**
  * The schedulers of the served versions, shared by the contexts: inference queues requests in
- * them, the registry drains them before it unloads a version, health reports them.
+ * them, the registry drains them before it unloads a version, health reports them. Global for
+ * that reason: four contexts reach them, through the VersionTraffic and SchedulerQueues ports.
  */
 @Global()
 @Module({
-  providers: [ModelVersionSchedulers, { provide: VersionTraffic, useExisting: ModelVersionSchedulers }, { provide: Clock, useClass: SystemClock }],
-  exports: [ModelVersionSchedulers, VersionTraffic],
+  providers: [ModelVersionSchedulers, { provide: VersionTraffic, useExisting: ModelVersionSchedulers }, { provide: SchedulerQueues, useExisting: ModelVersionSchedulers }, { provide: Clock, useClass: SystemClock }],
+  exports: [ModelVersionSchedulers, VersionTraffic, SchedulerQueues],
 })
 export class SchedulingModule {}

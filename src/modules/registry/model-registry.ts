@@ -1,10 +1,11 @@
 import { Injectable } from '@nestjs/common';
+import { ModelCatalog } from '../../domain/registry/model-catalog.port.js';
 import { Model } from '../../domain/registry/model.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 
 /** The models this server knows and the state of their versions, held in memory. */
 @Injectable()
-export class ModelRegistry {
+export class ModelRegistry extends ModelCatalog {
   private readonly models = new Map<string, Model>();
   private loading = true;
 

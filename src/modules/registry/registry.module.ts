@@ -6,7 +6,10 @@ import { DomainEventBus } from '../../domain/shared/domain-event-bus.port.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 import { InProcessEventBus } from '../../infra/messaging/in-process-event-bus.js';
 import { FileSystemModelRepository } from '../../infra/model-repository/file-system-model-repository.js';
-import { cpuQuota } from '../../infra/onnx/cpu-quota.js';
+import { cpuQuota } from '../../infra/host/cpu-quota.js';
+import { ModelBackends } from '../../domain/registry/model-backend.js';
+import { ModelCatalog } from '../../domain/registry/model-catalog.port.js';
+import { ModelBackendsModule } from '../../infra/backends/model-backends.module.js';
 import { FileModelStateStore } from '../../infra/persistence/file-model-state-store.js';
 import { GetModelMetadataHandler } from './get-model-metadata/get-model-metadata.handler.js';
 import { ModelMetadataGrpcController } from './get-model-metadata/model-metadata.grpc.controller.js';
@@ -24,17 +27,18 @@ import { ModelRegistry } from './model-registry.js';
 import { ModelStates } from './model-states.js';
 import { VersionLoader } from './version-loader.js';
 
-/** Where domain events go; the in-process bus by default (a distributed one replaces it for replicas). */
+/** Where domain events go; the in-process bus by default (a distributed one replaces it for replicas). Global: events are how contexts talk. */
 @Global()
 @Module({
   providers: [{ provide: DomainEventBus, useClass: InProcessEventBus }],
   exports: [DomainEventBus],
 })
-export class MessagingModule {}
+class MessagingModule {}
 
 /**
  * Where model states are kept: the embedded file store in STATE_DIR by default, or the store a
- * caller gives (a test injecting a store that fails, a distributed store).
+ * caller gives (a test injecting a store that fails, a distributed store). Global: the app
+ * configures it once (AppModule.with), and a module importing it would get another instance.
  */
 @Global()
 @Module({})
@@ -54,7 +58,7 @@ export class StateStoreModule {
 
 /** The model registry bounded context: which models and versions exist, their states and configs, and the admin API. */
 @Module({
-  imports: [MessagingModule],
+  imports: [MessagingModule, ModelBackendsModule],
   controllers: [
     ModelMetadataHttpController,
     ModelMetadataGrpcController,
@@ -65,6 +69,7 @@ export class StateStoreModule {
   ],
   providers: [
     ModelRegistry,
+    { provide: ModelCatalog, useExisting: ModelRegistry },
     LoadModelRepositoryHandler,
     GetModelMetadataHandler,
     VersionLoader,
@@ -81,15 +86,19 @@ export class StateStoreModule {
         return token;
       },
     },
-    { provide: ModelRepository, inject: [AppConfig], useFactory: (config: AppConfig) => new FileSystemModelRepository(config.MODEL_REPOSITORY) },
+    {
+      provide: ModelRepository,
+      inject: [AppConfig, ModelBackends],
+      useFactory: (config: AppConfig, backends: ModelBackends) => new FileSystemModelRepository(config.MODEL_REPOSITORY, backends),
+    },
     { provide: ModelConfigLimits, inject: [AppConfig], useFactory: modelConfigLimitsOf },
   ],
-  exports: [ModelRegistry, LoadModelRepositoryHandler, ModelLifecycle, ModelStates, AdminToken],
+  exports: [ModelRegistry, ModelCatalog, LoadModelRepositoryHandler, ModelLifecycle, ModelStates, AdminToken],
 })
 export class RegistryModule {}
 
 /** What a model's configuration may ask of this host: threads by the CPU quota (unless MAX_MODEL_THREADS says), tensors by the request and answer limits. */
-export function modelConfigLimitsOf(config: AppConfig): ModelConfigLimits {
+function modelConfigLimitsOf(config: AppConfig): ModelConfigLimits {
   const quota = cpuQuota();
   return new ModelConfigLimits({
     maxThreads: config.MAX_MODEL_THREADS || 2 * quota,

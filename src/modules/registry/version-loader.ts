@@ -1,9 +1,11 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InferenceEngine, type WarmupSample, type WarmupTensor } from '../../domain/inference/inference-engine.port.js';
 import { completeModelConfig, labelFilesOf, runtimeOptionsOf, type DeclaredModelConfig, type ModelConfig, type ModelWarmup } from '../../domain/registry/model-config.js';
+import { ModelBackends } from '../../domain/registry/model-backend.js';
 import { ModelRepository } from '../../domain/registry/model-repository.port.js';
 import type { Model } from '../../domain/registry/model.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
+import type { RuntimeKey } from '../../domain/shared/model-version-id.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 
 /**
@@ -21,17 +23,19 @@ export class VersionLoader {
     private readonly repository: ModelRepository,
     private readonly engine: InferenceEngine,
     private readonly config: AppConfig,
+    private readonly backends: ModelBackends,
   ) {}
 
   async load(model: Model, number: number, declared: DeclaredModelConfig): Promise<void> {
     const version = model.startLoading(number);
     let loaded = false;
     try {
+      const backend = this.backends.forConfig(declared);
       const fileSha256 = await this.repository.sha256(version.path);
       const labels = await this.readLabels(version.modelName, declared);
       const { signature, executionProvider } = await this.engine.load(version.key, version.path, runtimeOptionsOf(declared));
       loaded = true;
-      const config = completeModelConfig(version.modelName, declared, signature, labels);
+      const config = completeModelConfig(backend, version.modelName, declared, signature, labels);
       await this.warmUp(model.name, version.key, config);
       model.finishLoading(number, { config, executionProvider, fileSha256, loadedAt: new Date() });
       this.logger.log(`model '${model.name}' version ${number} is READY`);
@@ -49,17 +53,18 @@ export class VersionLoader {
    * switches the version to the new instance once it is warm; returns the old instance's key, for
    * the caller to drain and release. On failure the version keeps serving as it was.
    */
-  async reload(model: Model, number: number, declared: DeclaredModelConfig): Promise<string> {
+  async reload(model: Model, number: number, declared: DeclaredModelConfig): Promise<RuntimeKey> {
     const version = model.version(number);
     const oldKey = version.key;
     const key = version.nextKey;
     let loaded = false;
     try {
+      const backend = this.backends.forConfig(declared);
       const fileSha256 = await this.repository.sha256(version.path);
       const labels = await this.readLabels(version.modelName, declared);
       const { signature, executionProvider } = await this.engine.load(key, version.path, runtimeOptionsOf(declared));
       loaded = true;
-      const config = completeModelConfig(version.modelName, declared, signature, labels);
+      const config = completeModelConfig(backend, version.modelName, declared, signature, labels);
       await this.warmUp(model.name, key, config);
       model.finishReloading(number, { config, executionProvider, fileSha256, loadedAt: new Date() }, key);
       this.logger.log(`model '${model.name}' version ${number} is READY with its new configuration`);
@@ -74,18 +79,20 @@ export class VersionLoader {
    * Checks that a model file loads with the model's configuration (and runs its warm-up samples,
    * if it has any), in an instance of its own that is released after; the error names why it does not.
    */
-  async check(modelName: string, modelPath: string, key: string, declared: DeclaredModelConfig): Promise<void> {
+  async check(modelPath: string, key: RuntimeKey, declared: DeclaredModelConfig): Promise<void> {
+    const modelName = key.modelName;
+    const backend = this.backends.forConfig(declared);
     const labels = await this.readLabels(modelName, declared);
     try {
       const { signature } = await this.engine.load(key, modelPath, runtimeOptionsOf({ ...declared, instanceCount: 1 }));
-      await this.warmUp(modelName, key, completeModelConfig(modelName, declared, signature, labels));
+      await this.warmUp(modelName, key, completeModelConfig(backend, modelName, declared, signature, labels));
     } finally {
       await this.engine.unload(key);
     }
   }
 
   /** Runs the configured warm-up samples (Triton's `model_warmup`) on every instance; a sample of batch_size 0 is skipped, as in Triton. */
-  private async warmUp(modelName: string, key: string, config: ModelConfig): Promise<void> {
+  private async warmUp(modelName: string, key: RuntimeKey, config: ModelConfig): Promise<void> {
     const samples = config.modelWarmup.filter((sample) => sample.batchSize > 0);
     if (samples.length === 0) return;
     // Bounded: a sample that never ends (a Loop whose trip count it sets) must not hang a load, a reload or an upload.

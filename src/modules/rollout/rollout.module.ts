@@ -1,4 +1,4 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { TrafficRouter } from '../../domain/rollout/traffic-router.port.js';
 import { RegistryModule } from '../registry/registry.module.js';
 import { RolloutHttpController } from './manage-rollout/rollout.http.controller.js';
@@ -11,7 +11,6 @@ import { TakeVersionOutOfRoutingWhenUnavailable } from './take-version-out-of-ro
  * (canary split, header rules, shadow), and progressive plans that advance or roll back by
  * themselves. The inference context asks it through the TrafficRouter port.
  */
-@Global()
 @Module({
   imports: [RegistryModule],
   controllers: [RolloutHttpController],

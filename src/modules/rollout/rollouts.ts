@@ -4,7 +4,7 @@ import { TrafficRouter } from '../../domain/rollout/traffic-router.port.js';
 import { DomainEventBus } from '../../domain/shared/domain-event-bus.port.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { ModelLifecycle } from '../registry/manage-model-versions/model-lifecycle.js';
-import { ModelRegistry } from '../registry/model-registry.js';
+import { ModelCatalog } from '../../domain/registry/model-catalog.port.js';
 import { ModelStates, notMade } from '../registry/model-states.js';
 
 /**
@@ -23,7 +23,7 @@ export class Rollouts extends TrafficRouter {
   private readonly restored = new Set<string>();
 
   constructor(
-    private readonly registry: ModelRegistry,
+    private readonly registry: ModelCatalog,
     private readonly states: ModelStates,
     private readonly lifecycle: ModelLifecycle,
     private readonly events: DomainEventBus,

@@ -1,4 +1,4 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { ClientQuota, THROTTLING_METRIC_PROVIDERS } from './client-quota.js';
 import { ClientThrottlerGuard } from './client-throttler.guard.js';
@@ -17,7 +17,6 @@ class ClientQuotaModule {}
  * guard is applied where requests would reach a model (the infer routes and RPCs); health,
  * metadata and admin calls are not limited.
  */
-@Global()
 @Module({
   imports: [
     ClientQuotaModule,

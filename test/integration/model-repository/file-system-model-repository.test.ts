@@ -1,3 +1,4 @@
+import { SERVED_BACKENDS } from '../../support/model-backends.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
@@ -20,7 +21,7 @@ describe('FileSystemModelRepository.sha256', () => {
     const bytes = Buffer.from(Array.from({ length: 300_000 }, (_, i) => i % 251));
     const file = join(dir, 'model.onnx');
     await writeFile(file, bytes);
-    const repository = new FileSystemModelRepository(dir);
+    const repository = new FileSystemModelRepository(dir, SERVED_BACKENDS);
     assert.equal(await repository.sha256(file), createHash('sha256').update(bytes).digest('hex'));
   });
 
@@ -48,7 +49,7 @@ describe('FileSystemModelRepository.readLabels', () => {
     await writeFile(join(root, 'm', 'labels', 'nested.txt'), 'a\nb\n');
     await writeFile(join(root, 'other', 'secret.txt'), 'x\n');
     await symlink(join(root, 'other', 'secret.txt'), join(root, 'm', 'link.txt'));
-    repository = new FileSystemModelRepository(root);
+    repository = new FileSystemModelRepository(root, SERVED_BACKENDS);
   });
   after(() => rm(root, { recursive: true, force: true }));
 
@@ -82,7 +83,7 @@ describe('FileSystemModelRepository.removeAbandonedUploads', () => {
       await mkdir(join(root, 'configured'), { recursive: true });
       await writeFile(join(root, 'configured', 'config.json'), '{}');
 
-      const removed = await new FileSystemModelRepository(root).removeAbandonedUploads();
+      const removed = await new FileSystemModelRepository(root, SERVED_BACKENDS).removeAbandonedUploads();
 
       assert.deepEqual(removed.sort(), [join(root, 'fresh'), join(root, 'fresh', '.upload-1'), join(root, 'served', '.upload-2')].sort());
       assert.deepEqual((await readdir(root)).sort(), ['configured', 'served']);
@@ -105,14 +106,14 @@ describe('FileSystemModelRepository.withoutPaths', () => {
 
   it('names paths inside the repository by their name there, however the root was written or resolved', () => {
     const linked = join(parent, 'linked');
-    const repository = new FileSystemModelRepository(linked);
+    const repository = new FileSystemModelRepository(linked, SERVED_BACKENDS);
     const real = join(parent, 'real', 'models');
     const text = `Load model from ${join(linked, 'classifier', '1', 'model.onnx')} failed; resolved ${join(real, 'classifier', 'warmup', 'x.bin')}; staged ${join(linked, 'classifier', '.upload-0123456789abcdef', 'weights.bin')}`;
     assert.equal(repository.withoutPaths(text), 'Load model from classifier/1/model.onnx failed; resolved classifier/warmup/x.bin; staged classifier/(upload)/weights.bin');
   });
 
   it('also when the root is relative', () => {
-    const repository = new FileSystemModelRepository(`.${sep}models`);
+    const repository = new FileSystemModelRepository(`.${sep}models`, SERVED_BACKENDS);
     assert.equal(repository.withoutPaths(`open 'models${sep}m${sep}1${sep}model.onnx' and '${resolve('models', 'm', 'config.json')}'`), "open 'm/1/model.onnx' and 'm/config.json'");
     assert.equal(repository.withoutPaths('nothing to change'), 'nothing to change');
   });

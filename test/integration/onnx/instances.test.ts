@@ -1,4 +1,5 @@
 // instanceCount: how many sessions serve one model, observed through status() while a slow model runs.
+import { runtimeKey } from '../../support/runtime-keys.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Logger } from '@nestjs/common';
@@ -48,29 +49,29 @@ describe('OnnxRuntimeEngine instances', { timeout: 60_000 }, () => {
 
   describe('with 2 instances', () => {
     const engine = new OnnxRuntimeEngine();
-    before(() => engine.load('heavy', models.path('heavy'), runtimeOptions({ instanceCount: 2 })));
+    before(() => engine.load(runtimeKey('heavy'), models.path('heavy'), runtimeOptions({ instanceCount: 2 })));
     after(() => engine.onApplicationShutdown());
 
     it('status shows 2 idle instances', () => {
-      assert.deepEqual(statusOf(engine, 'heavy'), { key: 'heavy', instances: 2, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
+      assert.deepEqual(statusOf(engine, runtimeKey('heavy')), { key: 'heavy/1', instances: 2, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
     });
 
     it('two concurrent runs both run at once (busy 2, nothing queued) and each gets its own answer', async () => {
-      const first = engine.run('heavy', heavyInput(0), ['y']);
-      const second = engine.run('heavy', heavyInput(1), ['y']);
-      const seen = await statusWhile(engine, 'heavy', Promise.all([first, second]));
+      const first = engine.run(runtimeKey('heavy'), heavyInput(0), ['y']);
+      const second = engine.run(runtimeKey('heavy'), heavyInput(1), ['y']);
+      const seen = await statusWhile(engine, runtimeKey('heavy'), Promise.all([first, second]));
 
       assert.ok(seen.some((s) => s.busy === 2 && s.queued === 0), `busy 2 was never seen: ${JSON.stringify(seen.slice(0, 3))}`);
       assert.ok(seen.every((s) => s.queued === 0 && s.instances === 2), 'with a free instance nothing waits');
       const [{ outputs: [a] }, { outputs: [b] }] = await Promise.all([first, second]);
       assertClose(a!.data as Float32Array, expected[0]!);
       assertClose(b!.data as Float32Array, expected[1]!);
-      assert.deepEqual(statusOf(engine, 'heavy'), { key: 'heavy', instances: 2, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
+      assert.deepEqual(statusOf(engine, runtimeKey('heavy')), { key: 'heavy/1', instances: 2, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
     });
 
     it('a third concurrent run waits for one of the two instances and completes', async () => {
-      const runs = [0, 1, 0].map((i) => engine.run('heavy', heavyInput(i), ['y']));
-      const seen = await statusWhile(engine, 'heavy', Promise.all(runs));
+      const runs = [0, 1, 0].map((i) => engine.run(runtimeKey('heavy'), heavyInput(i), ['y']));
+      const seen = await statusWhile(engine, runtimeKey('heavy'), Promise.all(runs));
 
       assert.ok(seen.some((s) => s.busy === 2 && s.queued === 1), 'the third run was queued behind two busy instances');
       assert.ok(seen.every((s) => s.busy <= 2 && s.queued <= 1));
@@ -81,29 +82,29 @@ describe('OnnxRuntimeEngine instances', { timeout: 60_000 }, () => {
 
   describe('with 1 instance', () => {
     const engine = new OnnxRuntimeEngine();
-    before(() => engine.load('heavy', models.path('heavy'), runtimeOptions({ instanceCount: 1 })));
+    before(() => engine.load(runtimeKey('heavy'), models.path('heavy'), runtimeOptions({ instanceCount: 1 })));
     after(() => engine.onApplicationShutdown());
 
     it('status shows 1 instance', () => {
-      assert.deepEqual(statusOf(engine, 'heavy'), { key: 'heavy', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
+      assert.deepEqual(statusOf(engine, runtimeKey('heavy')), { key: 'heavy/1', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
     });
 
     it('a second concurrent run is queued while the first runs, then runs, and both answers are right', async () => {
-      const first = engine.run('heavy', heavyInput(0), ['y']);
-      const second = engine.run('heavy', heavyInput(1), ['y']);
-      const seen = await statusWhile(engine, 'heavy', Promise.all([first, second]));
+      const first = engine.run(runtimeKey('heavy'), heavyInput(0), ['y']);
+      const second = engine.run(runtimeKey('heavy'), heavyInput(1), ['y']);
+      const seen = await statusWhile(engine, runtimeKey('heavy'), Promise.all([first, second]));
 
       assert.ok(seen.some((s) => s.busy === 1 && s.queued === 1), 'the second run waited in the queue');
       assert.ok(seen.every((s) => s.busy <= 1), 'never more than one run on one instance');
       const [{ outputs: [a] }, { outputs: [b] }] = await Promise.all([first, second]);
       assertClose(a!.data as Float32Array, expected[0]!);
       assertClose(b!.data as Float32Array, expected[1]!);
-      assert.deepEqual(statusOf(engine, 'heavy'), { key: 'heavy', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
+      assert.deepEqual(statusOf(engine, runtimeKey('heavy')), { key: 'heavy/1', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
     });
 
     it('queued runs are served in arrival order', async () => {
       const order: number[] = [];
-      const runs = [0, 1, 0, 1].map((i, n) => engine.run('heavy', heavyInput(i), ['y']).then((out) => (order.push(n), out)));
+      const runs = [0, 1, 0, 1].map((i, n) => engine.run(runtimeKey('heavy'), heavyInput(i), ['y']).then((out) => (order.push(n), out)));
       const outputs = await Promise.all(runs);
       assert.deepEqual(order, [0, 1, 2, 3]);
       outputs.forEach(({ outputs: [y] }, n) => assertClose(y!.data as Float32Array, expected[n % 2]!));

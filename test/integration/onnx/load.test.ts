@@ -1,4 +1,5 @@
 // OnnxRuntimeEngine.load on real .onnx files: the signature it reads, provider fallback, bad files.
+import { runtimeKey } from '../../support/runtime-keys.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -28,7 +29,7 @@ describe('OnnxRuntimeEngine.load', { timeout: 60_000 }, () => {
 
   describe('reports the signature the model file declares', () => {
     it('classifier: names, datatypes, -1 for the symbolic batch dim, provider cpu', async () => {
-      const loaded = await engine.load('classifier:1', models.path('classifier'), runtimeOptions());
+      const loaded = await engine.load(runtimeKey('classifier/1'), models.path('classifier'), runtimeOptions());
       assert.deepEqual(loaded, {
         signature: {
           inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }],
@@ -39,11 +40,11 @@ describe('OnnxRuntimeEngine.load', { timeout: 60_000 }, () => {
         },
         executionProvider: 'cpu',
       });
-      assert.deepEqual(statusOf(engine, 'classifier:1'), { key: 'classifier:1', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
+      assert.deepEqual(statusOf(engine, runtimeKey('classifier/1')), { key: 'classifier/1', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
     });
 
     it('multi_io: BOOL and BYTES inputs and outputs, in the file order', async () => {
-      const { signature } = await engine.load('multi_io:1', models.path('multi_io'), runtimeOptions());
+      const { signature } = await engine.load(runtimeKey('multi_io:1'), models.path('multi_io'), runtimeOptions());
       assert.deepEqual(signature, {
         inputs: [
           { name: 'features', datatype: 'FP32', shape: [-1, 3] },
@@ -62,7 +63,7 @@ describe('OnnxRuntimeEngine.load', { timeout: 60_000 }, () => {
     });
 
     it('identity_all_types: every protocol datatype, two symbolic dims each', async () => {
-      const { signature } = await engine.load('identity:1', models.path('identity_all_types'), runtimeOptions());
+      const { signature } = await engine.load(runtimeKey('identity:1'), models.path('identity_all_types'), runtimeOptions());
       assert.deepEqual(
         signature.inputs,
         DATATYPES.map((datatype) => ({ name: `in_${datatype.toLowerCase()}`, datatype, shape: [-1, -1] })),
@@ -74,7 +75,7 @@ describe('OnnxRuntimeEngine.load', { timeout: 60_000 }, () => {
     });
 
     it('static_shape: fixed dims stay as they are', async () => {
-      const { signature } = await engine.load('static:1', models.path('static_shape'), runtimeOptions());
+      const { signature } = await engine.load(runtimeKey('static:1'), models.path('static_shape'), runtimeOptions());
       assert.deepEqual(signature, {
         inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 3] }],
         outputs: [{ name: 'y', datatype: 'FP32', shape: [2, 3] }],
@@ -82,7 +83,7 @@ describe('OnnxRuntimeEngine.load', { timeout: 60_000 }, () => {
     });
 
     it('a third-party model (PaddleOCR cls): converter-named symbolic dims become -1', async () => {
-      const { signature, executionProvider } = await engine.load('ocr_cls:1', join(OCR_MODELS, 'ch_ppocr_mobile_v2.0_cls_infer.onnx'), runtimeOptions());
+      const { signature, executionProvider } = await engine.load(runtimeKey('ocr_cls:1'), join(OCR_MODELS, 'ch_ppocr_mobile_v2.0_cls_infer.onnx'), runtimeOptions());
       assert.equal(executionProvider, 'cpu');
       assert.deepEqual(signature, {
         inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 3, -1, -1] }],
@@ -93,7 +94,7 @@ describe('OnnxRuntimeEngine.load', { timeout: 60_000 }, () => {
 
   describe('execution providers', () => {
     it('falls back to cpu when tensorrt and cuda are requested on a machine without them', async () => {
-      const key = 'classifier:gpu-requested';
+      const key = runtimeKey('classifier:gpu-requested');
       const loaded = await engine.load(key, models.path('classifier'), runtimeOptions({ executionProviders: ['tensorrt', 'cuda', 'cpu'] }));
       assert.equal(loaded.executionProvider, 'cpu');
       assert.equal(statusOf(engine, key)?.executionProvider, 'cpu');
@@ -104,7 +105,7 @@ describe('OnnxRuntimeEngine.load', { timeout: 60_000 }, () => {
     });
 
     it('falls back to cpu when only a GPU provider is requested', async () => {
-      const loaded = await engine.load('classifier:cuda-only', models.path('classifier'), runtimeOptions({ executionProviders: ['cuda'] }));
+      const loaded = await engine.load(runtimeKey('classifier:cuda-only'), models.path('classifier'), runtimeOptions({ executionProviders: ['cuda'] }));
       assert.equal(loaded.executionProvider, 'cpu');
     });
   });
@@ -129,7 +130,7 @@ describe('OnnxRuntimeEngine.load', { timeout: 60_000 }, () => {
     for (const [what, file] of cases) {
       it(`${what}: load rejects with an explaining Error, leaves no pool and no worker`, async () => {
         const workersBefore = liveSessionWorkers();
-        const key = `broken:${what}`;
+        const key = runtimeKey(`broken:${what}`);
         await assert.rejects(engine.load(key, file(), runtimeOptions({ instanceCount: 2 })), (error: unknown) => {
           assert.ok(error instanceof Error);
           // onnxruntime's reason reaches the caller, naming the file.

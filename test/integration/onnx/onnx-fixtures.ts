@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InferenceEngine, InstanceStatus, RuntimeOptions } from '../../../src/domain/inference/inference-engine.port.js';
 import type { Tensor } from '../../../src/domain/inference/tensor.js';
+import type { RuntimeKey } from '../../../src/domain/shared/model-version-id.js';
 import type { Datatype, TensorData } from '../../../src/domain/shared/datatype.js';
 import { DomainError, type DomainErrorCode } from '../../../src/domain/shared/domain-error.js';
 import { childProcessesOf } from '../../../bench/child-processes.js';
@@ -68,21 +69,23 @@ export async function assertRejectsWithCode(promise: Promise<unknown>, code: Dom
   return caught;
 }
 
-export function statusOf(engine: InferenceEngine, key: string): InstanceStatus | undefined {
-  return engine.status().find((s) => s.key === key);
+/** The engine's status of `key`, with the key as text (what a health report shows). */
+export function statusOf(engine: InferenceEngine, key: RuntimeKey): (Omit<InstanceStatus, 'key'> & { key: string }) | undefined {
+  const status = engine.status().find((s) => s.key.equals(key));
+  return status && { ...status, key: status.key.toString() };
 }
 
 /**
  * Snapshots of `status()` for `key`, taken from now (the first one synchronously) every couple of
  * milliseconds until `work` settles. Counts what was seen, not when: no timing assumption.
  */
-export async function statusWhile(engine: InferenceEngine, key: string, work: Promise<unknown>): Promise<InstanceStatus[]> {
+export async function statusWhile(engine: InferenceEngine, key: RuntimeKey, work: Promise<unknown>): Promise<NonNullable<ReturnType<typeof statusOf>>[]> {
   let settled = false;
   const done = work.then(
     () => { settled = true; },
     () => { settled = true; },
   );
-  const seen: InstanceStatus[] = [];
+  const seen: NonNullable<ReturnType<typeof statusOf>>[] = [];
   while (!settled) {
     const status = statusOf(engine, key);
     if (status) seen.push(status);

@@ -1,5 +1,6 @@
 // A real third-party CNN (PaddleOCR text-direction classifier) through the engine, checked against
 // onnxruntime-node run directly in this process on the same input.
+import { runtimeKey } from '../../support/runtime-keys.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -19,7 +20,7 @@ describe('PaddleOCR cls model through OnnxRuntimeEngine', { timeout: 60_000 }, (
   let direct: ort.InferenceSession;
 
   before(async () => {
-    await engine.load('ocr_cls', CLS_MODEL, runtimeOptions({ instanceCount: 2 }));
+    await engine.load(runtimeKey('ocr_cls'), CLS_MODEL, runtimeOptions({ instanceCount: 2 }));
     direct = await ort.InferenceSession.create(CLS_MODEL, { executionProviders: ['cpu'], intraOpNumThreads: 1, graphOptimizationLevel: 'all' });
   });
 
@@ -39,7 +40,7 @@ describe('PaddleOCR cls model through OnnxRuntimeEngine', { timeout: 60_000 }, (
       const reference = expected[OUTPUT]!;
       assert.deepEqual(reference.dims, [batch, 2]);
 
-      const [output] = (await engine.run('ocr_cls', [tensor('x', 'FP32', [batch, 3, 48, 192], images)], [OUTPUT])).outputs;
+      const [output] = (await engine.run(runtimeKey('ocr_cls'), [tensor('x', 'FP32', [batch, 3, 48, 192], images)], [OUTPUT])).outputs;
 
       assert.ok(output);
       assert.equal(output.name, OUTPUT);
@@ -55,8 +56,8 @@ describe('PaddleOCR cls model through OnnxRuntimeEngine', { timeout: 60_000 }, (
   }
 
   it('a different input gives a different output (the comparison above is not vacuous)', async () => {
-    const [a] = (await engine.run('ocr_cls', [tensor('x', 'FP32', [1, 3, 48, 192], pattern(IMAGE, 0))], [OUTPUT])).outputs;
-    const [b] = (await engine.run('ocr_cls', [tensor('x', 'FP32', [1, 3, 48, 192], new Float32Array(IMAGE).fill(-0.9))], [OUTPUT])).outputs;
+    const [a] = (await engine.run(runtimeKey('ocr_cls'), [tensor('x', 'FP32', [1, 3, 48, 192], pattern(IMAGE, 0))], [OUTPUT])).outputs;
+    const [b] = (await engine.run(runtimeKey('ocr_cls'), [tensor('x', 'FP32', [1, 3, 48, 192], new Float32Array(IMAGE).fill(-0.9))], [OUTPUT])).outputs;
     const diff = Math.abs((a!.data as Float32Array)[0]! - (b!.data as Float32Array)[0]!);
     assert.ok(diff > 1e-4, `outputs differ by ${diff}`);
   });

@@ -1,4 +1,5 @@
 // OnnxRuntimeEngine.run on real .onnx files: computed values, every datatype, output selection, runtime errors.
+import { runtimeKey } from '../../support/runtime-keys.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Logger } from '@nestjs/common';
@@ -55,10 +56,10 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
 
   before(async () => {
     models = await projectModelDirectory();
-    await engine.load('classifier', models.path('classifier'), runtimeOptions());
-    await engine.load('multi_io', models.path('multi_io'), runtimeOptions());
-    await engine.load('identity', models.path('identity_all_types'), runtimeOptions());
-    await engine.load('static', models.path('static_shape'), runtimeOptions());
+    await engine.load(runtimeKey('classifier'), models.path('classifier'), runtimeOptions());
+    await engine.load(runtimeKey('multi_io'), models.path('multi_io'), runtimeOptions());
+    await engine.load(runtimeKey('identity'), models.path('identity_all_types'), runtimeOptions());
+    await engine.load(runtimeKey('static'), models.path('static_shape'), runtimeOptions());
   });
 
   after(async () => {
@@ -75,7 +76,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
         [5.9, 3.0, 4.2, 1.5],
         [-1, 0, 2.5, -3],
       ];
-      const outputs = (await engine.run('classifier', [tensor('input', 'FP32', [4, 4], Float32Array.from(rows.flat()))], ['probabilities', 'label'])).outputs;
+      const outputs = (await engine.run(runtimeKey('classifier'), [tensor('input', 'FP32', [4, 4], Float32Array.from(rows.flat()))], ['probabilities', 'label'])).outputs;
 
       assert.deepEqual(outputs.map((o) => [o.name, o.datatype, o.shape]), [
         ['probabilities', 'FP32', [4, 3]],
@@ -97,7 +98,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
 
     it('multi_io: FP32, INT64, BOOL and BYTES inputs give their computed outputs', async () => {
       const outputs = (await engine.run(
-        'multi_io',
+        runtimeKey('multi_io'),
         [
           tensor('features', 'FP32', [2, 3], Float32Array.of(1.5, -2, 3, 0.25, 4, -0.5)),
           tensor('counts', 'INT64', [2, 2], BigInt64Array.of(1n, 2n, 2n ** 62n, 2n ** 62n - 1n)),
@@ -117,7 +118,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
       const inputs = allTypesInputs();
       const expected = inputs.map((input) => ({ ...input, name: input.name.replace(/^in_/, 'out_'), data: copyOf(input.data) }));
 
-      const outputs = (await engine.run('identity', inputs, expected.map((e) => e.name))).outputs;
+      const outputs = (await engine.run(runtimeKey('identity'), inputs, expected.map((e) => e.name))).outputs;
 
       assert.equal(outputs.length, expected.length);
       for (const [i, want] of expected.entries()) {
@@ -134,7 +135,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
       const inputs = allTypesInputs().map((input) =>
         input.datatype === 'BYTES' ? { ...input, data: ['', '', '', '', '', '', '', ''] } : input,
       );
-      const [bytes] = (await engine.run('identity', inputs, ['out_bytes'])).outputs;
+      const [bytes] = (await engine.run(runtimeKey('identity'), inputs, ['out_bytes'])).outputs;
       assert.deepEqual(bytes, { name: 'out_bytes', datatype: 'BYTES', shape: [2, 4], data: ['', '', '', '', '', '', '', ''] });
     });
   });
@@ -143,17 +144,17 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
     it('returns only the requested outputs, in the requested order', async () => {
       const input = () => [tensor('input', 'FP32', [1, 4], Float32Array.of(6.3, 3.3, 6.0, 2.5))];
 
-      const labelOnly = (await engine.run('classifier', input(), ['label'])).outputs;
+      const labelOnly = (await engine.run(runtimeKey('classifier'), input(), ['label'])).outputs;
       assert.deepEqual(labelOnly, [{ name: 'label', datatype: 'INT64', shape: [1], data: BigInt64Array.of(2n) }]);
 
-      const reversed = (await engine.run('classifier', input(), ['label', 'probabilities'])).outputs;
+      const reversed = (await engine.run(runtimeKey('classifier'), input(), ['label', 'probabilities'])).outputs;
       assert.deepEqual(reversed.map((o) => o.name), ['label', 'probabilities']);
       assertClose(reversed[1]!.data as Float32Array, referenceProbabilities([6.3, 3.3, 6.0, 2.5]));
     });
 
     it('picks a subset of many outputs, out of file order', async () => {
       const requested = ['out_bytes', 'out_int64', 'out_bool', 'out_fp16'];
-      const outputs = (await engine.run('identity', allTypesInputs(), requested)).outputs;
+      const outputs = (await engine.run(runtimeKey('identity'), allTypesInputs(), requested)).outputs;
       assert.deepEqual(outputs.map((o) => [o.name, o.datatype]), [
         ['out_bytes', 'BYTES'],
         ['out_int64', 'INT64'],
@@ -189,9 +190,9 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
     const valid = () => [tensor('x', 'FP32', [2, 3], Float32Array.of(0, 1, 2, -3, 4.5, 5))];
 
     async function assertStillServes(): Promise<void> {
-      const [y] = (await engine.run('static', valid(), ['y'])).outputs;
+      const [y] = (await engine.run(runtimeKey('static'), valid(), ['y'])).outputs;
       assert.deepEqual(y, { name: 'y', datatype: 'FP32', shape: [2, 3], data: Float32Array.of(1, 2, 3, -2, 5.5, 6) });
-      assert.deepEqual(statusOf(engine, 'static'), { key: 'static', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
+      assert.deepEqual(statusOf(engine, runtimeKey('static')), { key: 'static/1', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
     }
 
     const badFeeds: [string, () => Tensor[], string[], RegExp][] = [
@@ -204,7 +205,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
     ];
     for (const [what, feed, outputNames, reason] of badFeeds) {
       it(`${what}: rejects with INFERENCE.RUNTIME_ERROR and the next valid run is served`, async () => {
-        const error = await assertRejectsWithCode(engine.run('static', feed(), outputNames), 'INFERENCE.RUNTIME_ERROR', /static/);
+        const error = await assertRejectsWithCode(engine.run(runtimeKey('static'), feed(), outputNames), 'INFERENCE.RUNTIME_ERROR', /static/);
         assert.match(error.message, reason);
         await assertStillServes();
       });
@@ -212,6 +213,6 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
   });
 
   it('run on a key that was never loaded rejects with REGISTRY.VERSION_NOT_READY', async () => {
-    await assertRejectsWithCode(engine.run('never-loaded', [], ['y']), 'REGISTRY.VERSION_NOT_READY', /never-loaded/);
+    await assertRejectsWithCode(engine.run(runtimeKey('never-loaded'), [], ['y']), 'REGISTRY.VERSION_NOT_READY', /never-loaded/);
   });
 });

@@ -1,6 +1,7 @@
 // A run that does not end (a Loop whose trip count is an input, as a generative model's max_length
 // is): past its time limit it fails, the worker process computing it is killed and replaced, and
 // unload, shutdown and the server's own end never wait for it longer than that.
+import { runtimeKey } from '../../support/runtime-keys.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -47,63 +48,63 @@ describe('a run that does not end', { timeout: 120_000 }, () => {
   });
 
   it('computes y = x + trip_count when it ends', async () => {
-    await engine.load('loop', models.path('loop'), runtimeOptions());
+    await engine.load(runtimeKey('loop'), models.path('loop'), runtimeOptions());
     try {
-      const [y] = (await engine.run('loop', loopInput(41n), ['y'])).outputs;
+      const [y] = (await engine.run(runtimeKey('loop'), loopInput(41n), ['y'])).outputs;
       assert.deepEqual(y!.data, Float32Array.of(42));
     } finally {
-      await engine.unload('loop');
+      await engine.unload(runtimeKey('loop'));
     }
   });
 
   it('past its time limit: DEADLINE_EXCEEDED, its worker process is gone, and a replacement serves the next call', async () => {
     const others = childProcessesOf(process.pid);
-    await engine.load('loop', models.path('loop'), runtimeOptions());
+    await engine.load(runtimeKey('loop'), models.path('loop'), runtimeOptions());
     try {
       const [worker] = workersOf(others);
       assert.ok(worker, 'the instance is a child process');
-      await assertRejectsWithCode(engine.run('loop', loopInput(FOREVER), ['y'], { timeLimitMs: 300 }), 'INFERENCE.DEADLINE_EXCEEDED', /time limit of 300 ms: its instance was stopped and is being replaced/);
+      await assertRejectsWithCode(engine.run(runtimeKey('loop'), loopInput(FOREVER), ['y'], { timeLimitMs: 300 }), 'INFERENCE.DEADLINE_EXCEEDED', /time limit of 300 ms: its instance was stopped and is being replaced/);
       assert.equal(isRunning(worker), false, 'the process that computed the run has ended: no CPU is spent on it');
 
-      const [y] = (await engine.run('loop', loopInput(2n), ['y'])).outputs;
+      const [y] = (await engine.run(runtimeKey('loop'), loopInput(2n), ['y'])).outputs;
       assert.deepEqual(y!.data, Float32Array.of(3));
-      const status = statusOf(engine, 'loop')!;
+      const status = statusOf(engine, runtimeKey('loop'))!;
       assert.deepEqual([status.instances, status.lostInstances, status.restartedInstances], [1, 1, 1]);
       assert.equal(workersOf(others).length, 1, 'one instance, one process');
     } finally {
-      await engine.unload('loop');
+      await engine.unload(runtimeKey('loop'));
     }
   });
 
   it('the calls waiting behind it run on the replacement; one whose own limit passes while it waits fails alone', async () => {
-    await engine.load('loop', models.path('loop'), runtimeOptions());
+    await engine.load(runtimeKey('loop'), models.path('loop'), runtimeOptions());
     try {
-      const runaway = engine.run('loop', loopInput(FOREVER), ['y'], { timeLimitMs: 1000 });
+      const runaway = engine.run(runtimeKey('loop'), loopInput(FOREVER), ['y'], { timeLimitMs: 1000 });
       const runawayOutcome = runaway.then(() => 'it ended', (error: unknown) => error);
       // Behind it on its instance: one handed to the worker, one still in the pool.
       const [behind, waiting, impatient] = [
-        engine.run('loop', loopInput(5n), ['y']),
-        engine.run('loop', loopInput(6n), ['y']),
-        engine.run('loop', loopInput(7n), ['y'], { timeLimitMs: 50 }),
+        engine.run(runtimeKey('loop'), loopInput(5n), ['y']),
+        engine.run(runtimeKey('loop'), loopInput(6n), ['y']),
+        engine.run(runtimeKey('loop'), loopInput(7n), ['y'], { timeLimitMs: 50 }),
       ];
       await assertRejectsWithCode(impatient, 'INFERENCE.DEADLINE_EXCEEDED', /time limit of 50 ms$/);
-      assert.equal(statusOf(engine, 'loop')!.lostInstances, 0, 'a call that had not started stops no instance');
+      assert.equal(statusOf(engine, runtimeKey('loop'))!.lostInstances, 0, 'a call that had not started stops no instance');
       assert.deepEqual((await behind).outputs[0]!.data, Float32Array.of(6));
       assert.deepEqual((await waiting).outputs[0]!.data, Float32Array.of(7));
       const error = await runawayOutcome;
       assert.match((error as Error).message, /time limit of 1000 ms/);
-      assert.equal(statusOf(engine, 'loop')!.lostInstances, 1);
+      assert.equal(statusOf(engine, runtimeKey('loop'))!.lostInstances, 1);
     } finally {
-      await engine.unload('loop');
+      await engine.unload(runtimeKey('loop'));
     }
   });
 
   it('unload during it returns once the limit has stopped it, and leaves no worker process', async () => {
     const workersBefore = liveSessionWorkers();
-    await engine.load('loop', models.path('loop'), runtimeOptions({ instanceCount: 2 }));
-    const runaway = engine.run('loop', loopInput(FOREVER), ['y'], { timeLimitMs: 500 });
+    await engine.load(runtimeKey('loop'), models.path('loop'), runtimeOptions({ instanceCount: 2 }));
+    const runaway = engine.run(runtimeKey('loop'), loopInput(FOREVER), ['y'], { timeLimitMs: 500 });
     const outcome = runaway.then(() => 'it ended', (error: unknown) => error);
-    await engine.unload('loop');
+    await engine.unload(runtimeKey('loop'));
     assert.equal(liveSessionWorkers(), workersBefore, 'no worker process is left: not the runaway one, not a replacement');
     assert.match(String(await outcome), /time limit of 500 ms/);
   });
@@ -111,8 +112,8 @@ describe('a run that does not end', { timeout: 120_000 }, () => {
   it('the engine shutdown returns too, with every worker process ended', async () => {
     const workersBefore = liveSessionWorkers();
     const shutdownEngine = new OnnxRuntimeEngine();
-    await shutdownEngine.load('loop', models.path('loop'), runtimeOptions());
-    const outcome = shutdownEngine.run('loop', loopInput(FOREVER), ['y'], { timeLimitMs: 500 }).then(() => 'it ended', (error: unknown) => error);
+    await shutdownEngine.load(runtimeKey('loop'), models.path('loop'), runtimeOptions());
+    const outcome = shutdownEngine.run(runtimeKey('loop'), loopInput(FOREVER), ['y'], { timeLimitMs: 500 }).then(() => 'it ended', (error: unknown) => error);
     await shutdownEngine.onApplicationShutdown();
     assert.equal(liveSessionWorkers(), workersBefore);
     assert.match(String(await outcome), /time limit/);

@@ -1,5 +1,6 @@
 // Warm-up samples run in the session workers: on every instance, and on an instance that replaces a
 // lost one before it takes work. A sample that fails is an error naming it.
+import { runtimeKey } from '../../support/runtime-keys.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
@@ -35,10 +36,10 @@ describe('warm-up in the session workers', { timeout: 60_000 }, () => {
   it('the engine runs the samples on its instances, and a failing one is an error naming the sample and why', async () => {
     const engine = new OnnxRuntimeEngine();
     try {
-      await engine.load('parse_int/1', models.path('parse_int'), runtimeOptions({ instanceCount: 2 }));
-      await engine.warmUp('parse_int/1', fromFile());
-      await assert.rejects(engine.warmUp('parse_int/1', emptyStrings), /warm-up sample 'empty strings' failed: .*Cast/);
-      const { outputs } = await engine.run('parse_int/1', [tensor('text', 'BYTES', [1], ['4'])], ['doubled']);
+      await engine.load(runtimeKey('parse_int/1'), models.path('parse_int'), runtimeOptions({ instanceCount: 2 }));
+      await engine.warmUp(runtimeKey('parse_int/1'), fromFile());
+      await assert.rejects(engine.warmUp(runtimeKey('parse_int/1'), emptyStrings), /warm-up sample 'empty strings' failed: .*Cast/);
+      const { outputs } = await engine.run(runtimeKey('parse_int/1'), [tensor('text', 'BYTES', [1], ['4'])], ['doubled']);
       assert.deepEqual(outputs[0]!.data, BigInt64Array.of(8n), 'a failed warm-up leaves the instances serving');
     } finally {
       await engine.onApplicationShutdown();
@@ -46,7 +47,7 @@ describe('warm-up in the session workers', { timeout: 60_000 }, () => {
   });
 
   it('an instance replacing a lost one runs the samples before it takes work: one that fails them never serves', async () => {
-    const { pool } = await SessionWorkerPool.start({ modelPath: models.path('parse_int'), executionProviders: ['cpu'], intraOpThreads: 1, interOpThreads: 1, allowSpinning: false }, 1);
+    const { pool } = await SessionWorkerPool.start({ modelPath: models.path('parse_int'), executionProviders: ['cpu'], intraOpThreads: 1, interOpThreads: 1, allowSpinning: false, logSeverityLevel: 2 }, 1, (line) => process.stderr.write(`${line}\n`));
     try {
       await pool.warmUp(fromFile());
       const run = () => pool.run([tensor('text', 'BYTES', [1], ['5'])], ['doubled']);

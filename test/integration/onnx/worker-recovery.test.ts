@@ -32,8 +32,9 @@ describe('SessionWorkerPool: a worker that dies', { timeout: 60_000 }, () => {
   before(async () => {
     models = await modelDirectory({ heavy: heavyModel(HEAVY_ROWS, HEAVY_LAYERS) });
     ({ pool } = await SessionWorkerPool.start(
-      { modelPath: models.path('heavy'), executionProviders: ['cpu'], intraOpThreads: 1, interOpThreads: 1, allowSpinning: false },
+      { modelPath: models.path('heavy'), executionProviders: ['cpu'], intraOpThreads: 1, interOpThreads: 1, allowSpinning: false, logSeverityLevel: 2 },
       2,
+      (line) => process.stderr.write(`${line}\n`),
     ));
   });
 

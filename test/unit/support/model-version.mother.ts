@@ -1,6 +1,7 @@
 import { ModelVersion } from '../../../src/domain/registry/model-version.js';
 import { DEFAULT_VERSION_POLICY, type VersionPolicy } from '../../../src/domain/registry/version-policy.js';
-import { ONNX_PLATFORM, type ModelConfig } from '../../../src/domain/registry/model-config.js';
+import type { ModelConfig } from '../../../src/domain/registry/model-config.js';
+import { ONNX_RUNTIME_BACKEND } from '../../support/model-backends.js';
 import { DEFAULT_QUEUE_POLICY, type SchedulingPolicy } from '../../../src/domain/inference/scheduling-policy.js';
 
 /** A scheduling policy: batching up to 8 rows, no wait, one priority level, the default queue policy. */
@@ -23,7 +24,8 @@ export function aSchedulingPolicy(overrides: Partial<SchedulingPolicy> = {}): Sc
 export function aModelConfig(overrides: Partial<ModelConfig> & { versionPolicy?: VersionPolicy } = {}): ModelConfig {
   return {
     name: 'resnet',
-    platform: ONNX_PLATFORM,
+    platform: ONNX_RUNTIME_BACKEND.platforms[0],
+    backend: ONNX_RUNTIME_BACKEND.name,
     maxBatchSize: 8,
     inputs: [{ name: 'image', datatype: 'FP32', dims: [3, 224, 224] }],
     outputs: [{ name: 'scores', datatype: 'FP32', dims: [1000] }],

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { StatisticsSnapshot } from '../../../domain/inference/inference-statistics.js';
 import type { ModelVersion } from '../../../domain/registry/model-version.js';
-import { ModelRegistry } from '../../registry/model-registry.js';
+import { ModelCatalog } from '../../../domain/registry/model-catalog.port.js';
 import { ModelVersionSchedulers } from '../model-version-schedulers.js';
 
 export interface VersionStatistics {
@@ -17,7 +17,7 @@ export interface VersionStatistics {
 @Injectable()
 export class GetModelStatisticsHandler {
   constructor(
-    private readonly registry: ModelRegistry,
+    private readonly registry: ModelCatalog,
     private readonly schedulers: ModelVersionSchedulers,
   ) {}
 

@@ -21,7 +21,7 @@ import { StreamMetrics } from '../../observability/metrics/stream-metrics.js';
 import { ClientQuota } from '../../throttling/client-quota.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
-import { holdSharedMemoryOutputs, sharedMemoryInputs, type SharedMemoryOutputs } from './shared-memory-tensors.js';
+import { holdSharedMemoryOutputs, sharedMemoryInputs, type SharedMemoryOutputs } from '../../../infra/transport/shared-memory-tensors.js';
 
 /**
  * Triton marks each ModelStreamInfer answer with `triton_final_response`: true on the last answer of

@@ -5,7 +5,7 @@ import { writeDomainError } from '../../../infra/transport/error-response.filter
 import { annotateAccessLog } from '../../observability/access-log.js';
 import { TrafficRouter } from '../../../domain/rollout/traffic-router.port.js';
 import { InferenceMetrics } from '../../observability/metrics/inference-metrics.js';
-import { ModelRegistry } from '../../registry/model-registry.js';
+import { ModelCatalog } from '../../../domain/registry/model-catalog.port.js';
 import { ModelVersionSchedulers } from '../model-version-schedulers.js';
 
 const NO_HEADERS = (): undefined => undefined;
@@ -25,7 +25,7 @@ const VERSION = /^[1-9]\d{0,15}$/;
 @Injectable()
 export class RefuseBeforeReadingMiddleware implements NestMiddleware {
   constructor(
-    private readonly registry: ModelRegistry,
+    private readonly registry: ModelCatalog,
     private readonly schedulers: ModelVersionSchedulers,
     private readonly router: TrafficRouter,
     private readonly metrics: InferenceMetrics,

@@ -1,5 +1,4 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { trace } from '@opentelemetry/api';
 import { performance } from 'node:perf_hooks';
 import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import {
@@ -20,9 +19,9 @@ import { outputDivergence } from '../../../domain/rollout/output-divergence.js';
 import { TrafficRouter } from '../../../domain/rollout/traffic-router.port.js';
 import { errorKindOf } from '../../../domain/shared/domain-error.js';
 import { AppConfig } from '../../../infra/config/app-config.js';
-import { Tracing } from '../../../infra/tracing/tracing.js';
+import { RequestTracer } from '../../../domain/shared/request-tracer.port.js';
 import { InferenceMetrics } from '../../observability/metrics/inference-metrics.js';
-import { ModelRegistry } from '../../registry/model-registry.js';
+import { ModelCatalog } from '../../../domain/registry/model-catalog.port.js';
 import { CircuitBreakers } from '../circuit-breakers.js';
 import { ConcurrencyLimits } from '../concurrency-limits.js';
 import { ModelVersionSchedulers } from '../model-version-schedulers.js';
@@ -61,12 +60,12 @@ export class RunInferenceHandler {
   private readonly logger = new Logger('Shadow');
 
   constructor(
-    private readonly registry: ModelRegistry,
+    private readonly registry: ModelCatalog,
     private readonly schedulers: ModelVersionSchedulers,
     private readonly engine: InferenceEngine,
     private readonly router: TrafficRouter,
     private readonly metrics: InferenceMetrics,
-    private readonly tracing: Tracing,
+    private readonly tracing: RequestTracer,
     private readonly breakers: CircuitBreakers,
     private readonly limits: ConcurrencyLimits,
     private readonly config: AppConfig,
@@ -142,7 +141,7 @@ export class RunInferenceHandler {
     const served = (route && model.readyVersions.find((v) => v.version === route.version)) ?? model.versionToServe(version);
     attempt.version = served.version;
     const labels = { 'inference.model': modelName, 'inference.model_version': String(served.version) };
-    trace.getActiveSpan()?.setAttributes(labels);
+    this.tracing.annotateRequest(labels);
     const config = served.config!;
     const signature = servedSignature(config);
     const outputNames = validateInferenceRequest(request, signature, config.maxBatchSize);

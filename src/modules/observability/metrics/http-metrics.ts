@@ -5,7 +5,7 @@ import { AppConfig } from '../../../infra/config/app-config.js';
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
 /** The route label of a request no route matched: raw paths never become labels. */
-export const UNMATCHED_ROUTE = '_unmatched';
+const UNMATCHED_ROUTE = '_unmatched';
 
 export const HTTP_METRIC_PROVIDERS = [
   makeCounterProvider({ name: 'http_requests_total', help: 'HTTP requests answered, by route template and status.', labelNames: ['method', 'route', 'status'] }),

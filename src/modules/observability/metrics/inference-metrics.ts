@@ -5,10 +5,10 @@ import { AppConfig } from '../../../infra/config/app-config.js';
 import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import type { ModelVersion } from '../../../domain/registry/model-version.js';
 import { errorKindOf, FAILURE_REASONS } from '../../../domain/shared/domain-error.js';
-import { ModelRegistry } from '../../registry/model-registry.js';
+import { ModelCatalog } from '../../../domain/registry/model-catalog.port.js';
 
 /** The label of a model or version the server does not know: unknown names never make new series. */
-export const UNKNOWN_LABEL = '_unknown';
+const UNKNOWN_LABEL = '_unknown';
 
 const MODEL_LABELS = ['model', 'version'] as const;
 const VERSION_STATES = ['UNKNOWN', 'LOADING', 'READY', 'UNLOADING', 'UNAVAILABLE'] as const;
@@ -51,7 +51,7 @@ export class InferenceMetrics {
 
   constructor(
     config: AppConfig,
-    private readonly registry: ModelRegistry,
+    private readonly registry: ModelCatalog,
     private readonly engine: InferenceEngine,
     @InjectMetric('inference_request_success_total') private readonly success: Counter,
     @InjectMetric('inference_request_failure_total') private readonly failure: Counter,
@@ -111,7 +111,7 @@ export class InferenceMetrics {
     this.versionState.reset();
     this.pending.reset();
     this.workers.reset();
-    const pools = new Map(this.engine.status().map((pool) => [pool.key, pool]));
+    const pools = new Map(this.engine.status().map((pool) => [pool.key.toString(), pool]));
     for (const model of this.registry.all()) {
       for (const version of model.versions) {
         const labels = { model: model.name, version: String(version.version) };
@@ -123,7 +123,7 @@ export class InferenceMetrics {
           this.success.inc(labels, 0);
           for (const reason of FAILURE_REASONS) this.failure.inc({ ...labels, reason }, 0);
         }
-        const pool = version.isReady ? pools.get(version.key) : undefined;
+        const pool = version.isReady ? pools.get(version.key.toString()) : undefined;
         if (pool) {
           this.workers.set({ ...labels, state: 'busy' }, pool.busy);
           this.workers.set({ ...labels, state: 'idle' }, Math.max(0, pool.instances - pool.busy));

@@ -4,7 +4,7 @@ import { collectDefaultMetrics, register } from 'prom-client';
 import { AppConfig, bindFailure } from '../../../infra/config/app-config.js';
 import { createLimitedServer, type Server } from '../../../infra/http/connection-limits.js';
 import { ServerTls } from '../../../infra/tls/server-tls.js';
-import { ModelVersionSchedulers } from '../../inference/model-version-schedulers.js';
+import { SchedulerQueues } from '../../../domain/inference/scheduler-queues.port.js';
 import { InferenceMetrics } from './inference-metrics.js';
 
 /**
@@ -22,7 +22,7 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
   constructor(
     private readonly config: AppConfig,
     private readonly metrics: InferenceMetrics,
-    private readonly schedulers: ModelVersionSchedulers,
+    private readonly schedulers: SchedulerQueues,
     private readonly tls: ServerTls,
   ) {}
 
@@ -44,7 +44,7 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
         res.writeHead(404, { 'content-type': 'text/plain', connection: 'close' }).end('metrics are at GET /metrics\n');
         return;
       }
-      this.metrics.refresh((version) => this.schedulers.queuedOf(version));
+      this.metrics.refresh((version) => this.schedulers.queuedOf(version.key));
       register.metrics().then(
         (text) => res.writeHead(200, { 'content-type': register.contentType }).end(text),
         (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${error.message}\n`),

@@ -8,7 +8,7 @@ import { STREAM_METRIC_PROVIDERS, StreamMetrics } from './stream-metrics.js';
 /**
  * Prometheus metrics: prom-client's metrics made by @willsoto/nestjs-prometheus' providers, in the
  * default registry, served by MetricsServer on METRICS_PORT (not by the module's controller on the
- * API port).
+ * API port). Global: metrics are the shared kernel every context reports to.
  */
 @Global()
 @Module({

@@ -1,6 +1,7 @@
 import { Global, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
+import { RequestTracer } from '../../../domain/shared/request-tracer.port.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
 import { SERVER_VERSION } from '../../health/server-identity.js';
 import { GrpcAccessLogInterceptor } from './grpc-access-log.interceptor.js';
@@ -9,6 +10,7 @@ import { TracingInterceptor } from './tracing.interceptor.js';
 /**
  * Tracing (configured by the OTEL_* environment; `spanExporter` replaces it, for tests) and the
  * global, transport-aware interceptors: the request span, then the gRPC access line inside it.
+ * Global: tracing is the shared kernel every context reports to (the RequestTracer port).
  */
 @Global()
 @Module({})
@@ -20,10 +22,11 @@ export class TracingModule implements OnApplicationShutdown {
       module: TracingModule,
       providers: [
         { provide: Tracing, useFactory: () => new Tracing(process.env, SERVER_VERSION, spanExporter) },
+        { provide: RequestTracer, useExisting: Tracing },
         { provide: APP_INTERCEPTOR, useClass: TracingInterceptor },
         { provide: APP_INTERCEPTOR, useClass: GrpcAccessLogInterceptor },
       ],
-      exports: [Tracing],
+      exports: [Tracing, RequestTracer],
     };
   }
 

@@ -6,7 +6,6 @@ import type { ModelState, UnreadableModelState } from '../../../domain/registry/
 import { ModelVersion } from '../../../domain/registry/model-version.js';
 import { Model } from '../../../domain/registry/model.js';
 import { DEFAULT_VERSION_POLICY, selectVersions, type VersionPolicy } from '../../../domain/registry/version-policy.js';
-import { parseModelConfig } from '../../../infra/model-repository/model-config.schema.js';
 import { ModelRegistry } from '../model-registry.js';
 import { ModelStates } from '../model-states.js';
 import { VersionLoader } from '../version-loader.js';
@@ -66,14 +65,14 @@ export class LoadModelRepositoryHandler {
 
   private async loadModel(directory: ModelDirectory, restored: ModelState | undefined): Promise<void> {
     let saved = restored;
-    const whyNot = saved && whyNotApplicable(directory, saved);
+    const whyNot = saved && whyNotApplicable(directory, saved, (text) => this.repository.parseConfig(text));
     if (saved && whyNot) {
       const msg = `model '${directory.name}': its saved state (${describeState(saved)}) cannot be applied: ${whyNot}; the model loads as its version policy says`;
       this.logger.error({ msg, model: directory.name, state: saved, reason: whyNot });
       this.states.discard(directory.name);
       saved = undefined;
     }
-    const config = withinLimits(configOf(directory, saved), this.limits);
+    const config = withinLimits(configOf(directory, saved, (text) => this.repository.parseConfig(text)), this.limits);
     const declared: DeclaredModelConfig = config.ok ? config.declared : {};
     const policy = declared.versionPolicy ?? DEFAULT_VERSION_POLICY;
     const available = directory.versions.map((v) => v.version);
@@ -111,8 +110,11 @@ export class LoadModelRepositoryHandler {
   }
 }
 
+/** Reads a configuration in the repository's format (ModelRepository.parseConfig). */
+type ConfigParser = (text: string) => DeclaredModelConfig;
+
 /** Why a saved state cannot be applied to the model as the repository holds it now; undefined when it can. */
-function whyNotApplicable(directory: ModelDirectory, saved: ModelState): string | undefined {
+function whyNotApplicable(directory: ModelDirectory, saved: ModelState, parseConfig: ConfigParser): string | undefined {
   const available = new Set(directory.versions.map((v) => v.version));
   const named = [...saved.loadedVersions, ...(saved.explicitVersions ?? []), ...(saved.defaultVersion !== undefined ? [saved.defaultVersion] : [])];
   const missing = [...new Set(named)].filter((v) => !available.has(v)).sort((a, b) => a - b);
@@ -122,7 +124,7 @@ function whyNotApplicable(directory: ModelDirectory, saved: ModelState): string 
   }
   if (saved.configOverride !== undefined) {
     try {
-      parseModelConfig(saved.configOverride);
+      parseConfig(saved.configOverride);
     } catch (error) {
       return `its configuration override is invalid: ${(error as Error).message}`;
     }
@@ -143,9 +145,9 @@ function describePolicy(policy: VersionPolicy): string {
 }
 
 /** The model's configuration: the override saved with it, else its config file. */
-function configOf(directory: ModelDirectory, saved: ModelState | undefined): ModelDirectory['config'] {
+function configOf(directory: ModelDirectory, saved: ModelState | undefined, parseConfig: ConfigParser): ModelDirectory['config'] {
   if (saved?.configOverride === undefined) return directory.config;
-  return { ok: true, declared: parseModelConfig(saved.configOverride) }; // checked by whyNotApplicable
+  return { ok: true, declared: parseConfig(saved.configOverride) }; // checked by whyNotApplicable
 }
 
 /** A configuration past the host's limits is refused like an invalid one: its versions are UNAVAILABLE, saying why. */

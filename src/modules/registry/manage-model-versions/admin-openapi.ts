@@ -42,18 +42,18 @@ export interface ParameterObject {
   readonly schema: SchemaObject;
 }
 
-export interface MediaTypeObject {
+interface MediaTypeObject {
   readonly schema: SchemaObject;
   readonly example?: unknown;
 }
 
-export interface RequestBodyObject {
+interface RequestBodyObject {
   readonly description: string;
   readonly required: boolean;
   readonly content: Readonly<Record<string, MediaTypeObject>>;
 }
 
-export interface ResponseObject {
+interface ResponseObject {
   readonly description: string;
   readonly content?: Readonly<Record<string, MediaTypeObject>>;
 }
@@ -72,7 +72,7 @@ export interface OperationObject {
 
 export type HttpMethod = 'get' | 'put' | 'post' | 'delete' | 'patch' | 'head' | 'options';
 
-export type PathItemObject = Partial<Record<HttpMethod, OperationObject>> & {
+type PathItemObject = Partial<Record<HttpMethod, OperationObject>> & {
   readonly parameters?: readonly (ParameterObject | ReferenceObject)[];
 };
 

@@ -11,7 +11,7 @@ import { Model } from '../../../domain/registry/model.js';
 import { DEFAULT_VERSION_POLICY, selectVersions } from '../../../domain/registry/version-policy.js';
 import { VersionTraffic } from '../../../domain/registry/version-traffic.port.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
-import { parseModelConfig } from '../../../infra/model-repository/model-config.schema.js';
+import { ModelVersionId, RuntimeKey } from '../../../domain/shared/model-version-id.js';
 import { ModelRegistry } from '../model-registry.js';
 import { ModelStates, notMade } from '../model-states.js';
 import { VersionLoader } from '../version-loader.js';
@@ -84,13 +84,14 @@ export class ModelLifecycle {
           throw notMade(`the upload of version ${number} of model '${modelName}'`, error, 'nothing was written');
         });
       }
+      const versionId = ModelVersionId.of(modelName, number);
       try {
         await this.repository.addVersion(modelName, number, bytes, async (modelPath) => {
           try {
-            await this.loader.check(modelName, modelPath, `${modelName}/${number}#upload`, declared);
+            await this.loader.check(modelPath, RuntimeKey.uploadCheck(versionId), declared);
           } catch (error) {
             // The staging directory is named as the version it would become; no path of the server.
-            const reason = this.repository.withoutPaths((error as Error).message.split(dirname(modelPath)).join(`${modelName}/${number}`));
+            const reason = this.repository.withoutPaths((error as Error).message.split(dirname(modelPath)).join(versionId.toString()));
             throw new DomainError('REGISTRY.LOAD_FAILED', `the uploaded model does not load: ${reason}`);
           }
         });
@@ -332,7 +333,7 @@ export class ModelLifecycle {
 
   /** A configuration override (config.json text), within the host's limits. */
   private checkedOverride(modelName: string, text: string): DeclaredModelConfig {
-    const declared = parseOverride(modelName, text);
+    const declared = parseOverrideWith((config) => this.repository.parseConfig(config), modelName, text);
     try {
       this.limits.check(declared);
     } catch (error) {
@@ -384,9 +385,9 @@ function fileConfigOf(directory: ModelDirectory): DeclaredModelConfig {
   return directory.config.declared;
 }
 
-function parseOverride(modelName: string, text: string): DeclaredModelConfig {
+function parseOverrideWith(parseConfig: (text: string) => DeclaredModelConfig, modelName: string, text: string): DeclaredModelConfig {
   try {
-    return parseModelConfig(text);
+    return parseConfig(text);
   } catch (error) {
     throw new DomainError('REGISTRY.INVALID_CONFIG', `model '${modelName}': the configuration override is invalid: ${(error as Error).message}`);
   }

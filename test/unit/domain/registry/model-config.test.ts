@@ -1,3 +1,4 @@
+import { ONNX_RUNTIME_BACKEND } from '../../../support/model-backends.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -25,21 +26,21 @@ const fixedFile: ModelSignature = {
   outputs: [spec('pooled', 'FP32', [1, 768])],
 };
 
-const complete = (declared: DeclaredModelConfig, file: ModelSignature = batchingFile) => completeModelConfig('resnet', declared, file);
+const complete = (declared: DeclaredModelConfig, file: ModelSignature = batchingFile) => completeModelConfig(ONNX_RUNTIME_BACKEND, 'resnet', declared, file);
 
 describe('completeModelConfig', () => {
   describe('labels (label_filename)', () => {
     const labelled: DeclaredModelConfig = { outputs: [{ name: 'scores', datatype: 'FP32', dims: [1000], labelFilename: 'imagenet.txt' }] };
 
     it('keeps the labels read for each labelled output, by output name; none without label files', () => {
-      const config = completeModelConfig('resnet', labelled, batchingFile, new Map([['imagenet.txt', ['tench', 'goldfish']]]));
+      const config = completeModelConfig(ONNX_RUNTIME_BACKEND, 'resnet', labelled, batchingFile, new Map([['imagenet.txt', ['tench', 'goldfish']]]));
       assert.deepEqual(config.labels, new Map([['scores', ['tench', 'goldfish']]]));
       assert.equal(config.outputs[0]?.labelFilename, 'imagenet.txt');
       assert.deepEqual(complete({}).labels, new Map());
     });
 
     it('refuses a labelled output whose label file was not read', () => {
-      assertDomainError(() => completeModelConfig('resnet', labelled, batchingFile), 'REGISTRY.INVALID_CONFIG', "output 'scores'", "'imagenet.txt'");
+      assertDomainError(() => completeModelConfig(ONNX_RUNTIME_BACKEND, 'resnet', labelled, batchingFile), 'REGISTRY.INVALID_CONFIG', "output 'scores'", "'imagenet.txt'");
     });
   });
 
@@ -323,7 +324,7 @@ describe('servedSignature', () => {
   });
 
   it('round-trips the file signature of a batching model through completeModelConfig', () => {
-    assert.deepEqual(servedSignature(completeModelConfig('resnet', {}, batchingFile)), batchingFile);
+    assert.deepEqual(servedSignature(completeModelConfig(ONNX_RUNTIME_BACKEND, 'resnet', {}, batchingFile)), batchingFile);
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ModelVersion, type ModelVersionState } from '../../../../src/domain/registry/model-version.js';
+import { ModelVersionId } from '../../../../src/domain/shared/model-version-id.js';
 import { assertDomainError } from '../../support/domain-error.assertions.js';
 import { FILE_SHA256, LOADED_AT, aModelConfig, aModelVersion } from '../../support/model-version.mother.js';
 
@@ -14,7 +15,9 @@ describe('ModelVersion', () => {
       assert.equal(version.executionProvider, undefined);
       assert.equal(version.isReady, false);
       assert.equal(version.path, '/models/resnet/3/model.onnx');
-      assert.equal(version.key, 'resnet/3');
+      assert.equal(version.key.toString(), 'resnet/3');
+      assert.equal(version.nextKey.toString(), 'resnet/3#2', 'a reload loads beside it under the next generation');
+      assert.ok(version.id.equals(ModelVersionId.of('resnet', 3)));
     });
 
     for (const bad of [0, -1, 1.5, Number.NaN]) {

@@ -1,3 +1,4 @@
+import { ONNX_RUNTIME_BACKEND } from '../../../support/model-backends.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseModelConfig, toConfigFile } from '../../../../src/infra/model-repository/model-config.schema.js';
@@ -34,7 +35,7 @@ describe('config.json: max_inflight_requests and adaptive_concurrency', () => {
     const declared = parseModelConfig('{}');
     assert.equal(declared.concurrency?.maxInFlight, undefined);
     assert.equal(declared.concurrency?.adaptive, undefined);
-    assert.deepEqual(completeModelConfig('m', {}, signature).concurrency, {});
+    assert.deepEqual(completeModelConfig(ONNX_RUNTIME_BACKEND, 'm', {}, signature).concurrency, {});
   });
 
   describe('refuses, naming the field and the value', () => {
@@ -61,9 +62,9 @@ describe('config.json: max_inflight_requests and adaptive_concurrency', () => {
 
   describe('the complete configuration (GET .../config)', () => {
     const roundTrip = (declared: DeclaredModelConfig) => {
-      const config = completeModelConfig('m', declared, signature);
+      const config = completeModelConfig(ONNX_RUNTIME_BACKEND, 'm', declared, signature);
       const file = toConfigFile(config);
-      return { config, file, again: completeModelConfig('m', parseModelConfig(JSON.stringify(file)), signature) };
+      return { config, file, again: completeModelConfig(ONNX_RUNTIME_BACKEND, 'm', parseModelConfig(JSON.stringify(file)), signature) };
     };
 
     it('writes both parameters as string_values, and reads them back the same', () => {

@@ -1,3 +1,4 @@
+import { ONNX_RUNTIME_BACKEND } from '../../../support/model-backends.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseModelConfig, toConfigFile } from '../../../../src/infra/model-repository/model-config.schema.js';
@@ -36,6 +37,7 @@ describe('parseModelConfig', () => {
     assert.deepEqual(definedFields(parse(fullConfigFile)), definedFields({
       name: 'resnet',
       platform: 'onnxruntime_onnx',
+      backend: 'onnxruntime',
       maxBatchSize: 4,
       inputs: [{ name: 'image', datatype: 'FP32', dims: [3, 224, 224] }],
       outputs: [
@@ -173,8 +175,9 @@ describe('parseModelConfig', () => {
       assertErrorMentions(() => parse({ input: [{ name: 'image', data_type: 'FP32', dims: [3] }] }), ['input.0.data_type']);
     });
 
-    it('a backend other than onnxruntime', () => {
-      assertErrorMentions(() => parse({ backend: 'tensorflow' }), ['backend']);
+    it('a backend that is no name (which backends are served, the registry checks)', () => {
+      assertErrorMentions(() => parse({ backend: '' }), ['backend']);
+      assert.equal(parse({ backend: 'tensorflow' }).backend, 'tensorflow');
     });
 
     it('a version policy of zero versions', () => {
@@ -292,9 +295,9 @@ describe('toConfigFile', () => {
     outputs: [spec('scores', 'FP32', [-1, 1000]), spec('label', 'BYTES', [-1])],
   };
   const roundTrip = (declared: DeclaredModelConfig) => {
-    const config = completeModelConfig('resnet', declared, fileSignature);
+    const config = completeModelConfig(ONNX_RUNTIME_BACKEND, 'resnet', declared, fileSignature);
     const reparsed = parseModelConfig(JSON.stringify(toConfigFile(config)));
-    return { config, again: completeModelConfig('resnet', reparsed, fileSignature) };
+    return { config, again: completeModelConfig(ONNX_RUNTIME_BACKEND, 'resnet', reparsed, fileSignature) };
   };
 
   it('writes a completed configuration that parses back to the same configuration', () => {
@@ -340,7 +343,7 @@ describe('toConfigFile', () => {
   });
 
   it("writes dynamic_batching with Triton's field names, every queue policy complete", () => {
-    const config = completeModelConfig(
+    const config = completeModelConfig(ONNX_RUNTIME_BACKEND, 
       'resnet',
       { dynamicBatching: { preferredBatchSizes: [4], maxQueueDelayMicros: 100, priorityLevels: 2, priorityQueuePolicies: new Map([[1, { maxQueueSize: 2 }]]) } },
       fileSignature,
@@ -359,19 +362,19 @@ describe('toConfigFile', () => {
 
   it("writes an output's label_filename, and keeps the labels read for it", () => {
     const declared = parseModelConfig(JSON.stringify({ output: [{ name: 'scores', data_type: 'TYPE_FP32', dims: [1000], label_filename: 'classes.txt' }] }));
-    const config = completeModelConfig('resnet', declared, fileSignature, new Map([['classes.txt', ['cat', 'dog']]]));
+    const config = completeModelConfig(ONNX_RUNTIME_BACKEND, 'resnet', declared, fileSignature, new Map([['classes.txt', ['cat', 'dog']]]));
     assert.deepEqual(config.labels, new Map([['scores', ['cat', 'dog']]]));
     const file = toConfigFile(config);
     assert.deepEqual(file.output, [
       { name: 'scores', data_type: 'TYPE_FP32', dims: [1000], label_filename: 'classes.txt' },
       { name: 'label', data_type: 'TYPE_STRING', dims: [] },
     ]);
-    const again = completeModelConfig('resnet', parseModelConfig(JSON.stringify(file)), fileSignature, new Map([['classes.txt', ['cat', 'dog']]]));
+    const again = completeModelConfig(ONNX_RUNTIME_BACKEND, 'resnet', parseModelConfig(JSON.stringify(file)), fileSignature, new Map([['classes.txt', ['cat', 'dog']]]));
     assert.deepEqual(again, config);
   });
 
   it("writes Triton's field names and datatypes", () => {
-    const file = toConfigFile(completeModelConfig('resnet', { versionPolicy: { kind: 'all' } }, fileSignature));
+    const file = toConfigFile(completeModelConfig(ONNX_RUNTIME_BACKEND, 'resnet', { versionPolicy: { kind: 'all' } }, fileSignature));
     assert.equal(file.max_batch_size, 8);
     assert.deepEqual(file.input, [{ name: 'image', data_type: 'TYPE_FP32', dims: [3, -1, -1] }]);
     assert.deepEqual(file.output?.[1], { name: 'label', data_type: 'TYPE_STRING', dims: [] });
@@ -429,8 +432,8 @@ describe("model_warmup (Triton's ModelWarmup, JSON form)", () => {
 
   it('is written back in the same JSON form by GET config (toConfigFile)', () => {
     const text = { model_warmup: [{ name: 'w', batch_size: 1, inputs: { image: { data_type: 'TYPE_FP32', dims: [3, 4, 4], input_data_file: 'image.bin' } }, count: 0 }] };
-    const file = toConfigFile(completeModelConfig('resnet', parse(text), fileSignature));
+    const file = toConfigFile(completeModelConfig(ONNX_RUNTIME_BACKEND, 'resnet', parse(text), fileSignature));
     assert.deepEqual(file.model_warmup, text.model_warmup);
-    assert.deepEqual(toConfigFile(completeModelConfig('resnet', {}, fileSignature)).model_warmup, []);
+    assert.deepEqual(toConfigFile(completeModelConfig(ONNX_RUNTIME_BACKEND, 'resnet', {}, fileSignature)).model_warmup, []);
   });
 });

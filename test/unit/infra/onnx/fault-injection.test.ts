@@ -1,3 +1,4 @@
+import { runtimeKey } from '../../../support/runtime-keys.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadAppConfig } from '../../../../src/infra/config/app-config.js';
@@ -12,7 +13,7 @@ import { assertErrorMentions } from '../../support/domain-error.assertions.js';
 /** The 1-based numbers of the runs (of `count` asked for `key`) for which `pick` holds. */
 function runsWhere(faults: FaultInjection, key: string, count: number, pick: (fault: WorkerFault | undefined) => boolean): number[] {
   const runs: number[] = [];
-  for (let run = 1; run <= count; run++) if (pick(faults.next(key))) runs.push(run);
+  for (let run = 1; run <= count; run++) if (pick(faults.next(runtimeKey(key)))) runs.push(run);
   return runs;
 }
 
@@ -25,8 +26,8 @@ function fromEnv(json: string): FaultInjection {
 
 describe('FaultInjection', () => {
   it('injects nothing without a plan, with or without a configuration', () => {
-    assert.equal(new FaultInjection().next('classifier/1'), undefined);
-    assert.equal(new FaultInjection(loadAppConfig({})).next('classifier/1'), undefined);
+    assert.equal(new FaultInjection().next(runtimeKey('classifier/1')), undefined);
+    assert.equal(new FaultInjection(loadAppConfig({})).next(runtimeKey('classifier/1')), undefined);
   });
 
   describe('deals shares deterministically', () => {
@@ -49,7 +50,7 @@ describe('FaultInjection', () => {
     it('the same way every time: a plan set again starts the deal again', () => {
       const faults = new FaultInjection();
       faults.set('m', { error_rate: 0.5 });
-      faults.next('m/1');
+      faults.next(runtimeKey('m/1'));
       faults.set('m', { error_rate: 0.5 });
       assert.deepEqual(runsWhere(faults, 'm/1', 4, fails), [2, 4]);
     });
@@ -57,7 +58,7 @@ describe('FaultInjection', () => {
     it('a run that crashes does not also fail; both shares are dealt in full', () => {
       const faults = new FaultInjection();
       faults.set('m', { error_rate: 0.5, crash_rate: 0.5 });
-      const dealt = Array.from({ length: 20 }, () => faults.next('m/1')!);
+      const dealt = Array.from({ length: 20 }, () => faults.next(runtimeKey('m/1'))!);
       assert.ok(dealt.every((fault) => !(fault.crash && fault.fail)));
       assert.equal(dealt.filter((fault) => fault.crash).length, 10);
       assert.ok(dealt.filter((fault) => fault.fail).length >= 9, 'a failure due on a crashing run comes on the next one');
@@ -67,30 +68,30 @@ describe('FaultInjection', () => {
   it('adds latency_ms to every run of the target, and only to it', () => {
     const faults = new FaultInjection();
     faults.set('slow', { latency_ms: 250 });
-    for (let i = 0; i < 3; i++) assert.deepEqual(faults.next('slow/1'), { delayMs: 250, fail: false, crash: false });
-    assert.equal(faults.next('fast/1'), undefined);
-    assert.equal(faults.next('slower/1'), undefined, 'a model whose name starts like the target');
+    for (let i = 0; i < 3; i++) assert.deepEqual(faults.next(runtimeKey('slow/1')), { delayMs: 250, fail: false, crash: false });
+    assert.equal(faults.next(runtimeKey('fast/1')), undefined);
+    assert.equal(faults.next(runtimeKey('slower/1')), undefined, 'a model whose name starts like the target');
   });
 
   it("prefers a version's plan to its model's", () => {
     const faults = new FaultInjection();
     faults.set('m', { error_rate: 1 });
     faults.set('m/2', { latency_ms: 40 });
-    assert.deepEqual(faults.next('m/2'), { delayMs: 40, fail: false, crash: false });
-    assert.equal(faults.next('m/1')?.fail, true, 'other versions follow the model plan');
-    assert.equal(faults.next('m/3')?.fail, true);
+    assert.deepEqual(faults.next(runtimeKey('m/2')), { delayMs: 40, fail: false, crash: false });
+    assert.equal(faults.next(runtimeKey('m/1'))?.fail, true, 'other versions follow the model plan');
+    assert.equal(faults.next(runtimeKey('m/3'))?.fail, true);
   });
 
   it('follows a version through its reloads (runtime keys "m/1#2"), dealing on one count', () => {
     const faults = new FaultInjection();
     faults.set('m/1', { error_rate: 0.5 });
     assert.deepEqual(
-      ['m/1', 'm/1#2', 'm/1#2', 'm/1#3'].map((key) => faults.next(key)?.fail),
+      ['m/1', 'm/1#2', 'm/1#2', 'm/1#3'].map((key) => faults.next(runtimeKey(key))?.fail),
       [false, true, false, true],
     );
     faults.set('n', { crash_rate: 1 });
-    assert.equal(faults.next('n/4#7')?.crash, true, 'a model plan reaches a reloaded version too');
-    assert.equal(faults.next('m/2#2'), undefined, 'another version of m has no plan');
+    assert.equal(faults.next(runtimeKey('n/4#7'))?.crash, true, 'a model plan reaches a reloaded version too');
+    assert.equal(faults.next(runtimeKey('m/2#2')), undefined, 'another version of m has no plan');
   });
 
   it('removes a plan when set without one', () => {
@@ -98,18 +99,18 @@ describe('FaultInjection', () => {
     faults.set('m', { error_rate: 1 });
     faults.set('m/1', { latency_ms: 5 });
     faults.set('m/1');
-    assert.equal(faults.next('m/1')?.fail, true, 'the model plan applies again');
+    assert.equal(faults.next(runtimeKey('m/1'))?.fail, true, 'the model plan applies again');
     faults.set('m');
-    assert.equal(faults.next('m/1'), undefined);
+    assert.equal(faults.next(runtimeKey('m/1')), undefined);
   });
 
   describe('FAULT_INJECTION', () => {
     it('sets the plans it names, by model and by model/version', () => {
       const faults = fromEnv('{"flaky": {"error_rate": 0.5}, "flaky/2": {"latency_ms": 7}, "crashy/1": {"crash_rate": 1}}');
       assert.deepEqual(runsWhere(faults, 'flaky/1', 4, fails), [2, 4]);
-      assert.deepEqual(faults.next('flaky/2'), { delayMs: 7, fail: false, crash: false });
-      assert.equal(faults.next('crashy/1')?.crash, true);
-      assert.equal(faults.next('crashy/2'), undefined);
+      assert.deepEqual(faults.next(runtimeKey('flaky/2')), { delayMs: 7, fail: false, crash: false });
+      assert.equal(faults.next(runtimeKey('crashy/1'))?.crash, true);
+      assert.equal(faults.next(runtimeKey('crashy/2')), undefined);
     });
 
     const invalid: [string, string, string[]][] = [

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpuQuota } from '../../../../src/infra/onnx/cpu-quota.js';
+import { cpuQuota } from '../../../../src/infra/host/cpu-quota.js';
 
 const PERIOD = 100_000;
 

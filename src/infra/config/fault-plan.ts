@@ -6,7 +6,7 @@ import { schemaErrorMessage } from '../validation/schema-error-message.js';
  * runs that fail, a share of runs whose worker dies. Shares are dealt deterministically (a rate of
  * 0.25 fails runs 4, 8, 12...), so that a test knows which runs fail.
  */
-export const faultPlanSchema = z.strictObject({
+const faultPlanSchema = z.strictObject({
   latency_ms: z.number().int().min(0).max(600_000).optional(),
   error_rate: z.number().min(0).max(1).optional(),
   crash_rate: z.number().min(0).max(1).optional(),

@@ -1,6 +1,6 @@
-import type { InferenceResponse } from '../../../domain/inference/inference-request.js';
-import { invalidRegion, type RegionSlice, type SystemSharedMemory } from '../../../domain/shared-memory/system-shared-memory.js';
-import { encodeRawTensor } from '../../../infra/transport/raw-tensor.codec.js';
+import type { InferenceResponse } from '../../domain/inference/inference-request.js';
+import { invalidRegion, type RegionSlice, type SystemSharedMemory } from '../../domain/shared-memory/system-shared-memory.js';
+import { encodeRawTensor } from './raw-tensor.codec.js';
 
 /** The outputs of one request that go to shared memory: held from decoding to answer, whatever the transport. */
 export interface SharedMemoryOutputs {

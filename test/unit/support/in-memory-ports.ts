@@ -1,0 +1,154 @@
+import type { DomainEvent } from '../../../src/domain/shared/aggregate-root.js';
+import { DomainEventBus } from '../../../src/domain/shared/domain-event-bus.port.js';
+import { DomainError } from '../../../src/domain/shared/domain-error.js';
+import type { RuntimeKey } from '../../../src/domain/shared/model-version-id.js';
+import { RequestTracer, type OpenSpan, type TraceContext } from '../../../src/domain/shared/request-tracer.port.js';
+import { ModelStateStore, type ModelState, type StoredModelState, type StoredModelStates } from '../../../src/domain/registry/model-state-store.port.js';
+import { VersionTraffic } from '../../../src/domain/registry/version-traffic.port.js';
+import { TrafficRouter } from '../../../src/domain/rollout/traffic-router.port.js';
+import type { RequestOutcome, RouteChoice } from '../../../src/domain/rollout/rollout.js';
+import type { InferenceMetrics } from '../../../src/modules/observability/metrics/inference-metrics.js';
+
+/** The event bus in memory: what was published, in order, and subscribers called at once. */
+export class RecordingEventBus extends DomainEventBus {
+  readonly published: DomainEvent[] = [];
+  private readonly handlers = new Map<string, Set<(event: DomainEvent) => void>>();
+
+  publish(events: readonly DomainEvent[]): void {
+    for (const event of events) {
+      this.published.push(event);
+      for (const handler of this.handlers.get(event.type) ?? []) handler(event);
+    }
+  }
+
+  subscribe<E extends DomainEvent>(type: E['type'], handler: (event: E) => void): () => void {
+    const set = this.handlers.get(type) ?? new Set();
+    set.add(handler as (event: DomainEvent) => void);
+    this.handlers.set(type, set);
+    return () => set.delete(handler as (event: DomainEvent) => void);
+  }
+
+  /** The types of the events published so far. */
+  types(): string[] {
+    return this.published.map((event) => event.type);
+  }
+}
+
+/** A state store in memory, compare-and-set like the real ones; `failingSaves(n)` makes the next n saves fail. */
+export class InMemoryModelStateStore extends ModelStateStore {
+  private readonly states = new Map<string, StoredModelState>();
+  private failures = 0;
+
+  failingSaves(count: number): this {
+    this.failures = count;
+    return this;
+  }
+
+  stateOf(name: string): ModelState | undefined {
+    return this.states.get(name)?.state;
+  }
+
+  async loadAll(): Promise<StoredModelStates> {
+    return { states: [...this.states.values()], unreadable: [] };
+  }
+
+  async save(state: ModelState, expectedRevision: number): Promise<StoredModelState> {
+    if (this.failures > 0) {
+      this.failures--;
+      throw new Error('the disk is full');
+    }
+    const revision = this.states.get(state.name)?.revision ?? 0;
+    if (revision !== expectedRevision) throw new DomainError('REGISTRY.STATE_CONFLICT', `model '${state.name}' is at revision ${revision}, not ${expectedRevision}`);
+    const stored = { state, revision: revision + 1 };
+    this.states.set(state.name, stored);
+    return stored;
+  }
+
+  async remove(name: string, expectedRevision: number): Promise<void> {
+    const revision = this.states.get(name)?.revision ?? 0;
+    if (revision !== expectedRevision) throw new DomainError('REGISTRY.STATE_CONFLICT', `model '${name}' is at revision ${revision}, not ${expectedRevision}`);
+    this.states.delete(name);
+  }
+}
+
+/** Versions' traffic with nothing in flight: a drain ends at once. The keys drained are kept (to tell which instances left service). */
+export class IdleTraffic extends VersionTraffic {
+  readonly drained: string[] = [];
+
+  async drain(key: RuntimeKey): Promise<void> {
+    this.drained.push(key.toString());
+  }
+}
+
+/** A router with no rollout unless given one: `routes` by model; the outcomes it was told, by model. */
+export class InMemoryTrafficRouter extends TrafficRouter {
+  readonly routes = new Map<string, RouteChoice>();
+  readonly outcomes: { modelName: string; version: number; outcome: RequestOutcome }[] = [];
+
+  route(modelName: string): RouteChoice | undefined {
+    return this.routes.get(modelName);
+  }
+
+  private readonly waiters: { version: number; resolve: (outcome: RequestOutcome) => void }[] = [];
+
+  recordOutcome(modelName: string, version: number, outcome: RequestOutcome): void {
+    this.outcomes.push({ modelName, version, outcome });
+    for (const waiter of this.waiters.filter((w) => w.version === version)) {
+      this.waiters.splice(this.waiters.indexOf(waiter), 1);
+      waiter.resolve(outcome);
+    }
+  }
+
+  /** The first outcome counted for `version` (at once if there is one already). */
+  outcomeOf(version: number): Promise<RequestOutcome> {
+    const known = this.outcomes.find((entry) => entry.version === version);
+    if (known) return Promise.resolve(known.outcome);
+    return new Promise((resolve) => this.waiters.push({ version, resolve }));
+  }
+}
+
+/** Tracing off: no request is traced. */
+export class NoTracing extends RequestTracer {
+  annotateRequest(): void {}
+  recordingContext(): TraceContext | undefined {
+    return undefined;
+  }
+  recordSpan(): void {}
+  startLinkedRoot(): OpenSpan | undefined {
+    return undefined;
+  }
+}
+
+/**
+ * The metrics the application reports, kept as values (the Prometheus adapter is tested over its
+ * endpoint): requests by outcome, breaker states and in-flight limits by version.
+ */
+export class RecordedMetrics {
+  readonly succeeded = new Map<string, number>();
+  readonly failed = new Map<string, number>();
+  readonly breakers = new Map<string, string>();
+  readonly limits = new Map<string, number>();
+
+  requestSucceeded(model: string, version: number): void {
+    this.count(this.succeeded, `${model}/${version}`);
+  }
+  requestFailed(model: string, version: number | undefined, error: unknown): void {
+    this.count(this.failed, `${model}/${version ?? '?'} ${error instanceof DomainError ? error.code : 'error'}`);
+  }
+  executed(): void {}
+  breakerState(model: string, version: number, state: string): void {
+    this.breakers.set(`${model}/${version}`, state);
+  }
+  concurrencyLimitChanged(model: string, version: number, limit: number): void {
+    this.limits.set(`${model}/${version}`, limit);
+  }
+
+  /** This double where the application takes the Prometheus adapter (its class is the DI token). */
+  asInferenceMetrics(): InferenceMetrics {
+    return this as unknown as InferenceMetrics;
+  }
+
+  private count(map: Map<string, number>, key: string): void {
+    map.set(key, (map.get(key) ?? 0) + 1);
+  }
+}
