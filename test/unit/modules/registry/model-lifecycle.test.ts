@@ -161,7 +161,7 @@ describe('TritonRepository', () => {
   it("a load's refusal says \"failed to load '<m>', <why>\" (Triton's words), with its cause's code", async () => {
     const services = await started();
     const unknownParameter = await rejection(services.triton.load('echo', { file: 'x' }));
-    assert.equal(unknownParameter.code, 'INFERENCE.INVALID_REQUEST');
+    assert.equal(unknownParameter.code, 'ADMIN.INVALID_REQUEST');
     assert.match(unknownParameter.message, /^failed to load 'echo', parameters\.file is not supported/);
     const badOverride = await rejection(services.triton.load('echo', { config: '[1]' }));
     assert.equal(badOverride.code, 'REGISTRY.INVALID_CONFIG');
