@@ -14,6 +14,7 @@ import { TINY_GPT, TINY_GPT_EOS_IDS, TINY_GPT_VOCAB_SIZE, writeTinyGptVersion } 
 import type { SamplingParams, SequenceStepInput } from '../../../src/domain/generation/generation-engine.port.js';
 import { GREEDY, seededRandom } from '../../../src/domain/generation/sampling.js';
 import { OnnxGenerationEngine } from '../../../src/infra/onnx/generation/onnx-generation-engine.js';
+import { CACHE_BLOCK_POSITIONS } from '../../../src/infra/onnx/generation/kv-cache-batch.js';
 import { assertRejectsWithCode, failIfWorkersOutliveTests, runtimeOptions } from '../onnx/onnx-fixtures.js';
 
 const KEY = 'tiny_gpt/1';
@@ -171,11 +172,12 @@ describe('OnnxGenerationEngine with the tiny GPT', { timeout: 120_000 }, () => {
       { sequenceId: 'b', tokens: [4], sample: false, sampling: GREEDY },
     ]);
     await engine.step(KEY, [{ sequenceId: 'a', tokens: [5], sample: true, sampling: GREEDY }]);
-    assert.deepEqual(await engine.cacheUse(KEY), { sequences: 2, tokens: 5, bytes: 5 * kvCacheBytesPerToken });
+    // Allocated by blocks of positions: one block each here.
+    assert.deepEqual(await engine.cacheUse(KEY), { sequences: 2, tokens: 5, bytes: 2 * CACHE_BLOCK_POSITIONS * kvCacheBytesPerToken });
     assert.equal(engine.status()[0]!.cacheBytes, 5 * kvCacheBytesPerToken);
 
     engine.release(KEY, ['a', 'unknown']);
-    assert.deepEqual(await engine.cacheUse(KEY), { sequences: 1, tokens: 1, bytes: kvCacheBytesPerToken });
+    assert.deepEqual(await engine.cacheUse(KEY), { sequences: 1, tokens: 1, bytes: CACHE_BLOCK_POSITIONS * kvCacheBytesPerToken });
     assert.deepEqual({ sequences: engine.status()[0]!.sequences, cachedTokens: engine.status()[0]!.cachedTokens }, { sequences: 1, cachedTokens: 1 });
     engine.release(KEY, ['b']);
     assert.deepEqual(await engine.cacheUse(KEY), { sequences: 0, tokens: 0, bytes: 0 });
@@ -219,7 +221,7 @@ describe('OnnxGenerationEngine with the tiny GPT', { timeout: 120_000 }, () => {
       'INFERENCE.INVALID_REQUEST',
       new RegExp(`would hold ${maxPositions + 1} positions`),
     );
-    assert.deepEqual(await engine.cacheUse(KEY), { sequences: 1, tokens: maxPositions, bytes: maxPositions * TINY_GPT_INFO.kvCacheBytesPerToken });
+    assert.deepEqual(await engine.cacheUse(KEY), { sequences: 1, tokens: maxPositions, bytes: maxPositions * TINY_GPT_INFO.kvCacheBytesPerToken }, 'the context is whole blocks');
     engine.release(KEY, ['long']);
 
     await assertRejectsWithCode(

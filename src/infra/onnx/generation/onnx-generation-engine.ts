@@ -21,7 +21,7 @@ export interface GenerationInstanceStatus {
   readonly key: string;
   /** Sequences whose KV cache the instance holds. */
   readonly sequences: number;
-  /** Positions held, all sequences together, and the bytes of keys and values they take. */
+  /** Positions held, all sequences together, and the bytes of keys and values in them (positions x kvCacheBytesPerToken). */
   readonly cachedTokens: number;
   readonly cacheBytes: number;
   /** Steps waiting behind the running one. */

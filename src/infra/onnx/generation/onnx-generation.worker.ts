@@ -17,7 +17,7 @@ import { createSession, describe, dieWithParent } from '../session-runtime.js';
 import type { SessionSettings } from '../worker-protocol.js';
 import { decoderLayout, pastKeyName, pastValueName, presentKeyName, presentValueName, type DecoderLayout } from './decoder-layout.js';
 import type { FromGenerationWorker, ToGenerationWorker } from './generation-worker-protocol.js';
-import { cacheBytes, emptyCache, lastLogits, padBatch, splitPresents, type BatchRow, type SequenceCache } from './kv-cache-batch.js';
+import { cacheBytes, emptyCache, lastLogits, padBatch, appendPresents, type BatchRow, type SequenceCache } from './kv-cache-batch.js';
 
 function send(message: FromGenerationWorker): void {
   process.send!(message);
@@ -75,7 +75,7 @@ class Decoder {
     const logits = results.logits!;
     const vocab = logits.dims[2]!;
     const presents = (name: (layer: number) => string) => Array.from({ length: layers }, (_, layer) => results[name(layer)]!.data as Float32Array);
-    const caches = splitPresents(rows, feeds, presents(presentKeyName), presents(presentValueName), this.layout);
+    const caches = appendPresents(rows, feeds, presents(presentKeyName), presents(presentValueName), this.layout);
     group.forEach((input, b) => {
       if (input.sample) chosen.set(input.sequenceId, sampleToken(lastLogits(logits.data as Float32Array, b, seq, vocab), input.sampling, sequences[b]!.random));
     });
