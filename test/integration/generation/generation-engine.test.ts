@@ -165,6 +165,26 @@ describe('OnnxGenerationEngine with the tiny GPT', { timeout: 120_000 }, () => {
     assert.deepEqual(await engine.cacheUse(KEY), { sequences: 0, tokens: 0, bytes: 0 }, 'every sequence released');
   });
 
+  it('runs long prompts in several forwards beside one for the decoding sequences, with the tokens each gets alone', async () => {
+    const random = seededRandom(5);
+    const prompts = [400, 450, 420].map((length) => Array.from({ length }, () => Math.floor(random() * 256)));
+    const alone = [];
+    for (const [i, prompt] of prompts.entries()) {
+      alone.push((await engine.step(KEY, [{ sequenceId: `alone-${i}`, tokens: prompt, sample: true, sampling: GREEDY }])).outputs[0]!.token);
+    }
+    engine.release(KEY, prompts.map((_, i) => `alone-${i}`));
+    await engine.step(KEY, [{ sequenceId: 'decoding', tokens: [1, 2], sample: true, sampling: GREEDY }]);
+    const before = engine.status()[0]!.forwards;
+    const { outputs } = await engine.step(KEY, [
+      ...prompts.map((prompt, i) => ({ sequenceId: `long-${i}`, tokens: prompt, sample: true, sampling: GREEDY })),
+      { sequenceId: 'decoding', tokens: [3], sample: true, sampling: GREEDY },
+    ]);
+    // 400 + 450 padded to 2 x 450 = 900 positions fit one forward of 1024; the third prompt needs another.
+    assert.equal(engine.status()[0]!.forwards - before, 3, 'one decode forward and two prefill forwards');
+    assert.deepEqual(outputs.slice(0, 3).map((output) => output.token), alone);
+    engine.release(KEY, [...prompts.map((_, i) => `long-${i}`), 'decoding']);
+  });
+
   it('holds each sequence\'s keys and values in the instance process, counted there and here, until released', async () => {
     const { kvCacheBytesPerToken } = TINY_GPT_INFO;
     await engine.step(KEY, [

@@ -1,3 +1,4 @@
+import type { SequenceStepInput } from '../../../domain/generation/generation-engine.port.js';
 import type { DecoderLayout } from './decoder-layout.js';
 
 /**
@@ -130,4 +131,25 @@ export function appendPresents(
 export function lastLogits(logits: Float32Array, b: number, seq: number, vocab: number): Float32Array {
   const at = (b * seq + seq - 1) * vocab;
   return logits.subarray(at, at + vocab);
+}
+
+/** The most padded positions (rows x longest chunk) one prefill forward computes, unless one chunk alone is longer. */
+export const PREFILL_POSITIONS_PER_FORWARD = 1024;
+
+/** Prefill sequences in forwards of at most PREFILL_POSITIONS_PER_FORWARD padded positions, in their order. */
+export function prefillGroups(prefill: readonly SequenceStepInput[]): SequenceStepInput[][] {
+  const groups: SequenceStepInput[][] = [];
+  let group: SequenceStepInput[] = [];
+  let longest = 0;
+  for (const input of prefill) {
+    const widest = Math.max(longest, input.tokens.length);
+    if (group.length > 0 && (group.length + 1) * widest > PREFILL_POSITIONS_PER_FORWARD) {
+      groups.push(group);
+      group = [];
+    }
+    longest = group.length === 0 ? input.tokens.length : widest;
+    group.push(input);
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
 }

@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { GREEDY } from '../../../../../src/domain/generation/sampling.js';
 import type { DecoderLayout } from '../../../../../src/infra/onnx/generation/decoder-layout.js';
-import { appendPresents, CACHE_BLOCK_POSITIONS, cacheBytes, emptyCache, lastLogits, padBatch, type SequenceCache } from '../../../../../src/infra/onnx/generation/kv-cache-batch.js';
+import { appendPresents, CACHE_BLOCK_POSITIONS, cacheBytes, emptyCache, lastLogits, padBatch, PREFILL_POSITIONS_PER_FORWARD, prefillGroups, type SequenceCache } from '../../../../../src/infra/onnx/generation/kv-cache-batch.js';
 
 /** One layer, 2 KV heads, head size 1: a cache value is readable as (sequence, head, position). */
 const layout: DecoderLayout = { layers: 1, kvHeads: 2, headDim: 1, hasPositionIds: true };
@@ -67,5 +68,16 @@ describe('kv-cache-batch', () => {
     const logits = Float32Array.from({ length: 2 * 3 * 2 }, (_, i) => i);
     assert.deepEqual([...lastLogits(logits, 0, 3, 2)], [4, 5]);
     assert.deepEqual([...lastLogits(logits, 1, 3, 2)], [10, 11]);
+  });
+
+  it('groups prompts into forwards of at most PREFILL_POSITIONS_PER_FORWARD padded positions, in order; a longer chunk runs alone', () => {
+    const prompt = (sequenceId: string, length: number) => ({ sequenceId, tokens: new Array(length).fill(1), sample: true, sampling: GREEDY });
+    const groups = (lengths: number[]) => prefillGroups(lengths.map((length, i) => prompt(`s${i}`, length))).map((group) => group.map((input) => input.tokens.length));
+    const limit = PREFILL_POSITIONS_PER_FORWARD;
+    assert.deepEqual(groups([limit / 2, limit / 2, limit / 2]), [[limit / 2, limit / 2], [limit / 2]]);
+    assert.deepEqual(groups([10, limit / 2, 10]), [[10, limit / 2], [10]], 'padded to the longest: 3 x 512 would pass the bound');
+    assert.deepEqual(groups([limit * 2, 2]), [[limit * 2], [2]]);
+    assert.deepEqual(groups(new Array(40).fill(2)), [new Array(40).fill(2)]);
+    assert.deepEqual(groups([]), []);
   });
 });
