@@ -5,10 +5,11 @@
 // without any cache (onnxruntime called directly with the whole prefix at every token).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
 import * as ort from 'onnxruntime-node';
 import { TINY_GPT, TINY_GPT_EOS_IDS, TINY_GPT_VOCAB_SIZE, writeTinyGptVersion } from '../../../scripts/build-models.js';
 import type { SamplingParams, SequenceStepInput } from '../../../src/domain/generation/generation-engine.port.js';
@@ -183,6 +184,17 @@ describe('OnnxGenerationEngine with the tiny GPT', { timeout: 120_000 }, () => {
     assert.equal(engine.status()[0]!.forwards - before, 3, 'one decode forward and two prefill forwards');
     assert.deepEqual(outputs.slice(0, 3).map((output) => output.token), alone);
     engine.release(KEY, [...prompts.map((_, i) => `long-${i}`), 'decoding']);
+  });
+
+  it('the demo chat: the greedy answer to a question of the chat template is a sentence the model learnt, ended by <|im_end|>', async () => {
+    const files = (name: string) => readFile(join(dir, '1', name), 'utf8').then(JSON.parse);
+    const tokenizer = new Tokenizer(await files('tokenizer.json'), await files('tokenizer_config.json'));
+    const prompt = tokenizer.encode('<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n').ids;
+    const answer = await decode(engine, [{ id: 'chat', prompt, newTokens: 80, joinAt: 0, chunk: prompt.length, sampling: GREEDY }]);
+    const tokens = answer.tokens.get('chat')!;
+    const end = tokens.findIndex((token) => (TINY_GPT_EOS_IDS as readonly number[]).includes(token));
+    assert.equal(tokens[end], 258, 'the turn ends with <|im_end|>');
+    assert.equal(tokenizer.decode(tokens.slice(0, end)), 'Hello! Ask me about the server, the models or the tokens.');
   });
 
   it('holds each sequence\'s keys and values in the instance process, counted there and here, until released', async () => {

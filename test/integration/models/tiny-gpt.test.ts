@@ -54,7 +54,7 @@ describe('the tiny GPT (generative demo model)', () => {
     }
   });
 
-  it('is rebuilt byte for byte (seeded weights)', () => {
+  it('is rebuilt byte for byte (its weights are those of the committed weights file)', () => {
     assert.deepEqual(tinyGptModel(), tinyGptModel());
   });
 

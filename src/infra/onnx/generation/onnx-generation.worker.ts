@@ -8,9 +8,10 @@
  * longest and the new tokens to the most (kv-cache-batch.ts), masked out; keeping prefill apart
  * means a long prompt chunk never pads every decoding sequence to its length (32 sequences beside
  * a 256-token chunk would compute 32 x 256 positions instead of 256 + 31). Prefill sequences share
- * a forward while its padded positions stay within PREFILL_POSITIONS_PER_FORWARD (kv-cache-batch.ts): the
- * model returns logits for every position, batch x seq x vocab floats (200 MB for 1024 positions
- * of a 50k vocabulary), so a step's many prompts never make one huge answer.
+ * a forward while its padded positions stay within PREFILL_POSITIONS_PER_FORWARD
+ * (kv-cache-batch.ts): the model returns logits for every position, batch x seq x vocab floats
+ * (200 MB for 1024 positions of a 50k vocabulary), so a step's many prompts never make one huge
+ * answer.
  */
 import * as ort from 'onnxruntime-node';
 import type { SequenceStepInput, SequenceStepOutput } from '../../../domain/generation/generation-engine.port.js';
@@ -119,7 +120,8 @@ async function main(settings: SessionSettings): Promise<void> {
   // One message at a time, in order: a release or a cache count never lands in the middle of a step.
   let previous = Promise.resolve();
   process.on('message', (message: ToGenerationWorker) => {
-    previous = previous.then(() => handle(decoder, message));
+    // handle() answers a failed step itself; anything else that throws is logged, and the next message still runs.
+    previous = previous.then(() => handle(decoder, message)).catch((error: unknown) => console.error(`generation worker: ${(error as Error).message}`));
   });
 }
 
