@@ -5,18 +5,18 @@
 // without any cache (onnxruntime called directly with the whole prefix at every token).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import * as ort from 'onnxruntime-node';
-import { TINY_GPT, TINY_GPT_EOS_IDS, TINY_GPT_VOCAB_SIZE, writeTinyGptVersion } from '../../../scripts/build-models.js';
+import { classifierModel, TINY_GPT, TINY_GPT_EOS_IDS, TINY_GPT_VOCAB_SIZE, tinyGptModel, writeTinyGptVersion } from '../../../scripts/build-models.js';
 import type { SamplingParams, SequenceStepInput } from '../../../src/domain/generation/generation-engine.port.js';
 import { GREEDY, seededRandom } from '../../../src/domain/generation/sampling.js';
 import { OnnxGenerationEngine } from '../../../src/infra/onnx/generation/onnx-generation-engine.js';
 import { CACHE_BLOCK_POSITIONS } from '../../../src/infra/onnx/generation/kv-cache-batch.js';
-import { assertRejectsWithCode, failIfWorkersOutliveTests, runtimeOptions } from '../onnx/onnx-fixtures.js';
+import { assertRejectsWithCode, failIfWorkersOutliveTests, liveSessionWorkers, runtimeOptions } from '../onnx/onnx-fixtures.js';
 
 const KEY = 'tiny_gpt/1';
 /** The tiny GPT's context, and the bytes of keys and values one token holds: layers x heads x head size x 2 x 4. */
@@ -216,6 +216,14 @@ describe('OnnxGenerationEngine with the tiny GPT', { timeout: 120_000 }, () => {
     assert.equal(engine.status()[0]!.cacheBytes, 0);
   });
 
+  it('a sequence released while its step runs stays released, here and in the instance process', async () => {
+    const running = engine.step(KEY, [{ sequenceId: 'leaving', tokens: [1, 2, 3], sample: true, sampling: GREEDY }]);
+    engine.release(KEY, ['leaving']);
+    assert.equal(typeof (await running).outputs[0]!.token, 'number');
+    assert.equal(engine.status()[0]!.sequences, 0);
+    assert.deepEqual(await engine.cacheUse(KEY), { sequences: 0, tokens: 0, bytes: 0 });
+  });
+
   it('a released id starts over as a new sequence', async () => {
     const prompt = [10, 20, 30];
     const first = await engine.step(KEY, [{ sequenceId: 'again', tokens: prompt, sample: true, sampling: GREEDY }]);
@@ -337,5 +345,44 @@ describe('OnnxGenerationEngine: an instance process that dies', { timeout: 60_00
     engine.release(KEY, ['held', 'fresh']);
     const again = await engine.step(KEY, [{ sequenceId: 'held', tokens: [7, 8, 9], sample: true, sampling: GREEDY }]);
     assert.deepEqual(again.outputs, [{ sequenceId: 'held', token: alone.outputs[0]!.token }]);
+  });
+});
+
+describe('OnnxGenerationEngine: loads that fail', { timeout: 60_000 }, () => {
+  let dir: string;
+  const engine = new OnnxGenerationEngine();
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'generation-engine-it-'));
+    await writeTinyGptVersion(join(dir, 'tiny'));
+    await mkdir(join(dir, 'classifier'));
+    await writeFile(join(dir, 'classifier', 'model.onnx'), classifierModel());
+    await writeFile(join(dir, 'classifier', 'config.json'), JSON.stringify({ n_positions: 8 }));
+    await mkdir(join(dir, 'no-config'));
+    await writeFile(join(dir, 'no-config', 'model.onnx'), tinyGptModel());
+  });
+
+  after(async () => {
+    await engine.onApplicationShutdown();
+    await rm(dir, { recursive: true, force: true });
+    failIfWorkersOutliveTests();
+  });
+
+  it('refuses a model that is not a decoder with past, naming what is missing, and leaves no process', async () => {
+    await assert.rejects(engine.load('classifier/1', join(dir, 'classifier'), runtimeOptions()), /a generative model needs the input 'input_ids'/);
+    assert.deepEqual(engine.status(), []);
+    assert.equal(liveSessionWorkers(), 0, 'the process that loaded it is gone');
+  });
+
+  it('refuses a version directory without config.json, and more than one instance', async () => {
+    await assert.rejects(engine.load('no-config/1', join(dir, 'no-config'), runtimeOptions()), /a generative model needs config.json beside model.onnx/);
+    await assert.rejects(engine.load('tiny/1', join(dir, 'tiny'), runtimeOptions({ instanceCount: 2 })), /a generative model runs in one instance .* not 2/);
+    assert.deepEqual(engine.status(), []);
+  });
+
+  it('loads a key once', async () => {
+    await engine.load('tiny/1', join(dir, 'tiny'), runtimeOptions());
+    await assert.rejects(engine.load('tiny/1', join(dir, 'tiny'), runtimeOptions()), /'tiny\/1' is already loaded/);
+    assert.equal(engine.status().length, 1);
   });
 });
