@@ -112,8 +112,6 @@ module.exports = {
           '\\.d\\.ts$',
           '^src/main\\.ts$',
           '^src/infra/onnx/onnx-session\\.worker\\.ts$',
-          // The port of the generative engine (issue 18): its adapter and use are being built beside it.
-          '^src/domain/generation/generation-engine\\.port\\.ts$',
         ],
       },
       to: {},

@@ -9,7 +9,7 @@ import { AppConfig } from '../config/app-config.js';
 import { Tracing } from '../tracing/tracing.js';
 import { cpuQuota } from '../host/cpu-quota.js';
 import { FaultInjection } from './fault-injection.js';
-import { parseRuntimeLogLine, runtimeSeverityFor, type RuntimeLogLevel } from './onnxruntime-log.js';
+import { runtimeLogSink, runtimeSeverityFor } from './onnxruntime-log.js';
 import { OutputsTooLargeError, PoolReleasedError, RunTimeLimitError, SessionWorkerPool, type StderrLineSink } from './session-worker-pool.js';
 
 /** The onnxruntime-node adapter: each loaded model version is a pool of session worker processes. */
@@ -71,11 +71,7 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
 
   /** Logs what the workers of `key` write to stderr at the level its onnxruntime severity maps to, naming the model version. */
   private runtimeLogOf(key: RuntimeKey): StderrLineSink {
-    return (raw) => {
-      const line = parseRuntimeLogLine(raw);
-      const fields = { msg: line.message, model: key.modelName, version: key.version, ...(line.source !== undefined && { source: line.source }) };
-      NEST_METHOD_OF[line.level].call(this.runtimeLogger, fields);
-    };
+    return runtimeLogSink(this.runtimeLogger, { model: key.modelName, version: key.version });
   }
 
   concurrency(key: RuntimeKey): number {
@@ -146,13 +142,3 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
     }));
   }
 }
-
-/** Nest's logger methods by level (nestjs-pino writes `verbose` as pino's trace, `log` as info). */
-const NEST_METHOD_OF: Readonly<Record<RuntimeLogLevel, (this: Logger, message: object) => void>> = {
-  trace: Logger.prototype.verbose,
-  debug: Logger.prototype.debug,
-  info: Logger.prototype.log,
-  warn: Logger.prototype.warn,
-  error: Logger.prototype.error,
-  fatal: Logger.prototype.fatal,
-};

@@ -1,8 +1,9 @@
 import { stripVTControlCharacters } from 'node:util';
+import { Logger } from '@nestjs/common';
 import type { AppConfig } from '../config/app-config.js';
 
 /** The server's log levels (pino's, as LOG_LEVEL names them), without `silent`. */
-export type RuntimeLogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+type RuntimeLogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
 /** One line onnxruntime wrote to its stderr, as the server logs it. */
 export interface RuntimeLogLine {
@@ -61,4 +62,25 @@ export function parseRuntimeLogLine(raw: string): RuntimeLogLine {
   const match = RUNTIME_LINE.exec(text);
   if (!match) return { level: 'warn', message: text };
   return { level: LEVEL_OF_SEVERITY[match[1]!]!, message: match[3]!, source: match[2]!.trim() || undefined };
+}
+
+/** Nest's logger methods by level (nestjs-pino writes `verbose` as pino's trace, `log` as info). */
+const NEST_METHOD_OF: Readonly<Record<RuntimeLogLevel, (this: Logger, message: object) => void>> = {
+  trace: Logger.prototype.verbose,
+  debug: Logger.prototype.debug,
+  info: Logger.prototype.log,
+  warn: Logger.prototype.warn,
+  error: Logger.prototype.error,
+  fatal: Logger.prototype.fatal,
+};
+
+/**
+ * Where an instance process's stderr lines go: each is logged through `logger` at the level its
+ * onnxruntime severity maps to, with `fields` (the model version it serves).
+ */
+export function runtimeLogSink(logger: Logger, fields: Readonly<Record<string, unknown>>): (raw: string) => void {
+  return (raw) => {
+    const line = parseRuntimeLogLine(raw);
+    NEST_METHOD_OF[line.level].call(logger, { msg: line.message, ...fields, ...(line.source !== undefined && { source: line.source }) });
+  };
 }

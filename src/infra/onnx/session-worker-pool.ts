@@ -370,13 +370,15 @@ export class SessionWorkerPool {
 }
 
 /**
- * A worker process, told which session to create. Its own Node.js flags are none of the server's
- * (a test runner's or an inspector's would misbehave there). Its stderr, where onnxruntime writes
- * its log, is read line by line into `stderrLine` (the server's logger), never straight onto the
- * server's: an unstructured, coloured line would break a JSON log.
+ * A worker process, told which session to create: by default a session worker; `entry` names
+ * another worker script that takes the same 'load' message and answers it the same way (the
+ * generation worker). Its own Node.js flags are none of the server's (a test runner's or an
+ * inspector's would misbehave there). Its stderr, where onnxruntime writes its log, is read line by
+ * line into `stderrLine` (the server's logger), never straight onto the server's: an unstructured,
+ * coloured line would break a JSON log. It is killed when the server exits.
  */
-function startWorker(settings: SessionSettings, stderrLine: StderrLineSink): ChildProcess {
-  const child = fork(WORKER_PATH, [], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+export function startWorker(settings: SessionSettings, stderrLine: StderrLineSink, entry = WORKER_PATH): ChildProcess {
+  const child = fork(entry, [], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
   createInterface({ input: child.stderr!, crlfDelay: Infinity }).on('line', (line) => {
     if (line.trim() !== '') stderrLine(line);
   });
@@ -388,7 +390,8 @@ function startWorker(settings: SessionSettings, stderrLine: StderrLineSink): Chi
   return child;
 }
 
-function firstAnswer(child: ChildProcess): Promise<Extract<FromWorker, { type: 'loaded' }>> {
+/** The worker's answer to its 'load' message: rejects with why it could not load (or why it ended). */
+export function firstAnswer(child: ChildProcess): Promise<Extract<FromWorker, { type: 'loaded' }>> {
   return new Promise((resolve, reject) => {
     const onExit = (code: number | null, signal: string | null) =>
       reject(new Error(`the session worker ${code !== null ? `exited with code ${code}` : `was ended by ${signal}`} while loading`));
