@@ -42,7 +42,14 @@ export type DomainErrorCode =
   | 'ROLLOUT.INVALID_SPEC'
   | 'ROLLOUT.VERSION_NOT_READY'
   | 'ROLLOUT.NOT_FOUND'
-  | 'ROLLOUT.INVALID_TRANSITION';
+  | 'ROLLOUT.INVALID_TRANSITION'
+  | 'JOBS.NOT_FOUND'
+  | 'JOBS.QUEUE_FULL'
+  | 'JOBS.NOT_CANCELLABLE'
+  | 'JOBS.INVALID_TRANSITION'
+  | 'JOBS.IDEMPOTENCY_KEY_REUSED'
+  | 'JOBS.INVALID_IDEMPOTENCY_KEY'
+  | 'JOBS.STORE_UNAVAILABLE';
 
 /** What a client may act on besides the message. */
 export interface DomainErrorDetails {

@@ -59,4 +59,15 @@ export const STATUS_OF: Record<DomainErrorCode, { readonly http: number; readonl
   'ROLLOUT.VERSION_NOT_READY': { http: 409, grpc: GrpcStatus.FAILED_PRECONDITION },
   'ROLLOUT.NOT_FOUND': { http: 404, grpc: GrpcStatus.NOT_FOUND },
   'ROLLOUT.INVALID_TRANSITION': { http: 409, grpc: GrpcStatus.FAILED_PRECONDITION },
+  // Async inference jobs (README "Async inference jobs"): unknown or past JOB_RESULT_TTL_MS.
+  'JOBS.NOT_FOUND': { http: 404, grpc: GrpcStatus.NOT_FOUND },
+  // JOB_MAX_PENDING jobs wait already: busy, try again (after Retry-After).
+  'JOBS.QUEUE_FULL': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
+  'JOBS.NOT_CANCELLABLE': { http: 409, grpc: GrpcStatus.FAILED_PRECONDITION },
+  'JOBS.INVALID_TRANSITION': { http: 409, grpc: GrpcStatus.FAILED_PRECONDITION },
+  // draft-ietf-httpapi-idempotency-key-header: a key reused for another request is a 422.
+  'JOBS.IDEMPOTENCY_KEY_REUSED': { http: 422, grpc: GrpcStatus.FAILED_PRECONDITION },
+  'JOBS.INVALID_IDEMPOTENCY_KEY': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  // REDIS_URL's server cannot be reached: the job was not submitted (or cannot be read now).
+  'JOBS.STORE_UNAVAILABLE': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
 };

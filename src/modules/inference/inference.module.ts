@@ -36,6 +36,8 @@ import { SharedMemoryHttpController } from './manage-shared-memory/shared-memory
       inject: [AppConfig],
     },
   ],
+  // Async jobs run through the same use case.
+  exports: [RunInferenceHandler],
 })
 export class InferenceModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

@@ -11,6 +11,6 @@ import { ModelVersionSchedulers } from './model-version-schedulers.js';
 @Global()
 @Module({
   providers: [ModelVersionSchedulers, { provide: VersionTraffic, useExisting: ModelVersionSchedulers }, { provide: Clock, useClass: SystemClock }],
-  exports: [ModelVersionSchedulers, VersionTraffic],
+  exports: [ModelVersionSchedulers, VersionTraffic, Clock],
 })
 export class SchedulingModule {}

@@ -39,6 +39,8 @@ export interface RunInferenceCommand {
   readonly header?: (name: string) => string | undefined;
   /** Puts the outputs where the client asked (shared memory) before the request counts as answered; a throw fails it. */
   readonly deliver?: (response: InferenceResponse) => void;
+  /** Work no client waits on (an async job): queued at the scheduler's background level, below every client request. */
+  readonly background?: boolean;
 }
 
 const NO_HEADERS = (): undefined => undefined;
@@ -135,7 +137,7 @@ export class RunInferenceHandler {
     this.metrics.requestFailed(modelName, version, error);
   }
 
-  private async run({ modelName, version, request, timeoutMicros, signal, header }: RunInferenceCommand, attempt: { version?: number }): Promise<InferenceResponse> {
+  private async run({ modelName, version, request, timeoutMicros, signal, header, background }: RunInferenceCommand, attempt: { version?: number }): Promise<InferenceResponse> {
     const model = this.registry.get(modelName);
     const route = version === undefined ? this.router.route(modelName, header ?? NO_HEADERS) : undefined;
     // A routed version that left service a moment ago: the default serves rather than failing.
@@ -165,6 +167,7 @@ export class RunInferenceHandler {
           timeoutMicros: earliest(parameterTimeout, timeoutMicros),
           signal,
           trace: traced,
+          background,
         }),
       );
     } catch (error) {
