@@ -67,7 +67,7 @@ export class BullMqJobQueue extends JobQueue {
   }
 
   async submit(job: InferenceJob, payload: Uint8Array): Promise<{ job: InferenceJob; created: boolean }> {
-    return unavailableWhenDown(async () => {
+    return this.unavailableWhenDown(async () => {
       const kept = await this.find(job.id);
       if (kept) return { job: kept.job, created: false };
       const counts = await this.queue.getJobCounts('waiting', 'prioritized', 'delayed');
@@ -99,13 +99,14 @@ export class BullMqJobQueue extends JobQueue {
   }
 
   async find(id: string): Promise<StoredJob | undefined> {
-    return unavailableWhenDown(async () => {
+    return this.unavailableWhenDown(async () => {
       const cancelled = await this.connection.get(this.keys.cancelled(id));
       if (cancelled !== null) return { job: InferenceJob.restore(JSON.parse(cancelled) as InferenceJobSnapshot) };
+      // The state first: a job read completed has its return value (BullMQ completes a job in one script).
+      const state = await this.queue.getJobState(id);
+      if (state === 'unknown') return undefined;
       const bullJob = await this.queue.getJob(id);
       if (!bullJob) return undefined;
-      const state = await bullJob.getState();
-      if (state === 'unknown') return undefined;
       const job = InferenceJob.restore(snapshotOf(bullJob, state));
       if (job.isExpired(this.options.ttlMs, this.clock)) return undefined;
       return { job, ...(job.state === 'SUCCEEDED' && { result: Buffer.from(bullJob.returnvalue, 'base64') }) };
@@ -113,7 +114,7 @@ export class BullMqJobQueue extends JobQueue {
   }
 
   async cancel(id: string): Promise<InferenceJob | undefined> {
-    return unavailableWhenDown(async () => {
+    return this.unavailableWhenDown(async () => {
       const kept = await this.find(id);
       if (!kept) return undefined;
       if (kept.job.state === 'CANCELLED') return kept.job;
@@ -133,7 +134,7 @@ export class BullMqJobQueue extends JobQueue {
   }
 
   async counts(): Promise<JobCounts> {
-    return unavailableWhenDown(async () => {
+    return this.unavailableWhenDown(async () => {
       const counts = await this.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed');
       const now = this.clock.epochMillis();
       await this.connection.zremrangebyscore(this.keys.cancelledSet, 0, now - this.options.ttlMs);
@@ -181,6 +182,17 @@ export class BullMqJobQueue extends JobQueue {
     this.subscriber?.disconnect();
     await this.queue.close();
     this.connection.disconnect();
+  }
+
+  /** Redis failing (unreachable, or refusing) answers JOBS.STORE_UNAVAILABLE (503), naming it; a programming error stays what it is. */
+  private async unavailableWhenDown<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      if (error instanceof DomainError || error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError) throw error;
+      const reason = this.connection.status === 'ready' ? 'failed' : 'cannot be reached';
+      throw new DomainError('JOBS.STORE_UNAVAILABLE', `the job store (Redis, REDIS_URL) ${reason}: ${(error as Error).message}`, { retryAfterSeconds: 1 });
+    }
   }
 
   private async execute(run: JobRun, bullJob: Job<JobData, string>, signal: AbortSignal | undefined): Promise<string> {
@@ -257,12 +269,3 @@ function signalOf(signal: AbortSignal | undefined): CancellationSignal {
   };
 }
 
-/** A Redis that cannot be reached answers JOBS.STORE_UNAVAILABLE (503), naming it. */
-async function unavailableWhenDown<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    if (error instanceof DomainError) throw error;
-    throw new DomainError('JOBS.STORE_UNAVAILABLE', `the job store (Redis, REDIS_URL) cannot be reached: ${(error as Error).message}`, { retryAfterSeconds: 1 });
-  }
-}
