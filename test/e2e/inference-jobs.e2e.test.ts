@@ -141,12 +141,12 @@ describe('async inference jobs over HTTP (embedded queue)', () => {
   it('exports jobs by state, the oldest pending age and the time to start', async () => {
     const metrics = await fetch(server.server.metricsUrl!).then((r) => r.text());
     const samples = parsePrometheusText(metrics);
-    const jobs = (state: string) => samples.find((s) => s.name === 'inference_jobs' && s.labels.state === state)?.value;
+    const jobs = (state: string) => samples.find((s) => s.name === 'async_inference_jobs' && s.labels.state === state)?.value;
     assert.ok(jobs('SUCCEEDED')! >= 4, metrics);
     assert.ok(jobs('CANCELLED')! >= 2);
     assert.ok(jobs('FAILED')! >= 1);
     assert.equal(jobs('PENDING'), 0);
-    assert.equal(samples.find((s) => s.name === 'inference_job_oldest_pending_age_seconds')?.value, 0);
-    assert.ok(samples.find((s) => s.name === 'inference_job_start_delay_seconds_count')!.value >= 6);
+    assert.equal(samples.find((s) => s.name === 'async_inference_job_oldest_pending_age_seconds')?.value, 0);
+    assert.ok(samples.find((s) => s.name === 'async_inference_job_start_delay_seconds_count')!.value >= 6);
   });
 });

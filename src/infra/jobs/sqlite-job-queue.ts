@@ -78,7 +78,7 @@ export class SqliteJobQueue extends JobQueue {
     this.db.exec(`
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = FULL;
-      CREATE TABLE IF NOT EXISTS inference_jobs (
+      CREATE TABLE IF NOT EXISTS async_inference_jobs (
         id TEXT PRIMARY KEY,
         state TEXT NOT NULL,
         snapshot TEXT NOT NULL,
@@ -88,20 +88,20 @@ export class SqliteJobQueue extends JobQueue {
         run_after INTEGER NOT NULL DEFAULT 0,
         expires_at INTEGER
       ) STRICT;
-      CREATE INDEX IF NOT EXISTS inference_jobs_pending ON inference_jobs (state, run_after, created_at);
-      CREATE INDEX IF NOT EXISTS inference_jobs_expiry ON inference_jobs (expires_at);
+      CREATE INDEX IF NOT EXISTS inference_jobs_pending ON async_inference_jobs (state, run_after, created_at);
+      CREATE INDEX IF NOT EXISTS inference_jobs_expiry ON async_inference_jobs (expires_at);
     `);
     this.statements = {
-      insert: this.db.prepare('INSERT INTO inference_jobs (id, state, snapshot, payload, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING'),
-      select: this.db.prepare('SELECT snapshot, result FROM inference_jobs WHERE id = ?'),
-      update: this.db.prepare('UPDATE inference_jobs SET state = ?, snapshot = ?, result = ?, run_after = ?, expires_at = ?, payload = CASE WHEN ? THEN NULL ELSE payload END WHERE id = ?'),
-      next: this.db.prepare("SELECT id FROM inference_jobs WHERE state = 'PENDING' AND run_after <= ? ORDER BY created_at LIMIT 1"),
-      nextDue: this.db.prepare("SELECT MIN(run_after) AS due FROM inference_jobs WHERE state = 'PENDING'"),
-      countByState: this.db.prepare('SELECT state, COUNT(*) AS count FROM inference_jobs WHERE expires_at IS NULL OR expires_at > ? GROUP BY state'),
-      oldestPending: this.db.prepare("SELECT MIN(created_at) AS since FROM inference_jobs WHERE state = 'PENDING'"),
-      running: this.db.prepare("SELECT id FROM inference_jobs WHERE state = 'RUNNING'"),
-      deleteExpired: this.db.prepare('DELETE FROM inference_jobs WHERE expires_at <= ?'),
-      payload: this.db.prepare('SELECT payload FROM inference_jobs WHERE id = ?'),
+      insert: this.db.prepare('INSERT INTO async_inference_jobs (id, state, snapshot, payload, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING'),
+      select: this.db.prepare('SELECT snapshot, result FROM async_inference_jobs WHERE id = ?'),
+      update: this.db.prepare('UPDATE async_inference_jobs SET state = ?, snapshot = ?, result = ?, run_after = ?, expires_at = ?, payload = CASE WHEN ? THEN NULL ELSE payload END WHERE id = ?'),
+      next: this.db.prepare("SELECT id FROM async_inference_jobs WHERE state = 'PENDING' AND run_after <= ? ORDER BY created_at LIMIT 1"),
+      nextDue: this.db.prepare("SELECT MIN(run_after) AS due FROM async_inference_jobs WHERE state = 'PENDING'"),
+      countByState: this.db.prepare('SELECT state, COUNT(*) AS count FROM async_inference_jobs WHERE expires_at IS NULL OR expires_at > ? GROUP BY state'),
+      oldestPending: this.db.prepare("SELECT MIN(created_at) AS since FROM async_inference_jobs WHERE state = 'PENDING'"),
+      running: this.db.prepare("SELECT id FROM async_inference_jobs WHERE state = 'RUNNING'"),
+      deleteExpired: this.db.prepare('DELETE FROM async_inference_jobs WHERE expires_at <= ?'),
+      payload: this.db.prepare('SELECT payload FROM async_inference_jobs WHERE id = ?'),
     };
   }
 

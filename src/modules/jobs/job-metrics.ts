@@ -16,15 +16,15 @@ const WAIT_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
  */
 export const JOB_METRIC_PROVIDERS = [
   makeHistogramProvider({
-    name: 'inference_job_start_delay_seconds',
+    name: 'async_inference_job_start_delay_seconds',
     help: 'From a job being submitted to its first run starting, on the node that ran it.',
     buckets: WAIT_BUCKETS,
   }),
   {
-    provide: getToken('inference_jobs'),
+    provide: getToken('async_inference_jobs'),
     useFactory: (queue: JobQueue) =>
       new Gauge({
-        ...fresh('inference_jobs'),
+        ...fresh('async_inference_jobs'),
         help: 'Async inference jobs by state (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED); finished ones until JOB_RESULT_TTL_MS. With Redis, the whole cluster\'s.',
         labelNames: ['state'],
         async collect() {
@@ -35,10 +35,10 @@ export const JOB_METRIC_PROVIDERS = [
     inject: [JobQueue],
   },
   {
-    provide: getToken('inference_job_oldest_pending_age_seconds'),
+    provide: getToken('async_inference_job_oldest_pending_age_seconds'),
     useFactory: (queue: JobQueue, clock: Clock) =>
       new Gauge({
-        ...fresh('inference_job_oldest_pending_age_seconds'),
+        ...fresh('async_inference_job_oldest_pending_age_seconds'),
         help: 'How long the oldest job waiting for its first run has waited (0: none waits): the queue\'s age.',
         async collect() {
           const counts = await queue.counts().catch(() => undefined);
@@ -61,7 +61,7 @@ export class JobMetrics {
 
   constructor(
     config: AppConfig,
-    @InjectMetric('inference_job_start_delay_seconds') private readonly startDelay: Histogram,
+    @InjectMetric('async_inference_job_start_delay_seconds') private readonly startDelay: Histogram,
   ) {
     this.enabled = config.ALLOW_METRICS;
   }
