@@ -9,7 +9,16 @@ import { responseTooLarge } from '../../domain/inference/response-limit.js';
  * version serves a deployment, so every replica reads what another wrote.
  */
 export function encodeJobRequest(request: InferenceRequest): Uint8Array {
-  return serialize(request);
+  // Each tensor's elements copied into an array of their own: V8 writes a typed array's whole
+  // buffer, and a decoded tensor may be a view into the request's body (or a pooled slab).
+  const inputs = request.inputs.map((tensor) => ({ name: tensor.name, datatype: tensor.datatype, shape: [...tensor.shape], data: tensor.data.slice() }));
+  return serialize({
+    ...(request.id !== undefined && { id: request.id }),
+    parameters: { ...request.parameters },
+    inputs,
+    requestedOutputs: [...request.requestedOutputs],
+    ...(request.classifications && { classifications: new Map(request.classifications) }),
+  });
 }
 
 export function decodeJobRequest(payload: Uint8Array): InferenceRequest {
@@ -36,7 +45,26 @@ export function jobIdFor(modelName: string, idempotencyKey: string | undefined):
   return `k-${createHash('sha256').update(modelName).update('\0').update(idempotencyKey).digest('hex').slice(0, 40)}`;
 }
 
-/** What tells one submission from another under the same key: the model, the version asked for and the request. */
-export function requestDigestOf(modelName: string, version: number | undefined, payload: Uint8Array): string {
-  return createHash('sha256').update(`${modelName}\0${version ?? ''}\0`).update(payload).digest('hex');
+/**
+ * What tells one submission from another under the same key: the model, the version asked for and
+ * the request, read field by field (its tensors' elements as bytes), whatever transport sent it.
+ */
+export function requestDigestOf(modelName: string, version: number | undefined, request: InferenceRequest): string {
+  const hash = createHash('sha256');
+  hash.update(
+    JSON.stringify({
+      modelName,
+      version: version ?? null,
+      id: request.id ?? null,
+      parameters: Object.entries(request.parameters).sort(([a], [b]) => (a < b ? -1 : 1)),
+      requestedOutputs: request.requestedOutputs,
+      classifications: request.classifications ? [...request.classifications] : null,
+      inputs: request.inputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
+    }),
+  );
+  for (const { data } of request.inputs) {
+    if (Array.isArray(data)) for (const element of data) hash.update(`${Buffer.byteLength(element)}:`).update(element);
+    else hash.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+  return hash.digest('hex');
 }

@@ -31,7 +31,7 @@ export class SubmitInferenceJobHandler {
       id: jobIdFor(modelName, idempotencyKey),
       modelName,
       ...(version !== undefined && { version }),
-      requestDigest: requestDigestOf(modelName, version, payload),
+      requestDigest: requestDigestOf(modelName, version, request),
       ...(idempotencyKey !== undefined && { idempotencyKey }),
     };
     const { job, created } = await this.queue.submit(InferenceJob.submit(submission, this.clock), payload);
