@@ -129,8 +129,8 @@ const environmentSchema = z.object({
   JOB_RESULT_TTL_MS: z.coerce.number().int().min(1000).default(3_600_000),
   /** Jobs waiting to run at most (the whole cluster's with Redis); a submission past it is refused with 503 and Retry-After. */
   JOB_MAX_PENDING: z.coerce.number().int().min(1).default(1000),
-  /** Jobs this node runs at once (each one a request at the scheduler's background level). */
-  JOB_CONCURRENCY: z.coerce.number().int().min(1).max(1024).default(4),
+  /** Jobs this node runs at once (each one a request at the scheduler's background level); 0: none (a replica that only takes and answers for jobs, with Redis). */
+  JOB_CONCURRENCY: z.coerce.number().int().min(0).max(1024).default(4),
   /** Runs a job may have in all: the first and its retries after runtime failures (or lost replicas). */
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(3),
   /** Delay before a job's first retry (ms); each next retry waits twice as long. */

@@ -31,6 +31,10 @@ export class RunInferenceJobs implements OnApplicationShutdown {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    if (this.config.JOB_CONCURRENCY === 0) {
+      this.logger.log(`JOB_CONCURRENCY=0: this node takes jobs but runs none${this.config.REDIS_URL ? ' (the other replicas do)' : ' (without REDIS_URL, none will run)'}`);
+      return;
+    }
     await this.queue.process((job, payload, signal) => this.run(job, payload, signal));
     this.logger.log(`running jobs from ${this.config.REDIS_URL ? 'Redis (BullMQ)' : 'STATE_DIR (SQLite)'}, ${this.config.JOB_CONCURRENCY} at once`);
   }

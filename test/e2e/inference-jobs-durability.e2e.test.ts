@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { classifierModel } from '../../scripts/build-models.js';
+import { CLASSIFIER_ROW, pollJob, submitJob } from '../support/jobs.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { spawnServer, type ServerProcess } from '../support/server-process.js';
+import { makeRepository, postJson, requestJson } from '../support/test-server.js';
+
+/**
+ * Jobs outlive the process that took them. One node: SIGKILLed with a job running and one
+ * pending, the node started again over the same STATE_DIR runs both to the end. Two replicas on
+ * one Redis: the replica running a long job is SIGKILLed; the other finds the job stalled and runs
+ * it to the end; every replica answers for every job (poll, resubmit, cancel a run on another).
+ */
+
+/** 'slow' holds its worker 3 s a run (FAULT_INJECTION), long enough to kill the process in the middle of one. */
+const FAULT_INJECTION = JSON.stringify({ slow: { latency_ms: 3000 } });
+/** The replica to be killed holds it far longer: the job is still its own when the other replica is up. */
+const LONG_RUN = JSON.stringify({ slow: { latency_ms: 60_000 } });
+
+describe('durable jobs', () => {
+  let repository: string;
+  before(async () => {
+    repository = await makeRepository([
+      { name: 'classifier', onnx: classifierModel() },
+      { name: 'slow', onnx: classifierModel() },
+    ]);
+  });
+  after(() => rm(repository, { recursive: true, force: true }));
+
+  it('one node (SQLite in STATE_DIR): killed with a job running and one pending, started again, runs both to the end', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'onnx-serving-jobs-restart-'));
+    const env = { MODEL_REPOSITORY: repository, STATE_DIR: stateDir, FAULT_INJECTION, JOB_CONCURRENCY: '1' };
+    let server: ServerProcess | undefined;
+    try {
+      server = await spawnServer(env);
+      assert.ok(await server.untilReady(), server.stderr());
+      const running = await submitJob(server.url, 'slow', CLASSIFIER_ROW, 'nightly-1');
+      assert.equal(running.status, 202, JSON.stringify(running.body));
+      await pollJob(server.url, running.body.id, (job) => job.state === 'RUNNING');
+      const pending = await submitJob(server.url, 'classifier', CLASSIFIER_ROW);
+      assert.equal(pending.body.state, 'PENDING');
+      server.child.kill('SIGKILL');
+      await server.exited;
+      await server.stop();
+
+      server = await spawnServer(env);
+      assert.ok(await server.untilReady(), server.stderr());
+      const rerun = await pollJob(server.url, running.body.id);
+      assert.equal(rerun.state, 'SUCCEEDED', JSON.stringify(rerun));
+      assert.equal(rerun.attempts, 2, 'run again: at least once');
+      assert.equal((await pollJob(server.url, pending.body.id)).state, 'SUCCEEDED');
+      // The key still names the job after the restart.
+      const again = await submitJob(server.url, 'slow', CLASSIFIER_ROW, 'nightly-1');
+      assert.equal(again.status, 200);
+      assert.equal(again.body.id, running.body.id);
+    } finally {
+      await server?.stop();
+      await rm(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  describe('two replicas on one Redis (BullMQ)', () => {
+    let redis: RedisServer;
+    const servers: ServerProcess[] = [];
+    const spawnReplica = async (env: Record<string, string> = {}) => {
+      const server = await spawnServer({
+        MODEL_REPOSITORY: repository,
+        REDIS_URL: redis.url,
+        FAULT_INJECTION,
+        JOB_CONCURRENCY: '1',
+        JOB_LOCK_DURATION_MS: '1000',
+        JOB_STALLED_INTERVAL_MS: '300',
+        ...env,
+      });
+      servers.push(server);
+      assert.ok(await server.untilReady(), server.stderr());
+      return server;
+    };
+    before(async () => {
+      redis = await startRedisServer();
+    });
+    after(async () => {
+      for (const server of servers) await server.stop();
+      await redis.stop();
+    });
+
+    it('a replica SIGKILLed in the middle of a job leaves it to the other, which runs it to the end', async () => {
+      const doomed = await spawnReplica({ FAULT_INJECTION: LONG_RUN });
+      const job = await submitJob(doomed.url, 'slow', CLASSIFIER_ROW, 'report-42');
+      assert.equal(job.status, 202, JSON.stringify(job.body));
+      await pollJob(doomed.url, job.body.id, (j) => j.state === 'RUNNING');
+      const survivor = await spawnReplica();
+      // Every replica answers for every job.
+      assert.equal((await requestJson('GET', `${survivor.url}/v2/jobs/${job.body.id}`)).body.state, 'RUNNING');
+      const resubmitted = await submitJob(survivor.url, 'slow', CLASSIFIER_ROW, 'report-42');
+      assert.equal(resubmitted.status, 200);
+      assert.equal(resubmitted.body.id, job.body.id);
+      doomed.child.kill('SIGKILL');
+      await doomed.exited;
+
+      const done = await pollJob(survivor.url, job.body.id);
+      assert.equal(done.state, 'SUCCEEDED', JSON.stringify(done));
+      assert.equal(done.attempts, 2, 'the run the kill cut short, then the one that ended');
+      const direct = await postJson(`${survivor.url}/v2/models/classifier/infer`, CLASSIFIER_ROW);
+      assert.deepEqual(done.response.outputs, direct.body.outputs);
+    });
+
+    it('cancels, from one replica, a job running on another', async () => {
+      const [runner] = servers.filter((s) => s.child.exitCode === null && s.child.signalCode === null);
+      // A replica that runs no job (JOB_CONCURRENCY=0): the job runs on the other one.
+      const other = await spawnReplica({ JOB_CONCURRENCY: '0' });
+      const job = await submitJob(other.url, 'slow', CLASSIFIER_ROW);
+      await pollJob(other.url, job.body.id, (j) => j.state === 'RUNNING');
+      const cancelled = await requestJson('DELETE', `${other.url}/v2/jobs/${job.body.id}`);
+      assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
+      assert.equal(cancelled.body.state, 'CANCELLED');
+      // It stays CANCELLED (the run aborted on its replica, not finished there); that replica goes on with the next job.
+      const next = await submitJob(runner!.url, 'classifier', CLASSIFIER_ROW);
+      assert.equal((await pollJob(runner!.url, next.body.id)).state, 'SUCCEEDED');
+      assert.equal((await requestJson('GET', `${runner!.url}/v2/jobs/${job.body.id}`)).body.state, 'CANCELLED');
+    });
+  });
+});
