@@ -3,7 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import { classifierModel } from '../../scripts/build-models.js';
 import { FaultInjection } from '../../src/infra/onnx/fault-injection.js';
 import { identityModelOf } from '../support/identity-models.js';
-import { CLASSIFIER_ROW, pollJob, submitJob } from '../support/jobs.js';
+import { Status, type ServiceError } from '../support/grpc-client.js';
+import { CLASSIFIER_ROW, JobsGrpcClient, pollJob, submitJob } from '../support/jobs.js';
 import { parsePrometheusText } from '../support/prometheus-text.js';
 import { makeRepository, postJson, requestJson, startTestServer, type TestServer } from '../support/test-server.js';
 
@@ -136,6 +137,33 @@ describe('async inference jobs over HTTP (embedded queue)', () => {
     assert.equal(failed.error_code, 'INFERENCE.RESPONSE_TOO_LARGE');
     assert.match(failed.error, /MAX_RESPONSE_BYTES/);
     assert.equal(failed.response, undefined);
+  });
+
+  it('speaks gRPC too (onnx_serving.InferenceJobService): SubmitJob a ModelInferRequest, GetJob until SUCCEEDED with ModelInfer\'s response, CancelJob', async () => {
+    const client = new JobsGrpcClient(server.server.grpcAddress);
+    try {
+      const request = { model_name: 'classifier', inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '4'], contents: { fp32_contents: [6.7, 3.0, 5.2, 2.3] } }] };
+      const submitted = await client.call('SubmitJob', request, { 'idempotency-key': 'grpc-1' });
+      assert.equal(submitted.created, true);
+      assert.equal(submitted.model_name, 'classifier');
+      const again = await client.call('SubmitJob', request, { 'idempotency-key': 'grpc-1' });
+      assert.equal(again.id, submitted.id);
+      assert.equal(again.created, false);
+      let job = await client.call('GetJob', { id: submitted.id });
+      while (job.state !== 'SUCCEEDED' && job.state !== 'FAILED') job = await client.call('GetJob', { id: submitted.id });
+      assert.equal(job.state, 'SUCCEEDED', JSON.stringify(job));
+      assert.equal(job.response.model_name, 'classifier');
+      const http = await pollJob(url, submitted.id);
+      const label = job.response.outputs.find((o: any) => o.name === 'label');
+      assert.deepEqual(label.contents.int64_contents, http.response.outputs.find((o: any) => o.name === 'label').data.map(String));
+      await assert.rejects(client.call('CancelJob', { id: submitted.id }), (error: ServiceError) => error.code === Status.FAILED_PRECONDITION && /already succeeded/.test(error.details));
+      await assert.rejects(client.call('GetJob', { id: 'no-such-job' }), (error: ServiceError) => error.code === Status.NOT_FOUND);
+      const bad = { model_name: 'classifier', inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '3'], contents: { fp32_contents: [1, 2, 3] } }] };
+      await assert.rejects(client.call('SubmitJob', bad), (error: ServiceError) => error.code === Status.INVALID_ARGUMENT && /shape \[1,3\]/.test(error.details));
+      await assert.rejects(client.call('SubmitJob', request, { 'idempotency-key': 'grpc-1 x' }), (error: ServiceError) => error.code === Status.INVALID_ARGUMENT);
+    } finally {
+      client.close();
+    }
   });
 
   it('exports jobs by state, the oldest pending age and the time to start', async () => {

@@ -1,4 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { JOBS_PACKAGE, JOBS_PROTO_FILE, JOBS_SERVICE, PROTO_LOADER_OPTIONS } from '../../src/infra/grpc/grpc-options.js';
 import { requestJson } from './test-server.js';
 
 /** One row for the demo classifier (input [1, 4] FP32). */
@@ -24,4 +27,25 @@ export async function pollJob(url: string, id: string, done: (job: any) => boole
     await sleep(25);
   }
   throw new Error(`job ${id} never reached the awaited state; last seen: ${JSON.stringify(last)}`);
+}
+
+/** A client of onnx_serving.InferenceJobService (src/infra/grpc/proto/inference_jobs.proto). */
+export class JobsGrpcClient {
+  private readonly client: grpc.Client & Record<string, Function>;
+
+  constructor(address: string) {
+    const definition = protoLoader.loadSync(JOBS_PROTO_FILE, PROTO_LOADER_OPTIONS);
+    const service = (grpc.loadPackageDefinition(definition)[JOBS_PACKAGE] as grpc.GrpcObject)[JOBS_SERVICE] as grpc.ServiceClientConstructor;
+    this.client = new service(address, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
+  }
+
+  call(method: 'SubmitJob' | 'GetJob' | 'CancelJob', request: object, metadata: Record<string, string> = {}): Promise<any> {
+    const md = new grpc.Metadata();
+    for (const [key, value] of Object.entries(metadata)) md.set(key, value);
+    return new Promise((resolve, reject) => this.client[method]!.call(this.client, request, md, (error: grpc.ServiceError | null, answer: unknown) => (error ? reject(error) : resolve(answer))));
+  }
+
+  close(): void {
+    this.client.close();
+  }
 }

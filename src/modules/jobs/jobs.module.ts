@@ -8,22 +8,24 @@ import { SqliteJobQueue } from '../../infra/jobs/sqlite-job-queue.js';
 import { InferenceModule } from '../inference/inference.module.js';
 import { CancelInferenceJobHandler } from './cancel-inference-job/cancel-inference-job.handler.js';
 import { GetInferenceJobHandler } from './get-inference-job/get-inference-job.handler.js';
+import { InferenceJobGrpcController } from './get-inference-job/inference-job.grpc.controller.js';
 import { InferenceJobHttpController } from './get-inference-job/inference-job.http.controller.js';
 import { JOB_METRIC_PROVIDERS, JobMetrics } from './job-metrics.js';
 import { RunInferenceJobs } from './run-inference-jobs/run-inference-jobs.js';
 import { SubmitInferenceJobHandler } from './submit-inference-job/submit-inference-job.handler.js';
+import { SubmitInferenceJobGrpcController } from './submit-inference-job/submit-inference-job.grpc.controller.js';
 import { SubmitInferenceJobHttpController } from './submit-inference-job/submit-inference-job.http.controller.js';
 
 /** The file of the embedded job queue, in STATE_DIR. */
 export const JOBS_DATABASE = 'jobs.sqlite';
 
 /**
- * Async inference jobs: submitted, polled and cancelled over HTTP, run through the inference use
+ * Async inference jobs: submitted, polled and cancelled over HTTP and gRPC, run through the inference use
  * case. The queue is BullMQ on Redis with REDIS_URL, else SQLite in STATE_DIR: durable either way.
  */
 @Module({
   imports: [InferenceModule],
-  controllers: [SubmitInferenceJobHttpController, InferenceJobHttpController],
+  controllers: [SubmitInferenceJobHttpController, InferenceJobHttpController, SubmitInferenceJobGrpcController, InferenceJobGrpcController],
   providers: [
     {
       provide: JobQueue,
