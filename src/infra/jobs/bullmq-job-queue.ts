@@ -72,6 +72,8 @@ export class BullMqJobQueue extends JobQueue {
       if (kept) return { job: kept.job, created: false };
       const counts = await this.queue.getJobCounts('waiting', 'prioritized', 'delayed');
       if (Object.values(counts).reduce((sum, n) => sum + n, 0) >= this.options.maxPending) throw queueFull(this.options.maxPending);
+      // A job past its time to live that BullMQ has not removed yet (it cleans up as later jobs finish): the key makes a new job.
+      if ((await this.queue.getJobState(job.id)) !== 'unknown') await this.queue.remove(job.id);
       const snapshot = job.toSnapshot();
       const ttlSeconds = Math.ceil(this.options.ttlMs / 1000);
       await this.queue.add(

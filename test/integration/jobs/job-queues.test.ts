@@ -159,20 +159,28 @@ describe('job queues', () => {
     }
   });
 
-  it('SQLite: a finished job is forgotten after its time to live', async () => {
-    const queue = new SqliteJobQueue(join(dir, 'ttl.sqlite'), { ...LIMITS, ttlMs: 200 }, clock);
-    try {
-      await queue.process(scriptedRun(new Map()));
-      const job = aJob();
-      await queue.submit(job, bytes('ok'));
-      await stateOf(queue, job.id, 'SUCCEEDED');
-      await until(async () => ((await queue.find(job.id)) === undefined ? true : undefined), 'forgotten');
-      // Its key makes a new job now.
-      assert.equal((await queue.submit(aJob(job.id), bytes('ok'))).created, true);
-    } finally {
-      await queue.close();
-    }
-  });
+  const ttlQueues: [string, () => JobQueue][] = [
+    ['SQLite', () => new SqliteJobQueue(join(dir, 'ttl.sqlite'), { ...LIMITS, ttlMs: 1000 }, clock)],
+    ['BullMQ', () => new BullMqJobQueue({ ...LIMITS, ttlMs: 1000, redisUrl: redis.url, prefix: 'ttl', lockDurationMs: 1000, stalledIntervalMs: 500 }, clock)],
+  ];
+  for (const [name, make] of ttlQueues) {
+    it(`${name}: a finished job is forgotten after its time to live, and its id makes a new job then`, async () => {
+      const queue = make();
+      try {
+        await queue.process(scriptedRun(new Map()));
+        const job = aJob();
+        await queue.submit(job, bytes('ok'));
+        await stateOf(queue, job.id, 'SUCCEEDED');
+        await until(async () => ((await queue.find(job.id)) === undefined ? true : undefined), 'forgotten');
+        const again = await queue.submit(aJob(job.id, 'another digest'), bytes('ok'));
+        assert.equal(again.created, true);
+        assert.equal(again.job.toSnapshot().requestDigest, 'another digest');
+        await stateOf(queue, job.id, 'SUCCEEDED');
+      } finally {
+        await queue.close();
+      }
+    });
+  }
 
   it('BullMQ: a replica that dies mid-job leaves it to another, which runs it to the end', async () => {
     const options = { ...LIMITS, redisUrl: redis.url, prefix: 'failover', lockDurationMs: 1000, stalledIntervalMs: 300 };
