@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { classifierModel } from '../../scripts/build-models.js';
+import { identityModelOf } from '../support/identity-models.js';
 import { CLASSIFIER_ROW, pollJob, submitJob } from '../support/jobs.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { spawnServer, type ServerProcess } from '../support/server-process.js';
@@ -17,9 +18,9 @@ import { makeRepository, postJson, requestJson } from '../support/test-server.js
  */
 
 /** 'slow' holds its worker 3 s a run (FAULT_INJECTION), long enough to kill the process in the middle of one. */
-const FAULT_INJECTION = JSON.stringify({ slow: { latency_ms: 3000 } });
+const FAULT_INJECTION = JSON.stringify({ slow: { latency_ms: 3000 }, broken: { error_rate: 1 } });
 /** The replica to be killed holds it far longer: the job is still its own when the other replica is up. */
-const LONG_RUN = JSON.stringify({ slow: { latency_ms: 60_000 } });
+const LONG_RUN = JSON.stringify({ slow: { latency_ms: 60_000 }, broken: { error_rate: 1 } });
 
 describe('durable jobs', () => {
   let repository: string;
@@ -27,6 +28,8 @@ describe('durable jobs', () => {
     repository = await makeRepository([
       { name: 'classifier', onnx: classifierModel() },
       { name: 'slow', onnx: classifierModel() },
+      { name: 'broken', onnx: classifierModel() },
+      { name: 'identity', onnx: identityModelOf(['FP32']) },
     ]);
   });
   after(() => rm(repository, { recursive: true, force: true }));
@@ -74,6 +77,8 @@ describe('durable jobs', () => {
         JOB_CONCURRENCY: '1',
         JOB_LOCK_DURATION_MS: '1000',
         JOB_STALLED_INTERVAL_MS: '300',
+        JOB_RETRY_BACKOFF_MS: '20',
+        MAX_RESPONSE_BYTES: '1024',
         ...env,
       });
       servers.push(server);
@@ -107,6 +112,22 @@ describe('durable jobs', () => {
       assert.equal(done.attempts, 2, 'the run the kill cut short, then the one that ended');
       const direct = await postJson(`${survivor.url}/v2/models/classifier/infer`, CLASSIFIER_ROW);
       assert.deepEqual(done.response.outputs, direct.body.outputs);
+    });
+
+    it('retries a runtime failure up to JOB_MAX_ATTEMPTS runs; fails a request the run refuses at once', async () => {
+      const [replica] = servers.filter((s) => s.child.exitCode === null && s.child.signalCode === null);
+      // Every run of 'broken' fails (FAULT_INJECTION error_rate 1): three runs, then FAILED.
+      const broken = await pollJob(replica!.url, (await submitJob(replica!.url, 'broken', CLASSIFIER_ROW)).body.id);
+      assert.equal(broken.state, 'FAILED', JSON.stringify(broken));
+      assert.equal(broken.attempts, 3);
+      assert.equal(broken.error_code, 'INFERENCE.RUNTIME_ERROR');
+      assert.match(broken.error, /injected fault/);
+      // 300 FP32 elements back, past MAX_RESPONSE_BYTES (1024), known only after the run: one run, no retry.
+      const large = { inputs: [{ name: 'in_fp32', shape: [1, 300], datatype: 'FP32', data: Array.from({ length: 300 }, (_, i) => i) }] };
+      const refused = await pollJob(replica!.url, (await submitJob(replica!.url, 'identity', large)).body.id);
+      assert.equal(refused.state, 'FAILED', JSON.stringify(refused));
+      assert.equal(refused.attempts, 1);
+      assert.equal(refused.error_code, 'INFERENCE.RESPONSE_TOO_LARGE');
     });
 
     it('cancels, from one replica, a job running on another', async () => {
