@@ -7,6 +7,7 @@ import { classifierModel } from '../../scripts/build-models.js';
 import { identityModelOf } from '../support/identity-models.js';
 import { CLASSIFIER_ROW, pollJob, submitJob } from '../support/jobs.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { freePort } from '../support/free-port.js';
 import { spawnServer, type ServerProcess } from '../support/server-process.js';
 import { makeRepository, postJson, requestJson } from '../support/test-server.js';
 
@@ -63,6 +64,22 @@ describe('durable jobs', () => {
     } finally {
       await server?.stop();
       await rm(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  it('with REDIS_URL unreachable: inference serves, a job submission is 503 naming Redis, and SIGTERM still stops the server', async () => {
+    const server = await spawnServer({ MODEL_REPOSITORY: repository, REDIS_URL: `redis://127.0.0.1:${await freePort()}`, SHUTDOWN_DRAIN_DELAY_MS: '0' });
+    try {
+      assert.ok(await server.untilReady(), server.stderr());
+      assert.equal((await postJson(`${server.url}/v2/models/classifier/infer`, CLASSIFIER_ROW)).status, 200);
+      const refused = await submitJob(server.url, 'classifier', CLASSIFIER_ROW);
+      assert.equal(refused.status, 503, JSON.stringify(refused.body));
+      assert.match(refused.body.error, /the job store \(Redis, REDIS_URL\) cannot be reached/);
+      assert.equal(refused.headers.get('retry-after'), '1');
+      server.child.kill('SIGTERM');
+      assert.equal(await server.exited, 0, server.stderr());
+    } finally {
+      await server.stop();
     }
   });
 

@@ -50,6 +50,7 @@ export class BullMqJobQueue extends JobQueue {
   private readonly queue: Queue<JobData, string>;
   private worker?: Worker<JobData, string>;
   private subscriber?: Redis;
+  private workerConnection?: Redis;
   private readonly keys: { cancelled: (id: string) => string; cancelledSet: string; channel: string };
 
   constructor(
@@ -154,8 +155,10 @@ export class BullMqJobQueue extends JobQueue {
 
   async process(run: JobRun): Promise<void> {
     // BullMQ's workers block on Redis: a connection of their own, which retries forever (BullMQ's requirement).
+    this.workerConnection = new Redis(this.options.redisUrl, { maxRetriesPerRequest: null });
+    this.workerConnection.on('error', () => undefined); // reconnects by itself
     this.worker = new Worker<JobData, string>(QUEUE_NAME, (bullJob, _token, signal) => this.execute(run, bullJob, signal), {
-      connection: new Redis(this.options.redisUrl, { maxRetriesPerRequest: null }),
+      connection: this.workerConnection,
       prefix: this.options.prefix,
       concurrency: this.options.concurrency,
       lockDuration: this.options.lockDurationMs,
@@ -179,10 +182,16 @@ export class BullMqJobQueue extends JobQueue {
 
   async close(): Promise<void> {
     // Runs in progress are not waited for: their locks lapse and another replica (or this one, restarted) runs them.
-    await this.worker?.close(true);
-    await this.worker?.disconnect();
+    if (this.connection.status === 'ready') {
+      await this.worker?.close(true);
+      await this.queue.close();
+    } else {
+      // Redis away: BullMQ's closing would wait for it; the connections are dropped instead.
+      void this.worker?.close(true).catch(() => undefined);
+      void this.queue.close().catch(() => undefined);
+    }
+    this.workerConnection?.disconnect();
     this.subscriber?.disconnect();
-    await this.queue.close();
     this.connection.disconnect();
   }
 
