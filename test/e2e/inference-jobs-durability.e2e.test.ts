@@ -57,6 +57,8 @@ describe('durable jobs', () => {
       assert.equal(rerun.state, 'SUCCEEDED', JSON.stringify(rerun));
       assert.equal(rerun.attempts, 2, 'run again: at least once');
       assert.equal((await pollJob(server.url, pending.body.id)).state, 'SUCCEEDED');
+      // node:sqlite is stable in the pinned Node 24: no ExperimentalWarning on stderr.
+      assert.doesNotMatch(server.stderr(), /ExperimentalWarning|SQLite is an experimental feature/);
       // The key still names the job after the restart.
       const again = await submitJob(server.url, 'slow', CLASSIFIER_ROW, 'nightly-1');
       assert.equal(again.status, 200);

@@ -59,7 +59,7 @@ export class BullMqJobQueue extends JobQueue {
   ) {
     super();
     // Calls from requests fail at once while Redis is away (JOBS.STORE_UNAVAILABLE), rather than waiting in a queue.
-    this.connection = new Redis(options.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
+    this.connection = new Redis(options.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     this.connection.on('error', () => undefined); // reconnects by itself; calls meanwhile fail with their own error
     this.queue = new Queue(QUEUE_NAME, { connection: this.connection, prefix: options.prefix });
     this.queue.on('error', () => undefined);
