@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -156,6 +156,32 @@ describe('job queues', () => {
       assert.equal(done.job.toSnapshot().attempts, 2);
     } finally {
       await second.close();
+    }
+  });
+
+  it('SQLite: keeps requests and answers as files beside the database: a request file until the job ends, the answer until it expires; a stray file is removed at start', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'onnx-serving-job-files-'));
+    const files = () => readdir(join(root, 'jobs'));
+    try {
+      const queue = new SqliteJobQueue(join(root, 'jobs.sqlite'), LIMITS, clock);
+      const job = aJob();
+      await queue.process(scriptedRun(new Map()));
+      await queue.submit(job, bytes('ok'));
+      await stateOf(queue, job.id, 'SUCCEEDED');
+      await until(async () => ((await files()).length === 1 ? true : undefined), 'the request file removed');
+      assert.match((await files())[0]!, new RegExp(`^${job.id}\\.[0-9a-f-]+\\.response$`));
+      await queue.close();
+      // What a crash between writing a request and saving its row leaves.
+      await writeFile(join(root, 'jobs', 'lost.0000.request'), 'x');
+      const reopened = new SqliteJobQueue(join(root, 'jobs.sqlite'), LIMITS, clock);
+      try {
+        assert.deepEqual((await files()).filter((file) => file.startsWith('lost')), []);
+        assert.equal(text((await reopened.find(job.id))!.result), `result of ${job.id}`);
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      await rm(root, { recursive: true, force: true });
     }
   });
 
