@@ -5,6 +5,7 @@ import { OnnxRuntimeModule } from './infra/onnx/onnx-runtime.module.js';
 import { ServerTls } from './infra/tls/server-tls.js';
 import { HealthModule } from './modules/health/health.module.js';
 import { InferenceModule } from './modules/inference/inference.module.js';
+import { JobsModule } from './modules/jobs/jobs.module.js';
 import { SchedulingModule } from './modules/inference/scheduling.module.js';
 import { MetricsModule } from './modules/observability/metrics/metrics.module.js';
 import { ObservabilityModule } from './modules/observability/observability.module.js';
@@ -36,7 +37,7 @@ export class AppModule {
   static with(config: AppConfig, tls: ServerTls, overrides: AppOverrides = {}): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.with(config, tls), TracingModule.with(overrides.spanExporter), StateStoreModule.with(overrides.modelStateStore), ObservabilityModule, MetricsModule, OnnxRuntimeModule, SchedulingModule, ThrottlingModule, RegistryModule, RolloutModule, InferenceModule, HealthModule],
+      imports: [ConfigModule.with(config, tls), TracingModule.with(overrides.spanExporter), StateStoreModule.with(overrides.modelStateStore), ObservabilityModule, MetricsModule, OnnxRuntimeModule, SchedulingModule, ThrottlingModule, RegistryModule, RolloutModule, InferenceModule, JobsModule, HealthModule],
     };
   }
 }

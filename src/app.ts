@@ -20,6 +20,7 @@ import { MetricsServer } from './modules/observability/metrics/metrics-server.js
 import { ServerLogger } from './modules/observability/server-logger.js';
 import { ServerReadiness } from './modules/health/server-readiness.js';
 import { LoadModelRepositoryHandler } from './modules/registry/load-model-repository/load-model-repository.handler.js';
+import { RunInferenceJobs } from './modules/jobs/run-inference-jobs/run-inference-jobs.js';
 
 const routeOf = Symbol('route');
 
@@ -115,6 +116,8 @@ export async function startServer(config: AppConfig, overrides: AppOverrides = {
     .get(Logger)
     .log(`serving ${tls.scheme.toUpperCase()} on ${bound(port)}, gRPC${tls.enabled ? ' (TLS)' : ''} on ${bound(grpcPort)}, metrics ${metricsPort !== undefined ? `on ${bound(metricsPort)} (GET /metrics)` : 'off (ALLOW_METRICS=false)'}`, 'Server');
   const modelsLoaded = app.get(LoadModelRepositoryHandler).execute();
+  // Jobs kept across a restart run once their models are loaded.
+  void modelsLoaded.then(() => app.get(RunInferenceJobs).start()).catch((error: unknown) => app.get(Logger).error(`jobs not started: ${(error as Error).message}`, 'Jobs'));
   const shutdown = async () => {
     app.get(ServerReadiness).beginShutdown();
     app.get(Logger).log(`shutting down: not ready; serving on for ${config.SHUTDOWN_DRAIN_DELAY_MS} ms, then draining`, 'Server');

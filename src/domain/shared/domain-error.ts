@@ -121,6 +121,16 @@ export const ERROR_CODES = {
   'ROLLOUT.VERSION_NOT_READY': kind('FAILED_PRECONDITION', 'invalid'),
   'ROLLOUT.NOT_FOUND': kind('NOT_FOUND', 'invalid'),
   'ROLLOUT.INVALID_TRANSITION': kind('FAILED_PRECONDITION', 'invalid'),
+  // Async inference jobs (README "Async inference jobs"): unknown, or past JOB_RESULT_TTL_MS.
+  'JOBS.NOT_FOUND': kind('NOT_FOUND', 'not_found'),
+  // JOB_MAX_PENDING jobs wait already: busy, try again (after Retry-After); no version's fault.
+  'JOBS.QUEUE_FULL': kind('UNAVAILABLE', 'unavailable'),
+  'JOBS.NOT_CANCELLABLE': kind('FAILED_PRECONDITION', 'invalid'),
+  'JOBS.INVALID_TRANSITION': kind('FAILED_PRECONDITION', 'invalid'),
+  'JOBS.IDEMPOTENCY_KEY_REUSED': kind('FAILED_PRECONDITION', 'invalid'),
+  'JOBS.INVALID_IDEMPOTENCY_KEY': kind('INVALID_ARGUMENT', 'invalid'),
+  // REDIS_URL's server cannot be reached: the job was not submitted (or cannot be read now).
+  'JOBS.STORE_UNAVAILABLE': kind('UNAVAILABLE', 'unavailable'),
 } as const satisfies Record<string, ErrorKind>;
 
 export type DomainErrorCode = keyof typeof ERROR_CODES;

@@ -134,6 +134,23 @@ const environmentSchema = z.object({
   THROTTLE_LEASE_SIZE: z.coerce.number().int().min(0).default(0),
   /** With REDIS_URL: how long leased tokens stay usable on the replica that leased them (ms); unused ones then lapse. */
   THROTTLE_LEASE_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
+  // ---- Async inference jobs (README "Async inference jobs") ----
+  /** How long a finished job (its outputs or error) is kept after it finished (ms); then GET answers 404. */
+  JOB_RESULT_TTL_MS: z.coerce.number().int().min(1000).default(3_600_000),
+  /** Jobs waiting to run at most (the whole cluster's with Redis); a submission past it is refused with 503 and Retry-After. */
+  JOB_MAX_PENDING: z.coerce.number().int().min(1).default(1000),
+  /** Jobs this node runs at once (each one a request at the scheduler's background level); 0: none (a replica that only takes and answers for jobs, with Redis). */
+  JOB_CONCURRENCY: z.coerce.number().int().min(0).max(1024).default(4),
+  /** Runs a job may have in all: the first and its retries after runtime failures (or lost replicas). */
+  JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(3),
+  /** Delay before a job's first retry (ms); each next retry waits twice as long. */
+  JOB_RETRY_BACKOFF_MS: z.coerce.number().int().min(0).default(1000),
+  /** With Redis (BullMQ's lockDuration): a replica that stops renewing a running job's lock for this long has lost it (ms). */
+  JOB_LOCK_DURATION_MS: z.coerce.number().int().min(100).default(30_000),
+  /** With Redis (BullMQ's stalledInterval): how often jobs whose replica died are looked for and queued again (ms). */
+  JOB_STALLED_INTERVAL_MS: z.coerce.number().int().min(100).default(30_000),
+  /** With Redis: the prefix of the jobs' keys (several deployments on one Redis). */
+  JOB_QUEUE_PREFIX: z.string().regex(/^[\w.-]{1,64}$/, 'must be 1 to 64 letters, digits, ".", "-" or "_"').default('onnx-serving'),
 });
 
 type Environment = z.infer<typeof environmentSchema>;

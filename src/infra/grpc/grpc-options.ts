@@ -13,6 +13,10 @@ const PROTO_DIR = fileURLToPath(new URL('./proto/', import.meta.url));
 export const INFERENCE_PROTO_FILE = 'grpc_service.proto';
 export const INFERENCE_PACKAGE = 'inference';
 export const INFERENCE_SERVICE = 'GRPCInferenceService';
+/** This server's own service for async inference jobs (KServe's protocol has none), in a package of its own. */
+export const JOBS_PROTO_FILE = 'inference_jobs.proto';
+export const JOBS_PACKAGE = 'onnx_serving';
+export const JOBS_SERVICE = 'InferenceJobService';
 
 /**
  * How messages become JavaScript objects, on the server and in our clients alike: proto field names
@@ -52,8 +56,8 @@ export function grpcServerOptions(config: AppConfig, connections?: GrpcConnectio
     options: {
       url: `${host}:${config.GRPC_PORT}`,
       ...(credentials && { credentials }),
-      package: INFERENCE_PACKAGE,
-      protoPath: INFERENCE_PROTO_FILE,
+      package: [INFERENCE_PACKAGE, JOBS_PACKAGE],
+      protoPath: [INFERENCE_PROTO_FILE, JOBS_PROTO_FILE],
       loader: PROTO_LOADER_OPTIONS,
       maxReceiveMessageLength: config.MAX_REQUEST_BYTES,
       maxSendMessageLength: -1,
@@ -65,6 +69,10 @@ export function grpcServerOptions(config: AppConfig, connections?: GrpcConnectio
         const service = `${INFERENCE_PACKAGE}.${INFERENCE_SERVICE}`;
         deferTensorContents(definition, service, ['ModelInfer', 'ModelStreamInfer'], PROTO_DIR, INFERENCE_PROTO_FILE);
         acceptMalformedRequests(definition, service, ['ModelInfer', 'ModelStreamInfer']);
+        // A job is submitted as a ModelInferRequest: judged before its elements are decoded, alike.
+        const jobs = `${JOBS_PACKAGE}.${JOBS_SERVICE}`;
+        deferTensorContents(definition, jobs, ['SubmitJob'], PROTO_DIR, INFERENCE_PROTO_FILE);
+        acceptMalformedRequests(definition, jobs, ['SubmitJob']);
       },
     },
   };

@@ -27,6 +27,8 @@ const HTTP_STATUS_OF: Record<ErrorCategory, number> = {
 const HTTP_STATUS_EXCEPTIONS: Partial<Record<DomainErrorCode, number>> = {
   // Triton answers a name registered twice with ALREADY_EXISTS, which its HTTP server sends as 400.
   'SHARED_MEMORY.REGION_EXISTS': 400,
+  // draft-ietf-httpapi-idempotency-key-header: a key reused for another request is a 422.
+  'JOBS.IDEMPOTENCY_KEY_REUSED': 422,
 };
 
 /** The HTTP status a domain error code answers with. */

@@ -1,4 +1,5 @@
 import { Module, RequestMethod, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import { InferenceUseCase } from '../../domain/inference/inference-use-case.port.js';
 import { SystemSharedMemory } from '../../domain/shared-memory/system-shared-memory.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 import { RolloutModule } from '../rollout/rollout.module.js';
@@ -24,6 +25,7 @@ import { SharedMemoryHttpController } from './manage-shared-memory/shared-memory
   controllers: [InferHttpController, InferGrpcController, ModelStatisticsHttpController, ModelStatisticsGrpcController, SharedMemoryHttpController, SharedMemoryGrpcController],
   providers: [
     RunInferenceHandler,
+    { provide: InferenceUseCase, useExisting: RunInferenceHandler },
     GetModelStatisticsHandler,
     CircuitBreakers,
     ConcurrencyLimits,
@@ -38,6 +40,8 @@ import { SharedMemoryHttpController } from './manage-shared-memory/shared-memory
       inject: [AppConfig],
     },
   ],
+  // Async jobs run through the same use case, by its port.
+  exports: [InferenceUseCase],
 })
 export class InferenceModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

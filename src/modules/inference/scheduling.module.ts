@@ -13,6 +13,6 @@ import { ModelVersionSchedulers } from './model-version-schedulers.js';
 @Global()
 @Module({
   providers: [ModelVersionSchedulers, { provide: VersionTraffic, useExisting: ModelVersionSchedulers }, { provide: SchedulerQueues, useExisting: ModelVersionSchedulers }, { provide: Clock, useClass: SystemClock }],
-  exports: [ModelVersionSchedulers, VersionTraffic, SchedulerQueues],
+  exports: [ModelVersionSchedulers, VersionTraffic, SchedulerQueues, Clock],
 })
 export class SchedulingModule {}

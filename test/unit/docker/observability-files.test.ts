@@ -65,7 +65,7 @@ interface Panel {
 }
 
 const DASHBOARD_FILE = 'docker/grafana/onnx-serving-dashboard.json';
-const ROWS = ['Traffic', 'Latency', 'Batching', 'Saturation', 'Models', 'HTTP', 'Process', 'Resilience'];
+const ROWS = ['Traffic', 'Latency', 'Batching', 'Saturation', 'Models', 'HTTP', 'Process', 'Resilience', 'Async inference jobs'];
 const GRAFANA_BUILTINS = new Set(['__rate_interval', '__interval', '__interval_ms', '__range', '__range_s', '__range_ms', '__dashboard', '__from', '__to']);
 
 describe(DASHBOARD_FILE, () => {
@@ -104,7 +104,7 @@ describe(DASHBOARD_FILE, () => {
     }
   });
 
-  it('has the rows Traffic, Latency, Batching, Saturation, Models, HTTP, Process and Resilience, in that order', () => {
+  it('has the rows Traffic, Latency, Batching, Saturation, Models, HTTP, Process, Resilience and Async inference jobs, in that order', () => {
     assert.deepEqual(all.filter((p) => p.type === 'row').map((p) => p.title), ROWS);
   });
 

@@ -6,10 +6,9 @@ import {
   schedulingParametersOf,
   validateInferenceRequest,
   type InputHeader,
-  type InferenceRequest,
   type InferenceResponse,
 } from '../../../domain/inference/inference-request.js';
-import type { CancellationSignal } from '../../../domain/inference/dynamic-batch-scheduler.js';
+import { InferenceUseCase, type RunInferenceCommand } from '../../../domain/inference/inference-use-case.port.js';
 import { assertResponseFits } from '../../../domain/inference/response-limit.js';
 import { checkClassifications, classifyOutputs } from '../../../domain/inference/classification.js';
 import type { Tensor } from '../../../domain/inference/tensor.js';
@@ -26,19 +25,6 @@ import { CircuitBreakers } from '../circuit-breakers.js';
 import { ConcurrencyLimits } from '../concurrency-limits.js';
 import { ModelVersionSchedulers } from '../model-version-schedulers.js';
 
-export interface RunInferenceCommand {
-  readonly modelName: string;
-  readonly version?: number;
-  readonly request: InferenceRequest;
-  /** A timeout the transport carries (HTTP header, gRPC deadline), in microseconds. */
-  readonly timeoutMicros?: number;
-  /** Aborted when the client has gone away. */
-  readonly signal?: CancellationSignal;
-  /** The request's headers (HTTP) or metadata (gRPC), by lower-case name: what rollout rules and sticky keys read. */
-  readonly header?: (name: string) => string | undefined;
-  /** Puts the outputs where the client asked (shared memory) before the request counts as answered; a throw fails it. */
-  readonly deliver?: (response: InferenceResponse) => void;
-}
 
 const NO_HEADERS = (): undefined => undefined;
 
@@ -56,7 +42,7 @@ export const MODEL_VERSION_HEADER = 'x-model-version';
  * background once its own answer is ready.
  */
 @Injectable()
-export class RunInferenceHandler {
+export class RunInferenceHandler extends InferenceUseCase {
   private readonly logger = new Logger('Shadow');
 
   constructor(
@@ -69,7 +55,9 @@ export class RunInferenceHandler {
     private readonly breakers: CircuitBreakers,
     private readonly limits: ConcurrencyLimits,
     private readonly config: AppConfig,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Counts each request in the metrics (success with its durations, or failure with its reason). */
   async execute(command: RunInferenceCommand): Promise<InferenceResponse> {
@@ -134,7 +122,7 @@ export class RunInferenceHandler {
     this.metrics.requestFailed(modelName, version, error);
   }
 
-  private async run({ modelName, version, request, timeoutMicros, signal, header }: RunInferenceCommand, attempt: { version?: number }): Promise<InferenceResponse> {
+  private async run({ modelName, version, request, timeoutMicros, signal, header, background }: RunInferenceCommand, attempt: { version?: number }): Promise<InferenceResponse> {
     const model = this.registry.get(modelName);
     const route = version === undefined ? this.router.route(modelName, header ?? NO_HEADERS) : undefined;
     // A routed version that left service a moment ago: the default serves rather than failing.
@@ -164,6 +152,7 @@ export class RunInferenceHandler {
           timeoutMicros: earliest(parameterTimeout, timeoutMicros),
           signal,
           trace: traced,
+          background,
         }),
       );
     } catch (error) {

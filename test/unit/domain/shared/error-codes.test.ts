@@ -49,8 +49,8 @@ describe('the error codes: one table of categories and attributes', () => {
       timeout: ['INFERENCE.DEADLINE_EXCEEDED'],
       cancelled: ['INFERENCE.CANCELLED'],
       runtime: ['INFERENCE.RUNTIME_ERROR'],
-      not_found: ['REGISTRY.MODEL_NOT_FOUND', 'REGISTRY.VERSION_NOT_FOUND'],
-      unavailable: ['INFERENCE.CIRCUIT_OPEN', 'REGISTRY.VERSION_NOT_READY', 'SERVER.NOT_READY'],
+      not_found: ['JOBS.NOT_FOUND', 'REGISTRY.MODEL_NOT_FOUND', 'REGISTRY.VERSION_NOT_FOUND'],
+      unavailable: ['INFERENCE.CIRCUIT_OPEN', 'JOBS.QUEUE_FULL', 'JOBS.STORE_UNAVAILABLE', 'REGISTRY.VERSION_NOT_READY', 'SERVER.NOT_READY'],
     };
     const invalid = CODES.filter((code) => !Object.values(named).flat().includes(code)).sort();
     assert.deepEqual(reasons, { ...named, invalid });

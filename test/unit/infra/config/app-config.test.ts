@@ -64,8 +64,26 @@ describe('loadAppConfig', () => {
         TLS_CLIENT_AUTH: 'none',
         TLS_RELOAD_INTERVAL_MS: 10_000,
         ADMIN_AUTH: 'token',
+        JOB_RESULT_TTL_MS: 3_600_000,
+        JOB_MAX_PENDING: 1000,
+        JOB_CONCURRENCY: 4,
+        JOB_MAX_ATTEMPTS: 3,
+        JOB_RETRY_BACKOFF_MS: 1000,
+        JOB_LOCK_DURATION_MS: 30_000,
+        JOB_STALLED_INTERVAL_MS: 30_000,
+        JOB_QUEUE_PREFIX: 'onnx-serving',
       },
     );
+  });
+
+  it('reads the jobs\' settings and refuses a REDIS_URL that is not redis:// or rediss://', () => {
+    const config = loadAppConfig({ REDIS_URL: 'redis://:secret@redis:6379/0', JOB_CONCURRENCY: '0', JOB_RESULT_TTL_MS: '60000' });
+    assert.equal(config.REDIS_URL, 'redis://:secret@redis:6379/0');
+    assert.equal(config.JOB_CONCURRENCY, 0);
+    assert.equal(config.JOB_RESULT_TTL_MS, 60_000);
+    assert.throws(() => loadAppConfig({ REDIS_URL: 'http://redis:6379' }), /REDIS_URL.*must be a redis:\/\/ or rediss:\/\/ URL/);
+    assert.throws(() => loadAppConfig({ JOB_MAX_PENDING: '0' }), /JOB_MAX_PENDING/);
+    assert.throws(() => loadAppConfig({ JOB_QUEUE_PREFIX: 'a b' }), /JOB_QUEUE_PREFIX/);
   });
 
   it('reads ADMIN_CLIENT_NAMES as a comma-separated list, blanks around names dropped', () => {
