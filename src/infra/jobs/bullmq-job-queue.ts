@@ -30,7 +30,7 @@ interface JobData {
 }
 
 /** The failed reason of a run cancelled by its client (not a failure). */
-const CANCELLED_REASON = 'JOBS.CANCELLED';
+const CANCELLED_REASON = 'cancelled by its client';
 
 /**
  * The job queue on Redis, with BullMQ (REDIS_URL): every replica submits to and works the same

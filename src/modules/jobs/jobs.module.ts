@@ -5,6 +5,7 @@ import { Clock } from '../../domain/shared/clock.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 import { BullMqJobQueue } from '../../infra/jobs/bullmq-job-queue.js';
 import { SqliteJobQueue } from '../../infra/jobs/sqlite-job-queue.js';
+import { ThrottlingModule } from '../throttling/throttling.module.js';
 import { InferenceModule } from '../inference/inference.module.js';
 import { CancelInferenceJobHandler } from './cancel-inference-job/cancel-inference-job.handler.js';
 import { GetInferenceJobHandler } from './get-inference-job/get-inference-job.handler.js';
@@ -24,7 +25,7 @@ const JOBS_DATABASE = 'jobs.sqlite';
  * case. The queue is BullMQ on Redis with REDIS_URL, else SQLite in STATE_DIR: durable either way.
  */
 @Module({
-  imports: [InferenceModule],
+  imports: [InferenceModule, ThrottlingModule],
   controllers: [SubmitInferenceJobHttpController, InferenceJobHttpController, SubmitInferenceJobGrpcController, InferenceJobGrpcController],
   providers: [
     {

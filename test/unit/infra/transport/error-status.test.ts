@@ -70,7 +70,7 @@ describe('each transport maps an error category to its status', () => {
   });
 
   it('gives the codes of one category one status per transport, but for the exceptions the wire asks for', () => {
-    const exceptions = new Set<DomainErrorCode>(['SHARED_MEMORY.REGION_EXISTS']);
+    const exceptions = new Set<DomainErrorCode>(['SHARED_MEMORY.REGION_EXISTS', 'JOBS.IDEMPOTENCY_KEY_REUSED']);
     const byCategory = new Map<string, Set<string>>();
     for (const code of Object.keys(ERROR_CODES) as DomainErrorCode[]) {
       if (exceptions.has(code)) continue;
