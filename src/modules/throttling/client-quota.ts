@@ -25,6 +25,8 @@ export interface ClientIdentity {
 @Injectable()
 export class ClientQuota {
   readonly enabled: boolean;
+  /** Whether THROTTLE_ADDRESS_RATE bounds each source address. */
+  readonly limitsAddresses: boolean;
   /** The bucket's size (@nestjs/throttler's `limit`). */
   readonly burst: number;
   /** Milliseconds for an empty bucket to fill (@nestjs/throttler's `ttl`). */
@@ -41,6 +43,7 @@ export class ClientQuota {
     @InjectMetric('throttled_requests_total') private readonly throttled: Counter,
   ) {
     this.enabled = config.THROTTLE_RATE > 0;
+    this.limitsAddresses = config.THROTTLE_ADDRESS_RATE > 0;
     this.burst = config.THROTTLE_BURST || Math.max(1, Math.ceil(config.THROTTLE_RATE));
     this.fillMs = this.enabled ? (this.burst / config.THROTTLE_RATE) * 1000 : 1;
     this.addressBurst = config.THROTTLE_ADDRESS_BURST || Math.max(1, Math.ceil(config.THROTTLE_ADDRESS_RATE));
