@@ -25,7 +25,7 @@ import { runLoad, type LoadResult } from './load.js';
 import { runPacedLoad, type PacedLoadResult } from './paced-load.js';
 import { freePort, waitForReady } from './processes.js';
 import { fetchModelStats, runFigures, statsBetween, type ModelStats, type RunFigures } from './server-stats.js';
-import { CLASSIFIER, MLP_BATCHING, checkedClassifierInfer, classifierBody, mlpBody } from './workloads.js';
+import { CLASSIFIER, INFERENCE_HEADER, MLP_BATCHING, checkedClassifierBinaryAnswer, checkedClassifierInfer, classifierBinaryBody, classifierBody, mlpBody } from './workloads.js';
 
 export interface Window {
   cpu?: CpuUse;
@@ -48,7 +48,7 @@ export interface ClosedLoopOptions {
   /** The server and model whose /stats are read around the measured run. */
   readonly stats?: { base: string; model: string };
   readonly around?: AroundMeasure;
-  /** Sent with every request, besides content-type. */
+  /** Sent with every request (content-type: application/json unless these name another). */
   readonly headers?: Readonly<Record<string, string>>;
 }
 
@@ -56,7 +56,7 @@ export interface ClosedLoopOptions {
  * Closed loop (autocannon, `connections` requests always outstanding), with CPU and /stats over the
  * measured run.
  */
-export async function closedLoop(label: string, url: string, body: string, pid: number | undefined, { stats, around, headers }: ClosedLoopOptions = {}): Promise<ClosedLoopRun> {
+export async function closedLoop(label: string, url: string, body: string | Buffer, pid: number | undefined, { stats, around, headers }: ClosedLoopOptions = {}): Promise<ClosedLoopRun> {
   log(`${label}: ${settings.connections} connections, ${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s`);
   const window: Window = {};
   let cpu: CpuWindow | undefined;
@@ -156,16 +156,27 @@ export async function measureBareRuntime(modelPath: string, batch: number, threa
   return JSON.parse(child.stdout().trim().split('\n').at(-1) ?? '') as BareRuntimeResult;
 }
 
-/** The bare Fastify baseline, on the classifier's route, answering `answer`. */
-export async function measureBareFastify(answer: string): Promise<ClosedLoopRun> {
+/**
+ * The bare Fastify baseline, on the classifier's route, answering `answer` to the JSON body; with
+ * `binaryAnswer` (the server's answer to the binary body), then the same loop with the binary body.
+ */
+export async function measureBareFastify(answer: string, binaryAnswer?: { body: Buffer; headers: Headers }): Promise<{ json: ClosedLoopRun; binary?: ClosedLoopRun }> {
   const port = await freePort();
   const base = `http://${HOST}:${port}`;
-  const child = children.start('bare Fastify', path.join(here, 'bare-fastify-server.js'), [], { PORT: String(port), HOST, RESPONSE_JSON: answer });
+  const binaryEnv: Record<string, string> = binaryAnswer
+    ? { RESPONSE_BINARY_BASE64: binaryAnswer.body.toString('base64'), RESPONSE_BINARY_JSON_LENGTH: binaryAnswer.headers.get(INFERENCE_HEADER) ?? '' }
+    : {};
+  const child = children.start('bare Fastify', path.join(here, 'bare-fastify-server.js'), [], { PORT: String(port), HOST, RESPONSE_JSON: answer, ...binaryEnv });
   try {
     await waitForReady(`${base}/v2/health/ready`, child, READY_TIMEOUT_MS);
     const url = `${base}/v2/models/${CLASSIFIER}/infer`;
     await checkedClassifierInfer(url);
-    return await closedLoop('bare Fastify', url, classifierBody(), child.process.pid);
+    const json = await closedLoop('bare Fastify', url, classifierBody(), child.process.pid);
+    if (!binaryAnswer) return { json };
+    await checkedClassifierBinaryAnswer(url);
+    const { body, headers } = classifierBinaryBody();
+    const binary = await closedLoop('bare Fastify, binary tensor data', url, body, child.process.pid, { headers });
+    return { json, binary };
   } finally {
     await children.stop(child);
   }

@@ -103,6 +103,10 @@ export const answered = (load: LoadResult): number => load.requests + load.non2x
 export const mainThreadUsPerRequest = (run: { cpu?: CpuUse }, requests: number): number | undefined =>
   run.cpu && requests > 0 ? (run.cpu.serverMainThreadMs / requests) * 1000 : undefined;
 
+/** CPU of the whole (server or bare) process per request answered, every thread and child process (the model instances), µs. */
+export const processUsPerRequest = (run: { cpu?: CpuUse }, requests: number): number | undefined =>
+  run.cpu && requests > 0 ? ((run.cpu.serverMainThreadMs + run.cpu.serverOtherThreadsMs) / requests) * 1000 : undefined;
+
 /** Main-thread CPU of the (server or bare) process per call answered, µs. */
 export function mainThreadUsPerCall(run: GrpcClosedLoopRun): number | undefined {
   const calls = run.load.requests + run.load.errors;

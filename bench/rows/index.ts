@@ -12,6 +12,10 @@ import { latency } from './latency.js';
 import { observability } from './observability.js';
 import { overload } from './overload.js';
 import { resilience } from './resilience.js';
+import { computeBinary } from './compute-binary.js';
+import { httpBinary } from './http-binary.js';
+import { schedulerThread } from './scheduler-thread.js';
+import { serverCpu } from './server-cpu.js';
 
 export const BENCH_ROWS: readonly BenchRow[] = [
   httpLimit, // 1
@@ -22,4 +26,8 @@ export const BENCH_ROWS: readonly BenchRow[] = [
   grpcLimit, // 6
   observability, // 7
   resilience, // 8
+  serverCpu, // 9
+  httpBinary, // 10
+  computeBinary, // 11
+  schedulerThread, // 12
 ];

@@ -1,7 +1,8 @@
 /**
  * The runs rows 2-5 read: the bare runtime (32 rows per run, the instance's intra-op threads), then
  * one server with the MLP twice, batching off and on (configs identical but max_batch_size), each
- * under the closed loop, then open loops at 70% and 2x of the batching-on rate.
+ * under the closed loop (batching on also with binary bodies), then open loops at 70% and 2x of the
+ * batching-on rate.
  */
 import { mkdtemp } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,7 +11,7 @@ import { children, PACED_MAX_CONNECTIONS, SEND_LAG_WARN_MS, settings, startServe
 import { closedLoop, measureBareRuntime, openLoop, type BareRuntimeResult, type ClosedLoopRun, type OpenLoopRun } from '../measure.js';
 import { cpuText, int, ms } from '../report.js';
 import { runFigures } from '../server-stats.js';
-import { checkedMlpInfer, MLP_BATCHING, MLP_MAX_BATCH_SIZE, MLP_MAX_QUEUE_DELAY_MICROS, MLP_NO_BATCHING, mlpBody, writeMlpRepository } from '../workloads.js';
+import { checkedMlpInfer, MLP_BATCHING, MLP_MAX_BATCH_SIZE, MLP_MAX_QUEUE_DELAY_MICROS, MLP_NO_BATCHING, mlpBinaryBody, mlpBody, writeMlpRepository } from '../workloads.js';
 
 /** The loads of 4 and 5, as fractions of 3's batching-on req/s. */
 export const LATENCY_LOAD = 0.7;
@@ -20,6 +21,8 @@ export interface MlpRuns {
   readonly bare: BareRuntimeResult;
   readonly off: ClosedLoopRun;
   readonly on: ClosedLoopRun;
+  /** The batching-on loop with the binary body (the 512 values as binary data). */
+  readonly onBinary: ClosedLoopRun;
   readonly latency: OpenLoopRun;
   readonly overload: OpenLoopRun;
   /** One batch's compute time, and where it was read. */
@@ -30,7 +33,7 @@ export interface MlpRuns {
 
 export const MLP_RUNS: SharedRuns<MlpRuns> = {
   name: 'MLP: bare runtime, server batching off and on, open loops',
-  loads: 5,
+  loads: 6,
   async measure() {
     const mlpRepository = await mkdtemp(path.join(tmpDir(), 'mlp-models-'));
     const mlpFile = await writeMlpRepository(mlpRepository, settings.mlpThreads);
@@ -38,15 +41,19 @@ export const MLP_RUNS: SharedRuns<MlpRuns> = {
     const mlp = await startServer('server-mlp', mlpRepository);
     let off: ClosedLoopRun;
     let on: ClosedLoopRun;
+    let onBinary: ClosedLoopRun;
     let latency: OpenLoopRun;
     let overload: OpenLoopRun;
     try {
       const urlOf = (model: string): string => `${mlp.base}/v2/models/${model}/infer`;
       await checkedMlpInfer(urlOf(MLP_BATCHING), bare.firstRow);
       await checkedMlpInfer(urlOf(MLP_NO_BATCHING), bare.firstRow);
+      await checkedMlpInfer(urlOf(MLP_BATCHING), bare.firstRow, mlpBinaryBody());
       const pid = mlp.child.process.pid;
       off = await closedLoop('3. server, MLP, batching off', urlOf(MLP_NO_BATCHING), mlpBody(), pid, { stats: { base: mlp.base, model: MLP_NO_BATCHING } });
       on = await closedLoop('2+3. server, MLP, batching on', urlOf(MLP_BATCHING), mlpBody(), pid, { stats: { base: mlp.base, model: MLP_BATCHING } });
+      const binary = mlpBinaryBody();
+      onBinary = await closedLoop('11. server, MLP, batching on, binary tensor data', urlOf(MLP_BATCHING), binary.body, pid, { headers: binary.headers, stats: { base: mlp.base, model: MLP_BATCHING } });
       const maxRate = on.load.requestsPerSecond;
       latency = await openLoop('4. latency at 70%', mlp, LATENCY_LOAD * maxRate);
       overload = await openLoop('5. overload at 2x', mlp, OVERLOAD_LOAD * maxRate);
@@ -65,7 +72,7 @@ export const MLP_RUNS: SharedRuns<MlpRuns> = {
       batchCompute = { ms: all.meanRunMs, source: `mean compute_infer of all the server's runs (none of ${MLP_MAX_BATCH_SIZE} rows), from its /stats` };
     }
     const p99TargetMs = 2 * (MLP_MAX_QUEUE_DELAY_MICROS / 1000 + batchCompute.ms);
-    return { bare, off, on, latency, overload, batchCompute, p99TargetMs };
+    return { bare, off, on, onBinary, latency, overload, batchCompute, p99TargetMs };
   },
 };
 
