@@ -23,8 +23,8 @@ import { ServerLogger } from './server-logger.js';
           {
             level: config.LOG_LEVEL,
             // Lines made inside a traced request carry its trace_id and span_id (none when tracing is off).
-            // An unsampled request has no active span: its lines get the one shared empty object.
-            ...(tracing.enabled && { mixin: () => tracing.activeIds() ?? NO_TRACE_IDS }),
+            // A fresh object per line: pino merges the line's fields into what the mixin returns.
+            ...(tracing.enabled && { mixin: () => tracing.activeIds() ?? {} }),
             customAttributeKeys: { responseTime: 'duration_ms' },
             // Our serializers take the raw objects: pino's standard ones, which they would otherwise
             // wrap, copy every field (and format an error's stack) before ours pick three.
@@ -63,8 +63,6 @@ import { ServerLogger } from './server-logger.js';
   exports: [ServerLogger],
 })
 export class ObservabilityModule {}
-
-const NO_TRACE_IDS = Object.freeze({});
 
 /** KServe's liveness and readiness probes. */
 const PROBE_PATHS = new Set(['/v2/health/live', '/v2/health/ready']);
