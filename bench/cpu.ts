@@ -99,6 +99,8 @@ export interface CpuUse {
   readonly machineBusyFraction: number;
   /** CPU time of the server's main thread over the window, ms (divide by the requests served). */
   readonly serverMainThreadMs: number;
+  /** CPU time of the server's other threads and child processes (the model instances) over the window, ms. */
+  readonly serverOtherThreadsMs: number;
 }
 
 export class CpuWindow {
@@ -139,6 +141,7 @@ export class CpuWindow {
       loadGenerator: load && this.loadStart ? cores(totalNs(load) - totalNs(this.loadStart)) : (bench.user + bench.system) / 1000 / elapsedMs,
       machineBusyFraction: (machine.busy - this.machineStart.busy) / Math.max(1, machine.total - this.machineStart.total),
       serverMainThreadMs: mainRunNs / 1e6,
+      serverOtherThreadsMs: server && this.serverStart ? (server.otherRunNs - this.serverStart.otherRunNs) / 1e6 : 0,
     };
   }
 }

@@ -7,9 +7,9 @@ import { summarize, type LatencySummary } from './stats.js';
 
 export interface LoadOptions {
   readonly url: string;
-  /** JSON request body, POSTed with content-type application/json. */
-  readonly body: string;
-  /** Headers sent with every request besides content-type (e.g. the API key a rate limit counts by). */
+  /** The request body, POSTed with content-type application/json unless `headers` name another. */
+  readonly body: string | Buffer;
+  /** Headers sent with every request (e.g. the API key a rate limit counts by, the binary extension's header length). */
   readonly headers?: Readonly<Record<string, string>>;
   readonly connections: number;
   readonly durationSeconds: number;
@@ -37,7 +37,7 @@ async function once(options: LoadOptions, durationSeconds: number, latenciesMs?:
   const instance = autocannon({
     url: options.url,
     method: 'POST',
-    headers: { ...options.headers, 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...options.headers },
     body: options.body,
     connections: options.connections,
     pipelining: 1,

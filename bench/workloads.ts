@@ -18,6 +18,14 @@ async function post(url: string, body: string, headers: Readonly<Record<string, 
   return { text, answer: JSON.parse(text) as InferAnswer, headers: response.headers };
 }
 
+/** A binary-extension request whose answer is all JSON (no output asked as binary data). */
+async function postBinary(url: string, request: BinaryBody): Promise<{ text: string; answer: InferAnswer; headers: Headers }> {
+  const response = await fetch(url, { method: 'POST', headers: request.headers, body: request.body, signal: AbortSignal.timeout(30_000) });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`${url} answered ${response.status}: ${text}`);
+  return { text, answer: JSON.parse(text) as InferAnswer, headers: response.headers };
+}
+
 // ---- the demo classifier ---------------------------------------------------------------------
 
 export const CLASSIFIER = 'classifier';
@@ -38,6 +46,55 @@ export async function checkedClassifierAnswer(url: string, headers: Readonly<Rec
     throw new Error(`unexpected classifier answer from ${url}: ${text}`);
   }
   return { text, headers: answerHeaders };
+}
+
+/** Triton's binary tensor extension: the header naming the JSON part's length. */
+export const INFERENCE_HEADER = 'inference-header-content-length';
+
+/** A body of Triton's binary tensor extension: a JSON header, then each input's raw little-endian bytes in input order. */
+export interface BinaryBody {
+  readonly body: Buffer;
+  /** The request's headers: the JSON header's length, and the content type tritonclient sends. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+function binaryBody(header: object, raw: Buffer): BinaryBody {
+  const json = Buffer.from(JSON.stringify(header));
+  return { body: Buffer.concat([json, raw]), headers: { [INFERENCE_HEADER]: String(json.length), 'content-type': 'application/octet-stream' } };
+}
+
+/** The classifier's sample as tritonclient sends it by default: the input's 16 bytes after the JSON, both outputs asked as binary data. */
+export function classifierBinaryBody(): BinaryBody {
+  const raw = Buffer.from(new Float32Array(CLASSIFIER_SAMPLE).buffer);
+  return binaryBody(
+    {
+      inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', parameters: { binary_data_size: raw.length } }],
+      outputs: [
+        { name: 'label', parameters: { binary_data: true } },
+        { name: 'probabilities', parameters: { binary_data: true } },
+      ],
+    },
+    raw,
+  );
+}
+
+/** One binary request outside the load: the answer's JSON header must say label [1] (INT64) and probabilities [1,3] as binary data, and the label's 8 bytes 0. Returns the answer's bytes and headers. */
+export async function checkedClassifierBinaryAnswer(url: string): Promise<{ body: Buffer; headers: Headers }> {
+  const { body, headers } = classifierBinaryBody();
+  const response = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(30_000) });
+  const bytes = Buffer.from(await response.arrayBuffer());
+  const jsonLength = Number(response.headers.get(INFERENCE_HEADER));
+  if (response.status !== 200 || !Number.isInteger(jsonLength)) throw new Error(`${url} answered ${response.status} to a binary request: ${bytes.toString('utf8', 0, 500)}`);
+  const answer = JSON.parse(bytes.toString('utf8', 0, jsonLength)) as { outputs?: { name: string; shape: number[]; parameters?: { binary_data_size?: number } }[] };
+  let offset = jsonLength;
+  let label: bigint | undefined;
+  for (const output of answer.outputs ?? []) {
+    const size = output.parameters?.binary_data_size ?? 0;
+    if (output.name === 'label' && size === 8) label = bytes.readBigInt64LE(offset);
+    offset += size;
+  }
+  if (label !== 0n || offset !== bytes.length) throw new Error(`unexpected binary classifier answer from ${url}: ${bytes.toString('utf8', 0, jsonLength)}`);
+  return { body: bytes, headers: response.headers };
 }
 
 /** {@link checkedClassifierAnswer}'s text. */
@@ -66,6 +123,12 @@ export function sampleRow(features: number): number[] {
 
 export function mlpBody(): string {
   return JSON.stringify({ inputs: [{ name: MLP_INPUT, shape: [1, MLP_FEATURES], datatype: 'FP32', data: sampleRow(MLP_FEATURES) }] });
+}
+
+/** The MLP's batch-1 request with its 512 FP32 values as binary data (the logits answered as JSON, as in {@link mlpBody}). */
+export function mlpBinaryBody(): BinaryBody {
+  const raw = Buffer.from(new Float32Array(sampleRow(MLP_FEATURES)).buffer);
+  return binaryBody({ inputs: [{ name: MLP_INPUT, shape: [1, MLP_FEATURES], datatype: 'FP32', parameters: { binary_data_size: raw.length } }] }, raw);
 }
 
 /**
@@ -109,8 +172,8 @@ export async function writeMlpRepository(dir: string, threads: number): Promise<
  * One request outside the load: the answer must be logits [1, 10] equal (within float rounding)
  * to `expected`, the bare runtime's output for the same row.
  */
-export async function checkedMlpInfer(url: string, expected: readonly number[]): Promise<void> {
-  const { text, answer } = await post(url, mlpBody());
+export async function checkedMlpInfer(url: string, expected: readonly number[], request: BinaryBody | string = mlpBody()): Promise<void> {
+  const { text, answer } = typeof request === 'string' ? await post(url, request) : await postBinary(url, request);
   const logits = answer.outputs?.find((o) => o.name === MLP_OUTPUT);
   if (logits?.shape.join() !== `1,${MLP_CLASSES}` || logits.datatype !== 'FP32') throw new Error(`unexpected MLP answer from ${url}: ${text.slice(0, 500)}`);
   const values = logits.data.flat(2) as number[];

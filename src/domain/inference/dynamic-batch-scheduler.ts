@@ -169,6 +169,11 @@ export class DynamicBatchScheduler {
     return refusal;
   }
 
+  /**
+   * Queues a request, which the scheduler then owns until it settles: from this call on, the caller
+   * (handler, transport) neither reads nor writes its input arrays; the scheduler merges them into a
+   * batch (a copy) or lends them to the engine as they are, and the result's outputs are the caller's.
+   */
   enqueue(request: SchedulerRequest): Promise<SchedulerResult> {
     return new Promise((resolve, reject) => {
       if (this.stopped !== undefined) throw new DomainError('REGISTRY.VERSION_NOT_READY', this.stopped);

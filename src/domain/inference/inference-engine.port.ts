@@ -85,6 +85,14 @@ export abstract class InferenceEngine {
    * would have joined.
    */
   abstract checkInputs(inputs: readonly Tensor[]): void;
+  /**
+   * Buffer ownership, as Triton's scheduler and instance share it: the scheduler owns an enqueued
+   * request's input arrays (see DynamicBatchScheduler.enqueue) and lends them to `run` for the call;
+   * the engine reads them (and may copy them where the model runs) but never writes to them or keeps
+   * them after the call settles. An input's array may be a view of the request's own bytes (its HTTP
+   * body, its gRPC message), never of memory a client can still write (shared memory regions are
+   * copied when decoded). The outputs returned are the caller's.
+   */
   abstract run(key: RuntimeKey, inputs: readonly Tensor[], outputNames: readonly string[], options?: EngineRunOptions): Promise<EngineRun>;
   /**
    * Instances of `key` (0 when not loaded): the runs a scheduler hands over at once. More would

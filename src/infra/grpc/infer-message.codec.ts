@@ -190,7 +190,7 @@ function decodeInput(name: string, datatype: Datatype, shape: number[], source: 
     const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     return decodeRawTensor(name, datatype, shape, view, `its slice of shared memory region '${source.slice.region}' (shared_memory_byte_size)`);
   }
-  if (source.kind === 'raw') return decodeRawTensor(name, datatype, shape, source.entry, 'its raw_input_contents entry');
+  if (source.kind === 'raw') return decodeRawTensor(name, datatype, shape, source.entry, 'its raw_input_contents entry', { owned: true });
   const contents = source.contents instanceof DeferredContents ? (source.contents.decode() as InferTensorContentsMessage) : source.contents;
   return decodeTyped(name, datatype, contents);
 }

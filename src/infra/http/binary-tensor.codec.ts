@@ -161,7 +161,7 @@ function envelopeOf(scanned: ParsedEnvelope, jsonBytes: Buffer | undefined, bina
         return toInferenceRequest({ ...parsed, inputs: withData }, (input, datatype) => {
           const source = sources[withData.indexOf(input)]!;
           if (source.kind === 'shared-memory') return readSharedMemoryInput(input, datatype, source.slice, sharedMemory);
-          if (source.kind === 'binary') return decodeRawTensor(input.name, datatype, input.shape, source.bytes, 'its binary data (binary_data_size)');
+          if (source.kind === 'binary') return decodeRawTensor(input.name, datatype, input.shape, source.bytes, 'its binary data (binary_data_size)', { owned: true });
           return undefined;
         });
       };

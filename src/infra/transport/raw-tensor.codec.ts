@@ -19,15 +19,22 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 /**
  * The elements of input `name` from its raw bytes. `source` names where the bytes came from in the
  * client's terms (e.g. "its raw_input_contents entry"), for the message of a byte count that is wrong.
+ *
+ * With `owned` (the bytes belong to this request alone: its HTTP body, its gRPC message), the
+ * elements are a view of the bytes when their offset is a multiple of the element size: no copy.
+ * The view keeps the whole body alive while the request lives; nothing writes to a request's input
+ * arrays once decoded (the scheduler's batch merge and the worker IPC copy them). Bytes that are not
+ * aligned, or not the request's own (a shared memory region the client may rewrite), are copied.
  */
-export function decodeRawTensor(name: string, datatype: Datatype, shape: readonly number[], bytes: Buffer, source: string): TensorData {
+export function decodeRawTensor(name: string, datatype: Datatype, shape: readonly number[], bytes: Buffer, source: string, { owned = false }: { owned?: boolean } = {}): TensorData {
   if (datatype === 'BYTES') return decodeRawStrings(name, bytes);
   const ArrayType = TYPED_ARRAY_OF[datatype];
   const size = ArrayType.BYTES_PER_ELEMENT;
   rawElementCount(name, datatype, shape, bytes, source);
-  // A copy, never a view: the message's buffer may be shared and unaligned, and the runtime takes the array's buffer.
-  const out = new ArrayType(bytes.length / size);
-  new Uint8Array(out.buffer).set(bytes);
+  const view = owned && bytes.byteOffset % size === 0;
+  // A Buffer read from a socket is never backed by a SharedArrayBuffer.
+  const out = view ? new ArrayType(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.length / size) : new ArrayType(bytes.length / size);
+  if (!view) new Uint8Array(out.buffer).set(bytes);
   if (datatype === 'BOOL') {
     const notBool = (out as Uint8Array).findIndex((v) => v > 1);
     if (notBool >= 0) throw invalidData(`input '${name}': BOOL element ${notBool} is the byte ${out[notBool]}, expected 0 or 1`);

@@ -1,11 +1,11 @@
-import { Controller } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { INFERENCE_SERVICE } from '../../infra/grpc/grpc-options.js';
 import { ServerReadiness } from './server-readiness.js';
 import { SERVER_EXTENSIONS, SERVER_NAME, SERVER_VERSION } from './server-identity.js';
+import { GrpcController } from '../observability/tracing/grpc-controller.decorator.js';
 
 /** KServe V2 `ServerLive`, `ServerReady` and `ServerMetadata`, answered as their HTTP twins are. */
-@Controller()
+@GrpcController()
 export class HealthGrpcController {
   constructor(private readonly readiness: ServerReadiness) {}
 

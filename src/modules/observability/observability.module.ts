@@ -23,6 +23,7 @@ import { ServerLogger } from './server-logger.js';
           {
             level: config.LOG_LEVEL,
             // Lines made inside a traced request carry its trace_id and span_id (none when tracing is off).
+            // A fresh object per line: pino merges the line's fields into what the mixin returns.
             ...(tracing.enabled && { mixin: () => tracing.activeIds() ?? {} }),
             customAttributeKeys: { responseTime: 'duration_ms' },
             // Our serializers take the raw objects: pino's standard ones, which they would otherwise

@@ -26,6 +26,8 @@ export interface ClientIdentity {
 @Injectable()
 export class ClientQuota {
   readonly enabled: boolean;
+  /** Whether THROTTLE_ADDRESS_RATE bounds each source address. */
+  readonly limitsAddresses: boolean;
   /** The bucket's size (@nestjs/throttler's `limit`). */
   readonly burst: number;
   /** Milliseconds for an empty bucket to fill (@nestjs/throttler's `ttl`). */
@@ -45,6 +47,7 @@ export class ClientQuota {
     this.storage = buckets.clients;
     this.addresses = buckets.addresses;
     this.enabled = config.THROTTLE_RATE > 0;
+    this.limitsAddresses = config.THROTTLE_ADDRESS_RATE > 0;
     this.burst = config.THROTTLE_BURST || Math.max(1, Math.ceil(config.THROTTLE_RATE));
     this.fillMs = this.enabled ? (this.burst / config.THROTTLE_RATE) * 1000 : 1;
     this.addressBurst = config.THROTTLE_ADDRESS_BURST || Math.max(1, Math.ceil(config.THROTTLE_ADDRESS_RATE));

@@ -6,12 +6,24 @@ import {
   ThrottlerGuard,
   type ThrottlerLimitDetail,
   type ThrottlerModuleOptions,
+  type ThrottlerOptions,
   type ThrottlerStorage,
 } from '@nestjs/throttler';
+import { THROTTLER_BLOCK_DURATION, THROTTLER_KEY_GENERATOR, THROTTLER_LIMIT, THROTTLER_SKIP, THROTTLER_TRACKER, THROTTLER_TTL } from '@nestjs/throttler/dist/throttler.constants.js';
 import type { Metadata } from '@grpc/grpc-js';
 import type { FastifyRequest } from 'fastify';
 import { metadataValue, peerAddress } from '../../infra/grpc/call-context.js';
 import { ClientQuota, type ClientIdentity } from './client-quota.js';
+
+/** A throttler's numbers, when neither the route nor its class overrides them (@Throttle, @SkipThrottle...): the same for every request of the route. */
+interface PlainThrottler {
+  readonly name: string;
+  readonly limit: number;
+  readonly ttl: number;
+  readonly blockDuration: number;
+}
+
+const ROUTE_METADATA = [THROTTLER_SKIP, THROTTLER_LIMIT, THROTTLER_TTL, THROTTLER_BLOCK_DURATION, THROTTLER_TRACKER, THROTTLER_KEY_GENERATOR];
 
 /**
  * @nestjs/throttler's guard, made transport-aware: a gRPC call's client comes from its metadata
@@ -31,12 +43,55 @@ export class ClientThrottlerGuard extends ThrottlerGuard {
     super(options, storage, reflector);
   }
 
-  /** The address ceiling (THROTTLE_ADDRESS_RATE) first, whatever the client's name; then the client's own quota. */
+  /** Per route handler: its throttlers' plain numbers, or null when the route overrides any (then the library's own path decides). */
+  private readonly plainByHandler = new WeakMap<object, readonly PlainThrottler[] | null>();
+
+  /**
+   * The address ceiling (THROTTLE_ADDRESS_RATE) first, whatever the client's name; then the client's
+   * own quota. With neither limit on, the guard returns at once. A route that overrides nothing
+   * takes the library's steps (tracker, key, the storage's increment, the X-RateLimit-* headers,
+   * the refusal) without its per-request reflector lookups and awaits: its throttlers' numbers are
+   * read once per route (measured: the library's per-request path was ~25 µs of main-thread CPU).
+   */
   override async canActivate(context: ExecutionContext): Promise<boolean> {
-    const { req } = this.getRequestResponse(context);
+    if (!this.quota.enabled && !this.quota.limitsAddresses) return true;
+    const { req, res } = this.getRequestResponse(context);
     const address = req.identity ? (req.identity as ClientIdentity).address : (req as FastifyRequest).ip;
     await this.quota.admitAddress(address, context.getType() === 'rpc' ? 'grpc' : 'http');
-    return super.canActivate(context);
+    if (!this.quota.enabled) return true;
+    const plain = this.plainThrottlers(context);
+    if (!plain) return super.canActivate(context);
+    const tracker = await this.getTracker(req);
+    for (const throttler of plain) {
+      const { totalHits, timeToExpire, isBlocked, timeToBlockExpire } = await this.storageService.increment(tracker, throttler.ttl, throttler.limit, throttler.blockDuration, throttler.name);
+      const suffix = throttler.name === 'default' ? '' : `-${throttler.name}`;
+      if (isBlocked) {
+        await this.throwThrottlingException(context, { limit: throttler.limit, ttl: throttler.ttl, key: tracker, tracker, totalHits, timeToExpire, isBlocked, timeToBlockExpire });
+      }
+      this.setResponseHeader(res, `${this.headerPrefix}-Limit${suffix}`, throttler.limit);
+      this.setResponseHeader(res, `${this.headerPrefix}-Remaining${suffix}`, Math.max(0, throttler.limit - totalHits));
+      this.setResponseHeader(res, `${this.headerPrefix}-Reset${suffix}`, timeToExpire);
+    }
+    return true;
+  }
+
+  private plainThrottlers(context: ExecutionContext): readonly PlainThrottler[] | null {
+    const handler = context.getHandler();
+    let plain = this.plainByHandler.get(handler);
+    if (plain === undefined) {
+      const targets = [handler, context.getClass()];
+      const overridden = this.throttlers.some((t) => ROUTE_METADATA.some((key) => this.reflector.getAllAndOverride(key + t.name, targets) !== undefined));
+      const numbers = (t: ThrottlerOptions) => ({ limit: t.limit, ttl: t.ttl, blockDuration: t.blockDuration ?? t.ttl });
+      const simple = (t: ThrottlerOptions) => !t.skipIf && !t.ignoreUserAgents && !t.getTracker && !t.generateKey && t.setHeaders !== false && Object.values(numbers(t)).every((v) => typeof v === 'number');
+      const common = this.commonOptions as { skipIf?: unknown; ignoreUserAgents?: unknown; setHeaders?: boolean };
+      const commonSimple = !common.skipIf && !common.ignoreUserAgents && common.setHeaders !== false;
+      plain =
+        !overridden && commonSimple && this.throttlers.every(simple)
+          ? this.throttlers.map((t) => ({ name: t.name ?? 'default', ...(numbers(t) as { limit: number; ttl: number; blockDuration: number }) }))
+          : null;
+      this.plainByHandler.set(handler, plain);
+    }
+    return plain;
   }
 
   protected override async shouldSkip(): Promise<boolean> {

@@ -1,4 +1,3 @@
-import { Controller } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { DomainError } from '../../../domain/shared/domain-error.js';
 import { requestedVersion } from '../../../domain/registry/model-name.js';
@@ -6,9 +5,10 @@ import { INFERENCE_SERVICE } from '../../../infra/grpc/grpc-options.js';
 import type { ModelVersionRequestMessage } from '../../../infra/grpc/inference-messages.js';
 import { GetModelStatisticsHandler } from './get-model-statistics.handler.js';
 import { toTritonStatistics } from './triton-statistics.js';
+import { GrpcController } from '../../observability/tracing/grpc-controller.decorator.js';
 
 /** Triton's `ModelStatistics`: an empty name means every model, an empty version every ready version. */
-@Controller()
+@GrpcController()
 export class ModelStatisticsGrpcController {
   constructor(private readonly handler: GetModelStatisticsHandler) {}
 

@@ -1,8 +1,8 @@
-import { Controller } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { INFERENCE_SERVICE } from '../../../infra/grpc/grpc-options.js';
 import type { Int64 } from '../../../infra/grpc/inference-messages.js';
 import { ManageSharedMemoryHandler } from './manage-shared-memory.handler.js';
+import { GrpcController } from '../../observability/tracing/grpc-controller.decorator.js';
 
 interface RegisterRequest {
   readonly name?: string;
@@ -16,7 +16,7 @@ interface RegisterRequest {
  * `Unregister` (an empty name means every region), and the `CudaSharedMemory*` calls, answered as
  * their HTTP twins are.
  */
-@Controller()
+@GrpcController()
 export class SharedMemoryGrpcController {
   constructor(private readonly handler: ManageSharedMemoryHandler) {}
 

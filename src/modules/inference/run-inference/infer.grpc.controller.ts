@@ -1,4 +1,4 @@
-import { Controller, UseGuards } from '@nestjs/common';
+import { UseGuards } from '@nestjs/common';
 import { GrpcMethod, GrpcStreamCall } from '@nestjs/microservices';
 import { Metadata, type ServerDuplexStream, type ServerUnaryCall } from '@grpc/grpc-js';
 import type { CancellationSignal } from '../../../domain/inference/dynamic-batch-scheduler.js';
@@ -22,6 +22,7 @@ import { ClientQuota } from '../../throttling/client-quota.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
 import { holdSharedMemoryOutputs, sharedMemoryInputs, type SharedMemoryOutputs } from '../../../infra/transport/shared-memory-tensors.js';
+import { GrpcController } from '../../observability/tracing/grpc-controller.decorator.js';
 
 /**
  * Triton marks each ModelStreamInfer answer with `triton_final_response`: true on the last answer of
@@ -40,7 +41,7 @@ const MAX_IN_FLIGHT_PER_STREAM = 256;
  * The call's metadata is what rollout rules and sticky keys read; a unary answer's initial
  * metadata names the version that computed it (`x-model-version`).
  */
-@Controller()
+@GrpcController()
 export class InferGrpcController {
   constructor(
     private readonly handler: RunInferenceHandler,

@@ -12,7 +12,8 @@ import { annotateAccessLog } from '../access-log.js';
 interface TracedCall {
   readonly name: string;
   readonly parent: Context;
-  readonly attributes: Attributes;
+  /** Built only for a span that records (an unsampled request makes none of them). */
+  attributes(): Attributes;
   /** Sets the span's status attributes from the outcome, and says whether it failed. */
   finish(span: Span, error?: unknown): void;
 }
@@ -31,9 +32,12 @@ export class TracingInterceptor implements NestInterceptor {
     if (!this.tracing.enabled) return next.handle();
     const call = context.getType() === 'rpc' ? this.rpc(context) : this.http(context);
     if (!call) return next.handle();
-    const span = this.tracing.tracer.startSpan(call.name, { kind: SpanKind.SERVER, attributes: call.attributes }, call.parent);
+    // The samplers this server offers (OTEL_TRACES_SAMPLER) decide on the trace id and the parent
+    // alone, so the attributes are set after the decision: an unsampled request builds none.
+    const span = this.tracing.tracer.startSpan(call.name, { kind: SpanKind.SERVER }, call.parent);
     // Not sampled: nothing to record, so no context to carry either.
     if (!span.isRecording()) return next.handle();
+    span.setAttributes(call.attributes());
     return new Observable((subscriber) => {
       const subscription = this.tracing.within(call.parent, span, () =>
         next.handle().subscribe({
@@ -65,7 +69,7 @@ export class TracingInterceptor implements NestInterceptor {
     return {
       name: `${request.method} ${route}`,
       parent: this.tracing.extract(header),
-      attributes: { 'http.request.method': request.method, 'http.route': route, 'url.path': request.url.split('?')[0], 'url.scheme': 'http' },
+      attributes: () => ({ 'http.request.method': request.method, 'http.route': route, 'url.path': request.url.split('?')[0], 'url.scheme': 'http' }),
       finish: (span, error) => {
         const status = error === undefined ? reply.statusCode : httpStatusOfError(error);
         span.setAttribute('http.response.status_code', status);
@@ -86,7 +90,7 @@ export class TracingInterceptor implements NestInterceptor {
     return {
       name: path,
       parent: this.tracing.extract(header),
-      attributes: { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method },
+      attributes: () => ({ 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method }),
       finish: (span, error) => {
         const code = error === undefined ? 0 : grpcStatusOfError(error);
         span.setAttribute('rpc.grpc.status_code', code);

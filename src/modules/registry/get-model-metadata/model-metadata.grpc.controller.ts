@@ -1,13 +1,13 @@
-import { Controller } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { INFERENCE_SERVICE } from '../../../infra/grpc/grpc-options.js';
 import type { ModelVersionRequestMessage } from '../../../infra/grpc/inference-messages.js';
 import { toConfigFile } from '../../../infra/model-repository/model-config.schema.js';
 import { GetModelMetadataHandler } from './get-model-metadata.handler.js';
+import { GrpcController } from '../../observability/tracing/grpc-controller.decorator.js';
 
 /** KServe V2 `ModelMetadata` and `ModelReady`, and Triton's `ModelConfig`; unknown models are NOT_FOUND. */
-@Controller()
+@GrpcController()
 export class ModelMetadataGrpcController {
   constructor(private readonly handler: GetModelMetadataHandler) {}
 

@@ -1,13 +1,14 @@
-import { Controller, UseGuards } from '@nestjs/common';
+import { UseGuards } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { DomainError } from '../../../domain/shared/domain-error.js';
 import { INFERENCE_SERVICE } from '../../../infra/grpc/grpc-options.js';
 import type { ModelRepositoryParameterMessage, RepositoryModelRequestMessage } from '../../../infra/grpc/inference-messages.js';
 import { AdminAuthGuard } from './admin-auth.guard.js';
 import { TritonRepository } from './triton-repository.js';
+import { GrpcController } from '../../observability/tracing/grpc-controller.decorator.js';
 
 /** Triton's model-repository extension over gRPC, behind the admin token (`authorization: Bearer ...` metadata). */
-@Controller()
+@GrpcController()
 @UseGuards(AdminAuthGuard)
 export class RepositoryGrpcController {
   constructor(private readonly repository: TritonRepository) {}

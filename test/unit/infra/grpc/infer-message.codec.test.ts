@@ -71,6 +71,20 @@ describe('decodeModelInferRequest', () => {
     assert.equal(decoded.responseForm, 'raw');
   });
 
+  it('decodes a raw_input_contents entry as a view of the message where it is aligned, and as a copy where it is not', () => {
+    const message = Buffer.alloc(24); // the received message: the entries are slices of it
+    le(Float32Array.of(2.5, 4)).copy(message, 4);
+    le(Float32Array.of(2.5, 4)).copy(message, 13);
+    const decoded = (entry: Buffer) =>
+      decodeModelInferRequest(request([{ name: 'x', datatype: 'FP32', shape: ['2'] }], { raw_input_contents: [entry] })).request.inputs[0]!.data as Float32Array;
+    const aligned = decoded(message.subarray(4, 12));
+    assert.deepEqual([...aligned], [2.5, 4]);
+    assert.equal(aligned.buffer, message.buffer, 'a view of the message: no copy');
+    const unaligned = decoded(message.subarray(13, 21));
+    assert.deepEqual([...unaligned], [2.5, 4]);
+    assert.notEqual(unaligned.buffer, message.buffer, 'an unaligned entry is copied');
+  });
+
   it('answers raw unless binary_data_output is false, which asks for typed contents, whatever the form of the request', () => {
     const typed = request([{ name: 'x', datatype: 'FP32', shape: ['1'], contents: { fp32_contents: [1] } }]);
     const raw = request([{ name: 'x', datatype: 'FP32', shape: ['1'] }], { raw_input_contents: [le(Float32Array.of(1))] });

@@ -35,6 +35,25 @@ describe('decodeHttpInferRequest', () => {
     assert.deepEqual(c!.data, ['x', 'h']);
   });
 
+  it('decodes binary data as a view of the body where it is aligned, and as a copy where it is not', () => {
+    /** A body whose FP32 data starts `pad` bytes after a 4-aligned offset (the JSON header padded with spaces). */
+    const decodedWithPad = (pad: number) => {
+      const json = JSON.stringify({ inputs: [{ name: 'a', shape: [2], datatype: 'FP32', parameters: { binary_data_size: 8 } }] });
+      const header = Buffer.from(json.padEnd(Math.ceil(json.length / 4) * 4 + pad, ' '));
+      const bytes = Buffer.alloc(header.length + 8 + 8); // its own memory, at offset 0 of its ArrayBuffer
+      header.copy(bytes);
+      le(Float32Array.of(1.5, -2)).copy(bytes, header.length);
+      const data = decodeHttpInferRequest(bytes.subarray(0, header.length + 8), String(header.length), 64).request.inputs[0]!.data as Float32Array;
+      return { data, bytes };
+    };
+    const aligned = decodedWithPad(0);
+    assert.deepEqual([...aligned.data], [1.5, -2]);
+    assert.equal(aligned.data.buffer, aligned.bytes.buffer, 'a view of the body: no copy');
+    const unaligned = decodedWithPad(1);
+    assert.deepEqual([...unaligned.data], [1.5, -2]);
+    assert.notEqual(unaligned.data.buffer, unaligned.bytes.buffer, 'an unaligned offset is copied');
+  });
+
   it('reads a body without the header as JSON only, and plain JSON as Fastify parsed it', () => {
     const json = { inputs: [{ name: 'x', shape: [1], datatype: 'INT32', data: [3] }] };
     assert.deepEqual([...(decode([Buffer.from(JSON.stringify(json)), undefined]).request.inputs[0]!.data as Int32Array)], [3]);
