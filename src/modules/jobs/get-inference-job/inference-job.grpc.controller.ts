@@ -1,13 +1,13 @@
-import { Controller } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { AppConfig } from '../../../infra/config/app-config.js';
 import { JOBS_SERVICE } from '../../../infra/grpc/grpc-options.js';
 import { CancelInferenceJobHandler } from '../cancel-inference-job/cancel-inference-job.handler.js';
 import { jobMessage, type InferenceJobMessage } from '../inference-job.grpc-mapper.js';
 import { GetInferenceJobHandler } from './get-inference-job.handler.js';
+import { GrpcController } from '../../observability/tracing/grpc-controller.decorator.js';
 
 /** `onnx_serving.InferenceJobService/GetJob` and `/CancelJob`: the HTTP `GET` and `DELETE /v2/jobs/{id}`. */
-@Controller()
+@GrpcController()
 export class InferenceJobGrpcController {
   constructor(
     private readonly getJob: GetInferenceJobHandler,

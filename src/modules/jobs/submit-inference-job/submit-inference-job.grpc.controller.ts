@@ -1,4 +1,4 @@
-import { Controller, UseGuards } from '@nestjs/common';
+import { UseGuards } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import type { Metadata } from '@grpc/grpc-js';
 import { parseIdempotencyKey } from '../../../domain/jobs/inference-job.js';
@@ -14,12 +14,13 @@ import { InferenceUseCase } from '../../../domain/inference/inference-use-case.p
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { jobMessage, type InferenceJobMessage } from '../inference-job.grpc-mapper.js';
 import { SubmitInferenceJobHandler } from './submit-inference-job.handler.js';
+import { GrpcController } from '../../observability/tracing/grpc-controller.decorator.js';
 
 /**
  * `onnx_serving.InferenceJobService/SubmitJob`: a ModelInferRequest, judged against the model as
  * ModelInfer judges it, kept as a job; metadata `idempotency-key` as the HTTP header.
  */
-@Controller()
+@GrpcController()
 export class SubmitInferenceJobGrpcController {
   constructor(
     private readonly handler: SubmitInferenceJobHandler,
