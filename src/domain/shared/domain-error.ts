@@ -19,6 +19,7 @@ export type DomainErrorCode =
   | 'CLIENT.BODY_TOO_LARGE'
   | 'CLIENT.UNSUPPORTED_CONTENT_ENCODING'
   | 'SERVER.NOT_READY'
+  | 'SERVER.STATE_STORE_UNAVAILABLE'
   | 'SERVER.OVERLOADED'
   | 'CLIENT.REQUEST_TOO_LARGE'
   | 'INFERENCE.INVALID_REQUEST'
@@ -59,4 +60,13 @@ export class DomainError extends Error {
     super(message);
     this.name = 'DomainError';
   }
+}
+
+/**
+ * The error to answer when a change was not made because its save failed (`undone`: what the
+ * server did about it, so that the answer says what serves); any other error as it is.
+ */
+export function notMade(change: string, error: unknown, undone: string): unknown {
+  if (!(error instanceof DomainError) || error.code !== 'REGISTRY.STATE_NOT_SAVED') return error;
+  return new DomainError('REGISTRY.STATE_NOT_SAVED', `${change} was not made: ${error.message}; ${undone}`);
 }

@@ -25,6 +25,7 @@ export const STATUS_OF: Record<DomainErrorCode, { readonly http: number; readonl
   // RFC 9110 §15.5.16: a content coding the server does not read is a 415 (Triton answers 501).
   'CLIENT.UNSUPPORTED_CONTENT_ENCODING': { http: 415, grpc: GrpcStatus.INVALID_ARGUMENT },
   'SERVER.NOT_READY': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
+  'SERVER.STATE_STORE_UNAVAILABLE': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
   // The server holds as many request bytes (or connections) as it may: busy, try again.
   'SERVER.OVERLOADED': { http: 503, grpc: GrpcStatus.UNAVAILABLE },
   // Over MAX_REQUEST_BYTES: what grpc-js answers a message over its receive limit.

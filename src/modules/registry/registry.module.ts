@@ -8,6 +8,11 @@ import { InProcessEventBus } from '../../infra/messaging/in-process-event-bus.js
 import { FileSystemModelRepository } from '../../infra/model-repository/file-system-model-repository.js';
 import { cpuQuota } from '../../infra/onnx/cpu-quota.js';
 import { FileModelStateStore } from '../../infra/persistence/file-model-state-store.js';
+import { FileRolloutRepository } from '../../infra/persistence/file-rollout-repository.js';
+import { SingleServerLocks } from '../../infra/locking/single-server-locks.js';
+import { RolloutRepository } from '../../domain/rollout/rollout-repository.port.js';
+import { StableVersionSwitch } from '../../domain/rollout/stable-version-switch.port.js';
+import { OperationLocks } from '../../domain/shared/operation-locks.port.js';
 import { GetModelMetadataHandler } from './get-model-metadata/get-model-metadata.handler.js';
 import { ModelMetadataGrpcController } from './get-model-metadata/model-metadata.grpc.controller.js';
 import { ModelMetadataHttpController } from './get-model-metadata/model-metadata.http.controller.js';
@@ -32,22 +37,33 @@ import { VersionLoader } from './version-loader.js';
 })
 export class MessagingModule {}
 
+/** What a caller (a test) may give instead of the stores that the configuration picks. */
+export interface StateStores {
+  readonly modelStateStore?: ModelStateStore;
+  readonly rolloutRepository?: RolloutRepository;
+}
+
 /**
- * Where model states are kept: the embedded file store in STATE_DIR by default, or the store a
- * caller gives (a test injecting a store that fails, a distributed store).
+ * Where model states and rollouts are kept, and the locks of operations on them: the embedded
+ * files in STATE_DIR by default (one server), or the stores a caller gives (a test injecting a
+ * store that fails).
  */
 @Global()
 @Module({})
 export class StateStoreModule {
-  static with(store?: ModelStateStore): DynamicModule {
+  static with(stores: StateStores = {}): DynamicModule {
     return {
       module: StateStoreModule,
       providers: [
-        store
-          ? { provide: ModelStateStore, useValue: store }
+        stores.modelStateStore
+          ? { provide: ModelStateStore, useValue: stores.modelStateStore }
           : { provide: ModelStateStore, inject: [AppConfig], useFactory: (config: AppConfig) => new FileModelStateStore(config.STATE_DIR) },
+        stores.rolloutRepository
+          ? { provide: RolloutRepository, useValue: stores.rolloutRepository }
+          : { provide: RolloutRepository, inject: [AppConfig], useFactory: (config: AppConfig) => new FileRolloutRepository(config.STATE_DIR) },
+        { provide: OperationLocks, useClass: SingleServerLocks },
       ],
-      exports: [ModelStateStore],
+      exports: [ModelStateStore, RolloutRepository, OperationLocks],
     };
   }
 }
@@ -70,6 +86,8 @@ export class StateStoreModule {
     VersionLoader,
     ModelStates,
     ModelLifecycle,
+    // What a rollout's promotion asks of this context: the hot swap.
+    { provide: StableVersionSwitch, useExisting: ModelLifecycle },
     TritonRepository,
     AdminAuthGuard,
     {
@@ -84,7 +102,7 @@ export class StateStoreModule {
     { provide: ModelRepository, inject: [AppConfig], useFactory: (config: AppConfig) => new FileSystemModelRepository(config.MODEL_REPOSITORY) },
     { provide: ModelConfigLimits, inject: [AppConfig], useFactory: modelConfigLimitsOf },
   ],
-  exports: [ModelRegistry, LoadModelRepositoryHandler, ModelLifecycle, ModelStates, AdminToken],
+  exports: [ModelRegistry, LoadModelRepositoryHandler, ModelLifecycle, ModelStates, AdminToken, StableVersionSwitch],
 })
 export class RegistryModule {}
 
