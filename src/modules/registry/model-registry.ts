@@ -7,6 +7,9 @@ import { DomainError } from '../../domain/shared/domain-error.js';
 export class ModelRegistry {
   private readonly models = new Map<string, Model>();
   private loading = true;
+  private markLoaded!: () => void;
+  /** Settles when the repository's first load has finished. */
+  readonly loaded = new Promise<void>((resolve) => (this.markLoaded = resolve));
 
   /** True until the repository's first load has finished. */
   get isLoading(): boolean {
@@ -38,6 +41,7 @@ export class ModelRegistry {
 
   finishLoading(): void {
     this.loading = false;
+    this.markLoaded();
   }
 
   /** Why the server is not ready to serve, or undefined when it is. */

@@ -94,7 +94,8 @@ export class ModelStates {
         return this.store.save(state, stored?.revision ?? 0);
       });
     } catch (error) {
-      if (error instanceof DomainError && error.code === 'REGISTRY.STATE_CONFLICT') throw error;
+      // A conflict, or a shared store that cannot be reached, says so itself.
+      if (error instanceof DomainError) throw error;
       throw new DomainError('REGISTRY.STATE_NOT_SAVED', `the state of model '${model.name}' could not be saved: ${(error as Error).message}`);
     }
     this.stored.set(model.name, saved);

@@ -7,9 +7,9 @@ import { AppConfig } from '../../infra/config/app-config.js';
 import { InProcessEventBus } from '../../infra/messaging/in-process-event-bus.js';
 import { FileSystemModelRepository } from '../../infra/model-repository/file-system-model-repository.js';
 import { cpuQuota } from '../../infra/onnx/cpu-quota.js';
-import { FileModelStateStore } from '../../infra/persistence/file-model-state-store.js';
-import { FileRolloutRepository } from '../../infra/persistence/file-rollout-repository.js';
-import { SingleServerLocks } from '../../infra/locking/single-server-locks.js';
+import { StateBackend } from '../../infra/persistence/state-backend.js';
+import { Leadership } from '../../domain/shared/leadership.port.js';
+import { RolloutFigures } from '../../domain/rollout/rollout-figures.port.js';
 import { RolloutRepository } from '../../domain/rollout/rollout-repository.port.js';
 import { StableVersionSwitch } from '../../domain/rollout/stable-version-switch.port.js';
 import { OperationLocks } from '../../domain/shared/operation-locks.port.js';
@@ -22,6 +22,7 @@ import { AdminModelsHttpController } from './manage-model-versions/admin-models.
 import { AdminOpenApiHttpController } from './manage-model-versions/admin-openapi.http.controller.js';
 import { AdminToken } from './manage-model-versions/admin-token.js';
 import { ModelLifecycle } from './manage-model-versions/model-lifecycle.js';
+import { FollowSavedModelStates } from './follow-other-servers/follow-saved-model-states.handler.js';
 import { RepositoryGrpcController } from './manage-model-versions/repository.grpc.controller.js';
 import { RepositoryHttpController } from './manage-model-versions/repository.http.controller.js';
 import { TritonRepository } from './manage-model-versions/triton-repository.js';
@@ -44,9 +45,9 @@ export interface StateStores {
 }
 
 /**
- * Where model states and rollouts are kept, and the locks of operations on them: the embedded
- * files in STATE_DIR by default (one server), or the stores a caller gives (a test injecting a
- * store that fails).
+ * Where model states and rollouts are kept, the locks of operations on them and the election of
+ * the rollout judge: files in STATE_DIR for one server by default, Redis (REDIS_URL) for replicas
+ * (StateBackend); or the stores a caller gives (a test injecting a store that fails).
  */
 @Global()
 @Module({})
@@ -55,15 +56,14 @@ export class StateStoreModule {
     return {
       module: StateStoreModule,
       providers: [
-        stores.modelStateStore
-          ? { provide: ModelStateStore, useValue: stores.modelStateStore }
-          : { provide: ModelStateStore, inject: [AppConfig], useFactory: (config: AppConfig) => new FileModelStateStore(config.STATE_DIR) },
-        stores.rolloutRepository
-          ? { provide: RolloutRepository, useValue: stores.rolloutRepository }
-          : { provide: RolloutRepository, inject: [AppConfig], useFactory: (config: AppConfig) => new FileRolloutRepository(config.STATE_DIR) },
-        { provide: OperationLocks, useClass: SingleServerLocks },
+        { provide: StateBackend, inject: [AppConfig], useFactory: (config: AppConfig) => StateBackend.from(config) },
+        { provide: ModelStateStore, inject: [StateBackend], useFactory: (backend: StateBackend) => stores.modelStateStore ?? backend.modelStates },
+        { provide: RolloutRepository, inject: [StateBackend], useFactory: (backend: StateBackend) => stores.rolloutRepository ?? backend.rollouts },
+        { provide: OperationLocks, inject: [StateBackend], useFactory: (backend: StateBackend) => backend.locks },
+        { provide: Leadership, inject: [StateBackend], useFactory: (backend: StateBackend) => backend.leadership },
+        { provide: RolloutFigures, inject: [StateBackend], useFactory: (backend: StateBackend) => backend.rolloutFigures },
       ],
-      exports: [ModelStateStore, RolloutRepository, OperationLocks],
+      exports: [StateBackend, ModelStateStore, RolloutRepository, OperationLocks, Leadership, RolloutFigures],
     };
   }
 }
@@ -86,6 +86,7 @@ export class StateStoreModule {
     VersionLoader,
     ModelStates,
     ModelLifecycle,
+    FollowSavedModelStates,
     // What a rollout's promotion asks of this context: the hot swap.
     { provide: StableVersionSwitch, useExisting: ModelLifecycle },
     TritonRepository,

@@ -1,5 +1,5 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { Rollout, type RequestOutcome, type RolloutDecision, type RolloutSnapshot, type RolloutSpec, type RouteChoice } from '../../domain/rollout/rollout.js';
+import { Rollout, type RequestOutcome, type RolloutDecision, type RolloutSample, type RolloutSnapshot, type RolloutSpec, type RouteChoice } from '../../domain/rollout/rollout.js';
 import { RolloutRepository, type StoredRollout } from '../../domain/rollout/rollout-repository.port.js';
 import { StableVersionSwitch } from '../../domain/rollout/stable-version-switch.port.js';
 import { TrafficRouter } from '../../domain/rollout/traffic-router.port.js';
@@ -126,15 +126,15 @@ export class Rollouts extends TrafficRouter implements OnApplicationBootstrap, O
    * Runs one evaluation of the model's progressive plan on `rollout`'s figures; a decision is
    * saved and acted on. An advance or a promotion that cannot be saved is undone (the step is
    * judged again later); a roll back stands, saved or not: the canary is not given traffic again
-   * because a disk is full. Nothing is decided when the stored rollout moved on meanwhile
-   * (another server decided).
+   * because a disk is full. `others`: what the other replicas counted of the step. Nothing is
+   * decided when the stored rollout moved on meanwhile (another server decided).
    */
-  evaluate(rollout: Rollout, now: Date): Promise<void> {
+  evaluate(rollout: Rollout, now: Date, others: readonly RolloutSample[] = []): Promise<void> {
     const modelName = rollout.modelName;
     return this.exclusive(modelName, async () => {
       if (this.rollouts.get(modelName) !== rollout) return;
       const before = rollout.snapshot();
-      const decision = rollout.evaluate(now);
+      const decision = rollout.evaluate(now, others);
       if (decision) await this.changed(rollout, decision, decision.action === 'rolled_back' ? undefined : before);
     });
   }

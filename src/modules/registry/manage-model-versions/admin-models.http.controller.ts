@@ -9,7 +9,6 @@ import { BODY_AFTER_GUARDS } from '../../../infra/http/request-body-parsers.js';
 import { JsonBody, parseBody } from '../../../infra/http/request-body.js';
 import { toConfigFile } from '../../../infra/model-repository/model-config.schema.js';
 import { ModelRegistry } from '../model-registry.js';
-import { ModelStates } from '../model-states.js';
 import { AdminAuthGuard } from './admin-auth.guard.js';
 import { ModelLifecycle } from './model-lifecycle.js';
 
@@ -23,7 +22,6 @@ export class AdminModelsHttpController {
   constructor(
     private readonly registry: ModelRegistry,
     private readonly lifecycle: ModelLifecycle,
-    private readonly states: ModelStates,
   ) {}
 
   @Get()
@@ -73,14 +71,13 @@ export class AdminModelsHttpController {
   }
 
   private describe(model: Model) {
-    const saved = this.states.stateOf(model.name);
     const serving = model.servingVersion();
     return {
       name: model.name,
       default_version: model.defaultVersion === undefined ? null : String(model.defaultVersion),
       serving_version: serving ? String(serving.version) : null,
       version_policy: serving?.config ? toConfigFile(serving.config).version_policy : null,
-      config_override: saved?.configOverride !== undefined,
+      config_override: model.configOverride !== undefined,
       versions: model.versions.map((v) => ({
         version: String(v.version),
         state: v.state,
