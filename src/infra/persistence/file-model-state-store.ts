@@ -8,7 +8,7 @@ export { fileNameOf } from './file-records.js';
 const versionsSchema = z.array(z.number().int().positive());
 
 /** A model state as stored; the same shape in every store (the file store and the Redis one). */
-export const modelStateSchema = z.strictObject({
+const modelStateSchema = z.strictObject({
   name: z.string().min(1),
   loadedVersions: versionsSchema,
   unloadedVersions: versionsSchema,
@@ -19,10 +19,10 @@ export const modelStateSchema = z.strictObject({
   rollout: z.record(z.string(), z.unknown()).optional(),
 });
 
-export const storedModelStateSchema = z.strictObject({ revision: z.number().int().positive(), state: modelStateSchema });
+const storedModelStateSchema = z.strictObject({ revision: z.number().int().positive(), state: modelStateSchema });
 
 /** Only the fields of ModelState, so that what is written is what is read back. */
-export function plainModelState(state: ModelState): ModelState {
+function plainModelState(state: ModelState): ModelState {
   return {
     name: state.name,
     loadedVersions: state.loadedVersions,

@@ -11,7 +11,7 @@ export interface RolloutRecord {
 }
 
 /** A stored rollout record; the rollout context owns its snapshot's shape (Rollout.restore checks it). */
-export const storedRolloutSchema = z.strictObject({
+const storedRolloutSchema = z.strictObject({
   revision: z.number().int().positive(),
   state: z.strictObject({ name: z.string().min(1), rollout: z.record(z.string(), z.unknown()) }),
 });

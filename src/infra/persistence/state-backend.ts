@@ -50,11 +50,6 @@ export class StateBackend implements OnApplicationShutdown {
     );
   }
 
-  /** True when replicas share this state (REDIS_URL). */
-  get shared(): boolean {
-    return this.redis !== undefined;
-  }
-
   async onApplicationShutdown(): Promise<void> {
     await this.redis?.close();
   }

@@ -106,7 +106,7 @@ export class RedisConnection {
 }
 
 /** The error of a change that could not be made because Redis could not be reached. */
-export function unavailable(what: string, error: unknown): DomainError {
+function unavailable(what: string, error: unknown): DomainError {
   return new DomainError(
     'SERVER.STATE_STORE_UNAVAILABLE',
     `${what} failed: Redis (REDIS_URL), where the replicas keep their shared state, is unreachable (${(error as Error).message}); nothing changed: retry once it is back`,

@@ -10,7 +10,7 @@ const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('
 /** Releases the lock only if the caller still holds it: a lock that expired and was taken by another server stays theirs. */
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
 
-export interface RedisLockOptions {
+interface RedisLockOptions {
   /** How long a lock lives without renewal: a server that dies holding it blocks the others at most this long. */
   readonly ttlMs: number;
   /** The longest an operation waits for a lock that another server holds. */

@@ -96,13 +96,14 @@ export class RedisRecords<T extends { readonly name: string }> {
   /** Every change from now on; each time a connection is (back) up, every record as stored (what was missed). */
   watch(listener: (change: RecordChange<T>) => void): () => void {
     const unsubscribe = this.redis.subscribe(this.channel, (message) => {
-      let change: { name: string; value: string };
+      let change: RecordChange<T>;
       try {
-        change = JSON.parse(message) as { name: string; value: string };
-        listener(change.value === '' ? { name: change.name } : { name: change.name, stored: this.parse(change.name, change.value) });
+        const { name, value } = JSON.parse(message) as { name: string; value: string };
+        change = value === '' ? { name } : { name, stored: this.parse(name, value) };
       } catch {
-        // Not a message this store published: ignored (the record is read again at the next reconnection).
+        return; // not a message this store published: ignored (the record is read again at the next connection)
       }
+      listener(change);
     });
     const unReconnect = this.redis.onConnected(() => {
       this.loadAll().then(
