@@ -87,10 +87,10 @@ export class ModelStates {
     try {
       saved = await this.store.save(state, previous?.revision ?? 0).catch(async (error: unknown) => {
         if (!(error instanceof DomainError) || error.code !== 'REGISTRY.STATE_CONFLICT') throw error;
-        // This process is the only writer of the embedded store, so a conflict means an earlier write
-        // landed although it reported a failure: catch up with the stored revision and write again.
-        // A store shared by replicas will need a merge here instead.
-        const stored = (await this.store.loadAll([model.name])).states.find((s) => s.state.name === model.name);
+        // Changes are made under the model's lock (across replicas too), each after catching up with
+        // the stored state, so a conflict means an earlier write of this server landed although it
+        // reported a failure (a timeout): catch up with the stored revision and write again.
+        const stored = await this.store.load(model.name);
         return this.store.save(state, stored?.revision ?? 0);
       });
     } catch (error) {
