@@ -110,8 +110,11 @@ describe('three replicas sharing one Redis and one repository', { timeout: 240_0
     const started = performance.now();
     const answer = await swap(replicas[1]!, 'swap', 1);
     assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    const answered = performance.now();
     await Promise.all(replicas.map((replica) => until(async () => (await versionServed(replica, 'swap')) === '1', 'every replica to serve version 1')));
-    t.diagnostic(`the swap reached every replica in ${Math.round(performance.now() - started)} ms`);
+    const now = performance.now();
+    // Reported, not asserted (timing on a shared machine): the call loads version 1, then each follower does.
+    t.diagnostic(`the swap reached every replica ${Math.round(now - answered)} ms after its answer (${Math.round(now - started)} ms after the call)`);
     await load.further(30);
     const outcomes = await load.stop();
     const failed = outcomes.filter((outcome) => !succeeded(outcome));
