@@ -142,6 +142,23 @@ describe('three replicas sharing one Redis and one repository', { timeout: 240_0
     }
   });
 
+  it('an upload and a configuration override made on one replica reach every replica', async () => {
+    const upload = await fetch(`${replicas[2]!.url}/admin/models/canary/versions/3`, { method: 'PUT', headers: { ...admin, 'content-type': 'application/octet-stream' }, body: classifierAnswering(2) });
+    assert.equal(upload.status, 201, await upload.text());
+    for (const replica of replicas) {
+      await until(async () => (await described(replica, 'canary')).versions.some((v: { version: string }) => v.version === '3'), 'every replica to list the uploaded version');
+    }
+    const config = JSON.stringify({ max_batch_size: 2, version_policy: { all: {} } });
+    const load = await requestJson('POST', `${replicas[0]!.url}/v2/repository/models/canary/load`, { headers: admin, body: { parameters: { config } } });
+    assert.equal(load.status, 200, JSON.stringify(load.body));
+    for (const replica of replicas) {
+      // Every version (the policy of the override keeps all) serves with the overriding configuration.
+      const configOf = async (version: number) => (await requestJson('GET', `${replica.url}/v2/models/canary/versions/${version}/config`)).body?.max_batch_size;
+      await until(async () => (await configOf(3)) === 2 && (await configOf(1)) === 2, 'every replica to serve with the override');
+      assert.equal((await described(replica, 'canary')).config_override, true);
+    }
+  });
+
   it('a replica that joins later catches up with what the cluster serves', async () => {
     const late = await spawnServer({ ...env, ADMIN_TOKEN: TOKEN });
     replicas.push(late);
@@ -150,6 +167,7 @@ describe('three replicas sharing one Redis and one repository', { timeout: 240_0
     assert.equal((await described(late, 'swap')).default_version, '1');
     assert.equal((await rolloutOn(late, 'canary')).phase, 'PROMOTED');
     assert.equal((await described(late, 'canary')).default_version, '2');
+    assert.equal((await described(late, 'canary')).config_override, true);
   });
 
   it('a replica SIGKILLed in the middle of a swap leaves the cluster consistent: its lock expires, the others agree with the stored state', async () => {

@@ -20,7 +20,7 @@ export class RedisConnection {
   private readonly handlers = new Map<string, Set<(message: string) => void>>();
   private readonly connectedListeners = new Set<() => void>();
   private down = false;
-  private wasReady = false;
+  private waitedForFirst = false;
   private readonly firstReady: Promise<void>;
 
   constructor(
@@ -78,11 +78,11 @@ export class RedisConnection {
    * retry once it is back). Errors Redis answered (a script's refusal) are as they are.
    */
   async run<T>(what: string, command: (redis: Redis) => Promise<T>): Promise<T> {
-    if (!this.wasReady) {
-      // Just started: give the first connection the time a command has, rather than failing at once.
+    if (!this.waitedForFirst) {
+      // Just started: give the first connection the time a command has, once, rather than failing at once.
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, COMMAND_TIMEOUT_MS).unref());
       await Promise.race([this.firstReady, timeout]);
-      this.wasReady = this.commands.status === 'ready';
+      this.waitedForFirst = true;
     }
     try {
       return await command(this.commands);
