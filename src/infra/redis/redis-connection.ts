@@ -38,7 +38,9 @@ export class RedisConnection {
       retryStrategy: (attempt: number) => Math.min(50 * attempt, 1000),
     };
     this.commands = new Redis(url, options);
-    this.subscriber = new Redis(url, { ...options, enableOfflineQueue: true, commandTimeout: undefined, autoResubscribe: true });
+    // Resubscribed here, not by ioredis: the listeners are told only once the subscriptions are
+    // confirmed, so that no change published between a catch-up read and the subscription is lost.
+    this.subscriber = new Redis(url, { ...options, enableOfflineQueue: true, commandTimeout: undefined, autoResubscribe: false });
     this.commands.on('error', (error: Error) => this.wentDown(error));
     this.subscriber.on('error', (error: Error) => this.wentDown(error));
     this.subscriber.on('message', (channel: string, message: string) => {
@@ -51,7 +53,11 @@ export class RedisConnection {
       for (const listener of this.connectedListeners) listener();
     };
     this.commands.on('ready', connected);
-    this.subscriber.on('ready', connected);
+    this.subscriber.on('ready', () => {
+      const channels = [...this.handlers.keys()];
+      if (channels.length === 0) return connected();
+      this.subscriber.subscribe(...channels).then(connected, (error: Error) => this.logger.error(`subscribing again failed: ${error.message}`));
+    });
   }
 
   /** Calls `handler` with each message published on `channel` (prefixed) until the returned function is called. */

@@ -228,7 +228,8 @@ describe('Redis adapters', { timeout: 60_000 }, () => {
           return (error as { code?: string }).code === 'REGISTRY.STATE_CONFLICT';
         }
       }, 'the store to answer again');
-      assert.deepEqual((await seenAgain.seen)[0], { name: 'fresh', stored: { revision: 1, state: aState('fresh') } });
+      const bound = delay(10_000, undefined, { ref: false }).then(() => assert.fail('the watcher never got the state written after the restart'));
+      assert.deepEqual((await Promise.race([seenAgain.seen, bound]))[0], { name: 'fresh', stored: { revision: 1, state: aState('fresh') } });
       seenAgain.stop();
       // The restarted Redis lost 'kept' (revision 1): a writer that knew it writes revision 2, so
       // that revisions never go back (replicas at revision 1 follow it).
