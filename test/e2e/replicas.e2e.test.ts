@@ -194,6 +194,10 @@ describe('three replicas sharing one Redis and one repository', { timeout: 240_0
       assert.equal(refused.status, 503, JSON.stringify(refused.body));
       assert.match(refused.body.error, /Redis \(REDIS_URL\).*is unreachable/);
     }
+    // A replica stopped meanwhile shuts down cleanly (nothing waits for Redis).
+    const stopped = live().at(-1)!;
+    stopped.child.kill('SIGTERM');
+    assert.equal(await stopped.exited, 0, stopped.stderr());
     await redis.restart();
     const serving = await versionServed(live()[0]!, 'swap');
     const next = serving === '2' ? 1 : 2;

@@ -101,7 +101,9 @@ export class RedisConnection {
   async close(): Promise<void> {
     this.connectedListeners.clear();
     this.handlers.clear();
-    await Promise.all([this.commands.quit().catch(() => this.commands.disconnect()), this.subscriber.quit().catch(() => this.subscriber.disconnect())]);
+    // The subscriber queues commands while disconnected (a QUIT would wait for Redis): just closed.
+    this.subscriber.disconnect();
+    await this.commands.quit().catch(() => this.commands.disconnect());
   }
 
   private wentDown(error: Error): void {
