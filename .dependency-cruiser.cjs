@@ -40,7 +40,6 @@ const CROSS_CONTEXT_ALLOWED_PATHS = [
   '^src/modules/health/server-identity\\.ts$',
   '\\.schemas\\.ts$',
 ];
-const ROLLOUT_PERSISTENCE = '^src/modules/rollout/rollouts\\.ts$';
 
 module.exports = {
   forbidden: [
@@ -87,20 +86,8 @@ module.exports = {
         'A bounded context uses another through a port or an event of the domain (src/domain), never its classes. ' +
         'Allowed across contexts besides: ' + CROSS_CONTEXT_ALLOWED.join('; ') + '.',
       severity: 'error',
-      from: { path: '^src/modules/([^/]+)/', pathNot: ROLLOUT_PERSISTENCE },
+      from: { path: '^src/modules/([^/]+)/' },
       to: { path: '^src/modules/', pathNot: ['^src/modules/$1/', ...CROSS_CONTEXT_ALLOWED_PATHS] },
-    },
-    {
-      name: 'rollout-persistence-is-the-one-exception',
-      comment:
-        'rollouts.ts persists rollouts through the registry\'s ModelLifecycle and ModelStates, the one exception to the rule above: ' +
-        'the RolloutRepository port (issue 16, per-aggregate persistence) replaces it, and this rule goes with it.',
-      severity: 'error',
-      from: { path: ROLLOUT_PERSISTENCE },
-      to: {
-        path: '^src/modules/',
-        pathNot: ['^src/modules/rollout/', '^src/modules/registry/(manage-model-versions/model-lifecycle|model-states)\\.ts$', ...CROSS_CONTEXT_ALLOWED_PATHS],
-      },
     },
     {
       name: 'no-orphans',

@@ -11,6 +11,7 @@ import { MetricsModule } from './modules/observability/metrics/metrics.module.js
 import { ObservabilityModule } from './modules/observability/observability.module.js';
 import { TracingModule } from './modules/observability/tracing/tracing.module.js';
 import type { ModelStateStore } from './domain/registry/model-state-store.port.js';
+import type { RolloutRepository } from './domain/rollout/rollout-repository.port.js';
 import { RegistryModule, StateStoreModule } from './modules/registry/registry.module.js';
 import { RolloutModule } from './modules/rollout/rollout.module.js';
 import { ThrottlingModule } from './modules/throttling/throttling.module.js';
@@ -30,6 +31,8 @@ export interface AppOverrides {
   readonly spanExporter?: SpanExporter;
   /** Where model states are kept, instead of the file store in STATE_DIR. */
   readonly modelStateStore?: ModelStateStore;
+  /** Where rollouts are kept, instead of the file store in STATE_DIR/rollouts. */
+  readonly rolloutRepository?: RolloutRepository;
 }
 
 /** Wires the bounded contexts; the configuration is validated (and TLS' files read) before this module is built. */
@@ -37,7 +40,7 @@ export class AppModule {
   static with(config: AppConfig, tls: ServerTls, overrides: AppOverrides = {}): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.with(config, tls), TracingModule.with(overrides.spanExporter), StateStoreModule.with(overrides.modelStateStore), ObservabilityModule, MetricsModule, OnnxRuntimeModule, SchedulingModule, ThrottlingModule, RegistryModule, RolloutModule, InferenceModule, JobsModule, HealthModule],
+      imports: [ConfigModule.with(config, tls), TracingModule.with(overrides.spanExporter), StateStoreModule.with(overrides), ObservabilityModule, MetricsModule, OnnxRuntimeModule, SchedulingModule, ThrottlingModule, RegistryModule, RolloutModule, InferenceModule, JobsModule, HealthModule],
     };
   }
 }

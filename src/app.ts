@@ -5,7 +5,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
 import { AppModule, type AppOverrides } from './app.module.js';
-import { bindFailure, checkModelRepository, type AppConfig } from './infra/config/app-config.js';
+import { bindFailure, checkModelRepository, withAdminTokenFile, type AppConfig } from './infra/config/app-config.js';
 import { GrpcConnectionCap } from './infra/grpc/grpc-connection-cap.js';
 import { grpcServerOptions } from './infra/grpc/grpc-options.js';
 import { InferenceGrpcServer } from './infra/grpc/inference-grpc-server.js';
@@ -48,8 +48,9 @@ export interface RunningServer {
  * repository that cannot be read, or a port that cannot be bound, is an InvalidConfigurationError
  * naming the variable (the process exits with code 2), and nothing is left running.
  */
-export async function startServer(config: AppConfig, overrides: AppOverrides = {}): Promise<RunningServer> {
-  await checkModelRepository(config);
+export async function startServer(configured: AppConfig, overrides: AppOverrides = {}): Promise<RunningServer> {
+  await checkModelRepository(configured);
+  const config = await withAdminTokenFile(configured);
   // TLS of every port (or plaintext), its files checked first: a bad one is a configuration error.
   const tls = await ServerTls.start(config);
   // Slow clients: Node checks its headers and request timeouts only every connectionsCheckingInterval

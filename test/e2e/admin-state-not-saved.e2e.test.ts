@@ -51,7 +51,7 @@ describe('an admin change whose state cannot be saved has not taken effect', () 
     ]);
     stateDir = await mkdtemp(join(tmpdir(), 'onnx-serving-faulty-state-'));
     store = new FaultyStateStore(stateDir);
-    server = await startTestServer(repository, { ADMIN_TOKEN: TOKEN, ROLLOUT_EVALUATION_INTERVAL_MS: '3600000' }, { modelStateStore: store });
+    server = await startTestServer(repository, { ADMIN_TOKEN: TOKEN, ROLLOUT_EVALUATION_INTERVAL_MS: '3600000' }, { modelStateStore: store, rolloutRepository: store.rollouts });
     url = server.url;
   });
   after(async () => {

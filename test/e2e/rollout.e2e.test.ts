@@ -133,9 +133,12 @@ function assertSameAnswer(actual: Answer, expected: Answer, message: string): vo
 }
 
 /** The rollout saved in STATE_DIR for `model` (the state store's JSON files hold `{ revision, state }`). */
+/** The rollout as saved in STATE_DIR/rollouts (a store of its own beside the model states). */
 async function savedRollout(stateDir: string, model: string): Promise<any> {
-  for (const file of (await readdir(stateDir)).filter((name) => name.endsWith('.json') && !name.startsWith('.'))) {
-    const { state } = JSON.parse(await readFile(join(stateDir, file), 'utf8'));
+  const rollouts = join(stateDir, 'rollouts');
+  const files = await readdir(rollouts).catch(() => [] as string[]);
+  for (const file of files.filter((name) => name.endsWith('.json') && !name.startsWith('.'))) {
+    const { state } = JSON.parse(await readFile(join(rollouts, file), 'utf8'));
     if (state?.name === model) return state.rollout;
   }
   return undefined;

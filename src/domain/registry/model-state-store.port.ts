@@ -1,5 +1,3 @@
-import type { RolloutSnapshot } from '../rollout/rollout.js';
-
 /**
  * What the registry keeps of one model across restarts: enough to bring the server back to the
  * same serving state. The model files themselves stay in the model repository.
@@ -20,8 +18,12 @@ export interface ModelState {
   readonly defaultVersion?: number;
   /** A configuration given with a load (Triton's `config` override), as config.json text. */
   readonly configOverride?: string;
-  /** The model's rollout, if one was set, so that a restart resumes it at the same step. */
-  readonly rollout?: RolloutSnapshot;
+}
+
+/** A model's stored state changed (by this process or another sharing the store); `stored` undefined: removed. */
+export interface ModelStateChange {
+  readonly name: string;
+  readonly stored?: StoredModelState;
 }
 
 /** A model's state as stored, with the revision that compare-and-set writes are checked against. */
@@ -62,6 +64,8 @@ export abstract class ModelStateStore {
    * the caller has) lets the store tell whose state an unreadable one is.
    */
   abstract loadAll(knownNames?: readonly string[]): Promise<StoredModelStates>;
+  /** The stored state of one model, undefined when it has none (or one that cannot be read back). */
+  abstract load(name: string): Promise<StoredModelState | undefined>;
   /**
    * Stores `state` as revision `expectedRevision + 1` (`expectedRevision` 0: the model has no
    * stored state yet). Throws REGISTRY.STATE_CONFLICT when the stored revision is another one.
@@ -71,4 +75,11 @@ export abstract class ModelStateStore {
   abstract save(state: ModelState, expectedRevision: number): Promise<StoredModelState>;
   /** Forgets a model (it left the repository). Same compare-and-set rule as `save`. */
   abstract remove(name: string, expectedRevision: number): Promise<void>;
+  /**
+   * Calls `listener` with the changes of stored states from now on, the writer's own included (a
+   * listener tells them by their revision), until the returned function is called. A store shared
+   * by several servers also calls it with every stored state when it reconnects after an outage,
+   * so that a listener catches up with what it missed. Each state is given with its revision.
+   */
+  abstract watch(listener: (change: ModelStateChange) => void): () => void;
 }

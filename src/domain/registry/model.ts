@@ -9,10 +9,27 @@ import type { RuntimeKey } from '../shared/model-version-id.js';
  * checks the invariants that involve more than one version (which one serves) and records the
  * events other contexts react to.
  */
+/**
+ * What operators asked of a model beyond what its version policy picks, kept with it across
+ * restarts (and shared by replicas): the configuration override, the versions unloaded on purpose
+ * and those loaded one by one.
+ */
+export interface OperatorIntents {
+  /** A configuration given with a load (Triton's `config` override), as config.json text. */
+  readonly configOverride?: string;
+  /** Versions an operator unloaded, which the version policy must not bring back at restart. */
+  readonly unloadedVersions: readonly number[];
+  /** Versions an operator loaded one by one: they stay loaded whatever the policy picks, until unloaded. */
+  readonly explicitVersions: readonly number[];
+}
+
+const NO_INTENTS: OperatorIntents = { unloadedVersions: [], explicitVersions: [] };
+
 export class Model extends AggregateRoot<ModelEvent> {
   private readonly versionsByNumber = new Map<number, ModelVersion>();
   /** The version an operator made the default (hot swap); absent: the highest READY one serves. */
   private pinnedDefault?: number;
+  private intentsValue: OperatorIntents = NO_INTENTS;
 
   private constructor(
     readonly name: string,
@@ -22,10 +39,52 @@ export class Model extends AggregateRoot<ModelEvent> {
     super();
   }
 
-  static discover(name: string, versions: readonly ModelVersion[], problem = ''): Model {
+  static discover(name: string, versions: readonly ModelVersion[], problem = '', intents: OperatorIntents = NO_INTENTS): Model {
     const model = new Model(name, problem);
     for (const version of versions) model.addVersion(version);
+    model.intentsValue = sortedIntents(intents);
     return model;
+  }
+
+  /** What operators asked of this model (see OperatorIntents). */
+  get intents(): OperatorIntents {
+    return this.intentsValue;
+  }
+
+  get configOverride(): string | undefined {
+    return this.intentsValue.configOverride;
+  }
+
+  /**
+   * Records what an operator asked (a change about to be saved); returns the intents before, for
+   * `restoreIntents` when the change is not made after all.
+   */
+  changeIntents(change: Partial<OperatorIntents>): OperatorIntents {
+    const before = this.intentsValue;
+    const configOverride = 'configOverride' in change ? change.configOverride : before.configOverride;
+    this.intentsValue = sortedIntents({
+      unloadedVersions: change.unloadedVersions ?? before.unloadedVersions,
+      explicitVersions: change.explicitVersions ?? before.explicitVersions,
+      ...(configOverride !== undefined && { configOverride }),
+    });
+    return before;
+  }
+
+  /** Back to intents returned by `changeIntents` (the change was not saved). */
+  restoreIntents(intents: OperatorIntents): void {
+    this.intentsValue = intents;
+  }
+
+  /** An operator loads version `number` by itself: it is explicitly loaded, no longer unloaded on purpose. */
+  keepLoaded(number: number): OperatorIntents {
+    const { unloadedVersions, explicitVersions } = this.intentsValue;
+    return this.changeIntents({ unloadedVersions: unloadedVersions.filter((v) => v !== number), explicitVersions: [...explicitVersions.filter((v) => v !== number), number] });
+  }
+
+  /** An operator unloads version `number`: the policy must not bring it back, and it is no longer explicitly loaded. */
+  keepUnloaded(number: number): OperatorIntents {
+    const { unloadedVersions, explicitVersions } = this.intentsValue;
+    return this.changeIntents({ unloadedVersions: [...unloadedVersions.filter((v) => v !== number), number], explicitVersions: explicitVersions.filter((v) => v !== number) });
   }
 
   /** A version directory that appeared (an upload, a new load): UNKNOWN until it loads. */
@@ -197,4 +256,13 @@ export class Model extends AggregateRoot<ModelEvent> {
     const after = this.servingVersion()?.version;
     if (after !== before) this.record({ type: 'DefaultVersionChanged', occurredAt: at, modelName: this.name, from: before, to: after });
   }
+}
+
+function sortedIntents(intents: OperatorIntents): OperatorIntents {
+  const sorted = (versions: readonly number[]) => [...new Set(versions)].sort((a, b) => a - b);
+  return {
+    unloadedVersions: sorted(intents.unloadedVersions),
+    explicitVersions: sorted(intents.explicitVersions),
+    ...(intents.configOverride !== undefined && { configOverride: intents.configOverride }),
+  };
 }

@@ -3,7 +3,7 @@ import { DomainError } from '../shared/domain-error.js';
 import type { RolloutEvent } from './rollout-events.js';
 import { errorBudgetSpent, judge, type SloGuard } from './slo-guard.js';
 import { bucketOfKey, bucketOfRandom, inShare } from './traffic-split.js';
-import { VersionWindow, type VersionFigures } from './version-window.js';
+import { VersionWindow, type VersionFigures, type WindowSample } from './version-window.js';
 
 interface CanarySplit {
   readonly version: number;
@@ -70,6 +70,16 @@ export interface RolloutSnapshot {
   readonly step: number;
   readonly stepStartedAt: string;
   readonly history: readonly RolloutDecision[];
+}
+
+/**
+ * What one server counted of a rollout's current step, for the server that judges the plan for
+ * every replica to add up. `step` tells which step it is (a server that has not followed a
+ * decision yet still counts the step before).
+ */
+export interface RolloutSample {
+  readonly step: string;
+  readonly versions: readonly WindowSample[];
 }
 
 export interface RouteChoice {
@@ -198,18 +208,38 @@ export class Rollout extends AggregateRoot<RolloutEvent> {
     return [...this.windows.values()].map((window) => window.figures());
   }
 
+  /** What this server counted of the current step (see RolloutSample). */
+  sample(): RolloutSample {
+    return { step: this.stepKey, versions: [...this.windows.values()].map((window) => window.sample()) };
+  }
+
+  /** Names the current step: the same on every server that follows the same stored rollout. */
+  private get stepKey(): string {
+    return `${this.phaseValue}/${this.stepValue}/${this.stepStartedAt.toISOString()}`;
+  }
+
   /**
    * The progressive plan's step decision: roll back on a breach of the SLO guard, advance when the
-   * step has its requests and dwell time and the guard holds, promote after the last step. Returns
-   * the decision taken, or undefined while the step goes on.
+   * step has its requests and dwell time and the guard holds, promote after the last step. Judged
+   * on this server's figures plus what `others` (the other replicas) counted of the same step.
+   * Returns the decision taken, or undefined while the step goes on.
    */
-  evaluate(now: Date): RolloutDecision | undefined {
+  evaluate(now: Date, others: readonly RolloutSample[] = []): RolloutDecision | undefined {
     const { plan, canary, shadow, stable } = this.specValue;
     if (this.phaseValue !== 'ACTIVE' || !plan || !canary) return undefined;
-    const canaryFigures = this.windows.get(canary.version)!.figures();
-    const stableFigures = this.windows.get(stable)!.figures();
-    const shadowFigures = shadow ? this.windows.get(shadow.version)?.figures() : undefined;
-    const figures = this.figures();
+    const windows = new Map([...this.windows].map(([version, window]) => {
+      const summed = new VersionWindow(version);
+      summed.absorb(window.sample());
+      for (const other of others.filter((o) => o.step === this.stepKey)) {
+        const theirs = other.versions.find((v) => v.version === version);
+        if (theirs) summed.absorb(theirs);
+      }
+      return [version, summed] as const;
+    }));
+    const canaryFigures = windows.get(canary.version)!.figures();
+    const stableFigures = windows.get(stable)!.figures();
+    const shadowFigures = shadow ? windows.get(shadow.version)?.figures() : undefined;
+    const figures = [...windows.values()].map((window) => window.figures());
     if (errorBudgetSpent(plan.slo, canaryFigures, plan.minRequests)) {
       const over = Math.max(plan.minRequests, canaryFigures.requests);
       return this.rollBack(now, `error budget of the step spent: ${canaryFigures.errors} failed requests > ${plan.slo.maxErrorRate} x ${over}`, figures);

@@ -14,6 +14,17 @@ export interface VersionFigures {
   readonly meanDivergence?: number;
 }
 
+/** What one server's window holds, to be summed with the other servers' (a rollout judged once for replicas). */
+export interface WindowSample {
+  readonly version: number;
+  readonly requests: number;
+  readonly errors: number;
+  /** The most recent latencies (ms), at most MAX_LATENCY_SAMPLES. */
+  readonly latencies: readonly number[];
+  readonly divergenceSum: number;
+  readonly divergenceCount: number;
+}
+
 /**
  * A version's outcomes since the rollout's step began: requests, server-side failures, latencies
  * (a ring of the most recent ones) and, for a shadow, how far its outputs diverged.
@@ -37,6 +48,23 @@ export class VersionWindow {
       this.divergenceSum += outcome.divergence;
       this.divergenceCount++;
     }
+  }
+
+  /** What this window holds, for another server to add to its own (absorb). */
+  sample(): WindowSample {
+    return { version: this.version, requests: this.requests, errors: this.errors, latencies: [...this.latencies], divergenceSum: this.divergenceSum, divergenceCount: this.divergenceCount };
+  }
+
+  /** Adds what another server's window of the same version and step holds. */
+  absorb(sample: WindowSample): void {
+    this.requests += sample.requests;
+    this.errors += sample.errors;
+    for (const latency of sample.latencies) {
+      if (this.latencies.length < MAX_LATENCY_SAMPLES) this.latencies.push(latency);
+      else this.latencies[this.next++ % MAX_LATENCY_SAMPLES] = latency;
+    }
+    this.divergenceSum += sample.divergenceSum;
+    this.divergenceCount += sample.divergenceCount;
   }
 
   figures(): VersionFigures {

@@ -89,6 +89,8 @@ export const ERROR_CODES = {
   'CLIENT.BODY_TOO_LARGE': kind('PAYLOAD_TOO_LARGE', 'invalid'),
   'CLIENT.UNSUPPORTED_CONTENT_ENCODING': kind('UNSUPPORTED_MEDIA_TYPE', 'invalid'),
   'SERVER.NOT_READY': kind('UNAVAILABLE', 'unavailable'),
+  // REDIS_URL's server cannot be reached: an admin change cannot be made (inference does not use it).
+  'SERVER.STATE_STORE_UNAVAILABLE': kind('UNAVAILABLE', 'unavailable'),
   // The server holds as many request bytes (or connections) as it may: busy, try again.
   'SERVER.OVERLOADED': kind('UNAVAILABLE', 'invalid'),
   // Over MAX_REQUEST_BYTES, as announced or as read.
@@ -162,4 +164,13 @@ export const UNNAMED_ERROR: ErrorKind = kind('INTERNAL', 'runtime', { blamesVers
 /** The kind of any error: its code's, or {@link UNNAMED_ERROR}. */
 export function errorKindOf(error: unknown): ErrorKind {
   return error instanceof DomainError ? ERROR_CODES[error.code] : UNNAMED_ERROR;
+}
+
+/**
+ * The error to answer when a change was not made because its save failed (`undone`: what the
+ * server did about it, so that the answer says what serves); any other error as it is.
+ */
+export function notMade(change: string, error: unknown, undone: string): unknown {
+  if (!(error instanceof DomainError) || error.code !== 'REGISTRY.STATE_NOT_SAVED') return error;
+  return new DomainError('REGISTRY.STATE_NOT_SAVED', `${change} was not made: ${error.message}; ${undone}`);
 }

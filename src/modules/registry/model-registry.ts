@@ -8,6 +8,9 @@ import { DomainError } from '../../domain/shared/domain-error.js';
 export class ModelRegistry extends ModelCatalog {
   private readonly models = new Map<string, Model>();
   private loading = true;
+  private markLoaded!: () => void;
+  /** Settles when the repository's first load has finished. */
+  readonly loaded = new Promise<void>((resolve) => (this.markLoaded = resolve));
 
   /** True until the repository's first load has finished. */
   get isLoading(): boolean {
@@ -39,6 +42,7 @@ export class ModelRegistry extends ModelCatalog {
 
   finishLoading(): void {
     this.loading = false;
+    this.markLoaded();
   }
 
   /** Why the server is not ready to serve, or undefined when it is. */

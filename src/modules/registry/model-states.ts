@@ -1,17 +1,18 @@
 import { Injectable } from '@nestjs/common';
-import { ModelStateStore, type ModelState, type UnreadableModelState } from '../../domain/registry/model-state-store.port.js';
+import { ModelStateStore, type ModelState, type ModelStateChange, type StoredModelState, type UnreadableModelState } from '../../domain/registry/model-state-store.port.js';
 import type { Model } from '../../domain/registry/model.js';
 import { DomainEventBus } from '../../domain/shared/domain-event-bus.port.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 
-/** What a save may set besides what the model is now; loaded and default versions are the model's unless given. */
-export type StateChanges = Partial<Pick<ModelState, 'loadedVersions' | 'defaultVersion' | 'configOverride' | 'unloadedVersions' | 'explicitVersions' | 'rollout'>>;
+/** What a save may set besides what the model is now (a change about to take effect): its loaded and default versions. */
+export type StateChanges = Partial<Pick<ModelState, 'loadedVersions' | 'defaultVersion'>>;
 
 /**
  * What the registry saves of each model and when. An operator's change is saved before it takes
- * effect (a save can give the loaded and default versions the change will leave), or undone when
- * its save fails: a save that fails throws REGISTRY.STATE_NOT_SAVED. Saves are compare-and-set on
- * the revision last read or written; the model's events are published after a save, never before.
+ * effect (a save can give the loaded and default versions the change will leave; the operator's
+ * intents are the model's own), or undone when its save fails: a save that fails throws
+ * REGISTRY.STATE_NOT_SAVED. Saves are compare-and-set on the revision last read or written; the
+ * model's events are published after a save, never before.
  */
 @Injectable()
 export class ModelStates {
@@ -37,6 +38,27 @@ export class ModelStates {
     return this.stored.get(name)?.state;
   }
 
+  /** The revision of the model's state this server last read or wrote (0: none). */
+  revisionOf(name: string): number {
+    return this.stored.get(name)?.revision ?? 0;
+  }
+
+  /** The stored state of one model now, read from the store (another server may have written it). */
+  read(name: string): Promise<StoredModelState | undefined> {
+    return this.store.load(name);
+  }
+
+  /** A state written by another server that this one has now applied (or the model's removal). */
+  applied(name: string, stored: StoredModelState | undefined): void {
+    if (stored) this.stored.set(name, { revision: stored.revision, state: stored.state });
+    else this.stored.delete(name);
+  }
+
+  /** Calls `listener` with every change of the stored states (see ModelStateStore.watch). */
+  watch(listener: (change: ModelStateChange) => void): () => void {
+    return this.store.watch(listener);
+  }
+
   /** The model's saved state could not be applied: it starts without one (its next save replaces it). */
   discard(name: string): void {
     const stored = this.stored.get(name);
@@ -51,36 +73,39 @@ export class ModelStates {
   async save(model: Model, changes: StateChanges = {}): Promise<void> {
     const previous = this.stored.get(model.name);
     const loaded = changes.loadedVersions ?? model.readyVersions.map((v) => v.version);
-    let state: ModelState = {
+    const { unloadedVersions, explicitVersions, configOverride } = model.intents;
+    const defaultVersion = 'defaultVersion' in changes ? changes.defaultVersion : model.defaultVersion;
+    const state: ModelState = {
       name: model.name,
       loadedVersions: [...loaded].sort((a, b) => a - b),
-      unloadedVersions: changes.unloadedVersions ?? previous?.state?.unloadedVersions ?? [],
-      defaultVersion: 'defaultVersion' in changes ? changes.defaultVersion : model.defaultVersion,
-      configOverride: 'configOverride' in changes ? changes.configOverride : previous?.state?.configOverride,
+      unloadedVersions,
+      ...(explicitVersions.length > 0 && { explicitVersions }),
+      ...(defaultVersion !== undefined && { defaultVersion }),
+      ...(configOverride !== undefined && { configOverride }),
     };
-    const explicitVersions = changes.explicitVersions ?? previous?.state?.explicitVersions ?? [];
-    if (explicitVersions.length > 0) state = { ...state, explicitVersions: [...explicitVersions].sort((a, b) => a - b) };
-    const rollout = 'rollout' in changes ? changes.rollout : previous?.state?.rollout;
-    if (rollout !== undefined) state = { ...state, rollout };
     let saved;
     try {
       saved = await this.store.save(state, previous?.revision ?? 0).catch(async (error: unknown) => {
         if (!(error instanceof DomainError) || error.code !== 'REGISTRY.STATE_CONFLICT') throw error;
-        // This process is the only writer of the embedded store, so a conflict means an earlier write
-        // landed although it reported a failure: catch up with the stored revision and write again.
-        // A store shared by replicas will need a merge here instead.
-        const stored = (await this.store.loadAll([model.name])).states.find((s) => s.state.name === model.name);
+        // Changes are made under the model's lock (across replicas too), each after catching up with
+        // the stored state, so a conflict means an earlier write of this server landed although it
+        // reported a failure (a timeout): catch up with the stored revision and write again.
+        const stored = await this.store.load(model.name);
         return this.store.save(state, stored?.revision ?? 0);
       });
     } catch (error) {
-      if (error instanceof DomainError && error.code === 'REGISTRY.STATE_CONFLICT') throw error;
+      // A conflict, or a shared store that cannot be reached, says so itself.
+      if (error instanceof DomainError) throw error;
       throw new DomainError('REGISTRY.STATE_NOT_SAVED', `the state of model '${model.name}' could not be saved: ${(error as Error).message}`);
     }
     this.stored.set(model.name, saved);
     this.events.publish(model.pullDomainEvents());
   }
 
-  /** Forgets the state of a model that did not come to be (an upload of a new model that was refused). */
+  /**
+   * Forgets the state of a model that did not come to be (an upload of a new model that was
+   * refused) or that left the repository.
+   */
   async forget(name: string): Promise<void> {
     const stored = this.stored.get(name);
     if (!stored) return;
@@ -88,17 +113,13 @@ export class ModelStates {
     this.stored.delete(name);
   }
 
+  /** The models whose states were restored at start (with those saved since). */
+  get names(): string[] {
+    return [...this.stored.keys()];
+  }
+
   /** Publishes what happened without a save (start-up loads, or what a change did once saved). */
   publish(model: Model): void {
     this.events.publish(model.pullDomainEvents());
   }
-}
-
-/**
- * The error to answer when a change was not made because its save failed (`undone`: what the
- * server did about it, so that the answer says what serves); any other error as it is.
- */
-export function notMade(change: string, error: unknown, undone: string): unknown {
-  if (!(error instanceof DomainError) || error.code !== 'REGISTRY.STATE_NOT_SAVED') return error;
-  return new DomainError('REGISTRY.STATE_NOT_SAVED', `${change} was not made: ${error.message}; ${undone}`);
 }

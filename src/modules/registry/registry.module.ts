@@ -10,7 +10,12 @@ import { cpuQuota } from '../../infra/host/cpu-quota.js';
 import { ModelBackends } from '../../domain/registry/model-backend.js';
 import { ModelCatalog } from '../../domain/registry/model-catalog.port.js';
 import { ModelBackendsModule } from '../../infra/backends/model-backends.module.js';
-import { FileModelStateStore } from '../../infra/persistence/file-model-state-store.js';
+import { StateBackend } from '../../infra/persistence/state-backend.js';
+import { Leadership } from '../../domain/shared/leadership.port.js';
+import { RolloutFigures } from '../../domain/rollout/rollout-figures.port.js';
+import { RolloutRepository } from '../../domain/rollout/rollout-repository.port.js';
+import { StableVersionSwitch } from '../../domain/rollout/stable-version-switch.port.js';
+import { OperationLocks } from '../../domain/shared/operation-locks.port.js';
 import { GetModelMetadataHandler } from './get-model-metadata/get-model-metadata.handler.js';
 import { ModelMetadataGrpcController } from './get-model-metadata/model-metadata.grpc.controller.js';
 import { ModelMetadataHttpController } from './get-model-metadata/model-metadata.http.controller.js';
@@ -20,6 +25,7 @@ import { AdminModelsHttpController } from './manage-model-versions/admin-models.
 import { AdminOpenApiHttpController } from './manage-model-versions/admin-openapi.http.controller.js';
 import { AdminToken } from './manage-model-versions/admin-token.js';
 import { ModelLifecycle } from './manage-model-versions/model-lifecycle.js';
+import { FollowSavedModelStates } from './follow-other-servers/follow-saved-model-states.handler.js';
 import { RepositoryGrpcController } from './manage-model-versions/repository.grpc.controller.js';
 import { RepositoryHttpController } from './manage-model-versions/repository.http.controller.js';
 import { TritonRepository } from './manage-model-versions/triton-repository.js';
@@ -35,23 +41,32 @@ import { VersionLoader } from './version-loader.js';
 })
 class MessagingModule {}
 
+/** What a caller (a test) may give instead of the stores that the configuration picks. */
+export interface StateStores {
+  readonly modelStateStore?: ModelStateStore;
+  readonly rolloutRepository?: RolloutRepository;
+}
+
 /**
- * Where model states are kept: the embedded file store in STATE_DIR by default, or the store a
- * caller gives (a test injecting a store that fails, a distributed store). Global: the app
- * configures it once (AppModule.with), and a module importing it would get another instance.
+ * Where model states and rollouts are kept, the locks of operations on them and the election of
+ * the rollout judge: files in STATE_DIR for one server by default, Redis (REDIS_URL) for replicas
+ * (StateBackend); or the stores a caller gives (a test injecting a store that fails).
  */
 @Global()
 @Module({})
 export class StateStoreModule {
-  static with(store?: ModelStateStore): DynamicModule {
+  static with(stores: StateStores = {}): DynamicModule {
     return {
       module: StateStoreModule,
       providers: [
-        store
-          ? { provide: ModelStateStore, useValue: store }
-          : { provide: ModelStateStore, inject: [AppConfig], useFactory: (config: AppConfig) => new FileModelStateStore(config.STATE_DIR) },
+        { provide: StateBackend, inject: [AppConfig], useFactory: (config: AppConfig) => StateBackend.from(config) },
+        { provide: ModelStateStore, inject: [StateBackend], useFactory: (backend: StateBackend) => stores.modelStateStore ?? backend.modelStates },
+        { provide: RolloutRepository, inject: [StateBackend], useFactory: (backend: StateBackend) => stores.rolloutRepository ?? backend.rollouts },
+        { provide: OperationLocks, inject: [StateBackend], useFactory: (backend: StateBackend) => backend.locks },
+        { provide: Leadership, inject: [StateBackend], useFactory: (backend: StateBackend) => backend.leadership },
+        { provide: RolloutFigures, inject: [StateBackend], useFactory: (backend: StateBackend) => backend.rolloutFigures },
       ],
-      exports: [ModelStateStore],
+      exports: [StateBackend, ModelStateStore, RolloutRepository, OperationLocks, Leadership, RolloutFigures],
     };
   }
 }
@@ -75,6 +90,9 @@ export class StateStoreModule {
     VersionLoader,
     ModelStates,
     ModelLifecycle,
+    FollowSavedModelStates,
+    // What a rollout's promotion asks of this context: the hot swap.
+    { provide: StableVersionSwitch, useExisting: ModelLifecycle },
     TritonRepository,
     AdminAuthGuard,
     {
@@ -93,7 +111,7 @@ export class StateStoreModule {
     },
     { provide: ModelConfigLimits, inject: [AppConfig], useFactory: modelConfigLimitsOf },
   ],
-  exports: [ModelRegistry, ModelCatalog, LoadModelRepositoryHandler, ModelLifecycle, ModelStates, AdminToken],
+  exports: [ModelRegistry, ModelCatalog, LoadModelRepositoryHandler, ModelLifecycle, ModelStates, AdminToken, StableVersionSwitch],
 })
 export class RegistryModule {}
 

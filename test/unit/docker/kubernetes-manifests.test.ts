@@ -107,9 +107,12 @@ const runtimeContainer = runtime.spec.containers[0];
 
 type EnvVar = { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } };
 /** The server's configuration as a container's literal environment makes it (what the server would refuse, this refuses). */
+/** The server's configuration from a container's env; a variable from a Secret gets a stand-in value, as Kubernetes would give the Secret's. */
 function configOf(container: { env?: EnvVar[] }): AppConfig {
-  const literal = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
-  return loadAppConfig(literal);
+  const env = container.env ?? [];
+  const literal = Object.fromEntries(env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+  const fromSecrets = Object.fromEntries(env.filter((e) => e.valueFrom?.secretKeyRef !== undefined).map((e) => [e.name, `value-of-${e.valueFrom!.secretKeyRef!.key}-from-its-secret`]));
+  return loadAppConfig({ ...literal, ...fromSecrets });
 }
 const envOf = (container: { env?: EnvVar[] }, name: string): EnvVar | undefined => container.env?.find((e) => e.name === name);
 

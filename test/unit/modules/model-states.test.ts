@@ -1,40 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ModelStateStore, type ModelState, type StoredModelState, type StoredModelStates } from '../../../src/domain/registry/model-state-store.port.js';
 import { Model } from '../../../src/domain/registry/model.js';
 import type { DomainEvent } from '../../../src/domain/shared/aggregate-root.js';
-import { DomainError } from '../../../src/domain/shared/domain-error.js';
 import { InProcessEventBus } from '../../../src/infra/messaging/in-process-event-bus.js';
 import { ModelStates } from '../../../src/modules/registry/model-states.js';
 import { aModelVersion } from '../support/model-version.mother.js';
-
-/** A store in memory that logs what happened, in order, with the bus's deliveries. */
-class InMemoryModelStateStore extends ModelStateStore {
-  readonly states = new Map<string, StoredModelState>();
-  failNext?: Error;
-  constructor(private readonly log: string[]) {
-    super();
-  }
-  async loadAll(): Promise<StoredModelStates> {
-    return { states: [...this.states.values()], unreadable: [] };
-  }
-  async save(state: ModelState, expectedRevision: number): Promise<StoredModelState> {
-    if (this.failNext) {
-      const error = this.failNext;
-      this.failNext = undefined;
-      throw error;
-    }
-    const current = this.states.get(state.name)?.revision ?? 0;
-    if (current !== expectedRevision) throw new DomainError('REGISTRY.STATE_CONFLICT', `revision ${current}, not ${expectedRevision}`);
-    const stored = { state, revision: current + 1 };
-    this.states.set(state.name, stored);
-    this.log.push(`saved r${stored.revision}`);
-    return stored;
-  }
-  async remove(name: string): Promise<void> {
-    this.states.delete(name);
-  }
-}
+import { InMemoryModelStateStore } from '../support/in-memory-stores.js';
 
 function setUp() {
   const log: string[] = [];
@@ -50,7 +21,8 @@ describe('ModelStates', () => {
   it('saves the model (loaded versions, default, override), then publishes its events', async () => {
     const { log, store, states, model } = setUp();
     model.makeDefault(1, new Date());
-    await states.save(model, { configOverride: '{"max_batch_size": 2}' });
+    model.changeIntents({ configOverride: '{"max_batch_size": 2}' });
+    await states.save(model);
     assert.deepEqual(log, ['saved r1', 'published DefaultVersionChanged']);
     assert.deepEqual(store.states.get('resnet')!.state, {
       name: 'resnet',
@@ -61,10 +33,13 @@ describe('ModelStates', () => {
     });
   });
 
-  it('writes each save against the revision it last wrote, and keeps the override unless told', async () => {
+  it("writes each save against the revision it last wrote, with the operator's intents the model holds", async () => {
     const { store, states, model } = setUp();
-    await states.save(model, { configOverride: 'x' });
+    model.changeIntents({ configOverride: 'x', unloadedVersions: [3], explicitVersions: [2] });
     await states.save(model);
+    await states.save(model);
+    assert.deepEqual(store.states.get('resnet')!.state.unloadedVersions, [3]);
+    assert.deepEqual(store.states.get('resnet')!.state.explicitVersions, [2]);
     assert.equal(store.states.get('resnet')!.revision, 2);
     assert.equal(store.states.get('resnet')!.state.configOverride, 'x');
   });
@@ -106,12 +81,23 @@ describe('ModelStates', () => {
     states.discard('resnet');
     assert.equal(states.stateOf('resnet'), undefined);
     await states.save(model);
-    assert.deepEqual(store.states.get('resnet'), { revision: 4, state: { name: 'resnet', loadedVersions: [1, 2], unloadedVersions: [], defaultVersion: undefined, configOverride: undefined } });
+    assert.deepEqual(store.states.get('resnet'), { revision: 4, state: { name: 'resnet', loadedVersions: [1, 2], unloadedVersions: [] } });
   });
 
   it('saves the loaded and default versions a change will leave, when given', async () => {
     const { store, states, model } = setUp();
     await states.save(model, { loadedVersions: [2], defaultVersion: 2 });
-    assert.deepEqual(store.states.get('resnet')!.state, { name: 'resnet', loadedVersions: [2], unloadedVersions: [], defaultVersion: 2, configOverride: undefined });
+    assert.deepEqual(store.states.get('resnet')!.state, { name: 'resnet', loadedVersions: [2], unloadedVersions: [], defaultVersion: 2 });
+  });
+
+  it('forgets the state of a model that left, and follows a state another server applied', async () => {
+    const { store, states, model } = setUp();
+    await states.save(model);
+    states.applied('resnet', { revision: 9, state: { name: 'resnet', loadedVersions: [2], unloadedVersions: [] } });
+    assert.equal(states.revisionOf('resnet'), 9);
+    store.states.set('resnet', { revision: 9, state: store.states.get('resnet')!.state });
+    await states.forget('resnet');
+    assert.equal(store.states.has('resnet'), false);
+    assert.equal(states.revisionOf('resnet'), 0);
   });
 });

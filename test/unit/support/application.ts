@@ -15,7 +15,9 @@ import { SERVED_BACKENDS } from '../../support/model-backends.js';
 import { FakeClock } from './fake-clock.js';
 import { FakeInferenceEngine } from './fake-inference-engine.js';
 import { InMemoryModelRepository } from './in-memory-model-repository.js';
-import { IdleTraffic, InMemoryModelStateStore, InMemoryTrafficRouter, NoTracing, RecordedMetrics, RecordingEventBus } from './in-memory-ports.js';
+import { IdleTraffic, InMemoryTrafficRouter, NoTracing, RecordedMetrics, RecordingEventBus } from './in-memory-ports.js';
+import { InMemoryModelStateStore } from './in-memory-stores.js';
+import { SingleServerLocks } from '../../../src/infra/single-server/single-server-locks.js';
 
 // The services log through Nest's static logger; these tests read states, not lines.
 Logger.overrideLogger(false);
@@ -38,7 +40,7 @@ export function registryServices(repository = new InMemoryModelRepository(), eng
   const registry = new ModelRegistry();
   const states = new ModelStates(store, events);
   const loader = new VersionLoader(repository, engine, config, SERVED_BACKENDS);
-  const lifecycle = new ModelLifecycle(registry, repository, engine, loader, traffic, states, LIMITS);
+  const lifecycle = new ModelLifecycle(registry, repository, engine, loader, traffic, states, LIMITS, new SingleServerLocks());
   const startup = new LoadModelRepositoryHandler(repository, registry, loader, states, LIMITS);
   const triton = new TritonRepository(repository, registry, lifecycle);
   return { repository, engine, config, events, store, traffic, registry, states, loader, lifecycle, startup, triton };

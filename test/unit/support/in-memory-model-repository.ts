@@ -24,6 +24,12 @@ export class InMemoryModelRepository extends ModelRepository {
     return this;
   }
 
+  /** Takes a model out of the repository (its directory deleted). */
+  withoutModel(name: string): this {
+    this.models.delete(name);
+    return this;
+  }
+
   /** A model whose config file cannot be read, for this reason. */
   withBrokenConfig(name: string, versions: readonly number[], reason: string): this {
     this.models.set(name, { config: { ok: false, reason }, versions: new Set(versions), labels: new Map() });

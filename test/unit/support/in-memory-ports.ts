@@ -3,7 +3,6 @@ import { DomainEventBus } from '../../../src/domain/shared/domain-event-bus.port
 import { DomainError } from '../../../src/domain/shared/domain-error.js';
 import type { RuntimeKey } from '../../../src/domain/shared/model-version-id.js';
 import { RequestTracer, type OpenSpan, type TraceContext } from '../../../src/domain/shared/request-tracer.port.js';
-import { ModelStateStore, type ModelState, type StoredModelState, type StoredModelStates } from '../../../src/domain/registry/model-state-store.port.js';
 import { VersionTraffic } from '../../../src/domain/registry/version-traffic.port.js';
 import { TrafficRouter } from '../../../src/domain/rollout/traffic-router.port.js';
 import type { RequestOutcome, RouteChoice } from '../../../src/domain/rollout/rollout.js';
@@ -31,43 +30,6 @@ export class RecordingEventBus extends DomainEventBus {
   /** The types of the events published so far. */
   types(): string[] {
     return this.published.map((event) => event.type);
-  }
-}
-
-/** A state store in memory, compare-and-set like the real ones; `failingSaves(n)` makes the next n saves fail. */
-export class InMemoryModelStateStore extends ModelStateStore {
-  private readonly states = new Map<string, StoredModelState>();
-  private failures = 0;
-
-  failingSaves(count: number): this {
-    this.failures = count;
-    return this;
-  }
-
-  stateOf(name: string): ModelState | undefined {
-    return this.states.get(name)?.state;
-  }
-
-  async loadAll(): Promise<StoredModelStates> {
-    return { states: [...this.states.values()], unreadable: [] };
-  }
-
-  async save(state: ModelState, expectedRevision: number): Promise<StoredModelState> {
-    if (this.failures > 0) {
-      this.failures--;
-      throw new Error('the disk is full');
-    }
-    const revision = this.states.get(state.name)?.revision ?? 0;
-    if (revision !== expectedRevision) throw new DomainError('REGISTRY.STATE_CONFLICT', `model '${state.name}' is at revision ${revision}, not ${expectedRevision}`);
-    const stored = { state, revision: revision + 1 };
-    this.states.set(state.name, stored);
-    return stored;
-  }
-
-  async remove(name: string, expectedRevision: number): Promise<void> {
-    const revision = this.states.get(name)?.revision ?? 0;
-    if (revision !== expectedRevision) throw new DomainError('REGISTRY.STATE_CONFLICT', `model '${name}' is at revision ${revision}, not ${expectedRevision}`);
-    this.states.delete(name);
   }
 }
 

@@ -35,7 +35,9 @@ export class LoadModelRepositoryHandler {
     try {
       for (const path of await this.repository.removeAbandonedUploads()) this.logger.warn(`removed what an interrupted upload left: ${path}`);
       const directories = await this.repository.scan();
-      const saved = await this.restoreStates(directories.map((directory) => directory.name));
+      const names = directories.map((directory) => directory.name);
+      const saved = await this.restoreStates(names);
+      await this.forgetModelsThatLeft(names);
       await Promise.all(directories.map((directory) => this.loadModel(directory, saved.get(directory.name))));
     } finally {
       this.registry.finishLoading();
@@ -51,6 +53,16 @@ export class LoadModelRepositoryHandler {
     } catch (error) {
       this.logger.error({ msg: `the saved model states cannot be read (${(error as Error).message}): every model loads as its version policy says`, reason: (error as Error).message });
       return new Map();
+    }
+  }
+
+  /** The saved states of models no longer in the repository are removed, so that they do not stay forever. */
+  private async forgetModelsThatLeft(names: readonly string[]): Promise<void> {
+    for (const name of this.states.names.filter((stored) => !names.includes(stored))) {
+      await this.states.forget(name).then(
+        () => this.logger.log(`model '${name}' left the repository: its saved state is removed`),
+        (error: Error) => this.logger.warn(`model '${name}' left the repository, and its saved state could not be removed: ${error.message}`),
+      );
     }
   }
 
@@ -88,7 +100,8 @@ export class LoadModelRepositoryHandler {
         : chosen.size === 0 && !saved
           ? `its version policy (${describePolicy(policy)}) selects none of the versions in the repository (${available.join(', ')})`
           : '';
-    const model = Model.discover(directory.name, versions, problem);
+    const intents = saved && { configOverride: saved.configOverride, unloadedVersions: saved.unloadedVersions, explicitVersions: saved.explicitVersions ?? [] };
+    const model = Model.discover(directory.name, versions, problem, intents);
     this.registry.add(model);
     if (problem) this.logger.error(`model '${directory.name}' is UNAVAILABLE: ${problem}`);
     await Promise.all(

@@ -6,7 +6,6 @@ import { RouteConfig } from '@nestjs/platform-fastify';
 import { BODY_AFTER_GUARDS } from '../../../infra/http/request-body-parsers.js';
 import { JsonBody, parseBody } from '../../../infra/http/request-body.js';
 import { ModelRegistry } from '../model-registry.js';
-import { ModelStates } from '../model-states.js';
 import { AdminAuthGuard } from './admin-auth.guard.js';
 import { defaultVersionRequest, unloadVersionRequest, type ModelListView, type ModelView } from './admin-api.schemas.js';
 import { ModelLifecycle } from './model-lifecycle.js';
@@ -19,7 +18,6 @@ export class AdminModelsHttpController {
   constructor(
     private readonly registry: ModelRegistry,
     private readonly lifecycle: ModelLifecycle,
-    private readonly states: ModelStates,
   ) {}
 
   @Get()
@@ -69,6 +67,6 @@ export class AdminModelsHttpController {
   }
 
   private describe(model: Model): ModelView {
-    return toModelView(model, this.states.stateOf(model.name)?.configOverride !== undefined);
+    return toModelView(model, model.configOverride !== undefined);
   }
 }

@@ -158,6 +158,8 @@ const ROLLOUT_EXAMPLE = {
 
 /** A change whose state could not be saved: not made, or undone (the message says what serves). */
 const NOT_SAVED = error("the change could not be saved (STATE_DIR full or read-only): it was not made, or was undone; the message says what serves (REGISTRY.STATE_NOT_SAVED)");
+/** Replicas (REDIS_URL): the shared store cannot be reached; nothing changed. */
+const STORE_UNAVAILABLE = error('replicas only: Redis (REDIS_URL), where replicas share their state, is unreachable: nothing changed; retry once it is back (SERVER.STATE_STORE_UNAVAILABLE)');
 const BAD_NAME = 'the model name or the version in the path is not allowed (REGISTRY.INVALID_NAME)';
 const BAD_BODY = 'the body is not JSON, or does not match its schema (ADMIN.INVALID_REQUEST); an empty body is {}, whatever the content type';
 const CONFLICT =
@@ -229,6 +231,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
           '500': NOT_SAVED,
+          '503': STORE_UNAVAILABLE,
           '409': error('the repository has this version already (REGISTRY.VERSION_EXISTS)'),
           '413': error('the body is larger than MAX_REQUEST_BYTES'),
           '415': error('the Content-Type is one the server does not parse'),
@@ -250,6 +253,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
           '500': NOT_SAVED,
+          '503': STORE_UNAVAILABLE,
           '404': error('the repository has no such model (REGISTRY.MODEL_NOT_FOUND) or no such version of it (REGISTRY.VERSION_NOT_FOUND)'),
           '409': error(CONFLICT),
         },
@@ -275,6 +279,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
           '500': NOT_SAVED,
+          '503': STORE_UNAVAILABLE,
           '404': error('the server knows no such model (REGISTRY.MODEL_NOT_FOUND) or no such version of it (REGISTRY.VERSION_NOT_FOUND)'),
           '409': error(
             'the version is the default or the only READY version and force is not true, or it is neither READY nor failed (loading, unloaded already, never loaded: REGISTRY.INVALID_TRANSITION); the saved model state changed meanwhile (REGISTRY.STATE_CONFLICT)',
@@ -302,6 +307,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
           '500': NOT_SAVED,
+          '503': STORE_UNAVAILABLE,
           '404': error('the repository has no such model (REGISTRY.MODEL_NOT_FOUND) or no such version of it (REGISTRY.VERSION_NOT_FOUND)'),
           '409': error(CONFLICT),
         },
@@ -323,6 +329,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
           '500': NOT_SAVED,
+          '503': STORE_UNAVAILABLE,
           '404': error('the server knows no such model (REGISTRY.MODEL_NOT_FOUND)'),
           '409': error('a version it names is not READY (ROLLOUT.VERSION_NOT_READY)'),
         },
@@ -353,6 +360,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
           '500': NOT_SAVED,
+          '503': STORE_UNAVAILABLE,
           '404': error('no such model, or no rollout (ROLLOUT.NOT_FOUND)'),
           '409': error('the rollout has no canary or is not in progress (ROLLOUT.INVALID_TRANSITION)'),
         },
@@ -370,6 +378,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
           '500': NOT_SAVED,
+          '503': STORE_UNAVAILABLE,
           '404': error('no such model, or no rollout (ROLLOUT.NOT_FOUND)'),
           '409': error('the rollout is not in progress (ROLLOUT.INVALID_TRANSITION)'),
         },
@@ -417,6 +426,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
           '500': NOT_SAVED,
+          '503': STORE_UNAVAILABLE,
           '404': error('the repository has no such model (REGISTRY.MODEL_NOT_FOUND)'),
           '409': error(CONFLICT),
         },
@@ -440,6 +450,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
           '401': UNAUTHORIZED,
           '403': FORBIDDEN,
           '500': NOT_SAVED,
+          '503': STORE_UNAVAILABLE,
           '404': error('the server knows no such model (REGISTRY.MODEL_NOT_FOUND)'),
           '409': error(CONFLICT),
         },

@@ -1,19 +1,20 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import type { DeclaredModelConfig } from '../../../domain/registry/model-config.js';
 import { ModelConfigLimits } from '../../../domain/registry/model-config-limits.js';
-import type { RolloutSnapshot } from '../../../domain/rollout/rollout.js';
 import { ModelRepository, type ModelDirectory } from '../../../domain/registry/model-repository.port.js';
+import type { StoredModelState } from '../../../domain/registry/model-state-store.port.js';
 import { ModelVersion } from '../../../domain/registry/model-version.js';
 import { Model } from '../../../domain/registry/model.js';
 import { DEFAULT_VERSION_POLICY, selectVersions } from '../../../domain/registry/version-policy.js';
 import { VersionTraffic } from '../../../domain/registry/version-traffic.port.js';
-import { DomainError } from '../../../domain/shared/domain-error.js';
+import { DomainError, notMade } from '../../../domain/shared/domain-error.js';
 import { ModelVersionId, RuntimeKey } from '../../../domain/shared/model-version-id.js';
+import { OperationLocks } from '../../../domain/shared/operation-locks.port.js';
 import { ModelRegistry } from '../model-registry.js';
-import { ModelStates, notMade } from '../model-states.js';
+import { ModelStates } from '../model-states.js';
 import { VersionLoader } from '../version-loader.js';
 
 export interface SwapResult {
@@ -24,13 +25,16 @@ export interface SwapResult {
 /**
  * What operators do to the versions of a model, live: load, unload, make a version the default
  * (the hot swap), and Triton's model-level load and unload. The operations on one model run one
- * after another, each to its end (no two interleave, none deadlocks: a queue per model). Each
+ * after another, each to its end (no two interleave, none deadlocks: a queue per model, and the
+ * model's lock across replicas sharing a state store, each first catching up with the stored
+ * state). Each
  * change is saved before it takes effect, or undone when its save fails, so that what an answer
  * says is what serves, now and after a restart (REGISTRY.STATE_NOT_SAVED says what was undone);
  * the model's events are published after.
  */
 @Injectable()
 export class ModelLifecycle {
+  private readonly logger = new Logger('ModelLifecycle');
   private readonly queues = new Map<string, Promise<unknown>>();
 
   constructor(
@@ -41,6 +45,7 @@ export class ModelLifecycle {
     private readonly traffic: VersionTraffic,
     private readonly states: ModelStates,
     private readonly limits: ModelConfigLimits,
+    private readonly locks: OperationLocks,
   ) {}
 
   /**
@@ -54,10 +59,12 @@ export class ModelLifecycle {
       const { model, directory } = await this.modelWithDirectory(modelName);
       const version = this.versionIn(model, directory, number);
       const loadedHere = !version.isReady;
-      if (loadedHere) await this.loadOrSave(model, number, this.declaredOf(directory));
+      if (loadedHere) await this.loadOrSave(model, number, this.declaredOf(model, directory));
+      const before = model.keepLoaded(number);
       try {
-        await this.states.save(model, { unloadedVersions: this.unloadedWithout(model.name, number), explicitVersions: [...this.explicitWithout(model.name, number), number] });
+        await this.states.save(model);
       } catch (error) {
+        model.restoreIntents(before);
         if (loadedHere) await this.unload(model, number, true);
         this.states.publish(model);
         throw notMade(`the load of version ${number} of model '${modelName}'`, error, loadedHere ? 'the version was unloaded again' : 'nothing changed');
@@ -76,8 +83,8 @@ export class ModelLifecycle {
   uploadVersion(modelName: string, number: number, bytes: Uint8Array): Promise<{ sha256: string }> {
     return this.serialized(modelName, async () => {
       const directory = await this.repository.scanModel(modelName);
-      const declared = directory ? this.declaredOf(directory) : {};
       const known = this.registry.find(modelName);
+      const declared = directory ? this.declaredOf(known, directory) : {};
       const unsaved = this.states.stateOf(modelName) === undefined;
       if (unsaved) {
         await this.states.save(known ?? Model.discover(modelName, [])).catch((error: unknown) => {
@@ -102,7 +109,12 @@ export class ModelLifecycle {
       }
       const { model, directory: added } = await this.modelWithDirectory(modelName);
       this.versionIn(model, added, number, { loaded: false });
-      this.states.publish(model);
+      // A new revision, so that replicas sharing the store list the new version too. The upload is
+      // made whether or not this save succeeds (they list it at the model's next change).
+      await this.states.save(model).catch((error: Error) => {
+        this.logger.error(`the upload of version ${number} of model '${modelName}' was not saved (replicas list it at the model's next change): ${error.message}`);
+        this.states.publish(model);
+      });
       return { sha256: createHash('sha256').update(bytes).digest('hex') };
     });
   }
@@ -115,14 +127,14 @@ export class ModelLifecycle {
     return this.serialized(modelName, async () => {
       const model = this.registry.get(modelName);
       model.requireUnloadable(number, { force });
+      const before = model.keepUnloaded(number);
       await this.states
         .save(model, {
           loadedVersions: model.readyVersions.map((v) => v.version).filter((v) => v !== number),
           defaultVersion: model.defaultVersion === number ? undefined : model.defaultVersion,
-          unloadedVersions: [...this.unloadedWithout(model.name, number), number],
-          explicitVersions: this.explicitWithout(model.name, number),
         })
         .catch((error: unknown) => {
+          model.restoreIntents(before);
           throw notMade(`the unload of version ${number} of model '${modelName}'`, error, 'the version serves on');
         });
       await this.unload(model, number, force);
@@ -138,10 +150,10 @@ export class ModelLifecycle {
    * those an operator loaded explicitly. When the save fails, routing does not switch and a
    * version loaded for the swap is unloaded again.
    */
-  makeDefault(modelName: string, number: number, rollout?: RolloutSnapshot): Promise<SwapResult> {
+  makeDefault(modelName: string, number: number): Promise<SwapResult> {
     return this.serialized(modelName, async () => {
       const { model, directory } = await this.modelWithDirectory(modelName);
-      const declared = this.declaredOf(directory);
+      const declared = this.declaredOf(model, directory);
       const version = this.versionIn(model, directory, number);
       const from = model.servingVersion()?.version;
       const pinned = model.defaultVersion;
@@ -157,16 +169,16 @@ export class ModelLifecycle {
           throw error;
         }
       }
-      const explicit = this.states.stateOf(model.name)?.explicitVersions ?? [];
+      const explicit = model.intents.explicitVersions;
       const retired = versionsToRetire(declared, model, number).filter((v) => !explicit.includes(v));
+      const before = model.changeIntents({ unloadedVersions: model.intents.unloadedVersions.filter((v) => v !== number) });
       try {
         await this.states.save(model, {
           loadedVersions: model.readyVersions.map((v) => v.version).filter((v) => !retired.includes(v)),
           defaultVersion: number,
-          unloadedVersions: this.unloadedWithout(model.name, number),
-          ...(rollout !== undefined && { rollout }),
         });
       } catch (error) {
+        model.restoreIntents(before);
         if (loadedHere) await this.unload(model, number, true);
         if (pinned === undefined) model.unpinDefault(new Date());
         this.states.publish(model);
@@ -199,16 +211,16 @@ export class ModelLifecycle {
         // Triton refuses such a load and keeps serving what it serves.
         throw new DomainError('REGISTRY.LOAD_FAILED', `model '${modelName}': its version policy selects none of the versions in the repository (${present.join(', ') || 'none'})`);
       }
-      const explicit = (this.states.stateOf(modelName)?.explicitVersions ?? []).filter((v) => present.includes(v) && !selected.includes(v));
+      const explicit = model.intents.explicitVersions.filter((v) => present.includes(v) && !selected.includes(v));
       const wanted = [...selected, ...explicit];
       // A new override, or dropping one, changes the configuration: READY versions reload beside themselves.
-      const reloading = configOverride !== undefined || this.states.stateOf(modelName)?.configOverride !== undefined;
+      const reloading = configOverride !== undefined || model.configOverride !== undefined;
       const pinned = model.defaultVersion;
-      await this.states
-        .save(model, { configOverride, unloadedVersions: [], loadedVersions: wanted, defaultVersion: pinned !== undefined && wanted.includes(pinned) ? pinned : undefined })
-        .catch((error: unknown) => {
-          throw notMade(`the load of model '${modelName}'`, error, 'nothing changed');
-        });
+      const before = model.changeIntents({ configOverride, unloadedVersions: [] });
+      await this.states.save(model, { loadedVersions: wanted, defaultVersion: pinned !== undefined && wanted.includes(pinned) ? pinned : undefined }).catch((error: unknown) => {
+        model.restoreIntents(before);
+        throw notMade(`the load of model '${modelName}'`, error, 'nothing changed');
+      });
       let failure: unknown;
       for (const number of wanted) {
         const version = this.versionIn(model, directory, number);
@@ -233,14 +245,6 @@ export class ModelLifecycle {
   }
 
   /**
-   * Saves a model's rollout with the rest of its state, in the model's queue of operations (so it
-   * never interleaves with a load or a swap writing the same state).
-   */
-  saveRollout(modelName: string, rollout: RolloutSnapshot | undefined): Promise<void> {
-    return this.serialized(modelName, () => this.states.save(this.registry.get(modelName), { rollout }));
-  }
-
-  /**
    * Triton's repository unload: every version of the model, drained then released; the failed
    * ones too. Saved first: when the save fails, the model serves on.
    */
@@ -248,7 +252,9 @@ export class ModelLifecycle {
     return this.serialized(modelName, async () => {
       const model = this.registry.get(modelName);
       const versions = model.versions.filter((v) => v.isReady || v.hasFailed).map((v) => v.version);
-      await this.states.save(model, { loadedVersions: [], defaultVersion: undefined, unloadedVersions: versions, explicitVersions: [] }).catch((error: unknown) => {
+      const before = model.changeIntents({ unloadedVersions: versions, explicitVersions: [] });
+      await this.states.save(model, { loadedVersions: [], defaultVersion: undefined }).catch((error: unknown) => {
+        model.restoreIntents(before);
         throw notMade(`the unload of model '${modelName}'`, error, 'the model serves on');
       });
       for (const number of versions) await this.unload(model, number, true);
@@ -288,7 +294,11 @@ export class ModelLifecycle {
   /** The model as the repository holds it now; a model new to the repository joins the registry. */
   private async modelWithDirectory(modelName: string): Promise<{ model: Model; directory: ModelDirectory }> {
     const directory = await this.repository.scanModel(modelName);
-    if (!directory) throw new DomainError('REGISTRY.MODEL_NOT_FOUND', `the model repository has no model '${modelName}'`);
+    if (!directory) {
+      // It left the repository: its saved state goes too (it would name versions no longer there).
+      await this.states.forget(modelName).catch(() => undefined);
+      throw new DomainError('REGISTRY.MODEL_NOT_FOUND', `the model repository has no model '${modelName}'`);
+    }
     let model = this.registry.find(modelName);
     if (!model) {
       model = Model.discover(modelName, []);
@@ -314,9 +324,9 @@ export class ModelLifecycle {
     return version;
   }
 
-  /** The configuration the model serves with: its saved override, else its config file. */
-  private declaredOf(directory: ModelDirectory): DeclaredModelConfig {
-    const override = this.states.stateOf(directory.name)?.configOverride;
+  /** The configuration the model serves with: its override, else its config file. */
+  private declaredOf(model: Model | undefined, directory: ModelDirectory): DeclaredModelConfig {
+    const override = model?.configOverride;
     return override !== undefined ? this.checkedOverride(directory.name, override) : this.checkedFileConfig(directory);
   }
 
@@ -342,12 +352,81 @@ export class ModelLifecycle {
     return declared;
   }
 
-  private unloadedWithout(modelName: string, number: number): number[] {
-    return (this.states.stateOf(modelName)?.unloadedVersions ?? []).filter((v) => v !== number);
+  /**
+   * Applies a state that another server sharing the store saved (`stored` undefined: removed):
+   * the model as that state says, saving nothing. Versions to load load first, the default version
+   * switches next, and only then do the versions no longer wanted drain and unload, so that no
+   * request fails meanwhile. A revision this server has already applied (its own save) is skipped.
+   */
+  follow(modelName: string, stored: StoredModelState | undefined): Promise<void> {
+    return this.queued(modelName, async () => {
+      if (!stored) {
+        this.states.applied(modelName, undefined);
+        return;
+      }
+      if (stored.revision <= this.states.revisionOf(modelName)) return;
+      await this.converge(modelName, stored);
+    });
   }
 
-  private explicitWithout(modelName: string, number: number): number[] {
-    return (this.states.stateOf(modelName)?.explicitVersions ?? []).filter((v) => v !== number);
+  /** Catches up with the stored state of the model, when another server saved a newer one. */
+  private async catchUp(modelName: string): Promise<void> {
+    const stored = await this.states.read(modelName);
+    if (stored && stored.revision > this.states.revisionOf(modelName)) await this.converge(modelName, stored);
+  }
+
+  private async converge(modelName: string, stored: StoredModelState): Promise<void> {
+    const { state } = stored;
+    const directory = await this.repository.scanModel(modelName);
+    if (!directory) {
+      this.states.applied(modelName, stored); // not (yet) in this server's repository
+      return;
+    }
+    let model = this.registry.find(modelName);
+    if (!model) {
+      model = Model.discover(modelName, []);
+      this.registry.add(model);
+    }
+    // Versions new to the repository (an upload) are listed, not loaded.
+    for (const onDisk of directory.versions) this.versionIn(model, directory, onDisk.version, { loaded: false });
+    const reloading = state.configOverride !== model.configOverride;
+    model.changeIntents({ configOverride: state.configOverride, unloadedVersions: state.unloadedVersions, explicitVersions: state.explicitVersions ?? [] });
+    this.states.applied(modelName, stored);
+    const present = directory.versions.map((v) => v.version);
+    const wanted = state.loadedVersions.filter((v) => present.includes(v));
+    // Pin what serves now, so that a version loaded for a swap takes no traffic before the switch.
+    const serving = model.servingVersion()?.version;
+    if (state.defaultVersion !== undefined && serving !== undefined && state.defaultVersion !== serving) model.makeDefault(serving, new Date());
+    let failure: unknown;
+    let declared: DeclaredModelConfig | undefined;
+    try {
+      declared = this.declaredOf(model, directory);
+    } catch (error) {
+      failure = error;
+    }
+    for (const number of declared ? wanted : []) {
+      const version = model.version(number);
+      try {
+        if (version.isReady && reloading) {
+          const oldKey = await this.loader.reload(model, number, declared!);
+          await this.traffic.drain(oldKey);
+          await this.engine.unload(oldKey);
+        } else if (!version.isReady) {
+          await this.loader.load(model, number, declared!);
+        }
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    const pin = state.defaultVersion;
+    if (pin !== undefined && model.version(pin).isReady) model.makeDefault(pin, new Date());
+    else if (pin === undefined && model.defaultVersion !== undefined) model.unpinDefault(new Date());
+    const others = model.versions.filter((v) => (v.isReady || v.hasFailed) && !wanted.includes(v.version));
+    for (const version of others) await this.unload(model, version.version, true);
+    this.states.publish(model);
+    const outcome = `model '${modelName}' follows revision ${stored.revision} of its stored state`;
+    if (failure !== undefined) this.logger.error(`${outcome}, in part: ${(failure as Error).message}`);
+    else this.logger.log(outcome);
   }
 
   private serialized<T>(modelName: string, operation: () => Promise<T>): Promise<T> {
@@ -355,6 +434,17 @@ export class ModelLifecycle {
       // Start-up loads models outside this queue; an admin change now could race with it.
       return Promise.reject(new DomainError('SERVER.NOT_READY', 'the model repository is still loading: admin changes are accepted once it has loaded (GET /health says so); retry in a moment'));
     }
+    // One at a time here (the queue), and across the servers sharing the store (the lock), each
+    // first catching up with what another server saved.
+    return this.queued(modelName, () =>
+      this.locks.run(`model/${modelName}`, async () => {
+        await this.catchUp(modelName);
+        return operation();
+      }),
+    );
+  }
+
+  private queued<T>(modelName: string, operation: () => Promise<T>): Promise<T> {
     const previous = this.queues.get(modelName) ?? Promise.resolve();
     const result = previous.then(operation, operation);
     const settled = result.then(

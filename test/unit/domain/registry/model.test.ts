@@ -263,4 +263,29 @@ describe('Model: versions present and not loaded, and unloads checked before the
     assert.equal(model.servingVersion()?.version, 2);
     assert.deepEqual(model.versions.map((v) => v.state), ['UNAVAILABLE', 'UNAVAILABLE', 'READY', 'READY']);
   });
+
+  describe("the operator's intents (saved with the model)", () => {
+    it('come with the model as discovered (sorted, without duplicates), none by default', () => {
+      assert.deepEqual(Model.discover('resnet', []).intents, { unloadedVersions: [], explicitVersions: [] });
+      const model = Model.discover('resnet', [], '', { configOverride: '{}', unloadedVersions: [3, 1, 3], explicitVersions: [2] });
+      assert.deepEqual(model.intents, { configOverride: '{}', unloadedVersions: [1, 3], explicitVersions: [2] });
+      assert.equal(model.configOverride, '{}');
+    });
+
+    it('a version loaded by itself is kept loaded and no longer unloaded on purpose; an unloaded one the reverse', () => {
+      const model = Model.discover('resnet', [], '', { unloadedVersions: [2], explicitVersions: [] });
+      model.keepLoaded(2);
+      assert.deepEqual(model.intents, { unloadedVersions: [], explicitVersions: [2] });
+      model.keepUnloaded(2);
+      assert.deepEqual(model.intents, { unloadedVersions: [2], explicitVersions: [] });
+    });
+
+    it('a change not saved is undone: the intents are as before', () => {
+      const model = Model.discover('resnet', [], '', { configOverride: 'old', unloadedVersions: [1], explicitVersions: [] });
+      const before = model.changeIntents({ configOverride: undefined, unloadedVersions: [] });
+      assert.deepEqual(model.intents, { unloadedVersions: [], explicitVersions: [] }, 'an override given as undefined is dropped');
+      model.restoreIntents(before);
+      assert.deepEqual(model.intents, { configOverride: 'old', unloadedVersions: [1], explicitVersions: [] });
+    });
+  });
 });

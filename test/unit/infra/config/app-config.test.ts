@@ -39,6 +39,8 @@ describe('loadAppConfig', () => {
         ALLOW_METRICS: true,
         ROLLOUT_EVALUATION_INTERVAL_MS: 1000,
         STATE_DIR: './state',
+        REDIS_KEY_PREFIX: 'onnx-serving:',
+        REDIS_LOCK_TTL_MS: 10_000,
         ALLOW_CLIENT_SHM: false,
         SHARED_MEMORY_MAX_REGIONS: 128,
         SHARED_MEMORY_MAX_BYTES: 16 * 1024 ** 3,
@@ -77,7 +79,7 @@ describe('loadAppConfig', () => {
   });
 
   it('reads the jobs\' settings and refuses a REDIS_URL that is not redis:// or rediss://', () => {
-    const config = loadAppConfig({ REDIS_URL: 'redis://:secret@redis:6379/0', JOB_CONCURRENCY: '0', JOB_RESULT_TTL_MS: '60000' });
+    const config = loadAppConfig({ REDIS_URL: 'redis://:secret@redis:6379/0', ADMIN_TOKEN: 'a-shared-admin-token', JOB_CONCURRENCY: '0', JOB_RESULT_TTL_MS: '60000' });
     assert.equal(config.REDIS_URL, 'redis://:secret@redis:6379/0');
     assert.equal(config.JOB_CONCURRENCY, 0);
     assert.equal(config.JOB_RESULT_TTL_MS, 60_000);
@@ -199,7 +201,7 @@ describe('loadAppConfig', () => {
       assert.ok(error instanceof InvalidConfigurationError);
       assert.match(error.message, /REDIS_URL=\*\*\*: must be a redis:\/\/ or rediss:\/\/ URL/);
       assert.doesNotMatch(error.message, /hunter2/);
-      assert.equal(loadAppConfig({ REDIS_URL: 'rediss://:secret@cache:6380/2' }).REDIS_URL, 'rediss://:secret@cache:6380/2');
+      assert.equal(loadAppConfig({ REDIS_URL: 'rediss://:secret@cache:6380/2', ADMIN_TOKEN: 'a-shared-admin-token' }).REDIS_URL, 'rediss://:secret@cache:6380/2');
     });
   });
 
@@ -287,5 +289,29 @@ describe('bindFailure', () => {
     assert.equal(bindFailure('HTTP_PORT', config, other), other);
     const already = new InvalidConfigurationError('invalid configuration: METRICS_PORT=8002: 127.0.0.1:8002 is already in use (EADDRINUSE)');
     assert.equal(bindFailure('HTTP_PORT', config, already), already);
+  });
+
+  describe('replicas (REDIS_URL)', () => {
+    it('reads REDIS_URL with the shared admin token, and the Redis settings', () => {
+      const config = loadAppConfig({ REDIS_URL: 'redis://redis:6379/0', ADMIN_TOKEN: 'a-token-of-sixteen+', REDIS_KEY_PREFIX: 'prod:', REDIS_LOCK_TTL_MS: '5000' });
+      assert.equal(config.REDIS_URL, 'redis://redis:6379/0');
+      assert.equal(config.REDIS_KEY_PREFIX, 'prod:');
+      assert.equal(config.REDIS_LOCK_TTL_MS, 5000);
+      assert.equal(loadAppConfig({}).REDIS_KEY_PREFIX, 'onnx-serving:');
+    });
+
+    it('refuses REDIS_URL without ADMIN_TOKEN or ADMIN_TOKEN_FILE (no token generated per replica), naming the variable', () => {
+      const error = thrownBy(() => loadAppConfig({ REDIS_URL: 'redis://redis:6379' })) as Error;
+      assert.match(error.message, /ADMIN_TOKEN: must be set \(or ADMIN_TOKEN_FILE, e\.g\. a mounted Secret\) when REDIS_URL is set/);
+      assert.equal(loadAppConfig({ REDIS_URL: 'redis://redis:6379', ADMIN_TOKEN_FILE: '/run/secrets/admin-token' }).ADMIN_TOKEN_FILE, '/run/secrets/admin-token');
+      assert.equal(loadAppConfig({ REDIS_URL: 'redis://redis:6379', ADMIN_AUTH: 'client-cert' }).ADMIN_AUTH, 'client-cert', 'no token is used at all');
+    });
+
+    it('refuses a REDIS_URL that is not a redis URL, without showing it (it may hold a password), and both token sources at once', () => {
+      const error = thrownBy(() => loadAppConfig({ REDIS_URL: 'http://:secret@redis', ADMIN_TOKEN: 'a-token-of-sixteen+' })) as Error;
+      assert.match(error.message, /REDIS_URL=\*\*\*: must be a redis:\/\/ or rediss:\/\/ URL/);
+      assert.doesNotMatch(error.message, /secret/);
+      assert.match((thrownBy(() => loadAppConfig({ ADMIN_TOKEN: 'a-token-of-sixteen+', ADMIN_TOKEN_FILE: '/x' })) as Error).message, /set ADMIN_TOKEN or ADMIN_TOKEN_FILE, not both/);
+    });
   });
 });
