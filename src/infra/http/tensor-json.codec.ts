@@ -47,11 +47,6 @@ export type InputJson = InferRequestJson['inputs'][number];
  */
 export type BinaryInputReader = (input: InputJson, datatype: Datatype) => TensorData | undefined;
 
-/** An infer request from its parsed JSON (an integer past 2^53 that JSON.parse rounded is refused as such). */
-export function decodeInferRequest(body: unknown): InferenceRequest {
-  return refusingLostDigits(() => toInferenceRequest(parseInferRequestJson(body)));
-}
-
 /**
  * Thrown while decoding an element of integer, BOOL or BYTES data that is a double past 2^53: the
  * JSON.parse that read it lost its digits. The caller that has the JSON text reads it again keeping

@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import { parseInferJsonExactly } from '../../../../src/infra/http/exact-infer-json.parser.js';
 import { parseInferJson, parseInferJsonKeepingDigits, parseJsonBody } from '../../../../src/infra/http/json-body.js';
 import { decodeHttpInferRequest } from '../../../../src/infra/http/binary-tensor.codec.js';
-import { decodeInferRequest } from '../../../../src/infra/http/tensor-json.codec.js';
 import { assertDomainError } from '../../support/domain-error.assertions.js';
+
+/** A JSON body Fastify parsed, decoded as the server decodes it. */
+const decodeInferRequest = (body: unknown) => decodeHttpInferRequest(body, undefined, 64).request;
 
 const INT64_MIN = '-9223372036854775808';
 const INT64_MAX = '9223372036854775807';

@@ -1,10 +1,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeInferRequest, decodeTensor, encodeInferResponse } from '../../../../src/infra/http/tensor-json.codec.js';
+import { decodeHttpInferRequest } from '../../../../src/infra/http/binary-tensor.codec.js';
+import { decodeTensor, encodeInferResponse } from '../../../../src/infra/http/tensor-json.codec.js';
 import type { InferenceResponse } from '../../../../src/domain/inference/inference-request.js';
 import type { Tensor } from '../../../../src/domain/inference/tensor.js';
 import type { Datatype, TensorData } from '../../../../src/domain/shared/datatype.js';
 import { assertDomainError } from '../../support/domain-error.assertions.js';
+
+/** A JSON body Fastify parsed, decoded as the server decodes it. */
+const decodeInferRequest = (body: unknown) => decodeHttpInferRequest(body, undefined, 64).request;
 
 const INT64_MAX = '9223372036854775807';
 const INT64_MIN = '-9223372036854775808';
@@ -34,16 +38,16 @@ function tensor(datatype: Datatype, data: TensorData, shape = [data.length]): Te
   return { name: 'y', datatype, shape, data };
 }
 
-describe('decodeInferRequest', () => {
+describe('decoding a JSON infer request', () => {
   it('maps the envelope: id, parameters, inputs and the requested output names', () => {
     const request = decodeInferRequest({
       id: 'req-1',
-      parameters: { priority: 1, tag: 'a', sync: true },
+      parameters: { priority: 1, timeout: 5000 },
       inputs: [{ name: 'image', shape: [1, 2], datatype: 'FP32', data: [0.5, 1.5] }],
       outputs: [{ name: 'scores' }, { name: 'label', parameters: { classification: 2 } }],
     });
     assert.equal(request.id, 'req-1');
-    assert.deepEqual(request.parameters, { priority: 1, tag: 'a', sync: true });
+    assert.deepEqual(request.parameters, { priority: 1, timeout: 5000 });
     assert.deepEqual(request.inputs, [{ name: 'image', datatype: 'FP32', shape: [1, 2], data: new Float32Array([0.5, 1.5]) }]);
     assert.deepEqual(request.requestedOutputs, ['scores', 'label']);
   });
