@@ -4,6 +4,7 @@ import { chmod, lstat, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/pro
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import onnxProto from 'onnx-proto';
+import { seededRandom } from '../src/domain/generation/sampling.js';
 
 // onnx-proto is CommonJS (`module.exports = { onnx }`), so ESM only sees a default export.
 // This alias gives `onnx` both as the runtime namespace and as the namespace of its types.
@@ -229,15 +230,8 @@ const HEAVY_WIDTH = 256;
 // neither vanish nor explode (tanh bounds them), so the output stays meaningful.
 const HEAVY_WEIGHT_LIMIT = 0.15;
 
-/** Small seeded PRNG (mulberry32) returning numbers in [0, 1), so rebuilt models are byte-identical. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), seed | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+/** The seeded PRNG (mulberry32) the weights are drawn from, so rebuilt models are byte-identical. */
+const mulberry32 = seededRandom;
 
 /**
  * A model that is slow to compute from a tiny input: x [1,256] is expanded to
@@ -341,6 +335,267 @@ export function mlpModel(seed = 7): Uint8Array {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// A generative model: a small decoder-only transformer (GPT-2's architecture) in the layout
+// Hugging Face Optimum exports decoder models with past (what transformers.js and onnxruntime-genai
+// feed too), with its tokenizer and configuration files beside it.
+// ---------------------------------------------------------------------------------------------
+
+/** The size of the demo generative model: GPT-2's architecture, scaled down. */
+export const TINY_GPT = {
+  layers: 2,
+  heads: 4,
+  embedding: 64,
+  /** Positions one sequence may hold (GPT-2's n_positions). */
+  positions: 512,
+  seed: 2024,
+} as const;
+
+/**
+ * The tokenizer: GPT-2's byte-level BPE with no merges, i.e. one token per byte of UTF-8 (any
+ * text encodes), ids 0..255 in GPT-2's byte order, then the special tokens.
+ */
+export const TINY_GPT_SPECIAL_TOKENS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'] as const;
+export const TINY_GPT_VOCAB_SIZE = 256 + TINY_GPT_SPECIAL_TOKENS.length;
+/** `<|endoftext|>` (end of a document, and the model's bos) and `<|im_end|>` (end of a chat turn). */
+export const TINY_GPT_EOS_IDS = [256, 258] as const;
+
+/** GPT-2's bytes_to_unicode: the printable character that stands for each byte in a byte-level vocabulary. */
+function byteLevelAlphabet(): string[] {
+  const printable = (from: string, to: string) => Array.from({ length: to.charCodeAt(0) - from.charCodeAt(0) + 1 }, (_, i) => from.charCodeAt(0) + i);
+  const kept = new Set([...printable('!', '~'), ...printable('¡', '¬'), ...printable('®', 'ÿ')]);
+  let next = 256;
+  return Array.from({ length: 256 }, (_, byte) => String.fromCharCode(kept.has(byte) ? byte : next++));
+}
+
+/** `tokenizer.json` in Hugging Face tokenizers' format (what tokenizers, transformers and Tokenizers.js read). */
+export function tinyGptTokenizer(): object {
+  const vocab = Object.fromEntries(byteLevelAlphabet().map((symbol, id) => [symbol, id]));
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: TINY_GPT_SPECIAL_TOKENS.map((content, i) => ({
+      id: 256 + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+    })),
+    normalizer: null,
+    pre_tokenizer: byteLevel,
+    post_processor: byteLevel,
+    decoder: byteLevel,
+    model: {
+      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '',
+      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [],
+    },
+  };
+}
+
+/** ChatML, as Qwen's and SmolLM's templates write it. */
+export const TINY_GPT_CHAT_TEMPLATE =
+  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+/** The files of the generative model's version directory besides model.onnx, by name. */
+export function tinyGptFiles(): Record<string, object> {
+  const { layers, heads, embedding, positions } = TINY_GPT;
+  const [endOfText, endOfTurn] = TINY_GPT_EOS_IDS;
+  return {
+    'tokenizer.json': tinyGptTokenizer(),
+    'tokenizer_config.json': {
+      tokenizer_class: 'GPT2Tokenizer',
+      bos_token: '<|endoftext|>',
+      eos_token: '<|endoftext|>',
+      pad_token: '<|endoftext|>',
+      add_bos_token: false,
+      add_prefix_space: false,
+      clean_up_tokenization_spaces: false,
+      model_max_length: positions,
+      chat_template: TINY_GPT_CHAT_TEMPLATE,
+      added_tokens_decoder: Object.fromEntries(TINY_GPT_SPECIAL_TOKENS.map((content, i) => [
+        String(256 + i), { content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
+      ])),
+    },
+    'config.json': {
+      model_type: 'gpt2',
+      architectures: ['GPT2LMHeadModel'],
+      vocab_size: TINY_GPT_VOCAB_SIZE,
+      n_layer: layers,
+      n_head: heads,
+      n_embd: embedding,
+      n_inner: 4 * embedding,
+      n_positions: positions,
+      n_ctx: positions,
+      activation_function: 'gelu',
+      layer_norm_epsilon: 1e-5,
+      tie_word_embeddings: false,
+      bos_token_id: endOfText,
+      eos_token_id: endOfText,
+      use_cache: true,
+    },
+    'generation_config.json': { bos_token_id: endOfText, eos_token_id: [endOfText, endOfTurn], do_sample: false },
+  };
+}
+
+/** Draws from N(0, std²) with the seeded generator (Box-Muller). */
+function gaussian(random: () => number, length: number, std: number): Float32Array {
+  return Float32Array.from({ length }, () => std * Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random()));
+}
+
+/**
+ * The tiny GPT as ONNX, in Optimum's decoder-with-past layout (symbolic dims `batch_size`,
+ * `sequence_length`, `past_sequence_length`, `total_sequence_length`):
+ * - inputs `input_ids` [batch, seq] INT64, `attention_mask` [batch, past + seq] INT64 (1 for a
+ *   real position, 0 for padding), `position_ids` [batch, seq] INT64,
+ *   `past_key_values.N.key` / `.value` [batch, heads, past, head_dim] FP32 (past 0 at the start);
+ * - outputs `logits` [batch, seq, vocab] FP32 and `present.N.key` / `.value`
+ *   [batch, heads, past + seq, head_dim]: the past with this call's keys and values after it.
+ * GPT-2's computation: token + learned position embeddings, pre-LayerNorm blocks of causal
+ * multi-head attention and a GELU MLP (4x), a final LayerNorm, an LM head. The attention mask is built in the graph from `attention_mask` and the causal
+ * order (query i of this call, at absolute index past + i, sees keys 0..past + i that the mask
+ * keeps), so left-padded batches compute each row as if it were alone. Weights are drawn from a
+ * seeded generator: the output is deterministic, not meaningful text.
+ */
+export function tinyGptModel(): Uint8Array {
+  const { layers, heads, embedding: width, positions, seed } = TINY_GPT;
+  const headDim = width / heads;
+  const vocab = TINY_GPT_VOCAB_SIZE;
+  const random = seededRandom(seed);
+  const { FLOAT, INT64, BOOL } = DataType;
+  const initializers: onnx.ITensorProto[] = [
+    initializer('wte', gaussian(random, vocab * width, 0.3), [vocab, width]),
+    initializer('wpe', gaussian(random, positions * width, 0.3), [positions, width]),
+    // Untied from the token embeddings: with random weights a tied head mostly repeats its input token.
+    initializer('lm_head', gaussian(random, width * vocab, 0.3), [width, vocab]),
+    initializer('zero_i', BigInt64Array.of(0n), []),
+    initializer('one_i', BigInt64Array.of(1n), []),
+    initializer('axis_0', BigInt64Array.of(0n), [1]),
+    initializer('axis_1', BigInt64Array.of(1n), [1]),
+    initializer('axes_1_2', BigInt64Array.of(1n, 2n), [2]),
+    initializer('heads_shape', BigInt64Array.of(0n, 0n, BigInt(heads), BigInt(headDim)), [4]),
+    initializer('width_shape', BigInt64Array.of(0n, 0n, BigInt(width)), [3]),
+    initializer('qkv_split', BigInt64Array.of(BigInt(width), BigInt(width), BigInt(width)), [3]),
+    initializer('zero_f', Float32Array.of(0), []),
+    // A large finite negative rather than -inf: a fully masked row (a padding query) then has a
+    // uniform softmax instead of NaNs, and exp() of it is exactly 0 beside any real score.
+    initializer('masked_f', Float32Array.of(-1e9), []),
+    initializer('scale', Float32Array.of(1 / Math.sqrt(headDim)), []),
+    initializer('half', Float32Array.of(0.5), []),
+    initializer('one_f', Float32Array.of(1), []),
+    initializer('inv_sqrt2', Float32Array.of(Math.SQRT1_2), []),
+  ];
+  const ones = (length: number) => new Float32Array(length).fill(1);
+  const layerNorm = (name: string, x: string, out: string) => {
+    initializers.push(initializer(`${name}_g`, ones(width), [width]), initializer(`${name}_b`, new Float32Array(width), [width]));
+    return node('LayerNormalization', [x, `${name}_g`, `${name}_b`], [out], { axis: -1 });
+  };
+  const linear = (name: string, x: string, out: string, fanIn: number, fanOut: number, std = 1 / Math.sqrt(fanIn)) => {
+    initializers.push(initializer(`${name}_w`, gaussian(random, fanIn * fanOut, std), [fanIn, fanOut]), initializer(`${name}_b`, gaussian(random, fanOut, 0.02), [fanOut]));
+    return [node('MatMul', [x, `${name}_w`], [`${out}_mm`]), node('Add', [`${out}_mm`, `${name}_b`], [out])];
+  };
+  const nodes: onnx.INodeProto[] = [
+    // Embeddings.
+    node('Gather', ['wte', 'input_ids'], ['tok_emb'], { axis: 0 }),
+    node('Gather', ['wpe', 'position_ids'], ['pos_emb'], { axis: 0 }),
+    node('Add', ['tok_emb', 'pos_emb'], ['h0']),
+    // The additive attention bias [batch, 1, seq, total]: 0 where a query may look, -1e9 elsewhere.
+    node('Shape', ['input_ids'], ['ids_shape']),
+    node('Gather', ['ids_shape', 'one_i'], ['seq_len'], { axis: 0 }),
+    node('Shape', ['attention_mask'], ['mask_shape']),
+    node('Gather', ['mask_shape', 'one_i'], ['total_len'], { axis: 0 }),
+    node('Sub', ['total_len', 'seq_len'], ['past_len']),
+    node('Range', ['past_len', 'total_len', 'one_i'], ['query_at']),
+    node('Range', ['zero_i', 'total_len', 'one_i'], ['key_at']),
+    node('Unsqueeze', ['query_at', 'axis_1'], ['query_col']),
+    node('Unsqueeze', ['key_at', 'axis_0'], ['key_row']),
+    node('LessOrEqual', ['key_row', 'query_col'], ['causal']),
+    node('Cast', ['attention_mask'], ['mask_bool'], { to: BOOL }),
+    node('Unsqueeze', ['mask_bool', 'axes_1_2'], ['mask_4d']),
+    node('And', ['causal', 'mask_4d'], ['allowed']),
+    node('Where', ['allowed', 'zero_f', 'masked_f'], ['attn_bias']),
+  ];
+  const pastInputs: onnx.IValueInfoProto[] = [];
+  const presentOutputs: onnx.IValueInfoProto[] = [];
+  let h = 'h0';
+  for (let i = 0; i < layers; i++) {
+    const l = (name: string) => `l${i}_${name}`;
+    const [pastKey, pastValue] = [`past_key_values.${i}.key`, `past_key_values.${i}.value`];
+    const [presentKey, presentValue] = [`present.${i}.key`, `present.${i}.value`];
+    pastInputs.push(tensorInfo(pastKey, FLOAT, ['batch_size', heads, 'past_sequence_length', headDim]), tensorInfo(pastValue, FLOAT, ['batch_size', heads, 'past_sequence_length', headDim]));
+    presentOutputs.push(tensorInfo(presentKey, FLOAT, ['batch_size', heads, 'total_sequence_length', headDim]), tensorInfo(presentValue, FLOAT, ['batch_size', heads, 'total_sequence_length', headDim]));
+    const split = (x: string, out: string) => [node('Reshape', [x, 'heads_shape'], [`${out}_4d`]), node('Transpose', [`${out}_4d`], [out], { perm: [0, 2, 1, 3] })];
+    nodes.push(
+      layerNorm(l('ln_1'), h, l('x')),
+      ...linear(l('attn_qkv'), l('x'), l('qkv'), width, 3 * width),
+      node('Split', [l('qkv'), 'qkv_split'], [l('q'), l('k'), l('v')], { axis: 2 }),
+      ...split(l('q'), l('q_heads')),
+      ...split(l('k'), l('k_heads')),
+      ...split(l('v'), l('v_heads')),
+      node('Concat', [pastKey, l('k_heads')], [presentKey], { axis: 2 }),
+      node('Concat', [pastValue, l('v_heads')], [presentValue], { axis: 2 }),
+      node('Transpose', [presentKey], [l('k_t')], { perm: [0, 1, 3, 2] }),
+      node('MatMul', [l('q_heads'), l('k_t')], [l('scores')]),
+      node('Mul', [l('scores'), 'scale'], [l('scaled')]),
+      node('Add', [l('scaled'), 'attn_bias'], [l('biased')]),
+      node('Softmax', [l('biased')], [l('probs')], { axis: -1 }),
+      node('MatMul', [l('probs'), presentValue], [l('context_heads')]),
+      node('Transpose', [l('context_heads')], [l('context_4d')], { perm: [0, 2, 1, 3] }),
+      node('Reshape', [l('context_4d'), 'width_shape'], [l('context')]),
+      ...linear(l('attn_proj'), l('context'), l('attn_out'), width, width),
+      node('Add', [h, l('attn_out')], [l('h_mid')]),
+      layerNorm(l('ln_2'), l('h_mid'), l('x2')),
+      ...linear(l('mlp_fc'), l('x2'), l('fc'), width, 4 * width),
+      // GELU, exact: 0.5 x (1 + erf(x / sqrt 2)) (onnxruntime fuses it into one Gelu kernel).
+      node('Mul', [l('fc'), 'inv_sqrt2'], [l('fc_scaled')]),
+      node('Erf', [l('fc_scaled')], [l('fc_erf')]),
+      node('Add', [l('fc_erf'), 'one_f'], [l('fc_erf1')]),
+      node('Mul', [l('fc'), l('fc_erf1')], [l('fc_gated')]),
+      node('Mul', [l('fc_gated'), 'half'], [l('gelu')]),
+      ...linear(l('mlp_proj'), l('gelu'), l('mlp_out'), 4 * width, width),
+      node('Add', [l('h_mid'), l('mlp_out')], [l('h_out')]),
+    );
+    h = l('h_out');
+  }
+  nodes.push(
+    layerNorm('ln_f', h, 'h_final'),
+    node('MatMul', ['h_final', 'lm_head'], ['logits']),
+  );
+  return modelBytes({
+    name: 'tiny_gpt',
+    input: [
+      tensorInfo('input_ids', INT64, ['batch_size', 'sequence_length']),
+      tensorInfo('attention_mask', INT64, ['batch_size', 'total_sequence_length']),
+      tensorInfo('position_ids', INT64, ['batch_size', 'sequence_length']),
+      ...pastInputs,
+    ],
+    output: [tensorInfo('logits', FLOAT, ['batch_size', 'sequence_length', vocab]), ...presentOutputs],
+    initializer: initializers,
+    node: nodes,
+  });
+}
+
+export const TINY_GPT_NAME = 'tiny_gpt';
+
+/** The server's model configuration of the generative demo model (the model directory's config.json). */
+export const TINY_GPT_CONFIG = {
+  backend: 'onnx_generative',
+  max_batch_size: 0,
+  instance_group: [{ count: 1, kind: 'KIND_CPU' }],
+};
+
+/** Writes one version directory of the generative model: model.onnx with its tokenizer and configuration files. */
+export async function writeTinyGptVersion(versionDir: string): Promise<void> {
+  await writeModel(path.join(versionDir, 'model.onnx'), tinyGptModel());
+  for (const [name, content] of Object.entries(tinyGptFiles())) {
+    await writeFile(path.join(versionDir, name), `${JSON.stringify(content, null, 2)}\n`);
+  }
+}
+
+/** Writes the generative model directory in Triton layout: <modelDir>/config.json and <modelDir>/1/. */
+export async function writeTinyGptModel(modelDir: string): Promise<void> {
+  await writeTinyGptVersion(path.join(modelDir, '1'));
+  await writeFile(path.join(modelDir, 'config.json'), `${JSON.stringify(TINY_GPT_CONFIG, null, 2)}\n`);
+}
+
 /**
  * The configuration the demo gives multi_io, to show the config file; classifier has none and is
  * served from what its ONNX file declares (Triton's auto-complete).
@@ -359,13 +614,14 @@ export interface DemoRepositoryWritten {
 }
 
 /**
- * Writes the demo models in Triton layout, <dir>/<model>/1/model.onnx, plus multi_io's config.json,
+ * Writes the demo models in Triton layout, <dir>/<model>/1/model.onnx, plus multi_io's config.json
+ * (and, with `generative`, the generative tiny_gpt with its files: see writeTinyGptModel),
  * each only if <dir>/<model> is absent: a model directory that exists (the user's own, or one
  * written before and changed since) is never touched. A model is written into a hidden directory
  * first and renamed into place, so an interrupted run leaves no half-written model (and the server
  * ignores hidden directories).
  */
-export async function writeDemoRepository(dir: string): Promise<DemoRepositoryWritten> {
+export async function writeDemoRepository(dir: string, { generative = false }: { generative?: boolean } = {}): Promise<DemoRepositoryWritten> {
   const models: Record<string, (staging: string) => Promise<void>> = {
     classifier: (staging) => writeModel(path.join(staging, '1', 'model.onnx'), classifierModel()),
     multi_io: async (staging) => {
@@ -373,6 +629,7 @@ export async function writeDemoRepository(dir: string): Promise<DemoRepositoryWr
       await writeFile(path.join(staging, 'config.json'), `${JSON.stringify(MULTI_IO_CONFIG, null, 2)}\n`);
     },
   };
+  if (generative) models[TINY_GPT_NAME] = (staging) => writeTinyGptModel(staging);
   await mkdir(dir, { recursive: true });
   const done: DemoRepositoryWritten = { written: [], kept: [] };
   for (const [name, write] of Object.entries(models)) {
@@ -579,8 +836,9 @@ if (isMainModule) {
     await writeTritonExamplesRepository(dir);
     console.log(`Wrote the stand-ins of Triton's example models (${TRITON_EXAMPLE_MODEL_NAMES.join(', ')}) to ${dir}`);
   } else {
-    const { written, kept } = await writeDemoRepository(dir);
-    if (written.length > 0) console.log(`Wrote the demo models ${written.join(' and ')} to ${dir}`);
-    if (kept.length > 0) console.log(`Kept ${kept.map((name) => path.join(dir, name)).join(' and ')} as they are (a model directory that exists is never overwritten)`);
+    // --generative adds tiny_gpt, whose config names the onnx_generative backend.
+    const { written, kept } = await writeDemoRepository(dir, { generative: args.includes('--generative') });
+    if (written.length > 0) console.log(`Wrote the demo models ${written.join(', ')} to ${dir}`);
+    if (kept.length > 0) console.log(`Kept ${kept.map((name) => path.join(dir, name)).join(', ')} as they are (a model directory that exists is never overwritten)`);
   }
 }

@@ -361,11 +361,14 @@ export class SessionWorkerPool {
 }
 
 /**
- * A worker process, told which session to create. Its own Node.js flags are none of the server's
- * (a test runner's or an inspector's would misbehave there); its output goes where the server's does.
+ * A worker process, told which session to create: by default a session worker; `entry` names
+ * another worker script that takes the same 'load' message and answers it the same way (the
+ * generation worker). Its own Node.js flags are none of the server's (a test runner's or an
+ * inspector's would misbehave there); its output goes where the server's does. It is killed when
+ * the server exits.
  */
-function startWorker(settings: SessionSettings): ChildProcess {
-  const child = fork(WORKER_PATH, [], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+export function startWorker(settings: SessionSettings, entry = WORKER_PATH): ChildProcess {
+  const child = fork(entry, [], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   // A failed send or spawn is seen by whoever watches the worker (firstAnswer, the pool); an
   // 'error' event without any listener would end the server.
   child.on('error', () => undefined);
@@ -374,7 +377,8 @@ function startWorker(settings: SessionSettings): ChildProcess {
   return child;
 }
 
-function firstAnswer(child: ChildProcess): Promise<Extract<FromWorker, { type: 'loaded' }>> {
+/** The worker's answer to its 'load' message: rejects with why it could not load (or why it ended). */
+export function firstAnswer(child: ChildProcess): Promise<Extract<FromWorker, { type: 'loaded' }>> {
   return new Promise((resolve, reject) => {
     const onExit = (code: number | null, signal: string | null) =>
       reject(new Error(`the session worker ${code !== null ? `exited with code ${code}` : `was ended by ${signal}`} while loading`));

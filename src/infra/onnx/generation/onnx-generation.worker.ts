@@ -1,0 +1,139 @@
+/**
+ * Entry of a generation worker: a child process of the server hosting the session of one
+ * generative model version and the KV cache of every sequence it decodes. It is started, loaded,
+ * watched and killed like a session worker (SessionWorkerPool's startWorker; session-runtime.ts).
+ *
+ * A step runs at most two forwards: one over the sequences that feed one token (decode), one over
+ * those that feed several (a prompt or a chunk of one: prefill). Each forward left-pads the pasts
+ * to the longest and the new tokens to the most (kv-cache-batch.ts), masked out; keeping prefill
+ * apart means a long prompt chunk never pads every decoding sequence to its length (32 sequences
+ * beside a 256-token chunk would compute 32 x 256 positions instead of 256 + 31).
+ */
+import * as ort from 'onnxruntime-node';
+import type { SequenceStepInput, SequenceStepOutput } from '../../../domain/generation/generation-engine.port.js';
+import { sampleToken, seededRandom } from '../../../domain/generation/sampling.js';
+import type { ModelSignature } from '../../../domain/inference/tensor.js';
+import { createSession, describe, dieWithParent } from '../session-runtime.js';
+import type { SessionSettings } from '../worker-protocol.js';
+import { decoderLayout, pastKeyName, pastValueName, presentKeyName, presentValueName, type DecoderLayout } from './decoder-layout.js';
+import type { FromGenerationWorker, ToGenerationWorker } from './generation-worker-protocol.js';
+import { cacheBytes, emptyCache, lastLogits, padBatch, splitPresents, type BatchRow, type SequenceCache } from './kv-cache-batch.js';
+
+function send(message: FromGenerationWorker): void {
+  process.send!(message);
+}
+
+interface Sequence {
+  cache: SequenceCache;
+  /** The sequence's own draws, seeded at its first step: its tokens never depend on its batch. */
+  readonly random: () => number;
+}
+
+class Decoder {
+  private readonly sequences = new Map<string, Sequence>();
+  private readonly outputNames: string[];
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly layout: DecoderLayout,
+  ) {
+    this.outputNames = ['logits'];
+    for (let layer = 0; layer < layout.layers; layer++) this.outputNames.push(presentKeyName(layer), presentValueName(layer));
+  }
+
+  async step(inputs: readonly SequenceStepInput[]): Promise<{ outputs: SequenceStepOutput[]; forwards: number }> {
+    const decode = inputs.filter((input) => input.tokens.length === 1);
+    const prefill = inputs.filter((input) => input.tokens.length > 1);
+    const chosen = new Map<string, number>();
+    const groups = [decode, prefill].filter((group) => group.length > 0);
+    const updates: (() => void)[] = [];
+    for (const group of groups) updates.push(await this.forward(group, chosen));
+    // The caches change only once every forward of the step has succeeded: a failed step leaves them as they were.
+    for (const update of updates) update();
+    const forwards = groups.length;
+    const outputs = inputs.map(({ sequenceId }) => (chosen.has(sequenceId) ? { sequenceId, token: chosen.get(sequenceId)! } : { sequenceId }));
+    return { outputs, forwards };
+  }
+
+  /** One batched forward; returns what stores its caches. */
+  private async forward(group: readonly SequenceStepInput[], chosen: Map<string, number>): Promise<() => void> {
+    const { layers, kvHeads, headDim } = this.layout;
+    const sequences = group.map((input) => this.sequences.get(input.sequenceId) ?? { cache: emptyCache(this.layout), random: seededRandom(input.sampling.seed) });
+    const rows: BatchRow[] = group.map((input, b) => ({ cache: sequences[b]!.cache, tokens: input.tokens }));
+    const feeds = padBatch(rows, this.layout);
+    const { batch, past, seq } = feeds;
+    const tensors: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', feeds.inputIds, [batch, seq]),
+      attention_mask: new ort.Tensor('int64', feeds.attentionMask, [batch, past + seq]),
+    };
+    if (this.layout.hasPositionIds) tensors.position_ids = new ort.Tensor('int64', feeds.positionIds, [batch, seq]);
+    for (let layer = 0; layer < layers; layer++) {
+      tensors[pastKeyName(layer)] = new ort.Tensor('float32', feeds.pastKeys[layer]!, [batch, kvHeads, past, headDim]);
+      tensors[pastValueName(layer)] = new ort.Tensor('float32', feeds.pastValues[layer]!, [batch, kvHeads, past, headDim]);
+    }
+    const results = await this.session.run(tensors, this.outputNames);
+    const logits = results.logits!;
+    const vocab = logits.dims[2]!;
+    const presents = (name: (layer: number) => string) => Array.from({ length: layers }, (_, layer) => results[name(layer)]!.data as Float32Array);
+    const caches = splitPresents(rows, feeds, presents(presentKeyName), presents(presentValueName), this.layout);
+    group.forEach((input, b) => {
+      if (input.sample) chosen.set(input.sequenceId, sampleToken(lastLogits(logits.data as Float32Array, b, seq, vocab), input.sampling, sequences[b]!.random));
+    });
+    return () =>
+      group.forEach((input, b) => {
+        sequences[b]!.cache = caches[b]!;
+        this.sequences.set(input.sequenceId, sequences[b]!);
+      });
+  }
+
+  release(sequenceIds: readonly string[]): void {
+    for (const id of sequenceIds) this.sequences.delete(id);
+  }
+
+  cacheUse(): { sequences: number; tokens: number; bytes: number } {
+    let tokens = 0;
+    let bytes = 0;
+    for (const { cache } of this.sequences.values()) {
+      tokens += cache.length;
+      bytes += cacheBytes(cache);
+    }
+    return { sequences: this.sequences.size, tokens, bytes };
+  }
+}
+
+async function main(settings: SessionSettings): Promise<void> {
+  dieWithParent();
+  let decoder: Decoder;
+  try {
+    const { session, provider, fallback } = await createSession(settings);
+    const signature: ModelSignature = { inputs: describe(session.inputMetadata, 'input'), outputs: describe(session.outputMetadata, 'output') };
+    decoder = new Decoder(session, decoderLayout(signature));
+    send({ type: 'loaded', signature, executionProvider: provider, fallback });
+  } catch (error) {
+    send({ type: 'load-failed', message: (error as Error).message });
+    return;
+  }
+  // One message at a time, in order: a release or a cache count never lands in the middle of a step.
+  let previous = Promise.resolve();
+  process.on('message', (message: ToGenerationWorker) => {
+    previous = previous.then(() => handle(decoder, message));
+  });
+}
+
+async function handle(decoder: Decoder, message: ToGenerationWorker): Promise<void> {
+  if (message.type === 'release') decoder.release(message.sequenceIds);
+  else if (message.type === 'cache-use') send({ type: 'cache-use', id: message.id, ...decoder.cacheUse() });
+  else if (message.type === 'step') {
+    try {
+      const started = performance.now();
+      const { outputs, forwards } = await decoder.step(message.inputs);
+      send({ type: 'stepped', id: message.id, outputs, forwards, computeMicros: Math.round((performance.now() - started) * 1000) });
+    } catch (error) {
+      send({ type: 'step-failed', id: message.id, message: (error as Error).message });
+    }
+  }
+}
+
+process.once('message', (message: ToGenerationWorker) => {
+  if (message.type === 'load') void main(message.settings);
+});
