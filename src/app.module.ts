@@ -2,8 +2,10 @@ import { Global, Module, type DynamicModule } from '@nestjs/common';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import { AppConfig } from './infra/config/app-config.js';
 import { OnnxRuntimeModule } from './infra/onnx/onnx-runtime.module.js';
+import { TokenizerModule } from './infra/tokenizer/hugging-face-tokenizers.js';
 import { ServerTls } from './infra/tls/server-tls.js';
 import { HealthModule } from './modules/health/health.module.js';
+import { GenerationModule } from './modules/generation/generation.module.js';
 import { InferenceModule } from './modules/inference/inference.module.js';
 import { SchedulingModule } from './modules/inference/scheduling.module.js';
 import { MetricsModule } from './modules/observability/metrics/metrics.module.js';
@@ -35,7 +37,7 @@ export class AppModule {
   static with(config: AppConfig, tls: ServerTls, overrides: AppOverrides = {}): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.with(config, tls), TracingModule.with(overrides.spanExporter), StateStoreModule.with(overrides.modelStateStore), ObservabilityModule, MetricsModule, OnnxRuntimeModule, SchedulingModule, ThrottlingModule, RegistryModule, RolloutModule, InferenceModule, HealthModule],
+      imports: [ConfigModule.with(config, tls), TracingModule.with(overrides.spanExporter), StateStoreModule.with(overrides.modelStateStore), ObservabilityModule, MetricsModule, OnnxRuntimeModule, TokenizerModule, SchedulingModule, ThrottlingModule, RegistryModule, RolloutModule, InferenceModule, GenerationModule, HealthModule],
     };
   }
 }

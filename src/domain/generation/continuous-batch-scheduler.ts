@@ -177,13 +177,13 @@ export class ContinuousBatchScheduler {
     const promptLength = request.promptTokens.length;
     if (promptLength === 0) throw new DomainError('INFERENCE.INVALID_REQUEST', 'the prompt is empty: it must hold at least one token');
     if (promptLength >= maxModelLen) {
-      throw new DomainError('INFERENCE.INVALID_REQUEST', `the prompt is ${promptLength} tokens; this model's max_model_len of ${maxModelLen} leaves no room to generate (shorten the prompt)`);
+      throw new DomainError('GENERATION.TOO_LONG', `the prompt is ${promptLength} tokens; this model's max_model_len of ${maxModelLen} leaves no room to generate (shorten the prompt)`);
     }
     const reservedTokens = Math.min(promptLength + request.parameters.maxTokens, maxModelLen);
     if (reservedTokens * kvCacheBytesPerToken > kvCacheBytes) {
       const fits = Math.floor(kvCacheBytes / kvCacheBytesPerToken);
       throw new DomainError(
-        'INFERENCE.INVALID_REQUEST',
+        'GENERATION.TOO_LONG',
         `the prompt (${promptLength} tokens) with max_tokens ${request.parameters.maxTokens} needs ${reservedTokens} positions of KV cache (${reservedTokens * kvCacheBytesPerToken} bytes); this model's cache holds ${fits} (${kvCacheBytes} bytes): lower max_tokens or shorten the prompt`,
       );
     }
@@ -285,6 +285,10 @@ export class ContinuousBatchScheduler {
         // A turn of the event loop between steps: arrivals, reads and cancels of this step are seen at the next.
         await new Promise<void>((resolve) => this.clock.defer(resolve));
       }
+    } catch (error) {
+      // A fault of the scheduler itself (a listener that threw): its sequences fail, the server does not.
+      const failure = new DomainError('INFERENCE.RUNTIME_ERROR', `the generation scheduler failed: ${(error as Error)?.message ?? String(error)}`);
+      for (const sequence of [...this.running]) this.fail(sequence, failure);
     } finally {
       this.looping = false;
       this.notifyIfIdle();
@@ -356,7 +360,12 @@ export class ContinuousBatchScheduler {
         continue;
       }
       generatedTokens++;
-      this.accept(sequence, token);
+      try {
+        this.accept(sequence, token);
+      } catch (error) {
+        // The tokenizer failed on this sequence's tokens: it fails alone, the others go on.
+        this.fail(sequence, new DomainError('INFERENCE.RUNTIME_ERROR', `the generated tokens could not be turned into text: ${(error as Error)?.message ?? String(error)}`));
+      }
     }
     this.observer.stepped({ traces: plan.map(({ sequence }) => sequence.request.trace), prefillTokens, generatedTokens, computeMicros: step.computeMicros });
   }

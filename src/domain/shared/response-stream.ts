@@ -15,6 +15,9 @@ export interface StreamedResponse<T> {
   readonly final: boolean;
 }
 
+/** How a stream ended: its final response sent, failed with an error, or cancelled by its consumer. */
+export type StreamOutcome = { readonly kind: 'completed' } | { readonly kind: 'failed'; readonly error: Error } | { readonly kind: 'cancelled'; readonly reason: string };
+
 type Waiter<T> = { resolve: (item: IteratorResult<StreamedResponse<T>>) => void; reject: (error: Error) => void };
 
 export class ResponseStream<T> implements AsyncIterable<StreamedResponse<T>> {
@@ -25,6 +28,8 @@ export class ResponseStream<T> implements AsyncIterable<StreamedResponse<T>> {
   private cancelReason?: string;
   private readonly drainListeners: (() => void)[] = [];
   private readonly cancelListeners: ((reason: string) => void)[] = [];
+  private readonly closeListeners: ((outcome: StreamOutcome) => void)[] = [];
+  private outcome?: StreamOutcome;
 
   constructor(readonly capacity: number) {
     if (!(capacity >= 1)) throw new RangeError('a response stream holds at least one response');
@@ -64,8 +69,10 @@ export class ResponseStream<T> implements AsyncIterable<StreamedResponse<T>> {
 
   /** Sends the last response. */
   end(value: T): void {
+    if (this.closed) return;
     this.send({ value, final: true });
     this.ended = true;
+    this.settle({ kind: 'completed' });
   }
 
   /** Ends the stream with an error, read after the responses already sent. */
@@ -73,6 +80,7 @@ export class ResponseStream<T> implements AsyncIterable<StreamedResponse<T>> {
     if (this.closed) return;
     this.failure = error;
     this.wake();
+    this.settle({ kind: 'failed', error });
   }
 
   /** The consumer stops reading: the producer is told (once), what was buffered is dropped. */
@@ -83,6 +91,7 @@ export class ResponseStream<T> implements AsyncIterable<StreamedResponse<T>> {
     for (const listener of this.cancelListeners.splice(0)) listener(reason);
     if (!this.closed) this.ended = true;
     this.wake();
+    this.settle({ kind: 'cancelled', reason });
   }
 
   /** Calls `listener` each time a read takes the buffer below its capacity. */
@@ -94,6 +103,18 @@ export class ResponseStream<T> implements AsyncIterable<StreamedResponse<T>> {
   onCancel(listener: (reason: string) => void): void {
     if (this.cancelReason !== undefined) listener(this.cancelReason);
     else this.cancelListeners.push(listener);
+  }
+
+  /** Calls `listener` once the stream has ended, whichever way (at once if it has). */
+  onClose(listener: (outcome: StreamOutcome) => void): void {
+    if (this.outcome) listener(this.outcome);
+    else this.closeListeners.push(listener);
+  }
+
+  private settle(outcome: StreamOutcome): void {
+    if (this.outcome) return;
+    this.outcome = outcome;
+    for (const listener of this.closeListeners.splice(0)) listener(outcome);
   }
 
   /** Reads the next response; `done` after the final one (or after a cancel). */

@@ -116,6 +116,29 @@ export class Tracing {
     return { span, traceparent: this.traceparentOf(trace.setSpan(ROOT_CONTEXT, span))! };
   }
 
+  /**
+   * A child span of the active recording one, started now and ended by the caller (a generation's
+   * span, which lasts as long as its stream), with the context that makes it a parent or a link.
+   */
+  startChild(name: string, attributes: Attributes): { span: Span; context: Context } | undefined {
+    const parent = this.recordingContext();
+    if (!parent) return undefined;
+    const span = this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes }, parent);
+    return { span, context: trace.setSpan(parent, span) };
+  }
+
+  /** A span of its own trace, already over, linked to the spans it worked for (one decode step for many sequences). */
+  recordLinkedRoot(name: string, members: readonly unknown[], attributes: Attributes, startMs: number, endMs: number): void {
+    if (!this.enabled) return;
+    const links: Link[] = [];
+    for (const member of members) {
+      const spanContext = member === undefined ? undefined : trace.getSpanContext(member as Context);
+      if (spanContext) links.push({ context: spanContext });
+    }
+    if (links.length === 0) return;
+    this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes, links, root: true, startTime: startMs }).end(endMs);
+  }
+
   /** The active context when its span records (a sampled request), else undefined: unsampled requests make no child spans. */
   recordingContext(): Context | undefined {
     if (!this.enabled) return undefined;

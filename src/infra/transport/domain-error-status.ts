@@ -48,6 +48,8 @@ export const STATUS_OF: Record<DomainErrorCode, { readonly http: number; readonl
   // Triton: client shared memory turned off (--allow-client-shm) and CUDA shared memory are UNSUPPORTED.
   // An answer larger than MAX_RESPONSE_BYTES: the request asked for more than the server gives (like SHARED_MEMORY.LIMIT_EXCEEDED).
   'INFERENCE.RESPONSE_TOO_LARGE': { http: 400, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
+  // A generation whose prompt (with max_tokens) passes max_model_len or the whole KV cache: it could never run.
+  'GENERATION.TOO_LONG': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   // Triton: client shared memory turned off (--allow-client-shm) and CUDA shared memory are UNSUPPORTED.
   'SHARED_MEMORY.UNSUPPORTED': { http: 501, grpc: GrpcStatus.UNIMPLEMENTED },
   'SHARED_MEMORY.REGION_NOT_FOUND': { http: 404, grpc: GrpcStatus.NOT_FOUND },

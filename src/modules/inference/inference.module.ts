@@ -7,6 +7,7 @@ import { RegistryModule } from '../registry/registry.module.js';
 import { InferGrpcController } from './run-inference/infer.grpc.controller.js';
 import { InferHttpController } from './run-inference/infer.http.controller.js';
 import { RunInferenceHandler } from './run-inference/run-inference.handler.js';
+import { GenerateTextHandler } from '../generation/generate-text/generate-text.handler.js';
 import { CircuitBreakers } from './circuit-breakers.js';
 import { ConcurrencyLimits } from './concurrency-limits.js';
 import { GetModelStatisticsHandler } from './get-model-statistics/get-model-statistics.handler.js';
@@ -20,8 +21,11 @@ import { SharedMemoryHttpController } from './manage-shared-memory/shared-memory
 @Module({
   imports: [RegistryModule],
   controllers: [InferHttpController, InferGrpcController, ModelStatisticsHttpController, ModelStatisticsGrpcController, SharedMemoryHttpController, SharedMemoryGrpcController],
+  // Generation is a use case of its own (src/modules/generation) on the same breakers and limits, and gRPC's infer calls reach it too.
+  exports: [GenerateTextHandler],
   providers: [
     RunInferenceHandler,
+    GenerateTextHandler,
     GetModelStatisticsHandler,
     CircuitBreakers,
     ConcurrencyLimits,

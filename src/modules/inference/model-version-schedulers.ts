@@ -9,6 +9,7 @@ import type { ModelVersion } from '../../domain/registry/model-version.js';
 import { VersionTraffic } from '../../domain/registry/version-traffic.port.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 import { Tracing } from '../../infra/tracing/tracing.js';
+import { GenerationSchedulers } from '../generation/generation-schedulers.js';
 import { InferenceMetrics } from '../observability/metrics/inference-metrics.js';
 
 /** One dynamic batch scheduler per served model version, made when the version first serves a request. */
@@ -22,11 +23,14 @@ export class ModelVersionSchedulers extends VersionTraffic implements BeforeAppl
     private readonly metrics: InferenceMetrics,
     private readonly tracing: Tracing,
     private readonly clock: Clock,
+    private readonly generation: GenerationSchedulers,
   ) {
     super();
   }
 
   async drain(key: string, reason = `'${key}' is being unloaded`): Promise<void> {
+    // A generative version's sequences finish the same way (its continuous-batch scheduler).
+    await this.generation.drain(key, reason);
     const scheduler = this.schedulers.get(key);
     if (!scheduler) return;
     await scheduler.drain(reason);

@@ -2,6 +2,7 @@ import { Global, Module } from '@nestjs/common';
 import { VersionTraffic } from '../../domain/registry/version-traffic.port.js';
 import { Clock } from '../../domain/shared/clock.js';
 import { SystemClock } from '../../infra/clock/system-clock.js';
+import { GenerationSchedulers } from '../generation/generation-schedulers.js';
 import { ModelVersionSchedulers } from './model-version-schedulers.js';
 
 /**
@@ -10,7 +11,7 @@ import { ModelVersionSchedulers } from './model-version-schedulers.js';
  */
 @Global()
 @Module({
-  providers: [ModelVersionSchedulers, { provide: VersionTraffic, useExisting: ModelVersionSchedulers }, { provide: Clock, useClass: SystemClock }],
-  exports: [ModelVersionSchedulers, VersionTraffic],
+  providers: [ModelVersionSchedulers, GenerationSchedulers, { provide: VersionTraffic, useExisting: ModelVersionSchedulers }, { provide: Clock, useClass: SystemClock }],
+  exports: [ModelVersionSchedulers, GenerationSchedulers, VersionTraffic],
 })
 export class SchedulingModule {}

@@ -1,4 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { dirname } from 'node:path';
+import { GenerationEngine } from '../../domain/generation/generation-engine.port.js';
+import { TextTokenizers } from '../../domain/generation/text-tokenizer.port.js';
+import { completeGenerationConfig, GENERATIVE_SIGNATURE, isGenerativeBackend } from '../../domain/registry/generative-model.js';
 import { InferenceEngine, type WarmupSample, type WarmupTensor } from '../../domain/inference/inference-engine.port.js';
 import { completeModelConfig, labelFilesOf, runtimeOptionsOf, type DeclaredModelConfig, type ModelConfig, type ModelWarmup } from '../../domain/registry/model-config.js';
 import { ModelRepository } from '../../domain/registry/model-repository.port.js';
@@ -21,7 +25,48 @@ export class VersionLoader {
     private readonly repository: ModelRepository,
     private readonly engine: InferenceEngine,
     private readonly config: AppConfig,
+    private readonly generationEngine: GenerationEngine,
+    private readonly tokenizers: TextTokenizers,
   ) {}
+
+  /**
+   * Loads one instance of a version under `key` and completes its configuration: an ONNX model
+   * through the inference engine, a generative one (backend onnx_generative) through the generation
+   * engine, with its tokenizer read from the version directory. Nothing stays loaded when it fails.
+   */
+  private async loadInstance(modelName: string, key: string, modelPath: string, declared: DeclaredModelConfig, labels: ReadonlyMap<string, readonly string[]>): Promise<{ config: ModelConfig; executionProvider: string }> {
+    if (isGenerativeBackend(declared.backend)) {
+      const versionDir = dirname(modelPath);
+      const model = await this.generationEngine.load(key, versionDir, runtimeOptionsOf(declared));
+      try {
+        await this.tokenizers.load(key, versionDir);
+        const generation = completeGenerationConfig(declared.generation, {
+          maxNumSeqs: this.config.GENERATION_MAX_NUM_SEQS,
+          kvCacheBytes: this.config.GENERATION_KV_CACHE_BYTES,
+          maxPrefillTokensPerStep: this.config.GENERATION_MAX_PREFILL_TOKENS_PER_STEP,
+          streamBufferTokens: this.config.GENERATION_STREAM_BUFFER_TOKENS,
+        }, model);
+        const config = completeModelConfig(modelName, { ...declared, maxBatchSize: 0 }, GENERATIVE_SIGNATURE);
+        return { config: { ...config, generation }, executionProvider: model.executionProvider };
+      } catch (error) {
+        await this.release(key);
+        throw error;
+      }
+    }
+    const { signature, executionProvider } = await this.engine.load(key, modelPath, runtimeOptionsOf(declared));
+    try {
+      return { config: completeModelConfig(modelName, declared, signature, labels), executionProvider };
+    } catch (error) {
+      await this.engine.unload(key);
+      throw error;
+    }
+  }
+
+  /** Releases an instance loaded under `key`, whichever engine holds it (each ignores keys it does not hold). */
+  async release(key: string): Promise<void> {
+    this.tokenizers.release(key);
+    await Promise.all([this.engine.unload(key), this.generationEngine.unload(key)]);
+  }
 
   async load(model: Model, number: number, declared: DeclaredModelConfig): Promise<void> {
     const version = model.startLoading(number);
@@ -29,14 +74,13 @@ export class VersionLoader {
     try {
       const fileSha256 = await this.repository.sha256(version.path);
       const labels = await this.readLabels(version.modelName, declared);
-      const { signature, executionProvider } = await this.engine.load(version.key, version.path, runtimeOptionsOf(declared));
+      const { config, executionProvider } = await this.loadInstance(version.modelName, version.key, version.path, declared, labels);
       loaded = true;
-      const config = completeModelConfig(version.modelName, declared, signature, labels);
       await this.warmUp(model.name, version.key, config);
       model.finishLoading(number, { config, executionProvider, fileSha256, loadedAt: new Date() });
       this.logger.log(`model '${model.name}' version ${number} is READY`);
     } catch (error) {
-      if (loaded) await this.engine.unload(version.key);
+      if (loaded) await this.release(version.key);
       const reason = this.repository.withoutPaths((error as Error).message);
       model.failLoading(number, reason, new Date());
       this.logger.error(`model '${model.name}' version ${number} is UNAVAILABLE: ${reason}`);
@@ -57,15 +101,14 @@ export class VersionLoader {
     try {
       const fileSha256 = await this.repository.sha256(version.path);
       const labels = await this.readLabels(version.modelName, declared);
-      const { signature, executionProvider } = await this.engine.load(key, version.path, runtimeOptionsOf(declared));
+      const { config, executionProvider } = await this.loadInstance(version.modelName, key, version.path, declared, labels);
       loaded = true;
-      const config = completeModelConfig(version.modelName, declared, signature, labels);
       await this.warmUp(model.name, key, config);
       model.finishReloading(number, { config, executionProvider, fileSha256, loadedAt: new Date() }, key);
       this.logger.log(`model '${model.name}' version ${number} is READY with its new configuration`);
       return oldKey;
     } catch (error) {
-      if (loaded) await this.engine.unload(key);
+      if (loaded) await this.release(key);
       throw new DomainError('REGISTRY.LOAD_FAILED', `model '${model.name}' version ${number} failed to reload, and keeps serving as before: ${this.repository.withoutPaths((error as Error).message)}`);
     }
   }
@@ -77,10 +120,10 @@ export class VersionLoader {
   async check(modelName: string, modelPath: string, key: string, declared: DeclaredModelConfig): Promise<void> {
     const labels = await this.readLabels(modelName, declared);
     try {
-      const { signature } = await this.engine.load(key, modelPath, runtimeOptionsOf({ ...declared, instanceCount: 1 }));
-      await this.warmUp(modelName, key, completeModelConfig(modelName, declared, signature, labels));
+      const { config } = await this.loadInstance(modelName, key, modelPath, { ...declared, instanceCount: 1 }, labels);
+      await this.warmUp(modelName, key, config);
     } finally {
-      await this.engine.unload(key);
+      await this.release(key);
     }
   }
 

@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import type { DeclaredModelConfig } from '../../../domain/registry/model-config.js';
@@ -36,7 +35,6 @@ export class ModelLifecycle {
   constructor(
     private readonly registry: ModelRegistry,
     private readonly repository: ModelRepository,
-    private readonly engine: InferenceEngine,
     private readonly loader: VersionLoader,
     private readonly traffic: VersionTraffic,
     private readonly states: ModelStates,
@@ -215,7 +213,7 @@ export class ModelLifecycle {
           if (version.isReady && reloading) {
             const oldKey = await this.loader.reload(model, number, declared);
             await this.traffic.drain(oldKey);
-            await this.engine.unload(oldKey);
+            await this.loader.release(oldKey);
           } else if (!version.isReady) {
             await this.loader.load(model, number, declared);
           }
@@ -264,7 +262,7 @@ export class ModelLifecycle {
     const version = model.startUnloading(number, new Date(), { force });
     try {
       await this.traffic.drain(version.key);
-      await this.engine.unload(version.key);
+      await this.loader.release(version.key);
     } finally {
       // The engine forgets the instance before releasing it: even a failed release leaves nothing to serve.
       model.finishUnloading(number, new Date());

@@ -140,7 +140,7 @@ describe('ContinuousBatchScheduler', () => {
 
   it('keeps a sequence waiting while the KV cache cannot hold it, and refuses one that could never fit', async () => {
     const { scheduler, engine } = setup({ kvCacheBytes: 16 * 10 });
-    assertDomainError(() => scheduler.submit(request('abcdef', { maxTokens: 5 })), 'INFERENCE.INVALID_REQUEST', '11 positions', 'holds 10', 'lower max_tokens');
+    assertDomainError(() => scheduler.submit(request('abcdef', { maxTokens: 5 })), 'GENERATION.TOO_LONG', '11 positions', 'holds 10', 'lower max_tokens');
     engine.hold();
     const first = collect(scheduler.submit(request('abc', { maxTokens: 3 })));
     const second = collect(scheduler.submit(request('abc', { maxTokens: 2 })));
@@ -155,7 +155,7 @@ describe('ContinuousBatchScheduler', () => {
 
   it('refuses a prompt that leaves no room under max_model_len, and ends a sequence at max_model_len', async () => {
     const { scheduler } = setup({ maxModelLen: 5 });
-    assertDomainError(() => scheduler.submit(request('abcde')), 'INFERENCE.INVALID_REQUEST', 'max_model_len of 5');
+    assertDomainError(() => scheduler.submit(request('abcde')), 'GENERATION.TOO_LONG', 'max_model_len of 5');
     assertDomainError(() => scheduler.submit(request('')), 'INFERENCE.INVALID_REQUEST', 'empty');
     const responses = await collect(scheduler.submit(request('abc', { maxTokens: 10 })));
     assert.equal(textOf(responses), 'de');
@@ -280,5 +280,16 @@ describe('ContinuousBatchScheduler', () => {
     await ended;
     await idle;
     void clock;
+  });
+});
+
+describe('ContinuousBatchScheduler with a failing tokenizer', () => {
+  it('fails only the sequence whose tokens could not be decoded', async () => {
+    const { scheduler } = setup();
+    const broken = { decode: (ids: readonly number[]) => { if (ids.includes(99)) throw new Error('no such token'); return tokenizer.decode(ids); } };
+    const failing = collect(scheduler.submit({ promptTokens: [98], parameters: params({ maxTokens: 3 }), decoder: broken }));
+    const fine = collect(scheduler.submit(request('k', { maxTokens: 3 })));
+    await assert.rejects(failing, (error: DomainError) => error.code === 'INFERENCE.RUNTIME_ERROR' && /no such token/.test(error.message));
+    assert.equal(textOf(await fine), 'lmn');
   });
 });
