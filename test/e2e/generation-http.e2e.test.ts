@@ -96,6 +96,15 @@ describe('Triton generate extension (tiny_gpt)', () => {
     assert.equal((await postJson(`${server.url}/v2/models/nope/generate`, { text_input: 'a' })).status, 404);
   });
 
+  it('refuses tensors for a generative model at /infer, and sampling parameters for an ONNX model', async () => {
+    const infer = await postJson(`${server.url}/v2/models/${TINY_GPT_NAME}/infer`, { inputs: [{ name: 'text_input', datatype: 'BYTES', shape: [1], data: ['hi'] }] });
+    assert.equal(infer.status, 400);
+    assert.match(infer.body.error, /generative model: ask it at \/v2\/models\/tiny_gpt\/generate/);
+    const onnx = await postJson(`${server.url}/v2/models/classifier/infer`, { parameters: { max_tokens: 3 }, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] });
+    assert.equal(onnx.status, 400);
+    assert.match(onnx.body.error, /'max_tokens' is for generative models/);
+  });
+
   it('ends a stream whose deadline passes with an error event, the status already 200', async () => {
     const response = await fetch(`${server.url}/v2/models/${TINY_GPT_NAME}/generate_stream`, {
       method: 'POST',

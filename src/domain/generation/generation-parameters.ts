@@ -14,6 +14,9 @@ export interface GenerationParameters {
   readonly timeoutMicros?: number;
 }
 
+/** The sampling parameters an inference request may carry for a generative model (besides `priority` and `timeout`). */
+export const GENERATION_PARAMETER_NAMES = ['max_tokens', 'temperature', 'top_p', 'top_k', 'seed', 'stop'] as const;
+
 /** Bounds on what one request may ask, so that no parameter can make the server hold unbounded state. */
 export const GENERATION_PARAMETER_LIMITS = {
   maxStopStrings: 16,

@@ -69,6 +69,17 @@ export class GenerateTextHandler {
     private readonly tracing: Tracing,
   ) {}
 
+  /** Whether the version a request names (or else the model's default) is generative: which use case a tensor request (gRPC ModelInfer) goes to. */
+  serves(modelName: string, version: number | undefined): boolean {
+    const model = this.registry.find(modelName);
+    if (!model) return false;
+    try {
+      return model.versionToServe(version).config?.generation !== undefined;
+    } catch {
+      return false;
+    }
+  }
+
   async generate(command: GenerateTextCommand): Promise<Generation> {
     const started = performance.now();
     let served: ModelVersion | undefined;

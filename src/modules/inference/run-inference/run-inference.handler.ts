@@ -14,6 +14,7 @@ import type { CancellationSignal } from '../../../domain/inference/dynamic-batch
 import { assertResponseFits } from '../../../domain/inference/response-limit.js';
 import { checkClassifications, classifyOutputs } from '../../../domain/inference/classification.js';
 import type { Tensor } from '../../../domain/inference/tensor.js';
+import { GENERATION_PARAMETER_NAMES } from '../../../domain/generation/generation-parameters.js';
 import { servedSignature } from '../../../domain/registry/model-config.js';
 import type { ModelVersion } from '../../../domain/registry/model-version.js';
 import { outputDivergence } from '../../../domain/rollout/output-divergence.js';
@@ -144,6 +145,11 @@ export class RunInferenceHandler {
     const labels = { 'inference.model': modelName, 'inference.model_version': String(served.version) };
     trace.getActiveSpan()?.setAttributes(labels);
     const config = served.config!;
+    if (config.generation) {
+      throw new DomainError('INFERENCE.INVALID_REQUEST', `model '${modelName}' is a generative model: ask it at /v2/models/${modelName}/generate, /v1/completions or over gRPC`);
+    }
+    const sampling = GENERATION_PARAMETER_NAMES.find((name) => request.parameters[name] !== undefined);
+    if (sampling) throw new DomainError('INFERENCE.INVALID_REQUEST', `the request: parameter '${sampling}' is for generative models; model '${modelName}' is not one`);
     const signature = servedSignature(config);
     const outputNames = validateInferenceRequest(request, signature, config.maxBatchSize);
     checkClassifications(request.classifications, signature);
