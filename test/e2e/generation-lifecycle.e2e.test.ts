@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TINY_GPT_NAME } from '../../scripts/build-models.js';
 import { generativeRepository, sseEvents } from '../support/generative-models.js';
+import { eventually, scrape } from '../support/load.js';
 import { startTestServer } from '../support/test-server.js';
 
 /** Starts a stream and returns its events as they come, once the first has arrived. */
@@ -20,6 +21,29 @@ async function rest(events: AsyncGenerator<string>): Promise<any[]> {
   for await (const data of events) all.push(JSON.parse(data));
   return all;
 }
+
+describe('a client that goes away', () => {
+  it('frees its slot: its sequence leaves the running batch long before its max_tokens', async () => {
+    const server = await startTestServer(await generativeRepository());
+    const metricsUrl = server.server.metricsUrl!;
+    const value = async (name: string) => (await scrape(metricsUrl)).find((s) => s.name === name && s.labels.model === TINY_GPT_NAME)?.value;
+    const controller = new AbortController();
+    const response = await fetch(`${server.url}/v2/models/${TINY_GPT_NAME}/generate_stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ text_input: 'a long story', parameters: { max_tokens: 480, temperature: 0 } }),
+      signal: controller.signal,
+    });
+    await sseEvents(response).next();
+    assert.equal(await value('generation_running_sequences'), 1);
+    controller.abort();
+    await eventually('the sequence left the batch', async () => ((await value('generation_running_sequences')) === 0 ? true : undefined));
+    const generated = (await value('generation_output_tokens_total'))!;
+    assert.ok(generated < 480, `it stopped generating (${generated} tokens)`);
+    assert.equal((await scrape(metricsUrl)).find((s) => s.name === 'inference_request_failure_total' && s.labels.model === TINY_GPT_NAME && s.labels.reason === 'cancelled')?.value, 1);
+    await server.close();
+  });
+});
 
 describe('generative streams at shutdown (SIGTERM)', () => {
   it('lets a running stream finish within the grace period', async () => {
