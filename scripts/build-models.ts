@@ -1,10 +1,12 @@
 // Builds the project's ONNX models from scratch (nothing is downloaded): the
 // graphs are assembled as ONNX protobuf messages with onnx-proto and encoded.
+import { readFileSync } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import onnxProto from 'onnx-proto';
 import { seededRandom } from '../src/domain/generation/sampling.js';
+import { fromHalfBits } from '../src/infra/http/half-float.js';
 
 // onnx-proto is CommonJS (`module.exports = { onnx }`), so ESM only sees a default export.
 // This alias gives `onnx` both as the runtime namespace and as the namespace of its types.
@@ -348,7 +350,6 @@ export const TINY_GPT = {
   embedding: 64,
   /** Positions one sequence may hold (GPT-2's n_positions). */
   positions: 512,
-  seed: 2024,
 } as const;
 
 /**
@@ -436,9 +437,37 @@ export function tinyGptFiles(): Record<string, object> {
   };
 }
 
-/** Draws from N(0, std²) with the seeded generator (Box-Muller). */
-function gaussian(random: () => number, length: number, std: number): Float32Array {
-  return Float32Array.from({ length }, () => std * Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random()));
+/** The trained weights of the tiny GPT (scripts/tiny-gpt/train.py writes them; float16, little-endian). */
+const TINY_GPT_WEIGHTS_FILE = fileURLToPath(new URL('../../scripts/tiny-gpt/weights.f16', import.meta.url));
+
+/** The name and shape of each weight of the tiny GPT, in the order of its weights file (train.py's WEIGHT_ORDER). */
+function tinyGptWeightShapes(): [string, number[]][] {
+  const { layers, embedding: width, positions } = TINY_GPT;
+  const shapes: [string, number[]][] = [['wte', [TINY_GPT_VOCAB_SIZE, width]], ['wpe', [positions, width]]];
+  for (let i = 0; i < layers; i++) {
+    const linear = (name: string, fanIn: number, fanOut: number): [string, number[]][] => [[`l${i}_${name}_w`, [fanIn, fanOut]], [`l${i}_${name}_b`, [fanOut]]];
+    const norm = (name: string): [string, number[]][] => [[`l${i}_${name}_g`, [width]], [`l${i}_${name}_b`, [width]]];
+    shapes.push(...norm('ln_1'), ...linear('attn_qkv', width, 3 * width), ...linear('attn_proj', width, width));
+    shapes.push(...norm('ln_2'), ...linear('mlp_fc', width, 4 * width), ...linear('mlp_proj', 4 * width, width));
+  }
+  shapes.push(['ln_f_g', [width]], ['ln_f_b', [width]], ['lm_head', [width, TINY_GPT_VOCAB_SIZE]]);
+  return shapes;
+}
+
+/** The tiny GPT's weights as initializers, read from its weights file (which must hold exactly them). */
+function tinyGptWeights(): onnx.ITensorProto[] {
+  const bytes = readFileSync(TINY_GPT_WEIGHTS_FILE);
+  const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+  const shapes = tinyGptWeightShapes();
+  const expected = shapes.reduce((sum, [, shape]) => sum + shape.reduce((a, b) => a * b, 1), 0);
+  if (halves.length !== expected) throw new Error(`${TINY_GPT_WEIGHTS_FILE} holds ${halves.length} weights, not the tiny GPT's ${expected}`);
+  let at = 0;
+  return shapes.map(([name, shape]) => {
+    const length = shape.reduce((a, b) => a * b, 1);
+    const values = Float32Array.from(halves.subarray(at, at + length), fromHalfBits);
+    at += length;
+    return initializer(name, values, shape);
+  });
 }
 
 /**
@@ -450,22 +479,20 @@ function gaussian(random: () => number, length: number, std: number): Float32Arr
  * - outputs `logits` [batch, seq, vocab] FP32 and `present.N.key` / `.value`
  *   [batch, heads, past + seq, head_dim]: the past with this call's keys and values after it.
  * GPT-2's computation: token + learned position embeddings, pre-LayerNorm blocks of causal
- * multi-head attention and a GELU MLP (4x), a final LayerNorm, an LM head. The attention mask is built in the graph from `attention_mask` and the causal
- * order (query i of this call, at absolute index past + i, sees keys 0..past + i that the mask
- * keeps), so left-padded batches compute each row as if it were alone. Weights are drawn from a
- * seeded generator: the output is deterministic, not meaningful text.
+ * multi-head attention and a GELU MLP (4x), a final LayerNorm, an LM head (not tied). The
+ * attention mask is built in the graph from `attention_mask` and the causal order (query i of this
+ * call, at absolute index past + i, sees keys 0..past + i that the mask keeps), so left-padded
+ * batches compute each row as if it were alone. The weights are those scripts/tiny-gpt/train.py
+ * trained on a few conversations (scripts/tiny-gpt/corpus.txt): it answers its chat template with
+ * sentences learnt nearly by heart.
  */
 export function tinyGptModel(): Uint8Array {
-  const { layers, heads, embedding: width, positions, seed } = TINY_GPT;
+  const { layers, heads, embedding: width } = TINY_GPT;
   const headDim = width / heads;
   const vocab = TINY_GPT_VOCAB_SIZE;
-  const random = seededRandom(seed);
   const { FLOAT, INT64, BOOL } = DataType;
   const initializers: onnx.ITensorProto[] = [
-    initializer('wte', gaussian(random, vocab * width, 0.3), [vocab, width]),
-    initializer('wpe', gaussian(random, positions * width, 0.3), [positions, width]),
-    // Untied from the token embeddings: with random weights a tied head mostly repeats its input token.
-    initializer('lm_head', gaussian(random, width * vocab, 0.3), [width, vocab]),
+    ...tinyGptWeights(),
     initializer('zero_i', BigInt64Array.of(0n), []),
     initializer('one_i', BigInt64Array.of(1n), []),
     initializer('axis_0', BigInt64Array.of(0n), [1]),
@@ -483,15 +510,8 @@ export function tinyGptModel(): Uint8Array {
     initializer('one_f', Float32Array.of(1), []),
     initializer('inv_sqrt2', Float32Array.of(Math.SQRT1_2), []),
   ];
-  const ones = (length: number) => new Float32Array(length).fill(1);
-  const layerNorm = (name: string, x: string, out: string) => {
-    initializers.push(initializer(`${name}_g`, ones(width), [width]), initializer(`${name}_b`, new Float32Array(width), [width]));
-    return node('LayerNormalization', [x, `${name}_g`, `${name}_b`], [out], { axis: -1 });
-  };
-  const linear = (name: string, x: string, out: string, fanIn: number, fanOut: number, std = 1 / Math.sqrt(fanIn)) => {
-    initializers.push(initializer(`${name}_w`, gaussian(random, fanIn * fanOut, std), [fanIn, fanOut]), initializer(`${name}_b`, gaussian(random, fanOut, 0.02), [fanOut]));
-    return [node('MatMul', [x, `${name}_w`], [`${out}_mm`]), node('Add', [`${out}_mm`, `${name}_b`], [out])];
-  };
+  const layerNorm = (name: string, x: string, out: string) => node('LayerNormalization', [x, `${name}_g`, `${name}_b`], [out], { axis: -1 });
+  const linear = (name: string, x: string, out: string) => [node('MatMul', [x, `${name}_w`], [`${out}_mm`]), node('Add', [`${out}_mm`, `${name}_b`], [out])];
   const nodes: onnx.INodeProto[] = [
     // Embeddings.
     node('Gather', ['wte', 'input_ids'], ['tok_emb'], { axis: 0 }),
@@ -525,7 +545,7 @@ export function tinyGptModel(): Uint8Array {
     const split = (x: string, out: string) => [node('Reshape', [x, 'heads_shape'], [`${out}_4d`]), node('Transpose', [`${out}_4d`], [out], { perm: [0, 2, 1, 3] })];
     nodes.push(
       layerNorm(l('ln_1'), h, l('x')),
-      ...linear(l('attn_qkv'), l('x'), l('qkv'), width, 3 * width),
+      ...linear(l('attn_qkv'), l('x'), l('qkv')),
       node('Split', [l('qkv'), 'qkv_split'], [l('q'), l('k'), l('v')], { axis: 2 }),
       ...split(l('q'), l('q_heads')),
       ...split(l('k'), l('k_heads')),
@@ -540,17 +560,17 @@ export function tinyGptModel(): Uint8Array {
       node('MatMul', [l('probs'), presentValue], [l('context_heads')]),
       node('Transpose', [l('context_heads')], [l('context_4d')], { perm: [0, 2, 1, 3] }),
       node('Reshape', [l('context_4d'), 'width_shape'], [l('context')]),
-      ...linear(l('attn_proj'), l('context'), l('attn_out'), width, width),
+      ...linear(l('attn_proj'), l('context'), l('attn_out')),
       node('Add', [h, l('attn_out')], [l('h_mid')]),
       layerNorm(l('ln_2'), l('h_mid'), l('x2')),
-      ...linear(l('mlp_fc'), l('x2'), l('fc'), width, 4 * width),
+      ...linear(l('mlp_fc'), l('x2'), l('fc')),
       // GELU, exact: 0.5 x (1 + erf(x / sqrt 2)) (onnxruntime fuses it into one Gelu kernel).
       node('Mul', [l('fc'), 'inv_sqrt2'], [l('fc_scaled')]),
       node('Erf', [l('fc_scaled')], [l('fc_erf')]),
       node('Add', [l('fc_erf'), 'one_f'], [l('fc_erf1')]),
       node('Mul', [l('fc'), l('fc_erf1')], [l('fc_gated')]),
       node('Mul', [l('fc_gated'), 'half'], [l('gelu')]),
-      ...linear(l('mlp_proj'), l('gelu'), l('mlp_out'), 4 * width, width),
+      ...linear(l('mlp_proj'), l('gelu'), l('mlp_out')),
       node('Add', [l('h_mid'), l('mlp_out')], [l('h_out')]),
     );
     h = l('h_out');

@@ -21,7 +21,7 @@ export interface CacheUse {
   readonly sequences: number;
   /** Positions held, all sequences together. */
   readonly tokens: number;
-  /** Bytes of the keys and values held. */
+  /** Bytes allocated for keys and values: the positions held, and up to a block more per sequence (kv-cache-batch.ts). */
   readonly bytes: number;
 }
 

@@ -1,21 +1,30 @@
+import type { SequenceStepInput } from '../../../domain/generation/generation-engine.port.js';
 import type { DecoderLayout } from './decoder-layout.js';
 
 /**
- * The KV cache of one sequence: for each layer, its keys and its values as [kv_heads, length,
- * head_dim] FP32, exactly the positions it fed (never padding).
+ * The KV cache of one sequence: for each layer, its keys and its values as [kv_heads, capacity,
+ * head_dim] FP32, of which the first `length` positions of each head are the positions it fed
+ * (never padding). The capacity grows by whole blocks of {@link CACHE_BLOCK_POSITIONS}, so a
+ * step appends only its new positions (a copy of the whole cache per step would cost as much as
+ * the attention reading it), and a sequence holds at most a block beyond its length.
  */
 export interface SequenceCache {
   readonly length: number;
+  readonly capacity: number;
   readonly keys: readonly Float32Array[];
   readonly values: readonly Float32Array[];
 }
 
+export const CACHE_BLOCK_POSITIONS = 32;
+
 export const emptyCache = (layout: DecoderLayout): SequenceCache => ({
   length: 0,
+  capacity: 0,
   keys: Array.from({ length: layout.layers }, () => new Float32Array(0)),
   values: Array.from({ length: layout.layers }, () => new Float32Array(0)),
 });
 
+/** The bytes a cache takes (its capacity, keys and values of every layer). */
 export const cacheBytes = (cache: SequenceCache): number =>
   cache.keys.reduce((sum, keys, layer) => sum + keys.byteLength + cache.values[layer]!.byteLength, 0);
 
@@ -68,7 +77,7 @@ export function padBatch(rows: readonly BatchRow[], layout: DecoderLayout): Batc
     for (let layer = 0; layer < layers; layer++) {
       for (let h = 0; h < kvHeads; h++) {
         const to = ((b * kvHeads + h) * past + past - held) * headDim;
-        const from = h * held * headDim;
+        const from = h * cache.capacity * headDim;
         pastKeys[layer]!.set(cache.keys[layer]!.subarray(from, from + held * headDim), to);
         pastValues[layer]!.set(cache.values[layer]!.subarray(from, from + held * headDim), to);
       }
@@ -78,10 +87,12 @@ export function padBatch(rows: readonly BatchRow[], layout: DecoderLayout): Batc
 }
 
 /**
- * Each row's cache after the forward: its past and its new tokens' keys and values taken out of
- * the presents ([batch, kv_heads, past + seq, head_dim] per layer), the padding dropped.
+ * Each row's cache after the forward: its new tokens' keys and values taken out of the presents
+ * ([batch, kv_heads, past + seq, head_dim] per layer) and appended after its past, in place
+ * (positions past a cache's length are unused, so the cache as it was stays valid until the new
+ * one replaces it) or into a larger copy when the capacity is reached.
  */
-export function splitPresents(
+export function appendPresents(
   rows: readonly BatchRow[],
   feeds: Pick<BatchFeeds, 'past' | 'seq'>,
   presentKeys: readonly Float32Array[],
@@ -94,20 +105,24 @@ export function splitPresents(
     const held = cache.length;
     const fed = tokens.length;
     const length = held + fed;
-    const take = (present: Float32Array): Float32Array => {
-      const kept = new Float32Array(kvHeads * length * headDim);
+    const capacity = length <= cache.capacity ? cache.capacity : Math.ceil(length / CACHE_BLOCK_POSITIONS) * CACHE_BLOCK_POSITIONS;
+    const append = (stored: Float32Array, present: Float32Array): Float32Array => {
+      let target = stored;
+      if (capacity !== cache.capacity) {
+        target = new Float32Array(kvHeads * capacity * headDim);
+        for (let h = 0; h < kvHeads; h++) target.set(stored.subarray(h * cache.capacity * headDim, (h * cache.capacity + held) * headDim), h * capacity * headDim);
+      }
       for (let h = 0; h < kvHeads; h++) {
         const row = (b * kvHeads + h) * total;
-        const to = h * length * headDim;
-        kept.set(present.subarray((row + feeds.past - held) * headDim, (row + feeds.past) * headDim), to);
-        kept.set(present.subarray((row + total - fed) * headDim, (row + total) * headDim), to + held * headDim);
+        target.set(present.subarray((row + total - fed) * headDim, (row + total) * headDim), (h * capacity + held) * headDim);
       }
-      return kept;
+      return target;
     };
     return {
       length,
-      keys: Array.from({ length: layers }, (_, layer) => take(presentKeys[layer]!)),
-      values: Array.from({ length: layers }, (_, layer) => take(presentValues[layer]!)),
+      capacity,
+      keys: Array.from({ length: layers }, (_, layer) => append(cache.keys[layer]!, presentKeys[layer]!)),
+      values: Array.from({ length: layers }, (_, layer) => append(cache.values[layer]!, presentValues[layer]!)),
     };
   });
 }
@@ -116,4 +131,25 @@ export function splitPresents(
 export function lastLogits(logits: Float32Array, b: number, seq: number, vocab: number): Float32Array {
   const at = (b * seq + seq - 1) * vocab;
   return logits.subarray(at, at + vocab);
+}
+
+/** The most padded positions (rows x longest chunk) one prefill forward computes, unless one chunk alone is longer. */
+export const PREFILL_POSITIONS_PER_FORWARD = 1024;
+
+/** Prefill sequences in forwards of at most PREFILL_POSITIONS_PER_FORWARD padded positions, in their order. */
+export function prefillGroups(prefill: readonly SequenceStepInput[]): SequenceStepInput[][] {
+  const groups: SequenceStepInput[][] = [];
+  let group: SequenceStepInput[] = [];
+  let longest = 0;
+  for (const input of prefill) {
+    const widest = Math.max(longest, input.tokens.length);
+    if (group.length > 0 && (group.length + 1) * widest > PREFILL_POSITIONS_PER_FORWARD) {
+      groups.push(group);
+      group = [];
+    }
+    longest = group.length === 0 ? input.tokens.length : widest;
+    group.push(input);
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
 }

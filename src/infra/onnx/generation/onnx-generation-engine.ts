@@ -21,9 +21,11 @@ export interface GenerationInstanceStatus {
   readonly key: string;
   /** Sequences whose KV cache the instance holds. */
   readonly sequences: number;
-  /** Positions held, all sequences together, and the bytes of keys and values they take. */
+  /** Positions held, all sequences together, and the bytes of keys and values in them (positions x kvCacheBytesPerToken). */
   readonly cachedTokens: number;
   readonly cacheBytes: number;
+  /** Forwards run since the version loaded (a step runs one for its decoding sequences, and one or more for its prompts). */
+  readonly forwards: number;
   /** Steps waiting behind the running one. */
   readonly queuedSteps: number;
   readonly stepRunning: boolean;
@@ -62,6 +64,7 @@ class GenerationInstance {
   failure?: string;
   lostInstances = 0;
   restartedInstances = 0;
+  forwards = 0;
   private nextId = 1;
   private readonly cacheQueries = new Map<number, { resolve: (use: CacheUse) => void; reject: (error: Error) => void }>();
   private stepId = 0;
@@ -134,6 +137,7 @@ class GenerationInstance {
       sequences: this.held.size,
       cachedTokens,
       cacheBytes: cachedTokens * this.info.kvCacheBytesPerToken,
+      forwards: this.forwards,
       queuedSteps: this.queue.length,
       stepRunning: this.running !== undefined,
       lostInstances: this.lostInstances,
@@ -182,6 +186,7 @@ class GenerationInstance {
     if (!step || message.id !== this.stepId) return;
     this.running = undefined;
     if (message.type === 'stepped') {
+      this.forwards += message.forwards;
       // A sequence released while its step ran stays released (the process drops it right after).
       for (const { sequenceId, tokens } of step.inputs) {
         const positions = this.held.get(sequenceId);

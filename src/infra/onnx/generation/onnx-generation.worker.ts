@@ -3,11 +3,15 @@
  * generative model version and the KV cache of every sequence it decodes. It is started, loaded,
  * watched and killed like a session worker (SessionWorkerPool's startWorker; session-runtime.ts).
  *
- * A step runs at most two forwards: one over the sequences that feed one token (decode), one over
- * those that feed several (a prompt or a chunk of one: prefill). Each forward left-pads the pasts
- * to the longest and the new tokens to the most (kv-cache-batch.ts), masked out; keeping prefill
- * apart means a long prompt chunk never pads every decoding sequence to its length (32 sequences
- * beside a 256-token chunk would compute 32 x 256 positions instead of 256 + 31).
+ * A step runs one forward over the sequences that feed one token (decode), and others over those
+ * that feed several (a prompt or a chunk of one: prefill). Each forward left-pads the pasts to the
+ * longest and the new tokens to the most (kv-cache-batch.ts), masked out; keeping prefill apart
+ * means a long prompt chunk never pads every decoding sequence to its length (32 sequences beside
+ * a 256-token chunk would compute 32 x 256 positions instead of 256 + 31). Prefill sequences share
+ * a forward while its padded positions stay within PREFILL_POSITIONS_PER_FORWARD
+ * (kv-cache-batch.ts): the model returns logits for every position, batch x seq x vocab floats
+ * (200 MB for 1024 positions of a 50k vocabulary), so a step's many prompts never make one huge
+ * answer.
  */
 import * as ort from 'onnxruntime-node';
 import type { SequenceStepInput, SequenceStepOutput } from '../../../domain/generation/generation-engine.port.js';
@@ -17,7 +21,7 @@ import { createSession, describe, dieWithParent } from '../session-runtime.js';
 import type { SessionSettings } from '../worker-protocol.js';
 import { decoderLayout, pastKeyName, pastValueName, presentKeyName, presentValueName, type DecoderLayout } from './decoder-layout.js';
 import type { FromGenerationWorker, ToGenerationWorker } from './generation-worker-protocol.js';
-import { cacheBytes, emptyCache, lastLogits, padBatch, splitPresents, type BatchRow, type SequenceCache } from './kv-cache-batch.js';
+import { appendPresents, cacheBytes, emptyCache, lastLogits, padBatch, prefillGroups, type BatchRow, type SequenceCache } from './kv-cache-batch.js';
 
 function send(message: FromGenerationWorker): void {
   process.send!(message);
@@ -45,7 +49,7 @@ class Decoder {
     const decode = inputs.filter((input) => input.tokens.length === 1);
     const prefill = inputs.filter((input) => input.tokens.length > 1);
     const chosen = new Map<string, number>();
-    const groups = [decode, prefill].filter((group) => group.length > 0);
+    const groups = [decode, ...prefillGroups(prefill)].filter((group) => group.length > 0);
     const updates: (() => void)[] = [];
     for (const group of groups) updates.push(await this.forward(group, chosen));
     // The caches change only once every forward of the step has succeeded: a failed step leaves them as they were.
@@ -75,7 +79,7 @@ class Decoder {
     const logits = results.logits!;
     const vocab = logits.dims[2]!;
     const presents = (name: (layer: number) => string) => Array.from({ length: layers }, (_, layer) => results[name(layer)]!.data as Float32Array);
-    const caches = splitPresents(rows, feeds, presents(presentKeyName), presents(presentValueName), this.layout);
+    const caches = appendPresents(rows, feeds, presents(presentKeyName), presents(presentValueName), this.layout);
     group.forEach((input, b) => {
       if (input.sample) chosen.set(input.sequenceId, sampleToken(lastLogits(logits.data as Float32Array, b, seq, vocab), input.sampling, sequences[b]!.random));
     });
@@ -116,7 +120,8 @@ async function main(settings: SessionSettings): Promise<void> {
   // One message at a time, in order: a release or a cache count never lands in the middle of a step.
   let previous = Promise.resolve();
   process.on('message', (message: ToGenerationWorker) => {
-    previous = previous.then(() => handle(decoder, message));
+    // handle() answers a failed step itself; anything else that throws is logged, and the next message still runs.
+    previous = previous.then(() => handle(decoder, message)).catch((error: unknown) => console.error(`generation worker: ${(error as Error).message}`));
   });
 }
 
