@@ -377,7 +377,7 @@ export class ContinuousBatchScheduler {
     else this.observer.interToken(now - sequence.lastTokenAt);
     sequence.lastTokenAt = now;
     sequence.generated.push(token);
-    if (this.limits.eosTokenIds.includes(token)) {
+    if (!sequence.request.parameters.ignoreEos && this.limits.eosTokenIds.includes(token)) {
       this.complete(sequence, [], this.remainingText(sequence), 'stop');
       return;
     }

@@ -12,10 +12,12 @@ export interface GenerationParameters {
   readonly priority?: number;
   /** The client's timeout in microseconds (Triton's `timeout` parameter): the longest the whole generation may take. */
   readonly timeoutMicros?: number;
+  /** vLLM's `ignore_eos`: generate past end-of-sequence tokens, up to max_tokens (benchmarks, load tests). */
+  readonly ignoreEos?: boolean;
 }
 
 /** The sampling parameters an inference request may carry for a generative model (besides `priority` and `timeout`). */
-export const GENERATION_PARAMETER_NAMES = ['max_tokens', 'temperature', 'top_p', 'top_k', 'seed', 'stop'] as const;
+export const GENERATION_PARAMETER_NAMES = ['max_tokens', 'temperature', 'top_p', 'top_k', 'seed', 'stop', 'ignore_eos'] as const;
 
 /** Bounds on what one request may ask, so that no parameter can make the server hold unbounded state. */
 export const GENERATION_PARAMETER_LIMITS = {
@@ -33,7 +35,7 @@ export interface GenerationDefaults {
 /**
  * The generation parameters of a request, checked: the snake_case names both Triton's generate
  * extension and OpenAI's API use (`max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `stop`,
- * and Triton's `priority`, `timeout`). A value of the wrong type or out of range is refused with a
+ * vLLM's `ignore_eos`, and Triton's `priority`, `timeout`). A value of the wrong type or out of range is refused with a
  * message naming it; unknown names are the caller's to refuse or ignore. `null` counts as absent,
  * as in OpenAI's API.
  */
@@ -50,6 +52,7 @@ export function generationParametersOf(raw: Readonly<Record<string, unknown>>, d
     stop: stopStrings(raw.stop),
     priority: integer(raw, 'priority', 0, Number.MAX_SAFE_INTEGER),
     timeoutMicros: integer(raw, 'timeout', 0, Number.MAX_SAFE_INTEGER) || undefined,
+    ignoreEos: flag(raw, 'ignore_eos'),
   };
 }
 
@@ -61,6 +64,13 @@ function stopStrings(value: unknown): string[] {
   if (!Array.isArray(list) || list.length > maxStopStrings) throw invalid('stop', value, expected);
   for (const stop of list) if (typeof stop !== 'string' || stop.length === 0 || stop.length > maxStopLength) throw invalid('stop', value, expected);
   return list as string[];
+}
+
+function flag(raw: Readonly<Record<string, unknown>>, name: string): boolean | undefined {
+  const value = raw[name];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'boolean') throw invalid(name, value, 'true or false');
+  return value;
 }
 
 function number(raw: Readonly<Record<string, unknown>>, name: string, min: number, max: number): number | undefined {

@@ -1,6 +1,7 @@
 import { Body, Controller, HttpCode, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { GENERATION_PARAMETER_NAMES } from '../../../domain/generation/generation-parameters.js';
 import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { clientDisconnect } from '../../../infra/http/client-disconnect.js';
 import { parseBody } from '../../../infra/http/request-body.js';
@@ -14,7 +15,7 @@ import { GenerateTextHandler, wholeText, type GenerateTextCommand } from './gene
 const parameterValue = z.union([z.string(), z.number(), z.boolean(), z.array(z.string())]);
 
 /** The parameters Triton's generate request may carry for this server's generative models. */
-const GENERATE_PARAMETERS = ['max_tokens', 'temperature', 'top_p', 'top_k', 'seed', 'stop', 'priority', 'timeout', 'stream'] as const;
+const GENERATE_PARAMETERS = [...GENERATION_PARAMETER_NAMES, 'priority', 'timeout', 'stream'] as const;
 
 /**
  * Triton's `$generate_request`: `text_input` and optional `parameters`. Triton passes any other

@@ -70,6 +70,13 @@ describe('ContinuousBatchScheduler', () => {
     assert.deepEqual(last.value.usage, { promptTokens: 2, completionTokens: 3 });
   });
 
+  it('goes past end-of-sequence tokens with ignore_eos, up to max_tokens', async () => {
+    const { scheduler } = setup({}, () => FAKE_EOS);
+    const responses = await collect(scheduler.submit(request('ab', { maxTokens: 3, ignoreEos: true })));
+    assert.equal(responses.length, 3);
+    assert.equal(responses[2].value.finishReason, 'length');
+  });
+
   it('ends at a stop string split over tokens, never sending a part of it', async () => {
     const { scheduler } = setup();
     const responses = await collect(scheduler.submit(request('a', { maxTokens: 20, stop: ['efg', 'zz'] })));

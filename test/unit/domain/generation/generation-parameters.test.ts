@@ -9,9 +9,9 @@ const DEFAULTS = { maxTokens: 16, seed: 5 };
 
 describe('generationParametersOf', () => {
   it('takes the snake_case names, with the defaults for what is absent or null', () => {
-    assert.deepEqual(generationParametersOf({}, DEFAULTS), { maxTokens: 16, sampling: { temperature: 1, topK: 0, topP: 1, seed: 5 }, stop: [], priority: undefined, timeoutMicros: undefined });
-    const full = generationParametersOf({ max_tokens: 3, temperature: 0, top_p: 0.5, top_k: 4, seed: 9, stop: 'x', priority: 2, timeout: 1000, max_completion_tokens: null, n: null }, DEFAULTS);
-    assert.deepEqual(full, { maxTokens: 3, sampling: { temperature: 0, topK: 4, topP: 0.5, seed: 9 }, stop: ['x'], priority: 2, timeoutMicros: 1000 });
+    assert.deepEqual(generationParametersOf({}, DEFAULTS), { maxTokens: 16, sampling: { temperature: 1, topK: 0, topP: 1, seed: 5 }, stop: [], priority: undefined, timeoutMicros: undefined, ignoreEos: undefined });
+    const full = generationParametersOf({ max_tokens: 3, temperature: 0, top_p: 0.5, top_k: 4, seed: 9, stop: 'x', priority: 2, timeout: 1000, ignore_eos: true, max_completion_tokens: null, n: null }, DEFAULTS);
+    assert.deepEqual(full, { maxTokens: 3, sampling: { temperature: 0, topK: 4, topP: 0.5, seed: 9 }, stop: ['x'], priority: 2, timeoutMicros: 1000, ignoreEos: true });
     assert.equal(generationParametersOf({ temperature: null }, DEFAULTS).sampling.temperature, 1);
   });
 
@@ -24,6 +24,7 @@ describe('generationParametersOf', () => {
     assertDomainError(() => generationParametersOf({ seed: 2 ** 40 }, DEFAULTS), 'INFERENCE.INVALID_REQUEST', "'seed'");
     assertDomainError(() => generationParametersOf({ stop: Array.from({ length: 17 }, () => 'x') }, DEFAULTS), 'INFERENCE.INVALID_REQUEST', "'stop'", 'at most 16');
     assertDomainError(() => generationParametersOf({ stop: ['x'.repeat(257)] }, DEFAULTS), 'INFERENCE.INVALID_REQUEST', "'stop'");
+    assertDomainError(() => generationParametersOf({ ignore_eos: 'yes' }, DEFAULTS), 'INFERENCE.INVALID_REQUEST', "'ignore_eos'", 'true or false');
     assertDomainError(() => generationParametersOf({ stop: [''] }, DEFAULTS), 'INFERENCE.INVALID_REQUEST', "'stop'", 'non-empty');
   });
 });
