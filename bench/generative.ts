@@ -8,8 +8,10 @@
  *   2. the same 32 prompts, with max_tokens from 16 to 128, under static (request-level) batching,
  *      where a batch of 8 is sent together and the next one waits for the batch's longest sequence,
  *      against continuous batching at 8 streams;
- *   3. time to first token p50/p99 of 32 streams (4 of them with a prompt of 400 tokens) with prefill
- *      chunking on (64 tokens per step) and off (whole prompts).
+ *   3. prefill chunking on (64 and 256 prompt tokens per step) and off (whole prompts): 28 streams decode
+ *      96 tokens each; once all have their first token, 4 prompts of 400 tokens arrive. Time to
+ *      first token p50/p99 of all 32, and the p99 and longest gap between two tokens of the 28
+ *      decoding streams (the stall a long prefill causes them).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -46,19 +48,23 @@ async function generate(url: string, prompt: string, maxTokens: number): Promise
   await response.arrayBuffer();
 }
 
-/** Time to the first event of a stream, then the rest read. */
-async function firstTokenMs(url: string, prompt: string, maxTokens: number): Promise<number> {
-  const started = performance.now();
+/** A stream read to its end: when it was sent, and when each of its events arrived (ms, performance.now()). */
+async function streamTimes(url: string, prompt: string, maxTokens: number, onFirst?: () => void): Promise<{ sent: number; events: number[] }> {
+  const sent = performance.now();
   const response = await fetch(`${url}/v2/models/${TINY_GPT_NAME}/generate_stream`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ text_input: prompt, parameters: { max_tokens: maxTokens, temperature: 0, ignore_eos: true } }),
   });
-  const reader = response.body!.getReader();
-  await reader.read();
-  const ms = performance.now() - started;
-  while (!(await reader.read()).done);
-  return ms;
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const events: number[] = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return { sent, events };
+    const now = performance.now();
+    for (let i = value.split('\n\n').length - 1; i > 0; i--) events.push(now);
+    if (events.length > 0 && events.length === value.split('\n\n').length - 1) onFirst?.();
+  }
 }
 
 /** Runs `jobs` with `concurrency` workers, each taking the next job when its last one ends; returns the wall seconds. */
@@ -95,11 +101,24 @@ await withServer({ GENERATION_MAX_NUM_SEQS: '32' }, async (url) => {
   console.log(`generative: static batches of 8 (16-128 tokens)  ${fixed(staticRate)} output tokens/s; continuous at 8 streams ${fixed(continuous)} (${fixed(continuous / staticRate, 2)}x)`);
 });
 
-for (const [label, chunk] of [['on (64 tokens/step)', '64'], ['off (whole prompts)', '0']] as const) {
+for (const [label, chunk] of [['on (64 tokens/step)', '64'], ['on (256 tokens/step, the default)', '256'], ['off (whole prompts)', '0']] as const) {
   await withServer({ GENERATION_MAX_NUM_SEQS: '32', GENERATION_MAX_PREFILL_TOKENS_PER_STEP: chunk }, async (url) => {
     await generate(url, 'warm up', 8);
-    const long = 'x'.repeat(400);
-    const ttfts = await Promise.all(PROMPTS.map((prompt, i) => firstTokenMs(url, i % 8 === 0 ? long : prompt, 32)));
-    console.log(`generative: TTFT at 32 streams, chunking ${label}: p50 ${fixed(quantile(ttfts, 0.5), 1)} ms, p99 ${fixed(quantile(ttfts, 0.99), 1)} ms`);
+    let started = 0;
+    let arrive!: () => void;
+    const allStarted = new Promise<void>((resolve) => (arrive = resolve));
+    const short = PROMPTS.slice(0, 28).map((prompt) => streamTimes(url, prompt, 96, () => ++started === 28 && arrive()));
+    await allStarted;
+    const longFrom = performance.now();
+    const long = await Promise.all(Array.from({ length: 4 }, (_, i) => streamTimes(url, `${i} ${'x'.repeat(400)}`, 8)));
+    const longUntil = performance.now();
+    const shortTimes = await Promise.all(short);
+    const ttfts = [...shortTimes, ...long].map(({ sent, events }) => events[0]! - sent);
+    // Gaps between tokens of the decoding streams while the long prompts were being fed.
+    const gaps = shortTimes.flatMap(({ events }) => events.slice(1).map((at, i) => ({ at, gap: at - events[i]! })).filter(({ at }) => at >= longFrom && at <= longUntil + 50).map(({ gap }) => gap));
+    console.log(
+      `generative: chunking ${label}: TTFT p50 ${fixed(quantile(ttfts, 0.5), 1)} ms, p99 ${fixed(quantile(ttfts, 0.99), 1)} ms; ` +
+        `decoding streams' inter-token gap while 4x400-token prompts arrive: p99 ${fixed(quantile(gaps, 0.99), 1)} ms, longest ${fixed(Math.max(...gaps), 1)} ms`,
+    );
   });
 }

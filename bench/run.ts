@@ -66,6 +66,7 @@
  * runtime), BENCH_ONLY (unset: every target; `grpc`: 6 alone, `observability`: 7 alone,
  * `resilience`: 8 alone, to iterate on one: its row is printed, no results file is written).
  * Prints one table and writes the figures to bench/results/<YYYY-MM-DD>.json and latest.json.
+ *   (The generative row is its own entry: bench/generative.ts, `node .build/bench/generative.js`.)
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
