@@ -78,6 +78,7 @@ describe('Triton generate extension (tiny_gpt)', () => {
       [{ text_input: 'a', parameters: { beam_width: 2 } }, /unknown parameter\(s\) 'beam_width'/],
       [{ text_input: 'a', parameters: { stop: '' } }, /stop/],
       [{ text_input: 'a'.repeat(5000) }, /max_model_len/],
+      [{ text_input: 'a'.repeat(512 * 128 + 1) }, /characters: more than this model's max_model_len/],
     ];
     for (const [body, message] of cases) {
       const answer = await generate(body);

@@ -90,6 +90,7 @@ export class GenerateTextHandler {
       served = (route && model.readyVersions.find((v) => v.version === route.version)) ?? model.versionToServe(command.version);
       const version = served;
       const tokenizer = this.generativeVersion(version);
+      assertPromptSize(command.prompt, version.config!.generation!.maxModelLen);
       const promptTokens = promptTokensOf(tokenizer, command.prompt);
       const parameters = generationParametersOf(command.parameters, { maxTokens: command.defaultMaxTokens ?? DEFAULT_MAX_TOKENS, seed: randomInt(2 ** 32 - 1) });
       const timeoutMicros = earliest(parameters.timeoutMicros, command.timeoutMicros);
@@ -149,6 +150,20 @@ export class GenerateTextHandler {
     if (!routed) return;
     const failedForVersion = end.kind === 'failed' && (!(end.error instanceof DomainError) || end.error.code === 'INFERENCE.RUNTIME_ERROR' || end.error.code === 'INFERENCE.DEADLINE_EXCEEDED');
     if (end.kind === 'completed' || failedForVersion) this.router.recordOutcome(version.modelName, version.version, { ok: end.kind === 'completed', latencyMs });
+  }
+}
+
+/**
+ * More characters per token than any tokenizer makes: a prompt longer than max_model_len times this
+ * is refused before it is tokenized, so that a request of MAX_REQUEST_BYTES never has the main
+ * thread tokenize megabytes that could never fit.
+ */
+const MAX_CHARACTERS_PER_TOKEN = 128;
+
+function assertPromptSize(prompt: GenerationPrompt, maxModelLen: number): void {
+  const characters = 'text' in prompt ? prompt.text.length : prompt.messages.reduce((sum, message) => sum + message.content.length + message.role.length, 0);
+  if (characters > maxModelLen * MAX_CHARACTERS_PER_TOKEN) {
+    throw new DomainError('GENERATION.TOO_LONG', `the prompt is ${characters} characters: more than this model's max_model_len of ${maxModelLen} tokens can hold (shorten the prompt)`);
   }
 }
 
