@@ -454,21 +454,47 @@ function tinyGptWeightShapes(): [string, number[]][] {
   return shapes;
 }
 
-/** The tiny GPT's weights as initializers, read from its weights file (which must hold exactly them). */
-function tinyGptWeights(): onnx.ITensorProto[] {
+/**
+ * The tiny GPT's weights as initializers: `trained`, read from its weights file (which must hold
+ * exactly them); or `seeded`, drawn from the seeded generator (N(0, 0.3²) embeddings and head,
+ * N(0, 1/fan_in) layers, LayerNorms at identity): the untrained model, which writes no sense and
+ * ends its texts elsewhere than the trained one (the tiny GPT before it was trained: tests that
+ * depend on how long its generations run keep it).
+ */
+function tinyGptWeights(weights: TinyGptWeights): onnx.ITensorProto[] {
+  const shapes = tinyGptWeightShapes();
+  const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+  if (weights === 'seeded') {
+    const random = seededRandom(TINY_GPT_SEED);
+    const gaussian = (length: number, std: number) => Float32Array.from({ length }, () => std * Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random()));
+    // Drawn in this order (embeddings and head first), so the seeded model stays the one it always was.
+    const drawn = [...shapes.filter(([name]) => ['wte', 'wpe', 'lm_head'].includes(name)), ...shapes.filter(([name]) => !['wte', 'wpe', 'lm_head'].includes(name))];
+    return drawn.map(([name, shape]) => {
+      const values = ['wte', 'wpe', 'lm_head'].includes(name)
+        ? gaussian(size(shape), 0.3)
+        : name.includes('ln_')
+          ? new Float32Array(size(shape)).fill(name.endsWith('_g') ? 1 : 0)
+          : name.endsWith('_w')
+            ? gaussian(size(shape), 1 / Math.sqrt(shape[0]!))
+            : gaussian(size(shape), 0.02);
+      return initializer(name, values, shape);
+    });
+  }
   const bytes = readFileSync(TINY_GPT_WEIGHTS_FILE);
   const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
-  const shapes = tinyGptWeightShapes();
-  const expected = shapes.reduce((sum, [, shape]) => sum + shape.reduce((a, b) => a * b, 1), 0);
+  const expected = shapes.reduce((sum, [, shape]) => sum + size(shape), 0);
   if (halves.length !== expected) throw new Error(`${TINY_GPT_WEIGHTS_FILE} holds ${halves.length} weights, not the tiny GPT's ${expected}`);
   let at = 0;
   return shapes.map(([name, shape]) => {
-    const length = shape.reduce((a, b) => a * b, 1);
-    const values = Float32Array.from(halves.subarray(at, at + length), fromHalfBits);
-    at += length;
+    const values = Float32Array.from(halves.subarray(at, at + size(shape)), fromHalfBits);
+    at += size(shape);
     return initializer(name, values, shape);
   });
 }
+
+/** Which weights the tiny GPT is built with: see tinyGptWeights. */
+export type TinyGptWeights = 'trained' | 'seeded';
+const TINY_GPT_SEED = 2024;
 
 /**
  * The tiny GPT as ONNX, in Optimum's decoder-with-past layout (symbolic dims `batch_size`,
@@ -482,17 +508,17 @@ function tinyGptWeights(): onnx.ITensorProto[] {
  * multi-head attention and a GELU MLP (4x), a final LayerNorm, an LM head (not tied). The
  * attention mask is built in the graph from `attention_mask` and the causal order (query i of this
  * call, at absolute index past + i, sees keys 0..past + i that the mask keeps), so left-padded
- * batches compute each row as if it were alone. The weights are those scripts/tiny-gpt/train.py
- * trained on a few conversations (scripts/tiny-gpt/corpus.txt): it answers its chat template with
- * sentences learnt nearly by heart.
+ * batches compute each row as if it were alone. The trained weights are those
+ * scripts/tiny-gpt/train.py learnt from a few conversations (scripts/tiny-gpt/corpus.txt): it
+ * answers its chat template with sentences learnt nearly by heart.
  */
-export function tinyGptModel(): Uint8Array {
+export function tinyGptModel(weights: TinyGptWeights = 'trained'): Uint8Array {
   const { layers, heads, embedding: width } = TINY_GPT;
   const headDim = width / heads;
   const vocab = TINY_GPT_VOCAB_SIZE;
   const { FLOAT, INT64, BOOL } = DataType;
   const initializers: onnx.ITensorProto[] = [
-    ...tinyGptWeights(),
+    ...tinyGptWeights(weights),
     initializer('zero_i', BigInt64Array.of(0n), []),
     initializer('one_i', BigInt64Array.of(1n), []),
     initializer('axis_0', BigInt64Array.of(0n), [1]),
@@ -603,16 +629,16 @@ export const TINY_GPT_CONFIG = {
 };
 
 /** Writes one version directory of the generative model: model.onnx with its tokenizer and configuration files. */
-export async function writeTinyGptVersion(versionDir: string): Promise<void> {
-  await writeModel(path.join(versionDir, 'model.onnx'), tinyGptModel());
+export async function writeTinyGptVersion(versionDir: string, weights: TinyGptWeights = 'trained'): Promise<void> {
+  await writeModel(path.join(versionDir, 'model.onnx'), tinyGptModel(weights));
   for (const [name, content] of Object.entries(tinyGptFiles())) {
     await writeFile(path.join(versionDir, name), `${JSON.stringify(content, null, 2)}\n`);
   }
 }
 
 /** Writes the generative model directory in Triton layout: <modelDir>/config.json and <modelDir>/1/. */
-export async function writeTinyGptModel(modelDir: string): Promise<void> {
-  await writeTinyGptVersion(path.join(modelDir, '1'));
+export async function writeTinyGptModel(modelDir: string, weights: TinyGptWeights = 'trained'): Promise<void> {
+  await writeTinyGptVersion(path.join(modelDir, '1'), weights);
   await writeFile(path.join(modelDir, 'config.json'), `${JSON.stringify(TINY_GPT_CONFIG, null, 2)}\n`);
 }
 

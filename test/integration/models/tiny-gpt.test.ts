@@ -54,8 +54,10 @@ describe('the tiny GPT (generative demo model)', () => {
     }
   });
 
-  it('is rebuilt byte for byte (its weights are those of the committed weights file)', () => {
+  it('is rebuilt byte for byte (its weights are those of the committed weights file), and so is its untrained (seeded) variant', () => {
     assert.deepEqual(tinyGptModel(), tinyGptModel());
+    assert.deepEqual(tinyGptModel('seeded'), tinyGptModel('seeded'));
+    assert.notDeepEqual(tinyGptModel('seeded'), tinyGptModel());
   });
 
   it('its tokenizer loads with @huggingface/tokenizers: any text round-trips, special tokens are single ids', async () => {
