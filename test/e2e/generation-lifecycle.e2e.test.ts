@@ -45,6 +45,29 @@ describe('a client that goes away', () => {
   });
 });
 
+describe('generation metrics', () => {
+  it('count the tokens in and out, one time to first token per sequence, the inter-token gaps, the steps and the refusals', async (t) => {
+    const server = await startTestServer(await generativeRepository());
+    t.after(() => server.close());
+    const post = (body: unknown) => fetch(`${server.url}/v2/models/${TINY_GPT_NAME}/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json());
+    await Promise.all([post({ text_input: 'abc', parameters: { max_tokens: 5, ignore_eos: true } }), post({ text_input: 'defgh', parameters: { max_tokens: 3, ignore_eos: true } })]);
+    await post({ text_input: 'x'.repeat(600) });
+    const samples = await scrape(server.server.metricsUrl!);
+    const value = (name: string, labels: Record<string, string> = {}) =>
+      samples.find((s) => s.name === name && s.labels.model === TINY_GPT_NAME && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+    assert.equal(value('generation_output_tokens_total'), 8);
+    assert.equal(value('generation_prompt_tokens_total'), 8, 'the prompts, byte by byte');
+    assert.equal(value('generation_time_to_first_token_seconds_count'), 2);
+    assert.equal(value('generation_inter_token_latency_seconds_count'), 4 + 2);
+    assert.ok(value('generation_steps_total')! >= 5);
+    assert.equal(value('generation_refusals_total', { reason: 'too_long' }), 1);
+    assert.equal(value('generation_running_sequences'), 0);
+    assert.equal(value('generation_kv_cache_used_bytes'), 0, 'every cache released');
+    assert.ok(value('generation_kv_cache_capacity_bytes')! > 0);
+    assert.equal(value('inference_request_success_total'), 2);
+  });
+});
+
 describe('generative streams at shutdown (SIGTERM)', () => {
   it('lets a running stream finish within the grace period', async (t) => {
     const server = await startTestServer(await generativeRepository(), { SHUTDOWN_DRAIN_DELAY_MS: '0', SHUTDOWN_GRACE_MS: '60000' });

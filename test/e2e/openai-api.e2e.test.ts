@@ -68,6 +68,12 @@ describe('OpenAI-compatible API, through the official openai client (tiny_gpt)',
     assert.equal(finish, chat.choices[0].finish_reason);
   });
 
+  it('a chat that names no max_tokens answers until its end of turn, within the context', async () => {
+    const chat = await client.chat.completions.create({ model: TINY_GPT_NAME, messages: [{ role: 'user', content: 'Hello!' }], temperature: 0 });
+    assert.ok(['stop', 'length'].includes(chat.choices[0].finish_reason));
+    assert.ok(chat.usage!.completion_tokens > 16, `more than the completions default of 16 tokens: ${chat.usage!.completion_tokens}`);
+  });
+
   it('sends data: [DONE] after the last chunk', async () => {
     const response = await fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: TINY_GPT_NAME, prompt: 'x', max_tokens: 2, stream: true }) });
     const body = await response.text();

@@ -92,7 +92,11 @@ export class GenerateTextHandler {
       const tokenizer = this.generativeVersion(version);
       assertPromptSize(command.prompt, version.config!.generation!.maxModelLen);
       const promptTokens = promptTokensOf(tokenizer, command.prompt);
-      const parameters = generationParametersOf(command.parameters, { maxTokens: command.defaultMaxTokens ?? DEFAULT_MAX_TOKENS, seed: randomInt(2 ** 32 - 1) });
+      // A request that names no max_tokens gets the API's default, within what the KV cache can hold beside its prompt.
+      const { kvCacheBytes, model: info } = version.config!.generation!;
+      const room = Math.floor(kvCacheBytes / info.kvCacheBytesPerToken) - promptTokens.length;
+      const defaultMaxTokens = Math.max(1, Math.min(command.defaultMaxTokens ?? DEFAULT_MAX_TOKENS, room));
+      const parameters = generationParametersOf(command.parameters, { maxTokens: defaultMaxTokens, seed: randomInt(2 ** 32 - 1) });
       const timeoutMicros = earliest(parameters.timeoutMicros, command.timeoutMicros);
       const labels = { 'inference.model': version.modelName, 'inference.model_version': String(version.version) };
       const sequenceSpan = this.tracing.startChild('generation.sequence', { ...labels, 'generation.prompt_tokens': promptTokens.length, 'generation.max_tokens': parameters.maxTokens });
