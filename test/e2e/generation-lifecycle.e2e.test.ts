@@ -45,6 +45,36 @@ describe('a client that goes away', () => {
   });
 });
 
+describe('limits that apply per sequence', () => {
+  it('the rate limit refuses a generation over its quota, in each API shape', async (t) => {
+    const server = await startTestServer(await generativeRepository(), { THROTTLE_RATE: '0.001', THROTTLE_BURST: '1' });
+    t.after(() => server.close());
+    const first = await fetch(`${server.url}/v2/models/${TINY_GPT_NAME}/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text_input: 'a', parameters: { max_tokens: 1 } }) });
+    assert.equal(first.status, 200);
+    const second = await fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: TINY_GPT_NAME, prompt: 'a', max_tokens: 1 }) });
+    assert.equal(second.status, 429);
+    assert.ok(second.headers.get('retry-after'));
+    const body = (await second.json()) as any;
+    assert.equal(body.error.type, 'rate_limit_error');
+    assert.equal(body.error.code, 'rate_limit_exceeded');
+  });
+
+  it('the in-flight limit counts a generation until its stream ends', async (t) => {
+    const server = await startTestServer(await generativeRepository(), { MAX_INFLIGHT_REQUESTS: '1' });
+    t.after(() => server.close());
+    const events = await openStream(server.url, 480);
+    await events.next();
+    const refused = await fetch(`${server.url}/v2/models/${TINY_GPT_NAME}/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text_input: 'a', parameters: { max_tokens: 1 } }) });
+    assert.equal(refused.status, 503);
+    assert.match(((await refused.json()) as any).error, /limit of 1 requests in flight/);
+    await rest(events);
+    await eventually('the permit is back', async () => {
+      const again = await fetch(`${server.url}/v2/models/${TINY_GPT_NAME}/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text_input: 'a', parameters: { max_tokens: 1 } }) });
+      return again.status === 200 ? true : undefined;
+    });
+  });
+});
+
 describe('generation metrics', () => {
   it('count the tokens in and out, one time to first token per sequence, the inter-token gaps, the steps and the refusals', async (t) => {
     const server = await startTestServer(await generativeRepository());
