@@ -97,11 +97,12 @@ export class GenerationSchedulers implements BeforeApplicationShutdown {
   }
 
   /**
-   * At shutdown, the running streams go on until they finish, for most of SHUTDOWN_GRACE_MS; those
+   * At shutdown, the running streams go on until they finish, for what SHUTDOWN_GRACE_MS leaves; those
    * still running then end with a final error event saying the server is shutting down.
    */
   async beforeApplicationShutdown(): Promise<void> {
-    const graceMs = Math.max(0, this.config.SHUTDOWN_GRACE_MS - 1_000);
+    // SHUTDOWN_GRACE_MS bounds the whole shutdown, the drain delay before this included; a second is left to send the final events.
+    const graceMs = Math.max(0, this.config.SHUTDOWN_GRACE_MS - this.config.SHUTDOWN_DRAIN_DELAY_MS - 1_000);
     await Promise.all([...this.schedulers.keys()].map((key) => this.drain(key, 'the server is shutting down', graceMs)));
   }
 }
