@@ -19,6 +19,7 @@
  * `observability`, `resilience`...), to iterate on some: their rows are printed, with each load's
  * CPU, and no results file is written). Prints one table and writes the figures to
  * bench/results/<YYYY-MM-DD>.json and latest.json.
+ *   (The generative row is its own entry: bench/generative.ts, `node .build/bench/generative.js`.)
  */
 import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';

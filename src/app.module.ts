@@ -2,6 +2,7 @@ import { Global, Module, type DynamicModule } from '@nestjs/common';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import { AppConfig } from './infra/config/app-config.js';
 import { OnnxRuntimeModule } from './infra/onnx/onnx-runtime.module.js';
+import { TokenizerModule } from './infra/tokenizer/hugging-face-tokenizers.js';
 import { ServerTls } from './infra/tls/server-tls.js';
 import { HealthModule } from './modules/health/health.module.js';
 import { InferenceModule } from './modules/inference/inference.module.js';
@@ -40,7 +41,7 @@ export class AppModule {
   static with(config: AppConfig, tls: ServerTls, overrides: AppOverrides = {}): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.with(config, tls), TracingModule.with(overrides.spanExporter), StateStoreModule.with(overrides), ObservabilityModule, MetricsModule, OnnxRuntimeModule, SchedulingModule, ThrottlingModule, RegistryModule, RolloutModule, InferenceModule, JobsModule, HealthModule],
+      imports: [ConfigModule.with(config, tls), TracingModule.with(overrides.spanExporter), StateStoreModule.with(overrides), ObservabilityModule, MetricsModule, OnnxRuntimeModule, TokenizerModule, SchedulingModule, ThrottlingModule, RegistryModule, RolloutModule, InferenceModule, JobsModule, HealthModule],
     };
   }
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { classifierModel } from '../../scripts/build-models.js';
+import { join } from 'node:path';
+import { classifierModel, TINY_GPT_NAME, writeTinyGptModel } from '../../scripts/build-models.js';
 import { histogramBase, promqlReferences, type PromqlReferences } from '../support/promql-references.js';
 import { makeRepository, postJson, startTestServer, type TestServer } from '../support/test-server.js';
 import { parse as parseYaml } from 'yaml';
@@ -146,8 +147,10 @@ describe('metrics referenced by the Grafana dashboard, the Prometheus alerts and
 
   before(async () => {
     const repository = await makeRepository([{ name: 'classifier', onnx: classifierModel() }]);
-    // An in-flight limit and a rate limit of 3 requests (no refill to speak of), so that their series exist too.
-    server = await startTestServer(repository, { MAX_INFLIGHT_REQUESTS: '64', THROTTLE_RATE: '0.001', THROTTLE_BURST: '3' });
+    // The generative tiny_gpt too, so that the generation series (tokens, latencies, sequences, KV cache) exist.
+    await writeTinyGptModel(join(repository, TINY_GPT_NAME));
+    // An in-flight limit and a rate limit of 4 requests (no refill to speak of), so that their series exist too.
+    server = await startTestServer(repository, { MAX_INFLIGHT_REQUESTS: '64', THROTTLE_RATE: '0.001', THROTTLE_BURST: '4' });
     const row = { name: 'input', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] };
     // Two answered inferences (default version and a named one), a failed one and a throttled one,
     // so that the labelled series (successes, durations, batch sizes, failures by reason, HTTP
@@ -156,6 +159,7 @@ describe('metrics referenced by the Grafana dashboard, the Prometheus alerts and
     assert.equal((await postJson(`${server.url}/v2/models/classifier/versions/1/infer`, { inputs: [row] })).status, 200);
     const failed = await postJson(`${server.url}/v2/models/classifier/infer`, { inputs: [{ ...row, datatype: 'INT64', data: [5, 3, 1, 0] }] });
     assert.equal(failed.status, 400);
+    assert.equal((await postJson(`${server.url}/v2/models/${TINY_GPT_NAME}/generate`, { text_input: 'abc', parameters: { max_tokens: 3 } })).status, 200);
     assert.equal((await postJson(`${server.url}/v2/models/classifier/infer`, { inputs: [row] })).status, 429);
     const metricsUrl = server.server.metricsUrl;
     assert.ok(metricsUrl, 'the server serves no metrics');

@@ -5,6 +5,7 @@ import type { RuntimeOptions } from '../inference/inference-engine.port.js';
 import { DEFAULT_MAX_QUEUE_DELAY_MICROS, DEFAULT_QUEUE_POLICY, type QueuePolicy, type SchedulingPolicy } from '../inference/scheduling-policy.js';
 import { DEFAULT_VERSION_POLICY, type VersionPolicy } from './version-policy.js';
 import type { ModelBackend } from './model-backend.js';
+import type { DeclaredGenerationLimits, GenerationConfig } from './generative-model.js';
 
 /** max_batch_size given to a model whose inputs and outputs all start with a dynamic dimension. */
 export const DEFAULT_MAX_BATCH_SIZE = 8;
@@ -41,7 +42,10 @@ export interface DeclaredDynamicBatching {
 export interface DeclaredModelConfig {
   readonly name?: string;
   readonly platform?: string;
+  /** Triton's `backend`; `onnx_generative` names a generative model (see generative-model.ts). */
   readonly backend?: string;
+  /** A generative model's scheduling limits. */
+  readonly generation?: DeclaredGenerationLimits;
   readonly maxBatchSize?: number;
   readonly inputs?: readonly ConfiguredTensor[];
   readonly outputs?: readonly ConfiguredTensor[];
@@ -124,6 +128,8 @@ export interface ModelConfig {
   readonly modelWarmup: readonly ModelWarmup[];
   /** The labels of each output with a label file (line i names class i), for the classification extension. */
   readonly labels: ReadonlyMap<string, readonly string[]>;
+  /** Set for a generative model: served by the generation engine, token by token. */
+  readonly generation?: GenerationConfig;
 }
 
 /**

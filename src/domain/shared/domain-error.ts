@@ -123,6 +123,8 @@ export const ERROR_CODES = {
   'ROLLOUT.VERSION_NOT_READY': kind('FAILED_PRECONDITION', 'invalid'),
   'ROLLOUT.NOT_FOUND': kind('NOT_FOUND', 'invalid'),
   'ROLLOUT.INVALID_TRANSITION': kind('FAILED_PRECONDITION', 'invalid'),
+  // A generation whose prompt (with max_tokens) passes max_model_len or the whole KV cache: it could never run.
+  'GENERATION.TOO_LONG': kind('INVALID_ARGUMENT', 'invalid'),
   // Async inference jobs (README "Async inference jobs"): unknown, or past JOB_RESULT_TTL_MS.
   'JOBS.NOT_FOUND': kind('NOT_FOUND', 'not_found'),
   // JOB_MAX_PENDING jobs wait already: busy, try again (after Retry-After); no version's fault.

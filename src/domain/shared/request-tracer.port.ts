@@ -31,4 +31,12 @@ export abstract class RequestTracer {
    * serves many requests, each of its own trace); undefined when none of them is traced.
    */
   abstract startLinkedRoot(name: string, members: readonly (TraceContext | undefined)[], attributes: SpanAttributes): OpenSpan | undefined;
+  /**
+   * A child span of the request being handled, started now and ended by the caller (a generation's
+   * span, which lasts as long as its stream), with its context (a parent or a link for later
+   * spans); undefined when the request's span does not record.
+   */
+  abstract startChild(name: string, attributes: SpanAttributes): { readonly span: OpenSpan; readonly context: TraceContext } | undefined;
+  /** A span of its own trace, already over, linked to the spans it worked for (one decode step for many sequences). */
+  abstract recordLinkedRoot(name: string, members: readonly (TraceContext | undefined)[], attributes: SpanAttributes, startMs: number, endMs: number): void;
 }

@@ -28,6 +28,16 @@ const environmentSchema = z.object({
   GRPC_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).default(20_000),
   /** Cap on every request's timeout (ms): a client may ask for less, and no request waits or runs longer. */
   MAX_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1).default(60_000),
+  /** Generative models (backend onnx_generative), unless their config's parameters say otherwise: sequences in the running batch at most. */
+  GENERATION_MAX_NUM_SEQS: z.coerce.number().int().min(1).max(4096).default(32),
+  /** The KV cache one generative version's running sequences may hold, in bytes (admission reserves each sequence's most). */
+  GENERATION_KV_CACHE_BYTES: z.coerce.number().int().min(1).default(256 * 1024 * 1024),
+  /** Prompt tokens fed in one step at most (prefill chunking); 0 feeds whole prompts. */
+  GENERATION_MAX_PREFILL_TOKENS_PER_STEP: z.coerce.number().int().min(0).default(256),
+  /** Tokens a client may leave unread before its sequence is paused (per-token flow control). */
+  GENERATION_STREAM_BUFFER_TOKENS: z.coerce.number().int().min(1).max(1_000_000).default(64),
+  /** The longest one generation may take, queued and running (ms); a client's `timeout` may lower it. */
+  GENERATION_MAX_DURATION_MS: z.coerce.number().int().min(1).default(600_000),
   /** The longest a model version's warm-up may take (ms); past it the run is stopped and the load fails. */
   MODEL_WARMUP_TIMEOUT_MS: z.coerce.number().int().min(1).default(60_000),
   /** Where the registry keeps its state across restarts (loaded versions, default versions, overrides). */

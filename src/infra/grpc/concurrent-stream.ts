@@ -21,8 +21,13 @@ export interface StreamFlowObserver {
 /**
  * Serves a bidirectional stream whose requests are independent: each is handled as soon as it
  * arrives (so requests of one stream batch together in the scheduler), and each answer is written
- * when it is ready, in completion order. When the client half-closes, the stream ends after the
- * last answer; when it cancels, nothing more is written. `handle` must not throw (errors are answers).
+ * when it is ready, in completion order. A request may have many answers (Triton's decoupled
+ * mode: a generative model answers each token): `handle` gives them as an iterable (a
+ * ResponseStream's mapping, or one answer in an array), read one at a time, the next only once the
+ * previous one has been sent, so a client that reads slowly leaves them in the request's own
+ * bounded buffer, where the producer sees it. When the client half-closes, the stream ends after
+ * the last answer; when it cancels, nothing more is written and the requests' answers are cancelled
+ * (their iterables returned). `handle` must not throw, nor its answers (errors are answers).
  *
  * Flow control, in bytes: the stream holds its requests in flight and the answers written but not
  * yet sent (its client not reading them: HTTP/2 flow control stops the sending, and grpc-js calls
@@ -36,7 +41,7 @@ export interface StreamFlowObserver {
 /** Requests a stream runs at once before its first answer (each answer then taken for 1/8 of the limit). */
 const FIRST_ANSWERS = 8;
 
-export function serveConcurrently<Req, Res>(call: ServerDuplexStream<Req, Res>, handle: (request: Req) => Promise<Res>, limits: StreamLimits): Promise<void> {
+export function serveConcurrently<Req, Res>(call: ServerDuplexStream<Req, Res>, handle: (request: Req) => Promise<Iterable<Res> | AsyncIterable<Res>>, limits: StreamLimits): Promise<void> {
   return new Promise((resolve) => {
     let inFlight = 0;
     let requestBytes = 0;
@@ -47,6 +52,8 @@ export function serveConcurrently<Req, Res>(call: ServerDuplexStream<Req, Res>, 
     let finished = false;
     let closed = false;
     let paused = false;
+    let endCall!: () => void;
+    const ended = new Promise<void>((resolve) => (endCall = resolve));
 
     const account = (deltaBytes: number) => {
       if (!closed && deltaBytes !== 0) limits.observer?.buffered(deltaBytes);
@@ -75,6 +82,7 @@ export function serveConcurrently<Req, Res>(call: ServerDuplexStream<Req, Res>, 
     const close = () => {
       account(-(unsentBytes + requestBytes));
       closed = true;
+      endCall();
       finish();
     };
     const settle = () => {
@@ -90,24 +98,36 @@ export function serveConcurrently<Req, Res>(call: ServerDuplexStream<Req, Res>, 
       requestBytes += size;
       account(size);
       adjustReading();
-      void handle(request).then((response) => {
-        inFlight--;
-        requestBytes -= size;
-        account(-size);
-        if (call.cancelled || closed) return;
-        const bytes = approximateMessageBytes(response);
-        answers++;
-        answerBytes += bytes;
-        unsentBytes += bytes;
-        account(bytes);
-        call.write(response, () => {
-          if (closed) return;
-          unsentBytes -= bytes;
-          account(-bytes);
+      void handle(request).then(async (responses) => {
+        try {
+          let previous: Promise<void> | undefined;
+          for await (const response of responses) {
+            // An answer is written once the one before it has gone (or the call has ended).
+            if (previous) await Promise.race([previous, ended]);
+            if (call.cancelled || closed) break; // returns the iterable: its producer is cancelled
+            const bytes = approximateMessageBytes(response);
+            answers++;
+            answerBytes += bytes;
+            unsentBytes += bytes;
+            account(bytes);
+            previous = new Promise<void>((resolve) =>
+              call.write(response, () => {
+                resolve();
+                if (closed) return;
+                unsentBytes -= bytes;
+                account(-bytes);
+                adjustReading();
+              }),
+            );
+            adjustReading();
+          }
+        } finally {
+          inFlight--;
+          requestBytes -= size;
+          account(-size);
           adjustReading();
-        });
-        adjustReading();
-        settle();
+          settle();
+        }
       });
     });
     call.on('end', () => {

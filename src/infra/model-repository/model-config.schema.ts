@@ -4,6 +4,7 @@ import type { QueuePolicy } from '../../domain/inference/scheduling-policy.js';
 import { INPUT_FORMATS, type ConcurrencyPolicy, type DeclaredDynamicBatching, type DeclaredModelConfig, type InputFormat, type ModelConfig, type ModelWarmup, type WarmupData, type WarmupInput } from '../../domain/registry/model-config.js';
 import type { VersionPolicy } from '../../domain/registry/version-policy.js';
 import { schemaErrorMessage } from '../validation/schema-error-message.js';
+import type { DeclaredGenerationLimits } from '../../domain/registry/generative-model.js';
 
 /**
  * The schema of `config.json`: Triton's model configuration in its JSON form (the field names of
@@ -143,6 +144,12 @@ const modelConfigSchema = z.strictObject({
       adaptive_queue_delay: stringParameter.optional(),
       max_inflight_requests: stringParameter.optional(),
       adaptive_concurrency: stringParameter.optional(),
+      // A generative model's scheduling limits (backend onnx_generative).
+      max_num_seqs: stringParameter.optional(),
+      max_model_len: stringParameter.optional(),
+      kv_cache_bytes: stringParameter.optional(),
+      max_prefill_tokens_per_step: stringParameter.optional(),
+      stream_buffer_tokens: stringParameter.optional(),
     })
     .optional(),
   dynamic_batching: dynamicBatchingSchema.optional(),
@@ -181,6 +188,7 @@ function toDeclared(file: ModelConfigFile): DeclaredModelConfig {
     name: file.name,
     platform: file.platform,
     backend: file.backend,
+    generation: generationLimitsOf(params),
     maxBatchSize: file.max_batch_size,
     inputs: tensors(file.input),
     outputs,
@@ -274,6 +282,23 @@ function threadCount(value: string | undefined, field: string): number | undefin
   return count;
 }
 
+function generationLimitsOf(params: ModelConfigFile['parameters']): DeclaredGenerationLimits | undefined {
+  const count = (field: 'max_num_seqs' | 'max_model_len' | 'kv_cache_bytes' | 'max_prefill_tokens_per_step' | 'stream_buffer_tokens', min: number): number | undefined => {
+    const value = params?.[field]?.string_value;
+    if (value === undefined) return undefined;
+    if (!/^\d{1,15}$/.test(value) || Number(value) < min) throw new Error(`config.json: parameters.${field}: '${value}' is not a whole number of at least ${min}`);
+    return Number(value);
+  };
+  const limits = {
+    maxNumSeqs: count('max_num_seqs', 1),
+    maxModelLen: count('max_model_len', 2),
+    kvCacheBytes: count('kv_cache_bytes', 1),
+    maxPrefillTokensPerStep: count('max_prefill_tokens_per_step', 0),
+    streamBufferTokens: count('stream_buffer_tokens', 1),
+  };
+  return Object.values(limits).some((value) => value !== undefined) ? limits : undefined;
+}
+
 function concurrencyOf(params: ModelConfigFile['parameters']): ConcurrencyPolicy | undefined {
   const maxInFlight = inflightCount(params?.max_inflight_requests?.string_value);
   const adaptive = flag(params?.adaptive_concurrency?.string_value, 'adaptive_concurrency');
@@ -306,6 +331,16 @@ export function toConfigFile(config: ModelConfig): ModelConfigFile {
   const scheduling = config.scheduling;
   parameters.adaptive_queue_delay = { string_value: scheduling.adaptiveQueueDelay ? '1' : '0' };
   if (config.concurrency.maxInFlight !== undefined) parameters.max_inflight_requests = { string_value: String(config.concurrency.maxInFlight) };
+  if (config.generation) {
+    const { maxNumSeqs, maxModelLen, kvCacheBytes, maxPrefillTokensPerStep, streamBufferTokens } = config.generation;
+    Object.assign(parameters, {
+      max_num_seqs: { string_value: String(maxNumSeqs) },
+      max_model_len: { string_value: String(maxModelLen) },
+      kv_cache_bytes: { string_value: String(kvCacheBytes) },
+      max_prefill_tokens_per_step: { string_value: String(maxPrefillTokensPerStep) },
+      stream_buffer_tokens: { string_value: String(streamBufferTokens) },
+    });
+  }
   if (config.concurrency.adaptive !== undefined) parameters.adaptive_concurrency = { string_value: config.concurrency.adaptive ? '1' : '0' };
   const toPolicyFile = (policy: QueuePolicy) => ({
     timeout_action: policy.timeoutAction,

@@ -126,6 +126,37 @@ export class Tracing extends RequestTracer {
     };
   }
 
+  /**
+   * A child span of the active recording one, started now and ended by the caller (a generation's
+   * span, which lasts as long as its stream), with the context that makes it a parent or a link.
+   */
+  startChild(name: string, attributes: SpanAttributes): { span: OpenSpan; context: TraceContext } | undefined {
+    const parent = this.recordingContext();
+    if (!parent) return undefined;
+    const span = this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes }, parent);
+    const spanContext = trace.setSpan(parent, span);
+    return {
+      span: {
+        traceparent: this.traceparentOf(spanContext)!,
+        fail: (reason) => span.setStatus({ code: SpanStatusCode.ERROR, message: reason }),
+        end: () => span.end(),
+      },
+      context: spanContext as unknown as TraceContext,
+    };
+  }
+
+  /** A span of its own trace, already over, linked to the spans it worked for (one decode step for many sequences). */
+  recordLinkedRoot(name: string, members: readonly (TraceContext | undefined)[], attributes: SpanAttributes, startMs: number, endMs: number): void {
+    if (!this.enabled) return;
+    const links: Link[] = [];
+    for (const member of members) {
+      const spanContext = member === undefined ? undefined : trace.getSpanContext(member as unknown as Context);
+      if (spanContext) links.push({ context: spanContext });
+    }
+    if (links.length === 0) return;
+    this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes, links, root: true, startTime: startMs }).end(endMs);
+  }
+
   /** The active context when its span records (a sampled request), else undefined: unsampled requests make no child spans. */
   recordingContext(): (Context & TraceContext) | undefined {
     if (!this.enabled) return undefined;

@@ -6,6 +6,7 @@ import { throwError, type Observable } from 'rxjs';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { grpcStatusOf } from '../grpc/grpc-error-status.js';
 import { httpStatusOf } from '../http/http-error-status.js';
+import { isOpenAiRoute, openAiErrorOf } from './openai-error.js';
 
 const logger = new Logger('ErrorResponseFilter');
 
@@ -47,7 +48,9 @@ export class ErrorResponseFilter implements ExceptionFilter {
     if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
     // RFC 6750: a 401 says which scheme it wants.
     if (error instanceof DomainError && error.code === 'AUTH.UNAUTHENTICATED') void reply.header('www-authenticate', 'Bearer');
-    void reply.status(status).header('content-type', 'application/json').send(JSON.stringify({ error: message }));
+    // OpenAI's API answers its own error shape (what its clients parse); the V2 API `{"error": "<message>"}`.
+    const body = isOpenAiRoute(host.switchToHttp().getRequest<{ url?: string }>().url) ? openAiErrorOf(status, message, error) : { error: message };
+    void reply.status(status).header('content-type', 'application/json').send(JSON.stringify(body));
   }
 
   describeHttp(error: unknown): { status: number; message: string } {

@@ -1,4 +1,5 @@
 import { DomainError } from '../../domain/shared/domain-error.js';
+import { GENERATION_PARAMETER_NAMES } from '../../domain/generation/generation-parameters.js';
 import type { ParameterValue } from '../../domain/inference/inference-request.js';
 import type { RegionSlice } from '../../domain/shared-memory/system-shared-memory.js';
 
@@ -15,8 +16,11 @@ const SHARED_MEMORY_PARAMETERS = ['shared_memory_region', 'shared_memory_byte_si
 /** Top-k classification of an output (Triton's `classification`; `class_count` is the client's name for it). */
 const CLASSIFICATION_PARAMETERS = ['classification', 'class_count'] as const;
 
-/** Request-level: the queue's `priority` and `timeout`, and the answer's form `binary_data_output`. */
-export const REQUEST_PARAMETERS: readonly string[] = ['priority', 'timeout', 'binary_data_output'];
+/**
+ * Request-level: the queue's `priority` and `timeout`, the answer's form `binary_data_output`, and
+ * a generative model's sampling parameters (refused by the inference use case for other models).
+ */
+export const REQUEST_PARAMETERS: readonly string[] = ['priority', 'timeout', 'binary_data_output', ...GENERATION_PARAMETER_NAMES];
 
 export const HTTP_INPUT_PARAMETERS: readonly string[] = ['binary_data_size', ...SHARED_MEMORY_PARAMETERS];
 export const HTTP_OUTPUT_PARAMETERS: readonly string[] = ['binary_data', ...CLASSIFICATION_PARAMETERS, ...SHARED_MEMORY_PARAMETERS];

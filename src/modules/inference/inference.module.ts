@@ -10,6 +10,9 @@ import { RegistryModule } from '../registry/registry.module.js';
 import { InferGrpcController } from './run-inference/infer.grpc.controller.js';
 import { InferHttpController } from './run-inference/infer.http.controller.js';
 import { RunInferenceHandler } from './run-inference/run-inference.handler.js';
+import { GenerateTextHandler } from './generate-text/generate-text.handler.js';
+import { GenerateHttpController } from './generate-text/generate.http.controller.js';
+import { OpenAiHttpController } from './generate-text/openai.http.controller.js';
 import { CircuitBreakers } from './circuit-breakers.js';
 import { ConcurrencyLimits } from './concurrency-limits.js';
 import { GetModelStatisticsHandler } from './get-model-statistics/get-model-statistics.handler.js';
@@ -22,10 +25,21 @@ import { SharedMemoryHttpController } from './manage-shared-memory/shared-memory
 /** The inference bounded context: requests in, tensors out, on the runtime behind the engine port. */
 @Module({
   imports: [RegistryModule, RolloutModule, ThrottlingModule],
-  controllers: [InferHttpController, InferGrpcController, ModelStatisticsHttpController, ModelStatisticsGrpcController, SharedMemoryHttpController, SharedMemoryGrpcController],
+  controllers: [
+    InferHttpController,
+    InferGrpcController,
+    GenerateHttpController,
+    OpenAiHttpController,
+    ModelStatisticsHttpController,
+    ModelStatisticsGrpcController,
+    SharedMemoryHttpController,
+    SharedMemoryGrpcController,
+  ],
+  // Generating text is a use case of its own (generate-text/) on the same breakers and limits; gRPC's infer calls reach it too.
   providers: [
     RunInferenceHandler,
     { provide: InferenceUseCase, useExisting: RunInferenceHandler },
+    GenerateTextHandler,
     GetModelStatisticsHandler,
     CircuitBreakers,
     ConcurrencyLimits,
@@ -41,7 +55,7 @@ import { SharedMemoryHttpController } from './manage-shared-memory/shared-memory
     },
   ],
   // Async jobs run through the same use case, by its port.
-  exports: [InferenceUseCase],
+  exports: [InferenceUseCase, GenerateTextHandler],
 })
 export class InferenceModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

@@ -10,6 +10,7 @@ import { SchedulerQueues, type SchedulerQueueStatus } from '../../domain/inferen
 import { VersionTraffic } from '../../domain/registry/version-traffic.port.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 import { RequestTracer, type TraceContext } from '../../domain/shared/request-tracer.port.js';
+import { GenerationSchedulers } from './generation-schedulers.js';
 import { InferenceMetrics } from '../observability/metrics/inference-metrics.js';
 
 /** One dynamic batch scheduler per served model version, made when the version first serves a request. */
@@ -24,6 +25,7 @@ export class ModelVersionSchedulers extends VersionTraffic implements SchedulerQ
     private readonly metrics: InferenceMetrics,
     private readonly tracing: RequestTracer,
     private readonly clock: Clock,
+    private readonly generation: GenerationSchedulers,
   ) {
     super();
   }
@@ -33,6 +35,8 @@ export class ModelVersionSchedulers extends VersionTraffic implements SchedulerQ
   }
 
   private async drainScheduler(text: string, reason: string): Promise<void> {
+    // A generative version's sequences finish the same way (its continuous-batch scheduler).
+    await this.generation.drain(text, reason);
     const scheduler = this.schedulers.get(text);
     if (!scheduler) return;
     await scheduler.drain(reason);

@@ -3,6 +3,7 @@ import { VersionTraffic } from '../../domain/registry/version-traffic.port.js';
 import { SchedulerQueues } from '../../domain/inference/scheduler-queues.port.js';
 import { Clock } from '../../domain/shared/clock.js';
 import { SystemClock } from '../../infra/clock/system-clock.js';
+import { GenerationSchedulers } from './generation-schedulers.js';
 import { ModelVersionSchedulers } from './model-version-schedulers.js';
 
 /**
@@ -12,7 +13,7 @@ import { ModelVersionSchedulers } from './model-version-schedulers.js';
  */
 @Global()
 @Module({
-  providers: [ModelVersionSchedulers, { provide: VersionTraffic, useExisting: ModelVersionSchedulers }, { provide: SchedulerQueues, useExisting: ModelVersionSchedulers }, { provide: Clock, useClass: SystemClock }],
-  exports: [ModelVersionSchedulers, VersionTraffic, SchedulerQueues, Clock],
+  providers: [ModelVersionSchedulers, GenerationSchedulers, { provide: VersionTraffic, useExisting: ModelVersionSchedulers }, { provide: SchedulerQueues, useExisting: ModelVersionSchedulers }, { provide: Clock, useClass: SystemClock }],
+  exports: [ModelVersionSchedulers, GenerationSchedulers, VersionTraffic, SchedulerQueues, Clock],
 })
 export class SchedulingModule {}

@@ -1,7 +1,11 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { dirname } from 'node:path';
+import { GenerationEngine } from '../../domain/generation/generation-engine.port.js';
+import { TextTokenizers } from '../../domain/generation/text-tokenizer.port.js';
+import { completeGenerationConfig, GENERATIVE_SIGNATURE, isGenerativeBackend } from '../../domain/registry/generative-model.js';
 import { InferenceEngine, type WarmupSample, type WarmupTensor } from '../../domain/inference/inference-engine.port.js';
 import { completeModelConfig, labelFilesOf, runtimeOptionsOf, type DeclaredModelConfig, type ModelConfig, type ModelWarmup } from '../../domain/registry/model-config.js';
-import { ModelBackends } from '../../domain/registry/model-backend.js';
+import { ModelBackends, type ModelBackend } from '../../domain/registry/model-backend.js';
 import { ModelRepository } from '../../domain/registry/model-repository.port.js';
 import type { Model } from '../../domain/registry/model.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
@@ -24,7 +28,55 @@ export class VersionLoader {
     private readonly engine: InferenceEngine,
     private readonly config: AppConfig,
     private readonly backends: ModelBackends,
+    private readonly generationEngine: GenerationEngine,
+    private readonly tokenizers: TextTokenizers,
   ) {}
+
+  /**
+   * Loads one instance of a version under `key` and completes its configuration: an ONNX model
+   * through the inference engine, a generative one (backend onnx_generative) through the generation
+   * engine, with its tokenizer read from the version directory. Nothing stays loaded when it fails.
+   */
+  private async loadInstance(
+    backend: ModelBackend,
+    modelName: string,
+    key: RuntimeKey,
+    modelPath: string,
+    declared: DeclaredModelConfig,
+    labels: ReadonlyMap<string, readonly string[]>,
+  ): Promise<{ config: ModelConfig; executionProvider: string }> {
+    if (isGenerativeBackend(backend.name)) {
+      const versionDir = dirname(modelPath);
+      const model = await this.generationEngine.load(key.toString(), versionDir, runtimeOptionsOf(declared));
+      try {
+        await this.tokenizers.load(key.toString(), versionDir);
+        const generation = completeGenerationConfig(declared.generation, {
+          maxNumSeqs: this.config.GENERATION_MAX_NUM_SEQS,
+          kvCacheBytes: this.config.GENERATION_KV_CACHE_BYTES,
+          maxPrefillTokensPerStep: this.config.GENERATION_MAX_PREFILL_TOKENS_PER_STEP,
+          streamBufferTokens: this.config.GENERATION_STREAM_BUFFER_TOKENS,
+        }, model);
+        const config = completeModelConfig(backend, modelName, { ...declared, maxBatchSize: 0 }, GENERATIVE_SIGNATURE);
+        return { config: { ...config, generation }, executionProvider: model.executionProvider };
+      } catch (error) {
+        await this.release(key);
+        throw error;
+      }
+    }
+    const { signature, executionProvider } = await this.engine.load(key, modelPath, runtimeOptionsOf(declared));
+    try {
+      return { config: completeModelConfig(backend, modelName, declared, signature, labels), executionProvider };
+    } catch (error) {
+      await this.engine.unload(key);
+      throw error;
+    }
+  }
+
+  /** Releases an instance loaded under `key`, whichever engine holds it (each ignores keys it does not hold). */
+  async release(key: RuntimeKey): Promise<void> {
+    this.tokenizers.release(key.toString());
+    await Promise.all([this.engine.unload(key), this.generationEngine.unload(key.toString())]);
+  }
 
   async load(model: Model, number: number, declared: DeclaredModelConfig): Promise<void> {
     const version = model.startLoading(number);
@@ -33,14 +85,13 @@ export class VersionLoader {
       const backend = this.backends.forConfig(declared);
       const fileSha256 = await this.repository.sha256(version.path);
       const labels = await this.readLabels(version.modelName, declared);
-      const { signature, executionProvider } = await this.engine.load(version.key, version.path, runtimeOptionsOf(declared));
+      const { config, executionProvider } = await this.loadInstance(backend, version.modelName, version.key, version.path, declared, labels);
       loaded = true;
-      const config = completeModelConfig(backend, version.modelName, declared, signature, labels);
       await this.warmUp(model.name, version.key, config);
       model.finishLoading(number, { config, executionProvider, fileSha256, loadedAt: new Date() });
       this.logger.log(`model '${model.name}' version ${number} is READY`);
     } catch (error) {
-      if (loaded) await this.engine.unload(version.key);
+      if (loaded) await this.release(version.key);
       const reason = this.repository.withoutPaths((error as Error).message);
       model.failLoading(number, reason, new Date());
       this.logger.error(`model '${model.name}' version ${number} is UNAVAILABLE: ${reason}`);
@@ -62,15 +113,14 @@ export class VersionLoader {
       const backend = this.backends.forConfig(declared);
       const fileSha256 = await this.repository.sha256(version.path);
       const labels = await this.readLabels(version.modelName, declared);
-      const { signature, executionProvider } = await this.engine.load(key, version.path, runtimeOptionsOf(declared));
+      const { config, executionProvider } = await this.loadInstance(backend, version.modelName, key, version.path, declared, labels);
       loaded = true;
-      const config = completeModelConfig(backend, version.modelName, declared, signature, labels);
       await this.warmUp(model.name, key, config);
       model.finishReloading(number, { config, executionProvider, fileSha256, loadedAt: new Date() }, key);
       this.logger.log(`model '${model.name}' version ${number} is READY with its new configuration`);
       return oldKey;
     } catch (error) {
-      if (loaded) await this.engine.unload(key);
+      if (loaded) await this.release(key);
       throw new DomainError('REGISTRY.LOAD_FAILED', `model '${model.name}' version ${number} failed to reload, and keeps serving as before: ${this.repository.withoutPaths((error as Error).message)}`);
     }
   }
@@ -84,10 +134,10 @@ export class VersionLoader {
     const backend = this.backends.forConfig(declared);
     const labels = await this.readLabels(modelName, declared);
     try {
-      const { signature } = await this.engine.load(key, modelPath, runtimeOptionsOf({ ...declared, instanceCount: 1 }));
-      await this.warmUp(modelName, key, completeModelConfig(backend, modelName, declared, signature, labels));
+      const { config } = await this.loadInstance(backend, modelName, key, modelPath, { ...declared, instanceCount: 1 }, labels);
+      await this.warmUp(modelName, key, config);
     } finally {
-      await this.engine.unload(key);
+      await this.release(key);
     }
   }
 

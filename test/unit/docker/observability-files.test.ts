@@ -65,7 +65,7 @@ interface Panel {
 }
 
 const DASHBOARD_FILE = 'docker/grafana/onnx-serving-dashboard.json';
-const ROWS = ['Traffic', 'Latency', 'Batching', 'Saturation', 'Models', 'HTTP', 'Process', 'Resilience', 'Async inference jobs'];
+const ROWS = ['Traffic', 'Latency', 'Batching', 'Saturation', 'Models', 'HTTP', 'Process', 'Resilience', 'Async inference jobs', 'Generation'];
 const GRAFANA_BUILTINS = new Set(['__rate_interval', '__interval', '__interval_ms', '__range', '__range_s', '__range_ms', '__dashboard', '__from', '__to']);
 
 describe(DASHBOARD_FILE, () => {
@@ -104,7 +104,7 @@ describe(DASHBOARD_FILE, () => {
     }
   });
 
-  it('has the rows Traffic, Latency, Batching, Saturation, Models, HTTP, Process, Resilience and Async inference jobs, in that order', () => {
+  it('has the rows Traffic, Latency, Batching, Saturation, Models, HTTP, Process, Resilience, Async inference jobs and Generation, in that order', () => {
     assert.deepEqual(all.filter((p) => p.type === 'row').map((p) => p.title), ROWS);
   });
 
@@ -222,6 +222,7 @@ describe(ALERTS_FILE, () => {
     ['NoReadyVersion', '5m', [/model_version_state\{state="READY"\}/, /== 0\s*$/]],
     ['EventLoopLagHigh', '5m', [/nodejs_eventloop_lag_p99_seconds > 0\.1/]],
     ['InferenceWorkerExited', '0m', [/increase\(inference_worker_exits_total\[15m\]\)/, /> 0\s*$/]],
+    ['GenerationTimeToFirstTokenP99High', '10m', [/histogram_quantile\(0\.99, .*generation_time_to_first_token_seconds_bucket/, /> 2\s*$/]],
   ];
   for (const [name, duration, patterns] of expectations) {
     it(`has ${name} (for ${duration})`, () => {

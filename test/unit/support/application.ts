@@ -15,7 +15,8 @@ import { SERVED_BACKENDS } from '../../support/model-backends.js';
 import { FakeClock } from './fake-clock.js';
 import { FakeInferenceEngine } from './fake-inference-engine.js';
 import { InMemoryModelRepository } from './in-memory-model-repository.js';
-import { IdleTraffic, InMemoryTrafficRouter, NoTracing, RecordedMetrics, RecordingEventBus } from './in-memory-ports.js';
+import { IdleTraffic, InMemoryTrafficRouter, NO_GENERATION_SCHEDULERS, NoTokenizers, NoTracing, RecordedMetrics, RecordingEventBus } from './in-memory-ports.js';
+import { FakeGenerationEngine } from './fake-generation-engine.js';
 import { InMemoryModelStateStore } from './in-memory-stores.js';
 import { SingleServerLocks } from '../../../src/infra/single-server/single-server-locks.js';
 
@@ -39,8 +40,8 @@ export function registryServices(repository = new InMemoryModelRepository(), eng
   const traffic = new IdleTraffic();
   const registry = new ModelRegistry();
   const states = new ModelStates(store, events);
-  const loader = new VersionLoader(repository, engine, config, SERVED_BACKENDS);
-  const lifecycle = new ModelLifecycle(registry, repository, engine, loader, traffic, states, LIMITS, new SingleServerLocks());
+  const loader = new VersionLoader(repository, engine, config, SERVED_BACKENDS, new FakeGenerationEngine(), new NoTokenizers());
+  const lifecycle = new ModelLifecycle(registry, repository, loader, traffic, states, LIMITS, new SingleServerLocks());
   const startup = new LoadModelRepositoryHandler(repository, registry, loader, states, LIMITS);
   const triton = new TritonRepository(repository, registry, lifecycle);
   return { repository, engine, config, events, store, traffic, registry, states, loader, lifecycle, startup, triton };
@@ -52,7 +53,7 @@ export async function inferenceServices(repository: InMemoryModelRepository, eng
   await services.startup.execute();
   const metrics = new RecordedMetrics();
   const router = new InMemoryTrafficRouter();
-  const schedulers = new ModelVersionSchedulers(engine, config, metrics.asInferenceMetrics(), new NoTracing(), new FakeClock());
+  const schedulers = new ModelVersionSchedulers(engine, config, metrics.asInferenceMetrics(), new NoTracing(), new FakeClock(), NO_GENERATION_SCHEDULERS);
   const breakers = new CircuitBreakers(config, services.events, metrics.asInferenceMetrics());
   const limits = new ConcurrencyLimits(config, services.events, metrics.asInferenceMetrics());
   breakers.onModuleInit();

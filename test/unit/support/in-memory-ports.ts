@@ -3,6 +3,8 @@ import { DomainEventBus } from '../../../src/domain/shared/domain-event-bus.port
 import { DomainError } from '../../../src/domain/shared/domain-error.js';
 import type { RuntimeKey } from '../../../src/domain/shared/model-version-id.js';
 import { RequestTracer, type OpenSpan, type TraceContext } from '../../../src/domain/shared/request-tracer.port.js';
+import { TextTokenizers, type TextTokenizer } from '../../../src/domain/generation/text-tokenizer.port.js';
+import type { GenerationSchedulers } from '../../../src/modules/inference/generation-schedulers.js';
 import { VersionTraffic } from '../../../src/domain/registry/version-traffic.port.js';
 import { TrafficRouter } from '../../../src/domain/rollout/traffic-router.port.js';
 import type { RequestOutcome, RouteChoice } from '../../../src/domain/rollout/rollout.js';
@@ -79,6 +81,10 @@ export class NoTracing extends RequestTracer {
   startLinkedRoot(): OpenSpan | undefined {
     return undefined;
   }
+  startChild(): undefined {
+    return undefined;
+  }
+  recordLinkedRoot(): void {}
 }
 
 /**
@@ -114,3 +120,20 @@ export class RecordedMetrics {
     map.set(key, (map.get(key) ?? 0) + 1);
   }
 }
+
+/** No generative model is served in these tests: no tokenizer is ever loaded. */
+export class NoTokenizers extends TextTokenizers {
+  async load(key: string): Promise<TextTokenizer> {
+    throw new Error(`no tokenizer for '${key}' in these tests`);
+  }
+  get(): TextTokenizer | undefined {
+    return undefined;
+  }
+  release(): void {}
+}
+
+/**
+ * The generative versions' schedulers, for services that serve none (ModelVersionSchedulers drains
+ * them on unload): nothing to drain.
+ */
+export const NO_GENERATION_SCHEDULERS = { drain: async (): Promise<void> => undefined } as unknown as GenerationSchedulers;

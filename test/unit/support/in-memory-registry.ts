@@ -9,7 +9,8 @@ import { ModelStates } from '../../../src/modules/registry/model-states.js';
 import { VersionLoader } from '../../../src/modules/registry/version-loader.js';
 import { SERVED_BACKENDS } from '../../support/model-backends.js';
 import { FakeInferenceEngine } from './fake-inference-engine.js';
-import { IdleTraffic } from './in-memory-ports.js';
+import { IdleTraffic, NoTokenizers } from './in-memory-ports.js';
+import { FakeGenerationEngine } from './fake-generation-engine.js';
 import type { InMemoryModelRepository } from './in-memory-model-repository.js';
 
 /** Cluster-wide locks in memory: one queue per key, shared by the "servers" of a test. */
@@ -28,8 +29,8 @@ export function aServer(store: ModelStateStore, repository: InMemoryModelReposit
   const engine = new FakeInferenceEngine();
   const traffic = new IdleTraffic();
   const states = new ModelStates(store, new InProcessEventBus());
-  const loader = new VersionLoader(repository, engine, { MODEL_WARMUP_TIMEOUT_MS: 1000 } as AppConfig, SERVED_BACKENDS);
+  const loader = new VersionLoader(repository, engine, { MODEL_WARMUP_TIMEOUT_MS: 1000 } as AppConfig, SERVED_BACKENDS, new FakeGenerationEngine(), new NoTokenizers());
   const limits = new ModelConfigLimits({ maxThreads: 64, cpuQuota: 4, maxRequestBytes: 1 << 20, maxResponseBytes: 1 << 20 });
-  const lifecycle = new ModelLifecycle(registry, repository, engine, loader, traffic, states, limits, locks);
+  const lifecycle = new ModelLifecycle(registry, repository, loader, traffic, states, limits, locks);
   return { registry, engine, traffic, states, lifecycle };
 }

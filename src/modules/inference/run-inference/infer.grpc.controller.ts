@@ -21,16 +21,23 @@ import { StreamMetrics } from '../../observability/metrics/stream-metrics.js';
 import { ClientQuota } from '../../throttling/client-quota.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
+import type { ParameterValue } from '../../../domain/inference/inference-request.js';
+import type { TensorForm } from '../../../infra/grpc/infer-message.codec.js';
+import { TEXT_OUTPUT } from '../../../domain/registry/generative-model.js';
+import { DomainError } from '../../../domain/shared/domain-error.js';
+import { GenerateTextHandler, wholeText, type Generation } from '../generate-text/generate-text.handler.js';
 import { holdSharedMemoryOutputs, sharedMemoryInputs, type SharedMemoryOutputs } from '../../../infra/transport/shared-memory-tensors.js';
 import { GrpcController } from '../../observability/tracing/grpc-controller.decorator.js';
 
 /**
  * Triton marks each ModelStreamInfer answer with `triton_final_response`: true on the last answer of
- * a request. Every request here has exactly one answer (no decoupled models), so every answer is the
- * final one, a failure included (Triton leaves the mark out of an answer refusing a request before
- * it is queued; here every answer carries it, so a client counting final answers can rely on it).
+ * a request. A request to an ONNX model has exactly one answer, the final one, a failure included
+ * (Triton leaves the mark out of an answer refusing a request before it is queued; here every
+ * answer carries it, so a client counting final answers can rely on it). A generative model answers
+ * in Triton's decoupled mode: one answer per token, false on each but the last.
  */
 const FINAL_RESPONSE = { triton_final_response: { bool_param: true } } as const;
+
 
 /** Requests of one ModelStreamInfer stream handled at once; reading pauses beyond it (or beyond GRPC_STREAM_MAX_BUFFERED_BYTES held). */
 const MAX_IN_FLIGHT_PER_STREAM = 256;
@@ -50,12 +57,15 @@ export class InferGrpcController {
     private readonly sharedMemory: SystemSharedMemory,
     private readonly config: AppConfig,
     private readonly streamMetrics: StreamMetrics,
+    private readonly generation: GenerateTextHandler,
   ) {}
 
   @GrpcMethod(INFERENCE_SERVICE, 'ModelInfer')
   @UseGuards(ClientThrottlerGuard)
   async modelInfer(message: ModelInferRequestMessage, metadata: Metadata, call: ServerUnaryCall<unknown, unknown>): Promise<ModelInferResponseMessage> {
-    const response = await this.infer(message, call, callCancellation(call), metadata);
+    const answer = await this.infer(message, call, callCancellation(call), metadata);
+    // A generative model's answer is the whole text, in one response.
+    const response = 'generation' in answer ? await wholeAnswer(answer) : answer.response;
     const version = new Metadata();
     version.set(MODEL_VERSION_HEADER, response.model_version);
     call.sendMetadata(version);
@@ -82,17 +92,16 @@ export class InferGrpcController {
           .then(() => this.quota.admit(client, 'grpc'))
           .then(() => this.infer(message, call, cancellation, call.metadata))
           .then(
-            (response) => ({ error_message: '', infer_response: { ...response, parameters: { ...response.parameters, ...FINAL_RESPONSE } } }),
-            (error: unknown) => ({
-              error_message: grpcErrorOf(error).details,
-              infer_response: { id: message.id ?? '', model_name: message.model_name ?? '', model_version: message.model_version ?? '', parameters: FINAL_RESPONSE },
-            }),
+            (answer): Iterable<ModelStreamInferResponseMessage> | AsyncIterable<ModelStreamInferResponseMessage> =>
+              'generation' in answer ? tokenAnswers(answer, message) : [{ error_message: '', infer_response: { ...answer.response, parameters: { ...answer.response.parameters, ...FINAL_RESPONSE } } }],
+            (error: unknown) => [failedAnswer(message, error)],
           ),
       { maxInFlight: MAX_IN_FLIGHT_PER_STREAM, maxBufferedBytes: this.config.GRPC_STREAM_MAX_BUFFERED_BYTES, observer: this.streamMetrics },
     );
   }
 
-  private async infer(message: ModelInferRequestMessage, call: GrpcServerCall, signal: CancellationSignal, metadata: Metadata): Promise<ModelInferResponseMessage> {
+  /** One answer, or a generation under way when the model is generative (its version chosen as for any request). */
+  private async infer(message: ModelInferRequestMessage, call: GrpcServerCall, signal: CancellationSignal, metadata: Metadata): Promise<{ response: ModelInferResponseMessage } | GenerationAnswer> {
     let decoded: DecodedInferRequest;
     let version: number | undefined;
     let sharedMemoryOutputs: SharedMemoryOutputs;
@@ -115,6 +124,22 @@ export class InferGrpcController {
       this.handler.refused(message.model_name ?? '', undefined, error);
       throw error;
     }
+    if (this.generation.serves(decoded.modelName, version)) {
+      sharedMemoryOutputs.release();
+      if (decoded.sharedMemoryOutputs.size > 0) throw new DomainError('INFERENCE.INVALID_REQUEST', 'a generative model answers its text in the response, not in shared memory');
+      // The request's parameters are the generation's (the codec took only known ones); binary_data_output is the answer's form.
+      const { binary_data_output: _form, ...parameters } = decoded.request.parameters;
+      const generation = await this.generation.generate({
+        modelName: decoded.modelName,
+        version,
+        prompt: { text: (decoded.request.inputs[0].data as string[])[0] },
+        parameters,
+        timeoutMicros: microsUntilDeadline(call),
+        header: (name) => metadataValue(metadata, name),
+      });
+      signal.onAbort(() => generation.stream.cancel('the client cancelled the call'));
+      return { generation, id: decoded.request.id, form: decoded.responseForm };
+    }
     let response;
     try {
       response = await this.handler.execute({
@@ -129,9 +154,56 @@ export class InferGrpcController {
     } finally {
       sharedMemoryOutputs.release();
     }
-    return this.tracing.span('response', { 'inference.model': response.modelName, 'inference.model_version': response.modelVersion }, () =>
-      encodeModelInferResponse(response, decoded.responseForm, sharedMemoryOutputs.inSharedMemory),
-    );
+    return {
+      response: this.tracing.span('response', { 'inference.model': response.modelName, 'inference.model_version': response.modelVersion }, () =>
+        encodeModelInferResponse(response, decoded.responseForm, sharedMemoryOutputs.inSharedMemory),
+      ),
+    };
   }
+}
+
+/** A generation started by ModelInfer or ModelStreamInfer, with what its answers repeat of the request. */
+interface GenerationAnswer {
+  readonly generation: Generation;
+  readonly id?: string;
+  readonly form: TensorForm;
+}
+
+/** One answer of a generation: the text of `text` as the BYTES output text_output [1]. */
+function textAnswer({ generation, id, form }: GenerationAnswer, text: string, parameters: Record<string, ParameterValue>): ModelInferResponseMessage {
+  return encodeModelInferResponse(
+    { modelName: generation.modelName, modelVersion: String(generation.modelVersion), id, parameters, outputs: [{ name: TEXT_OUTPUT, datatype: 'BYTES', shape: [1], data: [text] }] },
+    form,
+  );
+}
+
+async function wholeAnswer(answer: GenerationAnswer): Promise<ModelInferResponseMessage> {
+  const { text, finishReason, usage } = await wholeText(answer.generation);
+  return textAnswer(answer, text, { finish_reason: finishReason, prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens });
+}
+
+/**
+ * Triton's decoupled answers of a generation: one per token with the text it completes, the last
+ * with `triton_final_response: true` and why the sequence ended. A failure mid-way is a final
+ * answer with `error_message`. Returning early (the call cancelled) cancels the generation.
+ */
+async function* tokenAnswers(answer: GenerationAnswer, message: ModelInferRequestMessage): AsyncGenerator<ModelStreamInferResponseMessage> {
+  try {
+    for await (const { value, final } of answer.generation.stream) {
+      const parameters: Record<string, ParameterValue> = final
+        ? { triton_final_response: true, finish_reason: value.finishReason!, prompt_tokens: value.usage!.promptTokens, completion_tokens: value.usage!.completionTokens }
+        : { triton_final_response: false };
+      yield { error_message: '', infer_response: textAnswer(answer, value.text, parameters) };
+    }
+  } catch (error) {
+    yield failedAnswer(message, error);
+  }
+}
+
+function failedAnswer(message: ModelInferRequestMessage, error: unknown): ModelStreamInferResponseMessage {
+  return {
+    error_message: grpcErrorOf(error).details,
+    infer_response: { id: message.id ?? '', model_name: message.model_name ?? '', model_version: message.model_version ?? '', parameters: FINAL_RESPONSE },
+  };
 }
 

@@ -12,11 +12,12 @@ import { InferenceUseCase, type RunInferenceCommand } from '../../../domain/infe
 import { assertResponseFits } from '../../../domain/inference/response-limit.js';
 import { checkClassifications, classifyOutputs } from '../../../domain/inference/classification.js';
 import type { Tensor } from '../../../domain/inference/tensor.js';
+import { GENERATION_PARAMETER_NAMES } from '../../../domain/generation/generation-parameters.js';
 import { servedSignature } from '../../../domain/registry/model-config.js';
 import type { ModelVersion } from '../../../domain/registry/model-version.js';
 import { outputDivergence } from '../../../domain/rollout/output-divergence.js';
 import { TrafficRouter } from '../../../domain/rollout/traffic-router.port.js';
-import { errorKindOf } from '../../../domain/shared/domain-error.js';
+import { DomainError, errorKindOf } from '../../../domain/shared/domain-error.js';
 import { AppConfig } from '../../../infra/config/app-config.js';
 import { RequestTracer } from '../../../domain/shared/request-tracer.port.js';
 import { InferenceMetrics } from '../../observability/metrics/inference-metrics.js';
@@ -131,6 +132,11 @@ export class RunInferenceHandler extends InferenceUseCase {
     const labels = { 'inference.model': modelName, 'inference.model_version': String(served.version) };
     this.tracing.annotateRequest(labels);
     const config = served.config!;
+    if (config.generation) {
+      throw new DomainError('INFERENCE.INVALID_REQUEST', `model '${modelName}' is a generative model: ask it at /v2/models/${modelName}/generate, /v1/completions or over gRPC`);
+    }
+    const sampling = GENERATION_PARAMETER_NAMES.find((name) => request.parameters[name] !== undefined);
+    if (sampling) throw new DomainError('INFERENCE.INVALID_REQUEST', `the request: parameter '${sampling}' is for generative models; model '${modelName}' is not one`);
     const signature = servedSignature(config);
     const outputNames = validateInferenceRequest(request, signature, config.maxBatchSize);
     checkClassifications(request.classifications, signature);

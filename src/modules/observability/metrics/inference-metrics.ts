@@ -81,6 +81,14 @@ export class InferenceMetrics {
     this.computeDuration.observe(labels, durations.computeMicros / 1e6);
   }
 
+  /** A generation that ended with its final response: a success, its duration the whole stream's. */
+  generationSucceeded(model: string, version: number, totalMs: number): void {
+    if (!this.enabled) return;
+    const labels = { model, version: String(version) };
+    this.success.inc(labels);
+    this.requestDuration.observe(labels, totalMs / 1000);
+  }
+
   /** A failed request; `version` when the version that was to serve it is known. */
   requestFailed(model: string, version: number | undefined, error: unknown): void {
     if (!this.enabled) return;

@@ -5,6 +5,7 @@ import { AppConfig, bindFailure } from '../../../infra/config/app-config.js';
 import { createLimitedServer, type Server } from '../../../infra/http/connection-limits.js';
 import { ServerTls } from '../../../infra/tls/server-tls.js';
 import { SchedulerQueues } from '../../../domain/inference/scheduler-queues.port.js';
+import { GenerationMetrics } from './generation-metrics.js';
 import { InferenceMetrics } from './inference-metrics.js';
 
 /**
@@ -23,6 +24,7 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
     private readonly config: AppConfig,
     private readonly metrics: InferenceMetrics,
     private readonly schedulers: SchedulerQueues,
+    private readonly generation: GenerationMetrics,
     private readonly tls: ServerTls,
   ) {}
 
@@ -45,6 +47,7 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
         return;
       }
       this.metrics.refresh((version) => this.schedulers.queuedOf(version.key));
+      this.generation.refresh();
       register.metrics().then(
         (text) => res.writeHead(200, { 'content-type': register.contentType }).end(text),
         (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${error.message}\n`),

@@ -1,5 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import { RegistryModule } from '../../registry/registry.module.js';
+import { GENERATION_METRIC_PROVIDERS, GenerationMetrics } from './generation-metrics.js';
 import { HTTP_METRIC_PROVIDERS, HttpMetrics } from './http-metrics.js';
 import { INFERENCE_METRIC_PROVIDERS, InferenceMetrics } from './inference-metrics.js';
 import { MetricsServer } from './metrics-server.js';
@@ -13,7 +14,7 @@ import { STREAM_METRIC_PROVIDERS, StreamMetrics } from './stream-metrics.js';
 @Global()
 @Module({
   imports: [RegistryModule],
-  providers: [...INFERENCE_METRIC_PROVIDERS, ...HTTP_METRIC_PROVIDERS, ...STREAM_METRIC_PROVIDERS, InferenceMetrics, HttpMetrics, StreamMetrics, MetricsServer],
-  exports: [InferenceMetrics, HttpMetrics, StreamMetrics, MetricsServer],
+  providers: [...INFERENCE_METRIC_PROVIDERS, ...HTTP_METRIC_PROVIDERS, ...STREAM_METRIC_PROVIDERS, ...GENERATION_METRIC_PROVIDERS, InferenceMetrics, HttpMetrics, StreamMetrics, GenerationMetrics, MetricsServer],
+  exports: [InferenceMetrics, HttpMetrics, StreamMetrics, GenerationMetrics, MetricsServer],
 })
 export class MetricsModule {}

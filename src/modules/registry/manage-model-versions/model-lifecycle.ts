@@ -1,5 +1,4 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { InferenceEngine } from '../../../domain/inference/inference-engine.port.js';
 import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import type { DeclaredModelConfig } from '../../../domain/registry/model-config.js';
@@ -40,7 +39,6 @@ export class ModelLifecycle {
   constructor(
     private readonly registry: ModelRegistry,
     private readonly repository: ModelRepository,
-    private readonly engine: InferenceEngine,
     private readonly loader: VersionLoader,
     private readonly traffic: VersionTraffic,
     private readonly states: ModelStates,
@@ -228,7 +226,7 @@ export class ModelLifecycle {
           if (version.isReady && reloading) {
             const oldKey = await this.loader.reload(model, number, declared);
             await this.traffic.drain(oldKey);
-            await this.engine.unload(oldKey);
+            await this.loader.release(oldKey);
           } else if (!version.isReady) {
             await this.loader.load(model, number, declared);
           }
@@ -271,7 +269,7 @@ export class ModelLifecycle {
     const version = model.startUnloading(number, new Date(), { force });
     try {
       await this.traffic.drain(version.key);
-      await this.engine.unload(version.key);
+      await this.loader.release(version.key);
     } finally {
       // The engine forgets the instance before releasing it: even a failed release leaves nothing to serve.
       model.finishUnloading(number, new Date());
@@ -410,7 +408,7 @@ export class ModelLifecycle {
         if (version.isReady && reloading) {
           const oldKey = await this.loader.reload(model, number, declared!);
           await this.traffic.drain(oldKey);
-          await this.engine.unload(oldKey);
+          await this.loader.release(oldKey);
         } else if (!version.isReady) {
           await this.loader.load(model, number, declared!);
         }

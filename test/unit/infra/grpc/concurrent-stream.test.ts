@@ -48,7 +48,7 @@ test('a client that writes and never reads: the stream stops reading once it hol
     call as unknown as ServerDuplexStream<{ id: string }, { id: string; raw: Buffer }>,
     async (request) => {
       handled++;
-      return { id: request.id, raw: Buffer.alloc(ANSWER_BYTES) };
+      return [{ id: request.id, raw: Buffer.alloc(ANSWER_BYTES) }];
     },
     {
       maxInFlight: 256,
@@ -93,7 +93,7 @@ test('a cancelled stream counts nothing more: its unsent answers leave the count
   let held = 0;
   const done = serveConcurrently(
     call as unknown as ServerDuplexStream<{ id: string }, { raw: Buffer }>,
-    async () => ({ raw: Buffer.alloc(ANSWER_BYTES) }),
+    async () => [{ raw: Buffer.alloc(ANSWER_BYTES) }],
     { maxInFlight: 256, maxBufferedBytes: LIMIT, observer: { buffered: (delta) => (held += delta), paused: () => undefined } },
   );
   for (let i = 0; i < 50; i++) call.push({ id: String(i) });

@@ -33,6 +33,16 @@ const withParameter = (name: string, value: string) => parse({ parameters: { [na
 const definedFields = (declared: DeclaredModelConfig) => Object.entries(declared).filter(([, value]) => value !== undefined);
 
 describe('parseModelConfig', () => {
+  it('maps a generative model: backend onnx_generative and its scheduling limits', () => {
+    const declared = parse({
+      backend: 'onnx_generative',
+      parameters: { max_num_seqs: { string_value: '8' }, max_model_len: { string_value: '256' }, kv_cache_bytes: { string_value: '1048576' }, max_prefill_tokens_per_step: { string_value: '0' }, stream_buffer_tokens: { string_value: '4' } },
+    });
+    assert.equal(declared.backend, 'onnx_generative');
+    assert.deepEqual(declared.generation, { maxNumSeqs: 8, maxModelLen: 256, kvCacheBytes: 1048576, maxPrefillTokensPerStep: 0, streamBufferTokens: 4 });
+    assert.equal(parse({}).generation, undefined);
+  });
+
   it('maps a full Triton-style config.json to the declared configuration', () => {
     assert.deepEqual(definedFields(parse(fullConfigFile)), definedFields({
       name: 'resnet',
@@ -178,6 +188,11 @@ describe('parseModelConfig', () => {
     it('a backend that is no name (which backends are served, the registry checks)', () => {
       assertErrorMentions(() => parse({ backend: '' }), ['backend']);
       assert.equal(parse({ backend: 'tensorflow' }).backend, 'tensorflow');
+    });
+
+    it('a generative limit that is not a whole number', () => {
+      assertErrorMentions(() => parse({ backend: 'onnx_generative', parameters: { max_num_seqs: { string_value: 'many' } } }), ['parameters.max_num_seqs', "'many'"]);
+      assertErrorMentions(() => parse({ backend: 'onnx_generative', parameters: { max_model_len: { string_value: '1' } } }), ['parameters.max_model_len', 'at least 2']);
     });
 
     it('a version policy of zero versions', () => {

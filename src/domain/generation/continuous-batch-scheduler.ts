@@ -1,0 +1,461 @@
+import type { TraceContext } from '../shared/request-tracer.port.js';
+import { RequestQueue, type Queued } from '../inference/request-queue.js';
+import type { Clock, TimerHandle } from '../shared/clock.js';
+import { DomainError } from '../shared/domain-error.js';
+import { ResponseStream } from '../shared/response-stream.js';
+import type { GenerationStep, SequenceStepInput } from './generation-engine.port.js';
+import type { GenerationParameters } from './generation-parameters.js';
+import { IncrementalDetokenizer } from './incremental-detokenizer.js';
+import { StopStringMatcher } from './stop-strings.js';
+import type { TokenDecoder } from './text-tokenizer.port.js';
+
+/** Why a sequence ended (OpenAI's `finish_reason`): an end-of-sequence token or a stop string, or a length limit (max_tokens, max_model_len). */
+export type FinishReason = 'stop' | 'length';
+
+export interface TokenUsage {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+}
+
+/** One response of a sequence: the token of one step and the text it completes; the final one says why the sequence ended. */
+export interface GenerationEvent {
+  /** The tokens this response carries: one per step; none on a final response that only ends the sequence (an end-of-sequence token). */
+  readonly tokenIds: readonly number[];
+  /** The text these tokens complete ('' while a character or a possible stop string is incomplete). */
+  readonly text: string;
+  readonly finishReason?: FinishReason;
+  readonly usage?: TokenUsage;
+}
+
+export type GenerationStream = ResponseStream<GenerationEvent>;
+
+/** One sequence to generate, its prompt already tokenized. */
+export interface SequenceRequest {
+  readonly promptTokens: readonly number[];
+  readonly parameters: GenerationParameters;
+  /** Turns its tokens into text (the model's tokenizer). */
+  readonly decoder: TokenDecoder;
+  /** Opaque to the scheduler: handed to the observer with every step the sequence is part of (tracing links them). */
+  readonly trace?: TraceContext;
+}
+
+/** The steps of one loaded model version, as the scheduler drives them (the engine port, bound to the version). */
+export interface SequenceStepper {
+  step(inputs: readonly SequenceStepInput[]): Promise<GenerationStep>;
+  release(sequenceIds: readonly string[]): void;
+}
+
+export interface ContinuousBatchingLimits {
+  /** Sequences in the running batch at most (vLLM's max_num_seqs). */
+  readonly maxNumSeqs: number;
+  /** Positions one sequence may hold, prompt and generated tokens together (vLLM's max_model_len). */
+  readonly maxModelLen: number;
+  /** The KV cache the running sequences may hold, in bytes. */
+  readonly kvCacheBytes: number;
+  /** What one position of one sequence holds in the KV cache (every layer, keys and values). */
+  readonly kvCacheBytesPerToken: number;
+  /** Prompt tokens fed in one step at most, over all sequences (0: whole prompts): long prompts are fed in chunks. */
+  readonly maxPrefillTokensPerStep: number;
+  /** Sequences waiting at most per priority level (0: unbounded). */
+  readonly maxQueueSize: number;
+  /** Responses a sequence may have sent that its client has not read; then it is paused. */
+  readonly streamBufferTokens: number;
+  /** No sequence waits and runs longer than this (ms): it ends with DEADLINE_EXCEEDED then. */
+  readonly maxTimeoutMs: number;
+  /** Triton's priority levels (0: one level), and the level of a request that names none. */
+  readonly priorityLevels: number;
+  readonly defaultPriorityLevel: number;
+  /** Tokens that end a sequence. */
+  readonly eosTokenIds: readonly number[];
+}
+
+/** What the scheduler reports as it runs: where metrics and traces hear it. */
+export interface GenerationObserver {
+  /** A step ran: the traces of its sequences, the prompt tokens it fed and the tokens it generated. */
+  stepped(step: { readonly traces: readonly (TraceContext | undefined)[]; readonly prefillTokens: number; readonly generatedTokens: number; readonly computeMicros: number }): void;
+  /** A sequence's first token, `ms` after it was submitted. */
+  firstToken(ms: number): void;
+  /** A sequence's next token, `ms` after its previous one. */
+  interToken(ms: number): void;
+}
+
+const NO_OBSERVER: GenerationObserver = { stepped: () => {}, firstToken: () => {}, interToken: () => {} };
+
+interface Sequence extends Queued {
+  readonly id: string;
+  readonly request: SequenceRequest;
+  readonly stream: GenerationStream;
+  readonly submittedAt: number;
+  /** Positions reserved in the KV cache: the most this sequence can hold. */
+  readonly reservedTokens: number;
+  readonly detokenizer: IncrementalDetokenizer;
+  readonly stops: StopStringMatcher;
+  readonly deadlineTimer: TimerHandle;
+  admission: number;
+  /** Prompt tokens fed so far. */
+  fed: number;
+  /** Positions fed so far (prompt and generated): what it holds in the KV cache. */
+  held: number;
+  readonly generated: number[];
+  lastTokenAt: number;
+  running: boolean;
+  /** Set when the sequence is to leave at the next step: its client cancelled, or it failed (its deadline passed). */
+  leaving?: { readonly error?: DomainError };
+  done: boolean;
+}
+
+/**
+ * Iteration-level (continuous) batching for one generative model version, as vLLM and Triton's
+ * in-flight batching do it. Each iteration runs one engine step over every active sequence: a
+ * prompt chunk for a sequence still in prefill, its last token for one decoding. A sequence
+ * submitted while a step runs joins at the next one; a finished (end-of-sequence token, stop
+ * string, max_tokens, max_model_len), cancelled or failed sequence leaves at once, its KV cache is
+ * released and its slot taken by the next waiting one.
+ *
+ * Limits: at most `maxNumSeqs` sequences run; each reserves, when admitted, the KV cache of the
+ * most positions it can reach (min(prompt + max_tokens, max_model_len)), so the running ones never
+ * hold more than `kvCacheBytes` and none is ever preempted: one that does not fit now waits in the
+ * queue (by priority, then arrival; the first waits for room rather than being overtaken), one that
+ * could never fit is refused at once. `maxPrefillTokensPerStep` caps the prompt tokens of a step:
+ * a long prompt is fed in chunks over several steps while the others keep decoding.
+ *
+ * Flow control: each sequence's responses wait in its stream, bounded by `streamBufferTokens`; a
+ * sequence whose client has not read that many is paused (left out of the steps, keeping its slot
+ * and its cache) until the client reads, so a slow reader never slows the others. Its deadline
+ * still runs, so a client that never reads frees its slot at the latest then.
+ */
+export class ContinuousBatchScheduler {
+  private readonly queue: RequestQueue<Sequence>;
+  private readonly running: Sequence[] = [];
+  private reservedTokens = 0;
+  private heldTokens = 0;
+  private looping = false;
+  private stopped?: DomainError;
+  private nextId = 0;
+  private readonly idleWaiters: (() => void)[] = [];
+  private readonly queueFullErrors = new Map<number, DomainError>();
+
+  constructor(
+    private readonly stepper: SequenceStepper,
+    private readonly limits: ContinuousBatchingLimits,
+    private readonly clock: Clock,
+    private readonly observer: GenerationObserver = NO_OBSERVER,
+    /** Prefixes sequence ids: ids are unique per scheduler, the engine may hold several versions' sequences. */
+    private readonly idPrefix = 'seq',
+  ) {
+    this.queue = new RequestQueue(Math.max(1, limits.priorityLevels));
+  }
+
+  /** Sequences in the running batch (their slots taken), paused ones included. */
+  get runningCount(): number {
+    return this.running.length;
+  }
+
+  /** Sequences waiting for a slot or for KV cache. */
+  get waitingCount(): number {
+    return this.queue.size;
+  }
+
+  /** Bytes of KV cache the running sequences hold now (their positions fed so far). */
+  get kvCacheUsedBytes(): number {
+    return this.heldTokens * this.limits.kvCacheBytesPerToken;
+  }
+
+  /** Bytes of KV cache reserved by the running sequences: what admission counts against the budget. */
+  get kvCacheReservedBytes(): number {
+    return this.reservedTokens * this.limits.kvCacheBytesPerToken;
+  }
+
+  /**
+   * Queues a sequence and returns the stream of its responses (one per generated token, the last
+   * final). Refused at once (throws) when the scheduler is stopped, the request could never run
+   * (prompt past max_model_len, more KV cache than the whole budget, a priority the model lacks) or
+   * its priority level's queue is full.
+   */
+  submit(request: SequenceRequest): GenerationStream {
+    if (this.stopped) throw this.stopped;
+    const { maxModelLen, kvCacheBytes, kvCacheBytesPerToken } = this.limits;
+    const promptLength = request.promptTokens.length;
+    if (promptLength === 0) throw new DomainError('INFERENCE.INVALID_REQUEST', 'the prompt is empty: it must hold at least one token');
+    if (promptLength >= maxModelLen) {
+      throw new DomainError('GENERATION.TOO_LONG', `the prompt is ${promptLength} tokens; this model's max_model_len of ${maxModelLen} leaves no room to generate (shorten the prompt)`);
+    }
+    const reservedTokens = Math.min(promptLength + request.parameters.maxTokens, maxModelLen);
+    if (reservedTokens * kvCacheBytesPerToken > kvCacheBytes) {
+      const fits = Math.floor(kvCacheBytes / kvCacheBytesPerToken);
+      throw new DomainError(
+        'GENERATION.TOO_LONG',
+        `the prompt (${promptLength} tokens) with max_tokens ${request.parameters.maxTokens} needs ${reservedTokens} positions of KV cache (${reservedTokens * kvCacheBytesPerToken} bytes); this model's cache holds ${fits} (${kvCacheBytes} bytes): lower max_tokens or shorten the prompt`,
+      );
+    }
+    const priorityLevel = this.levelOf(request.parameters.priority);
+    const full = this.queueFull(priorityLevel);
+    if (full) throw full;
+    const now = this.clock.now();
+    const clientMs = request.parameters.timeoutMicros ? request.parameters.timeoutMicros / 1000 : Infinity;
+    const deadlineMs = Math.min(clientMs, this.limits.maxTimeoutMs);
+    const stream = new ResponseStream<GenerationEvent>(this.limits.streamBufferTokens);
+    const sequence: Sequence = {
+      id: `${this.idPrefix}-${this.nextId++}`,
+      request,
+      stream,
+      submittedAt: now,
+      reservedTokens,
+      detokenizer: new IncrementalDetokenizer(request.decoder),
+      stops: new StopStringMatcher(request.parameters.stop),
+      deadlineTimer: this.clock.setTimer(() => this.deadlinePassed(sequence, deadlineMs), deadlineMs),
+      admission: 0,
+      fed: 0,
+      held: 0,
+      generated: [],
+      lastTokenAt: now,
+      priorityLevel,
+      waiting: true,
+      running: false,
+      done: false,
+    };
+    stream.onCancel(() => this.leave(sequence));
+    stream.onDrain(() => this.wake());
+    this.queue.push(sequence);
+    this.wake();
+    return stream;
+  }
+
+  /** Refuses new sequences, ends the waiting ones with `reason` (503/UNAVAILABLE) and lets the running ones finish. */
+  stop(reason: string): void {
+    this.stopped ??= new DomainError('REGISTRY.VERSION_NOT_READY', reason);
+    for (const sequence of this.queue.drain()) this.fail(sequence, this.stopped);
+    this.notifyIfIdle();
+  }
+
+  /**
+   * Stops, then resolves once the running sequences have finished. Those still running after
+   * `graceMs` end at once with a final error saying `reason`: their clients hear why.
+   */
+  drain(reason: string, graceMs = Infinity): Promise<void> {
+    this.stop(reason);
+    const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    if (Number.isFinite(graceMs) && this.running.length > 0) {
+      const timer = this.clock.setTimer(() => {
+        const error = new DomainError('REGISTRY.VERSION_NOT_READY', `${reason}: the generation was ended before it finished`);
+        for (const sequence of this.running) sequence.leaving ??= { error };
+        this.wake();
+      }, graceMs);
+      void idle.then(() => this.clock.clearTimer(timer));
+    }
+    this.notifyIfIdle();
+    return idle;
+  }
+
+  private levelOf(priority: number | undefined): number {
+    const levels = this.limits.priorityLevels;
+    if (priority === undefined || priority === 0) return levels > 0 ? this.limits.defaultPriorityLevel : 1;
+    if (levels === 0) return 1; // Triton ignores priorities on a model without levels
+    if (priority > levels) {
+      throw new DomainError('INFERENCE.INVALID_REQUEST', `priority ${priority} is not a level of this model: use 1 (first served) to ${levels}, or 0 for the default ${this.limits.defaultPriorityLevel}`);
+    }
+    return priority;
+  }
+
+  private queueFull(priorityLevel: number): DomainError | undefined {
+    const max = this.limits.maxQueueSize;
+    if (max === 0 || this.queue.sizeAt(priorityLevel) < max) return undefined;
+    let refusal = this.queueFullErrors.get(priorityLevel);
+    if (!refusal) {
+      refusal = new DomainError('INFERENCE.QUEUE_FULL', `the queue of this model is full (${max} sequences waiting); retry later`, { retryAfterSeconds: 1 });
+      this.queueFullErrors.set(priorityLevel, refusal);
+    }
+    return refusal;
+  }
+
+  /** Runs steps while there is something to step; any event that may give it work calls this. */
+  private wake(): void {
+    if (this.looping) return;
+    this.looping = true;
+    this.clock.defer(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      for (;;) {
+        this.retireLeaving();
+        this.admit();
+        const plan = this.plan();
+        if (plan.length === 0) break;
+        await this.runStep(plan);
+        // A turn of the event loop between steps: arrivals, reads and cancels of this step are seen at the next.
+        await new Promise<void>((resolve) => this.clock.defer(resolve));
+      }
+    } catch (error) {
+      // A fault of the scheduler itself (a listener that threw): its sequences fail, the server does not.
+      const failure = new DomainError('INFERENCE.RUNTIME_ERROR', `the generation scheduler failed: ${(error as Error)?.message ?? String(error)}`);
+      for (const sequence of [...this.running]) this.fail(sequence, failure);
+    } finally {
+      this.looping = false;
+      this.notifyIfIdle();
+    }
+  }
+
+  /** Takes waiting sequences into the running batch while a slot and their KV cache reservation are free. */
+  private admit(): void {
+    const { maxNumSeqs, kvCacheBytes, kvCacheBytesPerToken } = this.limits;
+    while (this.running.length < maxNumSeqs) {
+      const next = this.queue.first();
+      if (!next || (this.reservedTokens + next.reservedTokens) * kvCacheBytesPerToken > kvCacheBytes) return;
+      this.queue.remove(next);
+      next.admission = this.nextId++;
+      next.running = true;
+      this.reservedTokens += next.reservedTokens;
+      this.running.push(next);
+    }
+    this.running.sort((a, b) => a.priorityLevel - b.priorityLevel || a.admission - b.admission);
+  }
+
+  /** What the next step feeds: each running sequence not paused, prompt chunks within the prefill cap. */
+  private plan(): { sequence: Sequence; input: SequenceStepInput }[] {
+    let prefillBudget = this.limits.maxPrefillTokensPerStep > 0 ? this.limits.maxPrefillTokensPerStep : Infinity;
+    const plan: { sequence: Sequence; input: SequenceStepInput }[] = [];
+    for (const sequence of this.running) {
+      if (sequence.stream.full) continue; // paused: its client has not read what it was sent
+      const { promptTokens, parameters } = sequence.request;
+      let tokens: readonly number[];
+      if (sequence.fed < promptTokens.length) {
+        if (prefillBudget <= 0) continue;
+        const end = sequence.fed + Math.min(promptTokens.length - sequence.fed, prefillBudget);
+        tokens = promptTokens.slice(sequence.fed, end);
+        prefillBudget -= tokens.length;
+      } else {
+        tokens = [sequence.generated[sequence.generated.length - 1]];
+      }
+      const sample = sequence.fed + (sequence.fed < promptTokens.length ? tokens.length : 0) >= promptTokens.length;
+      plan.push({ sequence, input: { sequenceId: sequence.id, tokens, sample, sampling: parameters.sampling } });
+    }
+    return plan;
+  }
+
+  private async runStep(plan: readonly { sequence: Sequence; input: SequenceStepInput }[]): Promise<void> {
+    let step: GenerationStep;
+    try {
+      step = await this.stepper.step(plan.map((entry) => entry.input));
+    } catch (error) {
+      const failure = error instanceof DomainError ? error : new DomainError('INFERENCE.RUNTIME_ERROR', `the generation step failed: ${(error as Error)?.message ?? String(error)}`);
+      for (const { sequence } of plan) this.fail(sequence, failure);
+      return;
+    }
+    let prefillTokens = 0;
+    for (const { sequence, input } of plan) {
+      this.heldTokens += input.tokens.length;
+      sequence.held += input.tokens.length;
+      if (sequence.fed < sequence.request.promptTokens.length) {
+        sequence.fed += input.tokens.length;
+        prefillTokens += input.tokens.length;
+      }
+    }
+    const tokens = new Map<string, number | undefined>(step.outputs.map((output) => [output.sequenceId, output.token]));
+    let generatedTokens = 0;
+    for (const { sequence, input } of plan) {
+      if (!input.sample || sequence.done || sequence.leaving) continue;
+      const token = tokens.get(sequence.id);
+      if (token === undefined) {
+        this.fail(sequence, new DomainError('INFERENCE.RUNTIME_ERROR', `the generation step gave no token for sequence ${sequence.id}`));
+        continue;
+      }
+      generatedTokens++;
+      try {
+        this.accept(sequence, token);
+      } catch (error) {
+        // The tokenizer failed on this sequence's tokens: it fails alone, the others go on.
+        this.fail(sequence, new DomainError('INFERENCE.RUNTIME_ERROR', `the generated tokens could not be turned into text: ${(error as Error)?.message ?? String(error)}`));
+      }
+    }
+    this.observer.stepped({ traces: plan.map(({ sequence }) => sequence.request.trace), prefillTokens, generatedTokens, computeMicros: step.computeMicros });
+  }
+
+  /** A sequence's new token: sent with the text it completes, or ends the sequence. */
+  private accept(sequence: Sequence, token: number): void {
+    const now = this.clock.now();
+    if (sequence.generated.length === 0) this.observer.firstToken(now - sequence.submittedAt);
+    else this.observer.interToken(now - sequence.lastTokenAt);
+    sequence.lastTokenAt = now;
+    sequence.generated.push(token);
+    if (!sequence.request.parameters.ignoreEos && this.limits.eosTokenIds.includes(token)) {
+      this.complete(sequence, [], this.remainingText(sequence), 'stop');
+      return;
+    }
+    const { text, stopped } = sequence.stops.feed(sequence.detokenizer.push(token));
+    if (stopped) {
+      this.complete(sequence, [token], text, 'stop');
+      return;
+    }
+    const { maxTokens } = sequence.request.parameters;
+    if (sequence.generated.length >= maxTokens || sequence.request.promptTokens.length + sequence.generated.length >= this.limits.maxModelLen) {
+      this.complete(sequence, [token], text + this.remainingText(sequence), 'length');
+      return;
+    }
+    sequence.stream.push({ tokenIds: [token], text });
+  }
+
+  /** The text still held back when a sequence ends (an incomplete character, a possible stop string). */
+  private remainingText(sequence: Sequence): string {
+    const { text, stopped } = sequence.stops.feed(sequence.detokenizer.flush());
+    return stopped ? text : text + sequence.stops.flush();
+  }
+
+  private complete(sequence: Sequence, tokenIds: readonly number[], text: string, finishReason: FinishReason): void {
+    const usage = { promptTokens: sequence.request.promptTokens.length, completionTokens: sequence.generated.length };
+    this.remove(sequence);
+    sequence.stream.end({ tokenIds, text, finishReason, usage });
+  }
+
+  private fail(sequence: Sequence, error: DomainError): void {
+    this.remove(sequence);
+    sequence.stream.fail(error);
+  }
+
+  /** Marks a sequence to leave: at once while it waits, at the next step once it runs (a running step still holds it). */
+  private leave(sequence: Sequence, error?: DomainError): void {
+    if (sequence.done) return;
+    if (!sequence.running) {
+      this.queue.remove(sequence);
+      if (error) this.fail(sequence, error);
+      else this.remove(sequence);
+      this.notifyIfIdle();
+      return;
+    }
+    sequence.leaving ??= { error };
+    this.wake();
+  }
+
+  private retireLeaving(): void {
+    for (const sequence of [...this.running]) {
+      if (!sequence.leaving) continue;
+      if (sequence.leaving.error) this.fail(sequence, sequence.leaving.error);
+      else this.remove(sequence);
+    }
+  }
+
+  private deadlinePassed(sequence: Sequence, deadlineMs: number): void {
+    this.leave(sequence, new DomainError('INFERENCE.DEADLINE_EXCEEDED', `the generation did not finish within its timeout of ${Math.round(deadlineMs)} ms`));
+  }
+
+  /** Takes a sequence out (of the queue or the batch) and releases its KV cache; its stream is the caller's to end. */
+  private remove(sequence: Sequence): void {
+    if (sequence.done) return;
+    sequence.done = true;
+    this.clock.clearTimer(sequence.deadlineTimer);
+    this.queue.remove(sequence);
+    if (!sequence.running) return;
+    sequence.running = false;
+    this.running.splice(this.running.indexOf(sequence), 1);
+    this.reservedTokens -= sequence.reservedTokens;
+    this.heldTokens -= sequence.held;
+    this.stepper.release([sequence.id]);
+    // A slot or cache freed: a waiting sequence may take it at the next step.
+    if (this.queue.size > 0) this.wake();
+  }
+
+  private notifyIfIdle(): void {
+    if (this.looping || this.running.length > 0 || this.queue.size > 0 || this.idleWaiters.length === 0) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+}
