@@ -11,6 +11,9 @@ import { freePort } from '../support/free-port.js';
 import { spawnServer, type ServerProcess } from '../support/server-process.js';
 import { makeRepository, postJson, requestJson } from '../support/test-server.js';
 
+/** Replicas on one Redis share one admin token (the server refuses to start without it). */
+const SHARED_ADMIN_TOKEN = 'replicas-share-this-admin-token';
+
 /**
  * Jobs outlive the process that took them. One node: SIGKILLed with a job running and one
  * pending, the node started again over the same STATE_DIR runs both to the end. Two replicas on
@@ -70,7 +73,7 @@ describe('durable jobs', () => {
   });
 
   it('with REDIS_URL unreachable: inference serves, a job submission is 503 naming Redis, and SIGTERM still stops the server', async () => {
-    const server = await spawnServer({ MODEL_REPOSITORY: repository, REDIS_URL: `redis://127.0.0.1:${await freePort()}`, SHUTDOWN_DRAIN_DELAY_MS: '0' });
+    const server = await spawnServer({ MODEL_REPOSITORY: repository, ADMIN_TOKEN: SHARED_ADMIN_TOKEN, REDIS_URL: `redis://127.0.0.1:${await freePort()}`, SHUTDOWN_DRAIN_DELAY_MS: '0' });
     try {
       assert.ok(await server.untilReady(), server.stderr());
       assert.equal((await postJson(`${server.url}/v2/models/classifier/infer`, CLASSIFIER_ROW)).status, 200);
@@ -91,7 +94,7 @@ describe('durable jobs', () => {
     const spawnReplica = async (env: Record<string, string> = {}) => {
       const server = await spawnServer({
         MODEL_REPOSITORY: repository,
-        REDIS_URL: redis.url,
+        ADMIN_TOKEN: SHARED_ADMIN_TOKEN, REDIS_URL: redis.url,
         FAULT_INJECTION,
         JOB_CONCURRENCY: '1',
         JOB_LOCK_DURATION_MS: '1000',

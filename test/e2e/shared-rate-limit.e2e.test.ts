@@ -9,6 +9,9 @@ import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { spawnServer, type ServerProcess } from '../support/server-process.js';
 import { makeRepository, requestJson } from '../support/test-server.js';
 
+/** Replicas on one Redis share one admin token (the server refuses to start without it). */
+const SHARED_ADMIN_TOKEN = 'replicas-share-this-admin-token';
+
 /**
  * Two replicas (server processes) sharing one Redis (REDIS_URL): a client's rate limit counts
  * across both, whichever one it calls and over either transport; with Redis killed both go on
@@ -42,7 +45,7 @@ describe('rate limits shared by replicas through Redis', () => {
       const metricsPort = await freePort();
       const server = await spawnServer({
         MODEL_REPOSITORY: repository,
-        REDIS_URL: redis.url,
+        ADMIN_TOKEN: SHARED_ADMIN_TOKEN, REDIS_URL: redis.url,
         THROTTLE_RATE: '0.01',
         THROTTLE_BURST: String(BURST),
         THROTTLE_CLIENT_HEADER: 'x-api-key',

@@ -22,7 +22,7 @@ describe('QuotaBuckets (real Redis)', () => {
   });
   const replica = async (env: Record<string, string>) => {
     const { leases, fallbacks } = counters();
-    const buckets = new QuotaBuckets(loadAppConfig({ THROTTLE_RATE: '0.001', THROTTLE_BURST: String(BURST), THROTTLE_ADDRESS_RATE: '0.001', THROTTLE_ADDRESS_BURST: String(BURST), ...env }), leases, fallbacks);
+    const buckets = new QuotaBuckets(loadAppConfig({ THROTTLE_RATE: '0.001', THROTTLE_BURST: String(BURST), THROTTLE_ADDRESS_RATE: '0.001', THROTTLE_ADDRESS_BURST: String(BURST), ADMIN_TOKEN: 'replicas-share-this-admin-token', ...env }), leases, fallbacks);
     await buckets.onApplicationBootstrap();
     built.push(buckets);
     return { buckets, leases, fallbacks };

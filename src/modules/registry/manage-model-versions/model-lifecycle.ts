@@ -53,7 +53,7 @@ export class ModelLifecycle {
    * saved, a version this call loaded is unloaded again.
    */
   loadVersion(modelName: string, number: number): Promise<ModelVersion> {
-    return this.serialized(modelName, async () => {
+    return this.serialized(modelName, `the load of version ${number} of model '${modelName}'`, async () => {
       const { model, directory } = await this.modelWithDirectory(modelName);
       const version = this.versionIn(model, directory, number);
       const loadedHere = !version.isReady;
@@ -79,7 +79,7 @@ export class ModelLifecycle {
    * start serving the new version either; when that save fails, nothing is written.
    */
   uploadVersion(modelName: string, number: number, bytes: Uint8Array): Promise<{ sha256: string }> {
-    return this.serialized(modelName, async () => {
+    return this.serialized(modelName, `the upload of version ${number} of model '${modelName}'`, async () => {
       const directory = await this.repository.scanModel(modelName);
       const known = this.registry.find(modelName);
       const declared = directory ? this.declaredOf(known, directory) : {};
@@ -122,7 +122,7 @@ export class ModelLifecycle {
    * saved first: when the save fails, the version serves on.
    */
   unloadVersion(modelName: string, number: number, force = false): Promise<void> {
-    return this.serialized(modelName, async () => {
+    return this.serialized(modelName, `the unload of version ${number} of model '${modelName}'`, async () => {
       const model = this.registry.get(modelName);
       model.requireUnloadable(number, { force });
       const before = model.keepUnloaded(number);
@@ -149,7 +149,7 @@ export class ModelLifecycle {
    * version loaded for the swap is unloaded again.
    */
   makeDefault(modelName: string, number: number): Promise<SwapResult> {
-    return this.serialized(modelName, async () => {
+    return this.serialized(modelName, `the swap of model '${modelName}' to version ${number}`, async () => {
       const { model, directory } = await this.modelWithDirectory(modelName);
       const declared = this.declaredOf(model, directory);
       const version = this.versionIn(model, directory, number);
@@ -198,7 +198,7 @@ export class ModelLifecycle {
    * UNAVAILABLE with its reason (and is tried again at the next start), the rest still takes effect.
    */
   loadModel(modelName: string, configOverride?: string): Promise<Model> {
-    return this.serialized(modelName, async () => {
+    return this.serialized(modelName, `the load of model '${modelName}'`, async () => {
       if (configOverride !== undefined) this.checkedOverride(modelName, configOverride);
       const { model, directory } = await this.modelWithDirectory(modelName);
       // Without an override, Triton's load goes back to the model's own config file.
@@ -247,7 +247,7 @@ export class ModelLifecycle {
    * ones too. Saved first: when the save fails, the model serves on.
    */
   unloadModel(modelName: string): Promise<void> {
-    return this.serialized(modelName, async () => {
+    return this.serialized(modelName, `the unload of model '${modelName}'`, async () => {
       const model = this.registry.get(modelName);
       const versions = model.versions.filter((v) => v.isReady || v.hasFailed).map((v) => v.version);
       const before = model.changeIntents({ unloadedVersions: versions, explicitVersions: [] });
@@ -427,7 +427,8 @@ export class ModelLifecycle {
     else this.logger.log(outcome);
   }
 
-  private serialized<T>(modelName: string, operation: () => Promise<T>): Promise<T> {
+  /** Runs `operation` (the `change` named in errors) alone for the model, here and across the servers sharing the store. */
+  private serialized<T>(modelName: string, change: string, operation: () => Promise<T>): Promise<T> {
     if (this.registry.isLoading) {
       // Start-up loads models outside this queue; an admin change now could race with it.
       return Promise.reject(new DomainError('SERVER.NOT_READY', 'the model repository is still loading: admin changes are accepted once it has loaded (GET /health says so); retry in a moment'));
@@ -436,7 +437,11 @@ export class ModelLifecycle {
     // first catching up with what another server saved.
     return this.queued(modelName, () =>
       this.locks.run(`model/${modelName}`, async () => {
-        await this.catchUp(modelName);
+        await this.catchUp(modelName).catch((error: unknown) => {
+          // The stored state cannot be read (changed from outside, or the store fails): nothing is changed.
+          const unread = error instanceof DomainError ? error : new DomainError('REGISTRY.STATE_NOT_SAVED', (error as Error).message);
+          throw notMade(change, unread, 'nothing changed');
+        });
         return operation();
       }),
     );
