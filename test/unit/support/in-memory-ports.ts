@@ -58,7 +58,11 @@ export class InMemoryTrafficRouter extends TrafficRouter {
   readonly routes = new Map<string, RouteChoice>();
   readonly outcomes: { modelName: string; version: number; outcome: RequestOutcome }[] = [];
 
-  route(modelName: string): RouteChoice | undefined {
+  /** The header lookup of the last request routed. */
+  lastHeader?: (name: string) => string | undefined;
+
+  route(modelName: string, header: (name: string) => string | undefined): RouteChoice | undefined {
+    this.lastHeader = header;
     return this.routes.get(modelName);
   }
 
