@@ -1,3 +1,4 @@
+import type { Tensor } from '../inference/tensor.js';
 import { DomainError } from '../shared/domain-error.js';
 
 /**
@@ -27,8 +28,8 @@ export interface RegionSlice {
 
 /** The output slices one request writes to, held from its decoding to its answer. */
 export interface ReservedOutputs {
-  /** Writes an output's raw bytes into its slice; refused if they do not fit. */
-  write(output: string, bytes: Uint8Array): void;
+  /** Writes an output tensor into its slice, as raw bytes; refused if they do not fit. */
+  write(output: Tensor): void;
   /** Done with the slices: a region unregistered meanwhile is released now. */
   release(): void;
 }

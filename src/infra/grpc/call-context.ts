@@ -58,3 +58,17 @@ export function metadataValue(metadata: Metadata, name: string): string | undefi
   const value = metadata.get(name)[0];
   return typeof value === 'string' ? value : undefined;
 }
+
+/**
+ * The call's text metadata as a record (a command's `headers`): each key's first value; binary
+ * `-bin` keys are left out. grpc-js names keys in lower case. Built once per call (a stream's
+ * requests share it).
+ */
+export function metadataRecord(metadata: Metadata): Readonly<Record<string, string>> {
+  const record: Record<string, string> = {};
+  for (const [key, values] of Object.entries(metadata.toJSON())) {
+    const first = values[0];
+    if (typeof first === 'string') record[key] = first;
+  }
+  return record;
+}

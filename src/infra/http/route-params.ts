@@ -12,3 +12,25 @@ export function parseTimeoutHeader(headers: Readonly<Record<string, string | str
   }
   return Number(value.trim()) * 1000;
 }
+
+/**
+ * A request's headers as a record of text (a command's `headers`): the first value of a header
+ * Node gives as an array (`set-cookie`). Node already names them in lower case and joins repeated
+ * ones, so the headers object itself is the record unless it holds an array: no copy then.
+ */
+export function headerRecord(headers: Readonly<Record<string, string | string[] | undefined>>): Readonly<Record<string, string>> {
+  for (const name in headers) {
+    if (typeof headers[name] !== 'string') return textHeaders(headers);
+  }
+  return headers as Readonly<Record<string, string>>;
+}
+
+function textHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Readonly<Record<string, string>> {
+  const record: Record<string, string> = {};
+  for (const name in headers) {
+    const value = headers[name];
+    const first = Array.isArray(value) ? value[0] : value;
+    if (first !== undefined) record[name] = first;
+  }
+  return record;
+}

@@ -1,6 +1,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DomainError } from '../../domain/shared/domain-error.js';
+import { encodeRawTensor } from '../transport/raw-tensor.codec.js';
 import {
   checkLimits,
   checkRegionName,
@@ -128,10 +129,12 @@ export class PosixSharedMemory extends SystemSharedMemory {
     for (const region of regions) region.users++;
     let released = false;
     return {
-      write: (output, bytes) => {
+      write: (tensor) => {
+        const output = tensor.name;
         const entry = held.get(output);
         if (!entry || released) throw new Error(`output '${output}' holds no shared memory slice`);
         const { slice, region } = entry;
+        const bytes = encodeRawTensor(tensor);
         if (bytes.length > slice.byteSize) {
           throw invalidRegion(
             `output '${output}' has ${bytes.length} bytes, more than the ${slice.byteSize} bytes its shared_memory_byte_size gives it in shared memory region '${slice.region}'`,

@@ -1,5 +1,7 @@
 import { Module, RequestMethod, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import { InferenceUseCase } from '../../domain/inference/inference-use-case.port.js';
+import { RequestCancellations } from '../../domain/inference/request-cancellations.port.js';
+import { InProcessCancellations } from '../../infra/transport/in-process-cancellations.js';
 import { SystemSharedMemory } from '../../domain/shared-memory/system-shared-memory.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 import { RolloutModule } from '../rollout/rollout.module.js';
@@ -39,6 +41,7 @@ import { SharedMemoryHttpController } from './manage-shared-memory/shared-memory
   providers: [
     RunInferenceHandler,
     { provide: InferenceUseCase, useExisting: RunInferenceHandler },
+    { provide: RequestCancellations, useClass: InProcessCancellations },
     GenerateTextHandler,
     GetModelStatisticsHandler,
     CircuitBreakers,
@@ -55,7 +58,7 @@ import { SharedMemoryHttpController } from './manage-shared-memory/shared-memory
     },
   ],
   // Async jobs run through the same use case, by its port.
-  exports: [InferenceUseCase, GenerateTextHandler],
+  exports: [InferenceUseCase, RequestCancellations, GenerateTextHandler],
 })
 export class InferenceModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

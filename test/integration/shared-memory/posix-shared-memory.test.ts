@@ -4,8 +4,14 @@ import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { Tensor } from '../../../src/domain/inference/tensor.js';
 import { PosixSharedMemory } from '../../../src/infra/shared-memory/posix-shared-memory.js';
 import { assertDomainError } from '../../unit/support/domain-error.assertions.js';
+
+/** A UINT8 output: its raw bytes are its elements. */
+function bytesOutput(name: string, ...bytes: number[]): Tensor {
+  return { name, datatype: 'UINT8', shape: [bytes.length], data: Uint8Array.from(bytes) };
+}
 
 /**
  * The adapter for real, over files in a directory of its own standing in for /dev/shm: descriptors
@@ -41,8 +47,8 @@ describe('PosixSharedMemory', () => {
   it('writes an output into its slice, and refuses one that does not fit', () => {
     memory.register('r', 'object', 16, 16);
     const outputs = memory.reserve(new Map([['y', { region: 'r', offset: 4, byteSize: 4 }]]));
-    outputs.write('y', Uint8Array.of(1, 2, 3));
-    assertDomainError(() => outputs.write('y', Uint8Array.of(1, 2, 3, 4, 5)), 'SHARED_MEMORY.INVALID_REGION', "output 'y' has 5 bytes", "region 'r'");
+    outputs.write(bytesOutput('y', 1, 2, 3));
+    assertDomainError(() => outputs.write(bytesOutput('y', 1, 2, 3, 4, 5)), 'SHARED_MEMORY.INVALID_REGION', "output 'y' has 5 bytes", "region 'r'");
     outputs.release();
     assert.deepEqual([...readFileSync(join(directory, 'object')).subarray(20, 24)], [1, 2, 3, 23]);
   });
@@ -55,7 +61,7 @@ describe('PosixSharedMemory', () => {
     assert.equal(memory.status().length, 0);
     assert.equal(held(), 1);
     assertDomainError(() => memory.read({ region: 'r', offset: 0, byteSize: 4 }, 'x'), 'SHARED_MEMORY.INVALID_REGION', "region 'r'");
-    outputs.write('y', Uint8Array.of(9));
+    outputs.write(bytesOutput('y', 9));
     outputs.release();
     outputs.release();
     assert.equal(held(), 0);
@@ -80,7 +86,7 @@ describe('PosixSharedMemory', () => {
     truncateSync(join(directory, 'object'), 8);
     assertDomainError(() => memory.read({ region: 'r', offset: 4, byteSize: 16 }, 'x'), 'SHARED_MEMORY.INVALID_REGION', "input 'x'", 'shrunk', "region 'r'");
     const outputs = memory.reserve(new Map([['y', { region: 'r', offset: 16, byteSize: 4 }]]));
-    assertDomainError(() => outputs.write('y', Uint8Array.of(1)), 'SHARED_MEMORY.INVALID_REGION', "output 'y'", 'shrunk');
+    assertDomainError(() => outputs.write(bytesOutput('y', 1)), 'SHARED_MEMORY.INVALID_REGION', "output 'y'", 'shrunk');
     outputs.release();
     assert.equal(readFileSync(join(directory, 'object')).length, 8, 'a write must not grow the object back');
   });

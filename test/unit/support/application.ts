@@ -15,9 +15,10 @@ import { SERVED_BACKENDS } from '../../support/model-backends.js';
 import { FakeClock } from './fake-clock.js';
 import { FakeInferenceEngine } from './fake-inference-engine.js';
 import { InMemoryModelRepository } from './in-memory-model-repository.js';
-import { IdleTraffic, InMemoryTrafficRouter, NO_GENERATION_SCHEDULERS, NoTokenizers, NoTracing, RecordedMetrics, RecordingEventBus } from './in-memory-ports.js';
+import { IdleTraffic, InMemorySharedMemory, InMemoryTrafficRouter, NO_GENERATION_SCHEDULERS, NoTokenizers, NoTracing, RecordedMetrics, RecordingEventBus } from './in-memory-ports.js';
 import { FakeGenerationEngine } from './fake-generation-engine.js';
 import { InMemoryModelStateStore } from './in-memory-stores.js';
+import { InProcessCancellations } from '../../../src/infra/transport/in-process-cancellations.js';
 import { SingleServerLocks } from '../../../src/infra/single-server/single-server-locks.js';
 
 // The services log through Nest's static logger; these tests read states, not lines.
@@ -58,6 +59,8 @@ export async function inferenceServices(repository: InMemoryModelRepository, eng
   const limits = new ConcurrencyLimits(config, services.events, metrics.asInferenceMetrics());
   breakers.onModuleInit();
   limits.onModuleInit();
-  const handler = new RunInferenceHandler(services.registry, schedulers, engine, router, metrics.asInferenceMetrics(), new NoTracing(), breakers, limits, config);
-  return { ...services, metrics, router, schedulers, breakers, limits, handler, stop: () => breakers.onApplicationShutdown() };
+  const cancellations = new InProcessCancellations();
+  const sharedMemory = new InMemorySharedMemory();
+  const handler = new RunInferenceHandler(services.registry, schedulers, engine, router, metrics.asInferenceMetrics(), new NoTracing(), breakers, limits, config, cancellations, sharedMemory);
+  return { ...services, metrics, router, schedulers, breakers, limits, cancellations, sharedMemory, handler, stop: () => breakers.onApplicationShutdown() };
 }

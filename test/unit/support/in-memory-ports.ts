@@ -9,6 +9,15 @@ import { VersionTraffic } from '../../../src/domain/registry/version-traffic.por
 import { TrafficRouter } from '../../../src/domain/rollout/traffic-router.port.js';
 import type { RequestOutcome, RouteChoice } from '../../../src/domain/rollout/rollout.js';
 import type { InferenceMetrics } from '../../../src/modules/observability/metrics/inference-metrics.js';
+import {
+  checkSliceWithin,
+  invalidRegion,
+  SystemSharedMemory,
+  type RegionSlice,
+  type ReservedOutputs,
+  type SharedMemoryRegionStatus,
+} from '../../../src/domain/shared-memory/system-shared-memory.js';
+import { encodeRawTensor } from '../../../src/infra/transport/raw-tensor.codec.js';
 
 /** The event bus in memory: what was published, in order, and subscribers called at once. */
 export class RecordingEventBus extends DomainEventBus {
@@ -49,7 +58,11 @@ export class InMemoryTrafficRouter extends TrafficRouter {
   readonly routes = new Map<string, RouteChoice>();
   readonly outcomes: { modelName: string; version: number; outcome: RequestOutcome }[] = [];
 
-  route(modelName: string): RouteChoice | undefined {
+  /** The header lookup of the last request routed. */
+  lastHeader?: (name: string) => string | undefined;
+
+  route(modelName: string, header: (name: string) => string | undefined): RouteChoice | undefined {
+    this.lastHeader = header;
     return this.routes.get(modelName);
   }
 
@@ -137,3 +150,56 @@ export class NoTokenizers extends TextTokenizers {
  * them on unload): nothing to drain.
  */
 export const NO_GENERATION_SCHEDULERS = { drain: async (): Promise<void> => undefined } as unknown as GenerationSchedulers;
+
+/**
+ * System shared memory in memory: regions are byte arrays registered by name (the key is ignored);
+ * reserved outputs are written as raw bytes, and counted while held.
+ */
+export class InMemorySharedMemory extends SystemSharedMemory {
+  readonly regions = new Map<string, Uint8Array>();
+  /** Reservations not released yet. */
+  held = 0;
+
+  register(name: string, _key: string, offset: number, byteSize: number): void {
+    this.regions.set(name, new Uint8Array(byteSize - offset));
+  }
+
+  unregister(name?: string): void {
+    if (name === undefined) this.regions.clear();
+    else this.regions.delete(name);
+  }
+
+  status(): SharedMemoryRegionStatus[] {
+    return [...this.regions].map(([name, bytes]) => ({ name, key: name, offset: 0, byteSize: bytes.length }));
+  }
+
+  read(slice: RegionSlice, input: string): Uint8Array {
+    const region = this.regionOf(slice, `input '${input}'`);
+    return region.slice(slice.offset, slice.offset + slice.byteSize);
+  }
+
+  reserve(outputs: ReadonlyMap<string, RegionSlice>): ReservedOutputs {
+    for (const [output, slice] of outputs) this.regionOf(slice, `output '${output}'`);
+    this.held++;
+    let released = false;
+    return {
+      write: (tensor) => {
+        const slice = outputs.get(tensor.name)!;
+        const bytes = encodeRawTensor(tensor);
+        if (bytes.length > slice.byteSize) throw invalidRegion(`output '${tensor.name}' has ${bytes.length} bytes, more than the ${slice.byteSize} of its slice`);
+        this.regionOf(slice, `output '${tensor.name}'`).set(bytes, slice.offset);
+      },
+      release: () => {
+        if (!released) this.held--;
+        released = true;
+      },
+    };
+  }
+
+  private regionOf(slice: RegionSlice, tensor: string): Uint8Array {
+    const region = this.regions.get(slice.region);
+    if (!region) throw new DomainError('SHARED_MEMORY.REGION_NOT_FOUND', `${tensor}: no shared memory region '${slice.region}'`);
+    checkSliceWithin(slice, region.length, tensor);
+    return region;
+  }
+}

@@ -5,6 +5,7 @@ import type { FinishReason, GenerationStream, TokenUsage } from '../../../domain
 import { generationParametersOf } from '../../../domain/generation/generation-parameters.js';
 import { TextTokenizers, type ChatMessage, type TextTokenizer } from '../../../domain/generation/text-tokenizer.port.js';
 import type { ModelVersion } from '../../../domain/registry/model-version.js';
+import { headerLookup } from '../../../domain/inference/inference-use-case.port.js';
 import { TrafficRouter } from '../../../domain/rollout/traffic-router.port.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
 import type { StreamOutcome } from '../../../domain/shared/response-stream.js';
@@ -29,8 +30,8 @@ export interface GenerateTextCommand {
   readonly defaultMaxTokens?: number;
   /** A timeout the transport carries (HTTP header, gRPC deadline), in microseconds. */
   readonly timeoutMicros?: number;
-  /** The request's headers (HTTP) or metadata (gRPC), by lower-case name: what rollout rules and sticky keys read. */
-  readonly header?: (name: string) => string | undefined;
+  /** The request's headers (HTTP) or text metadata (gRPC), by lower-case name: what rollout rules and sticky keys read. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** A generation under way: its stream of responses (a token each, the last final) and what served it. */
@@ -44,7 +45,6 @@ export interface Generation {
 /** OpenAI's default max_tokens for completions; Triton's generate has none of its own. */
 const DEFAULT_MAX_TOKENS = 16;
 
-const NO_HEADERS = (): undefined => undefined;
 
 /**
  * Generates text with a generative model version, for every API (Triton's generate extension,
@@ -84,7 +84,7 @@ export class GenerateTextHandler {
     let served: ModelVersion | undefined;
     try {
       const model = this.registry.get(command.modelName);
-      const route = command.version === undefined ? this.router.route(command.modelName, command.header ?? NO_HEADERS) : undefined;
+      const route = command.version === undefined ? this.router.route(command.modelName, headerLookup(command.headers)) : undefined;
       // A routed version that left service a moment ago: the default serves rather than failing.
       served = (route && model.readyVersions.find((v) => v.version === route.version)) ?? model.versionToServe(command.version);
       const version = served;

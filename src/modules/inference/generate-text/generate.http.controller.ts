@@ -5,7 +5,7 @@ import { GENERATION_PARAMETER_NAMES } from '../../../domain/generation/generatio
 import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { clientDisconnect } from '../../../infra/http/client-disconnect.js';
 import { parseBody } from '../../../infra/http/request-body.js';
-import { parseTimeoutHeader } from '../../../infra/http/route-params.js';
+import { headerRecord, parseTimeoutHeader } from '../../../infra/http/route-params.js';
 import { writeEventStream } from '../../../infra/http/server-sent-events.js';
 import { annotateAccessLog } from '../../observability/access-log.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
@@ -78,9 +78,6 @@ function commandOf(model: string, version: string | undefined, body: unknown, re
     prompt: { text: text_input },
     parameters: { ...others, ...parameters },
     timeoutMicros: parseTimeoutHeader(req.headers),
-    header: (name) => {
-      const value = req.headers[name];
-      return Array.isArray(value) ? value[0] : value;
-    },
+    headers: headerRecord(req.headers),
   };
 }

@@ -6,7 +6,7 @@ import type { GenerationEvent } from '../../../domain/generation/continuous-batc
 import { DomainError } from '../../../domain/shared/domain-error.js';
 import { clientDisconnect } from '../../../infra/http/client-disconnect.js';
 import { parseBody } from '../../../infra/http/request-body.js';
-import { parseTimeoutHeader } from '../../../infra/http/route-params.js';
+import { headerRecord, parseTimeoutHeader } from '../../../infra/http/route-params.js';
 import { writeEventStream } from '../../../infra/http/server-sent-events.js';
 import { httpStatusOf } from '../../../infra/http/http-error-status.js';
 import { openAiErrorOf } from '../../../infra/transport/openai-error.js';
@@ -158,10 +158,7 @@ export class OpenAiHttpController {
       },
       defaultMaxTokens,
       timeoutMicros: parseTimeoutHeader(req.headers),
-      header: (name) => {
-        const value = req.headers[name];
-        return Array.isArray(value) ? value[0] : value;
-      },
+      headers: headerRecord(req.headers),
     });
   }
 

@@ -5,7 +5,7 @@ import type { CancellationSignal } from '../../../domain/inference/dynamic-batch
 import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { SystemSharedMemory } from '../../../domain/shared-memory/system-shared-memory.js';
 import { AppConfig } from '../../../infra/config/app-config.js';
-import { callCancellation, metadataValue, microsUntilDeadline, peerAddress, type GrpcServerCall } from '../../../infra/grpc/call-context.js';
+import { callCancellation, metadataRecord, metadataValue, microsUntilDeadline, peerAddress, type GrpcServerCall } from '../../../infra/grpc/call-context.js';
 import { serveConcurrently } from '../../../infra/grpc/concurrent-stream.js';
 import { INFERENCE_SERVICE } from '../../../infra/grpc/grpc-options.js';
 import { malformedReason } from '../../../infra/grpc/malformed-request.js';
@@ -26,7 +26,8 @@ import type { TensorForm } from '../../../infra/grpc/infer-message.codec.js';
 import { TEXT_OUTPUT } from '../../../domain/registry/generative-model.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
 import { GenerateTextHandler, wholeText, type Generation } from '../generate-text/generate-text.handler.js';
-import { holdSharedMemoryOutputs, sharedMemoryInputs, type SharedMemoryOutputs } from '../../../infra/transport/shared-memory-tensors.js';
+import { sharedMemoryInputs } from '../../../infra/transport/shared-memory-tensors.js';
+import { RequestCancellations } from '../../../domain/inference/request-cancellations.port.js';
 import { GrpcController } from '../../observability/tracing/grpc-controller.decorator.js';
 
 /**
@@ -58,12 +59,13 @@ export class InferGrpcController {
     private readonly config: AppConfig,
     private readonly streamMetrics: StreamMetrics,
     private readonly generation: GenerateTextHandler,
+    private readonly cancellations: RequestCancellations,
   ) {}
 
   @GrpcMethod(INFERENCE_SERVICE, 'ModelInfer')
   @UseGuards(ClientThrottlerGuard)
   async modelInfer(message: ModelInferRequestMessage, metadata: Metadata, call: ServerUnaryCall<unknown, unknown>): Promise<ModelInferResponseMessage> {
-    const answer = await this.infer(message, call, callCancellation(call), metadata);
+    const answer = await this.infer(message, call, callCancellation(call), metadataRecord(metadata));
     // A generative model's answer is the whole text, in one response.
     const response = 'generation' in answer ? await wholeAnswer(answer) : answer.response;
     const version = new Metadata();
@@ -80,6 +82,7 @@ export class InferGrpcController {
   @GrpcStreamCall(INFERENCE_SERVICE, 'ModelStreamInfer')
   modelStreamInfer(call: ServerDuplexStream<ModelInferRequestMessage, ModelStreamInferResponseMessage>): Promise<void> {
     const cancellation = callCancellation(call);
+    const headers = metadataRecord(call.metadata);
     // No guard on the stream itself: each of its requests takes a token, and is refused on its own.
     // (A guard refusing a stream call would reject a promise Nest's gRPC server never catches.)
     const address = peerAddress(call);
@@ -90,7 +93,7 @@ export class InferGrpcController {
         Promise.resolve()
           .then(() => this.quota.admitAddress(address, 'grpc'))
           .then(() => this.quota.admit(client, 'grpc'))
-          .then(() => this.infer(message, call, cancellation, call.metadata))
+          .then(() => this.infer(message, call, cancellation, headers))
           .then(
             (answer): Iterable<ModelStreamInferResponseMessage> | AsyncIterable<ModelStreamInferResponseMessage> =>
               'generation' in answer ? tokenAnswers(answer, message) : [{ error_message: '', infer_response: { ...answer.response, parameters: { ...answer.response.parameters, ...FINAL_RESPONSE } } }],
@@ -101,10 +104,14 @@ export class InferGrpcController {
   }
 
   /** One answer, or a generation under way when the model is generative (its version chosen as for any request). */
-  private async infer(message: ModelInferRequestMessage, call: GrpcServerCall, signal: CancellationSignal, metadata: Metadata): Promise<{ response: ModelInferResponseMessage } | GenerationAnswer> {
+  private async infer(
+    message: ModelInferRequestMessage,
+    call: GrpcServerCall,
+    signal: CancellationSignal,
+    headers: Readonly<Record<string, string>>,
+  ): Promise<{ response: ModelInferResponseMessage } | GenerationAnswer> {
     let decoded: DecodedInferRequest;
     let version: number | undefined;
-    let sharedMemoryOutputs: SharedMemoryOutputs;
     let envelope: GrpcInferEnvelope;
     try {
       // The model is judged before the tensors (a message protobuf could not decode names none).
@@ -119,13 +126,11 @@ export class InferGrpcController {
     this.handler.judge(envelope.modelName, version, envelope.inputs, envelope.requestedOutputs);
     try {
       decoded = envelope.decode(sharedMemoryInputs(this.sharedMemory, this.config.MAX_REQUEST_BYTES));
-      sharedMemoryOutputs = holdSharedMemoryOutputs(this.sharedMemory, decoded.sharedMemoryOutputs);
     } catch (error) {
       this.handler.refused(message.model_name ?? '', undefined, error);
       throw error;
     }
     if (this.generation.serves(decoded.modelName, version)) {
-      sharedMemoryOutputs.release();
       if (decoded.sharedMemoryOutputs.size > 0) throw new DomainError('INFERENCE.INVALID_REQUEST', 'a generative model answers its text in the response, not in shared memory');
       // The request's parameters are the generation's (the codec took only known ones); binary_data_output is the answer's form.
       const { binary_data_output: _form, ...parameters } = decoded.request.parameters;
@@ -135,11 +140,13 @@ export class InferGrpcController {
         prompt: { text: (decoded.request.inputs[0].data as string[])[0] },
         parameters,
         timeoutMicros: microsUntilDeadline(call),
-        header: (name) => metadataValue(metadata, name),
+        headers,
       });
       signal.onAbort(() => generation.stream.cancel('the client cancelled the call'));
       return { generation, id: decoded.request.id, form: decoded.responseForm };
     }
+    const outputSlices = decoded.sharedMemoryOutputs;
+    const cancellation = this.cancellations.register(signal);
     let response;
     try {
       response = await this.handler.execute({
@@ -147,16 +154,16 @@ export class InferGrpcController {
         version,
         request: decoded.request,
         timeoutMicros: microsUntilDeadline(call),
-        signal,
-        header: (name) => metadataValue(metadata, name),
-        deliver: sharedMemoryOutputs.deliver,
+        cancellation,
+        headers,
+        sharedMemoryOutputs: outputSlices,
       });
     } finally {
-      sharedMemoryOutputs.release();
+      this.cancellations.release(cancellation);
     }
     return {
       response: this.tracing.span('response', { 'inference.model': response.modelName, 'inference.model_version': response.modelVersion }, () =>
-        encodeModelInferResponse(response, decoded.responseForm, sharedMemoryOutputs.inSharedMemory),
+        encodeModelInferResponse(response, decoded.responseForm, (name) => outputSlices.has(name)),
       ),
     };
   }

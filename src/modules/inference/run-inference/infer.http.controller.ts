@@ -5,14 +5,15 @@ import { AppConfig } from '../../../infra/config/app-config.js';
 import { encodeHttpInferResponse, INFERENCE_HEADER_CONTENT_LENGTH, readHttpInferRequestYielding, type DecodedHttpInferRequest, type HttpInferEnvelope } from '../../../infra/http/binary-tensor.codec.js';
 import { clientDisconnect } from '../../../infra/http/client-disconnect.js';
 import { BINARY_TENSOR_BODY } from '../../../infra/http/request-body-parsers.js';
-import { parseTimeoutHeader } from '../../../infra/http/route-params.js';
+import { headerRecord, parseTimeoutHeader } from '../../../infra/http/route-params.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
 import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { SystemSharedMemory } from '../../../domain/shared-memory/system-shared-memory.js';
 import { annotateAccessLog } from '../../observability/access-log.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
-import { holdSharedMemoryOutputs, sharedMemoryInputs, type SharedMemoryOutputs } from '../../../infra/transport/shared-memory-tensors.js';
+import { sharedMemoryInputs } from '../../../infra/transport/shared-memory-tensors.js';
+import { RequestCancellations } from '../../../domain/inference/request-cancellations.port.js';
 
 /**
  * KServe V2 `POST /v2/models/{m}[/versions/{v}]/infer`: JSON tensors, or Triton's binary tensor
@@ -28,6 +29,7 @@ export class InferHttpController {
     private readonly tracing: Tracing,
     private readonly config: AppConfig,
     private readonly sharedMemory: SystemSharedMemory,
+    private readonly cancellations: RequestCancellations,
   ) {}
 
   @Post(['infer', 'versions/:version/infer'])
@@ -42,7 +44,6 @@ export class InferHttpController {
   ): Promise<string | Buffer> {
     annotateAccessLog(req.raw, { model, version });
     let decoded: { version?: number; request: DecodedHttpInferRequest; timeoutMicros?: number };
-    let sharedMemoryOutputs: SharedMemoryOutputs;
     let requested: number | undefined;
     let envelope: HttpInferEnvelope;
     try {
@@ -60,11 +61,12 @@ export class InferHttpController {
         request: envelope.decode(sharedMemoryInputs(this.sharedMemory, this.config.MAX_REQUEST_BYTES)),
         timeoutMicros: parseTimeoutHeader(req.headers),
       };
-      sharedMemoryOutputs = holdSharedMemoryOutputs(this.sharedMemory, decoded.request.sharedMemoryOutputs);
     } catch (error) {
       this.handler.refused(model, undefined, error);
       throw error;
     }
+    const outputSlices = decoded.request.sharedMemoryOutputs;
+    const cancellation = this.cancellations.register(clientDisconnect(reply.raw));
     let response;
     try {
       response = await this.handler.execute({
@@ -72,12 +74,12 @@ export class InferHttpController {
         version: decoded.version,
         request: decoded.request.request,
         timeoutMicros: decoded.timeoutMicros,
-        signal: clientDisconnect(reply.raw),
-        header: (name) => headerValue(req.headers[name]),
-        deliver: sharedMemoryOutputs.deliver,
+        cancellation,
+        headers: headerRecord(req.headers),
+        sharedMemoryOutputs: outputSlices,
       });
     } finally {
-      sharedMemoryOutputs.release();
+      this.cancellations.release(cancellation);
     }
     void reply.header(MODEL_VERSION_HEADER, response.modelVersion);
     annotateAccessLog(req.raw, {
@@ -86,14 +88,10 @@ export class InferHttpController {
       compute_time_us: response.parameters.compute_time_us as number,
     });
     const encoded = this.tracing.span('response', { 'inference.model': model, 'inference.model_version': response.modelVersion }, () =>
-      encodeHttpInferResponse(response, decoded.request.binaryOutput, sharedMemoryOutputs.inSharedMemory),
+      encodeHttpInferResponse(response, decoded.request.binaryOutput, (name) => outputSlices.has(name)),
     );
     void reply.header('content-type', encoded.contentType);
     if (encoded.jsonLength !== undefined) void reply.header(INFERENCE_HEADER_CONTENT_LENGTH, encoded.jsonLength);
     return encoded.body;
   }
-}
-
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }

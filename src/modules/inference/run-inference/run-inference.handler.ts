@@ -8,7 +8,9 @@ import {
   type InputHeader,
   type InferenceResponse,
 } from '../../../domain/inference/inference-request.js';
-import { InferenceUseCase, type RunInferenceCommand } from '../../../domain/inference/inference-use-case.port.js';
+import { headerLookup, InferenceUseCase, type RunInferenceCommand } from '../../../domain/inference/inference-use-case.port.js';
+import { RequestCancellations } from '../../../domain/inference/request-cancellations.port.js';
+import { SystemSharedMemory, type ReservedOutputs } from '../../../domain/shared-memory/system-shared-memory.js';
 import { assertResponseFits } from '../../../domain/inference/response-limit.js';
 import { checkClassifications, classifyOutputs } from '../../../domain/inference/classification.js';
 import type { Tensor } from '../../../domain/inference/tensor.js';
@@ -26,8 +28,6 @@ import { CircuitBreakers } from '../circuit-breakers.js';
 import { ConcurrencyLimits } from '../concurrency-limits.js';
 import { ModelVersionSchedulers } from '../model-version-schedulers.js';
 
-
-const NO_HEADERS = (): undefined => undefined;
 
 /** The response header (HTTP) and metadata key (gRPC) naming the version that computed an answer, besides `model_version`. */
 export const MODEL_VERSION_HEADER = 'x-model-version';
@@ -56,17 +56,25 @@ export class RunInferenceHandler extends InferenceUseCase {
     private readonly breakers: CircuitBreakers,
     private readonly limits: ConcurrencyLimits,
     private readonly config: AppConfig,
+    private readonly cancellations: RequestCancellations,
+    private readonly sharedMemory: SystemSharedMemory,
   ) {
     super();
   }
 
-  /** Counts each request in the metrics (success with its durations, or failure with its reason). */
+  /**
+   * Counts each request in the metrics (success with its durations, or failure with its reason).
+   * Outputs asked into shared memory have their slices checked and held before anything runs (a bad
+   * region costs no computation), and are written before the request counts as answered.
+   */
   async execute(command: RunInferenceCommand): Promise<InferenceResponse> {
     const started = performance.now();
     const attempt: { version?: number } = {};
+    let reserved: ReservedOutputs | undefined;
     try {
+      if (command.sharedMemoryOutputs?.size) reserved = this.sharedMemory.reserve(command.sharedMemoryOutputs);
       const response = await this.run(command, attempt);
-      command.deliver?.(response);
+      if (reserved) for (const output of response.outputs) if (command.sharedMemoryOutputs!.has(output.name)) reserved.write(output);
       const parameters = response.parameters as { queue_time_us: number; compute_time_us: number };
       this.metrics.requestSucceeded(command.modelName, attempt.version!, {
         totalMs: performance.now() - started,
@@ -77,6 +85,8 @@ export class RunInferenceHandler extends InferenceUseCase {
     } catch (error) {
       this.metrics.requestFailed(command.modelName, attempt.version ?? command.version, error);
       throw error;
+    } finally {
+      reserved?.release();
     }
   }
 
@@ -123,9 +133,9 @@ export class RunInferenceHandler extends InferenceUseCase {
     this.metrics.requestFailed(modelName, version, error);
   }
 
-  private async run({ modelName, version, request, timeoutMicros, signal, header, background }: RunInferenceCommand, attempt: { version?: number }): Promise<InferenceResponse> {
+  private async run({ modelName, version, request, timeoutMicros, cancellation, headers, background }: RunInferenceCommand, attempt: { version?: number }): Promise<InferenceResponse> {
     const model = this.registry.get(modelName);
-    const route = version === undefined ? this.router.route(modelName, header ?? NO_HEADERS) : undefined;
+    const route = version === undefined ? this.router.route(modelName, headerLookup(headers)) : undefined;
     // A routed version that left service a moment ago: the default serves rather than failing.
     const served = (route && model.readyVersions.find((v) => v.version === route.version)) ?? model.versionToServe(version);
     attempt.version = served.version;
@@ -156,7 +166,7 @@ export class RunInferenceHandler extends InferenceUseCase {
           outputNames,
           priority,
           timeoutMicros: earliest(parameterTimeout, timeoutMicros),
-          signal,
+          signal: cancellation === undefined ? undefined : this.cancellations.signalOf(cancellation),
           trace: traced,
           background,
         }),

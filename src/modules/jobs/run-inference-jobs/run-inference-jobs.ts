@@ -5,6 +5,7 @@ import type { CancellationSignal } from '../../../domain/inference/dynamic-batch
 import { Clock } from '../../../domain/shared/clock.js';
 import { AppConfig } from '../../../infra/config/app-config.js';
 import { InferenceUseCase } from '../../../domain/inference/inference-use-case.port.js';
+import { RequestCancellations } from '../../../domain/inference/request-cancellations.port.js';
 import { JobMetrics } from '../job-metrics.js';
 import { decodeJobRequest, encodeJobResponse } from '../job-payload.js';
 
@@ -26,6 +27,7 @@ export class RunInferenceJobs implements OnApplicationShutdown {
     private readonly metrics: JobMetrics,
     private readonly config: AppConfig,
     private readonly clock: Clock,
+    private readonly cancellations: RequestCancellations,
   ) {}
 
   async start(): Promise<void> {
@@ -45,7 +47,14 @@ export class RunInferenceJobs implements OnApplicationShutdown {
 
   private async run(job: InferenceJobSnapshot, payload: Uint8Array, signal: CancellationSignal): Promise<Uint8Array> {
     if (job.attempts <= 1) this.metrics.started(this.clock.epochMillis() - job.createdAt);
-    const response = await this.inference.execute({ modelName: job.modelName, version: job.version, request: decodeJobRequest(payload), signal, background: true });
-    return encodeJobResponse(response, this.config.MAX_RESPONSE_BYTES);
+    const request = decodeJobRequest(payload);
+    // The job's cancel (or its lock lost) fires this signal; the command names it by id.
+    const cancellation = this.cancellations.register(signal);
+    try {
+      const response = await this.inference.execute({ modelName: job.modelName, version: job.version, request, cancellation, background: true });
+      return encodeJobResponse(response, this.config.MAX_RESPONSE_BYTES);
+    } finally {
+      this.cancellations.release(cancellation);
+    }
   }
 }

@@ -2,6 +2,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { InferenceRequest } from '../../../../src/domain/inference/inference-request.js';
+import type { RunInferenceCommand } from '../../../../src/domain/inference/inference-use-case.port.js';
+import { FakeCancellationSignal } from '../../support/fake-batch-runner.js';
 import { DomainError } from '../../../../src/domain/shared/domain-error.js';
 import { aConfig, inferenceServices } from '../../support/application.js';
 import { FakeInferenceEngine } from '../../support/fake-inference-engine.js';
@@ -123,5 +125,76 @@ describe('RunInferenceHandler', () => {
     } finally {
       services.stop();
     }
+  });
+
+  describe('the command is plain data', () => {
+    /** Region 'out' of 8 bytes, one FP32 [1, 2] answer's worth. */
+    function withRegion(services: Awaited<ReturnType<typeof served>>, byteSize = 8) {
+      services.sharedMemory.register('out', '/out', 0, byteSize);
+      return new Map([['y', { region: 'out', offset: 0, byteSize }]]);
+    }
+
+    it('survives structuredClone (no function, no class instance), and the clone runs: headers routed, outputs written to shared memory', async () => {
+      const services = await served();
+      try {
+        const command: RunInferenceCommand = {
+          modelName: 'echo',
+          request: request([3, 4], { id: 'cloned' }),
+          timeoutMicros: 5_000_000,
+          cancellation: services.cancellations.register(new FakeCancellationSignal()),
+          headers: { 'x-env': 'staging' },
+          sharedMemoryOutputs: withRegion(services),
+          background: false,
+        };
+        const clone = structuredClone(command);
+        assert.deepStrictEqual(clone, command);
+
+        const response = await services.handler.execute(clone);
+        assert.equal(response.id, 'cloned');
+        assert.equal(services.router.lastHeader!('x-env'), 'staging');
+        assert.equal(services.router.lastHeader!('constructor'), undefined, 'only the headers themselves');
+        assert.deepEqual([...new Float32Array(services.sharedMemory.regions.get('out')!.buffer)], [6, 8]);
+        assert.equal(services.sharedMemory.held, 0, 'the slices are released once answered');
+      } finally {
+        services.stop();
+      }
+    });
+
+    it('honours a cancellation registered by id: a client gone is refused as CANCELLED and counted; one still there is answered, its listener let go', async () => {
+      const services = await served();
+      try {
+        const gone = services.cancellations.register(FakeCancellationSignal.alreadyAborted());
+        assert.equal((await refusal(services.handler.execute({ modelName: 'echo', request: request([1, 2]), cancellation: gone }))).code, 'INFERENCE.CANCELLED');
+        assert.equal(services.metrics.failed.get('echo/2 INFERENCE.CANCELLED'), 1);
+
+        const signal = new FakeCancellationSignal();
+        const waiting = services.cancellations.register(signal);
+        const answered = await services.handler.execute({ modelName: 'echo', request: request([1, 2]), cancellation: waiting });
+        assert.equal(answered.modelVersion, '2');
+        assert.equal(signal.listenerCount, 0);
+      } finally {
+        services.stop();
+      }
+    });
+
+    it('refuses a bad shared memory region before anything runs, and fails (counted) a request whose output does not fit its slice', async () => {
+      const services = await served();
+      try {
+        const missing = new Map([['y', { region: 'nowhere', offset: 0, byteSize: 8 }]]);
+        services.engine.failingRuns(path('echo', 2), () => new DomainError('INFERENCE.RUNTIME_ERROR', 'ran'));
+        const refused = await refusal(services.handler.execute({ modelName: 'echo', request: request([1, 2]), sharedMemoryOutputs: missing }));
+        assert.equal(refused.code, 'SHARED_MEMORY.REGION_NOT_FOUND');
+        services.engine.failingRuns(path('echo', 2), undefined);
+
+        const tooSmall = withRegion(services, 4);
+        const failed = await refusal(services.handler.execute({ modelName: 'echo', request: request([1, 2]), sharedMemoryOutputs: tooSmall }));
+        assert.equal(failed.code, 'SHARED_MEMORY.INVALID_REGION');
+        assert.equal(services.metrics.failed.get('echo/2 SHARED_MEMORY.INVALID_REGION'), 1);
+        assert.equal(services.metrics.succeeded.size, 0);
+        assert.equal(services.sharedMemory.held, 0, 'released, failed or not');
+      } finally {
+        services.stop();
+      }
+    });
   });
 });
