@@ -60,6 +60,8 @@ describe('kill -9 during admin writes', () => {
       const server = await startServer(repository, stateDir);
       // Swaps back and forth, as fast as they are answered, until the process is killed.
       let swaps = 0;
+      let firstAnswered!: () => void;
+      const answered = new Promise<void>((resolve) => (firstAnswered = resolve));
       const swapping = (async () => {
         for (;;) {
           const version = String(1 + (swaps % 2));
@@ -67,9 +69,13 @@ describe('kill -9 during admin writes', () => {
           if (!answer) return;
           await answer.text();
           swaps++;
+          if (swaps === 1) firstAnswered();
         }
       })();
-      await sleep(50 + ((kill * 97) % 250));
+      // Killed once a swap was saved (however long a swap takes on a busy machine), at a different
+      // moment of the next ones each round.
+      await Promise.race([answered, swapping]);
+      await sleep((kill * 97) % 250);
       server.child.kill('SIGKILL');
       await server.exited;
       await swapping;
