@@ -19,7 +19,9 @@
  * `observability`, `resilience`...), to iterate on some: their rows are printed, with each load's
  * CPU, and no results file is written). Prints one table and writes the figures to
  * bench/results/<YYYY-MM-DD>.json and latest.json.
- *   (The generative row is its own entry: bench/generative.ts, `node .build/bench/generative.js`.)
+ *   `npm run bench` then runs the benches that start servers of their own kind, each printing its
+ *   figures as ratios within its run: bench/generative.ts (continuous batching), bench/replicas.ts
+ *   (Redis mode on / off, swap propagation) and bench/shared-rate-limit.ts (shared rate limits).
  */
 import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
