@@ -329,8 +329,10 @@ describe('OnnxGenerationEngine: an instance process that dies', { timeout: 60_00
     engine.release(KEY, ['fresh']);
     await engine.step(KEY, [{ sequenceId: 'held', tokens: [1, 2, 3], sample: true, sampling: GREEDY }]);
     const pid = status().pid!;
-    const running = engine.step(KEY, [{ sequenceId: 'held', tokens: [4], sample: true, sampling: GREEDY }]);
+    // Killed before the step is handed over, so that the step never finishes first (a decode step
+    // of this model takes under a millisecond): the process is dead when its 'exit' is heard.
     process.kill(pid, 'SIGKILL');
+    const running = engine.step(KEY, [{ sequenceId: 'held', tokens: [4], sample: true, sampling: GREEDY }]);
     await assertRejectsWithCode(running, 'INFERENCE.RUNTIME_ERROR', /the instance process of 'tiny_gpt\/1' was ended by SIGKILL during this step: the KV caches it held are lost/);
 
     await until(() => status().restartedInstances === 1, 'a new instance process');
