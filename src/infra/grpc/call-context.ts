@@ -15,19 +15,28 @@ export interface GrpcServerCall extends EventEmitter {
  */
 export function callCancellation(call: GrpcServerCall): CancellationSignal {
   const listeners = new Set<() => void>();
+  let cancelledAt: number | undefined;
   call.once('cancelled', () => {
+    cancelledAt = Date.now();
     for (const listener of listeners) listener();
     listeners.clear();
   });
   const deadline = call.getDeadline();
   const deadlineAt = deadline instanceof Date ? deadline.getTime() : deadline;
+  // The client's deadline timer cancels the call at the client's deadline, which is earlier than
+  // the server's (the server counts the timeout from when it read the call): by the call's transit
+  // time, which a busy machine makes tens of milliseconds. A cancel that close to the deadline is
+  // the deadline's: within a fifth of the timeout, at least 5 ms and at most 250 ms.
+  const timeoutMs = deadlineAt - Date.now();
+  const deadlineSlackMs = Math.max(5, Math.min(250, timeoutMs / 5));
   return {
     get aborted() {
       return call.cancelled;
     },
     // grpc-js's own deadline timer reports the call cancelled: that is a timeout, not a cancel.
     get deadlinePassed() {
-      return call.cancelled && Number.isFinite(deadlineAt) && Date.now() >= deadlineAt - 5;
+      if (!call.cancelled || !Number.isFinite(deadlineAt)) return false;
+      return (cancelledAt ?? Date.now()) >= deadlineAt - deadlineSlackMs;
     },
     onAbort(listener) {
       listeners.add(listener);

@@ -7,6 +7,7 @@ import { DomainEventBus } from '../../domain/shared/domain-event-bus.port.js';
 import { DomainError, notMade } from '../../domain/shared/domain-error.js';
 import { OperationLocks } from '../../domain/shared/operation-locks.port.js';
 import { ModelCatalog } from '../../domain/registry/model-catalog.port.js';
+import { PerKeyQueue } from '../../domain/shared/per-key-queue.js';
 
 /**
  * The rollouts of every model: routing each request that names no version, counting how each
@@ -30,7 +31,8 @@ export class Rollouts extends TrafficRouter implements OnApplicationBootstrap, O
   private saved = new Map<string, StoredRollout>();
   /** Per model, the revision of its stored rollout that this server last read or wrote. */
   private readonly revisions = new Map<string, number>();
-  private readonly queues = new Map<string, Promise<unknown>>();
+  /** One change of a model at a time on this server. */
+  private readonly queues = new PerKeyQueue();
   private unwatch?: () => void;
 
   constructor(
@@ -45,7 +47,7 @@ export class Rollouts extends TrafficRouter implements OnApplicationBootstrap, O
 
   async onApplicationBootstrap(): Promise<void> {
     this.unwatch = this.repository.watch(({ modelName, stored }) => {
-      if (stored) void this.queued(modelName, async () => this.follow(modelName, stored));
+      if (stored) void this.queues.run(modelName, async () => this.follow(modelName, stored));
     });
     try {
       this.saved = new Map((await this.repository.loadAll()).map((stored) => [stored.snapshot.modelName, stored]));
@@ -257,25 +259,11 @@ export class Rollouts extends TrafficRouter implements OnApplicationBootstrap, O
 
   /** One change of the model's rollout at a time: here (the queue) and across servers (the lock), caught up first. */
   private exclusive<T>(modelName: string, operation: () => Promise<T>): Promise<T> {
-    return this.queued(modelName, () =>
+    return this.queues.run(modelName, () =>
       this.locks.run(`rollout/${modelName}`, async () => {
         await this.catchUp(modelName);
         return operation();
       }),
     );
-  }
-
-  private queued<T>(modelName: string, operation: () => Promise<T>): Promise<T> {
-    const previous = this.queues.get(modelName) ?? Promise.resolve();
-    const result = previous.then(operation, operation);
-    const settled = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.queues.set(modelName, settled);
-    void settled.then(() => {
-      if (this.queues.get(modelName) === settled) this.queues.delete(modelName);
-    });
-    return result;
   }
 }

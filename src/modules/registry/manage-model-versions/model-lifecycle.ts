@@ -15,6 +15,7 @@ import { OperationLocks } from '../../../domain/shared/operation-locks.port.js';
 import { ModelRegistry } from '../model-registry.js';
 import { ModelStates } from '../model-states.js';
 import { VersionLoader } from '../version-loader.js';
+import { PerKeyQueue } from '../../../domain/shared/per-key-queue.js';
 
 export interface SwapResult {
   readonly from?: number;
@@ -34,7 +35,8 @@ export interface SwapResult {
 @Injectable()
 export class ModelLifecycle {
   private readonly logger = new Logger('ModelLifecycle');
-  private readonly queues = new Map<string, Promise<unknown>>();
+  /** One change of a model at a time on this server. */
+  private readonly queues = new PerKeyQueue();
 
   constructor(
     private readonly registry: ModelRegistry,
@@ -357,7 +359,7 @@ export class ModelLifecycle {
    * request fails meanwhile. A revision this server has already applied (its own save) is skipped.
    */
   follow(modelName: string, stored: StoredModelState | undefined): Promise<void> {
-    return this.queued(modelName, async () => {
+    return this.queues.run(modelName, async () => {
       if (!stored) {
         this.states.applied(modelName, undefined);
         return;
@@ -435,7 +437,7 @@ export class ModelLifecycle {
     }
     // One at a time here (the queue), and across the servers sharing the store (the lock), each
     // first catching up with what another server saved.
-    return this.queued(modelName, () =>
+    return this.queues.run(modelName, () =>
       this.locks.run(`model/${modelName}`, async () => {
         await this.catchUp(modelName).catch((error: unknown) => {
           // The stored state cannot be read (changed from outside, or the store fails): nothing is changed.
@@ -445,20 +447,6 @@ export class ModelLifecycle {
         return operation();
       }),
     );
-  }
-
-  private queued<T>(modelName: string, operation: () => Promise<T>): Promise<T> {
-    const previous = this.queues.get(modelName) ?? Promise.resolve();
-    const result = previous.then(operation, operation);
-    const settled = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.queues.set(modelName, settled);
-    void settled.then(() => {
-      if (this.queues.get(modelName) === settled) this.queues.delete(modelName);
-    });
-    return result;
   }
 }
 
