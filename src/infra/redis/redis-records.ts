@@ -96,6 +96,18 @@ export class RedisRecords<T extends { readonly name: string }> {
 
   /** Every change from now on; each time a connection is (back) up, every record as stored (what was missed). */
   watch(listener: (change: RecordChange<T>) => void): () => void {
+    // A change can be heard twice: published, and read again by a catch-up that overlapped it (the
+    // catch-up runs when the subscription is confirmed). The same revision is told once.
+    const toldRevision = new Map<string, number>();
+    const tell = (change: RecordChange<T>) => {
+      if (change.stored) {
+        if (toldRevision.get(change.name) === change.stored.revision) return;
+        toldRevision.set(change.name, change.stored.revision);
+      } else {
+        toldRevision.delete(change.name);
+      }
+      listener(change);
+    };
     const unsubscribe = this.redis.subscribe(this.channel, (message) => {
       let change: RecordChange<T>;
       try {
@@ -104,12 +116,12 @@ export class RedisRecords<T extends { readonly name: string }> {
       } catch {
         return; // not a message this store published: ignored (the record is read again at the next connection)
       }
-      listener(change);
+      tell(change);
     });
     const unReconnect = this.redis.onConnected(() => {
       this.loadAll().then(
         ({ states }) => {
-          for (const stored of states) listener({ name: stored.state.name, stored });
+          for (const stored of states) tell({ name: stored.state.name, stored });
         },
         () => undefined, // not answering yet: the next connection up reads again
       );

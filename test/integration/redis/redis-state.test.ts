@@ -105,6 +105,27 @@ describe('Redis adapters', { timeout: 60_000 }, () => {
       theirs.stop();
     });
 
+    it('tells a change once, though the catch-up after a reconnect reads it again', async () => {
+      const prefix = newPrefix();
+      const connection = server(prefix);
+      const store = new RedisModelStateStore(connection);
+      const told: ModelStateChange[] = [];
+      const stop = store.watch((change) => {
+        if (change.name === 'once') told.push(change);
+      });
+      await until(async () => (await server(prefix).run('pubsub', (r) => r.pubsub('NUMSUB', `${prefix}model-states:changes`)))[1] === 1, 'the subscription');
+      await store.save(aState('once'), 0);
+      await until(() => told.length === 1, 'the change published');
+      // The subscriber's connection drops and comes back: the store reads every record again.
+      const caughtUp = new Promise<void>((resolve) => connection.subscriber.once('ready', () => resolve()));
+      connection.subscriber.disconnect(true);
+      await caughtUp;
+      await store.save(aState('once', { defaultVersion: 2 }), 1);
+      await until(() => told.some((change) => change.stored?.revision === 2), 'the next change');
+      assert.deepEqual(told.map((change) => change.stored?.revision), [1, 2], 'revision 1 told once, then revision 2');
+      stop();
+    });
+
     it('sets aside a value written from outside, reports it, and lets the model be saved afresh', async () => {
       const prefix = newPrefix();
       const connection = server(prefix);
