@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { RolloutSnapshot } from '../../domain/rollout/rollout.js';
 import { RolloutRepository, type RolloutChange, type StoredRollout } from '../../domain/rollout/rollout-repository.port.js';
 import { FileRecords } from './file-records.js';
-import type { RecordKind, StoredRecord } from './revisioned-records.js';
+import type { RecordChange, RecordKind, StoredRecord } from './revisioned-records.js';
 
 export interface RolloutRecord {
   readonly name: string;
@@ -24,16 +24,18 @@ export const ROLLOUT_RECORDS: RecordKind<RolloutRecord> = {
   describe: (name) => `the state of model '${name}' (its rollout)`,
 };
 
-/** The embedded rollout store: one JSON file per model in STATE_DIR/rollouts, kept as the model states are (FileRecords). */
-export class FileRolloutRepository extends RolloutRepository {
-  private readonly records: FileRecords<RolloutRecord>;
+/** What a rollout repository needs of its revisioned records: FileRecords and RedisRecords both offer it. */
+interface RolloutRecords {
+  loadAll(): Promise<{ readonly states: readonly StoredRecord<RolloutRecord>[] }>;
+  load(name: string): Promise<StoredRecord<RolloutRecord> | undefined>;
+  save(record: RolloutRecord, expectedRevision: number): Promise<StoredRecord<RolloutRecord>>;
+  watch(listener: (change: RecordChange<RolloutRecord>) => void): () => void;
+}
 
-  constructor(
-    stateDirectory: string,
-    private readonly pollIntervalMs = 1000,
-  ) {
+/** Rollouts kept as revisioned records, one per model: in files (one server) or in Redis (replicas). */
+export class RecordsRolloutRepository extends RolloutRepository {
+  constructor(private readonly records: RolloutRecords) {
     super();
-    this.records = new FileRecords(join(stateDirectory, 'rollouts'), ROLLOUT_RECORDS);
   }
 
   async loadAll(): Promise<readonly StoredRollout[]> {
@@ -50,10 +52,23 @@ export class FileRolloutRepository extends RolloutRepository {
   }
 
   watch(listener: (change: RolloutChange) => void): () => void {
-    return this.records.watch(({ name, stored }) => listener({ modelName: name, stored: stored && storedRollout(stored) }), this.pollIntervalMs);
+    return this.records.watch(({ name, stored }) => listener({ modelName: name, stored: stored && storedRollout(stored) }));
   }
 }
 
-export function storedRollout({ revision, state }: StoredRecord<RolloutRecord>): StoredRollout {
+/** The embedded rollout store: one JSON file per model in STATE_DIR/rollouts, kept as the model states are (FileRecords). */
+export class FileRolloutRepository extends RecordsRolloutRepository {
+  constructor(stateDirectory: string, pollIntervalMs = 1000) {
+    const records = new FileRecords(join(stateDirectory, 'rollouts'), ROLLOUT_RECORDS);
+    super({
+      loadAll: () => records.loadAll(),
+      load: (name) => records.load(name),
+      save: (record, expectedRevision) => records.save(record, expectedRevision),
+      watch: (listener) => records.watch(listener, pollIntervalMs),
+    });
+  }
+}
+
+function storedRollout({ revision, state }: StoredRecord<RolloutRecord>): StoredRollout {
   return { revision, snapshot: state.rollout };
 }

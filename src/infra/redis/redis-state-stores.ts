@@ -1,8 +1,6 @@
 import { ModelStateStore, type ModelState, type ModelStateChange, type StoredModelState, type StoredModelStates } from '../../domain/registry/model-state-store.port.js';
-import type { RolloutSnapshot } from '../../domain/rollout/rollout.js';
-import { RolloutRepository, type RolloutChange, type StoredRollout } from '../../domain/rollout/rollout-repository.port.js';
 import { MODEL_STATE_RECORDS } from '../persistence/file-model-state-store.js';
-import { ROLLOUT_RECORDS, storedRollout, type RolloutRecord } from '../persistence/file-rollout-repository.js';
+import { RecordsRolloutRepository, ROLLOUT_RECORDS } from '../persistence/file-rollout-repository.js';
 import type { RedisConnection } from './redis-connection.js';
 import { RedisRecords } from './redis-records.js';
 
@@ -37,28 +35,8 @@ export class RedisModelStateStore extends ModelStateStore {
 }
 
 /** The rollouts that replicas share, in Redis (REDIS_URL), kept as the model states are. */
-export class RedisRolloutRepository extends RolloutRepository {
-  private readonly records: RedisRecords<RolloutRecord>;
-
+export class RedisRolloutRepository extends RecordsRolloutRepository {
   constructor(redis: RedisConnection) {
-    super();
-    this.records = new RedisRecords(redis, 'rollouts', ROLLOUT_RECORDS);
-  }
-
-  async loadAll(): Promise<readonly StoredRollout[]> {
-    return (await this.records.loadAll()).states.map(storedRollout);
-  }
-
-  async load(modelName: string): Promise<StoredRollout | undefined> {
-    const stored = await this.records.load(modelName);
-    return stored && storedRollout(stored);
-  }
-
-  async save(snapshot: RolloutSnapshot, expectedRevision: number): Promise<StoredRollout> {
-    return storedRollout(await this.records.save({ name: snapshot.modelName, rollout: snapshot }, expectedRevision));
-  }
-
-  watch(listener: (change: RolloutChange) => void): () => void {
-    return this.records.watch(({ name, stored }) => listener({ modelName: name, stored: stored && storedRollout(stored) }));
+    super(new RedisRecords(redis, 'rollouts', ROLLOUT_RECORDS));
   }
 }
