@@ -5,12 +5,10 @@
  * answering the server's own binary answer. Closed loop at BENCH_CONNECTIONS. Target >= 0.80x.
  */
 import type { BenchRow } from '../bench-row.js';
-import { answered, figuresJson, int, mainThreadUsPerRequest, shortfallWhy, x } from '../report.js';
+import { figuresJson } from '../report.js';
 import { classifierBinaryBody } from '../workloads.js';
 import { CLASSIFIER_HTTP_RUNS } from './classifier-http-runs.js';
-import { closedLoopChecks } from './http-limit.js';
-
-const TARGET = 0.8;
+import { againstBareFastify, closedLoopChecks } from './http-limit.js';
 
 export const httpBinary: BenchRow = {
   name: 'binary',
@@ -18,26 +16,9 @@ export const httpBinary: BenchRow = {
   uses: [CLASSIFIER_HTTP_RUNS],
   async run(bench) {
     const { serverBinary: server, fastifyBinary: fastify, binaryAnswerBytes } = await bench.shared(CLASSIFIER_HTTP_RUNS);
-    const ratio = server.load.requestsPerSecond / fastify.load.requestsPerSecond;
-    const serverUs = mainThreadUsPerRequest(server.window, answered(server.load));
-    const fastifyUs = mainThreadUsPerRequest(fastify.window, answered(fastify.load));
-    let why: string | undefined;
-    if (ratio < TARGET && server.window.cpu && serverUs !== undefined && fastifyUs !== undefined) {
-      why = shortfallWhy(server.window, 'server', `${serverUs.toFixed(0)} µs of main-thread CPU per request vs ${fastifyUs.toFixed(0)} µs for bare Fastify`);
-    }
+    const { row, ratio } = againstBareFastify(10, 'HTTP binary tensor data, req/s (classifier)', server, fastify);
     return {
-      rows: [
-        {
-          id: 10,
-          target: 'HTTP binary tensor data, req/s (classifier)',
-          measured: `server ${int(server.load.requestsPerSecond)} req/s`,
-          baseline: `bare Fastify ${int(fastify.load.requestsPerSecond)} req/s`,
-          value: x(ratio),
-          required: `>= ${x(TARGET)}`,
-          met: ratio >= TARGET,
-          why,
-        },
-      ],
+      rows: [row],
       ...closedLoopChecks([
         ['10. server, binary', server.load],
         ['10. bare Fastify, binary', fastify.load],

@@ -1,19 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
 import { TINY_GPT_NAME } from '../../scripts/build-models.js';
 import { generativeRepository } from '../support/generative-models.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
-
-async function spansUntil(exporter: InMemorySpanExporter, done: (spans: ReadableSpan[]) => boolean): Promise<ReadableSpan[]> {
-  for (let attempt = 0; attempt < 400; attempt++) {
-    const spans = exporter.getFinishedSpans();
-    if (done(spans)) return spans;
-    await sleep(5);
-  }
-  throw new Error(`spans never complete: ${exporter.getFinishedSpans().map((s) => s.name).join(', ')}`);
-}
+import { spansUntil } from '../support/spans.js';
 
 describe('tracing a generation', () => {
   const exporter = new InMemorySpanExporter();

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { SpanKind } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { classifierModel } from '../../scripts/build-models.js';
 import { InferenceClient } from '../support/grpc-client.js';
 import { makeRepository, startTestServer, type TestServer } from '../support/test-server.js';
+import { spansUntil } from '../support/spans.js';
 
 /**
  * Traces through the batcher and the worker threads, read from an in-memory exporter: each request
@@ -19,15 +19,6 @@ const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype:
 
 function traceparent(traceId: string, spanId: string): string {
   return `00-${traceId}-${spanId}-01`;
-}
-
-async function spansUntil(exporter: InMemorySpanExporter, done: (spans: ReadableSpan[]) => boolean): Promise<ReadableSpan[]> {
-  for (let attempt = 0; attempt < 400; attempt++) {
-    const spans = exporter.getFinishedSpans();
-    if (done(spans)) return spans;
-    await sleep(5);
-  }
-  throw new Error(`spans never complete: ${exporter.getFinishedSpans().map((s) => s.name).join(', ')}`);
 }
 
 describe('tracing', () => {

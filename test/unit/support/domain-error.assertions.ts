@@ -52,3 +52,13 @@ export async function assertRejectsWithDomainError(promise: Promise<unknown>, co
   assertMentions(error.message, mentions);
   return error;
 }
+
+/** The DomainError `promise` rejects with (fails the test when it resolves, or rejects with anything else). */
+export async function rejection(promise: Promise<unknown>): Promise<DomainError> {
+  const error = await promise.then(
+    () => assert.fail('expected a rejection'),
+    (caught: unknown) => caught,
+  );
+  assert.ok(error instanceof DomainError, String(error));
+  return error;
+}

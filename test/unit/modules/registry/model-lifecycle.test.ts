@@ -1,20 +1,11 @@
 // ModelLifecycle against in-memory ports: loads, unloads, swaps and uploads, read from the models' states and the engine's.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { DomainError } from '../../../../src/domain/shared/domain-error.js';
 import { registryServices } from '../../support/application.js';
 import { InMemoryModelRepository } from '../../support/in-memory-model-repository.js';
+import { rejection } from '../../support/domain-error.assertions.js';
 
 const path = InMemoryModelRepository.modelPath;
-
-async function rejection(promise: Promise<unknown>): Promise<DomainError> {
-  const error = await promise.then(
-    () => assert.fail('expected a rejection'),
-    (caught: unknown) => caught,
-  );
-  assert.ok(error instanceof DomainError, String(error));
-  return error;
-}
 
 /** The registry started over a repository of `echo` (versions 1 and 2, latest 1 served) and `pair` (1 and 2, both served). */
 async function started() {

@@ -4,24 +4,15 @@ import assert from 'node:assert/strict';
 import { Model } from '../../../../src/domain/registry/model.js';
 import { ModelVersion } from '../../../../src/domain/registry/model-version.js';
 import type { DeclaredModelConfig } from '../../../../src/domain/registry/model-config.js';
-import { DomainError } from '../../../../src/domain/shared/domain-error.js';
 import { ModelVersionId, RuntimeKey } from '../../../../src/domain/shared/model-version-id.js';
 import { registryServices } from '../../support/application.js';
 import { InMemoryModelRepository } from '../../support/in-memory-model-repository.js';
+import { rejection } from '../../support/domain-error.assertions.js';
 
 const path = InMemoryModelRepository.modelPath;
 
 function aModel(name: string, versions: readonly number[]): Model {
   return Model.discover(name, versions.map((v) => ModelVersion.register(name, v, path(name, v))));
-}
-
-async function rejection(promise: Promise<unknown>): Promise<DomainError> {
-  const error = await promise.then(
-    () => assert.fail('expected a rejection'),
-    (caught: unknown) => caught,
-  );
-  assert.ok(error instanceof DomainError, String(error));
-  return error;
 }
 
 describe('VersionLoader', () => {
