@@ -4,6 +4,7 @@ import { AppConfig } from './infra/config/app-config.js';
 import { OnnxRuntimeModule } from './infra/onnx/onnx-runtime.module.js';
 import { TokenizerModule } from './infra/tokenizer/hugging-face-tokenizers.js';
 import { ServerTls } from './infra/tls/server-tls.js';
+import { IngressThreads } from './infra/ingress/ingress-threads.js';
 import { HealthModule } from './modules/health/health.module.js';
 import { InferenceModule } from './modules/inference/inference.module.js';
 import { JobsModule } from './modules/jobs/jobs.module.js';
@@ -21,8 +22,10 @@ import { ThrottlingModule } from './modules/throttling/throttling.module.js';
 @Global()
 @Module({})
 class ConfigModule {
-  static with(config: AppConfig, tls: ServerTls): DynamicModule {
-    return { module: ConfigModule, providers: [{ provide: AppConfig, useValue: config }, { provide: ServerTls, useValue: tls }], exports: [AppConfig, ServerTls] };
+  static with(config: AppConfig, tls: ServerTls, ingress?: IngressThreads): DynamicModule {
+    // The ingress threads are closed by Nest's first shutdown hook, before the schedulers drain.
+    const threads = ingress ? [{ provide: IngressThreads, useValue: ingress }] : [];
+    return { module: ConfigModule, providers: [{ provide: AppConfig, useValue: config }, { provide: ServerTls, useValue: tls }, ...threads], exports: [AppConfig, ServerTls] };
   }
 }
 
@@ -38,10 +41,10 @@ export interface AppOverrides {
 
 /** Wires the bounded contexts; the configuration is validated (and TLS' files read) before this module is built. */
 export class AppModule {
-  static with(config: AppConfig, tls: ServerTls, overrides: AppOverrides = {}): DynamicModule {
+  static with(config: AppConfig, tls: ServerTls, overrides: AppOverrides = {}, ingress?: IngressThreads): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.with(config, tls), TracingModule.with(overrides.spanExporter), StateStoreModule.with(overrides), ObservabilityModule, MetricsModule, OnnxRuntimeModule, TokenizerModule, SchedulingModule, ThrottlingModule, RegistryModule, RolloutModule, InferenceModule, JobsModule, HealthModule],
+      imports: [ConfigModule.with(config, tls, ingress), TracingModule.with(overrides.spanExporter), StateStoreModule.with(overrides), ObservabilityModule, MetricsModule, OnnxRuntimeModule, TokenizerModule, SchedulingModule, ThrottlingModule, RegistryModule, RolloutModule, InferenceModule, JobsModule, HealthModule],
     };
   }
 }

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -9,8 +9,12 @@ import { bindFailure, checkModelRepository, withAdminTokenFile, type AppConfig }
 import { GrpcConnectionCap } from './infra/grpc/grpc-connection-cap.js';
 import { grpcServerOptions } from './infra/grpc/grpc-options.js';
 import { InferenceGrpcServer } from './infra/grpc/inference-grpc-server.js';
-import { clientErrorResponder } from './infra/http/client-error-response.js';
-import { connectionCaps, createServingServer } from './infra/http/connection-limits.js';
+import { noteRouteTemplates, whenAnswered } from './infra/http/answer-counting.js';
+import { connectionCaps } from './infra/http/connection-limits.js';
+import { servingFastifyOptions } from './infra/http/serving-fastify-options.js';
+import { HANDED_OVER_HEADER } from './infra/ingress/forward-to-main.js';
+import { IngressRequests, IngressThreads } from './infra/ingress/ingress-threads.js';
+import { Tracing } from './infra/tracing/tracing.js';
 import { installContentCoding } from './infra/http/content-coding.js';
 import { installRequestBodyParsers } from './infra/http/request-body-parsers.js';
 import { ServerTls } from './infra/tls/server-tls.js';
@@ -21,8 +25,6 @@ import { ServerLogger } from './modules/observability/server-logger.js';
 import { ServerReadiness } from './modules/health/server-readiness.js';
 import { LoadModelRepositoryHandler } from './modules/registry/load-model-repository/load-model-repository.handler.js';
 import { RunInferenceJobs } from './modules/jobs/run-inference-jobs/run-inference-jobs.js';
-
-const routeOf = Symbol('route');
 
 export interface RunningServer {
   readonly app: NestFastifyApplication;
@@ -53,57 +55,50 @@ export async function startServer(configured: AppConfig, overrides: AppOverrides
   const config = await withAdminTokenFile(configured);
   // TLS of every port (or plaintext), its files checked first: a bad one is a configuration error.
   const tls = await ServerTls.start(config);
-  // Slow clients: Node checks its headers and request timeouts only every connectionsCheckingInterval
-  // (30 s by default), so the interval follows the timeouts; the headers timeout cannot exceed the
-  // request's (Node refuses it). Connections, idle keep-alive and request bytes in flight are
-  // bounded by the server itself (createServingServer), built for Fastify by its serverFactory.
-  const requestTimeout = config.HTTP_REQUEST_TIMEOUT_MS;
-  const headersTimeout = Math.min(config.HTTP_HEADERS_TIMEOUT_MS, requestTimeout);
   const caps = connectionCaps({ http: config.HTTP_MAX_CONNECTIONS, grpc: config.GRPC_MAX_CONNECTIONS });
-  const connectionLimits = { maxConnections: caps.http, keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS, headersTimeoutMs: headersTimeout, requestTimeoutMs: requestTimeout };
-  const adapter = new FastifyAdapter({
-    bodyLimit: config.MAX_REQUEST_BYTES,
-    // maxParamLength: a model name may have 128 characters (Fastify's default cuts path parameters at 100).
-    routerOptions: { maxParamLength: 256 },
-    serverFactory: (handler: RequestListener) =>
-      createServingServer(connectionLimits, { maxRequestBytes: config.MAX_REQUEST_BYTES, maxBytesInFlight: config.MAX_REQUEST_BYTES_IN_FLIGHT }, handler, tls.httpsOptionsIfEnabled()),
-    clientErrorHandler: clientErrorResponder({ headersTimeoutMs: headersTimeout, requestTimeoutMs: requestTimeout }),
-  });
-  // The route template is noted first thing (before Nest's middleware, which may answer early).
-  adapter.getInstance().addHook('onRequest', (request, _reply, done) => {
-    (request.raw as IncomingMessage & { [routeOf]?: string })[routeOf] = request.routeOptions.url;
-    done();
-  });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.with(config, tls, overrides), adapter, { bufferLogs: true });
+  // INGRESS_THREADS: the threads accept the serving port; this thread's server listens on a private
+  // socket for what they forward, every connection a thread's (so X-Forwarded-For is theirs).
+  const ingress = config.INGRESS_THREADS > 0 ? await IngressThreads.prepare() : undefined;
+  const adapter = new FastifyAdapter({ ...servingFastifyOptions(config, tls, caps.http), ...(ingress && { trustProxy: true }) });
+  noteRouteTemplates(adapter.getInstance());
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.with(config, tls, overrides, ingress), adapter, { bufferLogs: true });
   app.useLogger(app.get(ServerLogger));
-  // Every HTTP answer is counted by its route template (Fastify's), never by its raw path; counted
-  // on the raw response, so that what Fastify answers before routing (a bad URL) counts too.
+  // Every HTTP answer is counted by its route template (Fastify's), never by its raw path.
   const httpMetrics = app.get(HttpMetrics);
-  app.getHttpServer().on('request', (req: IncomingMessage & { [routeOf]?: string }, res: ServerResponse) => {
-    const started = performance.now();
-    res.once('finish', () => httpMetrics.answered(req.method ?? '', req[routeOf], res.statusCode, performance.now() - started));
+  app.getHttpServer().on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (ingress && req.headers[HANDED_OVER_HEADER] !== undefined) return; // counted by its ingress thread
+    whenAnswered(req, res, (method, route, status, elapsedMs) => httpMetrics.answered(method, route, status, elapsedMs));
   });
   // JSON within MAX_JSON_DEPTH; raw bytes for model uploads and binary tensor data.
   installRequestBodyParsers(adapter, { maxJsonDepth: config.MAX_JSON_DEPTH });
   // gzip/deflate request bodies and answers on the inference routes, as Triton's HTTP server.
-  installContentCoding(adapter, { maxRequestBytes: config.MAX_REQUEST_BYTES });
+  installContentCoding(adapter.getInstance(), { maxRequestBytes: config.MAX_REQUEST_BYTES });
   app.useGlobalFilters(new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES }));
   // The gRPC server shares the modules, the global error filter and the guards of the HTTP app.
   const grpcConnections = new GrpcConnectionCap(caps.grpc);
   const grpcServer = new InferenceGrpcServer(grpcServerOptions(config, grpcConnections, tls.grpcCredentials()).options);
   app.connectMicroservice({ strategy: grpcServer }, { inheritAppConfig: true });
+  let port: number;
   try {
     await app.startAllMicroservices().catch((error: unknown) => Promise.reject(bindFailure('GRPC_PORT', config, error)));
     grpcConnections.apply();
     // listen() initialises the modules first, the metrics server (METRICS_PORT) among them.
-    await app.listen({ port: config.HTTP_PORT, host: config.HOST }).catch((error: unknown) => Promise.reject(bindFailure('HTTP_PORT', config, error)));
+    if (ingress) {
+      await app.listen({ path: ingress.mainHttpSocket });
+      port = await ingress
+        .start(config, app.get(IngressRequests), { maxConnections: caps.http, servesInference: !app.get(Tracing).enabled })
+        .catch((error: unknown) => Promise.reject(bindFailure('HTTP_PORT', config, error)));
+      app.get(MetricsServer).collectFirst(() => ingress.flush());
+    } else {
+      await app.listen({ port: config.HTTP_PORT, host: config.HOST }).catch((error: unknown) => Promise.reject(bindFailure('HTTP_PORT', config, error)));
+      const address = app.getHttpServer().address();
+      port = typeof address === 'object' && address ? address.port : config.HTTP_PORT;
+    }
   } catch (error) {
     await app.close().catch(() => undefined); // the start's error is the one to report
     throw error;
   }
   tls.serve(app.getHttpServer());
-  const address = app.getHttpServer().address();
-  const port = typeof address === 'object' && address ? address.port : config.HTTP_PORT;
   const grpcPort = grpcServer.port ?? config.GRPC_PORT;
   const metricsPort = config.ALLOW_METRICS ? app.get(MetricsServer).port : undefined;
   // Clients reach a server bound to every address on the loopback one.

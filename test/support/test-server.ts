@@ -44,9 +44,17 @@ export interface TestServer {
 }
 
 /** Boots the real app on an ephemeral port over a repository, and waits until its models have loaded. */
+/**
+ * The test servers' INGRESS_THREADS: none unless the run says (`INGRESS_THREADS=4 node --test ...`
+ * runs a suite with the serving ports on four ingress threads), whatever the machine's cores.
+ */
+export function testIngressThreads(): string {
+  return process.env.INGRESS_THREADS ?? '0';
+}
+
 export async function startTestServer(repository: string, env: Record<string, string> = {}, overrides: AppOverrides = {}): Promise<TestServer> {
   const stateDir = env.STATE_DIR ?? (await mkdtemp(join(tmpdir(), 'onnx-serving-state-')));
-  const config = loadAppConfig({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: '0', GRPC_PORT: String(await freePort()), METRICS_PORT: '0', LOG_LEVEL: 'silent', STATE_DIR: stateDir, ...env });
+  const config = loadAppConfig({ MODEL_REPOSITORY: repository, HOST: '127.0.0.1', HTTP_PORT: '0', GRPC_PORT: String(await freePort()), METRICS_PORT: '0', LOG_LEVEL: 'silent', STATE_DIR: stateDir, INGRESS_THREADS: testIngressThreads(), ...env });
   const server = await startServer(config, overrides);
   await server.modelsLoaded;
   return {

@@ -1,4 +1,5 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseFaultPlans } from './fault-plan.js';
@@ -15,6 +16,13 @@ const environmentSchema = z.object({
   HTTP_PORT: port(8000),
   GRPC_PORT: port(8001),
   METRICS_PORT: port(8002),
+  /**
+   * Threads that accept HTTP and gRPC connections (on HTTP_PORT and GRPC_PORT, with reusePort), parse,
+   * decode and encode, beside the main thread, which owns the schedulers and state. 0: the main thread
+   * serves every connection itself. Default: the cores left beside the main thread and one for the
+   * model instances, at most 8.
+   */
+  INGRESS_THREADS: z.coerce.number().int().min(0).max(64).default(() => Math.max(0, Math.min(8, availableParallelism() - 2))),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Largest request accepted, in bytes: an HTTP body or a received gRPC message (Triton's HTTP default is 64 MiB). */
   MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).max(2 ** 31 - 1).default(64 * 1024 * 1024),
@@ -201,6 +209,8 @@ export function loadAppConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (!parsed.success) {
     throw invalid([schemaErrorMessage(parsed.error, { every: true, at: (issue) => shown(String(issue.path[0]), env[String(issue.path[0])]) })]);
   }
+  // The admin API's client certificate is checked on the main thread's own TLS connection, which ingress threads would terminate.
+  if (parsed.data.ADMIN_AUTH === 'client-cert' && present.INGRESS_THREADS === undefined) parsed.data.INGRESS_THREADS = 0;
   const clashes = [...portClashes(parsed.data), ...secretClashes(parsed.data)];
   if (clashes.length > 0) throw invalid(clashes);
   return new AppConfig(parsed.data);
@@ -212,6 +222,7 @@ export function loadAppConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
  */
 function secretClashes(values: Environment): string[] {
   const problems: string[] = [];
+  if (values.ADMIN_AUTH === 'client-cert' && values.INGRESS_THREADS > 0) problems.push('INGRESS_THREADS: must be 0 with ADMIN_AUTH=client-cert (the admin client certificate is checked on the main thread\'s own TLS connections)');
   if (values.ADMIN_TOKEN !== undefined && values.ADMIN_TOKEN_FILE !== undefined) problems.push('ADMIN_TOKEN_FILE: set ADMIN_TOKEN or ADMIN_TOKEN_FILE, not both');
   if (values.REDIS_URL !== undefined && values.ADMIN_AUTH !== 'client-cert' && values.ADMIN_TOKEN === undefined && values.ADMIN_TOKEN_FILE === undefined) {
     problems.push('ADMIN_TOKEN: must be set (or ADMIN_TOKEN_FILE, e.g. a mounted Secret) when REDIS_URL is set: replicas share one admin token, and none is generated per replica');

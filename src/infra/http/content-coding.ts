@@ -1,5 +1,4 @@
-import type { FastifyAdapter } from '@nestjs/platform-fastify';
-import type { RequestPayload } from 'fastify';
+import type { FastifyInstance, RequestPayload } from 'fastify';
 import { Transform, type Readable } from 'node:stream';
 import { createUnzip, deflate, gzip } from 'node:zlib';
 import { DomainError } from '../../domain/shared/domain-error.js';
@@ -29,8 +28,7 @@ export interface ContentCodingLimits {
  * Hand-written over node:zlib rather than @fastify/compress: that plugin stops reading a bomb at the
  * limit but keeps inflating it, and compresses by size and content type, not by Triton's rule.
  */
-export function installContentCoding(adapter: FastifyAdapter, limits: ContentCodingLimits): void {
-  const fastify = adapter.getInstance();
+export function installContentCoding(fastify: FastifyInstance, limits: ContentCodingLimits): void {
   fastify.addHook('preParsing', (request, reply, payload, done) => {
     if (!routeFlag(request, BINARY_TENSOR_BODY)) return done(null, payload);
     const coding = requestCoding(request.headers['content-encoding']);

@@ -41,25 +41,34 @@ export class ErrorResponseFilter implements ExceptionFilter {
       const grpcError = grpcErrorOf(error);
       return throwError(() => grpcError);
     }
-    const reply = host.switchToHttp().getResponse<FastifyReply>();
-    const { status, message } = this.describeHttp(error);
-    if (status >= 500 && status !== 503 && status !== 504) logger.error(message);
-    const retryAfter = error instanceof DomainError ? error.details.retryAfterSeconds : undefined;
-    if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
-    // RFC 6750: a 401 says which scheme it wants.
-    if (error instanceof DomainError && error.code === 'AUTH.UNAUTHENTICATED') void reply.header('www-authenticate', 'Bearer');
-    // OpenAI's API answers its own error shape (what its clients parse); the V2 API `{"error": "<message>"}`.
-    const body = isOpenAiRoute(host.switchToHttp().getRequest<{ url?: string }>().url) ? openAiErrorOf(status, message, error) : { error: message };
-    void reply.status(status).header('content-type', 'application/json').send(JSON.stringify(body));
+    sendHttpError(host.switchToHttp().getResponse<FastifyReply>(), host.switchToHttp().getRequest<{ url?: string }>().url, error, this.limits);
   }
 
-  describeHttp(error: unknown): { status: number; message: string } {
-    if (error instanceof DomainError) return { status: httpStatusOf(error.code), message: error.message };
-    const status = error instanceof HttpException ? error.getStatus() : isFastifyError(error) ? error.statusCode : 500;
-    if (status === 413) return { status, message: requestTooLarge(this.limits.maxRequestBytes).message };
-    if (status !== 500) return { status, message: (error as Error).message };
-    return { status, message: internalMessage(error) };
-  }
+}
+
+/**
+ * An error as an HTTP answer on a Fastify reply (the filter's, and an ingress thread's): the
+ * status of its category, `{"error": "<message>"}` (OpenAI's shape on its routes), Retry-After
+ * when it has a retry hint. Internal errors are logged.
+ */
+export function sendHttpError(reply: FastifyReply, url: string | undefined, error: unknown, limits: ErrorLimits): void {
+  const { status, message } = describeHttp(error, limits);
+  if (status >= 500 && status !== 503 && status !== 504) logger.error(message);
+  const retryAfter = error instanceof DomainError ? error.details.retryAfterSeconds : undefined;
+  if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
+  // RFC 6750: a 401 says which scheme it wants.
+  if (error instanceof DomainError && error.code === 'AUTH.UNAUTHENTICATED') void reply.header('www-authenticate', 'Bearer');
+  // OpenAI's API answers its own error shape (what its clients parse); the V2 API `{"error": "<message>"}`.
+  const body = isOpenAiRoute(url) ? openAiErrorOf(status, message, error) : { error: message };
+  void reply.status(status).header('content-type', 'application/json').send(JSON.stringify(body));
+}
+
+function describeHttp(error: unknown, limits: ErrorLimits): { status: number; message: string } {
+  if (error instanceof DomainError) return { status: httpStatusOf(error.code), message: error.message };
+  const status = error instanceof HttpException ? error.getStatus() : isFastifyError(error) ? error.statusCode : 500;
+  if (status === 413) return { status, message: requestTooLarge(limits.maxRequestBytes).message };
+  if (status !== 500) return { status, message: (error as Error).message };
+  return { status, message: internalMessage(error) };
 }
 
 /** A domain error written on a raw response, for the code that answers before Fastify's reply exists. */

@@ -12,6 +12,8 @@ import { RegistryModule } from '../registry/registry.module.js';
 import { InferGrpcController } from './run-inference/infer.grpc.controller.js';
 import { InferHttpController } from './run-inference/infer.http.controller.js';
 import { RunInferenceHandler } from './run-inference/run-inference.handler.js';
+import { InferIngressController } from './run-inference/infer.ingress.controller.js';
+import { IngressRequests } from '../../infra/ingress/ingress-threads.js';
 import { GenerateTextHandler } from './generate-text/generate-text.handler.js';
 import { GenerateHttpController } from './generate-text/generate.http.controller.js';
 import { OpenAiHttpController } from './generate-text/openai.http.controller.js';
@@ -41,6 +43,8 @@ import { SharedMemoryHttpController } from './manage-shared-memory/shared-memory
   providers: [
     RunInferenceHandler,
     { provide: InferenceUseCase, useExisting: RunInferenceHandler },
+    // What ingress threads (INGRESS_THREADS) decoded runs here, on the schedulers' owner.
+    { provide: IngressRequests, useClass: InferIngressController },
     { provide: RequestCancellations, useClass: InProcessCancellations },
     GenerateTextHandler,
     GetModelStatisticsHandler,

@@ -79,11 +79,15 @@ export class ClientQuota {
     return named ? `key:${named}` : `addr:${address}`;
   }
 
-  /** Takes one token for a request of the client, or throws the refusal (what a stream's request gets). */
-  async admit(client: string, transport: Transport): Promise<void> {
-    if (!this.enabled) return;
+  /**
+   * Takes one token for a request of the client, or throws the refusal (what a stream's request
+   * gets); says what the guard's X-RateLimit-* headers would (undefined with no limit on).
+   */
+  async admit(client: string, transport: Transport): Promise<{ limit: number; remaining: number; reset: number } | undefined> {
+    if (!this.enabled) return undefined;
     const record = await this.storage.increment(client, this.fillMs, this.burst, 0, 'default');
     if (record.isBlocked) throw this.refusal(client, record.timeToBlockExpire, transport);
+    return { limit: this.burst, remaining: Math.max(0, this.burst - record.totalHits), reset: record.timeToExpire };
   }
 
   /** 429 / RESOURCE_EXHAUSTED, naming the quota and when to come back (counted); the client's key itself is not echoed. */

@@ -7,7 +7,7 @@ import { clientDisconnect } from '../../../infra/http/client-disconnect.js';
 import { parseBody } from '../../../infra/http/request-body.js';
 import { headerRecord, parseTimeoutHeader } from '../../../infra/http/route-params.js';
 import { writeEventStream } from '../../../infra/http/server-sent-events.js';
-import { annotateAccessLog } from '../../observability/access-log.js';
+import { annotateAccessLog } from '../../../infra/http/access-log.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { MODEL_VERSION_HEADER } from '../run-inference/run-inference.handler.js';
 import { GenerateTextHandler, wholeText, type GenerateTextCommand } from './generate-text.handler.js';

@@ -10,7 +10,7 @@ import { headerRecord, parseTimeoutHeader } from '../../../infra/http/route-para
 import { writeEventStream } from '../../../infra/http/server-sent-events.js';
 import { httpStatusOf } from '../../../infra/http/http-error-status.js';
 import { openAiErrorOf } from '../../../infra/transport/openai-error.js';
-import { annotateAccessLog } from '../../observability/access-log.js';
+import { annotateAccessLog } from '../../../infra/http/access-log.js';
 import { ModelCatalog } from '../../../domain/registry/model-catalog.port.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { MODEL_VERSION_HEADER } from '../run-inference/run-inference.handler.js';

@@ -9,7 +9,7 @@ import { headerRecord, parseTimeoutHeader } from '../../../infra/http/route-para
 import { Tracing } from '../../../infra/tracing/tracing.js';
 import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { SystemSharedMemory } from '../../../domain/shared-memory/system-shared-memory.js';
-import { annotateAccessLog } from '../../observability/access-log.js';
+import { annotateAccessLog } from '../../../infra/http/access-log.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
 import { sharedMemoryInputs } from '../../../infra/transport/shared-memory-tensors.js';

@@ -2,7 +2,7 @@ import { Injectable, type NestMiddleware } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DomainError } from '../../../domain/shared/domain-error.js';
 import { writeDomainError } from '../../../infra/transport/error-response.filter.js';
-import { annotateAccessLog } from '../../observability/access-log.js';
+import { annotateAccessLog } from '../../../infra/http/access-log.js';
 import { TrafficRouter } from '../../../domain/rollout/traffic-router.port.js';
 import { InferenceMetrics } from '../../observability/metrics/inference-metrics.js';
 import { ModelCatalog } from '../../../domain/registry/model-catalog.port.js';

@@ -7,7 +7,7 @@ import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { AppConfig } from '../../../infra/config/app-config.js';
 import { INFERENCE_HEADER_CONTENT_LENGTH, readHttpInferRequestYielding } from '../../../infra/http/binary-tensor.codec.js';
 import { BINARY_TENSOR_BODY } from '../../../infra/http/request-body-parsers.js';
-import { annotateAccessLog } from '../../observability/access-log.js';
+import { annotateAccessLog } from '../../../infra/http/access-log.js';
 import { InferenceUseCase } from '../../../domain/inference/inference-use-case.port.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { jobJson, jobPath } from '../inference-job.mapper.js';

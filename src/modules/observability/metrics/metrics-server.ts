@@ -19,6 +19,8 @@ import { InferenceMetrics } from './inference-metrics.js';
 @Injectable()
 export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutdown {
   private server?: Server;
+  /** What must be counted before a scrape is rendered (the ingress threads' reports). */
+  private collect: () => Promise<void> = () => Promise.resolve();
 
   constructor(
     private readonly config: AppConfig,
@@ -46,9 +48,13 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
         res.writeHead(404, { 'content-type': 'text/plain', connection: 'close' }).end('metrics are at GET /metrics\n');
         return;
       }
-      this.metrics.refresh((version) => this.schedulers.queuedOf(version.key));
-      this.generation.refresh();
-      register.metrics().then(
+      this.collect()
+        .then(() => {
+          this.metrics.refresh((version) => this.schedulers.queuedOf(version.key));
+          this.generation.refresh();
+          return register.metrics();
+        })
+        .then(
         (text) => res.writeHead(200, { 'content-type': register.contentType }).end(text),
         (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${error.message}\n`),
       );
@@ -62,6 +68,11 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
       this.server = undefined; // nothing to close
       throw bindFailure('METRICS_PORT', this.config, error);
     });
+  }
+
+  /** Has `collect` run before each scrape is rendered. */
+  collectFirst(collect: () => Promise<void>): void {
+    this.collect = collect;
   }
 
   /** The node:http server of the metrics port (undefined with ALLOW_METRICS=false). */

@@ -7,7 +7,7 @@ import { SpanKind, Tracing, type Attributes, type Context, type HeaderGetter, ty
 import { metadataValue } from '../../../infra/grpc/call-context.js';
 import { grpcStatusOfError } from '../../../infra/grpc/grpc-error-status.js';
 import { httpStatusOfError } from '../../../infra/http/http-error-status.js';
-import { annotateAccessLog } from '../access-log.js';
+import { annotateAccessLog } from '../../../infra/http/access-log.js';
 
 interface TracedCall {
   readonly name: string;

@@ -1,0 +1,127 @@
+import { DomainError, type DomainErrorCode, type DomainErrorDetails } from '../../domain/shared/domain-error.js';
+import type { RunInferenceCommand } from '../../domain/inference/inference-use-case.port.js';
+import type { InferenceResponse } from '../../domain/inference/inference-request.js';
+import type { Tensor } from '../../domain/inference/tensor.js';
+
+/**
+ * What an ingress thread and the main thread (the owner of every scheduler and of the state) say
+ * to each other over a MessagePort: plain data only, tensor buffers transferred, never shared.
+ */
+
+/** Which protocol an ingress thread read a request from (the rate limit counts refusals by it). */
+export type IngressTransport = 'http' | 'grpc';
+
+/** A request an ingress thread decoded, for the main thread to run. */
+export interface ForwardedInfer {
+  readonly kind: 'infer';
+  /** Unique among the thread's requests in progress: the answer and a cancellation name it. */
+  readonly id: number;
+  readonly transport: IngressTransport;
+  /** The client's source address (what the rate limits and the access log see). */
+  readonly address: string;
+  /** The command, without a cancellation id (the main thread registers its own) or shared memory (never on this path). */
+  readonly command: Omit<RunInferenceCommand, 'cancellation' | 'sharedMemoryOutputs' | 'background'>;
+}
+
+/** The client of a forwarded request went away: its work is dropped as the main thread's own would be. */
+export interface ForwardedCancel {
+  readonly kind: 'cancel';
+  readonly id: number;
+}
+
+/** An HTTP answer an ingress thread sent itself: method, route template, status, milliseconds. */
+export type AnsweredRow = readonly [method: string, route: string | undefined, status: number, elapsedMs: number];
+
+/** A request an ingress thread refused before it reached the main thread (it could not be decoded). */
+export interface RefusedRow {
+  readonly model: string;
+  readonly error: SerializedError;
+}
+
+/** What an ingress thread counted since its last report (the main thread owns the metrics). `flush`: the report answers that flush request. */
+export interface IngressReport {
+  readonly kind: 'report';
+  readonly answered: readonly AnsweredRow[];
+  readonly refused: readonly RefusedRow[];
+  readonly flush?: number;
+}
+
+export interface IngressListening {
+  readonly kind: 'listening';
+  readonly httpPort: number;
+}
+
+export interface IngressClosed {
+  readonly kind: 'closed';
+}
+
+export type FromIngress = ForwardedInfer | ForwardedCancel | IngressReport | IngressListening | IngressClosed;
+
+/** The rate limit's numbers after a request took its token (the X-RateLimit-* headers). */
+export interface RateLimitState {
+  readonly limit: number;
+  readonly remaining: number;
+  readonly reset: number;
+}
+
+export interface InferAnswer {
+  readonly kind: 'answer';
+  readonly id: number;
+  readonly response: InferenceResponse;
+  readonly rateLimit?: RateLimitState;
+}
+
+export interface InferFailure {
+  readonly kind: 'failure';
+  readonly id: number;
+  readonly error: SerializedError;
+}
+
+/** Asks for a report of everything counted so far (before /metrics is rendered). */
+export interface FlushRequest {
+  readonly kind: 'flush';
+  readonly id: number;
+}
+
+/** Stop accepting, finish the requests in progress, then say 'closed'. */
+export interface CloseRequest {
+  readonly kind: 'close';
+}
+
+export type ToIngress = InferAnswer | InferFailure | FlushRequest | CloseRequest;
+
+/** An error as it crosses threads: a domain error keeps its code and details; any other, its message. */
+export interface SerializedError {
+  readonly code?: DomainErrorCode;
+  readonly message: string;
+  readonly details?: DomainErrorDetails;
+}
+
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof DomainError) return { code: error.code, message: error.message, details: { ...error.details } };
+  return { message: error instanceof Error ? error.message : String(error) };
+}
+
+export function deserializeError(error: SerializedError): Error {
+  return error.code ? new DomainError(error.code, error.message, error.details) : new Error(error.message);
+}
+
+/**
+ * The buffers of tensors to transfer with a message rather than copy. A tensor whose data is a view
+ * of a larger buffer (a batch's output, a request body) is replaced by a copy of its own bytes:
+ * transferring the view's buffer would take the rest away from its other owners, and cloning it
+ * would copy all of it. BYTES elements (strings) are cloned.
+ */
+export function ownedTensors(tensors: readonly Tensor[]): { tensors: Tensor[]; transfer: ArrayBuffer[] } {
+  const transfer: ArrayBuffer[] = [];
+  const owned = tensors.map((tensor) => {
+    const data = tensor.data;
+    if (!ArrayBuffer.isView(data)) return tensor;
+    const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer && !transfer.includes(data.buffer);
+    // A Buffer's slice() is a view; a copy of its bytes is a Uint8Array (what the tensor's datatype reads anyway).
+    const own = whole ? data : Buffer.isBuffer(data) ? new Uint8Array(data) : (data.slice() as typeof data);
+    transfer.push(own.buffer as ArrayBuffer);
+    return own === data ? tensor : ({ ...tensor, data: own } as Tensor);
+  });
+  return { tensors: owned, transfer };
+}

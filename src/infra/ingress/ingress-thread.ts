@@ -1,0 +1,226 @@
+import { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import Fastify, { type FastifyListenOptions, type FastifyReply, type FastifyRequest } from 'fastify';
+import pino from 'pino';
+import { pinoHttp } from 'pino-http';
+import { requestedVersion } from '../../domain/registry/model-name.js';
+import type { CancellationSignal } from '../../domain/inference/dynamic-batch-scheduler.js';
+import type { InferenceResponse } from '../../domain/inference/inference-request.js';
+import { AppConfig } from '../config/app-config.js';
+import { accessLogOptions, annotateAccessLog } from '../http/access-log.js';
+import { encodeHttpInferResponse, INFERENCE_HEADER_CONTENT_LENGTH, readHttpInferRequestYielding, type SharedMemoryReader } from '../http/binary-tensor.codec.js';
+import { clientDisconnect } from '../http/client-disconnect.js';
+import { installContentCoding } from '../http/content-coding.js';
+import { BINARY_TENSOR_BODY } from '../http/request-body-parsers.js';
+import { headerRecord, parseTimeoutHeader } from '../http/route-params.js';
+import { noteRouteTemplates, whenAnswered } from '../http/answer-counting.js';
+import { servingFastifyOptions } from '../http/serving-fastify-options.js';
+import { ServerTls } from '../tls/server-tls.js';
+import { sendHttpError } from '../transport/error-response.filter.js';
+import { forwardToMain } from './forward-to-main.js';
+import {
+  deserializeError,
+  ownedTensors,
+  serializeError,
+  type AnsweredRow,
+  type ForwardedInfer,
+  type FromIngress,
+  type RateLimitState,
+  type RefusedRow,
+  type ToIngress,
+} from './ingress-messages.js';
+
+/** What the main thread gives an ingress thread at its start. */
+export interface IngressThreadData {
+  /** The validated configuration's values. */
+  readonly config: Record<string, unknown>;
+  /** The main thread's own HTTP server, on a private Unix socket: where everything this thread does not serve goes. */
+  readonly mainHttpSocket: string;
+  /** The port to share (HTTP_PORT, or the one the first thread was given when it is 0). */
+  readonly httpPort: number;
+  /** This thread's share of HTTP_MAX_CONNECTIONS. */
+  readonly maxConnections: number;
+  /** Whether this thread serves infer itself (false with tracing on: the main thread traces every request). */
+  readonly servesInference: boolean;
+}
+
+/** The infer routes, as the main thread's Nest controller declares them (their templates label the metrics). */
+const INFER_PATH = /^\/v2\/models\/[^/?]+(?:\/versions\/[^/?]+)?\/infer(?:\?|$)/;
+/** How often what the thread counted goes to the main thread (and at once when /metrics is scraped). */
+const REPORT_INTERVAL_MS = 250;
+
+/** A reader of shared memory that hands the request over: regions are the main thread's. */
+const HAND_OVER = Symbol('hand over to the main thread');
+const NO_SHARED_MEMORY: SharedMemoryReader = {
+  read: () => {
+    throw HAND_OVER;
+  },
+};
+
+/**
+ * One ingress thread: accepts HTTP connections on the shared port (reusePort: the kernel spreads
+ * connections over the threads), reads, decodes and judges the format of each infer request, hands
+ * the data-only command to the main thread, which owns the version's scheduler, and encodes the
+ * answer. Every other request is forwarded, as it came, to the main thread's own server.
+ */
+class IngressThread {
+  private readonly pending = new Map<number, { resolve: (answer: { response: InferenceResponse; rateLimit?: RateLimitState }) => void; reject: (error: Error) => void }>();
+  private nextId = 1;
+  private answered: AnsweredRow[] = [];
+  private refused: RefusedRow[] = [];
+  private readonly reporter: NodeJS.Timeout;
+
+  constructor(private readonly main: MessagePort) {
+    main.on('message', (message: ToIngress) => this.onMessage(message));
+    this.reporter = setInterval(() => this.report(), REPORT_INTERVAL_MS);
+    this.reporter.unref();
+  }
+
+  /** Runs a decoded request on the main thread: its answer, or its error as the main thread threw it. */
+  run(command: ForwardedInfer['command'], address: string, signal: CancellationSignal): Promise<{ response: InferenceResponse; rateLimit?: RateLimitState }> {
+    const id = this.nextId++;
+    const { tensors, transfer } = ownedTensors(command.request.inputs);
+    const message: ForwardedInfer = { kind: 'infer', id, transport: 'http', address, command: { ...command, request: { ...command.request, inputs: tensors } } };
+    return new Promise((resolve, reject) => {
+      const stop = signal.onAbort(() => this.send({ kind: 'cancel', id }));
+      const settle = () => stop();
+      this.pending.set(id, {
+        resolve: (answer) => (settle(), resolve(answer)),
+        reject: (error) => (settle(), reject(error)),
+      });
+      this.main.postMessage(message, transfer);
+    });
+  }
+
+  countAnswer(row: AnsweredRow): void {
+    this.answered.push(row);
+  }
+
+  countRefusal(model: string, error: unknown): void {
+    this.refused.push({ model, error: serializeError(error) });
+  }
+
+  private onMessage(message: ToIngress): void {
+    switch (message.kind) {
+      case 'answer':
+        this.pending.get(message.id)?.resolve({ response: message.response, rateLimit: message.rateLimit });
+        this.pending.delete(message.id);
+        return;
+      case 'failure':
+        this.pending.get(message.id)?.reject(deserializeError(message.error));
+        this.pending.delete(message.id);
+        return;
+      case 'flush':
+        this.report(message.id);
+        return;
+      case 'close':
+        void this.close();
+        return;
+    }
+  }
+
+  private report(flush?: number): void {
+    if (flush === undefined && this.answered.length === 0 && this.refused.length === 0) return;
+    this.send({ kind: 'report', answered: this.answered, refused: this.refused, flush });
+    this.answered = [];
+    this.refused = [];
+  }
+
+  private send(message: FromIngress): void {
+    this.main.postMessage(message);
+  }
+
+  closing?: () => Promise<void>;
+
+  private async close(): Promise<void> {
+    await this.closing?.();
+    clearInterval(this.reporter);
+    this.report();
+    this.send({ kind: 'closed' });
+  }
+}
+
+async function start(): Promise<void> {
+  const data = workerData as IngressThreadData;
+  const config = new AppConfig(data.config as unknown as ConstructorParameters<typeof AppConfig>[0]);
+  const tls = await ServerTls.start(config);
+  const thread = new IngressThread(parentPort!);
+  const accessLog = pinoHttp(accessLogOptions(config), pino.destination({ fd: 1, sync: false }));
+  const route =
+    (fastify: RequestListener): RequestListener =>
+    (req: IncomingMessage, res: ServerResponse) => {
+      if (!data.servesInference || req.method !== 'POST' || !INFER_PATH.test(req.url ?? '')) {
+        forwardToMain(data.mainHttpSocket, req, res);
+        return;
+      }
+      accessLog(req, res);
+      whenAnswered(req, res, (method, routeTemplate, status, elapsedMs) => thread.countAnswer([method, routeTemplate, status, elapsedMs]));
+      fastify(req, res);
+    };
+  const fastify = Fastify(servingFastifyOptions(config, tls, data.maxConnections, route));
+  noteRouteTemplates(fastify);
+  const errorLimits = { maxRequestBytes: config.MAX_REQUEST_BYTES };
+  fastify.setErrorHandler((error, request, reply) => sendHttpError(reply, request.url, error, errorLimits));
+  // Inference bodies are bytes whatever their content type, as on the main thread (request-body-parsers.ts).
+  fastify.removeAllContentTypeParsers();
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    request.headers['content-type'] = 'application/octet-stream';
+    done();
+  });
+  fastify.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  installContentCoding(fastify, { maxRequestBytes: config.MAX_REQUEST_BYTES });
+
+  const infer = async (request: FastifyRequest, reply: FastifyReply): Promise<string | Buffer | undefined> => {
+    const { model, version } = request.params as { model: string; version?: string };
+    annotateAccessLog(request.raw, { model, version });
+    let command: ForwardedInfer['command'];
+    let decoded;
+    try {
+      const requested = requestedVersion(version);
+      const envelope = await readHttpInferRequestYielding(request.body, request.headers[INFERENCE_HEADER_CONTENT_LENGTH], config.MAX_JSON_DEPTH);
+      decoded = envelope.decode(NO_SHARED_MEMORY);
+      if (decoded.sharedMemoryOutputs.size > 0) throw HAND_OVER;
+      command = { modelName: model, version: requested, request: decoded.request, timeoutMicros: parseTimeoutHeader(request.headers), headers: headerRecord(request.headers) };
+    } catch (error) {
+      if (error !== HAND_OVER) {
+        thread.countRefusal(model, error);
+        throw error;
+      }
+      // Shared memory is the main thread's: the request goes there whole, as it came (decompressed).
+      void reply.hijack();
+      forwardToMain(data.mainHttpSocket, request.raw, reply.raw, request.body as Buffer);
+      return undefined;
+    }
+    const { response, rateLimit } = await thread.run(command, request.raw.socket.remoteAddress ?? '', clientDisconnect(reply.raw));
+    if (rateLimit) {
+      void reply.header('x-ratelimit-limit', rateLimit.limit);
+      void reply.header('x-ratelimit-remaining', rateLimit.remaining);
+      void reply.header('x-ratelimit-reset', rateLimit.reset);
+    }
+    void reply.header('x-model-version', response.modelVersion);
+    annotateAccessLog(request.raw, {
+      version: response.modelVersion,
+      queue_time_us: response.parameters.queue_time_us as number,
+      compute_time_us: response.parameters.compute_time_us as number,
+    });
+    const encoded = encodeHttpInferResponse(response, decoded.binaryOutput, () => false);
+    void reply.header('content-type', encoded.contentType);
+    if (encoded.jsonLength !== undefined) void reply.header(INFERENCE_HEADER_CONTENT_LENGTH, encoded.jsonLength);
+    return encoded.body;
+  };
+  const options = { config: { [BINARY_TENSOR_BODY]: true } };
+  fastify.post('/v2/models/:model/infer', options, infer);
+  fastify.post('/v2/models/:model/versions/:version/infer', options, infer);
+
+  // reusePort (Linux): every thread binds the port; the kernel spreads new connections over them.
+  await fastify.listen({ port: data.httpPort, host: config.HOST, reusePort: true } as FastifyListenOptions);
+  tls.serve(fastify.server);
+  thread.closing = async () => {
+    await fastify.close();
+    tls.onApplicationShutdown();
+  };
+  const address = fastify.server.address();
+  parentPort!.postMessage({ kind: 'listening', httpPort: typeof address === 'object' && address ? address.port : data.httpPort } satisfies FromIngress);
+}
+
+await start();

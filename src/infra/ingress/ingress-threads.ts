@@ -1,0 +1,176 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { CancellationSignal } from '../../domain/inference/dynamic-batch-scheduler.js';
+import type { InferenceResponse } from '../../domain/inference/inference-request.js';
+import type { AppConfig } from '../config/app-config.js';
+import type { IngressThreadData } from './ingress-thread.js';
+import {
+  ownedTensors,
+  serializeError,
+  type AnsweredRow,
+  type ForwardedInfer,
+  type FromIngress,
+  type RateLimitState,
+  type RefusedRow,
+  type ToIngress,
+} from './ingress-messages.js';
+
+/** What the main thread does with what ingress threads send it (the inference context's ingress controller). */
+export abstract class IngressRequests {
+  /** Runs a forwarded request to its answer (limits, routing, the scheduler), or throws its refusal. */
+  abstract infer(request: ForwardedInfer, cancellation: CancellationSignal): Promise<{ response: InferenceResponse; rateLimit?: RateLimitState }>;
+  /** Counts what the threads answered and refused themselves (the metrics are the main thread's). */
+  abstract report(answered: readonly AnsweredRow[], refused: readonly RefusedRow[]): void;
+}
+
+/** Fires when the ingress thread says the client of a forwarded request went away. */
+class ForwardedCancellation implements CancellationSignal {
+  aborted = false;
+  private readonly listeners = new Set<() => void>();
+
+  onAbort(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    for (const listener of this.listeners) listener();
+  }
+}
+
+interface RunningThread {
+  readonly worker: Worker;
+  readonly cancellations: Map<number, ForwardedCancellation>;
+}
+
+/**
+ * INGRESS_THREADS worker threads that accept the serving ports' connections (ingress-thread.ts),
+ * and the main thread's end of their channels: it runs what they forward on the one owner of each
+ * version's scheduler (this thread), and answers with the outputs' buffers transferred. The main
+ * thread's own HTTP server then listens on a private Unix socket, for what the threads forward as
+ * it came.
+ */
+export class IngressThreads {
+  private readonly threads: RunningThread[] = [];
+  private flushes = 0;
+  private readonly flushWaiters = new Map<number, { left: number; done: () => void }>();
+
+  private requests?: IngressRequests;
+
+  private constructor(private readonly socketDirectory: string) {}
+
+  /** A private directory (mode 0700) for the main thread's socket: only this user's processes may connect. */
+  static async prepare(): Promise<IngressThreads> {
+    return new IngressThreads(await mkdtemp(join(tmpdir(), 'onnx-serving-ingress-')));
+  }
+
+  /** The socket the main thread's HTTP server listens on. */
+  get mainHttpSocket(): string {
+    return join(this.socketDirectory, 'http.sock');
+  }
+
+  /**
+   * Starts the threads, the first alone (with HTTP_PORT 0 it is given a port, which the others
+   * then share); resolves with the port once every thread listens. A thread that cannot start
+   * (the port taken) fails the start.
+   */
+  async start(config: AppConfig, requests: IngressRequests, options: { maxConnections: number; servesInference: boolean }): Promise<number> {
+    this.requests = requests;
+    const count = config.INGRESS_THREADS;
+    // Each thread holds its share of the connections (the kernel spreads them about evenly).
+    const maxConnections = Math.max(1, Math.ceil(options.maxConnections / count));
+    const servesInference = options.servesInference;
+    let port = config.HTTP_PORT;
+    for (let index = 0; index < count; index++) {
+      port = await this.startThread({ config: { ...config }, mainHttpSocket: this.mainHttpSocket, httpPort: port, maxConnections, servesInference });
+    }
+    return port;
+  }
+
+  /** Asks every thread for what it counted; resolves once each has reported (before /metrics is rendered). */
+  flush(): Promise<void> {
+    if (this.threads.length === 0) return Promise.resolve();
+    const id = ++this.flushes;
+    return new Promise((resolve) => {
+      this.flushWaiters.set(id, { left: this.threads.length, done: resolve });
+      for (const { worker } of this.threads) worker.postMessage({ kind: 'flush', id } satisfies ToIngress);
+    });
+  }
+
+  /** Nest's first shutdown hook: the threads close before the schedulers drain. */
+  onModuleDestroy(): Promise<void> {
+    return this.close();
+  }
+
+  /** Each thread stops accepting and finishes its requests in progress (this thread still answers them), then ends. */
+  async close(): Promise<void> {
+    await Promise.all(
+      this.threads.map(async ({ worker }) => {
+        const closed = new Promise<void>((resolve) => {
+          worker.on('message', (message: FromIngress) => message.kind === 'closed' && resolve());
+          worker.once('exit', () => resolve());
+        });
+        worker.postMessage({ kind: 'close' } satisfies ToIngress);
+        await closed;
+        await worker.terminate();
+      }),
+    );
+    this.threads.length = 0;
+    await rm(this.socketDirectory, { recursive: true, force: true });
+  }
+
+  private startThread(data: IngressThreadData): Promise<number> {
+    const worker = new Worker(new URL('./ingress-thread.js', import.meta.url), { workerData: data });
+    const thread: RunningThread = { worker, cancellations: new Map() };
+    this.threads.push(thread);
+    return new Promise((resolve, reject) => {
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`an ingress thread exited with code ${code} before it listened`)));
+      worker.on('message', (message: FromIngress) => {
+        if (message.kind === 'listening') {
+          worker.removeListener('error', reject);
+          resolve(message.httpPort);
+          return;
+        }
+        this.onMessage(thread, message);
+      });
+    });
+  }
+
+  private onMessage(thread: RunningThread, message: FromIngress): void {
+    switch (message.kind) {
+      case 'infer': {
+        const cancellation = new ForwardedCancellation();
+        thread.cancellations.set(message.id, cancellation);
+        this.requests!.infer(message, cancellation).then(
+          ({ response, rateLimit }) => {
+            thread.cancellations.delete(message.id);
+            const { tensors, transfer } = ownedTensors(response.outputs);
+            thread.worker.postMessage({ kind: 'answer', id: message.id, response: { ...response, outputs: tensors }, rateLimit } satisfies ToIngress, transfer);
+          },
+          (error: unknown) => {
+            thread.cancellations.delete(message.id);
+            thread.worker.postMessage({ kind: 'failure', id: message.id, error: serializeError(error) } satisfies ToIngress);
+          },
+        );
+        return;
+      }
+      case 'cancel':
+        thread.cancellations.get(message.id)?.abort();
+        return;
+      case 'report': {
+        this.requests!.report(message.answered, message.refused);
+        const waiter = message.flush === undefined ? undefined : this.flushWaiters.get(message.flush);
+        if (waiter && --waiter.left === 0) {
+          this.flushWaiters.delete(message.flush!);
+          waiter.done();
+        }
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,45 @@
+import { Injectable } from '@nestjs/common';
+import type { CancellationSignal } from '../../../domain/inference/dynamic-batch-scheduler.js';
+import type { InferenceResponse } from '../../../domain/inference/inference-request.js';
+import { headerLookup } from '../../../domain/inference/inference-use-case.port.js';
+import { RequestCancellations } from '../../../domain/inference/request-cancellations.port.js';
+import { deserializeError, type AnsweredRow, type ForwardedInfer, type RateLimitState, type RefusedRow } from '../../../infra/ingress/ingress-messages.js';
+import { IngressRequests } from '../../../infra/ingress/ingress-threads.js';
+import { HttpMetrics } from '../../observability/metrics/http-metrics.js';
+import { ClientQuota } from '../../throttling/client-quota.js';
+import { RunInferenceHandler } from './run-inference.handler.js';
+
+/**
+ * The infer requests ingress threads decoded (INGRESS_THREADS), run on the main thread exactly as
+ * the HTTP and gRPC controllers run theirs: the address ceiling and the client's rate limit (the
+ * one bucket per client, as the guard takes it), the judgement against the version's signature
+ * (counted as a refusal), then the handler (routing, limits, breaker, scheduler).
+ */
+@Injectable()
+export class InferIngressController extends IngressRequests {
+  constructor(
+    private readonly handler: RunInferenceHandler,
+    private readonly quota: ClientQuota,
+    private readonly cancellations: RequestCancellations,
+    private readonly httpMetrics: HttpMetrics,
+  ) {
+    super();
+  }
+
+  async infer({ transport, address, command }: ForwardedInfer, signal: CancellationSignal): Promise<{ response: InferenceResponse; rateLimit?: RateLimitState }> {
+    await this.quota.admitAddress(address, transport);
+    const rateLimit = await this.quota.admit(this.quota.clientOf({ header: headerLookup(command.headers), address }), transport);
+    this.handler.judge(command.modelName, command.version, command.request.inputs, command.request.requestedOutputs);
+    const cancellation = this.cancellations.register(signal);
+    try {
+      return { response: await this.handler.execute({ ...command, cancellation }), rateLimit };
+    } finally {
+      this.cancellations.release(cancellation);
+    }
+  }
+
+  report(answered: readonly AnsweredRow[], refused: readonly RefusedRow[]): void {
+    for (const [method, route, status, elapsedMs] of answered) this.httpMetrics.answered(method, route, status, elapsedMs);
+    for (const { model, error } of refused) this.handler.refused(model, undefined, deserializeError(error));
+  }
+}
