@@ -32,17 +32,24 @@ export interface ForwardedCancel {
 /** An HTTP answer an ingress thread sent itself: method, route template, status, milliseconds. */
 export type AnsweredRow = readonly [method: string, route: string | undefined, status: number, elapsedMs: number];
 
-/** A request an ingress thread refused before it reached the main thread (it could not be decoded). */
-export interface RefusedRow {
+/**
+ * A request an ingress thread could not decode: the main thread judges the model first (an unknown
+ * model is a 404 whatever the body, as on the main thread), counts the refusal, and answers with the
+ * error to send (a failure of this id).
+ */
+export interface ForwardedRefusal {
+  readonly kind: 'refusal';
+  readonly id: number;
   readonly model: string;
   readonly error: SerializedError;
+  /** Whether it counts as a failed inference request (what the body said), or is the transport's (a body Fastify could not read). */
+  readonly counted: boolean;
 }
 
-/** What an ingress thread counted since its last report (the main thread owns the metrics). `flush`: the report answers that flush request. */
+/** What an ingress thread answered since its last report (the main thread owns the metrics). `flush`: the report answers that flush request. */
 export interface IngressReport {
   readonly kind: 'report';
   readonly answered: readonly AnsweredRow[];
-  readonly refused: readonly RefusedRow[];
   readonly flush?: number;
 }
 
@@ -55,7 +62,7 @@ export interface IngressClosed {
   readonly kind: 'closed';
 }
 
-export type FromIngress = ForwardedInfer | ForwardedCancel | IngressReport | IngressListening | IngressClosed;
+export type FromIngress = ForwardedInfer | ForwardedRefusal | ForwardedCancel | IngressReport | IngressListening | IngressClosed;
 
 /** The rate limit's numbers after a request took its token (the X-RateLimit-* headers). */
 export interface RateLimitState {

@@ -26,7 +26,6 @@ import {
   type ForwardedInfer,
   type FromIngress,
   type RateLimitState,
-  type RefusedRow,
   type ToIngress,
 } from './ingress-messages.js';
 
@@ -67,7 +66,6 @@ class IngressThread {
   private readonly pending = new Map<number, { resolve: (answer: { response: InferenceResponse; rateLimit?: RateLimitState }) => void; reject: (error: Error) => void }>();
   private nextId = 1;
   private answered: AnsweredRow[] = [];
-  private refused: RefusedRow[] = [];
   private readonly reporter: NodeJS.Timeout;
 
   constructor(private readonly main: MessagePort) {
@@ -96,9 +94,17 @@ class IngressThread {
     this.answered.push(row);
   }
 
-  countRefusal(model: string, error: unknown): void {
-    this.refused.push({ model, error: serializeError(error) });
+  /** The error to answer for a request this thread could not decode, as the main thread judges it (and counts it). */
+  refusal(model: string, error: unknown, counted: boolean): Promise<Error> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, { resolve: () => resolve(error as Error), reject: (judged) => (this.judged.add(judged), resolve(judged)) });
+      this.send({ kind: 'refusal', id, model, error: serializeError(error), counted });
+    });
   }
+
+  /** Errors the main thread already judged (its failures, and refusals it answered): answered as they are. */
+  readonly judged = new WeakSet<Error>();
 
   private onMessage(message: ToIngress): void {
     switch (message.kind) {
@@ -106,10 +112,13 @@ class IngressThread {
         this.pending.get(message.id)?.resolve({ response: message.response, rateLimit: message.rateLimit });
         this.pending.delete(message.id);
         return;
-      case 'failure':
-        this.pending.get(message.id)?.reject(deserializeError(message.error));
+      case 'failure': {
+        const error = deserializeError(message.error);
+        this.judged.add(error);
+        this.pending.get(message.id)?.reject(error);
         this.pending.delete(message.id);
         return;
+      }
       case 'flush':
         this.report(message.id);
         return;
@@ -120,10 +129,9 @@ class IngressThread {
   }
 
   private report(flush?: number): void {
-    if (flush === undefined && this.answered.length === 0 && this.refused.length === 0) return;
-    this.send({ kind: 'report', answered: this.answered, refused: this.refused, flush });
+    if (flush === undefined && this.answered.length === 0) return;
+    this.send({ kind: 'report', answered: this.answered, flush });
     this.answered = [];
-    this.refused = [];
   }
 
   private send(message: FromIngress): void {
@@ -160,7 +168,12 @@ async function start(): Promise<void> {
   const fastify = Fastify(servingFastifyOptions(config, tls, data.maxConnections, route));
   noteRouteTemplates(fastify);
   const errorLimits = { maxRequestBytes: config.MAX_REQUEST_BYTES };
-  fastify.setErrorHandler((error, request, reply) => sendHttpError(reply, request.url, error, errorLimits));
+  // What Fastify refuses before the route (a body it cannot read) is judged on the model first, as the main thread does before reading.
+  fastify.setErrorHandler(async (error, request, reply) => {
+    const model = (request.params as { model?: string } | undefined)?.model;
+    const answer = model !== undefined && !thread.judged.has(error as Error) ? await thread.refusal(model, error, false) : error;
+    sendHttpError(reply, request.url, answer, errorLimits);
+  });
   // Inference bodies are bytes whatever their content type, as on the main thread (request-body-parsers.ts).
   fastify.removeAllContentTypeParsers();
   fastify.addHook('onRequest', (request, _reply, done) => {
@@ -182,10 +195,7 @@ async function start(): Promise<void> {
       if (decoded.sharedMemoryOutputs.size > 0) throw HAND_OVER;
       command = { modelName: model, version: requested, request: decoded.request, timeoutMicros: parseTimeoutHeader(request.headers), headers: headerRecord(request.headers) };
     } catch (error) {
-      if (error !== HAND_OVER) {
-        thread.countRefusal(model, error);
-        throw error;
-      }
+      if (error !== HAND_OVER) throw await thread.refusal(model, error, true);
       // Shared memory is the main thread's: the request goes there whole, as it came (decompressed).
       void reply.hijack();
       forwardToMain(data.mainHttpSocket, request.raw, reply.raw, request.body as Buffer);

@@ -7,13 +7,13 @@ import type { InferenceResponse } from '../../domain/inference/inference-request
 import type { AppConfig } from '../config/app-config.js';
 import type { IngressThreadData } from './ingress-thread.js';
 import {
+  deserializeError,
   ownedTensors,
   serializeError,
   type AnsweredRow,
   type ForwardedInfer,
   type FromIngress,
   type RateLimitState,
-  type RefusedRow,
   type ToIngress,
 } from './ingress-messages.js';
 
@@ -21,8 +21,10 @@ import {
 export abstract class IngressRequests {
   /** Runs a forwarded request to its answer (limits, routing, the scheduler), or throws its refusal. */
   abstract infer(request: ForwardedInfer, cancellation: CancellationSignal): Promise<{ response: InferenceResponse; rateLimit?: RateLimitState }>;
-  /** Counts what the threads answered and refused themselves (the metrics are the main thread's). */
-  abstract report(answered: readonly AnsweredRow[], refused: readonly RefusedRow[]): void;
+  /** A request a thread could not read or decode: the error to answer (an unknown model's, else its own), counted when `counted`. */
+  abstract refused(model: string, error: Error, counted: boolean): Error;
+  /** Counts what the threads answered themselves (the metrics are the main thread's). */
+  abstract answered(rows: readonly AnsweredRow[]): void;
 }
 
 /** Fires when the ingress thread says the client of a forwarded request went away. */
@@ -159,11 +161,14 @@ export class IngressThreads {
         );
         return;
       }
+      case 'refusal':
+        thread.worker.postMessage({ kind: 'failure', id: message.id, error: serializeError(this.requests!.refused(message.model, deserializeError(message.error), message.counted)) } satisfies ToIngress);
+        return;
       case 'cancel':
         thread.cancellations.get(message.id)?.abort();
         return;
       case 'report': {
-        this.requests!.report(message.answered, message.refused);
+        this.requests!.answered(message.answered);
         const waiter = message.flush === undefined ? undefined : this.flushWaiters.get(message.flush);
         if (waiter && --waiter.left === 0) {
           this.flushWaiters.delete(message.flush!);

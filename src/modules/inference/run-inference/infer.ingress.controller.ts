@@ -3,7 +3,7 @@ import type { CancellationSignal } from '../../../domain/inference/dynamic-batch
 import type { InferenceResponse } from '../../../domain/inference/inference-request.js';
 import { headerLookup } from '../../../domain/inference/inference-use-case.port.js';
 import { RequestCancellations } from '../../../domain/inference/request-cancellations.port.js';
-import { deserializeError, type AnsweredRow, type ForwardedInfer, type RateLimitState, type RefusedRow } from '../../../infra/ingress/ingress-messages.js';
+import type { AnsweredRow, ForwardedInfer, RateLimitState } from '../../../infra/ingress/ingress-messages.js';
 import { IngressRequests } from '../../../infra/ingress/ingress-threads.js';
 import { HttpMetrics } from '../../observability/metrics/http-metrics.js';
 import { ClientQuota } from '../../throttling/client-quota.js';
@@ -38,8 +38,18 @@ export class InferIngressController extends IngressRequests {
     }
   }
 
-  report(answered: readonly AnsweredRow[], refused: readonly RefusedRow[]): void {
-    for (const [method, route, status, elapsedMs] of answered) this.httpMetrics.answered(method, route, status, elapsedMs);
-    for (const { model, error } of refused) this.handler.refused(model, undefined, deserializeError(error));
+  refused(model: string, error: Error, counted: boolean): Error {
+    try {
+      this.handler.assertKnownModel(model);
+    } catch (notFound) {
+      this.handler.refused(model, undefined, notFound);
+      return notFound as Error;
+    }
+    if (counted) this.handler.refused(model, undefined, error);
+    return error;
+  }
+
+  answered(rows: readonly AnsweredRow[]): void {
+    for (const [method, route, status, elapsedMs] of rows) this.httpMetrics.answered(method, route, status, elapsedMs);
   }
 }
