@@ -25,7 +25,7 @@ export function annotateAccessLog(request: IncomingMessage, fields: AccessLogFie
   else annotated[FIELDS] = fields;
 }
 
-export function accessLogFields(request: IncomingMessage): AccessLogFields | undefined {
+function accessLogFields(request: IncomingMessage): AccessLogFields | undefined {
   return (request as Annotated)[FIELDS];
 }
 

@@ -9,7 +9,7 @@ import type { Tensor } from '../../domain/inference/tensor.js';
  */
 
 /** Which protocol an ingress thread read a request from (the rate limit counts refusals by it). */
-export type IngressTransport = 'http' | 'grpc';
+type IngressTransport = 'http' | 'grpc';
 
 /** A request an ingress thread decoded, for the main thread to run. */
 export interface ForwardedInfer {
@@ -24,7 +24,7 @@ export interface ForwardedInfer {
 }
 
 /** The client of a forwarded request went away: its work is dropped as the main thread's own would be. */
-export interface ForwardedCancel {
+interface ForwardedCancel {
   readonly kind: 'cancel';
   readonly id: number;
 }
@@ -37,7 +37,7 @@ export type AnsweredRow = readonly [method: string, route: string | undefined, s
  * model is a 404 whatever the body, as on the main thread), counts the refusal, and answers with the
  * error to send (a failure of this id).
  */
-export interface ForwardedRefusal {
+interface ForwardedRefusal {
   readonly kind: 'refusal';
   readonly id: number;
   readonly model: string;
@@ -47,18 +47,18 @@ export interface ForwardedRefusal {
 }
 
 /** What an ingress thread answered since its last report (the main thread owns the metrics). `flush`: the report answers that flush request. */
-export interface IngressReport {
+interface IngressReport {
   readonly kind: 'report';
   readonly answered: readonly AnsweredRow[];
   readonly flush?: number;
 }
 
-export interface IngressListening {
+interface IngressListening {
   readonly kind: 'listening';
   readonly httpPort: number;
 }
 
-export interface IngressClosed {
+interface IngressClosed {
   readonly kind: 'closed';
 }
 
@@ -71,31 +71,37 @@ export interface RateLimitState {
   readonly reset: number;
 }
 
-export interface InferAnswer {
+interface InferAnswer {
   readonly kind: 'answer';
   readonly id: number;
   readonly response: InferenceResponse;
   readonly rateLimit?: RateLimitState;
 }
 
-export interface InferFailure {
+interface InferFailure {
   readonly kind: 'failure';
   readonly id: number;
   readonly error: SerializedError;
 }
 
+/** The refusal of a request a thread could not decode stands as the thread made it (the model is known). */
+interface RefusalKept {
+  readonly kind: 'kept';
+  readonly id: number;
+}
+
 /** Asks for a report of everything counted so far (before /metrics is rendered). */
-export interface FlushRequest {
+interface FlushRequest {
   readonly kind: 'flush';
   readonly id: number;
 }
 
 /** Stop accepting, finish the requests in progress, then say 'closed'. */
-export interface CloseRequest {
+interface CloseRequest {
   readonly kind: 'close';
 }
 
-export type ToIngress = InferAnswer | InferFailure | FlushRequest | CloseRequest;
+export type ToIngress = InferAnswer | InferFailure | RefusalKept | FlushRequest | CloseRequest;
 
 /** An error as it crosses threads: a domain error keeps its code and details; any other, its message. */
 export interface SerializedError {

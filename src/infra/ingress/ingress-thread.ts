@@ -48,6 +48,9 @@ const INFER_PATH = /^\/v2\/models\/[^/?]+(?:\/versions\/[^/?]+)?\/infer(?:\?|$)/
 /** How often what the thread counted goes to the main thread (and at once when /metrics is scraped). */
 const REPORT_INTERVAL_MS = 250;
 
+/** What a kept refusal resolves with: the thread's own error stands. */
+const KEPT = { response: undefined as unknown as InferenceResponse };
+
 /** A reader of shared memory that hands the request over: regions are the main thread's. */
 const HAND_OVER = Symbol('hand over to the main thread');
 const NO_SHARED_MEMORY: SharedMemoryReader = {
@@ -98,7 +101,8 @@ class IngressThread {
   refusal(model: string, error: unknown, counted: boolean): Promise<Error> {
     const id = this.nextId++;
     return new Promise((resolve) => {
-      this.pending.set(id, { resolve: () => resolve(error as Error), reject: (judged) => (this.judged.add(judged), resolve(judged)) });
+      // Kept: the thread's own error (a Fastify error keeps its status); else the main thread's (the model is unknown).
+      this.pending.set(id, { resolve: () => (this.judged.add(error as Error), resolve(error as Error)), reject: (judged) => resolve(judged) });
       this.send({ kind: 'refusal', id, model, error: serializeError(error), counted });
     });
   }
@@ -119,6 +123,10 @@ class IngressThread {
         this.pending.delete(message.id);
         return;
       }
+      case 'kept':
+        this.pending.get(message.id)?.resolve(KEPT);
+        this.pending.delete(message.id);
+        return;
       case 'flush':
         this.report(message.id);
         return;

@@ -161,9 +161,12 @@ export class IngressThreads {
         );
         return;
       }
-      case 'refusal':
-        thread.worker.postMessage({ kind: 'failure', id: message.id, error: serializeError(this.requests!.refused(message.model, deserializeError(message.error), message.counted)) } satisfies ToIngress);
+      case 'refusal': {
+        const error = deserializeError(message.error);
+        const answer = this.requests!.refused(message.model, error, message.counted);
+        thread.worker.postMessage((answer === error ? { kind: 'kept', id: message.id } : { kind: 'failure', id: message.id, error: serializeError(answer) }) satisfies ToIngress);
         return;
+      }
       case 'cancel':
         thread.cancellations.get(message.id)?.abort();
         return;
