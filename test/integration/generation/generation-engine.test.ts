@@ -33,6 +33,8 @@ interface Plan {
   readonly joinAt: number;
   readonly chunk: number;
   readonly sampling: SamplingParams;
+  /** Steps at which the sequence, once decoding, sits out (a paused stream). */
+  readonly sitsOut?: (step: number) => boolean;
 }
 
 interface ScheduleRun {
@@ -51,7 +53,8 @@ async function decode(engine: OnnxGenerationEngine, plans: readonly Plan[]): Pro
   for (let step = 0; tokens.size < plans.length; step++) {
     for (const plan of plans) if (plan.joinAt === step) active.set(plan.id, { plan, fed: 0, out: [] });
     if (active.size === 0) continue;
-    const inputs: SequenceStepInput[] = [...active.values()].map(({ plan, fed, out }) => {
+    const stepping = [...active.values()].filter(({ plan, fed }) => fed < plan.prompt.length || !plan.sitsOut?.(step));
+    const inputs: SequenceStepInput[] = stepping.map(({ plan, fed, out }) => {
       if (fed < plan.prompt.length) {
         const chunk = plan.prompt.slice(fed, fed + plan.chunk);
         return { sequenceId: plan.id, tokens: chunk, sample: fed + chunk.length === plan.prompt.length, sampling: plan.sampling };
@@ -120,6 +123,24 @@ function thirtyTwoPlans(sampling: (i: number) => SamplingParams = () => GREEDY):
   }));
 }
 
+/**
+ * 32 sequences joining over 60 steps, so that late ones take the decode batch's rows freed by
+ * early ones, and decoding ones sitting steps out now and then (paused streams), which leaves gaps
+ * in their rows until the batch is packed.
+ */
+function joiningLatePlans(): Plan[] {
+  const random = seededRandom(7);
+  return Array.from({ length: 32 }, (_, i) => ({
+    id: `late-${i}`,
+    prompt: Array.from({ length: 1 + ((i * 11) % 30) }, () => Math.floor(random() * 256)),
+    newTokens: 8 + ((i * 5) % 20),
+    joinAt: (i * 2) % 60,
+    chunk: i % 4 === 0 ? 7 : 64,
+    sampling: GREEDY,
+    sitsOut: (step: number) => (step + i) % (3 + (i % 4)) === 0,
+  }));
+}
+
 describe('OnnxGenerationEngine with the tiny GPT', { timeout: 120_000 }, () => {
   let dir: string;
   let engine: OnnxGenerationEngine;
@@ -166,6 +187,40 @@ describe('OnnxGenerationEngine with the tiny GPT', { timeout: 120_000 }, () => {
     assert.deepEqual(await engine.cacheUse(KEY), { sequences: 0, tokens: 0, bytes: 0 }, 'every sequence released');
   });
 
+  it('greedy: sequences joining late into freed rows and sitting steps out get the tokens each gets alone, and those of a recomputation', async () => {
+    const plans = joiningLatePlans();
+    const batched = await decode(engine, plans);
+    const session = await ort.InferenceSession.create(join(dir, '1', 'model.onnx'), { intraOpNumThreads: 1 });
+    try {
+      for (const plan of plans) {
+        const alone = await decode(engine, [{ ...plan, joinAt: 0, chunk: plan.prompt.length, sitsOut: undefined }]);
+        assert.deepEqual(batched.tokens.get(plan.id), alone.tokens.get(plan.id), `${plan.id}: batched = alone`);
+        assert.deepEqual(batched.tokens.get(plan.id), await recompute(session, plan.prompt, plan.newTokens), `${plan.id}: batched = recomputed`);
+      }
+    } finally {
+      await session.release();
+    }
+    assert.deepEqual(await engine.cacheUse(KEY), { sequences: 0, tokens: 0, bytes: 0 }, 'every sequence released');
+  });
+
+  it('a decoding sequence fed several tokens again leaves the decode batch with its positions, and gets the tokens of a recomputation', async () => {
+    const session = await ort.InferenceSession.create(join(dir, '1', 'model.onnx'), { intraOpNumThreads: 1 });
+    try {
+      const prompt = [5, 6, 7, 8];
+      const first = (await engine.step(KEY, [{ sequenceId: 'refed', tokens: prompt, sample: true, sampling: GREEDY }])).outputs[0]!.token!;
+      const beside = { sequenceId: 'beside', tokens: [1], sample: true, sampling: GREEDY };
+      const second = (await engine.step(KEY, [{ sequenceId: 'refed', tokens: [first], sample: true, sampling: GREEDY }, beside])).outputs[0]!.token!;
+      const third = (await engine.step(KEY, [{ sequenceId: 'refed', tokens: [second, 9, 10], sample: true, sampling: GREEDY }])).outputs[0]!.token!;
+      const fourth = (await engine.step(KEY, [{ sequenceId: 'refed', tokens: [third], sample: true, sampling: GREEDY }])).outputs[0]!.token!;
+      const recomputed = await recompute(session, [...prompt, first, second, 9, 10], 2);
+      assert.deepEqual([third, fourth], recomputed);
+      assert.deepEqual(await recompute(session, prompt, 2), [first, second]);
+    } finally {
+      await session.release();
+    }
+    engine.release(KEY, ['refed', 'beside']);
+  });
+
   it('runs long prompts in several forwards beside one for the decoding sequences, with the tokens each gets alone', async () => {
     const random = seededRandom(5);
     const prompts = [400, 450, 420].map((length) => Array.from({ length }, () => Math.floor(random() * 256)));
@@ -203,13 +258,16 @@ describe('OnnxGenerationEngine with the tiny GPT', { timeout: 120_000 }, () => {
       { sequenceId: 'a', tokens: [1, 2, 3], sample: true, sampling: GREEDY },
       { sequenceId: 'b', tokens: [4], sample: false, sampling: GREEDY },
     ]);
+    // A prompt's cache is its own, allocated by blocks of positions: 'a' holds one block.
+    assert.deepEqual(await engine.cacheUse(KEY), { sequences: 2, tokens: 4, bytes: CACHE_BLOCK_POSITIONS * kvCacheBytesPerToken + kvCacheBytesPerToken });
     await engine.step(KEY, [{ sequenceId: 'a', tokens: [5], sample: true, sampling: GREEDY }]);
-    // Allocated by blocks of positions: one block each here.
-    assert.deepEqual(await engine.cacheUse(KEY), { sequences: 2, tokens: 5, bytes: 2 * CACHE_BLOCK_POSITIONS * kvCacheBytesPerToken });
+    // Decoding sequences share the decode batch: 2 rows, right-aligned to the longest past (3) and the new token.
+    assert.deepEqual(await engine.cacheUse(KEY), { sequences: 2, tokens: 5, bytes: 2 * 4 * kvCacheBytesPerToken });
     assert.equal(engine.status()[0]!.cacheBytes, 5 * kvCacheBytesPerToken);
 
     engine.release(KEY, ['a', 'unknown']);
-    assert.deepEqual(await engine.cacheUse(KEY), { sequences: 1, tokens: 1, bytes: CACHE_BLOCK_POSITIONS * kvCacheBytesPerToken });
+    // A leaving sequence frees its row; the row is reused by the next to join, or packed away.
+    assert.deepEqual(await engine.cacheUse(KEY), { sequences: 1, tokens: 1, bytes: 2 * 4 * kvCacheBytesPerToken });
     assert.deepEqual({ sequences: engine.status()[0]!.sequences, cachedTokens: engine.status()[0]!.cachedTokens }, { sequences: 1, cachedTokens: 1 });
     engine.release(KEY, ['b']);
     assert.deepEqual(await engine.cacheUse(KEY), { sequences: 0, tokens: 0, bytes: 0 });

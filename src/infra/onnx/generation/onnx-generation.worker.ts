@@ -21,26 +21,31 @@ import { createSession, describe, dieWithParent } from '../session-runtime.js';
 import type { SessionSettings } from '../worker-protocol.js';
 import { decoderLayout, pastKeyName, pastValueName, presentKeyName, presentValueName, type DecoderLayout } from './decoder-layout.js';
 import type { FromGenerationWorker, ToGenerationWorker } from './generation-worker-protocol.js';
-import { appendPresents, cacheBytes, emptyCache, lastLogits, padBatch, prefillGroups, type BatchRow, type SequenceCache } from './kv-cache-batch.js';
+import { DecodeBatch } from './decode-batch.js';
+import { appendPresents, cacheBytes, emptyCache, lastLogits, padBatch, prefillGroups, type BatchFeeds, type BatchRow, type SequenceCache } from './kv-cache-batch.js';
 
 function send(message: FromGenerationWorker): void {
   process.send!(message);
 }
 
 interface Sequence {
-  cache: SequenceCache;
+  /** Its own cache while it is not in the decode batch (a new sequence, or one whose prompt is being fed). */
+  cache?: SequenceCache;
   /** The sequence's own draws, seeded at its first step: its tokens never depend on its batch. */
   readonly random: () => number;
 }
 
 class Decoder {
   private readonly sequences = new Map<string, Sequence>();
+  /** The caches of the sequences that decode, kept batched between steps (decode-batch.ts). */
+  private readonly batch: DecodeBatch;
   private readonly outputNames: string[];
 
   constructor(
     private readonly session: ort.InferenceSession,
     private readonly layout: DecoderLayout,
   ) {
+    this.batch = new DecodeBatch(layout);
     this.outputNames = ['logits'];
     for (let layer = 0; layer < layout.layers; layer++) this.outputNames.push(presentKeyName(layer), presentValueName(layer));
   }
@@ -49,22 +54,23 @@ class Decoder {
     const decode = inputs.filter((input) => input.tokens.length === 1);
     const prefill = inputs.filter((input) => input.tokens.length > 1);
     const chosen = new Map<string, number>();
-    const groups = [decode, ...prefillGroups(prefill)].filter((group) => group.length > 0);
     const updates: (() => void)[] = [];
-    for (const group of groups) updates.push(await this.forward(group, chosen));
+    if (decode.length > 0) updates.push(await this.decodeForward(decode, chosen));
+    const groups = prefillGroups(prefill);
+    for (const group of groups) updates.push(await this.prefillForward(group, chosen));
     // The caches change only once every forward of the step has succeeded: a failed step leaves them as they were.
     for (const update of updates) update();
-    const forwards = groups.length;
+    const forwards = groups.length + (decode.length > 0 ? 1 : 0);
     const outputs = inputs.map(({ sequenceId }) => (chosen.has(sequenceId) ? { sequenceId, token: chosen.get(sequenceId)! } : { sequenceId }));
     return { outputs, forwards };
   }
 
-  /** One batched forward; returns what stores its caches. */
-  private async forward(group: readonly SequenceStepInput[], chosen: Map<string, number>): Promise<() => void> {
+  private sequenceOf(input: SequenceStepInput): Sequence {
+    return this.sequences.get(input.sequenceId) ?? { random: seededRandom(input.sampling.seed) };
+  }
+
+  private async run(feeds: BatchFeeds) {
     const { layers, kvHeads, headDim } = this.layout;
-    const sequences = group.map((input) => this.sequences.get(input.sequenceId) ?? { cache: emptyCache(this.layout), random: seededRandom(input.sampling.seed) });
-    const rows: BatchRow[] = group.map((input, b) => ({ cache: sequences[b]!.cache, tokens: input.tokens }));
-    const feeds = padBatch(rows, this.layout);
     const { batch, past, seq } = feeds;
     const tensors: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', feeds.inputIds, [batch, seq]),
@@ -77,27 +83,63 @@ class Decoder {
     }
     const results = await this.session.run(tensors, this.outputNames);
     const logits = results.logits!;
-    const vocab = logits.dims[2]!;
     const presents = (name: (layer: number) => string) => Array.from({ length: layers }, (_, layer) => results[name(layer)]!.data as Float32Array);
-    const caches = appendPresents(rows, feeds, presents(presentKeyName), presents(presentValueName), this.layout);
+    return { logits: logits.data as Float32Array, vocab: logits.dims[2]!, presentKeys: presents(presentKeyName), presentValues: presents(presentValueName) };
+  }
+
+  /** The forward of the sequences feeding one token, over the decode batch; returns what keeps its caches. */
+  private async decodeForward(group: readonly SequenceStepInput[], chosen: Map<string, number>): Promise<() => void> {
+    const sequences = group.map((input) => this.sequenceOf(input));
+    const forward = this.batch.prepare(
+      group.map((input, b) => ({ sequenceId: input.sequenceId, token: input.tokens[0]!, ...(this.batch.has(input.sequenceId) ? {} : { joining: sequences[b]!.cache }) })),
+    );
+    const { logits, vocab, presentKeys, presentValues } = await this.run({ ...forward, batch: forward.rows, seq: 1 });
     group.forEach((input, b) => {
-      if (input.sample) chosen.set(input.sequenceId, sampleToken(lastLogits(logits.data as Float32Array, b, seq, vocab), input.sampling, sequences[b]!.random));
+      if (input.sample) chosen.set(input.sequenceId, sampleToken(lastLogits(logits, forward.rowOf[b]!, 1, vocab), input.sampling, sequences[b]!.random));
+    });
+    return () => {
+      forward.commit(presentKeys, presentValues);
+      group.forEach((input, b) => {
+        delete sequences[b]!.cache;
+        this.sequences.set(input.sequenceId, sequences[b]!);
+      });
+    };
+  }
+
+  /** One forward of prompts (or chunks of them), each from its own cache; returns what stores their caches. */
+  private async prefillForward(group: readonly SequenceStepInput[], chosen: Map<string, number>): Promise<() => void> {
+    const sequences = group.map((input) => this.sequenceOf(input));
+    // A sequence of the decode batch fed several tokens again is fed from a copy of its row, and leaves the batch.
+    const rows: BatchRow[] = group.map((input, b) => ({
+      cache: this.batch.has(input.sequenceId) ? this.batch.extract(input.sequenceId) : (sequences[b]!.cache ?? emptyCache(this.layout)),
+      tokens: input.tokens,
+    }));
+    const feeds = padBatch(rows, this.layout);
+    const { logits, vocab, presentKeys, presentValues } = await this.run(feeds);
+    const caches = appendPresents(rows, feeds, presentKeys, presentValues, this.layout);
+    group.forEach((input, b) => {
+      if (input.sample) chosen.set(input.sequenceId, sampleToken(lastLogits(logits, b, feeds.seq, vocab), input.sampling, sequences[b]!.random));
     });
     return () =>
       group.forEach((input, b) => {
+        this.batch.release(input.sequenceId);
         sequences[b]!.cache = caches[b]!;
         this.sequences.set(input.sequenceId, sequences[b]!);
       });
   }
 
   release(sequenceIds: readonly string[]): void {
-    for (const id of sequenceIds) this.sequences.delete(id);
+    for (const id of sequenceIds) {
+      this.sequences.delete(id);
+      this.batch.release(id);
+    }
   }
 
   cacheUse(): { sequences: number; tokens: number; bytes: number } {
-    let tokens = 0;
-    let bytes = 0;
+    const batched = this.batch.use();
+    let { tokens, bytes } = batched;
     for (const { cache } of this.sequences.values()) {
+      if (!cache) continue;
       tokens += cache.length;
       bytes += cacheBytes(cache);
     }
