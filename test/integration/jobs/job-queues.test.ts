@@ -234,6 +234,32 @@ describe('job queues', () => {
     }
   });
 
+  it('BullMQ: JOB_MAX_PENDING is exact across replicas: of 30 submissions at once on 3 replicas, 5 (the bound) are admitted, the rest refused', async () => {
+    const options = { ...LIMITS, maxPending: 5, redisUrl: redis.url, prefix: 'exact-bound', lockDurationMs: 1000, stalledIntervalMs: 500 };
+    // No worker anywhere: every admitted job stays pending.
+    const replicas = [new BullMqJobQueue(options, clock), new BullMqJobQueue(options, clock), new BullMqJobQueue(options, clock)];
+    try {
+      // Connected first (their connections refuse commands while connecting: JOBS.STORE_UNAVAILABLE).
+      for (const replica of replicas) await until(() => replica.counts().catch(() => undefined), 'the replica connected');
+      const outcomes = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => replicas[i % 3]!.submit(aJob(), bytes('ok'))));
+      const admitted = outcomes.filter((o) => o.status === 'fulfilled');
+      const refused = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+      assert.equal(admitted.length, 5, `${admitted.length} admitted`);
+      assert.ok(refused.every((o) => (o.reason as DomainError).code === 'JOBS.QUEUE_FULL'), refused.map((o) => String(o.reason)).join('; '));
+      for (const replica of replicas) assert.equal((await replica.counts()).byState.PENDING, 5);
+      // One job submitted on two replicas at once (its idempotency key) holds one place.
+      const [first] = admitted as PromiseFulfilledResult<{ job: InferenceJob }>[];
+      await replicas[0]!.cancel(first!.value.job.id);
+      const twice = aJob();
+      const both = await Promise.all([replicas[1]!.submit(twice, bytes('ok')), replicas[2]!.submit(aJob(twice.id), bytes('ok'))]);
+      assert.deepEqual(both.map((b) => b.job.id), [twice.id, twice.id]);
+      assert.equal((await replicas[0]!.counts()).byState.PENDING, 5);
+      await assert.rejects(replicas[0]!.submit(aJob(), bytes('ok')), (error: DomainError) => error.code === 'JOBS.QUEUE_FULL');
+    } finally {
+      await Promise.all(replicas.map((replica) => replica.close()));
+    }
+  });
+
   it('BullMQ: with Redis down, a submission is refused with JOBS.STORE_UNAVAILABLE naming Redis', async () => {
     const queue = new BullMqJobQueue({ ...LIMITS, redisUrl: redis.url, prefix: 'down', lockDurationMs: 1000, stalledIntervalMs: 500 }, clock);
     try {
