@@ -121,6 +121,18 @@ function contract(name: string, make: () => Promise<JobQueue>) {
       for (const job of hung) await queue.cancel(job.id);
       for (const job of waiting) await stateOf(queue, job.id, 'SUCCEEDED');
     });
+
+    it('admits exactly maxPending of many submissions at once', async () => {
+      const hung = [aJob(), aJob()];
+      for (const job of hung) await queue.submit(job, bytes('hang'));
+      await until(async () => ((await queue.counts()).byState.RUNNING === 2 ? true : undefined), 'two running');
+      const outcomes = await Promise.allSettled(Array.from({ length: 12 }, () => queue.submit(aJob(), bytes('ok'))));
+      const admitted = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value.job.id] : []));
+      assert.equal(admitted.length, LIMITS.maxPending, `${admitted.length} admitted`);
+      assert.ok(outcomes.every((o) => o.status === 'fulfilled' || (o.reason as DomainError).code === 'JOBS.QUEUE_FULL'));
+      for (const job of hung) await queue.cancel(job.id);
+      for (const id of admitted) await stateOf(queue, id, 'SUCCEEDED');
+    });
   });
 }
 
