@@ -17,7 +17,7 @@ import { createLimitedServer, type Server } from './connection-limits.js';
 const ADMIN_ROUTE = /^\/(?:admin|v2\/repository)(?:\/|$)/;
 
 /** Whether a route (its template; undefined when nothing matched) belongs to the admin API. */
-export function isAdminRoute(template: string | undefined): boolean {
+function isAdminRoute(template: string | undefined): boolean {
   return template !== undefined && ADMIN_ROUTE.test(template);
 }
 
