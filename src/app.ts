@@ -9,6 +9,7 @@ import { bindFailure, checkModelRepository, withAdminTokenFile, type AppConfig }
 import { GrpcConnectionCap } from './infra/grpc/grpc-connection-cap.js';
 import { grpcServerOptions } from './infra/grpc/grpc-options.js';
 import { InferenceGrpcServer } from './infra/grpc/inference-grpc-server.js';
+import { AdminListener } from './infra/http/admin-listener.js';
 import { noteRouteTemplates, whenAnswered } from './infra/http/answer-counting.js';
 import { connectionCaps } from './infra/http/connection-limits.js';
 import { servingFastifyOptions } from './infra/http/serving-fastify-options.js';
@@ -32,6 +33,8 @@ export interface RunningServer {
   readonly httpUrl: string;
   /** The gRPC address, `host:port` (the port actually bound). */
   readonly grpcAddress: string;
+  /** The admin API's address with ADMIN_PORT (the port actually bound); undefined without (it is served at httpUrl). */
+  readonly adminUrl?: string;
   /** Where Prometheus scrapes, `http://host:port/metrics` (the port actually bound); undefined with ALLOW_METRICS=false. */
   readonly metricsUrl?: string;
   /** Settles when the model repository has been loaded (each model READY or UNAVAILABLE). */
@@ -73,6 +76,9 @@ export async function startServer(configured: AppConfig, overrides: AppOverrides
   installRequestBodyParsers(adapter, { maxJsonDepth: config.MAX_JSON_DEPTH });
   // gzip/deflate request bodies and answers on the inference routes, as Triton's HTTP server.
   installContentCoding(adapter.getInstance(), { maxRequestBytes: config.MAX_REQUEST_BYTES });
+  // ADMIN_PORT: the admin API on its own port, refused on the public ones.
+  const adminListener = new AdminListener(config);
+  adminListener.install(adapter.getInstance());
   app.useGlobalFilters(new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES }));
   // The gRPC server shares the modules, the global error filter and the guards of the HTTP app.
   const grpcConnections = new GrpcConnectionCap(caps.grpc);
@@ -94,6 +100,7 @@ export async function startServer(configured: AppConfig, overrides: AppOverrides
       const address = app.getHttpServer().address();
       port = typeof address === 'object' && address ? address.port : config.HTTP_PORT;
     }
+    await adminListener.listen(app.getHttpServer(), tls);
   } catch (error) {
     await app.close().catch(() => undefined); // the start's error is the one to report
     throw error;
@@ -105,6 +112,7 @@ export async function startServer(configured: AppConfig, overrides: AppOverrides
   const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
   const httpUrl = `${tls.scheme}://${hostPort(host, port)}`;
   const grpcAddress = hostPort(host, grpcPort);
+  const adminUrl = adminListener.port !== undefined ? `${tls.scheme}://${hostPort(host, adminListener.port)}` : undefined;
   const metricsUrl = metricsPort !== undefined ? `${tls.scheme}://${hostPort(host, metricsPort)}/metrics` : undefined;
   const bound = (p: number) => hostPort(config.HOST, p);
   app.get(Logger).log(tls.describe(), 'TLS');
@@ -120,7 +128,7 @@ export async function startServer(configured: AppConfig, overrides: AppOverrides
     await sleep(config.SHUTDOWN_DRAIN_DELAY_MS);
     await app.close();
   };
-  return { app, httpUrl, grpcAddress, metricsUrl, modelsLoaded, shutdown };
+  return { app, httpUrl, grpcAddress, adminUrl, metricsUrl, modelsLoaded, shutdown };
 }
 
 /** `host:port`, an IPv6 host in brackets. */

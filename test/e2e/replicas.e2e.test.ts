@@ -1,7 +1,8 @@
 // Issue 19, "Replicas on Redis": three server processes sharing one Redis (REDIS_URL) and one model
 // repository act as one. Each assertion is checked from every replica: a swap under load with no
 // failed request, a rollout judged once on the figures of every replica, a late joiner, a replica
-// SIGKILLed in the middle of a swap, and a Redis restart.
+// SIGKILLed in the middle of a swap (while it holds the lock, and while it loads the version), and a
+// Redis restart.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -63,6 +64,8 @@ describe('three replicas sharing one Redis and one repository', { timeout: 240_0
       { name: 'swap', version: 2, onnx: classifierAnswering(1) },
       { name: 'canary', version: 1, onnx: classifierAnswering(0), config: ALL },
       { name: 'canary', version: 2, onnx: classifierAnswering(1) },
+      { name: 'slowload', version: 1, onnx: classifierAnswering(0) },
+      { name: 'slowload', version: 2, onnx: classifierAnswering(1) },
     ]);
     // Shared secrets: one replica reads the admin token from a mounted file (a Kubernetes Secret).
     secrets = await mkdtemp(join(tmpdir(), 'onnx-serving-secrets-'));
@@ -168,6 +171,48 @@ describe('three replicas sharing one Redis and one repository', { timeout: 240_0
     assert.equal((await rolloutOn(late, 'canary')).phase, 'PROMOTED');
     assert.equal((await described(late, 'canary')).default_version, '2');
     assert.equal((await described(late, 'canary')).config_override, true);
+  });
+
+  it('a replica SIGKILLed while it loads the version of its swap: the lock lapses, the survivors agree with the store and never failed a request, and a later swap goes through', async (t) => {
+    // The victim's loads of slowload/1 take 10 minutes (FAULT_INJECTION): the kill lands in the load.
+    const victim = await spawnServer({ ...env, ADMIN_TOKEN: TOKEN, FAULT_INJECTION: JSON.stringify({ 'slowload/1': { load_latency_ms: 600_000 } }) });
+    replicas.push(victim);
+    assert.ok(await victim.untilReady(), victim.stderr());
+    const survivors = live().filter((replica) => replica !== victim);
+    for (const replica of [...survivors, victim]) assert.equal(await versionServed(replica, 'slowload'), '2', 'the policy (latest 1) serves version 2 first');
+    const load = closedLoop({
+      clients: 6,
+      send: async (client) => {
+        const { status, body } = await infer(survivors[client % survivors.length]!, 'slowload');
+        return { transport: 'http' as const, status: String(status), message: status === 200 ? '' : JSON.stringify(body), modelVersion: body?.model_version as string | undefined };
+      },
+    });
+    await load.further(20);
+    const swapping = swap(victim, 'slowload', 1).catch(() => undefined);
+    await until(async () => (await described(victim, 'slowload')).versions.find((v: { version: string }) => v.version === '1')?.state === 'LOADING', 'the victim to be loading version 1');
+    assert.equal(await inspector.exists(`${PREFIX}lock:model/slowload`), 1, 'the victim holds the lock of the model while it loads');
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+    await swapping;
+    // The lock lapses (REDIS_LOCK_TTL_MS) without its holder.
+    await until(async () => (await inspector.exists(`${PREFIX}lock:model/slowload`)) === 0, 'the dead holder\'s lock to lapse');
+    // The swap was never saved: the store, and every survivor, still have version 2 as what serves.
+    assert.notEqual((await stored('slowload'))?.state.defaultVersion, 1);
+    for (const replica of survivors) {
+      assert.equal((await described(replica, 'slowload')).serving_version, '2');
+      assert.equal(await versionServed(replica, 'slowload'), '2');
+    }
+    await load.further(20);
+    // A later swap, on a survivor, goes through and reaches every survivor.
+    await until(async () => (await swap(survivors[0]!, 'slowload', 1)).status === 200, 'a swap after the lock lapsed');
+    for (const replica of survivors) await until(async () => (await versionServed(replica, 'slowload')) === '1', 'every survivor to serve version 1');
+    assert.equal((await stored('slowload')).state.defaultVersion, 1);
+    await load.further(20);
+    const outcomes = await load.stop();
+    const failed = outcomes.filter((outcome) => !succeeded(outcome));
+    assert.deepEqual(failed.map((f) => `${f.status} ${f.message}`), [], `${failed.length} of ${outcomes.length} requests failed on the survivors`);
+    const versions = new Set(outcomes.map((outcome) => outcome.modelVersion));
+    t.diagnostic(`${outcomes.length} requests on the survivors, all answered; versions served: ${[...versions].sort().join(', ')}`);
   });
 
   it('a replica SIGKILLed in the middle of a swap leaves the cluster consistent: its lock expires, the others agree with the stored state', async () => {

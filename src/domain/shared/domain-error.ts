@@ -83,6 +83,10 @@ export const ERROR_CODES = {
   'AUTH.UNAUTHENTICATED': kind('UNAUTHENTICATED', 'invalid'),
   // Known (a verified client certificate) but not allowed (ADMIN_CLIENT_NAMES).
   'AUTH.FORBIDDEN': kind('PERMISSION_DENIED', 'invalid'),
+  // ADMIN_PORT is set: the admin API is not served on the public ports (HTTP_PORT, GRPC_PORT), whatever the credentials.
+  'AUTH.ADMIN_PORT_ONLY': kind('PERMISSION_DENIED', 'invalid'),
+  // A route other than the admin API's asked of ADMIN_PORT, which serves that API only.
+  'SERVER.NOT_ON_ADMIN_PORT': kind('NOT_FOUND', 'not_found'),
   // A client over its quota, with Retry-After.
   'CLIENT.RATE_LIMITED': kind('RATE_LIMITED', 'invalid'),
   // A body past MAX_REQUEST_BYTES once decompressed.

@@ -17,12 +17,14 @@ const environmentSchema = z.object({
   GRPC_PORT: port(8001),
   METRICS_PORT: port(8002),
   /**
-   * Threads that accept HTTP and gRPC connections (on HTTP_PORT and GRPC_PORT, with reusePort), parse,
-   * decode and encode, beside the main thread, which owns the schedulers and state. 0: the main thread
+   * Threads that accept HTTP connections (on HTTP_PORT, with reusePort), read, decode and encode
+   * infer requests, beside the main thread, which owns the schedulers and state. 0: the main thread
    * serves every connection itself. Default: the cores left beside the main thread and one for the
    * model instances, at most 8.
    */
   INGRESS_THREADS: z.coerce.number().int().min(0).max(64).default(() => Math.max(0, Math.min(8, availableParallelism() - 2))),
+  /** The admin API's own port (README "Running several replicas"); unset: the admin API is served on HTTP_PORT, as the rest. */
+  ADMIN_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Largest request accepted, in bytes: an HTTP body or a received gRPC message (Triton's HTTP default is 64 MiB). */
   MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).max(2 ** 31 - 1).default(64 * 1024 * 1024),
@@ -139,6 +141,8 @@ const environmentSchema = z.object({
   HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(0).default(0),
   /** Open gRPC connections at most; past it new ones are closed at once. 0: derived from the open-file limit. */
   GRPC_MAX_CONNECTIONS: z.coerce.number().int().min(0).default(0),
+  /** With ADMIN_PORT: open connections to the admin port at most (operators and deploy tools need a few). */
+  ADMIN_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(64),
   /** Open connections to the metrics port at most (Prometheus needs a few). */
   METRICS_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(32),
   /** An idle HTTP keep-alive connection (serving and metrics ports) is closed after this long (ms). */
@@ -230,11 +234,11 @@ function secretClashes(values: Environment): string[] {
   return problems;
 }
 
-export type PortVariable = 'HTTP_PORT' | 'GRPC_PORT' | 'METRICS_PORT';
+export type PortVariable = 'HTTP_PORT' | 'GRPC_PORT' | 'METRICS_PORT' | 'ADMIN_PORT';
 
-/** Two servers given the same port (0, any free port, never clashes; METRICS_PORT only while metrics are served). */
+/** Two servers given the same port (0, any free port, never clashes; METRICS_PORT only while metrics are served, ADMIN_PORT only when set). */
 function portClashes(values: Environment): string[] {
-  const ports: PortVariable[] = values.ALLOW_METRICS ? ['HTTP_PORT', 'GRPC_PORT', 'METRICS_PORT'] : ['HTTP_PORT', 'GRPC_PORT'];
+  const ports: PortVariable[] = ['HTTP_PORT', 'GRPC_PORT', ...(values.ALLOW_METRICS ? ['METRICS_PORT' as const] : []), ...(values.ADMIN_PORT !== undefined ? ['ADMIN_PORT' as const] : [])];
   return ports.flatMap((name, i) => {
     const earlier = ports.slice(0, i).find((other) => values[other] === values[name] && values[name] !== 0);
     return earlier ? [`${shown(name, values[name])}: the same port as ${earlier}`] : [];

@@ -3,13 +3,14 @@ import { schemaErrorMessage } from '../validation/schema-error-message.js';
 
 /**
  * The faults injected into one model (or one version): added latency on every run, a share of
- * runs that fail, a share of runs whose worker dies. Shares are dealt deterministically (a rate of
+ * runs that fail, a share of runs whose worker dies, added latency on every load. Shares are dealt deterministically (a rate of
  * 0.25 fails runs 4, 8, 12...), so that a test knows which runs fail.
  */
 const faultPlanSchema = z.strictObject({
   latency_ms: z.number().int().min(0).max(600_000).optional(),
   error_rate: z.number().min(0).max(1).optional(),
   crash_rate: z.number().min(0).max(1).optional(),
+  load_latency_ms: z.number().int().min(0).max(600_000).optional(),
 });
 export type FaultPlan = z.infer<typeof faultPlanSchema>;
 

@@ -29,6 +29,31 @@ interface JobData {
   readonly payload: string;
 }
 
+/**
+ * JOB_MAX_PENDING across replicas: a submission reserves its place in one script, which counts
+ * the pending jobs (BullMQ's wait, paused, prioritized and delayed keys, read as its own getCounts
+ * does) plus the places reserved and not yet expired, and reserves one (the job's id, with its
+ * expiry, in a sorted set) only below the bound. The place is released once BullMQ has the job;
+ * meanwhile the job counts twice (a submission may be refused a moment early, never admitted past
+ * the bound). A replica that dies between reserving and adding leaves a place that expires after
+ * RESERVATION_TTL_MS. Concurrent submissions of one id (one job) hold one place. BullMQ has no bound
+ * on a queue's length, and its add is a script of its own that this one cannot join: hence the
+ * reservation. Time is Redis' own (TIME), the same for every replica.
+ *
+ * KEYS: wait, paused, prioritized, delayed, reservations; ARGV: the bound, the reservation's ttl (ms), the job id.
+ */
+const RESERVE_PENDING_PLACE = `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+if redis.call('ZSCORE', KEYS[5], ARGV[3]) then return 1 end
+local pending = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4]) + redis.call('ZCARD', KEYS[5])
+if pending >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[5], now + tonumber(ARGV[2]), ARGV[3])
+return 1`;
+/** How long a reserved place lasts without its job added: far above an add's round trips, so that a slow add still holds its place. */
+const RESERVATION_TTL_MS = 60_000;
+
 /** The failed reason of a run cancelled by its client (not a failure). */
 const CANCELLED_REASON = 'cancelled by its client';
 
@@ -51,7 +76,7 @@ export class BullMqJobQueue extends JobQueue {
   private worker?: Worker<JobData, string>;
   private subscriber?: Redis;
   private workerConnection?: Redis;
-  private readonly keys: { cancelled: (id: string) => string; cancelledSet: string; channel: string };
+  private readonly keys: { cancelled: (id: string) => string; cancelledSet: string; channel: string; reservations: string };
 
   constructor(
     private readonly options: BullMqOptions,
@@ -64,41 +89,52 @@ export class BullMqJobQueue extends JobQueue {
     this.queue = new Queue(QUEUE_NAME, { connection: this.connection, prefix: options.prefix });
     this.queue.on('error', () => undefined);
     const base = `${options.prefix}:${QUEUE_NAME}`;
-    this.keys = { cancelled: (id) => `${base}:cancelled:${id}`, cancelledSet: `${base}:cancelled`, channel: `${base}:cancel` };
+    this.keys = { cancelled: (id) => `${base}:cancelled:${id}`, cancelledSet: `${base}:cancelled`, channel: `${base}:cancel`, reservations: `${base}:pending-reservations` };
   }
 
   async submit(job: InferenceJob, payload: Uint8Array): Promise<{ job: InferenceJob; created: boolean }> {
     return this.unavailableWhenDown(async () => {
       const kept = await this.find(job.id);
       if (kept) return { job: kept.job, created: false };
-      const counts = await this.queue.getJobCounts('waiting', 'prioritized', 'delayed');
-      if (Object.values(counts).reduce((sum, n) => sum + n, 0) >= this.options.maxPending) throw queueFull(this.options.maxPending);
-      // A job past its time to live that BullMQ has not removed yet (it cleans up as later jobs finish): the key makes a new job.
-      if ((await this.queue.getJobState(job.id)) !== 'unknown') await this.queue.remove(job.id);
-      const snapshot = job.toSnapshot();
-      const ttlSeconds = Math.ceil(this.options.ttlMs / 1000);
-      await this.queue.add(
-        'infer',
-        {
-          modelName: snapshot.modelName,
-          ...(snapshot.version !== undefined && { version: snapshot.version }),
-          requestDigest: snapshot.requestDigest,
-          ...(snapshot.idempotencyKey !== undefined && { idempotencyKey: snapshot.idempotencyKey }),
-          createdAt: snapshot.createdAt,
-          payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('base64'),
-        },
-        {
-          jobId: job.id,
-          attempts: this.options.maxAttempts,
-          backoff: { type: 'exponential', delay: this.options.backoffMs },
-          removeOnComplete: { age: ttlSeconds },
-          removeOnFail: { age: ttlSeconds },
-        },
-      );
-      // Another replica may have added the same id a moment before: the job kept is the answer.
-      const added = (await this.find(job.id))?.job ?? job;
-      return { job: added, created: added.toSnapshot().createdAt === snapshot.createdAt && added.toSnapshot().requestDigest === snapshot.requestDigest };
+      const { wait, paused, prioritized, delayed } = this.queue.keys;
+      const reserved = await this.connection.eval(RESERVE_PENDING_PLACE, 5, wait!, paused!, prioritized!, delayed!, this.keys.reservations, this.options.maxPending, RESERVATION_TTL_MS, job.id);
+      if (reserved !== 1) throw queueFull(this.options.maxPending);
+      try {
+        return await this.add(job, payload);
+      } finally {
+        // Not released (Redis down): it expires by itself.
+        await this.connection.zrem(this.keys.reservations, job.id).catch(() => undefined);
+      }
     });
+  }
+
+  /** Adds the job to BullMQ (its place reserved): the job kept under its id, and whether it is this one. */
+  private async add(job: InferenceJob, payload: Uint8Array): Promise<{ job: InferenceJob; created: boolean }> {
+    // A job past its time to live that BullMQ has not removed yet (it cleans up as later jobs finish): the key makes a new job.
+    if ((await this.queue.getJobState(job.id)) !== 'unknown') await this.queue.remove(job.id);
+    const snapshot = job.toSnapshot();
+    const ttlSeconds = Math.ceil(this.options.ttlMs / 1000);
+    await this.queue.add(
+      'infer',
+      {
+        modelName: snapshot.modelName,
+        ...(snapshot.version !== undefined && { version: snapshot.version }),
+        requestDigest: snapshot.requestDigest,
+        ...(snapshot.idempotencyKey !== undefined && { idempotencyKey: snapshot.idempotencyKey }),
+        createdAt: snapshot.createdAt,
+        payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('base64'),
+      },
+      {
+        jobId: job.id,
+        attempts: this.options.maxAttempts,
+        backoff: { type: 'exponential', delay: this.options.backoffMs },
+        removeOnComplete: { age: ttlSeconds },
+        removeOnFail: { age: ttlSeconds },
+      },
+    );
+    // Another replica may have added the same id a moment before: the job kept is the answer.
+    const added = (await this.find(job.id))?.job ?? job;
+    return { job: added, created: added.toSnapshot().createdAt === snapshot.createdAt && added.toSnapshot().requestDigest === snapshot.requestDigest };
   }
 
   async find(id: string): Promise<StoredJob | undefined> {

@@ -72,6 +72,8 @@ export class SqliteJobQueue extends JobQueue {
   };
   private run?: JobRun;
   private readonly inProgress = new Map<string, RunCancellation>();
+  /** Submissions admitted whose row is not inserted yet (their request file being written): pending already, for JOB_MAX_PENDING. */
+  private admitting = 0;
   private wakeTimer?: TimerHandle;
   private sweepTimer?: TimerHandle;
   private closed = false;
@@ -123,12 +125,19 @@ export class SqliteJobQueue extends JobQueue {
     // Past its time to live but not swept yet: the key makes a new job.
     this.deleteExpired();
     const pending = (this.statements.countByState.all(this.clock.epochMillis()) as { state: string; count: number }[]).find((row) => row.state === 'PENDING')?.count ?? 0;
-    if (pending >= this.limits.maxPending) throw queueFull(this.limits.maxPending);
+    // Counted and admitted in one synchronous step, so that submissions at once never pass the bound.
+    if (pending + this.admitting >= this.limits.maxPending) throw queueFull(this.limits.maxPending);
+    this.admitting++;
     // A file of its own (two submissions of one id at once write two), named in the row only if the row is this one.
     const requestFile = `${job.id}.${randomUUID()}.request`;
-    await writeDurably(join(this.files, requestFile), payload);
     const snapshot = job.toSnapshot();
-    const inserted = this.statements.insert.run(job.id, snapshot.state, JSON.stringify(snapshot), requestFile, snapshot.createdAt).changes === 1;
+    let inserted: boolean;
+    try {
+      await writeDurably(join(this.files, requestFile), payload);
+      inserted = this.statements.insert.run(job.id, snapshot.state, JSON.stringify(snapshot), requestFile, snapshot.createdAt).changes === 1;
+    } finally {
+      this.admitting--;
+    }
     if (!inserted) {
       void this.remove(requestFile);
       return { job: this.load(job.id)!.job, created: false };

@@ -37,6 +37,11 @@ export class FaultInjection {
     else this.plans.delete(target);
   }
 
+  /** The wait before a version's load (or reload) starts its sessions: a slow load, held like a real one (ms; 0 without a plan). */
+  loadDelayMs(key: RuntimeKey): number {
+    return (this.plans.get(key.versionId.toString()) ?? this.plans.get(key.modelName))?.plan.load_latency_ms ?? 0;
+  }
+
   /** The fault for the next run under a runtime key (a version's load or reload alike). */
   next(key: RuntimeKey): WorkerFault | undefined {
     if (this.plans.size === 0) return undefined;

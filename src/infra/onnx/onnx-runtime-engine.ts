@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, Optional, type OnApplicationShutdown } from '@nestjs/common';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { InferenceEngine, type EngineRun, type EngineRunOptions, type InstanceStatus, type LoadedModel, type RuntimeOptions, type WarmupSample } from '../../domain/inference/inference-engine.port.js';
 import { responseTooLarge } from '../../domain/inference/response-limit.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
@@ -39,6 +40,8 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
     if (this.pools.has(text) || this.loading.has(text)) throw new Error(`'${key}' is already loaded`);
     this.loading.add(text);
     try {
+      const injectedDelay = this.faults.loadDelayMs(key);
+      if (injectedDelay > 0) await sleep(injectedDelay);
       return await this.startPool(key, modelPath, options);
     } finally {
       this.loading.delete(text);

@@ -121,6 +121,18 @@ function contract(name: string, make: () => Promise<JobQueue>) {
       for (const job of hung) await queue.cancel(job.id);
       for (const job of waiting) await stateOf(queue, job.id, 'SUCCEEDED');
     });
+
+    it('admits exactly maxPending of many submissions at once', async () => {
+      const hung = [aJob(), aJob()];
+      for (const job of hung) await queue.submit(job, bytes('hang'));
+      await until(async () => ((await queue.counts()).byState.RUNNING === 2 ? true : undefined), 'two running');
+      const outcomes = await Promise.allSettled(Array.from({ length: 12 }, () => queue.submit(aJob(), bytes('ok'))));
+      const admitted = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value.job.id] : []));
+      assert.equal(admitted.length, LIMITS.maxPending, `${admitted.length} admitted`);
+      assert.ok(outcomes.every((o) => o.status === 'fulfilled' || (o.reason as DomainError).code === 'JOBS.QUEUE_FULL'));
+      for (const job of hung) await queue.cancel(job.id);
+      for (const id of admitted) await stateOf(queue, id, 'SUCCEEDED');
+    });
   });
 }
 
@@ -231,6 +243,32 @@ describe('job queues', () => {
       assert.equal(runs.get(job.id), 1);
     } finally {
       await survivor.close();
+    }
+  });
+
+  it('BullMQ: JOB_MAX_PENDING is exact across replicas: of 30 submissions at once on 3 replicas, 5 (the bound) are admitted, the rest refused', async () => {
+    const options = { ...LIMITS, maxPending: 5, redisUrl: redis.url, prefix: 'exact-bound', lockDurationMs: 1000, stalledIntervalMs: 500 };
+    // No worker anywhere: every admitted job stays pending.
+    const replicas = [new BullMqJobQueue(options, clock), new BullMqJobQueue(options, clock), new BullMqJobQueue(options, clock)];
+    try {
+      // Connected first (their connections refuse commands while connecting: JOBS.STORE_UNAVAILABLE).
+      for (const replica of replicas) await until(() => replica.counts().catch(() => undefined), 'the replica connected');
+      const outcomes = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => replicas[i % 3]!.submit(aJob(), bytes('ok'))));
+      const admitted = outcomes.filter((o) => o.status === 'fulfilled');
+      const refused = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+      assert.equal(admitted.length, 5, `${admitted.length} admitted`);
+      assert.ok(refused.every((o) => (o.reason as DomainError).code === 'JOBS.QUEUE_FULL'), refused.map((o) => String(o.reason)).join('; '));
+      for (const replica of replicas) assert.equal((await replica.counts()).byState.PENDING, 5);
+      // One job submitted on two replicas at once (its idempotency key) holds one place.
+      const [first] = admitted as PromiseFulfilledResult<{ job: InferenceJob }>[];
+      await replicas[0]!.cancel(first!.value.job.id);
+      const twice = aJob();
+      const both = await Promise.all([replicas[1]!.submit(twice, bytes('ok')), replicas[2]!.submit(aJob(twice.id), bytes('ok'))]);
+      assert.deepEqual(both.map((b) => b.job.id), [twice.id, twice.id]);
+      assert.equal((await replicas[0]!.counts()).byState.PENDING, 5);
+      await assert.rejects(replicas[0]!.submit(aJob(), bytes('ok')), (error: DomainError) => error.code === 'JOBS.QUEUE_FULL');
+    } finally {
+      await Promise.all(replicas.map((replica) => replica.close()));
     }
   });
 

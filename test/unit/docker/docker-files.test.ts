@@ -261,12 +261,16 @@ describe('docker/compose.yaml', () => {
     assert.ok(repository, `no volume at MODEL_REPOSITORY ${env.MODEL_REPOSITORY}`);
     assert.ok(repository.split(':')[0]! in compose.volumes, 'a named volume (shared by the replicas)');
     assert.notEqual(repository.split(':')[2], 'ro', 'writable: uploads');
-    // Host port ranges as wide as the replica count: one port each.
-    for (const mapping of replica.ports ?? []) {
-      const [from, to] = mapping.split(':')[0]!.split('-').map(Number);
+    // Host port ranges as wide as the replica count: one port each ([host ip:]host ports:container port).
+    const mappings = (replica.ports ?? []).map((mapping) => {
+      const parts = mapping.split(':');
+      const [from, to] = parts.at(-2)!.split('-').map(Number);
       assert.equal(to! - from! + 1, replica.deploy!.replicas, mapping);
-    }
+      return { hostIp: parts.length === 3 ? parts[0] : undefined, container: Number(parts.at(-1)) };
+    });
     const config = loadAppConfig({ ...env, ADMIN_TOKEN: 'a-token-of-sixteen-chars' });
-    assert.deepEqual(replica.ports!.map((p) => Number(p.split(':')[1])), [config.HTTP_PORT, config.GRPC_PORT]);
+    assert.deepEqual(mappings.map((m) => m.container), [config.HTTP_PORT, config.GRPC_PORT, config.ADMIN_PORT]);
+    // The admin port (ADMIN_PORT) is published on the host's loopback only.
+    assert.deepEqual(mappings.map((m) => m.hostIp), [undefined, undefined, '127.0.0.1']);
   });
 });

@@ -184,9 +184,10 @@ describe('docker/kubernetes: the objects against each other and against the serv
 
   it("gives the containers the ports the server listens on, and probes the server's health endpoints", () => {
     const config = configOf(server);
+    assert.ok(config.ADMIN_PORT !== undefined, 'the admin API on a port of its own (ADMIN_PORT), for the Services and the NetworkPolicy to keep apart');
     assert.deepEqual(
-      [containerPort(server, 'http'), containerPort(server, 'grpc'), containerPort(server, 'metrics')],
-      [config.HTTP_PORT, config.GRPC_PORT, config.METRICS_PORT],
+      [containerPort(server, 'http'), containerPort(server, 'grpc'), containerPort(server, 'metrics'), containerPort(server, 'admin')],
+      [config.HTTP_PORT, config.GRPC_PORT, config.METRICS_PORT, config.ADMIN_PORT],
     );
     const defaults = loadAppConfig({});
     assert.deepEqual([config.HTTP_PORT, config.GRPC_PORT, config.METRICS_PORT], [defaults.HTTP_PORT, defaults.GRPC_PORT, defaults.METRICS_PORT], "the server's defaults");
@@ -220,16 +221,27 @@ describe('docker/kubernetes: the objects against each other and against the serv
     assert.ok(podSpec.terminationGracePeriodSeconds * 1000 > preStopSeconds * 1000 + config.SHUTDOWN_GRACE_MS, `${podSpec.terminationGracePeriodSeconds} s is not above ${preStopSeconds} s + SHUTDOWN_GRACE_MS`);
   });
 
-  it('selects the Deployment\'s pods from its Services, PodDisruptionBudget and NetworkPolicy, and keeps the metrics port off the public Service', () => {
+  it('selects the Deployment\'s pods from its Services, PodDisruptionBudget and NetworkPolicy, and keeps the metrics and admin ports off the public Service', () => {
     assert.ok(selects(deployment.spec.selector.matchLabels, podLabels), "the Deployment's selector matches its own pods");
     const publicService = one('Service', 'onnx-serving', applied);
     const metricsService = one('Service', 'onnx-serving-metrics', applied);
-    for (const service of [publicService, metricsService]) {
+    const adminService = one('Service', 'onnx-serving-admin', applied);
+    for (const service of [publicService, metricsService, adminService]) {
       assert.ok(selects(service.spec.selector, podLabels), `Service ${service.metadata.name} selects no pod of the Deployment`);
       for (const port of service.spec.ports) assert.ok(containerPort(server, port.targetPort) !== undefined, `Service ${service.metadata.name}: targetPort ${port.targetPort} is no container port`);
     }
     assert.deepEqual(publicService.spec.ports.map((p: { targetPort: string }) => p.targetPort), ['http', 'grpc'], 'inference only');
     assert.deepEqual(metricsService.spec.ports.map((p: { targetPort: string }) => p.targetPort), ['metrics']);
+    // The public Service reaches neither the admin nor the metrics port, by name or by number.
+    const config = configOf(server);
+    for (const port of publicService.spec.ports as { port: number; targetPort: string | number }[]) {
+      const target = typeof port.targetPort === 'number' ? port.targetPort : containerPort(server, port.targetPort);
+      assert.ok(target !== config.ADMIN_PORT && target !== config.METRICS_PORT, `the public Service's port ${port.port} reaches ${target}`);
+    }
+    // The admin Service: the admin port only, inside the cluster.
+    assert.deepEqual(adminService.spec.ports.map((p: { targetPort: string }) => containerPort(server, p.targetPort)), [config.ADMIN_PORT]);
+    assert.equal(adminService.spec.type ?? 'ClusterIP', 'ClusterIP', 'not a NodePort or LoadBalancer');
+    assert.equal(adminService.spec.externalIPs, undefined);
     const pdb = one('PodDisruptionBudget', 'onnx-serving', applied);
     assert.ok(selects(pdb.spec.selector.matchLabels, podLabels));
     const policy = one('NetworkPolicy', 'onnx-serving', applied);
@@ -237,8 +249,11 @@ describe('docker/kubernetes: the objects against each other and against the serv
     const rules: { from?: object[]; ports: { port: string }[] }[] = policy.spec.ingress;
     const open = rules.filter((r) => r.from === undefined).flatMap((r) => r.ports.map((p) => p.port));
     assert.deepEqual(open.sort(), ['grpc', 'http'], 'from anywhere: inference only');
-    const metricsRule = rules.find((r) => r.ports.some((p) => p.port === 'metrics'));
-    assert.ok(metricsRule?.from && metricsRule.from.length > 0, 'the metrics port only from where Prometheus runs');
+    for (const [port, from] of [['metrics', 'where Prometheus runs'], ['admin', 'the admin clients']]) {
+      const rule = rules.find((r) => r.ports.some((p) => p.port === port));
+      assert.ok(rule?.from && rule.from.length > 0, `the ${port} port only from ${from}`);
+      assert.ok(rule.ports.every((p) => p.port === port), `the ${port} port's rule opens nothing else`);
+    }
   });
 
   it('scrapes the metrics Service with the ServiceMonitor', () => {
@@ -297,6 +312,8 @@ describe('docker/kserve: the runtime and its example', () => {
     assert.equal(runtimeContainer.readinessProbe.httpGet.path, '/v2/health/ready');
     assert.equal(runtimeContainer.readinessProbe.httpGet.port, config.HTTP_PORT);
     assert.equal(runtime.spec.annotations['prometheus.kserve.io/port'], String(config.METRICS_PORT));
+    // The admin API is off the ports KServe routes.
+    assert.ok(config.ADMIN_PORT !== undefined && !ports.some((p) => p.containerPort === config.ADMIN_PORT), 'ADMIN_PORT set, and not a port KServe routes');
   });
 
   it('names the runtime, a format it supports and a protocol it speaks in the InferenceService', () => {

@@ -11,7 +11,8 @@ import { AdminToken } from './admin-token.js';
  * `Authorization` header over HTTP, in the `authorization` metadata over gRPC; `client-cert`: a
  * client certificate that TLS verified against TLS_CA_FILE and, with ADMIN_CLIENT_NAMES, named
  * there; `both`: the two. Without them: 401 / UNAUTHENTICATED; a verified certificate that is not
- * on the list: 403 / PERMISSION_DENIED.
+ * on the list: 403 / PERMISSION_DENIED. With ADMIN_PORT, the gRPC repository methods are refused
+ * (PERMISSION_DENIED, AUTH.ADMIN_PORT_ONLY): the admin API is on that port only.
  */
 @Injectable()
 export class AdminAuthGuard implements CanActivate {
@@ -21,6 +22,11 @@ export class AdminAuthGuard implements CanActivate {
   ) {}
 
   canActivate(context: ExecutionContext): boolean {
+    // With ADMIN_PORT the admin API is off the public ports: the gRPC port's repository methods are
+    // refused whatever the credentials (the HTTP port's admin routes are, by AdminListener).
+    if (context.getType() === 'rpc' && this.config.ADMIN_PORT !== undefined) {
+      throw new DomainError('AUTH.ADMIN_PORT_ONLY', 'the admin API is served on the admin port only (ADMIN_PORT), over HTTP: POST /v2/repository/index, /v2/repository/models/{model}/load or /unload there');
+    }
     if (this.config.ADMIN_AUTH !== 'token') this.checkClientCertificate(context);
     if (this.config.ADMIN_AUTH !== 'client-cert') this.checkToken(context);
     return true;

@@ -173,6 +173,7 @@ export const ADMIN_OPENAPI: OpenApiDocument = {
     description: [
       'Managing the models and versions a running server serves: upload a version, load and unload versions, make a version the default (the hot swap), and Triton\'s model-repository extension.',
       'Every route but this document needs `Authorization: Bearer <token>`: the token is ADMIN_TOKEN, or else the one the server generates at its first start into STATE_DIR/admin-token (readable only by its user) and reuses after. With ADMIN_AUTH=client-cert it needs instead a client certificate (mutual TLS) that TLS_CA_FILE verifies and, when ADMIN_CLIENT_NAMES is set, that names one of them; with ADMIN_AUTH=both, the two.',
+      'Where: on HTTP_PORT with the rest of the API by default; with ADMIN_PORT set, on that port only (this document included), HTTP_PORT answering 403 to every route here and the gRPC port refusing the repository methods.',
       'Every error answers `{"error": "<message>"}` with the status of the server\'s error table. The operations on one model run one after another, each to its end; the model state is saved after each.',
     ].join('\n\n'),
   },

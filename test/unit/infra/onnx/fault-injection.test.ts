@@ -113,7 +113,17 @@ describe('FaultInjection', () => {
       assert.equal(faults.next(runtimeKey('crashy/2')), undefined);
     });
 
+    it('delays the loads of the versions a plan names (load_latency_ms), and no run', () => {
+      const faults = fromEnv('{"slow/2": {"load_latency_ms": 30000}, "sluggish": {"load_latency_ms": 5}}');
+      assert.equal(faults.loadDelayMs(runtimeKey('slow/2')), 30000);
+      assert.equal(faults.loadDelayMs(runtimeKey('slow/1')), 0);
+      assert.equal(faults.loadDelayMs(runtimeKey('sluggish/4')), 5);
+      assert.equal(faults.loadDelayMs(runtimeKey('other/1')), 0);
+      assert.deepEqual(faults.next(runtimeKey('slow/2')), { delayMs: undefined, fail: false, crash: false });
+    });
+
     const invalid: [string, string, string[]][] = [
+      ['a negative load latency', '{"slow": {"load_latency_ms": -1}}', ['FAULT_INJECTION', 'slow.load_latency_ms']],
       ['text that is not JSON', '{flaky: 1}', ['FAULT_INJECTION', 'not JSON']],
       ['a JSON value that is not an object', '[1]', ['FAULT_INJECTION', '(root)']],
       ['an error_rate above 1', '{"flaky": {"error_rate": 2}}', ['FAULT_INJECTION', 'flaky.error_rate']],
