@@ -202,14 +202,6 @@ function httpCount(text: string, method: string, route: string, status: string):
 }
 
 describe('ADMIN_PORT at start', () => {
-  it('is a configuration error when it is the port of another server', () => {
-    assert.throws(() => loadAppConfig({ HTTP_PORT: '9000', ADMIN_PORT: '9000' }), /ADMIN_PORT=9000: the same port as HTTP_PORT/);
-    assert.throws(() => loadAppConfig({ ADMIN_PORT: '8002' }), /ADMIN_PORT=8002: the same port as METRICS_PORT/);
-    assert.throws(() => loadAppConfig({ ADMIN_PORT: '70000' }), /ADMIN_PORT/);
-    assert.equal(loadAppConfig({ ADMIN_PORT: '8002', ALLOW_METRICS: 'false' }).ADMIN_PORT, 8002);
-    assert.equal(loadAppConfig({}).ADMIN_PORT, undefined, 'unset by default: the admin API on HTTP_PORT');
-  });
-
   it('fails the start, naming ADMIN_PORT, when the port is taken; nothing is left listening', async () => {
     const taken = createServer();
     taken.listen(0, '127.0.0.1');
