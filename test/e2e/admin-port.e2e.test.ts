@@ -33,8 +33,10 @@ const ADMIN_OPERATIONS = Object.entries(ADMIN_OPENAPI.paths).flatMap(([path, ite
 function openSocket(url: string): Promise<Socket> {
   const { hostname, port } = new URL(url);
   const socket = connect(Number(port), hostname);
-  socket.on('error', () => undefined);
-  return once(socket, 'connect').then(() => socket);
+  return once(socket, 'connect').then(() => {
+    socket.on('error', () => undefined);
+    return socket;
+  });
 }
 
 describe('ADMIN_PORT: the admin API on a port of its own', () => {
@@ -112,6 +114,14 @@ describe('ADMIN_PORT: the admin API on a port of its own', () => {
     assert.equal(answer.status, 403);
     assert.equal(answer.headers.connection, 'close');
     assert.match(answer.body.error, /ADMIN_PORT/);
+  });
+
+  it('answers what is not HTTP on ADMIN_PORT as HTTP_PORT does: 400 {"error"} naming why, the connection closed', async () => {
+    const answer = await rawHttpExchange(adminUrl, ['GET /admin/models HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n']);
+    assert.equal(answer.status, 400);
+    assert.match(answer.headers['content-type'] ?? '', /application\/json/, "the server's own answer, not Node's bare 400");
+    assert.match(answer.body.error, /\S/);
+    assert.equal(answer.closed, true);
   });
 
   it('answers 404 on ADMIN_PORT to what is not the admin API, naming HTTP_PORT', async () => {
@@ -202,12 +212,13 @@ function httpCount(text: string, method: string, route: string, status: string):
 }
 
 describe('ADMIN_PORT at start', () => {
-  it('is a configuration error when it is the port of another server', () => {
-    assert.throws(() => loadAppConfig({ HTTP_PORT: '9000', ADMIN_PORT: '9000' }), /ADMIN_PORT=9000: the same port as HTTP_PORT/);
-    assert.throws(() => loadAppConfig({ ADMIN_PORT: '8002' }), /ADMIN_PORT=8002: the same port as METRICS_PORT/);
-    assert.throws(() => loadAppConfig({ ADMIN_PORT: '70000' }), /ADMIN_PORT/);
-    assert.equal(loadAppConfig({ ADMIN_PORT: '8002', ALLOW_METRICS: 'false' }).ADMIN_PORT, 8002);
-    assert.equal(loadAppConfig({}).ADMIN_PORT, undefined, 'unset by default: the admin API on HTTP_PORT');
+  it('closes with the app: a kept-alive admin connection does not hold the shutdown, and the port is released', async () => {
+    const server = await startTestServer(await makeRepository([{ name: 'classifier', onnx: classifierModel() }]), { ADMIN_TOKEN: TOKEN, ADMIN_PORT: '0' });
+    const adminUrl = server.server.adminUrl!;
+    // fetch keeps this connection open (keep-alive) after the answer.
+    assert.equal((await requestJson('GET', `${adminUrl}/admin/models`, { headers: bearer(TOKEN) })).status, 200);
+    await server.close();
+    await assert.rejects(openSocket(adminUrl), /ECONNREFUSED/);
   });
 
   it('fails the start, naming ADMIN_PORT, when the port is taken; nothing is left listening', async () => {

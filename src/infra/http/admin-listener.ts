@@ -26,7 +26,7 @@ type AdminPortRequest = IncomingMessage & { [viaAdminPort]?: true };
 
 /**
  * ADMIN_PORT: the admin API on a port of its own, so that a Service and a NetworkPolicy can keep it
- * off the public one (README "Running several replicas"). Unset, nothing changes: the admin API is
+ * off the public one (README "Admin port"). Unset, nothing changes: the admin API is
  * served on HTTP_PORT with the rest.
  *
  * The admin port is a second door into the serving port's server, not a second app: each request

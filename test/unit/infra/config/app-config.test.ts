@@ -52,6 +52,7 @@ describe('loadAppConfig', () => {
         STRICT_READINESS: true,
         HTTP_MAX_CONNECTIONS: 0,
         GRPC_MAX_CONNECTIONS: 0,
+        ADMIN_MAX_CONNECTIONS: 64,
         METRICS_MAX_CONNECTIONS: 32,
         HTTP_KEEP_ALIVE_TIMEOUT_MS: 5000,
         GRPC_MAX_CONNECTION_IDLE_MS: 300_000,
@@ -214,6 +215,16 @@ describe('loadAppConfig', () => {
     it('names each variable that repeats an earlier one', () => {
       refused({ HTTP_PORT: '9000', GRPC_PORT: '9000', METRICS_PORT: '9000' }, 'GRPC_PORT=9000: the same port as HTTP_PORT', 'METRICS_PORT=9000: the same port as HTTP_PORT');
       refused({ GRPC_PORT: '9002', METRICS_PORT: '9002' }, 'METRICS_PORT=9002: the same port as GRPC_PORT');
+      refused({ HTTP_PORT: '9000', ADMIN_PORT: '9000' }, 'ADMIN_PORT=9000: the same port as HTTP_PORT');
+      refused({ ADMIN_PORT: '8002' }, 'ADMIN_PORT=8002: the same port as METRICS_PORT');
+    });
+
+    it('ADMIN_PORT: unset by default (the admin API on HTTP_PORT); a port, or 0; none above 65535', () => {
+      assert.equal(loadAppConfig({}).ADMIN_PORT, undefined);
+      assert.equal(loadAppConfig({ ADMIN_PORT: '8003' }).ADMIN_PORT, 8003);
+      assert.equal(loadAppConfig({ ADMIN_PORT: '0', HTTP_PORT: '0' }).ADMIN_PORT, 0);
+      assert.equal(loadAppConfig({ ADMIN_PORT: '8002', ALLOW_METRICS: 'false' }).ADMIN_PORT, 8002);
+      assert.throws(() => loadAppConfig({ ADMIN_PORT: '70000' }), /ADMIN_PORT/);
     });
 
     it('but not port 0 (each gets a free port), nor METRICS_PORT while metrics are off', () => {
