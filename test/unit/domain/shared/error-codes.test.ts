@@ -49,7 +49,7 @@ describe('the error codes: one table of categories and attributes', () => {
       timeout: ['INFERENCE.DEADLINE_EXCEEDED'],
       cancelled: ['INFERENCE.CANCELLED'],
       runtime: ['INFERENCE.RUNTIME_ERROR'],
-      not_found: ['JOBS.NOT_FOUND', 'REGISTRY.MODEL_NOT_FOUND', 'REGISTRY.VERSION_NOT_FOUND'],
+      not_found: ['JOBS.NOT_FOUND', 'REGISTRY.MODEL_NOT_FOUND', 'REGISTRY.VERSION_NOT_FOUND', 'SERVER.NOT_ON_ADMIN_PORT'],
       unavailable: ['INFERENCE.CIRCUIT_OPEN', 'JOBS.QUEUE_FULL', 'JOBS.STORE_UNAVAILABLE', 'REGISTRY.VERSION_NOT_READY', 'SERVER.NOT_READY', 'SERVER.STATE_STORE_UNAVAILABLE'],
     };
     const invalid = CODES.filter((code) => !Object.values(named).flat().includes(code)).sort();

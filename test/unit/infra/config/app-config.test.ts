@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -22,6 +23,8 @@ describe('loadAppConfig', () => {
         HTTP_PORT: 8000,
         GRPC_PORT: 8001,
         METRICS_PORT: 8002,
+        // The cores beside the main thread and one for the model instances, at most 8.
+        INGRESS_THREADS: Math.max(0, Math.min(8, availableParallelism() - 2)),
         LOG_LEVEL: 'info',
         MAX_REQUEST_BYTES: 64 * 1024 * 1024,
         MAX_RESPONSE_BYTES: 64 * 1024 * 1024,
@@ -329,5 +332,20 @@ describe('bindFailure', () => {
       assert.doesNotMatch(error.message, /secret/);
       assert.match((thrownBy(() => loadAppConfig({ ADMIN_TOKEN: 'a-token-of-sixteen+', ADMIN_TOKEN_FILE: '/x' })) as Error).message, /set ADMIN_TOKEN or ADMIN_TOKEN_FILE, not both/);
     });
+  });
+});
+
+describe('INGRESS_THREADS', () => {
+  it('takes a count of threads, 0 for none, and refuses what is not one', () => {
+    assert.equal(loadAppConfig({ INGRESS_THREADS: '4' }).INGRESS_THREADS, 4);
+    assert.equal(loadAppConfig({ INGRESS_THREADS: '0' }).INGRESS_THREADS, 0);
+    assert.throws(() => loadAppConfig({ INGRESS_THREADS: '-1' }), /INGRESS_THREADS="-1"/);
+    assert.throws(() => loadAppConfig({ INGRESS_THREADS: '65' }), /INGRESS_THREADS="65"/);
+  });
+
+  it('is 0 by default with ADMIN_AUTH=client-cert, and refused above 0 with it (the admin certificate is checked on the main thread)', () => {
+    const tls = { TLS_CERT_FILE: '/c.pem', TLS_KEY_FILE: '/k.pem', TLS_CA_FILE: '/ca.pem', TLS_CLIENT_AUTH: 'optional', ADMIN_AUTH: 'client-cert' };
+    assert.equal(loadAppConfig(tls).INGRESS_THREADS, 0);
+    assert.throws(() => loadAppConfig({ ...tls, INGRESS_THREADS: '2' }), /INGRESS_THREADS: must be 0 with ADMIN_AUTH=client-cert/);
   });
 });
