@@ -82,18 +82,21 @@ export async function startServer(configured: AppConfig, overrides: AppOverrides
   app.useGlobalFilters(new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES }));
   // The gRPC server shares the modules, the global error filter and the guards of the HTTP app.
   const grpcConnections = new GrpcConnectionCap(caps.grpc);
-  const grpcServer = new InferenceGrpcServer(grpcServerOptions(config, grpcConnections, tls.grpcCredentials()).options);
+  // With ingress threads, this thread's gRPC server serves what they forward, on its private socket, in plaintext.
+  const grpcOptions = ingress ? { ...grpcServerOptions(config).options, url: `unix:${ingress.mainGrpcSocket}` } : grpcServerOptions(config, grpcConnections, tls.grpcCredentials()).options;
+  const grpcServer = new InferenceGrpcServer(grpcOptions);
   app.connectMicroservice({ strategy: grpcServer }, { inheritAppConfig: true });
   let port: number;
+  let ingressGrpcPort: number | undefined;
   try {
     await app.startAllMicroservices().catch((error: unknown) => Promise.reject(bindFailure('GRPC_PORT', config, error)));
-    grpcConnections.apply();
+    if (!ingress) grpcConnections.apply(); // with ingress threads, each caps its share
     // listen() initialises the modules first, the metrics server (METRICS_PORT) among them.
     if (ingress) {
       await app.listen({ path: ingress.mainHttpSocket });
-      port = await ingress
-        .start(config, app.get(IngressRequests), { maxConnections: caps.http, servesInference: !app.get(Tracing).enabled })
-        .catch((error: unknown) => Promise.reject(bindFailure('HTTP_PORT', config, error)));
+      ({ httpPort: port, grpcPort: ingressGrpcPort } = await ingress
+        .start(config, app.get(IngressRequests), { maxConnections: caps.http, maxGrpcConnections: caps.grpc, servesInference: !app.get(Tracing).enabled })
+        .catch((error: unknown) => Promise.reject(bindFailure('HTTP_PORT', config, error))));
       app.get(MetricsServer).collectFirst(() => ingress.flush());
     } else {
       await app.listen({ port: config.HTTP_PORT, host: config.HOST }).catch((error: unknown) => Promise.reject(bindFailure('HTTP_PORT', config, error)));
@@ -106,7 +109,7 @@ export async function startServer(configured: AppConfig, overrides: AppOverrides
     throw error;
   }
   tls.serve(app.getHttpServer());
-  const grpcPort = grpcServer.port ?? config.GRPC_PORT;
+  const grpcPort = ingressGrpcPort ?? grpcServer.port ?? config.GRPC_PORT;
   const metricsPort = config.ALLOW_METRICS ? app.get(MetricsServer).port : undefined;
   // Clients reach a server bound to every address on the loopback one.
   const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;

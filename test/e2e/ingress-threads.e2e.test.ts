@@ -2,13 +2,14 @@ import assert from 'node:assert/strict';
 import { request as httpRequest, Agent } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { identityModelOf } from '../support/identity-models.js';
+import { InferenceClient, OWN_CONNECTION, Status, type ServiceError } from '../support/grpc-client.js';
 import { parsePrometheusText, valueOf } from '../support/prometheus-text.js';
 import { bearer, classifierAnswering, makeRepository, requestJson, startTestServer, type TestServer } from '../support/test-server.js';
 
 /**
- * INGRESS_THREADS on the real app: three threads accept the HTTP port and decode infer requests;
- * the main thread (the schedulers' owner) no longer listens on the port at all, so every request
- * below went through an ingress thread. Answers stay row-exact under batching, admin changes are
+ * INGRESS_THREADS on the real app: three threads accept the HTTP and gRPC ports and decode infer
+ * requests; the main thread (the schedulers' owner) no longer listens on either port, so every
+ * request and call below went through an ingress thread. Answers stay row-exact under batching, admin changes are
  * seen by the very next request, metrics and rate limits count across the threads.
  */
 const TOKEN = 'ingress-threads-test-token-0123456789';
@@ -42,9 +43,49 @@ describe('ingress threads (INGRESS_THREADS=3)', () => {
   });
   after(() => server.close());
 
-  it('serves the port from the ingress threads: the main thread listens only on its private socket', () => {
+  it('serves the ports from the ingress threads: the main thread listens only on its private sockets', () => {
     assert.equal(typeof server.server.app.getHttpServer().address(), 'string');
     assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.match(server.server.grpcAddress, /^127\.0\.0\.1:\d+$/);
+  });
+
+  it('answers gRPC ModelInfer row-exact, decoded on the threads, with the version in the initial metadata', async () => {
+    const clients = Array.from({ length: 8 }, () => new InferenceClient(server.server.grpcAddress, OWN_CONNECTION));
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 32 }, (_, i) =>
+          clients[i % clients.length]!.inferWithMetadata(
+            { model_name: 'identity', id: `g${i}`, inputs: [{ name: 'in_fp32', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: rowOf(i) } }] },
+            { metadata: { 'x-api-key': `grpc-client-${i}` } },
+          ),
+        ),
+      );
+      for (const [i, { response, metadata }] of answers.entries()) {
+        assert.equal(response.id, `g${i}`);
+        const raw = response.raw_output_contents![0]!;
+        assert.deepEqual(Array.from(new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength))), Array.from(Float32Array.from(rowOf(i))));
+        assert.deepEqual(metadata['x-model-version'], ['1']);
+      }
+    } finally {
+      for (const client of clients) client.close();
+    }
+  });
+
+  it('forwards every other gRPC method to the main thread: metadata, and a ModelStreamInfer stream both ways', async () => {
+    const client = new InferenceClient(server.server.grpcAddress, OWN_CONNECTION);
+    try {
+      const metadata = await client.unary('ModelMetadata', { name: 'identity' });
+      assert.equal(metadata.name, 'identity');
+      const stream = client.stream({ metadata: { 'x-api-key': 'streaming-client' } });
+      for (let i = 0; i < 3; i++) stream.write({ model_name: 'identity', id: `s${i}`, inputs: [{ name: 'in_fp32', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: rowOf(i) } }] });
+      stream.end();
+      const streamed = await stream.finished;
+      assert.deepEqual(streamed.map((answer) => answer.infer_response!.id).sort(), ['s0', 's1', 's2']);
+      for (const answer of streamed) assert.equal(answer.error_message, '');
+      await assert.rejects(client.unary('ModelMetadata', { name: 'nope' }), (error: ServiceError) => error.code === Status.NOT_FOUND && /nope/.test(error.details));
+    } finally {
+      client.close();
+    }
   });
 
   it('answers every row exactly as sent, batched with others, over many connections', async () => {
@@ -82,6 +123,16 @@ describe('ingress threads (INGRESS_THREADS=3)', () => {
     for (const refused of answers.filter((answer) => answer.status === 429)) {
       assert.ok(Number(refused.headers['retry-after']) > 0);
       assert.match(refused.body.error, /rate limit/);
+    }
+    // The same client over gRPC: its bucket is the same one, empty.
+    const client = new InferenceClient(server.server.grpcAddress, OWN_CONNECTION);
+    try {
+      await assert.rejects(
+        client.infer({ model_name: 'identity', inputs: [{ name: 'in_fp32', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: rowOf(1) } }] }, { metadata: { 'x-api-key': 'one-client' } }),
+        (error: ServiceError) => error.code === Status.RESOURCE_EXHAUSTED && Number(error.metadata.get('retry-after')[0]) > 0,
+      );
+    } finally {
+      client.close();
     }
   });
 

@@ -1,3 +1,4 @@
+import { FORWARDED_FOR } from '../ingress/forward-to-main.js';
 import type { EventEmitter } from 'node:events';
 import type { Deadline, Metadata } from '@grpc/grpc-js';
 import type { CancellationSignal } from '../../domain/inference/dynamic-batch-scheduler.js';
@@ -53,9 +54,15 @@ export function microsUntilDeadline(call: GrpcServerCall): number | undefined {
   return Math.max(1, Math.round((at - Date.now()) * 1000));
 }
 
-/** The client's IP address from grpc-js's peer string (`1.2.3.4:5678`, `[::1]:5678`, `ipv4:...`), without its port. */
-export function peerAddress(call: { getPeer(): string }): string {
-  const peer = call.getPeer().replace(/^ipv[46]:/, '');
+/**
+ * The client's IP address from grpc-js's peer string (`1.2.3.4:5678`, `[::1]:5678`, `ipv4:...`), without its port.
+ * A call over a Unix socket (grpc-js says `unknown`) came from an ingress thread (INGRESS_THREADS),
+ * the only peer of the main thread's private socket: its client is the one it names in `x-forwarded-for`.
+ */
+export function peerAddress(call: { getPeer(): string; metadata?: Metadata }): string {
+  const raw = call.getPeer();
+  if (raw === 'unknown' && call.metadata) return metadataValue(call.metadata, FORWARDED_FOR) ?? raw;
+  const peer = raw.replace(/^ipv[46]:/, '');
   const bracketed = /^\[([^\]]+)\]/.exec(peer);
   if (bracketed) return bracketed[1];
   const lastColon = peer.lastIndexOf(':');

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import type { ServerCredentials } from '@grpc/grpc-js';
-import type { Options as ProtoLoaderOptions } from '@grpc/proto-loader';
+import type { ChannelOptions, ServerCredentials } from '@grpc/grpc-js';
+import { loadSync, type Options as ProtoLoaderOptions, type PackageDefinition } from '@grpc/proto-loader';
 import { Transport, type GrpcOptions } from '@nestjs/microservices';
 import type { AppConfig } from '../config/app-config.js';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
@@ -66,14 +66,41 @@ export function grpcServerOptions(config: AppConfig, connections?: GrpcConnectio
       gracefulShutdown: true,
       onLoadPackageDefinition: (definition, server) => {
         connections?.attach(server as GrpcServer);
-        const service = `${INFERENCE_PACKAGE}.${INFERENCE_SERVICE}`;
-        deferTensorContents(definition, service, ['ModelInfer', 'ModelStreamInfer'], PROTO_DIR, INFERENCE_PROTO_FILE);
-        acceptMalformedRequests(definition, service, ['ModelInfer', 'ModelStreamInfer']);
-        // A job is submitted as a ModelInferRequest: judged before its elements are decoded, alike.
-        const jobs = `${JOBS_PACKAGE}.${JOBS_SERVICE}`;
-        deferTensorContents(definition, jobs, ['SubmitJob'], PROTO_DIR, INFERENCE_PROTO_FILE);
-        acceptMalformedRequests(definition, jobs, ['SubmitJob']);
+        prepareServingDefinition(definition);
       },
     },
+  };
+}
+
+/**
+ * How the served methods read their messages (the main thread's server and each ingress thread's):
+ * inference requests decoded without their typed tensor contents until judged, and a message
+ * protobuf cannot decode refused with INVALID_ARGUMENT.
+ */
+export function prepareServingDefinition(definition: PackageDefinition): void {
+  const service = `${INFERENCE_PACKAGE}.${INFERENCE_SERVICE}`;
+  deferTensorContents(definition, service, ['ModelInfer', 'ModelStreamInfer'], PROTO_DIR, INFERENCE_PROTO_FILE);
+  acceptMalformedRequests(definition, service, ['ModelInfer', 'ModelStreamInfer']);
+  // A job is submitted as a ModelInferRequest: judged before its elements are decoded, alike.
+  const jobs = `${JOBS_PACKAGE}.${JOBS_SERVICE}`;
+  deferTensorContents(definition, jobs, ['SubmitJob'], PROTO_DIR, INFERENCE_PROTO_FILE);
+  acceptMalformedRequests(definition, jobs, ['SubmitJob']);
+}
+
+/** The served package definition, loaded as Nest loads it (an ingress thread's server). */
+export function loadServingDefinition(): PackageDefinition {
+  const definition = loadSync([INFERENCE_PROTO_FILE, JOBS_PROTO_FILE], PROTO_LOADER_OPTIONS);
+  prepareServingDefinition(definition);
+  return definition;
+}
+
+/** The grpc-js server options of the serving port, as Nest makes them from {@link grpcServerOptions} (the same keepalive and limits). */
+export function grpcChannelOptions(config: AppConfig): ChannelOptions {
+  return {
+    'grpc.max_connection_idle_ms': config.GRPC_MAX_CONNECTION_IDLE_MS,
+    'grpc.max_receive_message_length': config.MAX_REQUEST_BYTES,
+    'grpc.max_send_message_length': -1,
+    'grpc.keepalive_time_ms': config.GRPC_KEEPALIVE_TIME_MS,
+    'grpc.keepalive_timeout_ms': config.GRPC_KEEPALIVE_TIMEOUT_MS,
   };
 }

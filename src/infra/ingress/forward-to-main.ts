@@ -9,6 +9,9 @@ import { DomainError } from '../../domain/shared/domain-error.js';
  */
 export const HANDED_OVER_HEADER = 'x-ingress-handed-over';
 
+/** Where a forwarded request or call names its client's address (an HTTP header, gRPC metadata). */
+export const FORWARDED_FOR = 'x-forwarded-for';
+
 /** Hop-by-hop headers (RFC 9110 7.6.1): they concern one connection, and are not forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
@@ -31,7 +34,7 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
 export function forwardToMain(socketPath: string, req: IncomingMessage, res: ServerResponse, body?: Buffer): void {
   const headers: IncomingHttpHeaders = {};
   for (const [name, value] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(name) && name !== HANDED_OVER_HEADER) headers[name] = value;
-  headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';
+  headers[FORWARDED_FOR] = req.socket.remoteAddress ?? '';
   headers['x-forwarded-proto'] = 'encrypted' in req.socket ? 'https' : 'http';
   if (body) {
     delete headers['content-encoding'];

@@ -9,7 +9,7 @@ import type { Tensor } from '../../domain/inference/tensor.js';
  */
 
 /** Which protocol an ingress thread read a request from (the rate limit counts refusals by it). */
-type IngressTransport = 'http' | 'grpc';
+export type IngressTransport = 'http' | 'grpc';
 
 /** A request an ingress thread decoded, for the main thread to run. */
 export interface ForwardedInfer {
@@ -56,6 +56,7 @@ interface IngressReport {
 interface IngressListening {
   readonly kind: 'listening';
   readonly httpPort: number;
+  readonly grpcPort: number;
 }
 
 interface IngressClosed {
@@ -84,6 +85,12 @@ interface InferFailure {
   readonly error: SerializedError;
 }
 
+/** The main thread serves this request itself (a generative model's ModelInfer): the thread forwards the call as it came. */
+interface InferHandOver {
+  readonly kind: 'hand-over';
+  readonly id: number;
+}
+
 /** The refusal of a request a thread could not decode stands as the thread made it (the model is known). */
 interface RefusalKept {
   readonly kind: 'kept';
@@ -101,7 +108,7 @@ interface CloseRequest {
   readonly kind: 'close';
 }
 
-export type ToIngress = InferAnswer | InferFailure | RefusalKept | FlushRequest | CloseRequest;
+export type ToIngress = InferAnswer | InferHandOver | InferFailure | RefusalKept | FlushRequest | CloseRequest;
 
 /** An error as it crosses threads: a domain error keeps its code and details; any other, its message. */
 export interface SerializedError {

@@ -17,13 +17,16 @@ import { noteRouteTemplates, whenAnswered } from '../http/answer-counting.js';
 import { servingFastifyOptions } from '../http/serving-fastify-options.js';
 import { ServerTls } from '../tls/server-tls.js';
 import { sendHttpError } from '../transport/error-response.filter.js';
+import { MODEL_VERSION_HEADER } from '../transport/model-version-header.js';
 import { forwardToMain } from './forward-to-main.js';
+import { serveGrpc } from './ingress-grpc.js';
 import {
   deserializeError,
   ownedTensors,
   serializeError,
   type AnsweredRow,
   type ForwardedInfer,
+  type IngressTransport,
   type FromIngress,
   type RateLimitState,
   type ToIngress,
@@ -35,10 +38,14 @@ export interface IngressThreadData {
   readonly config: Record<string, unknown>;
   /** The main thread's own HTTP server, on a private Unix socket: where everything this thread does not serve goes. */
   readonly mainHttpSocket: string;
-  /** The port to share (HTTP_PORT, or the one the first thread was given when it is 0). */
+  /** The main thread's own gRPC server, on a private Unix socket: where every method but ModelInfer goes. */
+  readonly mainGrpcSocket: string;
+  /** The ports to share (HTTP_PORT and GRPC_PORT, or those the first thread was given when they are 0). */
   readonly httpPort: number;
-  /** This thread's share of HTTP_MAX_CONNECTIONS. */
+  readonly grpcPort: number;
+  /** This thread's share of HTTP_MAX_CONNECTIONS and GRPC_MAX_CONNECTIONS. */
   readonly maxConnections: number;
+  readonly maxGrpcConnections: number;
   /** Whether this thread serves infer itself (false with tracing on: the main thread traces every request). */
   readonly servesInference: boolean;
 }
@@ -48,8 +55,8 @@ const INFER_PATH = /^\/v2\/models\/[^/?]+(?:\/versions\/[^/?]+)?\/infer(?:\?|$)/
 /** How often what the thread counted goes to the main thread (and at once when /metrics is scraped). */
 const REPORT_INTERVAL_MS = 250;
 
-/** What a kept refusal resolves with: the thread's own error stands. */
-const KEPT = { response: undefined as unknown as InferenceResponse };
+/** What the main thread answers a forwarded request: its answer, or 'hand over' (it serves the request itself). */
+type Answer = { response: InferenceResponse; rateLimit?: RateLimitState } | 'hand over';
 
 /** A reader of shared memory that hands the request over: regions are the main thread's. */
 const HAND_OVER = Symbol('hand over to the main thread');
@@ -66,7 +73,7 @@ const NO_SHARED_MEMORY: SharedMemoryReader = {
  * answer. Every other request is forwarded, as it came, to the main thread's own server.
  */
 class IngressThread {
-  private readonly pending = new Map<number, { resolve: (answer: { response: InferenceResponse; rateLimit?: RateLimitState }) => void; reject: (error: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (answer: Answer) => void; reject: (error: Error) => void }>();
   private nextId = 1;
   private answered: AnsweredRow[] = [];
   private readonly reporter: NodeJS.Timeout;
@@ -78,10 +85,10 @@ class IngressThread {
   }
 
   /** Runs a decoded request on the main thread: its answer, or its error as the main thread threw it. */
-  run(command: ForwardedInfer['command'], address: string, signal: CancellationSignal): Promise<{ response: InferenceResponse; rateLimit?: RateLimitState }> {
+  run(transport: IngressTransport, command: ForwardedInfer['command'], address: string, signal: CancellationSignal): Promise<Answer> {
     const id = this.nextId++;
     const { tensors, transfer } = ownedTensors(command.request.inputs);
-    const message: ForwardedInfer = { kind: 'infer', id, transport: 'http', address, command: { ...command, request: { ...command.request, inputs: tensors } } };
+    const message: ForwardedInfer = { kind: 'infer', id, transport, address, command: { ...command, request: { ...command.request, inputs: tensors } } };
     return new Promise((resolve, reject) => {
       const stop = signal.onAbort(() => this.send({ kind: 'cancel', id }));
       const settle = () => stop();
@@ -123,8 +130,12 @@ class IngressThread {
         this.pending.delete(message.id);
         return;
       }
+      case 'hand-over':
+        this.pending.get(message.id)?.resolve('hand over');
+        this.pending.delete(message.id);
+        return;
       case 'kept':
-        this.pending.get(message.id)?.resolve(KEPT);
+        this.pending.get(message.id)?.resolve('hand over');
         this.pending.delete(message.id);
         return;
       case 'flush':
@@ -161,7 +172,9 @@ async function start(): Promise<void> {
   const config = new AppConfig(data.config as unknown as ConstructorParameters<typeof AppConfig>[0]);
   const tls = await ServerTls.start(config);
   const thread = new IngressThread(parentPort!);
-  const accessLog = pinoHttp(accessLogOptions(config), pino.destination({ fd: 1, sync: false }));
+  // Written straight to the process's stdout descriptor, as the main thread's lines are (never through the main thread).
+  const destination = pino.destination({ fd: 1, sync: false });
+  const accessLog = pinoHttp(accessLogOptions(config), destination);
   const route =
     (fastify: RequestListener): RequestListener =>
     (req: IncomingMessage, res: ServerResponse) => {
@@ -209,13 +222,15 @@ async function start(): Promise<void> {
       forwardToMain(data.mainHttpSocket, request.raw, reply.raw, request.body as Buffer);
       return undefined;
     }
-    const { response, rateLimit } = await thread.run(command, request.raw.socket.remoteAddress ?? '', clientDisconnect(reply.raw));
+    const answer = await thread.run('http', command, request.raw.socket.remoteAddress ?? '', clientDisconnect(reply.raw));
+    if (answer === 'hand over') throw new Error('the main thread handed back an HTTP infer request');
+    const { response, rateLimit } = answer;
     if (rateLimit) {
       void reply.header('x-ratelimit-limit', rateLimit.limit);
       void reply.header('x-ratelimit-remaining', rateLimit.remaining);
       void reply.header('x-ratelimit-reset', rateLimit.reset);
     }
-    void reply.header('x-model-version', response.modelVersion);
+    void reply.header(MODEL_VERSION_HEADER, response.modelVersion);
     annotateAccessLog(request.raw, {
       version: response.modelVersion,
       queue_time_us: response.parameters.queue_time_us as number,
@@ -233,12 +248,19 @@ async function start(): Promise<void> {
   // reusePort (Linux): every thread binds the port; the kernel spreads new connections over them.
   await fastify.listen({ port: data.httpPort, host: config.HOST, reusePort: true } as FastifyListenOptions);
   tls.serve(fastify.server);
+  const grpc = await serveGrpc(
+    config,
+    tls,
+    { port: data.grpcPort, mainGrpcSocket: data.mainGrpcSocket, maxConnections: data.maxGrpcConnections, servesInference: data.servesInference, handOver: HAND_OVER, noSharedMemory: NO_SHARED_MEMORY },
+    thread,
+    pino({ level: config.LOG_LEVEL }, destination).child({ context: 'gRPC' }),
+  );
   thread.closing = async () => {
-    await fastify.close();
+    await Promise.all([fastify.close(), grpc.close()]);
     tls.onApplicationShutdown();
   };
   const address = fastify.server.address();
-  parentPort!.postMessage({ kind: 'listening', httpPort: typeof address === 'object' && address ? address.port : data.httpPort } satisfies FromIngress);
+  parentPort!.postMessage({ kind: 'listening', httpPort: typeof address === 'object' && address ? address.port : data.httpPort, grpcPort: grpc.port } satisfies FromIngress);
 }
 
 await start();

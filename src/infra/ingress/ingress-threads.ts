@@ -20,7 +20,7 @@ import {
 /** What the main thread does with what ingress threads send it (the inference context's ingress controller). */
 export abstract class IngressRequests {
   /** Runs a forwarded request to its answer (limits, routing, the scheduler), or throws its refusal. */
-  abstract infer(request: ForwardedInfer, cancellation: CancellationSignal): Promise<{ response: InferenceResponse; rateLimit?: RateLimitState }>;
+  abstract infer(request: ForwardedInfer, cancellation: CancellationSignal): Promise<{ response: InferenceResponse; rateLimit?: RateLimitState } | 'hand over'>;
   /** A request a thread could not read or decode: the error to answer (an unknown model's, else its own), counted when `counted`. */
   abstract refused(model: string, error: Error, counted: boolean): Error;
   /** Counts what the threads answered themselves (the metrics are the main thread's). */
@@ -75,22 +75,34 @@ export class IngressThreads {
     return join(this.socketDirectory, 'http.sock');
   }
 
+  /** The socket the main thread's gRPC server listens on. */
+  get mainGrpcSocket(): string {
+    return join(this.socketDirectory, 'grpc.sock');
+  }
+
   /**
    * Starts the threads, the first alone (with HTTP_PORT 0 it is given a port, which the others
    * then share); resolves with the port once every thread listens. A thread that cannot start
    * (the port taken) fails the start.
    */
-  async start(config: AppConfig, requests: IngressRequests, options: { maxConnections: number; servesInference: boolean }): Promise<number> {
+  async start(config: AppConfig, requests: IngressRequests, options: { maxConnections: number; maxGrpcConnections: number; servesInference: boolean }): Promise<{ httpPort: number; grpcPort: number }> {
     this.requests = requests;
     const count = config.INGRESS_THREADS;
     // Each thread holds its share of the connections (the kernel spreads them about evenly).
-    const maxConnections = Math.max(1, Math.ceil(options.maxConnections / count));
-    const servesInference = options.servesInference;
-    let port = config.HTTP_PORT;
+    const share = (max: number) => Math.max(1, Math.ceil(max / count));
+    let ports = { httpPort: config.HTTP_PORT, grpcPort: config.GRPC_PORT };
     for (let index = 0; index < count; index++) {
-      port = await this.startThread({ config: { ...config }, mainHttpSocket: this.mainHttpSocket, httpPort: port, maxConnections, servesInference });
+      ports = await this.startThread({
+        config: { ...config },
+        mainHttpSocket: this.mainHttpSocket,
+        mainGrpcSocket: this.mainGrpcSocket,
+        ...ports,
+        maxConnections: share(options.maxConnections),
+        maxGrpcConnections: share(options.maxGrpcConnections),
+        servesInference: options.servesInference,
+      });
     }
-    return port;
+    return ports;
   }
 
   /** Asks every thread for what it counted; resolves once each has reported (before /metrics is rendered). */
@@ -125,7 +137,7 @@ export class IngressThreads {
     await rm(this.socketDirectory, { recursive: true, force: true });
   }
 
-  private startThread(data: IngressThreadData): Promise<number> {
+  private startThread(data: IngressThreadData): Promise<{ httpPort: number; grpcPort: number }> {
     const worker = new Worker(new URL('./ingress-thread.js', import.meta.url), { workerData: data });
     const thread: RunningThread = { worker, cancellations: new Map() };
     this.threads.push(thread);
@@ -135,7 +147,7 @@ export class IngressThreads {
       worker.on('message', (message: FromIngress) => {
         if (message.kind === 'listening') {
           worker.removeListener('error', reject);
-          resolve(message.httpPort);
+          resolve({ httpPort: message.httpPort, grpcPort: message.grpcPort });
           return;
         }
         this.onMessage(thread, message);
@@ -149,8 +161,13 @@ export class IngressThreads {
         const cancellation = new ForwardedCancellation();
         thread.cancellations.set(message.id, cancellation);
         this.requests!.infer(message, cancellation).then(
-          ({ response, rateLimit }) => {
+          (answer) => {
             thread.cancellations.delete(message.id);
+            if (answer === 'hand over') {
+              thread.worker.postMessage({ kind: 'hand-over', id: message.id } satisfies ToIngress);
+              return;
+            }
+            const { response, rateLimit } = answer;
             const { tensors, transfer } = ownedTensors(response.outputs);
             thread.worker.postMessage({ kind: 'answer', id: message.id, response: { ...response, outputs: tensors }, rateLimit } satisfies ToIngress, transfer);
           },

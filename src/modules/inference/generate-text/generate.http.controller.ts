@@ -9,7 +9,7 @@ import { headerRecord, parseTimeoutHeader } from '../../../infra/http/route-para
 import { writeEventStream } from '../../../infra/http/server-sent-events.js';
 import { annotateAccessLog } from '../../../infra/http/access-log.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
-import { MODEL_VERSION_HEADER } from '../run-inference/run-inference.handler.js';
+import { MODEL_VERSION_HEADER } from '../../../infra/transport/model-version-header.js';
 import { GenerateTextHandler, wholeText, type GenerateTextCommand } from './generate-text.handler.js';
 
 const parameterValue = z.union([z.string(), z.number(), z.boolean(), z.array(z.string())]);

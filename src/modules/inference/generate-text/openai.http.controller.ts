@@ -13,7 +13,7 @@ import { openAiErrorOf } from '../../../infra/transport/openai-error.js';
 import { annotateAccessLog } from '../../../infra/http/access-log.js';
 import { ModelCatalog } from '../../../domain/registry/model-catalog.port.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
-import { MODEL_VERSION_HEADER } from '../run-inference/run-inference.handler.js';
+import { MODEL_VERSION_HEADER } from '../../../infra/transport/model-version-header.js';
 import { GenerateTextHandler, wholeText, type Generation, type GenerationPrompt } from './generate-text.handler.js';
 
 /** A chat answers until the end of its turn or max_model_len when it names no max_tokens (OpenAI's chat API has no default). */

@@ -11,7 +11,8 @@ import { requestedVersion } from '../../../domain/registry/model-name.js';
 import { SystemSharedMemory } from '../../../domain/shared-memory/system-shared-memory.js';
 import { annotateAccessLog } from '../../../infra/http/access-log.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
-import { MODEL_VERSION_HEADER, RunInferenceHandler } from './run-inference.handler.js';
+import { RunInferenceHandler } from './run-inference.handler.js';
+import { MODEL_VERSION_HEADER } from '../../../infra/transport/model-version-header.js';
 import { sharedMemoryInputs } from '../../../infra/transport/shared-memory-tensors.js';
 import { RequestCancellations } from '../../../domain/inference/request-cancellations.port.js';
 

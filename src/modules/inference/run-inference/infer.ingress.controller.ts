@@ -8,6 +8,7 @@ import { IngressRequests } from '../../../infra/ingress/ingress-threads.js';
 import { HttpMetrics } from '../../observability/metrics/http-metrics.js';
 import { ClientQuota } from '../../throttling/client-quota.js';
 import { RunInferenceHandler } from './run-inference.handler.js';
+import { GenerateTextHandler } from '../generate-text/generate-text.handler.js';
 
 /**
  * The infer requests ingress threads decoded (INGRESS_THREADS), run on the main thread exactly as
@@ -22,11 +23,14 @@ export class InferIngressController extends IngressRequests {
     private readonly quota: ClientQuota,
     private readonly cancellations: RequestCancellations,
     private readonly httpMetrics: HttpMetrics,
+    private readonly generation: GenerateTextHandler,
   ) {
     super();
   }
 
-  async infer({ transport, address, command }: ForwardedInfer, signal: CancellationSignal): Promise<{ response: InferenceResponse; rateLimit?: RateLimitState }> {
+  async infer({ transport, address, command }: ForwardedInfer, signal: CancellationSignal): Promise<{ response: InferenceResponse; rateLimit?: RateLimitState } | 'hand over'> {
+    // ModelInfer on a generative model answers its whole text: the gRPC controller serves it (the call forwarded whole; its guard takes the token).
+    if (transport === 'grpc' && this.generation.serves(command.modelName, command.version)) return 'hand over';
     await this.quota.admitAddress(address, transport);
     const rateLimit = await this.quota.admit(this.quota.clientOf({ header: headerLookup(command.headers), address }), transport);
     this.handler.judge(command.modelName, command.version, command.request.inputs, command.request.requestedOutputs);
@@ -40,7 +44,8 @@ export class InferIngressController extends IngressRequests {
 
   refused(model: string, error: Error, counted: boolean): Error {
     try {
-      this.handler.assertKnownModel(model);
+      // A model named is judged first (a message that names none, as a malformed one, is refused as it is).
+      if (model) this.handler.assertKnownModel(model);
     } catch (notFound) {
       this.handler.refused(model, undefined, notFound);
       return notFound as Error;

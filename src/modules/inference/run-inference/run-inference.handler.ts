@@ -29,8 +29,6 @@ import { ConcurrencyLimits } from '../concurrency-limits.js';
 import { ModelVersionSchedulers } from '../model-version-schedulers.js';
 
 
-/** The response header (HTTP) and metadata key (gRPC) naming the version that computed an answer, besides `model_version`. */
-export const MODEL_VERSION_HEADER = 'x-model-version';
 
 /**
  * Runs one inference request: picks the version (the one named, else the model's rollout's

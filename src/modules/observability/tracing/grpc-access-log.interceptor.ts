@@ -1,13 +1,9 @@
+import { grpcAccessLine, type InferAnswer } from '../../../infra/grpc/grpc-access-line.js';
 import { Injectable, Logger, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { trace } from '@opentelemetry/api';
 import { Observable, tap } from 'rxjs';
 import { grpcStatusOfError } from '../../../infra/grpc/grpc-error-status.js';
 
-interface InferAnswer {
-  readonly model_name?: string;
-  readonly model_version?: string;
-  readonly parameters?: Record<string, { int64_param?: string | number }>;
-}
 
 /**
  * One access line per gRPC call, as pino-http writes one per HTTP request: the method, its status
@@ -38,21 +34,10 @@ export class GrpcAccessLogInterceptor implements NestInterceptor {
   }
 
   private write(method: string | undefined, code: number, started: number, answer: InferAnswer | undefined, traced: object, error?: unknown): void {
-    const line = {
-      rpc: method,
-      code,
-      duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
-      ...(answer?.model_name && { model: answer.model_name, version: answer.model_version }),
-      ...(answer?.parameters?.queue_time_us && {
-        queue_time_us: Number(answer.parameters.queue_time_us.int64_param),
-        compute_time_us: Number(answer.parameters.compute_time_us?.int64_param),
-      }),
-      ...traced,
-      msg: error === undefined ? 'rpc completed' : `rpc failed: ${(error as Error).message}`,
-    };
-    // INTERNAL/UNKNOWN: the server failed; the others are refusals or the client's errors.
-    if (code === 13 || code === 2) this.logger.error(line);
-    else if (code !== 0) this.logger.warn(line);
+    const { level, line } = grpcAccessLine(method, code, started, answer, traced, error);
+    if (level === 'error') this.logger.error(line);
+    else if (level === 'warn') this.logger.warn(line);
     else this.logger.log(line);
   }
+
 }
