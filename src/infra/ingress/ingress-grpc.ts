@@ -66,7 +66,9 @@ export async function serveGrpc(
   const upstream = new Client(`unix:${options.mainGrpcSocket}`, clientCredentials.createInsecure(), { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 });
   for (const [path, method] of methodsOf(definition)) {
     if (path === MODEL_INFER && options.servesInference) {
-      server.register(path, modelInfer(method, upstream, options, main, log) as never, method.responseSerialize as (value: unknown) => Buffer, identity, 'unary');
+      // A handed-over call's answer arrives as the main thread's bytes; this thread's own answers are messages.
+      const serialize = (value: unknown) => (Buffer.isBuffer(value) ? value : (method.responseSerialize as (message: unknown) => Buffer)(value));
+      server.register(path, modelInfer(method, upstream, options, main, log) as never, serialize, identity, 'unary');
     } else {
       server.register(path, forwarded(path, method, upstream) as never, identity, identity, kindOf(method));
     }
