@@ -1,3 +1,4 @@
+import { testIngressThreads } from './test-server.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -35,7 +36,7 @@ export async function spawnServer(env: Record<string, string>): Promise<ServerPr
   const [httpPort, grpcPort] = [await freePort(), await freePort()];
   const stateDir = await mkdtemp(join(tmpdir(), 'onnx-serving-state-'));
   const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH, STATE_DIR: stateDir, HOST: '127.0.0.1', HTTP_PORT: String(httpPort), GRPC_PORT: String(grpcPort), METRICS_PORT: '0', LOG_LEVEL: 'silent', ...env },
+    env: { PATH: process.env.PATH, STATE_DIR: stateDir, HOST: '127.0.0.1', HTTP_PORT: String(httpPort), GRPC_PORT: String(grpcPort), METRICS_PORT: '0', LOG_LEVEL: 'silent', INGRESS_THREADS: testIngressThreads(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -44,6 +44,9 @@ class ForwardedCancellation implements CancellationSignal {
   }
 }
 
+/** The young generation of each ingress thread's heap (V8's default is 16 MB semi-spaces, about 48 MB). */
+const INGRESS_YOUNG_GENERATION_MB = 4;
+
 interface RunningThread {
   readonly worker: Worker;
   readonly cancellations: Map<number, ForwardedCancellation>;
@@ -138,7 +141,9 @@ export class IngressThreads {
   }
 
   private startThread(data: IngressThreadData): Promise<{ httpPort: number; grpcPort: number }> {
-    const worker = new Worker(new URL('./ingress-thread.js', import.meta.url), { workerData: data });
+    // Each thread is a V8 heap of its own: its young generation is kept small (requests are short-lived
+    // objects), so that N threads under a burst of large bodies do not hold N default-sized ones.
+    const worker = new Worker(new URL('./ingress-thread.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: INGRESS_YOUNG_GENERATION_MB } });
     const thread: RunningThread = { worker, cancellations: new Map() };
     this.threads.push(thread);
     return new Promise((resolve, reject) => {
