@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { request as httpRequest, Agent } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { identityModelOf } from '../support/identity-models.js';
 import { InferenceClient, OWN_CONNECTION, Status, type ServiceError } from '../support/grpc-client.js';
@@ -155,4 +157,49 @@ type Samples = ReturnType<typeof parsePrometheusText>;
 
 async function scrape(url: string): Promise<Samples> {
   return parsePrometheusText(await (await fetch(url)).text());
+}
+
+describe('ingress threads share the connection caps (INGRESS_THREADS=3, HTTP_MAX_CONNECTIONS=4)', () => {
+  let server: TestServer;
+  const sockets: Socket[] = [];
+  before(async () => {
+    const repository = await makeRepository([{ name: 'identity', onnx: identityModelOf(['fp32']) }]);
+    server = await startTestServer(repository, { INGRESS_THREADS: '3', HTTP_MAX_CONNECTIONS: '4', HTTP_HEADERS_TIMEOUT_MS: '60000', HTTP_REQUEST_TIMEOUT_MS: '60000' });
+  });
+  after(async () => {
+    for (const socket of sockets) socket.destroy();
+    await server.close();
+  });
+
+  it('holds 4 idle connections in all, whichever thread accepted them, closes the rest at once, and takes a new one when one goes', { timeout: 20_000 }, async () => {
+    const port = Number(new URL(server.url).port);
+    let closed = 0;
+    const allClosed = new Promise<void>((resolve) => {
+      for (let i = 0; i < 12; i++) {
+        const socket = connect(port, '127.0.0.1');
+        sockets.push(socket);
+        socket.on('error', () => undefined);
+        socket.on('close', () => {
+          closed++;
+          if (closed === 8) resolve();
+        });
+      }
+    });
+    await allClosed;
+    const held = sockets.filter((socket) => !socket.destroyed);
+    assert.equal(held.length, 4, 'the cap holds across the threads');
+    // A held connection still serves.
+    held[0]!.write('GET /v2/health/live HTTP/1.1\r\nhost: x\r\n\r\n');
+    const [answer] = (await once(held[0]!, 'data')) as [Buffer];
+    assert.match(answer.toString(), /^HTTP\/1\.1 200/);
+    // One goes: a new connection is taken in its place.
+    held[1]!.destroy();
+    await once(held[1]!, 'close');
+    await waitFor(async () => (await fetch(`${server.url}/v2/health/live`).then((r) => r.status, () => 0)) === 200);
+  });
+});
+
+/** Polls until `check` holds (a freed slot is counted when the server sees the close, a moment after the client's). */
+async function waitFor(check: () => Promise<boolean>): Promise<void> {
+  while (!(await check())) await new Promise((resolve) => setTimeout(resolve, 20));
 }

@@ -1,3 +1,4 @@
+import { capConnectionsAcrossThreads, type SharedConnectionCount } from './shared-connection-cap.js';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { createServer, type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerOptions, type ServerResponse } from 'node:http';
@@ -12,6 +13,8 @@ import { requestTooLarge, writeDomainError } from '../transport/error-response.f
 export interface ConnectionLimits {
   /** Open connections; past it Node closes a new one as soon as it is accepted. */
   readonly maxConnections: number;
+  /** The count the servers of every ingress thread share (then `maxConnections` bounds them together). */
+  readonly sharedCount?: SharedConnectionCount;
   /** HTTP_KEEP_ALIVE_TIMEOUT_MS: an idle keep-alive connection is closed after it. */
   readonly keepAliveTimeoutMs: number;
   /** HTTP_HEADERS_TIMEOUT_MS (at most the request timeout). */
@@ -46,7 +49,8 @@ export function createLimitedServer(limits: ConnectionLimits, listener?: Request
   };
   // HTTPS: a client must finish its handshake within the headers timeout too.
   const server: Server = tls ? createHttpsServer({ ...options, ...tls, handshakeTimeout: headersTimeout }, listener) : listener ? createServer(options, listener) : createServer(options);
-  server.maxConnections = limits.maxConnections;
+  if (limits.sharedCount) capConnectionsAcrossThreads(server, limits.sharedCount, limits.maxConnections);
+  else server.maxConnections = limits.maxConnections;
   // Node's headers timeout counts from a request's first byte: a connection that never sends one
   // would be held for ever. Silent that long, it is closed (Node destroys a socket on its timeout);
   // once a request arrives the socket's timeout is cleared (the request timeouts and the

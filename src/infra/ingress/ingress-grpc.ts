@@ -31,6 +31,7 @@ import { MODEL_VERSION_HEADER } from '../transport/model-version-header.js';
 import { grpcErrorOf } from '../transport/error-response.filter.js';
 import type { ServerTls } from '../tls/server-tls.js';
 import type { SharedMemoryReader } from '../http/binary-tensor.codec.js';
+import { capConnectionsAcrossThreads, type SharedConnectionCount } from '../http/shared-connection-cap.js';
 import { FORWARDED_FOR } from './forward-to-main.js';
 import type { ForwardedInfer } from './ingress-messages.js';
 
@@ -57,7 +58,7 @@ type AnyHandler = (call: never, callback: never) => void;
 export async function serveGrpc(
   config: AppConfig,
   tls: ServerTls,
-  options: { port: number; mainGrpcSocket: string; maxConnections: number; servesInference: boolean; handOver: symbol; noSharedMemory: SharedMemoryReader },
+  options: { port: number; mainGrpcSocket: string; maxConnections: number; sharedCount: SharedConnectionCount; servesInference: boolean; handOver: symbol; noSharedMemory: SharedMemoryReader },
   main: MainThreadChannel,
   log: Logger,
 ): Promise<{ port: number; close(): Promise<void> }> {
@@ -75,7 +76,7 @@ export async function serveGrpc(
   }
   const injector = server.createConnectionInjector(tls.grpcCredentials() ?? ServerCredentials.createInsecure());
   const listener: NetServer = createServer((socket) => injector.injectConnection(socket));
-  listener.maxConnections = options.maxConnections;
+  capConnectionsAcrossThreads(listener, options.sharedCount, options.maxConnections);
   await new Promise<void>((resolve, reject) => {
     listener.once('error', reject);
     // reusePort (Linux): every thread binds the port; the kernel spreads new connections over them.

@@ -43,9 +43,11 @@ export interface IngressThreadData {
   /** The ports to share (HTTP_PORT and GRPC_PORT, or those the first thread was given when they are 0). */
   readonly httpPort: number;
   readonly grpcPort: number;
-  /** This thread's share of HTTP_MAX_CONNECTIONS and GRPC_MAX_CONNECTIONS. */
+  /** HTTP_MAX_CONNECTIONS and GRPC_MAX_CONNECTIONS, held by every thread together. */
   readonly maxConnections: number;
   readonly maxGrpcConnections: number;
+  /** The open connections of every thread: HTTP at 0, gRPC at 1. */
+  readonly connectionCounts: SharedArrayBuffer;
   /** Whether this thread serves infer itself (false with tracing on: the main thread traces every request). */
   readonly servesInference: boolean;
 }
@@ -186,7 +188,8 @@ async function start(): Promise<void> {
       whenAnswered(req, res, (method, routeTemplate, status, elapsedMs) => thread.countAnswer([method, routeTemplate, status, elapsedMs]));
       fastify(req, res);
     };
-  const fastify = Fastify(servingFastifyOptions(config, tls, data.maxConnections, route));
+  const counts = new Int32Array(data.connectionCounts);
+  const fastify = Fastify(servingFastifyOptions(config, tls, data.maxConnections, { counts, slot: 0 }, route));
   noteRouteTemplates(fastify);
   const errorLimits = { maxRequestBytes: config.MAX_REQUEST_BYTES };
   // What Fastify refuses before the route (a body it cannot read) is judged on the model first, as the main thread does before reading.
@@ -251,7 +254,7 @@ async function start(): Promise<void> {
   const grpc = await serveGrpc(
     config,
     tls,
-    { port: data.grpcPort, mainGrpcSocket: data.mainGrpcSocket, maxConnections: data.maxGrpcConnections, servesInference: data.servesInference, handOver: HAND_OVER, noSharedMemory: NO_SHARED_MEMORY },
+    { port: data.grpcPort, mainGrpcSocket: data.mainGrpcSocket, maxConnections: data.maxGrpcConnections, sharedCount: { counts, slot: 1 }, servesInference: data.servesInference, handOver: HAND_OVER, noSharedMemory: NO_SHARED_MEMORY },
     thread,
     pino({ level: config.LOG_LEVEL }, destination).child({ context: 'gRPC' }),
   );

@@ -91,8 +91,8 @@ export class IngressThreads {
   async start(config: AppConfig, requests: IngressRequests, options: { maxConnections: number; maxGrpcConnections: number; servesInference: boolean }): Promise<{ httpPort: number; grpcPort: number }> {
     this.requests = requests;
     const count = config.INGRESS_THREADS;
-    // Each thread holds its share of the connections (the kernel spreads them about evenly).
-    const share = (max: number) => Math.max(1, Math.ceil(max / count));
+    // The caps hold for every thread together: one count of open connections, shared.
+    const connectionCounts = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
     let ports = { httpPort: config.HTTP_PORT, grpcPort: config.GRPC_PORT };
     for (let index = 0; index < count; index++) {
       ports = await this.startThread({
@@ -100,8 +100,9 @@ export class IngressThreads {
         mainHttpSocket: this.mainHttpSocket,
         mainGrpcSocket: this.mainGrpcSocket,
         ...ports,
-        maxConnections: share(options.maxConnections),
-        maxGrpcConnections: share(options.maxGrpcConnections),
+        maxConnections: options.maxConnections,
+        maxGrpcConnections: options.maxGrpcConnections,
+        connectionCounts,
         servesInference: options.servesInference,
       });
     }
