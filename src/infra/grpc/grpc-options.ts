@@ -77,7 +77,7 @@ export function grpcServerOptions(config: AppConfig, connections?: GrpcConnectio
  * inference requests decoded without their typed tensor contents until judged, and a message
  * protobuf cannot decode refused with INVALID_ARGUMENT.
  */
-export function prepareServingDefinition(definition: PackageDefinition): void {
+function prepareServingDefinition(definition: PackageDefinition): void {
   const service = `${INFERENCE_PACKAGE}.${INFERENCE_SERVICE}`;
   deferTensorContents(definition, service, ['ModelInfer', 'ModelStreamInfer'], PROTO_DIR, INFERENCE_PROTO_FILE);
   acceptMalformedRequests(definition, service, ['ModelInfer', 'ModelStreamInfer']);
