@@ -20,6 +20,23 @@ export interface CancellationSignal {
   onAbort(listener: () => void): () => void;
 }
 
+/** A signal its owner aborts (a job cancelled, a forwarded request whose client went away). */
+export class ManualCancellation implements CancellationSignal {
+  aborted = false;
+  private readonly listeners = new Set<() => void>();
+
+  onAbort(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    for (const listener of this.listeners) listener();
+  }
+}
+
 /** One request as the scheduler takes it: already checked against the model's signature. */
 export interface SchedulerRequest {
   readonly inputs: readonly Tensor[];

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { CancellationSignal } from '../../domain/inference/dynamic-batch-scheduler.js';
+import { ManualCancellation, type CancellationSignal } from '../../domain/inference/dynamic-batch-scheduler.js';
 import type { InferenceResponse } from '../../domain/inference/inference-request.js';
 import type { AppConfig } from '../config/app-config.js';
 import type { IngressThreadData } from './ingress-thread.js';
@@ -27,29 +27,12 @@ export abstract class IngressRequests {
   abstract answered(rows: readonly AnsweredRow[]): void;
 }
 
-/** Fires when the ingress thread says the client of a forwarded request went away. */
-class ForwardedCancellation implements CancellationSignal {
-  aborted = false;
-  private readonly listeners = new Set<() => void>();
-
-  onAbort(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  abort(): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    for (const listener of this.listeners) listener();
-  }
-}
-
 /** The young generation of each ingress thread's heap (V8's default is 16 MB semi-spaces, about 48 MB). */
 const INGRESS_YOUNG_GENERATION_MB = 4;
 
 interface RunningThread {
   readonly worker: Worker;
-  readonly cancellations: Map<number, ForwardedCancellation>;
+  readonly cancellations: Map<number, ManualCancellation>;
 }
 
 /**
@@ -164,7 +147,7 @@ export class IngressThreads {
   private onMessage(thread: RunningThread, message: FromIngress): void {
     switch (message.kind) {
       case 'infer': {
-        const cancellation = new ForwardedCancellation();
+        const cancellation = new ManualCancellation();
         thread.cancellations.set(message.id, cancellation);
         this.requests!.infer(message, cancellation).then(
           (answer) => {

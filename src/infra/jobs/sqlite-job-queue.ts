@@ -3,7 +3,7 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { open, readFile, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import type { CancellationSignal } from '../../domain/inference/dynamic-batch-scheduler.js';
+import { ManualCancellation, type CancellationSignal } from '../../domain/inference/dynamic-batch-scheduler.js';
 import { InferenceJob, JOB_STATES, judgeJobFailure, type InferenceJobSnapshot, type JobState } from '../../domain/jobs/inference-job.js';
 import { JobQueue, type JobCounts, type JobRun, type StoredJob } from '../../domain/jobs/job-queue.port.js';
 import type { Clock, TimerHandle } from '../../domain/shared/clock.js';
@@ -20,23 +20,6 @@ export interface JobQueueLimits {
   readonly backoffMs: number;
   /** How long a finished job is kept (ms). */
   readonly ttlMs: number;
-}
-
-/** A run in progress here: what cancels it. */
-class RunCancellation implements CancellationSignal {
-  aborted = false;
-  private readonly listeners = new Set<() => void>();
-
-  onAbort(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  abort(): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    for (const listener of this.listeners) listener();
-  }
 }
 
 /**
@@ -71,7 +54,7 @@ export class SqliteJobQueue extends JobQueue {
     named: StatementSync;
   };
   private run?: JobRun;
-  private readonly inProgress = new Map<string, RunCancellation>();
+  private readonly inProgress = new Map<string, ManualCancellation>();
   /** Submissions admitted whose row is not inserted yet (their request file being written): pending already, for JOB_MAX_PENDING. */
   private admitting = 0;
   private wakeTimer?: TimerHandle;
@@ -201,7 +184,7 @@ export class SqliteJobQueue extends JobQueue {
       const { job, requestFile } = this.load(next.id)!;
       job.start(this.clock);
       this.save(job);
-      const cancellation = new RunCancellation();
+      const cancellation = new ManualCancellation();
       this.inProgress.set(next.id, cancellation);
       void this.execute(job.toSnapshot(), requestFile!, cancellation);
     }
@@ -213,7 +196,7 @@ export class SqliteJobQueue extends JobQueue {
     }
   }
 
-  private async execute(snapshot: InferenceJobSnapshot, requestFile: string, cancellation: RunCancellation): Promise<void> {
+  private async execute(snapshot: InferenceJobSnapshot, requestFile: string, cancellation: ManualCancellation): Promise<void> {
     let result: Uint8Array | undefined;
     let error: unknown;
     try {
