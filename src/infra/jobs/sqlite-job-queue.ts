@@ -3,7 +3,7 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { open, readFile, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { ManualCancellation, type CancellationSignal } from '../../domain/inference/dynamic-batch-scheduler.js';
+import { ManualCancellation } from '../../domain/inference/dynamic-batch-scheduler.js';
 import { InferenceJob, JOB_STATES, judgeJobFailure, type InferenceJobSnapshot, type JobState } from '../../domain/jobs/inference-job.js';
 import { JobQueue, type JobCounts, type JobRun, type StoredJob } from '../../domain/jobs/job-queue.port.js';
 import type { Clock, TimerHandle } from '../../domain/shared/clock.js';
