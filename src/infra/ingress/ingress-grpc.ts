@@ -168,13 +168,20 @@ function pipeAnswers(
   });
   call.on('drain', () => out.resume());
   call.on('cancelled', () => out.cancel());
-  let failed = false;
-  out.on('error', (error: ServiceError) => {
-    failed = true;
-    settle(error);
+  out.on('error', (error: ServiceError) => settle(error));
+  // The status may come before the last answers are read (the stream paused for a slow client):
+  // the call ends once both its answers and its status are in.
+  let ended = false;
+  let trailers: Metadata | undefined;
+  const finish = () => ended && trailers && settle(null, trailers);
+  out.on('end', () => {
+    ended = true;
+    finish();
   });
   out.on('status', (status: { code: number; metadata: Metadata }) => {
-    if (!failed && status.code === 0) settle(null, status.metadata);
+    if (status.code !== 0) return; // answered by 'error'
+    trailers = status.metadata;
+    finish();
   });
 }
 
