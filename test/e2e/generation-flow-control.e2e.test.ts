@@ -64,9 +64,22 @@ test('a slow reader\'s sequences are paused once BUFFER_TOKENS answers wait unre
   const slow = openUnreadStream(server.server.grpcAddress, Array.from({ length: SLOW }, (_, i) => slowRequest(i)));
   t.after(() => slow.close());
 
-  await eventually('every sequence of the unread stream is paused', async () => ((await metric('generation_paused_sequences')) === SLOW ? true : undefined));
+  // Paused, and settled: no token generated between two looks (the last answers the client's
+  // windows still took may have let a sequence resume for a token or two on the way).
+  let previous: number | undefined;
+  const generatedBefore = await eventually(
+    'every sequence of the unread stream is paused, and no token is generated',
+    async () => {
+      const paused = await metric('generation_paused_sequences');
+      const generated = await metric('generation_output_tokens_total');
+      const settled = paused === SLOW && generated === previous;
+      previous = generated;
+      return settled ? generated : undefined;
+    },
+    20_000,
+    100,
+  );
   assert.equal(await metric('generation_running_sequences'), SLOW, 'paused, they keep their slots');
-  const generatedBefore = await metric('generation_output_tokens_total');
 
   // Streams that read, while the slow ones are paused: each gets every token it asked for.
   const fast = await Promise.all(Array.from({ length: FAST }, (_, i) => fastStream(i)));
