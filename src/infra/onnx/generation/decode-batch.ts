@@ -28,7 +28,7 @@ export const DECODE_BATCH_SLACK_POSITIONS = 16;
  *   positions right-aligned again without gaps, past = the longest sequence.
  * A leaving sequence only frees its row.
  *
- * Positions ids count a row's own positions, and the attention mask is 1 exactly on them, so
+ * Position ids count a row's own positions, and the attention mask is 1 exactly on them, so
  * each row computes what the sequence would alone (the oracle tests hold it to that).
  */
 export class DecodeBatch {
