@@ -62,6 +62,29 @@ describe('gRPC on a generative model (tiny_gpt)', () => {
     assert.equal(answers.filter((a) => a.infer_response?.id === 'good').length, 2);
   });
 
+  it('text_input with a batch dimension of 1 ([1, 1], as TensorRT-LLM ensemble clients send it) is the same prompt; other shapes are refused, named', async () => {
+    const batched = (id: string, shape: number[], prompts: string[]): ModelInferRequest => ({
+      ...request(id, '', 5),
+      inputs: [{ name: 'text_input', datatype: 'BYTES', shape, contents: { bytes_contents: prompts.map((prompt) => Buffer.from(prompt)) } }],
+    });
+    const flat = await client.infer(request('flat', 'Hello', 5));
+    const withBatch = await client.infer(batched('batch', [1, 1], ['Hello']));
+    assert.deepEqual(outputOf(withBatch, 'text_output').values, outputOf(flat, 'text_output').values);
+    const stream = client.stream();
+    stream.write(batched('streamed', [1, 1], ['Hello']));
+    stream.end();
+    const answers = await stream.finished;
+    assert.equal(answers.map((a) => outputOf(a.infer_response!, 'text_output').values[0]).join(''), outputOf(flat, 'text_output').values[0], 'ModelStreamInfer too');
+    for (const [shape, prompts] of [[[2], ['a', 'b']], [[2, 1], ['a', 'b']], [[1, 2], ['a', 'b']], [[1, 1, 1], ['a']], [[], ['a']]] as const) {
+      await assert.rejects(
+        client.infer(batched('bad', [...shape], [...prompts])),
+        (error: { code: number; details: string }) =>
+          error.code === Status.INVALID_ARGUMENT && error.details.includes(`input 'text_input' has shape [${shape.join(',')}]: a generative model takes one prompt, of shape [1], or [1, 1]`),
+        `shape [${shape.join(', ')}]`,
+      );
+    }
+  });
+
   it('ModelInfer refuses a prompt past max_model_len with INVALID_ARGUMENT', async () => {
     await assert.rejects(client.infer(request('long', 'a'.repeat(5000), 4)), (error: { code: number; details: string }) => error.code === Status.INVALID_ARGUMENT && /max_model_len/.test(error.details));
   });

@@ -151,6 +151,13 @@ export class ContinuousBatchScheduler {
     return this.running.length;
   }
 
+  /** Running sequences paused because their client has not read `streamBufferTokens` responses: left out of the steps, keeping their slots. */
+  get pausedCount(): number {
+    let paused = 0;
+    for (const sequence of this.running) if (sequence.stream.full) paused++;
+    return paused;
+  }
+
   /** Sequences waiting for a slot or for KV cache. */
   get waitingCount(): number {
     return this.queue.size;

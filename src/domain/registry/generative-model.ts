@@ -1,5 +1,6 @@
 import type { GenerativeModelInfo } from '../generation/generation-engine.port.js';
-import type { ModelSignature } from '../inference/tensor.js';
+import type { InputHeader } from '../inference/inference-request.js';
+import { formatShape, type ModelSignature } from '../inference/tensor.js';
 import { DomainError } from '../shared/domain-error.js';
 
 /**
@@ -22,6 +23,25 @@ export const GENERATIVE_SIGNATURE: ModelSignature = {
   inputs: [{ name: TEXT_INPUT, datatype: 'BYTES', shape: [1] }],
   outputs: [{ name: TEXT_OUTPUT, datatype: 'BYTES', shape: [1] }],
 };
+
+/**
+ * The inputs of a request to a generative model, its prompt `text_input` as shape [1] for the
+ * checks of any request: one element, sent as [1] (Triton's vLLM backend: max_batch_size 0, dims
+ * [1]) or as [1, 1], a batch of one (Triton's TensorRT-LLM ensemble: max_batch_size > 0, dims [1],
+ * so its clients send a batch dimension). Any other shape of it is refused here, naming both.
+ */
+export function generativeInputHeaders(inputs: readonly InputHeader[]): InputHeader[] {
+  return inputs.map((input) => {
+    if (input.name !== TEXT_INPUT) return input;
+    const [first, second] = input.shape;
+    if (input.shape.length === 1 && first === 1) return input;
+    if (input.shape.length === 2 && first === 1 && second === 1) return { ...input, shape: [1] };
+    throw new DomainError(
+      'INFERENCE.INVALID_SHAPE',
+      `input '${TEXT_INPUT}' has shape ${formatShape(input.shape)}: a generative model takes one prompt, of shape [1], or [1, 1] with a batch dimension of 1`,
+    );
+  });
+}
 
 /** A generative model's scheduling limits as its configuration declares them (Triton `parameters`); what it leaves out takes the server's defaults. */
 export interface DeclaredGenerationLimits {

@@ -89,6 +89,7 @@ export class GenerationSchedulers implements BeforeApplicationShutdown {
       model: version.modelName,
       version: version.version,
       running: scheduler.runningCount,
+      paused: scheduler.pausedCount,
       waiting: scheduler.waitingCount,
       kvCacheUsedBytes: scheduler.kvCacheUsedBytes,
       kvCacheReservedBytes: scheduler.kvCacheReservedBytes,

@@ -28,7 +28,7 @@ export const DECODE_BATCH_SLACK_POSITIONS = 16;
  *   positions right-aligned again without gaps, past = the longest sequence.
  * A leaving sequence only frees its row.
  *
- * Positions ids count a row's own positions, and the attention mask is 1 exactly on them, so
+ * Position ids count a row's own positions, and the attention mask is 1 exactly on them, so
  * each row computes what the sequence would alone (the oracle tests hold it to that).
  */
 export class DecodeBatch {
@@ -36,8 +36,8 @@ export class DecodeBatch {
   private past = 0;
   private keys: Float32Array[] = [];
   private values: Float32Array[] = [];
-  /** [rows, past]: 1 where the row holds one of its positions. */
-  private valid = new Uint8Array(0);
+  /** [rows, past]: 1 where the row holds one of its positions, the attention mask of the past as fed. */
+  private valid = new BigInt64Array(0);
   /** Positions each row holds (its next position id). */
   private counts: number[] = [];
   private readonly rowOf = new Map<string, number>();
@@ -126,9 +126,7 @@ export class DecodeBatch {
     const inputIds = new BigInt64Array(rows);
     const positionIds = new BigInt64Array(rows);
     const attentionMask = new BigInt64Array(rows * total);
-    for (let row = 0; row < rows; row++) {
-      for (let column = 0; column < past; column++) if (valid[row * past + column]) attentionMask[row * total + column] = 1n;
-    }
+    for (let row = 0; row < rows; row++) attentionMask.set(valid.subarray(row * past, (row + 1) * past), row * total);
     const rowOf = stepping.map(({ sequenceId, token }) => {
       const row = rowIndex.get(sequenceId)!;
       inputIds[row] = BigInt(token);
@@ -137,18 +135,14 @@ export class DecodeBatch {
       return row;
     });
     const commit = (presentKeys: Float32Array[], presentValues: Float32Array[]) => {
-      const nextValid = new Uint8Array(rows * total);
-      for (let row = 0; row < rows; row++) nextValid.set(valid.subarray(row * past, (row + 1) * past), row * total);
       const nextCounts = [...counts];
-      for (const row of rowOf) {
-        nextValid[row * total + past] = 1;
-        nextCounts[row]!++;
-      }
+      for (const row of rowOf) nextCounts[row]!++;
       this.ids = ids;
       this.past = total;
       this.keys = presentKeys;
       this.values = presentValues;
-      this.valid = nextValid;
+      // The mask as fed is the next past's: each row's positions, and the new column where it stepped.
+      this.valid = attentionMask;
       this.counts = nextCounts;
       this.rowOf.clear();
       for (const [id, row] of rowIndex) this.rowOf.set(id, row);
@@ -161,7 +155,7 @@ export class DecodeBatch {
     this.past = 0;
     this.keys = [];
     this.values = [];
-    this.valid = new Uint8Array(0);
+    this.valid = new BigInt64Array(0);
     this.counts = [];
   }
 
@@ -174,6 +168,7 @@ export class DecodeBatch {
 
   /** Joiners copied into free rows of the arrays as they are (rows a failed forward leaves free again). */
   private joinedInPlace(joiners: readonly { readonly sequenceId: string; readonly joining?: SequenceCache }[]): BatchLayout {
+    if (joiners.length === 0) return { ids: this.ids, past: this.past, keys: this.keys, values: this.values, valid: this.valid, counts: this.counts };
     const ids = [...this.ids];
     const valid = this.valid.slice();
     const counts = [...this.counts];
@@ -183,8 +178,8 @@ export class DecodeBatch {
       ids[row] = sequenceId;
       const held = joining?.length ?? 0;
       counts[row] = held;
-      valid.fill(0, row * this.past, (row + 1) * this.past - held);
-      valid.fill(1, (row + 1) * this.past - held, (row + 1) * this.past);
+      valid.fill(0n, row * this.past, (row + 1) * this.past - held);
+      valid.fill(1n, (row + 1) * this.past - held, (row + 1) * this.past);
       if (joining) this.copyIn(joining, row, this.keys, this.values, this.past);
     }
     return { ids, past: this.past, keys: this.keys, values: this.values, valid, counts };
@@ -197,7 +192,7 @@ export class DecodeBatch {
     const rows = liveRows.length + joiners.length;
     const keys = Array.from({ length: layers }, () => new Float32Array(rows * kvHeads * past * headDim));
     const values = Array.from({ length: layers }, () => new Float32Array(rows * kvHeads * past * headDim));
-    const valid = new Uint8Array(rows * past);
+    const valid = new BigInt64Array(rows * past);
     const ids: string[] = [];
     const counts: number[] = [];
     liveRows.forEach(([id, from], to) => {
@@ -218,7 +213,7 @@ export class DecodeBatch {
           }
         }
       }
-      valid.fill(1, (to + 1) * past - held, (to + 1) * past);
+      valid.fill(1n, (to + 1) * past - held, (to + 1) * past);
       ids.push(id);
       counts.push(held);
     });
@@ -226,7 +221,7 @@ export class DecodeBatch {
       const row = ids.length;
       const held = joining?.length ?? 0;
       if (joining) this.copyIn(joining, row, keys, values, past);
-      valid.fill(1, (row + 1) * past - held, (row + 1) * past);
+      valid.fill(1n, (row + 1) * past - held, (row + 1) * past);
       ids.push(sequenceId);
       counts.push(held);
     }
@@ -252,7 +247,7 @@ interface BatchLayout {
   readonly past: number;
   readonly keys: Float32Array[];
   readonly values: Float32Array[];
-  readonly valid: Uint8Array;
+  readonly valid: BigInt64Array;
   readonly counts: number[];
 }
 

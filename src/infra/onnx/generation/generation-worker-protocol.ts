@@ -21,7 +21,11 @@ export interface CacheUse {
   readonly sequences: number;
   /** Positions held, all sequences together. */
   readonly tokens: number;
-  /** Bytes allocated for keys and values: the positions held, and up to a block more per sequence (kv-cache-batch.ts). */
+  /**
+   * Bytes allocated for keys and values: a prompt's own cache, up to a block more than its positions
+   * (kv-cache-batch.ts), and the decode batch's arrays, rows x its longest past, padding and free rows
+   * included (decode-batch.ts).
+   */
   readonly bytes: number;
 }
 

@@ -4,8 +4,11 @@
  * watched and killed like a session worker (SessionWorkerPool's startWorker; session-runtime.ts).
  *
  * A step runs one forward over the sequences that feed one token (decode), and others over those
- * that feed several (a prompt or a chunk of one: prefill). Each forward left-pads the pasts to the
- * longest and the new tokens to the most (kv-cache-batch.ts), masked out; keeping prefill apart
+ * that feed several (a prompt or a chunk of one: prefill). The decoding sequences' caches stay
+ * batched between steps (decode-batch.ts: the model's presents are the next step's past, no copy
+ * per step); a prefill forward left-pads its sequences' own caches to the longest and their new
+ * tokens to the most (kv-cache-batch.ts), masked out, and a sequence whose prompt is done joins the
+ * decode batch at its first decode step. Keeping prefill apart
  * means a long prompt chunk never pads every decoding sequence to its length (32 sequences beside
  * a 256-token chunk would compute 32 x 256 positions instead of 256 + 31). Prefill sequences share
  * a forward while its padded positions stay within PREFILL_POSITIONS_PER_FORWARD

@@ -15,6 +15,7 @@ import { assertResponseFits } from '../../../domain/inference/response-limit.js'
 import { checkClassifications, classifyOutputs } from '../../../domain/inference/classification.js';
 import type { Tensor } from '../../../domain/inference/tensor.js';
 import { GENERATION_PARAMETER_NAMES } from '../../../domain/generation/generation-parameters.js';
+import { generativeInputHeaders } from '../../../domain/registry/generative-model.js';
 import { servedSignature } from '../../../domain/registry/model-config.js';
 import type { ModelVersion } from '../../../domain/registry/model-version.js';
 import { outputDivergence } from '../../../domain/rollout/output-divergence.js';
@@ -107,7 +108,7 @@ export class RunInferenceHandler extends InferenceUseCase {
       for (const candidate of candidates) {
         const config = candidate.config!;
         try {
-          judgeInputHeaders(inputs, requestedOutputs, servedSignature(config), config.maxBatchSize);
+          judgeInputHeaders(config.generation ? generativeInputHeaders(inputs) : inputs, requestedOutputs, servedSignature(config), config.maxBatchSize);
           return;
         } catch (error) {
           refusal ??= error;

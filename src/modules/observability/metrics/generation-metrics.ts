@@ -18,6 +18,7 @@ export const GENERATION_METRIC_PROVIDERS = [
   makeCounterProvider({ name: 'generation_output_tokens_total', help: 'Tokens generated.', labelNames: MODEL_LABELS }),
   makeCounterProvider({ name: 'generation_steps_total', help: 'Decode steps run (each one batched forward over every active sequence).', labelNames: MODEL_LABELS }),
   makeGaugeProvider({ name: 'generation_running_sequences', help: "Sequences in a generative version's running batch (paused ones included).", labelNames: MODEL_LABELS }),
+  makeGaugeProvider({ name: 'generation_paused_sequences', help: 'Running sequences paused because their client has not read stream_buffer_tokens responses (slow readers): they keep their slots and are left out of the steps.', labelNames: MODEL_LABELS }),
   makeGaugeProvider({ name: 'generation_waiting_sequences', help: 'Sequences waiting for a slot or for KV cache.', labelNames: MODEL_LABELS }),
   makeGaugeProvider({ name: 'generation_kv_cache_used_bytes', help: 'KV cache the running sequences hold (positions fed so far).', labelNames: MODEL_LABELS }),
   makeGaugeProvider({ name: 'generation_kv_cache_reserved_bytes', help: "KV cache reserved by the running sequences (each its most), what admission counts against the budget.", labelNames: MODEL_LABELS }),
@@ -34,6 +35,7 @@ export interface GenerationLoad {
   readonly model: string;
   readonly version: number;
   readonly running: number;
+  readonly paused: number;
   readonly waiting: number;
   readonly kvCacheUsedBytes: number;
   readonly kvCacheReservedBytes: number;
@@ -54,6 +56,7 @@ export class GenerationMetrics {
     @InjectMetric('generation_output_tokens_total') private readonly outputTokens: Counter,
     @InjectMetric('generation_steps_total') private readonly steps: Counter,
     @InjectMetric('generation_running_sequences') private readonly running: Gauge,
+    @InjectMetric('generation_paused_sequences') private readonly paused: Gauge,
     @InjectMetric('generation_waiting_sequences') private readonly waiting: Gauge,
     @InjectMetric('generation_kv_cache_used_bytes') private readonly kvUsed: Gauge,
     @InjectMetric('generation_kv_cache_reserved_bytes') private readonly kvReserved: Gauge,
@@ -91,10 +94,11 @@ export class GenerationMetrics {
   /** Sets the gauges from what the schedulers hold now: called before each scrape. */
   refresh(): void {
     if (!this.enabled) return;
-    for (const gauge of [this.running, this.waiting, this.kvUsed, this.kvReserved, this.kvCapacity]) gauge.reset();
+    for (const gauge of [this.running, this.paused, this.waiting, this.kvUsed, this.kvReserved, this.kvCapacity]) gauge.reset();
     for (const load of this.source()) {
       const labels = { model: load.model, version: String(load.version) };
       this.running.set(labels, load.running);
+      this.paused.set(labels, load.paused);
       this.waiting.set(labels, load.waiting);
       this.kvUsed.set(labels, load.kvCacheUsedBytes);
       this.kvReserved.set(labels, load.kvCacheReservedBytes);

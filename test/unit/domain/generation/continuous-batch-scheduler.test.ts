@@ -220,7 +220,9 @@ describe('ContinuousBatchScheduler', () => {
     const slowSteps = engine.steps.filter((s) => s.inputs.some((i) => i.sequenceId === 'seq-0')).length;
     assert.equal(slowSteps, 2, 'the slow sequence was stepped only until its buffer was full');
     assert.equal(scheduler.runningCount, 1, 'paused, it keeps its slot');
+    assert.equal(scheduler.pausedCount, 1, 'counted as paused');
     assert.equal(textOf(await collect(slow)), 'bcdefg');
+    assert.equal(scheduler.pausedCount, 0);
   });
 
   it('frees the slot of a cancelled sequence at the next step', async () => {
