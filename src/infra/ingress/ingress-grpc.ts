@@ -33,13 +33,13 @@ import type { ServerTls } from '../tls/server-tls.js';
 import type { SharedMemoryReader } from '../http/binary-tensor.codec.js';
 import { capConnectionsAcrossThreads, type SharedConnectionCount } from '../http/shared-connection-cap.js';
 import { FORWARDED_FOR } from './forward-to-main.js';
-import type { ForwardedInfer } from './ingress-messages.js';
+import type { DeclaredRequest, ForwardedInfer } from './ingress-messages.js';
 
 /** What the gRPC side of an ingress thread asks of the thread (the main thread's channel). */
 export interface MainThreadChannel {
   /** Runs a decoded request; resolves 'hand over' when the main thread must serve the call itself (a generative model). */
   run(transport: 'grpc', command: ForwardedInfer['command'], address: string, signal: CancellationSignal): Promise<{ response: InferenceResponse } | 'hand over'>;
-  refusal(model: string, error: unknown, counted: boolean): Promise<Error>;
+  judge(model: string, declared: DeclaredRequest | undefined, error?: unknown): Promise<Error | undefined>;
 }
 
 const MODEL_INFER = `/${INFERENCE_PACKAGE}.${INFERENCE_SERVICE}/ModelInfer`;
@@ -58,7 +58,7 @@ type AnyHandler = (call: never, callback: never) => void;
 export async function serveGrpc(
   config: AppConfig,
   tls: ServerTls,
-  options: { port: number; mainGrpcSocket: string; maxConnections: number; sharedCount: SharedConnectionCount; servesInference: boolean; handOver: symbol; noSharedMemory: SharedMemoryReader },
+  options: { port: number; mainGrpcSocket: string; maxConnections: number; sharedCount: SharedConnectionCount; servesInference: boolean; handOver: symbol; noSharedMemory: SharedMemoryReader; judgeBeforeDecodingBytes: number },
   main: MainThreadChannel,
   log: Logger,
 ): Promise<{ port: number; close(): Promise<void> }> {
@@ -86,10 +86,13 @@ export async function serveGrpc(
   return {
     port: typeof address === 'object' && address ? address.port : options.port,
     close: async () => {
-      await new Promise<void>((resolve) => listener.close(() => resolve()));
+      // The listener stops accepting now, and is closed once its connections are: those grpc-js
+      // closes (idle ones at once, the others when their calls end), which is what is waited for.
+      const listenerClosed = new Promise<void>((resolve) => listener.close(() => resolve()));
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       injector.destroy();
       upstream.close();
+      await listenerClosed;
     },
   };
 }
@@ -193,7 +196,7 @@ function pipeAnswers(
 function modelInfer(
   method: MethodDefinition<object, object>,
   upstream: Client,
-  options: { handOver: symbol; noSharedMemory: SharedMemoryReader },
+  options: { handOver: symbol; noSharedMemory: SharedMemoryReader; judgeBeforeDecodingBytes: number },
   main: MainThreadChannel,
   log: Logger,
 ): (call: ServerUnaryCall<Buffer, unknown>, callback: sendUnaryData<unknown>) => void {
@@ -209,30 +212,44 @@ function modelInfer(
       else callback(null, response);
     };
     const handOver = () => forward(call as ServerUnaryCall<Buffer, Buffer>, callback as sendUnaryData<Buffer>);
-    let message: ModelInferRequestMessage;
     let command: ForwardedInfer['command'];
+    let declared: DeclaredRequest | undefined;
     let form;
-    try {
-      message = decode(call.request);
-      const envelope = readModelInferRequest(message);
+    const judged = new WeakSet<object>();
+    const process = async (): Promise<void> => {
+      const envelope = readModelInferRequest(decode(call.request));
+      const version = requestedVersion(envelope.modelVersion);
+      declared = { version, inputs: envelope.inputs, requestedOutputs: envelope.requestedOutputs };
+      // A large message is judged before its elements are decoded, as HTTP's body (JUDGE_BEFORE_DECODING_BYTES).
+      if (call.request.length > options.judgeBeforeDecodingBytes) {
+        const refusal = await main.judge(envelope.modelName, declared);
+        if (refusal) {
+          judged.add(refusal);
+          throw refusal;
+        }
+      }
       const decoded = envelope.decode(options.noSharedMemory);
       if (decoded.sharedMemoryOutputs.size > 0) throw options.handOver;
       form = decoded.responseForm;
-      command = { modelName: decoded.modelName, version: requestedVersion(envelope.modelVersion), request: decoded.request, timeoutMicros: microsUntilDeadline(call), headers: metadataRecord(call.metadata) };
-    } catch (error) {
-      if (error === options.handOver) return handOver();
-      void main.refusal(safeModelName(call.request, decode), error, true).then((judged) => answer(judged));
-      return;
-    }
-    main.run('grpc', command, peerAddress(call), callCancellation(call)).then(
-      (result) => {
-        if (result === 'hand over') return handOver();
-        const metadata = new Metadata();
-        metadata.set(MODEL_VERSION_HEADER, result.response.modelVersion);
-        call.sendMetadata(metadata);
-        answer(null, encodeModelInferResponse(result.response, form!));
+      command = { modelName: decoded.modelName, version, request: decoded.request, timeoutMicros: microsUntilDeadline(call), headers: metadataRecord(call.metadata) };
+    };
+    const runOnMain = () =>
+      main.run('grpc', command!, peerAddress(call), callCancellation(call)).then(
+        (result) => {
+          if (result === 'hand over') return handOver();
+          const metadata = new Metadata();
+          metadata.set(MODEL_VERSION_HEADER, result.response.modelVersion);
+          call.sendMetadata(metadata);
+          answer(null, encodeModelInferResponse(result.response, form!));
+        },
+        (error: Error) => answer(error),
+      );
+    process().then(
+      () => runOnMain(),
+      async (error: unknown) => {
+        if (error === options.handOver) return handOver();
+        answer(judged.has(error as object) ? (error as Error) : ((await main.judge(safeModelName(call.request, decode), declared, error)) ?? (error as Error)));
       },
-      (error: Error) => answer(error),
     );
   };
 }

@@ -1,6 +1,6 @@
 import { DomainError, type DomainErrorCode, type DomainErrorDetails } from '../../domain/shared/domain-error.js';
 import type { RunInferenceCommand } from '../../domain/inference/inference-use-case.port.js';
-import type { InferenceResponse } from '../../domain/inference/inference-request.js';
+import type { InferenceResponse, InputHeader } from '../../domain/inference/inference-request.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
 
 /**
@@ -32,17 +32,28 @@ interface ForwardedCancel {
 /** An HTTP answer an ingress thread sent itself: method, route template, status, milliseconds. */
 export type AnsweredRow = readonly [method: string, route: string | undefined, status: number, elapsedMs: number];
 
+/** What a request declares, read before its elements are decoded (what the main thread judges it on). */
+export interface DeclaredRequest {
+  readonly version?: number;
+  readonly inputs: readonly InputHeader[];
+  readonly requestedOutputs: readonly string[];
+}
+
 /**
- * A request an ingress thread could not decode: the main thread judges the model first (an unknown
- * model is a 404 whatever the body, as on the main thread), counts the refusal, and answers with the
- * error to send (a failure of this id).
+ * A request the main thread judges before it is run, as its own controllers do: the model it names
+ * first (an unknown model is a 404 whatever the body), then what it declares against the versions
+ * that may serve it. Sent for a large body before its elements are decoded (a wrong one then costs
+ * a scan, not a decode), and for a request the thread refused itself (`error`: the judgement's
+ * refusal comes first, as on the main thread). Answered 'kept' (the thread's own error stands, or
+ * nothing is wrong) or with the failure to send; a refusal is counted.
  */
-interface ForwardedRefusal {
-  readonly kind: 'refusal';
+interface JudgeRequest {
+  readonly kind: 'judge';
   readonly id: number;
   readonly model: string;
-  readonly error: SerializedError;
-  /** Whether it counts as a failed inference request (what the body said), or is the transport's (a body Fastify could not read). */
+  readonly declared?: DeclaredRequest;
+  readonly error?: SerializedError;
+  /** Whether `error` counts as a failed inference request (what the body said), or is the transport's (a body Fastify could not read). */
   readonly counted: boolean;
 }
 
@@ -63,7 +74,7 @@ interface IngressClosed {
   readonly kind: 'closed';
 }
 
-export type FromIngress = ForwardedInfer | ForwardedRefusal | ForwardedCancel | IngressReport | IngressListening | IngressClosed;
+export type FromIngress = ForwardedInfer | JudgeRequest | ForwardedCancel | IngressReport | IngressListening | IngressClosed;
 
 /** The rate limit's numbers after a request took its token (the X-RateLimit-* headers). */
 export interface RateLimitState {
@@ -91,7 +102,7 @@ interface InferHandOver {
   readonly id: number;
 }
 
-/** The refusal of a request a thread could not decode stands as the thread made it (the model is known). */
+/** The judgement finds nothing more wrong than the thread said: its own error (if any) stands. */
 interface RefusalKept {
   readonly kind: 'kept';
   readonly id: number;

@@ -25,6 +25,7 @@ import {
   ownedTensors,
   serializeError,
   type AnsweredRow,
+  type DeclaredRequest,
   type ForwardedInfer,
   type IngressTransport,
   type FromIngress,
@@ -56,6 +57,13 @@ export interface IngressThreadData {
 const INFER_PATH = /^\/v2\/models\/[^/?]+(?:\/versions\/[^/?]+)?\/infer(?:\?|$)/;
 /** How often what the thread counted goes to the main thread (and at once when /metrics is scraped). */
 const REPORT_INTERVAL_MS = 250;
+
+/**
+ * A body larger than this is judged by the main thread on what it declares before its elements are
+ * decoded (a round trip), as the main thread's controllers judge every body: a wrong one then costs
+ * a scan, not a decode. A smaller one is decoded first (cheap), and judged only if it is refused.
+ */
+export const JUDGE_BEFORE_DECODING_BYTES = 64 * 1024;
 
 /** What the main thread answers a forwarded request: its answer, or 'hand over' (it serves the request itself). */
 type Answer = { response: InferenceResponse; rateLimit?: RateLimitState } | 'hand over';
@@ -106,13 +114,22 @@ class IngressThread {
     this.answered.push(row);
   }
 
-  /** The error to answer for a request this thread could not decode, as the main thread judges it (and counts it). */
-  refusal(model: string, error: unknown, counted: boolean): Promise<Error> {
+  /**
+   * The main thread's judgement of a request (JudgeRequest): the refusal to answer, or undefined
+   * when nothing is wrong. `error`, the thread's own refusal, stands unless the judgement finds
+   * more; what it answers is marked judged.
+   */
+  judge(model: string, declared: DeclaredRequest | undefined, error?: unknown, counted = true): Promise<Error | undefined> {
     const id = this.nextId++;
     return new Promise((resolve) => {
-      // Kept: the thread's own error (a Fastify error keeps its status); else the main thread's (the model is unknown).
-      this.pending.set(id, { resolve: () => (this.judged.add(error as Error), resolve(error as Error)), reject: (judged) => resolve(judged) });
-      this.send({ kind: 'refusal', id, model, error: serializeError(error), counted });
+      this.pending.set(id, {
+        resolve: () => {
+          if (error) this.judged.add(error as Error);
+          resolve(error as Error | undefined);
+        },
+        reject: (judged) => resolve(judged),
+      });
+      this.send({ kind: 'judge', id, model, declared: declared && declaredOnly(declared), error: error === undefined ? undefined : serializeError(error), counted });
     });
   }
 
@@ -195,7 +212,7 @@ async function start(): Promise<void> {
   // What Fastify refuses before the route (a body it cannot read) is judged on the model first, as the main thread does before reading.
   fastify.setErrorHandler(async (error, request, reply) => {
     const model = (request.params as { model?: string } | undefined)?.model;
-    const answer = model !== undefined && !thread.judged.has(error as Error) ? await thread.refusal(model, error, false) : error;
+    const answer = model !== undefined && !thread.judged.has(error as Error) ? await thread.judge(model, undefined, error, false) : error;
     sendHttpError(reply, request.url, answer, errorLimits);
   });
   // Inference bodies are bytes whatever their content type, as on the main thread (request-body-parsers.ts).
@@ -212,14 +229,20 @@ async function start(): Promise<void> {
     annotateAccessLog(request.raw, { model, version });
     let command: ForwardedInfer['command'];
     let decoded;
+    let declared: DeclaredRequest | undefined;
     try {
       const requested = requestedVersion(version);
       const envelope = await readHttpInferRequestYielding(request.body, request.headers[INFERENCE_HEADER_CONTENT_LENGTH], config.MAX_JSON_DEPTH);
+      declared = { version: requested, inputs: envelope.inputs, requestedOutputs: envelope.requestedOutputs };
+      if ((request.body as Buffer).length > JUDGE_BEFORE_DECODING_BYTES) {
+        const refusal = await thread.judge(model, declared);
+        if (refusal) throw refusal;
+      }
       decoded = envelope.decode(NO_SHARED_MEMORY);
       if (decoded.sharedMemoryOutputs.size > 0) throw HAND_OVER;
       command = { modelName: model, version: requested, request: decoded.request, timeoutMicros: parseTimeoutHeader(request.headers), headers: headerRecord(request.headers) };
     } catch (error) {
-      if (error !== HAND_OVER) throw await thread.refusal(model, error, true);
+      if (error !== HAND_OVER) throw thread.judged.has(error as Error) ? error : await thread.judge(model, declared, error);
       // Shared memory is the main thread's: the request goes there whole, as it came (decompressed).
       void reply.hijack();
       forwardToMain(data.mainHttpSocket, request.raw, reply.raw, request.body as Buffer);
@@ -254,7 +277,7 @@ async function start(): Promise<void> {
   const grpc = await serveGrpc(
     config,
     tls,
-    { port: data.grpcPort, mainGrpcSocket: data.mainGrpcSocket, maxConnections: data.maxGrpcConnections, sharedCount: { counts, slot: 1 }, servesInference: data.servesInference, handOver: HAND_OVER, noSharedMemory: NO_SHARED_MEMORY },
+    { port: data.grpcPort, mainGrpcSocket: data.mainGrpcSocket, maxConnections: data.maxGrpcConnections, sharedCount: { counts, slot: 1 }, servesInference: data.servesInference, handOver: HAND_OVER, noSharedMemory: NO_SHARED_MEMORY, judgeBeforeDecodingBytes: JUDGE_BEFORE_DECODING_BYTES },
     thread,
     pino({ level: config.LOG_LEVEL }, destination).child({ context: 'gRPC' }),
   );
@@ -267,3 +290,8 @@ async function start(): Promise<void> {
 }
 
 await start();
+
+/** What is judged of a declared request, as plain data (a gRPC input's header also holds where its contents lie). */
+function declaredOnly({ version, inputs, requestedOutputs }: DeclaredRequest): DeclaredRequest {
+  return { version, inputs: inputs.map(({ name, datatype, shape, elementCount }) => ({ name, datatype, shape, elementCount })), requestedOutputs };
+}

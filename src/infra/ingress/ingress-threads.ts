@@ -11,6 +11,7 @@ import {
   ownedTensors,
   serializeError,
   type AnsweredRow,
+  type DeclaredRequest,
   type ForwardedInfer,
   type FromIngress,
   type RateLimitState,
@@ -21,8 +22,8 @@ import {
 export abstract class IngressRequests {
   /** Runs a forwarded request to its answer (limits, routing, the scheduler), or throws its refusal. */
   abstract infer(request: ForwardedInfer, cancellation: CancellationSignal): Promise<{ response: InferenceResponse; rateLimit?: RateLimitState } | 'hand over'>;
-  /** A request a thread could not read or decode: the error to answer (an unknown model's, else its own), counted when `counted`. */
-  abstract refused(model: string, error: Error, counted: boolean): Error;
+  /** Judges a request as the controllers do before decoding (see JudgeRequest): the refusal to answer, or undefined when nothing is wrong; counted. */
+  abstract judge(model: string, declared: DeclaredRequest | undefined, error: Error | undefined, counted: boolean): Error | undefined;
   /** Counts what the threads answered themselves (the metrics are the main thread's). */
   abstract answered(rows: readonly AnsweredRow[]): void;
 }
@@ -167,10 +168,10 @@ export class IngressThreads {
         );
         return;
       }
-      case 'refusal': {
-        const error = deserializeError(message.error);
-        const answer = this.requests!.refused(message.model, error, message.counted);
-        thread.worker.postMessage((answer === error ? { kind: 'kept', id: message.id } : { kind: 'failure', id: message.id, error: serializeError(answer) }) satisfies ToIngress);
+      case 'judge': {
+        const error = message.error && deserializeError(message.error);
+        const refusal = this.requests!.judge(message.model, message.declared, error, message.counted);
+        thread.worker.postMessage((refusal === error ? { kind: 'kept', id: message.id } : { kind: 'failure', id: message.id, error: serializeError(refusal) }) satisfies ToIngress);
         return;
       }
       case 'cancel':

@@ -3,7 +3,7 @@ import type { CancellationSignal } from '../../../domain/inference/dynamic-batch
 import type { InferenceResponse } from '../../../domain/inference/inference-request.js';
 import { headerLookup } from '../../../domain/inference/inference-use-case.port.js';
 import { RequestCancellations } from '../../../domain/inference/request-cancellations.port.js';
-import type { AnsweredRow, ForwardedInfer, RateLimitState } from '../../../infra/ingress/ingress-messages.js';
+import type { AnsweredRow, DeclaredRequest, ForwardedInfer, RateLimitState } from '../../../infra/ingress/ingress-messages.js';
 import { IngressRequests } from '../../../infra/ingress/ingress-threads.js';
 import { HttpMetrics } from '../../observability/metrics/http-metrics.js';
 import { ClientQuota } from '../../throttling/client-quota.js';
@@ -42,7 +42,7 @@ export class InferIngressController extends IngressRequests {
     }
   }
 
-  refused(model: string, error: Error, counted: boolean): Error {
+  judge(model: string, declared: DeclaredRequest | undefined, error: Error | undefined, counted: boolean): Error | undefined {
     try {
       // A model named is judged first (a message that names none, as a malformed one, is refused as it is).
       if (model) this.handler.assertKnownModel(model);
@@ -50,7 +50,14 @@ export class InferIngressController extends IngressRequests {
       this.handler.refused(model, undefined, notFound);
       return notFound as Error;
     }
-    if (counted) this.handler.refused(model, undefined, error);
+    if (declared) {
+      try {
+        this.handler.judge(model, declared.version, declared.inputs, declared.requestedOutputs); // counts its refusal
+      } catch (refusal) {
+        return refusal as Error;
+      }
+    }
+    if (error && counted) this.handler.refused(model, undefined, error);
     return error;
   }
 
