@@ -174,10 +174,12 @@ async function main(): Promise<void> {
     const build = children.start('build-models', path.join(buildRoot, 'scripts', 'build-models.js'), [repository]);
     if ((await build.exited) !== 0) throw new Error(`build-models failed:\n${build.stderrTail()}`);
     const limits = { THROTTLE_RATE: '1000000', THROTTLE_BURST: '1000', THROTTLE_CLIENT_HEADER: 'x-api-key' };
+    // Replicas on Redis share one admin token, which must be given (none is generated per replica).
+    const replica = { ...limits, REDIS_URL: redis.url, ADMIN_TOKEN: 'shared-rate-limit-bench-admin-token' };
     const setups: [string, Record<string, string>][] = [
       ['no REDIS_URL', limits],
-      ['REDIS_URL (leases of 100)', { ...limits, REDIS_URL: redis.url }],
-      ['REDIS_URL, THROTTLE_LEASE_SIZE=1', { ...limits, REDIS_URL: redis.url, THROTTLE_LEASE_SIZE: '1' }],
+      ['REDIS_URL (leases of 100)', replica],
+      ['REDIS_URL, THROTTLE_LEASE_SIZE=1', { ...replica, THROTTLE_LEASE_SIZE: '1' }],
     ];
     // Rounds of the three in turn, the best run of each kept: what other load on the machine took
     // from one run is not charged to its setup.
