@@ -77,13 +77,14 @@ const NO_SHARED_MEMORY: SharedMemoryReader = {
 };
 
 /**
- * One ingress thread: accepts HTTP connections on the shared port (reusePort: the kernel spreads
- * connections over the threads), reads, decodes and judges the format of each infer request, hands
- * the data-only command to the main thread, which owns the version's scheduler, and encodes the
- * answer. Every other request is forwarded, as it came, to the main thread's own server.
+ * This thread's end of its channel to the main thread, which owns every version's scheduler: the
+ * requests it runs, the judgements it makes, the answers this thread counted, and its close.
+ * (The thread itself, below: HTTP and gRPC on the shared ports, each infer request read, decoded and
+ * handed over as a data-only command, its answer encoded; every other request forwarded as it came.)
  */
 class IngressThread {
-  private readonly pending = new Map<number, { resolve: (answer: Answer) => void; reject: (error: Error) => void }>();
+  /** Requests and judgements awaiting the main thread's word; a judgement 'kept' resolves with nothing. */
+  private readonly pending = new Map<number, { resolve: (answer?: Answer) => void; reject: (error: Error) => void }>();
   private nextId = 1;
   private answered: AnsweredRow[] = [];
   private readonly reporter: NodeJS.Timeout;
@@ -101,10 +102,9 @@ class IngressThread {
     const message: ForwardedInfer = { kind: 'infer', id, transport, address, command: { ...command, request: { ...command.request, inputs: tensors } } };
     return new Promise((resolve, reject) => {
       const stop = signal.onAbort(() => this.send({ kind: 'cancel', id }));
-      const settle = () => stop();
       this.pending.set(id, {
-        resolve: (answer) => (settle(), resolve(answer)),
-        reject: (error) => (settle(), reject(error)),
+        resolve: (answer) => (stop(), resolve(answer!)),
+        reject: (error) => (stop(), reject(error)),
       });
       this.main.postMessage(message, transfer);
     });
@@ -124,7 +124,7 @@ class IngressThread {
     return new Promise((resolve) => {
       this.pending.set(id, {
         resolve: () => {
-          if (error) this.judged.add(error as Error);
+          if (typeof error === 'object' && error !== null) this.judged.add(error);
           resolve(error as Error | undefined);
         },
         reject: (judged) => resolve(judged),
@@ -134,7 +134,11 @@ class IngressThread {
   }
 
   /** Errors the main thread already judged (its failures, and refusals it answered): answered as they are. */
-  readonly judged = new WeakSet<Error>();
+  private readonly judged = new WeakSet<object>();
+
+  wasJudged(error: unknown): boolean {
+    return typeof error === 'object' && error !== null && this.judged.has(error);
+  }
 
   private onMessage(message: ToIngress): void {
     switch (message.kind) {
@@ -154,7 +158,7 @@ class IngressThread {
         this.pending.delete(message.id);
         return;
       case 'kept':
-        this.pending.get(message.id)?.resolve('hand over');
+        this.pending.get(message.id)?.resolve();
         this.pending.delete(message.id);
         return;
       case 'flush':
@@ -212,7 +216,7 @@ async function start(): Promise<void> {
   // What Fastify refuses before the route (a body it cannot read) is judged on the model first, as the main thread does before reading.
   fastify.setErrorHandler(async (error, request, reply) => {
     const model = (request.params as { model?: string } | undefined)?.model;
-    const answer = model !== undefined && !thread.judged.has(error as Error) ? await thread.judge(model, undefined, error, false) : error;
+    const answer = model !== undefined && !thread.wasJudged(error) ? await thread.judge(model, undefined, error, false) : error;
     sendHttpError(reply, request.url, answer, errorLimits);
   });
   // Inference bodies are bytes whatever their content type, as on the main thread (request-body-parsers.ts).
@@ -242,7 +246,7 @@ async function start(): Promise<void> {
       if (decoded.sharedMemoryOutputs.size > 0) throw HAND_OVER;
       command = { modelName: model, version: requested, request: decoded.request, timeoutMicros: parseTimeoutHeader(request.headers), headers: headerRecord(request.headers) };
     } catch (error) {
-      if (error !== HAND_OVER) throw thread.judged.has(error as Error) ? error : await thread.judge(model, declared, error);
+      if (error !== HAND_OVER) throw thread.wasJudged(error) ? error : await thread.judge(model, declared, error);
       // Shared memory is the main thread's: the request goes there whole, as it came (decompressed).
       void reply.hijack();
       forwardToMain(data.mainHttpSocket, request.raw, reply.raw, request.body as Buffer);
