@@ -30,16 +30,19 @@ import type { ModelInferRequestMessage } from '../grpc/inference-messages.js';
 import { MODEL_VERSION_HEADER } from '../transport/model-version-header.js';
 import { grpcErrorOf } from '../transport/error-response.filter.js';
 import type { ServerTls } from '../tls/server-tls.js';
-import type { SharedMemoryReader } from '../http/binary-tensor.codec.js';
 import { capConnectionsAcrossThreads, type SharedConnectionCount } from '../http/shared-connection-cap.js';
 import { FORWARDED_FOR } from './forward-to-main.js';
+import { HAND_OVER, NO_SHARED_MEMORY } from './hand-over.js';
 import type { DeclaredRequest, ForwardedInfer } from './ingress-messages.js';
 
 /** What the gRPC side of an ingress thread asks of the thread (the main thread's channel). */
 export interface MainThreadChannel {
   /** Runs a decoded request; resolves 'hand over' when the main thread must serve the call itself (a generative model). */
   run(transport: 'grpc', command: ForwardedInfer['command'], address: string, signal: CancellationSignal): Promise<{ response: InferenceResponse } | 'hand over'>;
-  judge(model: string, declared: DeclaredRequest | undefined, error?: unknown): Promise<Error | undefined>;
+  /** Decodes a request, judged by the main thread first when it is large (its refusal thrown). */
+  decodeJudged<T>(model: string, declared: DeclaredRequest, bytes: number, decode: () => T): Promise<T>;
+  /** What to answer for an error of a request: the main thread's judgement of it, unless it was judged already. */
+  refusalOf(model: string, declared: DeclaredRequest | undefined, error: unknown): Promise<Error>;
 }
 
 const MODEL_INFER = `/${INFERENCE_PACKAGE}.${INFERENCE_SERVICE}/ModelInfer`;
@@ -58,7 +61,7 @@ type AnyHandler = (call: never, callback: never) => void;
 export async function serveGrpc(
   config: AppConfig,
   tls: ServerTls,
-  options: { port: number; mainGrpcSocket: string; maxConnections: number; sharedCount: SharedConnectionCount; servesInference: boolean; handOver: symbol; noSharedMemory: SharedMemoryReader; judgeBeforeDecodingBytes: number },
+  options: { port: number; mainGrpcSocket: string; maxConnections: number; sharedCount: SharedConnectionCount; servesInference: boolean },
   main: MainThreadChannel,
   log: Logger,
 ): Promise<{ port: number; close(): Promise<void> }> {
@@ -69,7 +72,7 @@ export async function serveGrpc(
     if (path === MODEL_INFER && options.servesInference) {
       // A handed-over call's answer arrives as the main thread's bytes; this thread's own answers are messages.
       const serialize = (value: unknown) => (Buffer.isBuffer(value) ? value : (method.responseSerialize as (message: unknown) => Buffer)(value));
-      server.register(path, modelInfer(method, upstream, options, main, log) as never, serialize, identity, 'unary');
+      server.register(path, modelInfer(method, upstream, main, log) as never, serialize, identity, 'unary');
     } else {
       server.register(path, forwarded(path, method, upstream) as never, identity, identity, kindOf(method));
     }
@@ -196,7 +199,6 @@ function pipeAnswers(
 function modelInfer(
   method: MethodDefinition<object, object>,
   upstream: Client,
-  options: { handOver: symbol; noSharedMemory: SharedMemoryReader; judgeBeforeDecodingBytes: number },
   main: MainThreadChannel,
   log: Logger,
 ): (call: ServerUnaryCall<Buffer, unknown>, callback: sendUnaryData<unknown>) => void {
@@ -215,21 +217,12 @@ function modelInfer(
     let command: ForwardedInfer['command'];
     let declared: DeclaredRequest | undefined;
     let form;
-    const judged = new WeakSet<object>();
     const process = async (): Promise<void> => {
       const envelope = readModelInferRequest(decode(call.request));
       const version = requestedVersion(envelope.modelVersion);
       declared = { version, inputs: envelope.inputs, requestedOutputs: envelope.requestedOutputs };
-      // A large message is judged before its elements are decoded, as HTTP's body (JUDGE_BEFORE_DECODING_BYTES).
-      if (call.request.length > options.judgeBeforeDecodingBytes) {
-        const refusal = await main.judge(envelope.modelName, declared);
-        if (refusal) {
-          judged.add(refusal);
-          throw refusal;
-        }
-      }
-      const decoded = envelope.decode(options.noSharedMemory);
-      if (decoded.sharedMemoryOutputs.size > 0) throw options.handOver;
+      const decoded = await main.decodeJudged(envelope.modelName, declared, call.request.length, () => envelope.decode(NO_SHARED_MEMORY));
+      if (decoded.sharedMemoryOutputs.size > 0) throw HAND_OVER;
       form = decoded.responseForm;
       command = { modelName: decoded.modelName, version, request: decoded.request, timeoutMicros: microsUntilDeadline(call), headers: metadataRecord(call.metadata) };
     };
@@ -247,8 +240,8 @@ function modelInfer(
     process().then(
       () => runOnMain(),
       async (error: unknown) => {
-        if (error === options.handOver) return handOver();
-        answer(judged.has(error as object) ? (error as Error) : ((await main.judge(safeModelName(call.request, decode), declared, error)) ?? (error as Error)));
+        if (error === HAND_OVER) return handOver();
+        answer(await main.refusalOf(safeModelName(call.request, decode), declared, error));
       },
     );
   };

@@ -8,7 +8,7 @@ import type { CancellationSignal } from '../../domain/inference/dynamic-batch-sc
 import type { InferenceResponse } from '../../domain/inference/inference-request.js';
 import { AppConfig } from '../config/app-config.js';
 import { accessLogOptions, annotateAccessLog } from '../http/access-log.js';
-import { encodeHttpInferResponse, INFERENCE_HEADER_CONTENT_LENGTH, readHttpInferRequestYielding, type SharedMemoryReader } from '../http/binary-tensor.codec.js';
+import { encodeHttpInferResponse, INFERENCE_HEADER_CONTENT_LENGTH, readHttpInferRequestYielding } from '../http/binary-tensor.codec.js';
 import { clientDisconnect } from '../http/client-disconnect.js';
 import { installContentCoding } from '../http/content-coding.js';
 import { BINARY_TENSOR_BODY } from '../http/request-body-parsers.js';
@@ -19,6 +19,7 @@ import { ServerTls } from '../tls/server-tls.js';
 import { sendHttpError } from '../transport/error-response.filter.js';
 import { MODEL_VERSION_HEADER } from '../transport/model-version-header.js';
 import { forwardToMain } from './forward-to-main.js';
+import { HAND_OVER, NO_SHARED_MEMORY } from './hand-over.js';
 import { serveGrpc } from './ingress-grpc.js';
 import {
   deserializeError,
@@ -63,18 +64,10 @@ const REPORT_INTERVAL_MS = 250;
  * decoded (a round trip), as the main thread's controllers judge every body: a wrong one then costs
  * a scan, not a decode. A smaller one is decoded first (cheap), and judged only if it is refused.
  */
-export const JUDGE_BEFORE_DECODING_BYTES = 64 * 1024;
+const JUDGE_BEFORE_DECODING_BYTES = 64 * 1024;
 
 /** What the main thread answers a forwarded request: its answer, or 'hand over' (it serves the request itself). */
 type Answer = { response: InferenceResponse; rateLimit?: RateLimitState } | 'hand over';
-
-/** A reader of shared memory that hands the request over: regions are the main thread's. */
-const HAND_OVER = Symbol('hand over to the main thread');
-const NO_SHARED_MEMORY: SharedMemoryReader = {
-  read: () => {
-    throw HAND_OVER;
-  },
-};
 
 /**
  * This thread's end of its channel to the main thread, which owns every version's scheduler: the
@@ -131,6 +124,23 @@ class IngressThread {
       });
       this.send({ kind: 'judge', id, model, declared: declared && declaredOnly(declared), error: error === undefined ? undefined : serializeError(error), counted });
     });
+  }
+
+  /**
+   * Decodes a request read up to its elements, judged by the main thread first when it is larger
+   * than JUDGE_BEFORE_DECODING_BYTES (its refusal is thrown, never decoded).
+   */
+  async decodeJudged<T>(model: string, declared: DeclaredRequest, bytes: number, decode: () => T): Promise<T> {
+    if (bytes > JUDGE_BEFORE_DECODING_BYTES) {
+      const refusal = await this.judge(model, declared);
+      if (refusal) throw refusal;
+    }
+    return decode();
+  }
+
+  /** What to answer for an error of a request: the main thread's judgement of it, unless it was judged already. */
+  async refusalOf(model: string, declared: DeclaredRequest | undefined, error: unknown): Promise<Error> {
+    return this.wasJudged(error) ? (error as Error) : ((await this.judge(model, declared, error)) ?? (error as Error));
   }
 
   /** Errors the main thread already judged (its failures, and refusals it answered): answered as they are. */
@@ -238,15 +248,11 @@ async function start(): Promise<void> {
       const requested = requestedVersion(version);
       const envelope = await readHttpInferRequestYielding(request.body, request.headers[INFERENCE_HEADER_CONTENT_LENGTH], config.MAX_JSON_DEPTH);
       declared = { version: requested, inputs: envelope.inputs, requestedOutputs: envelope.requestedOutputs };
-      if ((request.body as Buffer).length > JUDGE_BEFORE_DECODING_BYTES) {
-        const refusal = await thread.judge(model, declared);
-        if (refusal) throw refusal;
-      }
-      decoded = envelope.decode(NO_SHARED_MEMORY);
+      decoded = await thread.decodeJudged(model, declared, (request.body as Buffer).length, () => envelope.decode(NO_SHARED_MEMORY));
       if (decoded.sharedMemoryOutputs.size > 0) throw HAND_OVER;
       command = { modelName: model, version: requested, request: decoded.request, timeoutMicros: parseTimeoutHeader(request.headers), headers: headerRecord(request.headers) };
     } catch (error) {
-      if (error !== HAND_OVER) throw thread.wasJudged(error) ? error : await thread.judge(model, declared, error);
+      if (error !== HAND_OVER) throw await thread.refusalOf(model, declared, error);
       // Shared memory is the main thread's: the request goes there whole, as it came (decompressed).
       void reply.hijack();
       forwardToMain(data.mainHttpSocket, request.raw, reply.raw, request.body as Buffer);
@@ -281,7 +287,7 @@ async function start(): Promise<void> {
   const grpc = await serveGrpc(
     config,
     tls,
-    { port: data.grpcPort, mainGrpcSocket: data.mainGrpcSocket, maxConnections: data.maxGrpcConnections, sharedCount: { counts, slot: 1 }, servesInference: data.servesInference, handOver: HAND_OVER, noSharedMemory: NO_SHARED_MEMORY, judgeBeforeDecodingBytes: JUDGE_BEFORE_DECODING_BYTES },
+    { port: data.grpcPort, mainGrpcSocket: data.mainGrpcSocket, maxConnections: data.maxGrpcConnections, sharedCount: { counts, slot: 1 }, servesInference: data.servesInference },
     thread,
     pino({ level: config.LOG_LEVEL }, destination).child({ context: 'gRPC' }),
   );
