@@ -62,7 +62,7 @@ export async function startServer(configured: AppConfig, overrides: AppOverrides
   // INGRESS_THREADS: the threads accept the serving port; this thread's server listens on a private
   // socket for what they forward, every connection a thread's (so X-Forwarded-For is theirs).
   const ingress = config.INGRESS_THREADS > 0 ? await IngressThreads.prepare() : undefined;
-  const adapter = new FastifyAdapter({ ...servingFastifyOptions(config, tls, caps.http, undefined), ...(ingress && { trustProxy: true }) });
+  const adapter = new FastifyAdapter({ ...servingFastifyOptions(config, tls, { maxConnections: caps.http }), ...(ingress && { trustProxy: true }) });
   noteRouteTemplates(adapter.getInstance());
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.with(config, tls, overrides, ingress), adapter, { bufferLogs: true });
   app.useLogger(app.get(ServerLogger));
@@ -90,7 +90,7 @@ export async function startServer(configured: AppConfig, overrides: AppOverrides
   let ingressGrpcPort: number | undefined;
   try {
     await app.startAllMicroservices().catch((error: unknown) => Promise.reject(bindFailure('GRPC_PORT', config, error)));
-    if (!ingress) grpcConnections.apply(); // with ingress threads, each caps its share
+    if (!ingress) grpcConnections.apply(); // with ingress threads, they hold GRPC_MAX_CONNECTIONS together
     // listen() initialises the modules first, the metrics server (METRICS_PORT) among them.
     if (ingress) {
       await app.listen({ path: ingress.mainHttpSocket });

@@ -18,8 +18,7 @@ import type { SharedConnectionCount } from './shared-connection-cap.js';
 export function servingFastifyOptions(
   config: AppConfig,
   tls: ServerTls,
-  maxConnections: number,
-  sharedCount: SharedConnectionCount | undefined,
+  { maxConnections, sharedCount }: { maxConnections: number; sharedCount?: SharedConnectionCount },
   route: (fastify: RequestListener) => RequestListener = (fastify) => fastify,
 ): FastifyServerOptions & { serverFactory: (handler: RequestListener) => ReturnType<typeof createServingServer> } {
   const requestTimeout = config.HTTP_REQUEST_TIMEOUT_MS;

@@ -220,7 +220,7 @@ async function start(): Promise<void> {
       fastify(req, res);
     };
   const counts = new Int32Array(data.connectionCounts);
-  const fastify = Fastify(servingFastifyOptions(config, tls, data.maxConnections, { counts, slot: 0 }, route));
+  const fastify = Fastify(servingFastifyOptions(config, tls, { maxConnections: data.maxConnections, sharedCount: { counts, slot: 0 } }, route));
   noteRouteTemplates(fastify);
   const errorLimits = { maxRequestBytes: config.MAX_REQUEST_BYTES };
   // What Fastify refuses before the route (a body it cannot read) is judged on the model first, as the main thread does before reading.
