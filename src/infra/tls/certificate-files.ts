@@ -37,14 +37,13 @@ export class CertificateProblem {
 
 /** Reads the files; an unreadable one is a problem (its error code, e.g. ENOENT or EACCES, says why). */
 export async function readCertificateFiles(paths: CertificatePaths): Promise<CertificateFileContents | CertificateProblem[]> {
-  const problems: CertificateProblem[] = [];
+  // Each read settles to its contents or its problem, so problems are listed in the variables' order, not the order the reads fail in.
   const read = (variable: CertificateProblem['variable'], path: string) =>
-    readFile(path).catch((error: NodeJS.ErrnoException) => {
-      problems.push(new CertificateProblem(variable, path, `cannot be read (${error.code ?? error.message})`));
-      return Buffer.alloc(0);
-    });
+    readFile(path).catch((error: NodeJS.ErrnoException) => new CertificateProblem(variable, path, `cannot be read (${error.code ?? error.message})`));
   const [cert, key, ca] = await Promise.all([read('TLS_CERT_FILE', paths.cert), read('TLS_KEY_FILE', paths.key), paths.ca === undefined ? undefined : read('TLS_CA_FILE', paths.ca)]);
-  return problems.length > 0 ? problems : { cert, key, ca };
+  const problems = [cert, key, ca].filter((read): read is CertificateProblem => read instanceof CertificateProblem);
+  if (problems.length > 0) return problems;
+  return { cert: cert as Buffer, key: key as Buffer, ca: ca as Buffer | undefined };
 }
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
