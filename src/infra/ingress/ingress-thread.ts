@@ -13,11 +13,11 @@ import { clientDisconnect } from '../http/client-disconnect.js';
 import { installContentCoding } from '../http/content-coding.js';
 import { BINARY_TENSOR_BODY } from '../http/request-body-parsers.js';
 import { headerRecord, parseTimeoutHeader } from '../http/route-params.js';
+import { replyInferResponse } from '../http/infer-reply.js';
 import { noteRouteTemplates, whenAnswered } from '../http/answer-counting.js';
 import { servingFastifyOptions } from '../http/serving-fastify-options.js';
 import { ServerTls } from '../tls/server-tls.js';
 import { sendHttpError } from '../transport/error-response.filter.js';
-import { MODEL_VERSION_HEADER } from '../transport/model-version-header.js';
 import { forwardToMain } from './forward-to-main.js';
 import { HAND_OVER, NO_SHARED_MEMORY } from './hand-over.js';
 import { serveGrpc } from './ingress-grpc.js';
@@ -266,16 +266,7 @@ async function start(): Promise<void> {
       void reply.header('x-ratelimit-remaining', rateLimit.remaining);
       void reply.header('x-ratelimit-reset', rateLimit.reset);
     }
-    void reply.header(MODEL_VERSION_HEADER, response.modelVersion);
-    annotateAccessLog(request.raw, {
-      version: response.modelVersion,
-      queue_time_us: response.parameters.queue_time_us as number,
-      compute_time_us: response.parameters.compute_time_us as number,
-    });
-    const encoded = encodeHttpInferResponse(response, decoded.binaryOutput, () => false);
-    void reply.header('content-type', encoded.contentType);
-    if (encoded.jsonLength !== undefined) void reply.header(INFERENCE_HEADER_CONTENT_LENGTH, encoded.jsonLength);
-    return encoded.body;
+    return replyInferResponse(reply, response, () => encodeHttpInferResponse(response, decoded.binaryOutput));
   };
   const options = { config: { [BINARY_TENSOR_BODY]: true } };
   fastify.post('/v2/models/:model/infer', options, infer);

@@ -12,7 +12,7 @@ import { SystemSharedMemory } from '../../../domain/shared-memory/system-shared-
 import { annotateAccessLog } from '../../../infra/http/access-log.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { RunInferenceHandler } from './run-inference.handler.js';
-import { MODEL_VERSION_HEADER } from '../../../infra/transport/model-version-header.js';
+import { replyInferResponse } from '../../../infra/http/infer-reply.js';
 import { sharedMemoryInputs } from '../../../infra/transport/shared-memory-tensors.js';
 import { RequestCancellations } from '../../../domain/inference/request-cancellations.port.js';
 
@@ -82,17 +82,10 @@ export class InferHttpController {
     } finally {
       this.cancellations.release(cancellation);
     }
-    void reply.header(MODEL_VERSION_HEADER, response.modelVersion);
-    annotateAccessLog(req.raw, {
-      version: response.modelVersion,
-      queue_time_us: response.parameters.queue_time_us as number,
-      compute_time_us: response.parameters.compute_time_us as number,
-    });
-    const encoded = this.tracing.span('response', { 'inference.model': model, 'inference.model_version': response.modelVersion }, () =>
-      encodeHttpInferResponse(response, decoded.request.binaryOutput, (name) => outputSlices.has(name)),
+    return replyInferResponse(reply, response, () =>
+      this.tracing.span('response', { 'inference.model': model, 'inference.model_version': response.modelVersion }, () =>
+        encodeHttpInferResponse(response, decoded.request.binaryOutput, (name) => outputSlices.has(name)),
+      ),
     );
-    void reply.header('content-type', encoded.contentType);
-    if (encoded.jsonLength !== undefined) void reply.header(INFERENCE_HEADER_CONTENT_LENGTH, encoded.jsonLength);
-    return encoded.body;
   }
 }
