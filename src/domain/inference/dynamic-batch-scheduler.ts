@@ -23,6 +23,7 @@ export interface CancellationSignal {
 /** A signal its owner aborts (a job cancelled, a forwarded request whose client went away). */
 export class ManualCancellation implements CancellationSignal {
   aborted = false;
+  deadlinePassed = false;
   private readonly listeners = new Set<() => void>();
 
   onAbort(listener: () => void): () => void {
@@ -30,9 +31,11 @@ export class ManualCancellation implements CancellationSignal {
     return () => this.listeners.delete(listener);
   }
 
-  abort(): void {
+  /** `deadlinePassed`: the abort is the client's deadline, not a cancel (a forwarded gRPC call's). */
+  abort(deadlinePassed = false): void {
     if (this.aborted) return;
     this.aborted = true;
+    this.deadlinePassed = deadlinePassed;
     for (const listener of this.listeners) listener();
   }
 }
@@ -86,6 +89,11 @@ export interface SchedulerLimits {
   readonly maxTimeoutMs: number;
   /** Told of every successful run (an execution) and its rows: where metrics count them. */
   readonly onExecution?: (rows: number) => void;
+  /**
+   * Told each time refusalBeforeReading() changes its answer (the queue filled, or found room):
+   * how a transport that cannot ask at each request (an ingress thread) learns it.
+   */
+  readonly onRefusalChange?: () => void;
 }
 
 interface Pending extends Queued {
@@ -136,6 +144,8 @@ export class DynamicBatchScheduler {
   private readonly queueFullErrors = new Map<number, DomainError>();
   private readonly idleWaiters: (() => void)[] = [];
   private readonly backgroundLevel: number;
+  /** What refusalBeforeReading() answered when onRefusalChange was last told. */
+  private refusing = false;
 
   constructor(
     private readonly policy: SchedulingPolicy,
@@ -171,6 +181,14 @@ export class DynamicBatchScheduler {
   refusalBeforeReading(): DomainError | undefined {
     if (this.policy.priorityLevels > 0) return undefined;
     return this.queueFull(1);
+  }
+
+  private noteRefusal(): void {
+    if (!this.limits.onRefusalChange) return;
+    const refusing = this.refusalBeforeReading() !== undefined;
+    if (refusing === this.refusing) return;
+    this.refusing = refusing;
+    this.limits.onRefusalChange();
   }
 
   private queueFull(priorityLevel: number): DomainError | undefined {
@@ -228,7 +246,10 @@ export class DynamicBatchScheduler {
       this.costs.recordArrival(enqueuedAt);
       // A full batch has nothing to wait for: under load an event-loop turn can last long.
       if (!this.policy.batching || this.queue.size >= this.policy.maxBatchSize) this.dispatch();
-      else this.scheduleDispatch();
+      else {
+        this.scheduleDispatch();
+        this.noteRefusal();
+      }
     });
   }
 
@@ -237,6 +258,7 @@ export class DynamicBatchScheduler {
     this.stopped = reason;
     this.clock.clearTimer(this.windowTimer);
     for (const pending of this.queue.drain()) this.settle(pending, new DomainError('REGISTRY.VERSION_NOT_READY', reason));
+    this.noteRefusal();
     this.notifyIfIdle();
   }
 
@@ -289,9 +311,10 @@ export class DynamicBatchScheduler {
     const concurrency = this.limits.concurrency();
     while (this.inflight < concurrency && this.queue.size > 0) {
       const batch = this.nextBatch();
-      if (!batch) return;
+      if (!batch) break;
       void this.run(batch);
     }
+    this.noteRefusal();
   }
 
   /** The batch to run now, or undefined when it should wait for more requests (a timer is set). */
@@ -419,6 +442,7 @@ export class DynamicBatchScheduler {
   private leaveQueue(pending: Pending): void {
     if (!pending.waiting) return;
     this.queue.remove(pending);
+    this.noteRefusal();
     if (this.queue.size > 0) this.scheduleDispatch();
     else this.notifyIfIdle();
   }

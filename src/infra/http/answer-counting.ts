@@ -12,6 +12,11 @@ export function noteRouteTemplates(fastify: FastifyInstance): void {
   });
 }
 
+/** Notes the route template of a request answered before Fastify sees it (refused off its URL). */
+export function noteRouteTemplate(req: IncomingMessage, template: string): void {
+  (req as Routed)[routeOf] = template;
+}
+
 /**
  * Calls `answered` when the answer to a request is sent, with its route template (undefined when
  * no route matched: raw paths never become labels), status and duration from now. Counted on the

@@ -18,19 +18,29 @@ export interface SlowClientLimits {
  * cannot be trusted to start a request.
  */
 export function clientErrorResponder(limits: SlowClientLimits): (error: ConnectionError, socket: Socket) => void {
+  const answered = new WeakSet<Socket>();
   return (error, socket) => {
-    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    // The parser refuses each later chunk too: the first refusal was answered.
+    if (error.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return;
     const { status, message } = describe(error, socket, limits);
-    // A response already on its way cannot be replaced; the connection is cut either way.
-    if (socket.writable && !responseOf(socket)?.headersSent) {
-      const body = JSON.stringify({ error: message });
-      socket.write(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      );
+    // A response already on its way cannot be replaced: the connection is cut.
+    if (!socket.writable || responseOf(socket)?.headersSent) {
+      socket.destroy(error);
+      return;
     }
-    socket.destroy(error);
+    answered.add(socket);
+    const body = JSON.stringify({ error: message });
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    // A lingering close (as nginx's): closing at once with the client's next bytes still unread
+    // makes the kernel reset the connection, and the client may lose the answer before reading it.
+    // What it still sends is read and dropped until it closes, for LINGER_MS at most.
+    socket.resume();
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
   };
 }
+
+/** How long a connection refused by the parser is read and dropped before it is closed. */
+const LINGER_MS = 1000;
 
 function describe(error: ConnectionError & { reason?: string }, socket: Socket, limits: SlowClientLimits): { status: number; message: string } {
   if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {

@@ -27,6 +27,8 @@ export interface ForwardedInfer {
 interface ForwardedCancel {
   readonly kind: 'cancel';
   readonly id: number;
+  /** The call's deadline passed (a timeout, not a cancel). */
+  readonly deadlinePassed?: boolean;
 }
 
 /** An HTTP answer an ingress thread sent itself: method, route template, status, milliseconds. */
@@ -57,11 +59,31 @@ interface JudgeRequest {
   readonly counted: boolean;
 }
 
-/** What an ingress thread answered since its last report (the main thread owns the metrics). `flush`: the report answers that flush request. */
+/**
+ * What an ingress thread answered since its last report (the main thread owns the metrics): HTTP
+ * answers, and refusals it read off the refusal board (count by slot). `flush`: the report answers
+ * that flush request.
+ */
 interface IngressReport {
   readonly kind: 'report';
   readonly answered: readonly AnsweredRow[];
+  readonly refused: readonly (readonly [slot: number, count: number])[];
   readonly flush?: number;
+}
+
+/** An infer URL an ingress thread met, as the refusal board (refusal-board.ts) holds it. */
+export interface WatchedUrl {
+  readonly model: string;
+  readonly version?: string;
+}
+
+/** The refusal board tells every thread which slot holds a URL's state, and the error a set slot answers. */
+export type BoardMessage = { readonly kind: 'watched'; readonly url: WatchedUrl; readonly slot: number } | { readonly kind: 'refusal'; readonly slot: number; readonly error: SerializedError };
+
+/** A thread met an infer URL the refusal board holds no slot for. */
+interface WatchUrl {
+  readonly kind: 'watch';
+  readonly url: WatchedUrl;
 }
 
 interface IngressListening {
@@ -74,7 +96,7 @@ interface IngressClosed {
   readonly kind: 'closed';
 }
 
-export type FromIngress = ForwardedInfer | JudgeRequest | ForwardedCancel | IngressReport | IngressListening | IngressClosed;
+export type FromIngress = ForwardedInfer | JudgeRequest | ForwardedCancel | IngressReport | WatchUrl | IngressListening | IngressClosed;
 
 /** The rate limit's numbers after a request took its token (the X-RateLimit-* headers). */
 export interface RateLimitState {
@@ -119,7 +141,7 @@ interface CloseRequest {
   readonly kind: 'close';
 }
 
-export type ToIngress = InferAnswer | InferHandOver | InferFailure | RefusalKept | FlushRequest | CloseRequest;
+export type ToIngress = InferAnswer | InferHandOver | InferFailure | RefusalKept | FlushRequest | CloseRequest | BoardMessage;
 
 /** An error as it crosses threads: a domain error keeps its code and details; any other, its message. */
 export interface SerializedError {

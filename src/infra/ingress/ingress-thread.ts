@@ -14,10 +14,13 @@ import { installContentCoding } from '../http/content-coding.js';
 import { BINARY_TENSOR_BODY } from '../http/request-body-parsers.js';
 import { headerRecord, parseTimeoutHeader } from '../http/route-params.js';
 import { replyInferResponse } from '../http/infer-reply.js';
-import { noteRouteTemplates, whenAnswered } from '../http/answer-counting.js';
+import { noteRouteTemplate, noteRouteTemplates, whenAnswered } from '../http/answer-counting.js';
 import { servingFastifyOptions } from '../http/serving-fastify-options.js';
 import { ServerTls } from '../tls/server-tls.js';
-import { sendHttpError } from '../transport/error-response.filter.js';
+import { sendHttpError, writeDomainError } from '../transport/error-response.filter.js';
+import { DomainError } from '../../domain/shared/domain-error.js';
+import { INFER_ROUTE, INFER_URL, modelOfInferUrl, VERSIONED_INFER_ROUTE } from '../http/infer-url.js';
+import { RefusalView } from './refusal-board.js';
 import { forwardToMain } from './forward-to-main.js';
 import { HAND_OVER, NO_SHARED_MEMORY } from './hand-over.js';
 import { serveGrpc } from './ingress-grpc.js';
@@ -50,12 +53,12 @@ export interface IngressThreadData {
   readonly maxGrpcConnections: number;
   /** The open connections of every thread: HTTP at 0, gRPC at 1. */
   readonly connectionCounts: SharedArrayBuffer;
+  /** The refusal board's flags (refusal-board.ts). */
+  readonly refusalBoard: SharedArrayBuffer;
   /** Whether this thread serves infer itself (false with tracing on: the main thread traces every request). */
   readonly servesInference: boolean;
 }
 
-/** The infer routes, as the main thread's Nest controller declares them (their templates label the metrics). */
-const INFER_PATH = /^\/v2\/models\/[^/?]+(?:\/versions\/[^/?]+)?\/infer(?:\?|$)/;
 /** How often what the thread counted goes to the main thread (and at once when /metrics is scraped). */
 const REPORT_INTERVAL_MS = 250;
 
@@ -81,8 +84,11 @@ class IngressThread {
   private nextId = 1;
   private answered: AnsweredRow[] = [];
   private readonly reporter: NodeJS.Timeout;
+  /** Whether a request to a URL is refused before its body is read (a full queue), as the main thread's board says. */
+  readonly refusals: RefusalView;
 
-  constructor(private readonly main: MessagePort) {
+  constructor(private readonly main: MessagePort, refusalBoard: SharedArrayBuffer) {
+    this.refusals = new RefusalView(refusalBoard, (url) => this.send({ kind: 'watch', url }));
     main.on('message', (message: ToIngress) => this.onMessage(message));
     this.reporter = setInterval(() => this.report(), REPORT_INTERVAL_MS);
     this.reporter.unref();
@@ -94,7 +100,7 @@ class IngressThread {
     const { tensors, transfer } = ownedTensors(command.request.inputs);
     const message: ForwardedInfer = { kind: 'infer', id, transport, address, command: { ...command, request: { ...command.request, inputs: tensors } } };
     return new Promise((resolve, reject) => {
-      const stop = signal.onAbort(() => this.send({ kind: 'cancel', id }));
+      const stop = signal.onAbort(() => this.send({ kind: 'cancel', id, deadlinePassed: signal.deadlinePassed }));
       this.pending.set(id, {
         resolve: (answer) => (stop(), resolve(answer!)),
         reject: (error) => (stop(), reject(error)),
@@ -177,12 +183,17 @@ class IngressThread {
       case 'close':
         void this.close();
         return;
+      case 'watched':
+      case 'refusal':
+        this.refusals.onMessage(message);
+        return;
     }
   }
 
   private report(flush?: number): void {
-    if (flush === undefined && this.answered.length === 0) return;
-    this.send({ kind: 'report', answered: this.answered, flush });
+    const refused = this.refusals.takeRefused();
+    if (flush === undefined && this.answered.length === 0 && refused.length === 0) return;
+    this.send({ kind: 'report', answered: this.answered, refused, flush });
     this.answered = [];
   }
 
@@ -204,19 +215,29 @@ async function start(): Promise<void> {
   const data = workerData as IngressThreadData;
   const config = new AppConfig(data.config as unknown as ConstructorParameters<typeof AppConfig>[0]);
   const tls = await ServerTls.start(config);
-  const thread = new IngressThread(parentPort!);
+  const thread = new IngressThread(parentPort!, data.refusalBoard);
   // Written straight to the process's stdout descriptor, as the main thread's lines are (never through the main thread).
   const destination = pino.destination({ fd: 1, sync: false });
   const accessLog = pinoHttp(accessLogOptions(config), destination);
   const route =
     (fastify: RequestListener): RequestListener =>
     (req: IncomingMessage, res: ServerResponse) => {
-      if (!data.servesInference || req.method !== 'POST' || !INFER_PATH.test(req.url ?? '')) {
+      const infer = data.servesInference && req.method === 'POST' ? INFER_URL.exec(req.url ?? '') : null;
+      if (!infer) {
         forwardToMain(data.mainHttpSocket, req, res);
         return;
       }
       accessLog(req, res);
       whenAnswered(req, res, (method, routeTemplate, status, elapsedMs) => thread.countAnswer([method, routeTemplate, status, elapsedMs]));
+      // A full queue refuses before the body is read, as the main thread's middleware does (counted with the next report).
+      const model = modelOfInferUrl(infer);
+      const refusal = model === undefined ? undefined : thread.refusals.refusal(model, infer[2]);
+      if (refusal instanceof DomainError) {
+        noteRouteTemplate(req, infer[2] === undefined ? INFER_ROUTE : VERSIONED_INFER_ROUTE);
+        annotateAccessLog(req, { model, version: infer[2] });
+        writeDomainError(res, refusal);
+        return;
+      }
       fastify(req, res);
     };
   const counts = new Int32Array(data.connectionCounts);
@@ -269,8 +290,8 @@ async function start(): Promise<void> {
     return replyInferResponse(reply, response, () => encodeHttpInferResponse(response, decoded.binaryOutput));
   };
   const options = { config: { [BINARY_TENSOR_BODY]: true } };
-  fastify.post('/v2/models/:model/infer', options, infer);
-  fastify.post('/v2/models/:model/versions/:version/infer', options, infer);
+  fastify.post(INFER_ROUTE, options, infer);
+  fastify.post(VERSIONED_INFER_ROUTE, options, infer);
 
   // reusePort (Linux): every thread binds the port; the kernel spreads new connections over them.
   await fastify.listen({ port: data.httpPort, host: config.HOST, reusePort: true } as FastifyListenOptions);

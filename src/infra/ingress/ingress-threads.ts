@@ -6,6 +6,7 @@ import { ManualCancellation, type CancellationSignal } from '../../domain/infere
 import type { InferenceResponse } from '../../domain/inference/inference-request.js';
 import type { AppConfig } from '../config/app-config.js';
 import type { IngressThreadData } from './ingress-thread.js';
+import { RefusalBoard, type QueueRefusals } from './refusal-board.js';
 import {
   deserializeError,
   ownedTensors,
@@ -26,6 +27,10 @@ export abstract class IngressRequests {
   abstract judge(model: string, declared: DeclaredRequest | undefined, error: Error | undefined, counted: boolean): Error | undefined;
   /** Counts what the threads answered themselves (the metrics are the main thread's). */
   abstract answered(rows: readonly AnsweredRow[]): void;
+  /** The refusals a URL decides because a queue is full: what the threads read off the refusal board before reading a body. */
+  abstract readonly queueRefusals: QueueRefusals;
+  /** Counts `count` failed requests a thread refused off the board. */
+  abstract refusedBeforeReading(model: string, version: number | undefined, error: Error, count: number): void;
 }
 
 /** The young generation of each ingress thread's heap (V8's default is 16 MB semi-spaces, about 48 MB). */
@@ -49,6 +54,7 @@ export class IngressThreads {
   private readonly flushWaiters = new Map<number, { left: number; done: () => void }>();
 
   private requests?: IngressRequests;
+  private board?: RefusalBoard;
 
   private constructor(private readonly socketDirectory: string) {}
 
@@ -74,6 +80,10 @@ export class IngressThreads {
    */
   async start(config: AppConfig, requests: IngressRequests, options: { maxConnections: number; maxGrpcConnections: number; servesInference: boolean }): Promise<{ httpPort: number; grpcPort: number }> {
     this.requests = requests;
+    const board = new RefusalBoard(requests.queueRefusals, (message) => {
+      for (const { worker } of this.threads) worker.postMessage(message satisfies ToIngress);
+    });
+    this.board = board;
     const count = config.INGRESS_THREADS;
     // The caps hold for every thread together: one count of open connections, shared.
     const connectionCounts = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
@@ -87,6 +97,7 @@ export class IngressThreads {
         maxConnections: options.maxConnections,
         maxGrpcConnections: options.maxGrpcConnections,
         connectionCounts,
+        refusalBoard: board.buffer,
         servesInference: options.servesInference,
       });
     }
@@ -122,6 +133,7 @@ export class IngressThreads {
       }),
     );
     this.threads.length = 0;
+    this.board?.close();
     await rm(this.socketDirectory, { recursive: true, force: true });
   }
 
@@ -175,10 +187,17 @@ export class IngressThreads {
         return;
       }
       case 'cancel':
-        thread.cancellations.get(message.id)?.abort();
+        thread.cancellations.get(message.id)?.abort(message.deadlinePassed);
+        return;
+      case 'watch':
+        this.board!.watch(message.url);
         return;
       case 'report': {
         this.requests!.answered(message.answered);
+        for (const [slot, count] of message.refused) {
+          const refusal = this.board!.refusalAt(slot);
+          if (refusal) this.requests!.refusedBeforeReading(refusal.model, refusal.version, refusal.error, count);
+        }
         const waiter = message.flush === undefined ? undefined : this.flushWaiters.get(message.flush);
         if (waiter && --waiter.left === 0) {
           this.flushWaiters.delete(message.flush!);

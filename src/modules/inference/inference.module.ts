@@ -8,6 +8,7 @@ import { RolloutModule } from '../rollout/rollout.module.js';
 import { ThrottlingModule } from '../throttling/throttling.module.js';
 import { PosixSharedMemory } from '../../infra/shared-memory/posix-shared-memory.js';
 import { RefuseBeforeReadingMiddleware } from './run-inference/refuse-before-reading.middleware.js';
+import { RefusalBeforeReading } from './run-inference/refusal-before-reading.js';
 import { RegistryModule } from '../registry/registry.module.js';
 import { InferGrpcController } from './run-inference/infer.grpc.controller.js';
 import { InferHttpController } from './run-inference/infer.http.controller.js';
@@ -42,6 +43,7 @@ import { SharedMemoryHttpController } from './manage-shared-memory/shared-memory
   // Generating text is a use case of its own (generate-text/) on the same breakers and limits; gRPC's infer calls reach it too.
   providers: [
     RunInferenceHandler,
+    RefusalBeforeReading,
     { provide: InferenceUseCase, useExisting: RunInferenceHandler },
     // What ingress threads (INGRESS_THREADS) decoded runs here, on the schedulers' owner.
     { provide: IngressRequests, useClass: InferIngressController },

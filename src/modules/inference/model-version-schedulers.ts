@@ -18,6 +18,7 @@ import { InferenceMetrics } from '../observability/metrics/inference-metrics.js'
 export class ModelVersionSchedulers extends VersionTraffic implements SchedulerQueues, BeforeApplicationShutdown {
   /** By the runtime key's text. */
   private readonly schedulers = new Map<string, DynamicBatchScheduler>();
+  private readonly refusalWatchers: ((modelName: string) => void)[] = [];
 
   constructor(
     private readonly engine: InferenceEngine,
@@ -73,6 +74,7 @@ export class ModelVersionSchedulers extends VersionTraffic implements SchedulerQ
         concurrency: () => Math.max(1, engine.concurrency(key)),
         maxTimeoutMs: this.config.MAX_REQUEST_TIMEOUT_MS,
         onExecution: (rows) => this.metrics.executed(version.modelName, version.version, rows),
+        onRefusalChange: () => this.refusalChanged(version.modelName),
       }, this.clock);
       this.schedulers.set(key.toString(), scheduler);
     }
@@ -87,6 +89,18 @@ export class ModelVersionSchedulers extends VersionTraffic implements SchedulerQ
   /** Requests waiting in a version's queue; undefined before it served any. */
   queuedOf(key: RuntimeKey): number | undefined {
     return this.schedulers.get(key.toString())?.queuedCount;
+  }
+
+  /**
+   * Calls `watcher` with a model's name each time the refusal before reading of one of its versions
+   * changes (a queue filled or found room).
+   */
+  watchRefusals(watcher: (modelName: string) => void): void {
+    this.refusalWatchers.push(watcher);
+  }
+
+  private refusalChanged(modelName: string): void {
+    for (const watcher of this.refusalWatchers) watcher(modelName);
   }
 
   /** The refusal a request to this version gets before it is read (queue full), if any. */

@@ -9,6 +9,7 @@ import { HttpMetrics } from '../../observability/metrics/http-metrics.js';
 import { ClientQuota } from '../../throttling/client-quota.js';
 import { RunInferenceHandler } from './run-inference.handler.js';
 import { GenerateTextHandler } from '../generate-text/generate-text.handler.js';
+import { RefusalBeforeReading } from './refusal-before-reading.js';
 
 /**
  * The infer requests ingress threads decoded (INGRESS_THREADS), run on the main thread exactly as
@@ -24,6 +25,7 @@ export class InferIngressController extends IngressRequests {
     private readonly cancellations: RequestCancellations,
     private readonly httpMetrics: HttpMetrics,
     private readonly generation: GenerateTextHandler,
+    readonly queueRefusals: RefusalBeforeReading,
   ) {
     super();
   }
@@ -59,6 +61,10 @@ export class InferIngressController extends IngressRequests {
     }
     if (error && counted) this.handler.refused(model, undefined, error);
     return error;
+  }
+
+  refusedBeforeReading(model: string, version: number | undefined, error: Error, count: number): void {
+    for (let i = 0; i < count; i++) this.handler.refused(model, version, error);
   }
 
   answered(rows: readonly AnsweredRow[]): void {
