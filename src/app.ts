@@ -81,16 +81,17 @@ export async function startServer(configured: AppConfig, overrides: AppOverrides
   adminListener.install(adapter.getInstance());
   app.useGlobalFilters(new ErrorResponseFilter({ maxRequestBytes: config.MAX_REQUEST_BYTES }));
   // The gRPC server shares the modules, the global error filter and the guards of the HTTP app.
-  const grpcConnections = new GrpcConnectionCap(caps.grpc);
-  // With ingress threads, this thread's gRPC server serves what they forward, on its private socket, in plaintext.
-  const grpcOptions = ingress ? { ...grpcServerOptions(config).options, url: `unix:${ingress.mainGrpcSocket}` } : grpcServerOptions(config, grpcConnections, tls.grpcCredentials()).options;
+  // With ingress threads, this thread's gRPC server serves what they forward, on its private socket, in
+  // plaintext, and the threads hold GRPC_MAX_CONNECTIONS together.
+  const grpcConnections = ingress ? undefined : new GrpcConnectionCap(caps.grpc);
+  const grpcOptions = grpcConnections ? grpcServerOptions(config, grpcConnections, tls.grpcCredentials()).options : { ...grpcServerOptions(config).options, url: `unix:${ingress!.mainGrpcSocket}` };
   const grpcServer = new InferenceGrpcServer(grpcOptions);
   app.connectMicroservice({ strategy: grpcServer }, { inheritAppConfig: true });
   let port: number;
   let ingressGrpcPort: number | undefined;
   try {
     await app.startAllMicroservices().catch((error: unknown) => Promise.reject(bindFailure('GRPC_PORT', config, error)));
-    if (!ingress) grpcConnections.apply(); // with ingress threads, they hold GRPC_MAX_CONNECTIONS together
+    grpcConnections?.apply();
     // listen() initialises the modules first, the metrics server (METRICS_PORT) among them.
     if (ingress) {
       await app.listen({ path: ingress.mainHttpSocket });
