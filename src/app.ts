@@ -96,7 +96,7 @@ export async function startServer(configured: AppConfig, overrides: AppOverrides
     if (ingress) {
       await app.listen({ path: ingress.mainHttpSocket });
       ({ httpPort: port, grpcPort: ingressGrpcPort } = await ingress
-        .start(config, app.get(IngressRequests), { maxConnections: caps.http, maxGrpcConnections: caps.grpc, servesInference: !app.get(Tracing).enabled })
+        .start(config, app.get(IngressRequests), { maxConnections: caps.http, maxGrpcConnections: caps.grpc, sampling: app.get(Tracing).samplerSettings })
         .catch((error: unknown) => Promise.reject(bindFailure('HTTP_PORT', config, error))));
       app.get(MetricsServer).collectFirst(() => ingress.flush());
     } else {

@@ -2,6 +2,7 @@ import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage,
 import { pipeline } from 'node:stream';
 import { writeDomainError } from '../transport/error-response.filter.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
+import { INGRESS_SAMPLED_HEADER } from '../tracing/ingress-sampling.js';
 
 /**
  * Marks a request an ingress thread began to serve (and logged and counted) before handing it
@@ -27,13 +28,15 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
  * body (a forwarded body is never parsed twice, and the main thread applies its own limits), and
  * the request keeps its raw headers and stream.
  *
+ * `sampled`: a new trace the thread drew sampled (INGRESS_SAMPLED_HEADER; a client's own is dropped).
  * `body`: the bytes already read (a request the thread began to serve, then handed over: it uses
  * shared memory, the main thread's); they replace the stream, decompressed, so Content-Encoding
  * and the length are set again, and {@link HANDED_OVER_HEADER} says it was logged already.
  */
-export function forwardToMain(socketPath: string, req: IncomingMessage, res: ServerResponse, body?: Buffer): void {
+export function forwardToMain(socketPath: string, req: IncomingMessage, res: ServerResponse, { body, sampled = false }: { body?: Buffer; sampled?: boolean } = {}): void {
   const headers: IncomingHttpHeaders = {};
-  for (const [name, value] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(name) && name !== HANDED_OVER_HEADER) headers[name] = value;
+  for (const [name, value] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(name) && name !== HANDED_OVER_HEADER && name !== INGRESS_SAMPLED_HEADER) headers[name] = value;
+  if (sampled) headers[INGRESS_SAMPLED_HEADER] = '1';
   headers[FORWARDED_FOR] = req.socket.remoteAddress ?? '';
   headers['x-forwarded-proto'] = 'encrypted' in req.socket ? 'https' : 'http';
   if (body) {

@@ -21,8 +21,9 @@ import { requestedVersion } from '../../domain/registry/model-name.js';
 import type { CancellationSignal } from '../../domain/inference/dynamic-batch-scheduler.js';
 import type { InferenceResponse } from '../../domain/inference/inference-request.js';
 import type { AppConfig } from '../config/app-config.js';
-import { callCancellation, metadataRecord, microsUntilDeadline, peerAddress } from '../grpc/call-context.js';
+import { callCancellation, metadataRecord, metadataValue, microsUntilDeadline, peerAddress } from '../grpc/call-context.js';
 import { grpcAccessLine } from '../grpc/grpc-access-line.js';
+import { INGRESS_SAMPLED_HEADER, type IngressSampling } from '../tracing/ingress-sampling.js';
 import { grpcChannelOptions, INFERENCE_PACKAGE, INFERENCE_SERVICE, loadServingDefinition } from '../grpc/grpc-options.js';
 import { encodeModelInferResponse, readModelInferRequest } from '../grpc/infer-message.codec.js';
 import { malformedReason } from '../grpc/malformed-request.js';
@@ -61,7 +62,7 @@ type AnyHandler = (call: never, callback: never) => void;
 export async function serveGrpc(
   config: AppConfig,
   tls: ServerTls,
-  options: { port: number; mainGrpcSocket: string; maxConnections: number; sharedCount: SharedConnectionCount; servesInference: boolean },
+  options: { port: number; mainGrpcSocket: string; maxConnections: number; sharedCount: SharedConnectionCount; sampling?: IngressSampling },
   main: MainThreadChannel,
   log: Logger,
 ): Promise<{ port: number; close(): Promise<void> }> {
@@ -69,10 +70,10 @@ export async function serveGrpc(
   const server = new Server(grpcChannelOptions(config));
   const upstream = new Client(`unix:${options.mainGrpcSocket}`, clientCredentials.createInsecure(), { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 });
   for (const [path, method] of methodsOf(definition)) {
-    if (path === MODEL_INFER && options.servesInference) {
+    if (path === MODEL_INFER) {
       // A handed-over call's answer arrives as the main thread's bytes; this thread's own answers are messages.
       const serialize = (value: unknown) => (Buffer.isBuffer(value) ? value : (method.responseSerialize as (message: unknown) => Buffer)(value));
-      server.register(path, modelInfer(method, upstream, main, log) as never, serialize, identity, 'unary');
+      server.register(path, modelInfer(method, upstream, main, log, options.sampling) as never, serialize, identity, 'unary');
     } else {
       server.register(path, forwarded(path, method, upstream) as never, identity, identity, kindOf(method));
     }
@@ -113,39 +114,45 @@ function kindOf(method: MethodDefinition<object, object>): 'unary' | 'serverStre
   return method.responseStream ? 'serverStream' : 'unary';
 }
 
-/** The call's metadata for the main thread: the client's address as the only x-forwarded-for (a client's own is dropped). */
-function forwardedMetadata(call: { metadata: Metadata; getPeer(): string }): Metadata {
+/**
+ * The call's metadata for the main thread: the client's address as the only x-forwarded-for, and
+ * INGRESS_SAMPLED_HEADER only when this thread drew the call's new trace sampled (a client's own of
+ * either is dropped).
+ */
+function forwardedMetadata(call: { metadata: Metadata; getPeer(): string }, sampled: boolean): Metadata {
   const metadata = call.metadata.clone();
   metadata.set(FORWARDED_FOR, peerAddress(call));
+  if (sampled) metadata.set(INGRESS_SAMPLED_HEADER, '1');
+  else metadata.remove(INGRESS_SAMPLED_HEADER);
   return metadata;
 }
 
 /** A method the main thread serves, forwarded as bytes both ways (unary, streams), with its deadline and cancellation. */
-function forwarded(path: string, method: MethodDefinition<object, object>, upstream: Client): AnyHandler {
+function forwarded(path: string, method: MethodDefinition<object, object>, upstream: Client, sampled = false): AnyHandler {
   const callOptions = (call: { getDeadline(): Date | number }) => ({ deadline: call.getDeadline() });
   const settle = (downstream: { emit(event: 'error', error: unknown): boolean; end(metadata?: Metadata): void }) => (error: ServiceError | null, trailers?: Metadata) =>
     error ? downstream.emit('error', error) : downstream.end(trailers);
   switch (kindOf(method)) {
     case 'unary':
       return (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
-        const out = upstream.makeUnaryRequest(path, identity, identity, call.request, forwardedMetadata(call), callOptions(call), (error, value) => callback(error, value));
+        const out = upstream.makeUnaryRequest(path, identity, identity, call.request, forwardedMetadata(call, sampled), callOptions(call), (error, value) => callback(error, value));
         out.on('metadata', (metadata: Metadata) => call.sendMetadata(metadata));
         call.on('cancelled', () => out.cancel());
       };
     case 'serverStream':
       return (call: ServerWritableStream<Buffer, Buffer>) => {
-        const out: ClientReadableStream<Buffer> = upstream.makeServerStreamRequest(path, identity, identity, call.request, forwardedMetadata(call), callOptions(call));
+        const out: ClientReadableStream<Buffer> = upstream.makeServerStreamRequest(path, identity, identity, call.request, forwardedMetadata(call, sampled), callOptions(call));
         pipeAnswers(out, call, settle(call));
       };
     case 'clientStream':
       return (call: ServerReadableStream<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
-        const out: ClientWritableStream<Buffer> = upstream.makeClientStreamRequest(path, identity, identity, forwardedMetadata(call), callOptions(call), (error, value) => callback(error, value));
+        const out: ClientWritableStream<Buffer> = upstream.makeClientStreamRequest(path, identity, identity, forwardedMetadata(call, sampled), callOptions(call), (error, value) => callback(error, value));
         out.on('metadata', (metadata: Metadata) => call.sendMetadata(metadata));
         pipeRequests(call, out);
       };
     case 'bidi':
       return (call: ServerDuplexStream<Buffer, Buffer>) => {
-        const out: ClientDuplexStream<Buffer, Buffer> = upstream.makeBidiStreamRequest(path, identity, identity, forwardedMetadata(call), callOptions(call));
+        const out: ClientDuplexStream<Buffer, Buffer> = upstream.makeBidiStreamRequest(path, identity, identity, forwardedMetadata(call, sampled), callOptions(call));
         pipeRequests(call, out);
         pipeAnswers(out, call, settle(call));
       };
@@ -193,18 +200,27 @@ function pipeAnswers(
 
 /**
  * `ModelInfer`, decoded on this thread and run on the main thread (which judges it, as the gRPC
- * controller does, and counts it); a call that reads or writes shared memory, or asks a generative
- * model, is forwarded whole. Logged as the main thread logs a call.
+ * controller does, and counts it); a call that reads or writes shared memory, asks a generative
+ * model, or is to be traced (`sampling`: tracing is on), is forwarded whole. Logged as the main
+ * thread logs a call.
  */
 function modelInfer(
   method: MethodDefinition<object, object>,
   upstream: Client,
   main: MainThreadChannel,
   log: Logger,
+  sampling: IngressSampling | undefined,
 ): (call: ServerUnaryCall<Buffer, unknown>, callback: sendUnaryData<unknown>) => void {
-  const forward = forwarded(MODEL_INFER, method, upstream) as (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => void;
+  type Forward = (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => void;
+  const forward = forwarded(MODEL_INFER, method, upstream) as Forward;
+  const forwardSampled = forwarded(MODEL_INFER, method, upstream, true) as Forward;
   const decode = method.requestDeserialize as (bytes: Buffer) => ModelInferRequestMessage;
   return (call, callback) => {
+    const traced = sampling?.decide((name) => metadataValue(call.metadata, name));
+    if (traced && traced !== 'serve') {
+      (traced === 'forward sampled' ? forwardSampled : forward)(call as ServerUnaryCall<Buffer, Buffer>, callback as sendUnaryData<Buffer>);
+      return;
+    }
     const started = performance.now();
     const answer = (error: Error | null, response?: { model_name?: string; model_version?: string; parameters?: Record<string, { int64_param?: string | number }> }) => {
       const status = error ? grpcErrorOf(error) : undefined;

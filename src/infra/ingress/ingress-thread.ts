@@ -21,6 +21,8 @@ import { sendHttpError, writeDomainError } from '../transport/error-response.fil
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { INFER_ROUTE, INFER_URL, modelOfInferUrl, VERSIONED_INFER_ROUTE } from '../http/infer-url.js';
 import { RefusalView } from './refusal-board.js';
+import { IngressSampling } from '../tracing/ingress-sampling.js';
+import type { SamplerSettings } from '../tracing/sampler.js';
 import { forwardToMain } from './forward-to-main.js';
 import { HAND_OVER, NO_SHARED_MEMORY } from './hand-over.js';
 import { serveGrpc } from './ingress-grpc.js';
@@ -55,8 +57,8 @@ export interface IngressThreadData {
   readonly connectionCounts: SharedArrayBuffer;
   /** The refusal board's flags (refusal-board.ts). */
   readonly refusalBoard: SharedArrayBuffer;
-  /** Whether this thread serves infer itself (false with tracing on: the main thread traces every request). */
-  readonly servesInference: boolean;
+  /** With tracing on, the main thread's sampler settings: a request to be traced is forwarded to the main thread, which traces it. */
+  readonly sampling?: SamplerSettings;
 }
 
 /** How often what the thread counted goes to the main thread (and at once when /metrics is scraped). */
@@ -216,15 +218,17 @@ async function start(): Promise<void> {
   const config = new AppConfig(data.config as unknown as ConstructorParameters<typeof AppConfig>[0]);
   const tls = await ServerTls.start(config);
   const thread = new IngressThread(parentPort!, data.refusalBoard);
+  const sampling = data.sampling && new IngressSampling(data.sampling);
   // Written straight to the process's stdout descriptor, as the main thread's lines are (never through the main thread).
   const destination = pino.destination({ fd: 1, sync: false });
   const accessLog = pinoHttp(accessLogOptions(config), destination);
   const route =
     (fastify: RequestListener): RequestListener =>
     (req: IncomingMessage, res: ServerResponse) => {
-      const infer = data.servesInference && req.method === 'POST' ? INFER_URL.exec(req.url ?? '') : null;
-      if (!infer) {
-        forwardToMain(data.mainHttpSocket, req, res);
+      const infer = req.method === 'POST' ? INFER_URL.exec(req.url ?? '') : null;
+      const traced = infer && sampling?.decide((name) => headerRecord(req.headers)[name]);
+      if (!infer || (traced && traced !== 'serve')) {
+        forwardToMain(data.mainHttpSocket, req, res, { sampled: traced === 'forward sampled' });
         return;
       }
       accessLog(req, res);
@@ -276,7 +280,7 @@ async function start(): Promise<void> {
       if (error !== HAND_OVER) throw await thread.refusalOf(model, declared, error);
       // Shared memory is the main thread's: the request goes there whole, as it came (decompressed).
       void reply.hijack();
-      forwardToMain(data.mainHttpSocket, request.raw, reply.raw, request.body as Buffer);
+      forwardToMain(data.mainHttpSocket, request.raw, reply.raw, { body: request.body as Buffer });
       return undefined;
     }
     const answer = await thread.run('http', command, request.raw.socket.remoteAddress ?? '', clientDisconnect(reply.raw));
@@ -299,7 +303,7 @@ async function start(): Promise<void> {
   const grpc = await serveGrpc(
     config,
     tls,
-    { port: data.grpcPort, mainGrpcSocket: data.mainGrpcSocket, maxConnections: data.maxGrpcConnections, sharedCount: { counts, slot: 1 }, servesInference: data.servesInference },
+    { port: data.grpcPort, mainGrpcSocket: data.mainGrpcSocket, maxConnections: data.maxGrpcConnections, sharedCount: { counts, slot: 1 }, sampling },
     thread,
     pino({ level: config.LOG_LEVEL }, destination).child({ context: 'gRPC' }),
   );

@@ -7,6 +7,7 @@ import type { InferenceResponse } from '../../domain/inference/inference-request
 import type { AppConfig } from '../config/app-config.js';
 import type { IngressThreadData } from './ingress-thread.js';
 import { RefusalBoard, type QueueRefusals } from './refusal-board.js';
+import type { SamplerSettings } from '../tracing/sampler.js';
 import {
   deserializeError,
   ownedTensors,
@@ -78,7 +79,7 @@ export class IngressThreads {
    * then share); resolves with the port once every thread listens. A thread that cannot start
    * (the port taken) fails the start.
    */
-  async start(config: AppConfig, requests: IngressRequests, options: { maxConnections: number; maxGrpcConnections: number; servesInference: boolean }): Promise<{ httpPort: number; grpcPort: number }> {
+  async start(config: AppConfig, requests: IngressRequests, options: { maxConnections: number; maxGrpcConnections: number; sampling?: SamplerSettings }): Promise<{ httpPort: number; grpcPort: number }> {
     this.requests = requests;
     const board = new RefusalBoard(requests.queueRefusals, (message) => {
       for (const { worker } of this.threads) worker.postMessage(message satisfies ToIngress);
@@ -98,7 +99,7 @@ export class IngressThreads {
         maxGrpcConnections: options.maxGrpcConnections,
         connectionCounts,
         refusalBoard: board.buffer,
-        servesInference: options.servesInference,
+        sampling: options.sampling,
       });
     }
     return ports;

@@ -4,18 +4,15 @@ import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
   BatchSpanProcessor,
   ConsoleSpanExporter,
-  ParentBasedSampler,
   SimpleSpanProcessor,
-  TraceIdRatioBasedSampler,
   TracerProvider,
-  type Sampler,
   type SpanExporter,
 } from '@opentelemetry/sdk-trace';
 import { RequestTracer, type OpenSpan, type SpanAttributes, type TraceContext } from '../../domain/shared/request-tracer.port.js';
+import { IngressDecidedSampler } from './ingress-sampling.js';
+import { samplerFromEnv, type SamplerSettings } from './sampler.js';
 
 export { SpanKind, type Attributes, type Context, type Link, type Span };
 
@@ -39,6 +36,8 @@ let contextManagerInstalled = false;
 export class Tracing extends RequestTracer {
   readonly enabled: boolean;
   readonly tracer: Tracer;
+  /** The sampler's settings, for ingress threads to decide as this thread will (undefined when off). */
+  readonly samplerSettings?: SamplerSettings;
   private readonly provider?: TracerProvider;
 
   constructor(env: NodeJS.ProcessEnv, serviceVersion: string, exporter?: SpanExporter) {
@@ -50,9 +49,10 @@ export class Tracing extends RequestTracer {
       return;
     }
     installContextManager();
+    this.samplerSettings = { OTEL_TRACES_SAMPLER: env.OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG: env.OTEL_TRACES_SAMPLER_ARG };
     this.provider = new TracerProvider({
       resource: resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME || 'onnx-serving', 'service.version': serviceVersion }),
-      sampler: samplerFromEnv(env),
+      sampler: new IngressDecidedSampler(samplerFromEnv(env)),
       // A given exporter (tests: in memory) sees each span as it ends; a real one gets batches.
       spanProcessors: [exporter ? new SimpleSpanProcessor({ exporter: chosen }) : new BatchSpanProcessor({ exporter: chosen })],
     });
@@ -190,25 +190,6 @@ function exporterFromEnv(env: NodeJS.ProcessEnv): SpanExporter | undefined {
   if (named === 'console') return new ConsoleSpanExporter();
   if (named === 'otlp' || (named === '' && endpoint)) return new OTLPTraceExporter();
   return undefined;
-}
-
-function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
-  const ratio = Number(env.OTEL_TRACES_SAMPLER_ARG ?? '1');
-  const ratioSampler = new TraceIdRatioBasedSampler(Number.isFinite(ratio) ? Math.min(1, Math.max(0, ratio)) : 1);
-  switch ((env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on').toLowerCase()) {
-    case 'always_on':
-      return new AlwaysOnSampler();
-    case 'always_off':
-      return new AlwaysOffSampler();
-    case 'traceidratio':
-      return ratioSampler;
-    case 'parentbased_always_off':
-      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
-    case 'parentbased_traceidratio':
-      return new ParentBasedSampler({ root: ratioSampler });
-    default:
-      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
-  }
 }
 
 /** The API's context follows async calls only with a context manager: one per process. */

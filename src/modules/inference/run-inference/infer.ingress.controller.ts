@@ -68,6 +68,6 @@ export class InferIngressController extends IngressRequests {
   }
 
   answered(rows: readonly AnsweredRow[]): void {
-    for (const [method, route, status, elapsedMs] of rows) this.httpMetrics.answered(method, route, status, elapsedMs);
+    for (const [method, route, status, elapsedMs] of rows) this.httpMetrics.answeredOnIngressThread(method, route, status, elapsedMs);
   }
 }

@@ -15,6 +15,11 @@ export const HTTP_METRIC_PROVIDERS = [
     labelNames: ['method', 'route'],
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   }),
+  makeCounterProvider({
+    name: 'http_ingress_thread_answers_total',
+    help: 'HTTP requests an ingress thread answered itself (INGRESS_THREADS), by route template; counted in http_requests_total too. The rest went through the main thread.',
+    labelNames: ['route'],
+  }),
 ];
 
 /** HTTP requests by route template (Fastify's, e.g. `/v2/models/:model/infer`), never by raw path. */
@@ -26,6 +31,7 @@ export class HttpMetrics {
     config: AppConfig,
     @InjectMetric('http_requests_total') private readonly requests: Counter,
     @InjectMetric('http_request_duration_seconds') private readonly duration: Histogram,
+    @InjectMetric('http_ingress_thread_answers_total') private readonly ingressThreadAnswers: Counter,
   ) {
     this.enabled = config.ALLOW_METRICS;
   }
@@ -35,5 +41,11 @@ export class HttpMetrics {
     const labels = { method: METHODS.has(method) ? method : '_other', route: routeTemplate ?? UNMATCHED_ROUTE };
     this.requests.inc({ ...labels, status: String(status) });
     this.duration.observe(labels, elapsedMs / 1000);
+  }
+
+  /** An answer an ingress thread sent itself: counted as any answer, and as the thread's. */
+  answeredOnIngressThread(method: string, routeTemplate: string | undefined, status: number, elapsedMs: number): void {
+    this.answered(method, routeTemplate, status, elapsedMs);
+    if (this.enabled) this.ingressThreadAnswers.inc({ route: routeTemplate ?? UNMATCHED_ROUTE });
   }
 }

@@ -8,10 +8,15 @@ import { metadataValue } from '../../../infra/grpc/call-context.js';
 import { grpcStatusOfError } from '../../../infra/grpc/grpc-error-status.js';
 import { httpStatusOfError } from '../../../infra/http/http-error-status.js';
 import { annotateAccessLog } from '../../../infra/http/access-log.js';
+import { INGRESS_SAMPLED_ATTRIBUTE, INGRESS_SAMPLED_HEADER } from '../../../infra/tracing/ingress-sampling.js';
+
+const INGRESS_SAMPLED: Attributes = { [INGRESS_SAMPLED_ATTRIBUTE]: true };
 
 interface TracedCall {
   readonly name: string;
   readonly parent: Context;
+  /** A new trace an ingress thread drew sampled, forwarded over the main thread's private socket (INGRESS_SAMPLED_HEADER). */
+  readonly ingressSampled: boolean;
   /** Built only for a span that records (an unsampled request makes none of them). */
   attributes(): Attributes;
   /** Sets the span's status attributes from the outcome, and says whether it failed. */
@@ -34,7 +39,7 @@ export class TracingInterceptor implements NestInterceptor {
     if (!call) return next.handle();
     // The samplers this server offers (OTEL_TRACES_SAMPLER) decide on the trace id and the parent
     // alone, so the attributes are set after the decision: an unsampled request builds none.
-    const span = this.tracing.tracer.startSpan(call.name, { kind: SpanKind.SERVER }, call.parent);
+    const span = this.tracing.tracer.startSpan(call.name, { kind: SpanKind.SERVER, ...(call.ingressSampled && { attributes: INGRESS_SAMPLED }) }, call.parent);
     // Not sampled: nothing to record, so no context to carry either.
     if (!span.isRecording()) return next.handle();
     span.setAttributes(call.attributes());
@@ -69,6 +74,8 @@ export class TracingInterceptor implements NestInterceptor {
     return {
       name: `${request.method} ${route}`,
       parent: this.tracing.extract(header),
+      // Only an ingress thread reaches this server over a Unix socket (no remote address).
+      ingressSampled: request.raw.socket.remoteAddress === undefined && header(INGRESS_SAMPLED_HEADER) === '1',
       attributes: () => ({ 'http.request.method': request.method, 'http.route': route, 'url.path': request.url.split('?')[0], 'url.scheme': 'http' }),
       finish: (span, error) => {
         const status = error === undefined ? reply.statusCode : httpStatusOfError(error);
@@ -82,7 +89,7 @@ export class TracingInterceptor implements NestInterceptor {
 
   private rpc(context: ExecutionContext): TracedCall | undefined {
     // Unary handlers get (request, metadata, call); stream handlers get (call).
-    const call = context.getArgs().find((arg): arg is { getPath(): string; metadata: Metadata } => typeof arg?.getPath === 'function');
+    const call = context.getArgs().find((arg): arg is { getPath(): string; getPeer(): string; metadata: Metadata } => typeof arg?.getPath === 'function');
     if (!call) return undefined;
     const path = call.getPath().replace(/^\//, '');
     const [service, method] = path.split('/');
@@ -90,6 +97,8 @@ export class TracingInterceptor implements NestInterceptor {
     return {
       name: path,
       parent: this.tracing.extract(header),
+      // Only an ingress thread reaches this server over its Unix socket (a peer grpc-js calls 'unknown').
+      ingressSampled: call.getPeer() === 'unknown' && header(INGRESS_SAMPLED_HEADER) === '1',
       attributes: () => ({ 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method }),
       finish: (span, error) => {
         const code = error === undefined ? 0 : grpcStatusOfError(error);
