@@ -7,8 +7,10 @@ const [modelPath, mode] = process.argv.slice(2);
 const { pool } = await SessionWorkerPool.start({ modelPath: modelPath!, executionProviders: ['cpu'], intraOpThreads: 1, interOpThreads: 1, allowSpinning: false, logSeverityLevel: 2 }, 1, (line) => process.stderr.write(`${line}\n`));
 void pool.run(
   [
-    { name: 'trip_count', datatype: 'INT64', shape: [1], data: BigInt64Array.of(10n ** 12n) },
-    { name: 'x', datatype: 'FP32', shape: [1], data: Float32Array.of(0) },
+    [
+      { name: 'trip_count', datatype: 'INT64', shape: [1], data: BigInt64Array.of(10n ** 12n) },
+      { name: 'x', datatype: 'FP32', shape: [1], data: Float32Array.of(0) },
+    ],
   ],
   ['y'],
 ).catch(() => undefined);

@@ -1,6 +1,7 @@
 import type { Clock, TimerHandle } from '../shared/clock.js';
 import { DomainError } from '../shared/domain-error.js';
-import { batchCompatibilityKey, batchRows, mergeInputs, splitOutputs } from './batch.js';
+import { batchCompatibilityKey, batchRows } from './batch.js';
+import type { BatchMembers, EngineRun } from './inference-engine.port.js';
 import { BatchCostModel } from './batch-cost-model.js';
 import { InferenceStatistics, type StatisticsSnapshot } from './inference-statistics.js';
 import { RequestQueue, type Queued } from './request-queue.js';
@@ -80,7 +81,7 @@ export interface SchedulerResult {
 
 /** Runs one (merged) batch on a free instance and reports how long the runtime computed. */
 /** Runs one merged batch; `traces` are its members' {@link SchedulerRequest.trace} values, in batch order. */
-export type BatchRunner = (inputs: Tensor[], outputNames: readonly string[], traces: readonly unknown[]) => Promise<{ outputs: Tensor[]; computeMicros: number }>;
+export type BatchRunner = (members: BatchMembers, outputNames: readonly string[], traces: readonly unknown[]) => Promise<EngineRun>;
 
 export interface SchedulerLimits {
   /** Batches that may run at once: what the runtime's instances take without queueing. */
@@ -371,29 +372,21 @@ export class DynamicBatchScheduler {
   private async run(batch: Pending[]): Promise<void> {
     this.inflight++;
     const startedAt = this.clock.now();
-    let run: Awaited<ReturnType<BatchRunner>>;
-    let merging: number;
+    let run: EngineRun;
     try {
-      const merged = mergeInputs(batch.map((p) => p.request.inputs));
-      merging = this.clock.now() - startedAt;
-      run = await this.runBatch(merged, batch[0].request.outputNames, batch.map((p) => p.request.trace));
+      // The instance gathers the members' inputs into the batch and splits its outputs back.
+      run = await this.runBatch(batch.map((p) => p.request.inputs), batch[0].request.outputNames, batch.map((p) => p.request.trace));
+      if (run.outputs.length !== batch.length) throw new DomainError('INFERENCE.RUNTIME_ERROR', `the run answered ${run.outputs.length} members' outputs for a batch of ${batch.length}`);
     } catch (error) {
       this.instanceFreed();
       for (const pending of batch) this.settle(pending, error as Error);
       return;
     }
     this.instanceFreed();
-    const returned = this.clock.now();
     const rows = batch.reduce((sum, p) => sum + p.rows, 0);
-    this.costs.recordRun(rows, returned - startedAt);
-    let split: Tensor[][];
-    try {
-      split = splitOutputs(run.outputs, batch.map((p) => p.rows));
-    } catch (error) {
-      for (const pending of batch) this.settle(pending, error as Error);
-      return;
-    }
-    const timing: RunTiming = { inputMs: merging, inferMs: run.computeMicros / 1000, outputMs: this.clock.now() - returned };
+    this.costs.recordRun(rows, this.clock.now() - startedAt);
+    const split = run.outputs;
+    const timing: RunTiming = { inputMs: run.inputMicros / 1000, inferMs: run.computeMicros / 1000, outputMs: run.outputMicros / 1000 };
     this.statistics.recordExecution(rows, timing.inputMs, timing.inferMs, timing.outputMs);
     this.limits.onExecution?.(rows);
     batch.forEach((pending, i) =>

@@ -55,10 +55,21 @@ export interface EngineRunOptions {
   readonly maxOutputBytes?: number;
 }
 
-/** The outputs of one run and how long the runtime computed them. */
+/**
+ * A batch as the scheduler hands it to an instance: each member request's inputs, in member order
+ * (the same names and datatypes, the same shapes past the batch axis).
+ */
+export type BatchMembers = readonly (readonly Tensor[])[];
+
+/** The outputs of one run, cut into each member's rows, and where the run's time went (Triton's compute_input, compute_infer, compute_output). */
 export interface EngineRun {
-  readonly outputs: Tensor[];
+  /** Each member's outputs, in member order: its rows of each output. */
+  readonly outputs: Tensor[][];
   readonly computeMicros: number;
+  /** Gathering the members' inputs into the batch and handing it to the runtime. */
+  readonly inputMicros: number;
+  /** Reading the outputs and cutting them into the members' rows. */
+  readonly outputMicros: number;
 }
 
 export interface InstanceStatus {
@@ -86,6 +97,10 @@ export abstract class InferenceEngine {
    */
   abstract checkInputs(inputs: readonly Tensor[]): void;
   /**
+   * Runs a batch: the members' inputs are gathered (concatenated along the batch axis) and the
+   * outputs split back into each member's rows where the model runs, as Triton's scheduler hands its
+   * requests to the instance, not on the scheduler's thread. A batch of one runs as it is.
+   *
    * Buffer ownership, as Triton's scheduler and instance share it: the scheduler owns an enqueued
    * request's input arrays (see DynamicBatchScheduler.enqueue) and lends them to `run` for the call;
    * the engine reads them (and may copy them where the model runs) but never writes to them or keeps
@@ -93,7 +108,7 @@ export abstract class InferenceEngine {
    * body, its gRPC message), never of memory a client can still write (shared memory regions are
    * copied when decoded). The outputs returned are the caller's.
    */
-  abstract run(key: RuntimeKey, inputs: readonly Tensor[], outputNames: readonly string[], options?: EngineRunOptions): Promise<EngineRun>;
+  abstract run(key: RuntimeKey, members: BatchMembers, outputNames: readonly string[], options?: EngineRunOptions): Promise<EngineRun>;
   /**
    * Instances of `key` (0 when not loaded): the runs a scheduler hands over at once. More would
    * wait inside the engine, out of reach of the scheduler's priorities, timeouts and batching.

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, Optional, type OnApplicationShutdown } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InferenceEngine, type EngineRun, type EngineRunOptions, type InstanceStatus, type LoadedModel, type RuntimeOptions, type WarmupSample } from '../../domain/inference/inference-engine.port.js';
+import { InferenceEngine, type BatchMembers, type EngineRun, type EngineRunOptions, type InstanceStatus, type LoadedModel, type RuntimeOptions, type WarmupSample } from '../../domain/inference/inference-engine.port.js';
 import { responseTooLarge } from '../../domain/inference/response-limit.js';
 import type { Tensor } from '../../domain/inference/tensor.js';
 import { defaultIntraOpThreads } from '../../domain/registry/model-config-limits.js';
@@ -92,11 +92,11 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
     }
   }
 
-  async run(key: RuntimeKey, inputs: readonly Tensor[], outputNames: readonly string[], options: EngineRunOptions = {}): Promise<EngineRun> {
+  async run(key: RuntimeKey, members: BatchMembers, outputNames: readonly string[], options: EngineRunOptions = {}): Promise<EngineRun> {
     const pool = this.pools.get(key.toString())?.pool;
     if (!pool) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' is not loaded`);
     try {
-      const run = await pool.run(inputs, outputNames, options.traceContext, this.faults.next(key), options.timeLimitMs, options.maxOutputBytes);
+      const run = await pool.run(members, outputNames, options.traceContext, this.faults.next(key), options.timeLimitMs, options.maxOutputBytes);
       // The worker took the trace context with the call and brought it back with its timing.
       if (run.traceparent) {
         this.tracing.recordSpan('compute', this.tracing.contextOf(run.traceparent), run.startedAtMs, run.startedAtMs + run.computeMicros / 1000, {
@@ -104,7 +104,7 @@ export class OnnxRuntimeEngine extends InferenceEngine implements OnApplicationS
           'inference.execution_provider': pool.executionProvider,
         });
       }
-      return { outputs: run.outputs, computeMicros: run.computeMicros };
+      return { outputs: run.outputs, computeMicros: run.computeMicros, inputMicros: run.inputMicros, outputMicros: run.outputMicros };
     } catch (error) {
       if (error instanceof OutputsTooLargeError) throw responseTooLarge(error.bytes, error.maxBytes, 'the outputs of its run hold');
       if (error instanceof PoolReleasedError) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' was unloaded before this call ran`);

@@ -14,6 +14,7 @@ import { createSession, describe, dieWithParent, fromOrtTensor, toOrtTensor } fr
 import type { WorkerFault } from './fault-injection.js';
 import type { FromWorker, SessionSettings, ToWorker } from './worker-protocol.js';
 import { outputBytes } from '../../domain/inference/response-limit.js';
+import { batchRows, mergeInputs, splitOutputs } from '../../domain/inference/batch.js';
 import { keepFloat16AsUint16 } from './float16-compat.js';
 import type { WarmupSample } from '../../domain/inference/inference-engine.port.js';
 import { warmupTensor } from './warmup-tensors.js';
@@ -50,21 +51,29 @@ async function main(settings: SessionSettings): Promise<void> {
     }
     if (message.type !== 'run') return;
     try {
+      // The scheduler's batch gathered here, where the model runs (Triton's instance takes the requests).
+      const gathering = performance.now();
+      const feeds = Object.fromEntries(mergeInputs(message.members).map((input) => [input.name, toOrtTensor(input)]));
       // An injected delay is part of the run, as a slow model's would be.
       const started = performance.now();
       if (message.fault) await actOn(message.fault);
-      const feeds = Object.fromEntries(message.inputs.map((input) => [input.name, toOrtTensor(input)]));
       const results = await session.run(feeds, [...message.outputNames]);
-      const computeMicros = Math.round((performance.now() - started) * 1000);
+      const computed = performance.now();
+      const computeMicros = Math.round((computed - started) * 1000);
       const tooLargeBytes = outputsPastLimit(message.outputNames.map((name) => results[name]), message.maxOutputBytes);
       if (tooLargeBytes !== undefined) {
         send({ type: 'run-failed', id: message.id, message: `the outputs hold ${tooLargeBytes} bytes, more than the run's limit of ${message.maxOutputBytes}`, tooLargeBytes });
         setImmediate(collectGarbage); // once this frame, which holds the outputs, is gone
         return;
       }
-      const outputs = message.outputNames.map((name) => fromOrtTensor(name, results[name]));
+      const outputs = splitOutputs(
+        message.outputNames.map((name) => fromOrtTensor(name, results[name])),
+        message.members.map((inputs) => batchRows(inputs)),
+      );
+      const inputMicros = Math.round((started - gathering) * 1000);
+      const outputMicros = Math.round((performance.now() - computed) * 1000);
       const startedAtMs = performance.timeOrigin + started;
-      send({ type: 'result', id: message.id, outputs, computeMicros, startedAtMs, traceparent: message.traceparent });
+      send({ type: 'result', id: message.id, outputs, computeMicros, inputMicros, outputMicros, startedAtMs, traceparent: message.traceparent });
     } catch (error) {
       send({ type: 'run-failed', id: message.id, message: (error as Error).message });
     }

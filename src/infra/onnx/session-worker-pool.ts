@@ -1,8 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { EngineRun, LoadedModel, WarmupSample } from '../../domain/inference/inference-engine.port.js';
-import type { Tensor } from '../../domain/inference/tensor.js';
+import type { BatchMembers, EngineRun, LoadedModel, WarmupSample } from '../../domain/inference/inference-engine.port.js';
 import type { WorkerFault } from './fault-injection.js';
 import type { FromWorker, SessionSettings, ToWorker } from './worker-protocol.js';
 
@@ -18,7 +17,7 @@ export interface WorkerRun extends EngineRun {
 }
 
 interface Task {
-  readonly inputs: readonly Tensor[];
+  readonly members: BatchMembers;
   readonly outputNames: readonly string[];
   readonly traceparent?: string;
   readonly fault?: WorkerFault;
@@ -200,10 +199,11 @@ export class SessionWorkerPool {
   }
 
   /**
-   * Runs a call on a free worker. `timeLimitMs` counts from now: past it the call fails with a
+   * Runs a batch on a free worker, which gathers the members' inputs and splits the outputs back
+   * (InferenceEngine.run). `timeLimitMs` counts from now: past it the call fails with a
    * RunTimeLimitError, and if it is running by then, its worker is killed and replaced.
    */
-  run(inputs: readonly Tensor[], outputNames: readonly string[], traceparent?: string, fault?: WorkerFault, timeLimitMs?: number, maxOutputBytes?: number): Promise<WorkerRun> {
+  run(members: BatchMembers, outputNames: readonly string[], traceparent?: string, fault?: WorkerFault, timeLimitMs?: number, maxOutputBytes?: number): Promise<WorkerRun> {
     return new Promise((resolve, reject) => {
       if (this.releasing) {
         reject(new PoolReleasedError('the model version was unloaded'));
@@ -213,7 +213,7 @@ export class SessionWorkerPool {
         reject(new Error('the model instance is not running'));
         return;
       }
-      const task: Task = { inputs, outputNames, traceparent, fault, maxOutputBytes, resolve, reject };
+      const task: Task = { members, outputNames, traceparent, fault, maxOutputBytes, resolve, reject };
       if (timeLimitMs !== undefined) task.limitTimer = setTimeout(() => this.timeLimitPassed(task, timeLimitMs), timeLimitMs);
       this.waiting.push(task);
       this.dispatch();
@@ -326,7 +326,7 @@ export class SessionWorkerPool {
       const task = this.waiting.shift()!;
       const id = this.nextId++;
       worker.running.set(id, task);
-      const message: ToWorker = { type: 'run', id, inputs: task.inputs, outputNames: task.outputNames, traceparent: task.traceparent, fault: task.fault, maxOutputBytes: task.maxOutputBytes };
+      const message: ToWorker = { type: 'run', id, members: task.members, outputNames: task.outputNames, traceparent: task.traceparent, fault: task.fault, maxOutputBytes: task.maxOutputBytes };
       worker.child.send(message);
     }
   }
@@ -346,7 +346,8 @@ export class SessionWorkerPool {
       const task = worker.finish(message.id);
       if (!task) return;
       if (message.type === 'result') {
-        task.resolve({ outputs: message.outputs, computeMicros: message.computeMicros, startedAtMs: message.startedAtMs, traceparent: message.traceparent });
+        const { outputs, computeMicros, inputMicros, outputMicros, startedAtMs, traceparent } = message;
+        task.resolve({ outputs, computeMicros, inputMicros, outputMicros, startedAtMs, traceparent });
       }
       else if (message.tooLargeBytes !== undefined) task.reject(new OutputsTooLargeError(message.tooLargeBytes, task.maxOutputBytes!));
       else task.reject(new Error(message.message));

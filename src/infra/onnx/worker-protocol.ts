@@ -1,4 +1,4 @@
-import type { WarmupSample } from '../../domain/inference/inference-engine.port.js';
+import type { BatchMembers, WarmupSample } from '../../domain/inference/inference-engine.port.js';
 import type { ModelSignature, Tensor } from '../../domain/inference/tensor.js';
 import type { WorkerFault } from './fault-injection.js';
 
@@ -23,7 +23,8 @@ export type ToWorker =
   | {
       readonly type: 'run';
       readonly id: number;
-      readonly inputs: readonly Tensor[];
+      /** Each member request's inputs: the worker gathers them into the batch, and splits the outputs back. */
+      readonly members: BatchMembers;
       readonly outputNames: readonly string[];
       /** The W3C traceparent of the batch's span, carried to the process that computes and back with its timing. */
       readonly traceparent?: string;
@@ -41,8 +42,13 @@ export type FromWorker =
   | {
       readonly type: 'result';
       readonly id: number;
-      readonly outputs: Tensor[];
+      /** Each member's outputs, in member order. */
+      readonly outputs: Tensor[][];
       readonly computeMicros: number;
+      /** Gathering the inputs and making the runtime's tensors of them. */
+      readonly inputMicros: number;
+      /** Reading the runtime's outputs and cutting them into the members' rows. */
+      readonly outputMicros: number;
       /** When session.run began, in epoch milliseconds (the worker's clock: the same machine's). */
       readonly startedAtMs: number;
       readonly traceparent?: string;

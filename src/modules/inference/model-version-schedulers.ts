@@ -1,5 +1,6 @@
 import { Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
 import { DynamicBatchScheduler, type BatchRunner } from '../../domain/inference/dynamic-batch-scheduler.js';
+import { batchRows } from '../../domain/inference/batch.js';
 import type { StatisticsSnapshot } from '../../domain/inference/inference-statistics.js';
 import { Clock } from '../../domain/shared/clock.js';
 import type { DomainError } from '../../domain/shared/domain-error.js';
@@ -55,13 +56,13 @@ export class ModelVersionSchedulers extends VersionTraffic implements SchedulerQ
       // No request waits for a run longer than MAX_REQUEST_TIMEOUT_MS: a run still going then is
       // computing for nobody, and the engine stops it (a runaway run would hold its instance forever).
       const timeLimitMs = this.config.MAX_REQUEST_TIMEOUT_MS;
-      const runBatch: BatchRunner = async (inputs, outputNames, traces) => {
+      const runBatch: BatchRunner = async (members, outputNames, traces) => {
         // Each request's answer may hold MAX_RESPONSE_BYTES: a batch's outputs, that many per request in it.
         const maxOutputBytes = this.config.MAX_RESPONSE_BYTES * Math.max(1, traces.length);
-        const batch = tracing.startLinkedRoot('batch', traces as readonly (TraceContext | undefined)[], { ...labels, 'inference.batch_size': inputs[0]?.shape[0] ?? 0, 'inference.batch_requests': traces.length });
-        if (!batch) return engine.run(key, inputs, outputNames, { timeLimitMs, maxOutputBytes });
+        const batch = tracing.startLinkedRoot('batch', traces as readonly (TraceContext | undefined)[], { ...labels, 'inference.batch_size': members.reduce((rows, inputs) => rows + batchRows(inputs), 0), 'inference.batch_requests': traces.length });
+        if (!batch) return engine.run(key, members, outputNames, { timeLimitMs, maxOutputBytes });
         try {
-          return await engine.run(key, inputs, outputNames, { traceContext: batch.traceparent, timeLimitMs, maxOutputBytes });
+          return await engine.run(key, members, outputNames, { traceContext: batch.traceparent, timeLimitMs, maxOutputBytes });
         } catch (error) {
           batch.fail((error as Error).message);
           throw error;

@@ -7,7 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { OnnxRuntimeEngine } from '../../../src/infra/onnx/onnx-runtime-engine.js';
 import { heavyModel } from '../../../scripts/build-models.js';
 import type { Tensor } from '../../../src/domain/inference/tensor.js';
-import { assertClose, failIfWorkersOutliveTests, modelDirectory, pattern, runtimeOptions, statusOf, statusWhile, tensor } from './onnx-fixtures.js';
+import { assertClose, failIfWorkersOutliveTests, modelDirectory, pattern, runtimeOptions, statusOf, statusWhile, tensor, runOne } from './onnx-fixtures.js';
 
 Logger.overrideLogger(false);
 
@@ -57,8 +57,8 @@ describe('OnnxRuntimeEngine instances', { timeout: 60_000 }, () => {
     });
 
     it('two concurrent runs both run at once (busy 2, nothing queued) and each gets its own answer', async () => {
-      const first = engine.run(runtimeKey('heavy'), heavyInput(0), ['y']);
-      const second = engine.run(runtimeKey('heavy'), heavyInput(1), ['y']);
+      const first = runOne(engine, runtimeKey('heavy'), heavyInput(0), ['y']);
+      const second = runOne(engine, runtimeKey('heavy'), heavyInput(1), ['y']);
       const seen = await statusWhile(engine, runtimeKey('heavy'), Promise.all([first, second]));
 
       assert.ok(seen.some((s) => s.busy === 2 && s.queued === 0), `busy 2 was never seen: ${JSON.stringify(seen.slice(0, 3))}`);
@@ -70,7 +70,7 @@ describe('OnnxRuntimeEngine instances', { timeout: 60_000 }, () => {
     });
 
     it('a third concurrent run waits for one of the two instances and completes', async () => {
-      const runs = [0, 1, 0].map((i) => engine.run(runtimeKey('heavy'), heavyInput(i), ['y']));
+      const runs = [0, 1, 0].map((i) => runOne(engine, runtimeKey('heavy'), heavyInput(i), ['y']));
       const seen = await statusWhile(engine, runtimeKey('heavy'), Promise.all(runs));
 
       assert.ok(seen.some((s) => s.busy === 2 && s.queued === 1), 'the third run was queued behind two busy instances');
@@ -90,8 +90,8 @@ describe('OnnxRuntimeEngine instances', { timeout: 60_000 }, () => {
     });
 
     it('a second concurrent run is queued while the first runs, then runs, and both answers are right', async () => {
-      const first = engine.run(runtimeKey('heavy'), heavyInput(0), ['y']);
-      const second = engine.run(runtimeKey('heavy'), heavyInput(1), ['y']);
+      const first = runOne(engine, runtimeKey('heavy'), heavyInput(0), ['y']);
+      const second = runOne(engine, runtimeKey('heavy'), heavyInput(1), ['y']);
       const seen = await statusWhile(engine, runtimeKey('heavy'), Promise.all([first, second]));
 
       assert.ok(seen.some((s) => s.busy === 1 && s.queued === 1), 'the second run waited in the queue');
@@ -104,7 +104,7 @@ describe('OnnxRuntimeEngine instances', { timeout: 60_000 }, () => {
 
     it('queued runs are served in arrival order', async () => {
       const order: number[] = [];
-      const runs = [0, 1, 0, 1].map((i, n) => engine.run(runtimeKey('heavy'), heavyInput(i), ['y']).then((out) => (order.push(n), out)));
+      const runs = [0, 1, 0, 1].map((i, n) => runOne(engine, runtimeKey('heavy'), heavyInput(i), ['y']).then((out) => (order.push(n), out)));
       const outputs = await Promise.all(runs);
       assert.deepEqual(order, [0, 1, 2, 3]);
       outputs.forEach(({ outputs: [y] }, n) => assertClose(y!.data as Float32Array, expected[n % 2]!));

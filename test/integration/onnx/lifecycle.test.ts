@@ -18,6 +18,7 @@ import {
   pattern,
   runtimeOptions,
   statusOf,
+  runOne,
   tensor,
 } from './onnx-fixtures.js';
 
@@ -54,13 +55,13 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
       const workersBefore = liveSessionWorkers();
       await engine.load(runtimeKey('classifier'), models.path('classifier'), runtimeOptions({ instanceCount: 2 }));
       assert.equal(liveSessionWorkers(), workersBefore + 2, 'one worker process per instance while loaded');
-      (await engine.run(runtimeKey('classifier'), classifierInput(), ['label'])).outputs;
+      (await runOne(engine, runtimeKey('classifier'), classifierInput(), ['label'])).outputs;
 
       await engine.unload(runtimeKey('classifier'));
 
       assert.equal(statusOf(engine, runtimeKey('classifier')), undefined);
       assert.equal(liveSessionWorkers(), workersBefore, 'both worker processes have exited');
-      await assertRejectsWithCode(engine.run(runtimeKey('classifier'), classifierInput(), ['label']), 'REGISTRY.VERSION_NOT_READY', /classifier/);
+      await assertRejectsWithCode(runOne(engine, runtimeKey('classifier'), classifierInput(), ['label']), 'REGISTRY.VERSION_NOT_READY', /classifier/);
     });
 
     it('unloading a key that is not loaded is a no-op and leaves the others serving', async () => {
@@ -75,7 +76,7 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
       await engine.load(runtimeKey('static'), models.path('static_shape'), runtimeOptions());
       await engine.unload(runtimeKey('static'));
       await engine.load(runtimeKey('static'), models.path('static_shape'), runtimeOptions());
-      const [y] = (await engine.run(runtimeKey('static'), staticInput(), ['y'])).outputs;
+      const [y] = (await runOne(engine, runtimeKey('static'), staticInput(), ['y'])).outputs;
       assert.deepEqual(y?.data, Float32Array.of(1, 2, 3, 4, 5, 6));
       await engine.unload(runtimeKey('static'));
     });
@@ -84,7 +85,7 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
       const cycle = async () => {
         // Two intra-op threads per session: each session owns a thread pool, in its worker process.
         await engine.load(runtimeKey('cycled'), models.path('classifier'), runtimeOptions({ instanceCount: 2, intraOpThreads: 2 }));
-        await Promise.all([engine.run(runtimeKey('cycled'), classifierInput(), ['label']), engine.run(runtimeKey('cycled'), classifierInput(), ['label'])]);
+        await Promise.all([runOne(engine, runtimeKey('cycled'), classifierInput(), ['label']), runOne(engine, runtimeKey('cycled'), classifierInput(), ['label'])]);
         await engine.unload(runtimeKey('cycled'));
       };
       await cycle(); // warm-up: lazily created process-wide threads (libuv pool etc.) exist from here on
@@ -106,15 +107,15 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
       const workersBefore = liveSessionWorkers();
       await engine.load(runtimeKey('heavy'), models.path('heavy'), runtimeOptions({ instanceCount: 1 }));
       try {
-        const running = engine.run(runtimeKey('heavy'), heavyInput(), ['y']);
-        const queued = engine.run(runtimeKey('heavy'), heavyInput(), ['y']);
+        const running = runOne(engine, runtimeKey('heavy'), heavyInput(), ['y']);
+        const queued = runOne(engine, runtimeKey('heavy'), heavyInput(), ['y']);
         // Observed without awaiting, so an early rejection is not reported as unhandled.
         const queuedOutcome = queued.then(() => 'it completed', (error: unknown) => error);
         const statusBeforeUnload = statusOf(engine, runtimeKey('heavy'));
 
         const unloading = engine.unload(runtimeKey('heavy'));
         assert.equal(statusOf(engine, runtimeKey('heavy')), undefined, 'the key leaves status as soon as unload starts');
-        await assertRejectsWithCode(engine.run(runtimeKey('heavy'), heavyInput(), ['y']), 'REGISTRY.VERSION_NOT_READY');
+        await assertRejectsWithCode(runOne(engine, runtimeKey('heavy'), heavyInput(), ['y']), 'REGISTRY.VERSION_NOT_READY');
 
         const { outputs: [y] } = await running;
         assertClose(y!.data as Float32Array, heavyExpected);
@@ -134,7 +135,7 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
       // The client cannot tell the two apart and should retry both (503), not see a 500 for one of them.
       await engine.load(runtimeKey('heavy'), models.path('heavy'), runtimeOptions({ instanceCount: 1 }));
       try {
-        const calls = [0, 1, 2].map(() => engine.run(runtimeKey('heavy'), heavyInput(), ['y']));
+        const calls = [0, 1, 2].map(() => runOne(engine, runtimeKey('heavy'), heavyInput(), ['y']));
         // The last of three calls on one instance is certainly still waiting when unload begins.
         const lastOutcome = calls[2]!.then(() => 'it completed', (error: unknown) => error);
         const others = Promise.allSettled(calls.slice(0, 2));
@@ -156,7 +157,7 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
     it('loading a key that is loaded rejects and keeps the loaded one serving', async () => {
       await engine.load(runtimeKey('static'), models.path('static_shape'), runtimeOptions());
       await assert.rejects(engine.load(runtimeKey('static'), models.path('classifier'), runtimeOptions()), /already loaded/);
-      const [y] = (await engine.run(runtimeKey('static'), staticInput(), ['y'])).outputs;
+      const [y] = (await runOne(engine, runtimeKey('static'), staticInput(), ['y'])).outputs;
       assert.deepEqual(y?.data, Float32Array.of(1, 2, 3, 4, 5, 6));
       await engine.unload(runtimeKey('static'));
     });
@@ -183,7 +184,7 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
       await engine.load(runtimeKey('heavy'), models.path('heavy'), runtimeOptions());
       assert.deepEqual(engine.status().map((s) => s.key.toString()).sort(), ['classifier/1', 'heavy/1', 'static/1']);
       assert.equal(liveSessionWorkers(), workersBefore + 4);
-      const running = engine.run(runtimeKey('heavy'), heavyInput(), ['y']);
+      const running = runOne(engine, runtimeKey('heavy'), heavyInput(), ['y']);
 
       await engine.onApplicationShutdown();
 
@@ -193,7 +194,7 @@ describe('OnnxRuntimeEngine lifecycle', { timeout: 60_000 }, () => {
       const { outputs: [y] } = await running;
       assertClose(y!.data as Float32Array, heavyExpected);
       for (const [key, input] of [['classifier', classifierInput()], ['static', staticInput()]] as const) {
-        await assertRejectsWithCode(engine.run(runtimeKey(key), input, ['y']), 'REGISTRY.VERSION_NOT_READY', new RegExp(key));
+        await assertRejectsWithCode(runOne(engine, runtimeKey(key), input, ['y']), 'REGISTRY.VERSION_NOT_READY', new RegExp(key));
       }
     });
   });

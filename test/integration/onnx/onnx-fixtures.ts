@@ -5,7 +5,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { InferenceEngine, InstanceStatus, RuntimeOptions } from '../../../src/domain/inference/inference-engine.port.js';
+import type { EngineRunOptions, InferenceEngine, InstanceStatus, RuntimeOptions } from '../../../src/domain/inference/inference-engine.port.js';
 import type { Tensor } from '../../../src/domain/inference/tensor.js';
 import type { RuntimeKey } from '../../../src/domain/shared/model-version-id.js';
 import type { Datatype, TensorData } from '../../../src/domain/shared/datatype.js';
@@ -18,6 +18,18 @@ export const OCR_MODELS = join(process.cwd(), 'node_modules', '@gutenye', 'ocr-m
 /** One intra-op thread, CPU only: the settings the numeric references are computed with too. */
 export function runtimeOptions(overrides: Partial<RuntimeOptions> = {}): RuntimeOptions {
   return { instanceCount: 1, executionProviders: ['cpu'], intraOpThreads: 1, allowSpinning: false, ...overrides };
+}
+
+/** Runs one request's inputs as a batch of one: its outputs, and how long they took. */
+export async function runOne(
+  engine: InferenceEngine,
+  key: RuntimeKey,
+  inputs: readonly Tensor[],
+  outputNames: readonly string[],
+  options?: EngineRunOptions,
+): Promise<{ outputs: Tensor[]; computeMicros: number }> {
+  const run = await engine.run(key, [inputs], outputNames, options);
+  return { outputs: run.outputs[0]!, computeMicros: run.computeMicros };
 }
 
 /** A temp directory holding the given models as `<name>.onnx`; `remove()` deletes it. */

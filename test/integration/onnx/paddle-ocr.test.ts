@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import * as ort from 'onnxruntime-node';
 import { OnnxRuntimeEngine } from '../../../src/infra/onnx/onnx-runtime-engine.js';
-import { OCR_MODELS, assertClose, failIfWorkersOutliveTests, pattern, runtimeOptions, tensor } from './onnx-fixtures.js';
+import { OCR_MODELS, assertClose, failIfWorkersOutliveTests, pattern, runtimeOptions, tensor, runOne } from './onnx-fixtures.js';
 
 Logger.overrideLogger(false);
 
@@ -40,7 +40,7 @@ describe('PaddleOCR cls model through OnnxRuntimeEngine', { timeout: 60_000 }, (
       const reference = expected[OUTPUT]!;
       assert.deepEqual(reference.dims, [batch, 2]);
 
-      const [output] = (await engine.run(runtimeKey('ocr_cls'), [tensor('x', 'FP32', [batch, 3, 48, 192], images)], [OUTPUT])).outputs;
+      const [output] = (await runOne(engine, runtimeKey('ocr_cls'), [tensor('x', 'FP32', [batch, 3, 48, 192], images)], [OUTPUT])).outputs;
 
       assert.ok(output);
       assert.equal(output.name, OUTPUT);
@@ -56,8 +56,8 @@ describe('PaddleOCR cls model through OnnxRuntimeEngine', { timeout: 60_000 }, (
   }
 
   it('a different input gives a different output (the comparison above is not vacuous)', async () => {
-    const [a] = (await engine.run(runtimeKey('ocr_cls'), [tensor('x', 'FP32', [1, 3, 48, 192], pattern(IMAGE, 0))], [OUTPUT])).outputs;
-    const [b] = (await engine.run(runtimeKey('ocr_cls'), [tensor('x', 'FP32', [1, 3, 48, 192], new Float32Array(IMAGE).fill(-0.9))], [OUTPUT])).outputs;
+    const [a] = (await runOne(engine, runtimeKey('ocr_cls'), [tensor('x', 'FP32', [1, 3, 48, 192], pattern(IMAGE, 0))], [OUTPUT])).outputs;
+    const [b] = (await runOne(engine, runtimeKey('ocr_cls'), [tensor('x', 'FP32', [1, 3, 48, 192], new Float32Array(IMAGE).fill(-0.9))], [OUTPUT])).outputs;
     const diff = Math.abs((a!.data as Float32Array)[0]! - (b!.data as Float32Array)[0]!);
     assert.ok(diff > 1e-4, `outputs differ by ${diff}`);
   });

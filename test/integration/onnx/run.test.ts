@@ -7,7 +7,7 @@ import { OnnxRuntimeEngine } from '../../../src/infra/onnx/onnx-runtime-engine.j
 import { CLASSIFIER_PARAMETERS } from '../../../scripts/build-models.js';
 import type { Tensor } from '../../../src/domain/inference/tensor.js';
 import { DomainError } from '../../../src/domain/shared/domain-error.js';
-import { assertClose, assertRejectsWithCode, copyOf, failIfWorkersOutliveTests, modelDirectory, runtimeOptions, statusOf, tensor, projectModelDirectory } from './onnx-fixtures.js';
+import { assertClose, assertRejectsWithCode, copyOf, failIfWorkersOutliveTests, modelDirectory, runtimeOptions, statusOf, tensor, projectModelDirectory, runOne } from './onnx-fixtures.js';
 
 Logger.overrideLogger(false);
 
@@ -76,7 +76,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
         [5.9, 3.0, 4.2, 1.5],
         [-1, 0, 2.5, -3],
       ];
-      const outputs = (await engine.run(runtimeKey('classifier'), [tensor('input', 'FP32', [4, 4], Float32Array.from(rows.flat()))], ['probabilities', 'label'])).outputs;
+      const outputs = (await runOne(engine, runtimeKey('classifier'), [tensor('input', 'FP32', [4, 4], Float32Array.from(rows.flat()))], ['probabilities', 'label'])).outputs;
 
       assert.deepEqual(outputs.map((o) => [o.name, o.datatype, o.shape]), [
         ['probabilities', 'FP32', [4, 3]],
@@ -96,8 +96,28 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
       assert.equal(new Set(labels).size, 3);
     });
 
+    it("gathers a batch's members where the model runs, and gives each member its own rows back, with the run's input and output times", async () => {
+      const rows = [
+        [5.1, 3.5, 1.4, 0.2],
+        [6.3, 3.3, 6.0, 2.5],
+        [5.9, 3.0, 4.2, 1.5],
+        [-1, 0, 2.5, -3],
+      ];
+      const member = (picked: number[][]) => [tensor('input', 'FP32', [picked.length, 4], Float32Array.from(picked.flat()))];
+      const run = await engine.run(runtimeKey('classifier'), [member(rows.slice(0, 1)), member(rows.slice(1, 4))], ['probabilities', 'label']);
+      assert.equal(run.outputs.length, 2, 'one set of outputs per member');
+      assert.deepEqual(run.outputs.map((outputs) => outputs.map((o) => [o.name, o.shape])), [
+        [['probabilities', [1, 3]], ['label', [1]]],
+        [['probabilities', [3, 3]], ['label', [3]]],
+      ]);
+      const expected = rows.map(referenceProbabilities);
+      assertClose(run.outputs[0]![0]!.data as Float32Array, expected.slice(0, 1).flat());
+      assertClose(run.outputs[1]![0]!.data as Float32Array, expected.slice(1).flat());
+      for (const micros of [run.inputMicros, run.computeMicros, run.outputMicros]) assert.ok(Number.isInteger(micros) && micros >= 0, String(micros));
+    });
+
     it('multi_io: FP32, INT64, BOOL and BYTES inputs give their computed outputs', async () => {
-      const outputs = (await engine.run(
+      const outputs = (await runOne(engine, 
         runtimeKey('multi_io'),
         [
           tensor('features', 'FP32', [2, 3], Float32Array.of(1.5, -2, 3, 0.25, 4, -0.5)),
@@ -118,7 +138,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
       const inputs = allTypesInputs();
       const expected = inputs.map((input) => ({ ...input, name: input.name.replace(/^in_/, 'out_'), data: copyOf(input.data) }));
 
-      const outputs = (await engine.run(runtimeKey('identity'), inputs, expected.map((e) => e.name))).outputs;
+      const outputs = (await runOne(engine, runtimeKey('identity'), inputs, expected.map((e) => e.name))).outputs;
 
       assert.equal(outputs.length, expected.length);
       for (const [i, want] of expected.entries()) {
@@ -135,7 +155,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
       const inputs = allTypesInputs().map((input) =>
         input.datatype === 'BYTES' ? { ...input, data: ['', '', '', '', '', '', '', ''] } : input,
       );
-      const [bytes] = (await engine.run(runtimeKey('identity'), inputs, ['out_bytes'])).outputs;
+      const [bytes] = (await runOne(engine, runtimeKey('identity'), inputs, ['out_bytes'])).outputs;
       assert.deepEqual(bytes, { name: 'out_bytes', datatype: 'BYTES', shape: [2, 4], data: ['', '', '', '', '', '', '', ''] });
     });
   });
@@ -144,17 +164,17 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
     it('returns only the requested outputs, in the requested order', async () => {
       const input = () => [tensor('input', 'FP32', [1, 4], Float32Array.of(6.3, 3.3, 6.0, 2.5))];
 
-      const labelOnly = (await engine.run(runtimeKey('classifier'), input(), ['label'])).outputs;
+      const labelOnly = (await runOne(engine, runtimeKey('classifier'), input(), ['label'])).outputs;
       assert.deepEqual(labelOnly, [{ name: 'label', datatype: 'INT64', shape: [1], data: BigInt64Array.of(2n) }]);
 
-      const reversed = (await engine.run(runtimeKey('classifier'), input(), ['label', 'probabilities'])).outputs;
+      const reversed = (await runOne(engine, runtimeKey('classifier'), input(), ['label', 'probabilities'])).outputs;
       assert.deepEqual(reversed.map((o) => o.name), ['label', 'probabilities']);
       assertClose(reversed[1]!.data as Float32Array, referenceProbabilities([6.3, 3.3, 6.0, 2.5]));
     });
 
     it('picks a subset of many outputs, out of file order', async () => {
       const requested = ['out_bytes', 'out_int64', 'out_bool', 'out_fp16'];
-      const outputs = (await engine.run(runtimeKey('identity'), allTypesInputs(), requested)).outputs;
+      const outputs = (await runOne(engine, runtimeKey('identity'), allTypesInputs(), requested)).outputs;
       assert.deepEqual(outputs.map((o) => [o.name, o.datatype]), [
         ['out_bytes', 'BYTES'],
         ['out_int64', 'INT64'],
@@ -190,7 +210,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
     const valid = () => [tensor('x', 'FP32', [2, 3], Float32Array.of(0, 1, 2, -3, 4.5, 5))];
 
     async function assertStillServes(): Promise<void> {
-      const [y] = (await engine.run(runtimeKey('static'), valid(), ['y'])).outputs;
+      const [y] = (await runOne(engine, runtimeKey('static'), valid(), ['y'])).outputs;
       assert.deepEqual(y, { name: 'y', datatype: 'FP32', shape: [2, 3], data: Float32Array.of(1, 2, 3, -2, 5.5, 6) });
       assert.deepEqual(statusOf(engine, runtimeKey('static')), { key: 'static/1', instances: 1, busy: 0, queued: 0, executionProvider: 'cpu', lostInstances: 0, restartedInstances: 0 });
     }
@@ -205,7 +225,7 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
     ];
     for (const [what, feed, outputNames, reason] of badFeeds) {
       it(`${what}: rejects with INFERENCE.RUNTIME_ERROR and the next valid run is served`, async () => {
-        const error = await assertRejectsWithCode(engine.run(runtimeKey('static'), feed(), outputNames), 'INFERENCE.RUNTIME_ERROR', /static/);
+        const error = await assertRejectsWithCode(runOne(engine, runtimeKey('static'), feed(), outputNames), 'INFERENCE.RUNTIME_ERROR', /static/);
         assert.match(error.message, reason);
         await assertStillServes();
       });
@@ -213,6 +233,6 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
   });
 
   it('run on a key that was never loaded rejects with REGISTRY.VERSION_NOT_READY', async () => {
-    await assertRejectsWithCode(engine.run(runtimeKey('never-loaded'), [], ['y']), 'REGISTRY.VERSION_NOT_READY', /never-loaded/);
+    await assertRejectsWithCode(runOne(engine, runtimeKey('never-loaded'), [], ['y']), 'REGISTRY.VERSION_NOT_READY', /never-loaded/);
   });
 });

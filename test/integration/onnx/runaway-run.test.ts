@@ -13,7 +13,7 @@ import { loopModel } from '../../../scripts/build-models.js';
 import type { Tensor } from '../../../src/domain/inference/tensor.js';
 import { OnnxRuntimeEngine } from '../../../src/infra/onnx/onnx-runtime-engine.js';
 import { childProcessesOf, isRunning } from '../../../bench/child-processes.js';
-import { assertRejectsWithCode, failIfWorkersOutliveTests, liveSessionWorkers, modelDirectory, runtimeOptions, statusOf, tensor } from './onnx-fixtures.js';
+import { assertRejectsWithCode, failIfWorkersOutliveTests, liveSessionWorkers, modelDirectory, runtimeOptions, statusOf, tensor, runOne } from './onnx-fixtures.js';
 
 Logger.overrideLogger(false);
 
@@ -50,7 +50,7 @@ describe('a run that does not end', { timeout: 120_000 }, () => {
   it('computes y = x + trip_count when it ends', async () => {
     await engine.load(runtimeKey('loop'), models.path('loop'), runtimeOptions());
     try {
-      const [y] = (await engine.run(runtimeKey('loop'), loopInput(41n), ['y'])).outputs;
+      const [y] = (await runOne(engine, runtimeKey('loop'), loopInput(41n), ['y'])).outputs;
       assert.deepEqual(y!.data, Float32Array.of(42));
     } finally {
       await engine.unload(runtimeKey('loop'));
@@ -63,10 +63,10 @@ describe('a run that does not end', { timeout: 120_000 }, () => {
     try {
       const [worker] = workersOf(others);
       assert.ok(worker, 'the instance is a child process');
-      await assertRejectsWithCode(engine.run(runtimeKey('loop'), loopInput(FOREVER), ['y'], { timeLimitMs: 300 }), 'INFERENCE.DEADLINE_EXCEEDED', /time limit of 300 ms: its instance was stopped and is being replaced/);
+      await assertRejectsWithCode(runOne(engine, runtimeKey('loop'), loopInput(FOREVER), ['y'], { timeLimitMs: 300 }), 'INFERENCE.DEADLINE_EXCEEDED', /time limit of 300 ms: its instance was stopped and is being replaced/);
       assert.equal(isRunning(worker), false, 'the process that computed the run has ended: no CPU is spent on it');
 
-      const [y] = (await engine.run(runtimeKey('loop'), loopInput(2n), ['y'])).outputs;
+      const [y] = (await runOne(engine, runtimeKey('loop'), loopInput(2n), ['y'])).outputs;
       assert.deepEqual(y!.data, Float32Array.of(3));
       const status = statusOf(engine, runtimeKey('loop'))!;
       assert.deepEqual([status.instances, status.lostInstances, status.restartedInstances], [1, 1, 1]);
@@ -79,13 +79,13 @@ describe('a run that does not end', { timeout: 120_000 }, () => {
   it('the calls waiting behind it run on the replacement; one whose own limit passes while it waits fails alone', async () => {
     await engine.load(runtimeKey('loop'), models.path('loop'), runtimeOptions());
     try {
-      const runaway = engine.run(runtimeKey('loop'), loopInput(FOREVER), ['y'], { timeLimitMs: 1000 });
+      const runaway = runOne(engine, runtimeKey('loop'), loopInput(FOREVER), ['y'], { timeLimitMs: 1000 });
       const runawayOutcome = runaway.then(() => 'it ended', (error: unknown) => error);
       // Behind it on its instance: one handed to the worker, one still in the pool.
       const [behind, waiting, impatient] = [
-        engine.run(runtimeKey('loop'), loopInput(5n), ['y']),
-        engine.run(runtimeKey('loop'), loopInput(6n), ['y']),
-        engine.run(runtimeKey('loop'), loopInput(7n), ['y'], { timeLimitMs: 50 }),
+        runOne(engine, runtimeKey('loop'), loopInput(5n), ['y']),
+        runOne(engine, runtimeKey('loop'), loopInput(6n), ['y']),
+        runOne(engine, runtimeKey('loop'), loopInput(7n), ['y'], { timeLimitMs: 50 }),
       ];
       await assertRejectsWithCode(impatient, 'INFERENCE.DEADLINE_EXCEEDED', /time limit of 50 ms$/);
       assert.equal(statusOf(engine, runtimeKey('loop'))!.lostInstances, 0, 'a call that had not started stops no instance');
@@ -102,7 +102,7 @@ describe('a run that does not end', { timeout: 120_000 }, () => {
   it('unload during it returns once the limit has stopped it, and leaves no worker process', async () => {
     const workersBefore = liveSessionWorkers();
     await engine.load(runtimeKey('loop'), models.path('loop'), runtimeOptions({ instanceCount: 2 }));
-    const runaway = engine.run(runtimeKey('loop'), loopInput(FOREVER), ['y'], { timeLimitMs: 500 });
+    const runaway = runOne(engine, runtimeKey('loop'), loopInput(FOREVER), ['y'], { timeLimitMs: 500 });
     const outcome = runaway.then(() => 'it ended', (error: unknown) => error);
     await engine.unload(runtimeKey('loop'));
     assert.equal(liveSessionWorkers(), workersBefore, 'no worker process is left: not the runaway one, not a replacement');
@@ -113,7 +113,7 @@ describe('a run that does not end', { timeout: 120_000 }, () => {
     const workersBefore = liveSessionWorkers();
     const shutdownEngine = new OnnxRuntimeEngine();
     await shutdownEngine.load(runtimeKey('loop'), models.path('loop'), runtimeOptions());
-    const outcome = shutdownEngine.run(runtimeKey('loop'), loopInput(FOREVER), ['y'], { timeLimitMs: 500 }).then(() => 'it ended', (error: unknown) => error);
+    const outcome = runOne(shutdownEngine, runtimeKey('loop'), loopInput(FOREVER), ['y'], { timeLimitMs: 500 }).then(() => 'it ended', (error: unknown) => error);
     await shutdownEngine.onApplicationShutdown();
     assert.equal(liveSessionWorkers(), workersBefore);
     assert.match(String(await outcome), /time limit/);

@@ -10,7 +10,7 @@ import { parseIntModel } from '../../../scripts/build-models.js';
 import type { WarmupSample } from '../../../src/domain/inference/inference-engine.port.js';
 import { OnnxRuntimeEngine } from '../../../src/infra/onnx/onnx-runtime-engine.js';
 import { SessionWorkerPool } from '../../../src/infra/onnx/session-worker-pool.js';
-import { failIfWorkersOutliveTests, modelDirectory, runtimeOptions, tensor } from './onnx-fixtures.js';
+import { failIfWorkersOutliveTests, modelDirectory, runtimeOptions, tensor, runOne } from './onnx-fixtures.js';
 
 Logger.overrideLogger(false);
 
@@ -39,7 +39,7 @@ describe('warm-up in the session workers', { timeout: 60_000 }, () => {
       await engine.load(runtimeKey('parse_int/1'), models.path('parse_int'), runtimeOptions({ instanceCount: 2 }));
       await engine.warmUp(runtimeKey('parse_int/1'), fromFile());
       await assert.rejects(engine.warmUp(runtimeKey('parse_int/1'), emptyStrings), /warm-up sample 'empty strings' failed: .*Cast/);
-      const { outputs } = await engine.run(runtimeKey('parse_int/1'), [tensor('text', 'BYTES', [1], ['4'])], ['doubled']);
+      const { outputs } = await runOne(engine, runtimeKey('parse_int/1'), [tensor('text', 'BYTES', [1], ['4'])], ['doubled']);
       assert.deepEqual(outputs[0]!.data, BigInt64Array.of(8n), 'a failed warm-up leaves the instances serving');
     } finally {
       await engine.onApplicationShutdown();
@@ -50,14 +50,14 @@ describe('warm-up in the session workers', { timeout: 60_000 }, () => {
     const { pool } = await SessionWorkerPool.start({ modelPath: models.path('parse_int'), executionProviders: ['cpu'], intraOpThreads: 1, interOpThreads: 1, allowSpinning: false, logSeverityLevel: 2 }, 1, (line) => process.stderr.write(`${line}\n`));
     try {
       await pool.warmUp(fromFile());
-      const run = () => pool.run([tensor('text', 'BYTES', [1], ['5'])], ['doubled']);
-      await assert.rejects(pool.run([tensor('text', 'BYTES', [1], ['5'])], ['doubled'], undefined, { crash: true }), /exited with code 70/);
-      assert.deepEqual((await run()).outputs[0]!.data, BigInt64Array.of(10n), 'the replacement warmed up and serves');
+      const run = () => pool.run([[tensor('text', 'BYTES', [1], ['5'])]], ['doubled']);
+      await assert.rejects(pool.run([[tensor('text', 'BYTES', [1], ['5'])]], ['doubled'], undefined, { crash: true }), /exited with code 70/);
+      assert.deepEqual((await run()).outputs[0]![0]!.data, BigInt64Array.of(10n), 'the replacement warmed up and serves');
       assert.equal(pool.restartedWorkers, 1);
 
       // The warm-up file no longer parses: the next replacement fails its warm-up and never serves.
       await writeFile(numbersFile, oneString('twenty-one'));
-      await assert.rejects(pool.run([tensor('text', 'BYTES', [1], ['5'])], ['doubled'], undefined, { crash: true }), /exited with code 70/);
+      await assert.rejects(pool.run([[tensor('text', 'BYTES', [1], ['5'])]], ['doubled'], undefined, { crash: true }), /exited with code 70/);
       await assert.rejects(run(), /no worker is left to run this model: its replacement failed to load/);
       assert.equal(pool.restartedWorkers, 1);
       assert.equal(pool.instances, 0);

@@ -45,31 +45,31 @@ describe('SessionWorkerPool: a worker that dies', { timeout: 60_000 }, () => {
   });
 
   it('fails the call it was running with the reason, at once, while the other instance serves', async () => {
-    const running = pool.run(input(), ['y']);
+    const running = pool.run([input()], ['y']);
     await until(() => pool.busy === 1, 'one worker busy');
     const busy = processesOf(pool).find((_, i) => (pool as unknown as { workers: { running: Map<number, unknown> }[] }).workers[i]!.running.size > 0)!;
     busy.kill('SIGKILL');
     await assert.rejects(running, /the worker running this model was ended by SIGKILL/);
     assert.equal(pool.lostWorkers, 1);
     // The survivor answers while the replacement loads (or after: either way the call succeeds).
-    const { outputs } = await pool.run(input(), ['y']);
-    assert.deepEqual(outputs[0]!.shape, [1, 256]);
+    const { outputs } = await pool.run([input()], ['y']);
+    assert.deepEqual(outputs[0]![0]!.shape, [1, 256]);
   });
 
   it('replaces the dead worker with a new one that loads the model and serves', async () => {
     await until(() => pool.restartedWorkers === 1 && pool.instances === 2, 'the replacement is serving');
     assert.equal(new Set(processesOf(pool).map((p) => p.pid)).size, 2);
     // Both instances busy at once: the replacement takes work.
-    const runs = [pool.run(input(), ['y']), pool.run(input(), ['y'])];
+    const runs = [pool.run([input()], ['y']), pool.run([input()], ['y'])];
     await until(() => pool.busy === 2, 'both workers busy');
-    for (const { outputs } of await Promise.all(runs)) assert.deepEqual(outputs[0]!.shape, [1, 256]);
+    for (const { outputs } of await Promise.all(runs)) assert.deepEqual(outputs[0]![0]!.shape, [1, 256]);
   });
 
   it('when every worker dies, the waiting calls wait for the replacements instead of failing', async () => {
     for (const worker of processesOf(pool)) worker.kill('SIGKILL');
     await until(() => pool.lostWorkers === 3, 'both lost');
-    const { outputs } = await pool.run(input(), ['y']);
-    assert.deepEqual(outputs[0]!.shape, [1, 256]);
+    const { outputs } = await pool.run([input()], ['y']);
+    assert.deepEqual(outputs[0]![0]!.shape, [1, 256]);
     await until(() => pool.restartedWorkers === 3 && pool.instances === 2, 'both replaced');
   });
 });

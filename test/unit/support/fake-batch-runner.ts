@@ -1,5 +1,6 @@
 import type { BatchRunner, CancellationSignal } from '../../../src/domain/inference/dynamic-batch-scheduler.js';
 import type { Tensor } from '../../../src/domain/inference/tensor.js';
+import { batchRows, mergeInputs, splitOutputs } from '../../../src/domain/inference/batch.js';
 import type { TensorData } from '../../../src/domain/shared/datatype.js';
 
 /** What a fake model computes from a merged batch: the outputs it answers with. */
@@ -23,7 +24,8 @@ const RUN_GUARD_MS = 2_000;
 
 /**
  * A BatchRunner whose runs end when the test says so: every call is recorded with its merged inputs
- * and stays pending until `finish()` or `fail()`, so a test decides when instances become free.
+ * and stays pending until `finish()` or `fail()`, so a test decides when instances become free. It
+ * gathers and splits as an instance does (the domain's mergeInputs and splitOutputs).
  */
 export class FakeBatchRunner {
   readonly calls: RunCall[] = [];
@@ -32,8 +34,9 @@ export class FakeBatchRunner {
   /** By default every requested output is the first input plus one (see {@link plusOne}). */
   constructor(private readonly compute: Compute = (inputs, outputNames) => outputNames.map((name) => plusOne(inputs[0], name))) {}
 
-  readonly run: BatchRunner = (inputs, outputNames) =>
+  readonly run: BatchRunner = (members, outputNames) =>
     new Promise((resolve, reject) => {
+      const inputs = mergeInputs(members);
       let ended = false;
       const end = (): boolean => {
         if (ended) return false;
@@ -48,7 +51,12 @@ export class FakeBatchRunner {
           return ended;
         },
         finish: (outputs = this.compute(inputs, outputNames), computeMicros = 1000) => {
-          if (end()) resolve({ outputs, computeMicros });
+          if (!end()) return;
+          try {
+            resolve({ outputs: splitOutputs(outputs, members.map((m) => batchRows(m))), computeMicros, inputMicros: 0, outputMicros: 0 });
+          } catch (error) {
+            reject(error as Error);
+          }
         },
         fail: (error) => {
           if (end()) reject(error);

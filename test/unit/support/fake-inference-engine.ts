@@ -1,4 +1,5 @@
 import {
+  type BatchMembers,
   InferenceEngine,
   type EngineRun,
   type EngineRunOptions,
@@ -7,8 +8,9 @@ import {
   type RuntimeOptions,
   type WarmupSample,
 } from '../../../src/domain/inference/inference-engine.port.js';
-import type { ModelSignature, Tensor } from '../../../src/domain/inference/tensor.js';
+import type { ModelSignature } from '../../../src/domain/inference/tensor.js';
 import { DomainError } from '../../../src/domain/shared/domain-error.js';
+import { batchRows, mergeInputs, splitOutputs } from '../../../src/domain/inference/batch.js';
 import type { RuntimeKey } from '../../../src/domain/shared/model-version-id.js';
 
 /** FP32 `x` [-1, 2] in, FP32 `y` [-1, 2] out: a batching model. */
@@ -88,15 +90,16 @@ export class FakeInferenceEngine extends InferenceEngine {
 
   checkInputs(): void {}
 
-  async run(key: RuntimeKey, inputs: readonly Tensor[], outputNames: readonly string[], _options?: EngineRunOptions): Promise<EngineRun> {
+  async run(key: RuntimeKey, members: BatchMembers, outputNames: readonly string[], _options?: EngineRunOptions): Promise<EngineRun> {
     const loaded = this.instances.get(key.toString());
     if (!loaded) throw new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' is not loaded`);
     const failure = this.runFailures.get(loaded.modelPath);
     if (failure) throw failure();
     const factor = this.factors.get(loaded.modelPath) ?? 1;
-    const first = inputs[0]!;
+    const first = mergeInputs(members)[0]!;
     const data = Float32Array.from(first.data as Float32Array, (value) => value * factor);
-    return { outputs: outputNames.map((name) => ({ name, datatype: first.datatype, shape: [...first.shape], data: data.slice() })), computeMicros: 10 };
+    const outputs = outputNames.map((name) => ({ name, datatype: first.datatype, shape: [...first.shape], data: data.slice() }));
+    return { outputs: splitOutputs(outputs, members.map((inputs) => batchRows(inputs))), computeMicros: 10, inputMicros: 0, outputMicros: 0 };
   }
 
   concurrency(key: RuntimeKey): number {
