@@ -69,13 +69,15 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
   });
 
   describe('computes the model', () => {
+    // Picked to land on different classes, so that argmax is really exercised.
+    const rows = [
+      [5.1, 3.5, 1.4, 0.2],
+      [6.3, 3.3, 6.0, 2.5],
+      [5.9, 3.0, 4.2, 1.5],
+      [-1, 0, 2.5, -3],
+    ];
+
     it('classifier: softmax(x·W+B) matches a JS reference, label is its argmax', async () => {
-      const rows = [
-        [5.1, 3.5, 1.4, 0.2],
-        [6.3, 3.3, 6.0, 2.5],
-        [5.9, 3.0, 4.2, 1.5],
-        [-1, 0, 2.5, -3],
-      ];
       const outputs = (await runOne(engine, runtimeKey('classifier'), [tensor('input', 'FP32', [4, 4], Float32Array.from(rows.flat()))], ['probabilities', 'label'])).outputs;
 
       assert.deepEqual(outputs.map((o) => [o.name, o.datatype, o.shape]), [
@@ -97,12 +99,6 @@ describe('OnnxRuntimeEngine.run', { timeout: 60_000 }, () => {
     });
 
     it("gathers a batch's members where the model runs, and gives each member its own rows back, with the run's input and output times", async () => {
-      const rows = [
-        [5.1, 3.5, 1.4, 0.2],
-        [6.3, 3.3, 6.0, 2.5],
-        [5.9, 3.0, 4.2, 1.5],
-        [-1, 0, 2.5, -3],
-      ];
       const member = (picked: number[][]) => [tensor('input', 'FP32', [picked.length, 4], Float32Array.from(picked.flat()))];
       const run = await engine.run(runtimeKey('classifier'), [member(rows.slice(0, 1)), member(rows.slice(1, 4))], ['probabilities', 'label']);
       assert.equal(run.outputs.length, 2, 'one set of outputs per member');
