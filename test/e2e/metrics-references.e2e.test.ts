@@ -149,8 +149,9 @@ describe('metrics referenced by the Grafana dashboard, the Prometheus alerts and
     const repository = await makeRepository([{ name: 'classifier', onnx: classifierModel() }]);
     // The generative tiny_gpt too, so that the generation series (tokens, latencies, sequences, KV cache) exist.
     await writeTinyGptModel(join(repository, TINY_GPT_NAME));
-    // An in-flight limit and a rate limit of 4 requests (no refill to speak of), so that their series exist too.
-    server = await startTestServer(repository, { MAX_INFLIGHT_REQUESTS: '64', THROTTLE_RATE: '0.001', THROTTLE_BURST: '4' });
+    // An in-flight limit and a rate limit of 4 requests (no refill to speak of), so that their series
+    // exist too; an ingress thread, so that the answers it sends itself are counted.
+    server = await startTestServer(repository, { MAX_INFLIGHT_REQUESTS: '64', THROTTLE_RATE: '0.001', THROTTLE_BURST: '4', INGRESS_THREADS: '1' });
     const row = { name: 'input', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] };
     // Two answered inferences (default version and a named one), a failed one and a throttled one,
     // so that the labelled series (successes, durations, batch sizes, failures by reason, HTTP
