@@ -320,7 +320,8 @@ export class ContinuousBatchScheduler {
    * (which continue, which ended by an end-of-sequence token or a length limit), the next step is
    * sent, and only then are this step's tokens turned into text and sent to their clients: that
    * work, and what the clients' reads make of it, runs while the engine computes, rather than
-   * between two steps (the engine would wait for it: with 32 sequences it was a tenth of a step).
+   * between two steps (where the engine waited for it: 0.3-0.4 ms of a 3.6 ms step of 31 sequences,
+   * 0.06-0.08 ms now; README, Benchmark).
    */
   private async loop(): Promise<void> {
     try {
