@@ -14,7 +14,7 @@ import { firstAnswer, startWorker } from '../session-worker-pool.js';
 import type { SessionSettings } from '../worker-protocol.js';
 import { decoderLayout, kvCacheBytesPerToken } from './decoder-layout.js';
 import { GENERATIVE_MODEL_FILE, readGenerativeModelFacts } from './generative-model-files.js';
-import type { CacheUse, FromGenerationWorker, ToGenerationWorker } from './generation-worker-protocol.js';
+import { stepMessage, stepOutputsOf, type CacheUse, type FromGenerationWorker, type ToGenerationWorker } from './generation-worker-protocol.js';
 
 const WORKER_PATH = fileURLToPath(new URL('./onnx-generation.worker.js', import.meta.url));
 
@@ -174,7 +174,7 @@ class GenerationInstance {
       }
       for (const { sequenceId } of step.inputs) if (!this.held.has(sequenceId)) this.held.set(sequenceId, 0);
       this.running = step;
-      this.send({ type: 'step', id: ++this.stepId, inputs: step.inputs });
+      this.send(stepMessage(++this.stepId, step.inputs));
     }
   }
 
@@ -196,7 +196,7 @@ class GenerationInstance {
         const positions = this.held.get(sequenceId);
         if (positions !== undefined) this.held.set(sequenceId, positions + tokens.length);
       }
-      step.resolve({ outputs: message.outputs, computeMicros: message.computeMicros });
+      step.resolve({ outputs: stepOutputsOf(step.inputs, message.tokens), computeMicros: message.computeMicros });
     } else {
       step.reject(new DomainError('INFERENCE.RUNTIME_ERROR', `model '${this.key}' failed to run a step: ${message.message}`));
     }

@@ -17,13 +17,13 @@
  * answer.
  */
 import * as ort from 'onnxruntime-node';
-import type { SequenceStepInput, SequenceStepOutput } from '../../../domain/generation/generation-engine.port.js';
+import type { SequenceStepInput } from '../../../domain/generation/generation-engine.port.js';
 import { sampleToken, seededRandom } from '../../../domain/generation/sampling.js';
 import type { ModelSignature } from '../../../domain/inference/tensor.js';
 import { createSession, describe, dieWithParent } from '../session-runtime.js';
 import type { SessionSettings } from '../worker-protocol.js';
 import { decoderLayout, pastKeyName, pastValueName, presentKeyName, presentValueName, type DecoderLayout } from './decoder-layout.js';
-import type { FromGenerationWorker, ToGenerationWorker } from './generation-worker-protocol.js';
+import { stepInputsOf, type FromGenerationWorker, type ToGenerationWorker } from './generation-worker-protocol.js';
 import { DecodeBatch } from './decode-batch.js';
 import { appendPresents, cacheBytes, emptyCache, lastLogits, padBatch, prefillGroups, type BatchFeeds, type BatchRow, type SequenceCache } from './kv-cache-batch.js';
 
@@ -53,7 +53,8 @@ class Decoder {
     for (let layer = 0; layer < layout.layers; layer++) this.outputNames.push(presentKeyName(layer), presentValueName(layer));
   }
 
-  async step(inputs: readonly SequenceStepInput[]): Promise<{ outputs: SequenceStepOutput[]; forwards: number }> {
+  /** Runs a step; the token each input sampled, in their order (-1 where it sampled none). */
+  async step(inputs: readonly SequenceStepInput[]): Promise<{ tokens: Int32Array; forwards: number }> {
     const decode = inputs.filter((input) => input.tokens.length === 1);
     const prefill = inputs.filter((input) => input.tokens.length > 1);
     const chosen = new Map<string, number>();
@@ -64,8 +65,8 @@ class Decoder {
     // The caches change only once every forward of the step has succeeded: a failed step leaves them as they were.
     for (const update of updates) update();
     const forwards = groups.length + (decode.length > 0 ? 1 : 0);
-    const outputs = inputs.map(({ sequenceId }) => (chosen.has(sequenceId) ? { sequenceId, token: chosen.get(sequenceId)! } : { sequenceId }));
-    return { outputs, forwards };
+    const tokens = Int32Array.from(inputs, ({ sequenceId }) => chosen.get(sequenceId) ?? -1);
+    return { tokens, forwards };
   }
 
   private sequenceOf(input: SequenceStepInput): Sequence {
@@ -176,8 +177,8 @@ async function handle(decoder: Decoder, message: ToGenerationWorker): Promise<vo
   else if (message.type === 'step') {
     try {
       const started = performance.now();
-      const { outputs, forwards } = await decoder.step(message.inputs);
-      send({ type: 'stepped', id: message.id, outputs, forwards, computeMicros: Math.round((performance.now() - started) * 1000) });
+      const { tokens, forwards } = await decoder.step(stepInputsOf(message));
+      send({ type: 'stepped', id: message.id, tokens, forwards, computeMicros: Math.round((performance.now() - started) * 1000) });
     } catch (error) {
       send({ type: 'step-failed', id: message.id, message: (error as Error).message });
     }

@@ -85,6 +85,31 @@ describe('ContinuousBatchScheduler', () => {
     assert.equal(responses[responses.length - 1].value.finishReason, 'stop');
   });
 
+  it('a sequence ended by a stop string was already in the next step: that step\'s token is dropped and its cache released after it', async () => {
+    const { scheduler, engine } = setup();
+    const responses = await collect(scheduler.submit(request('a', { maxTokens: 20, stop: ['d'] })));
+    assert.equal(textOf(responses), 'bc');
+    assert.deepEqual(responses.flatMap((r) => r.value.tokenIds), [98, 99, 100], 'the tokens up to the stop string, none after');
+    assert.deepEqual(responses[responses.length - 1].value.usage, { promptTokens: 1, completionTokens: 3 });
+    assert.deepEqual(engine.steps.map((s) => s.inputs[0].tokens), [[97], [98], [99], [100]], 'the step after the stop ran, sent before its text was known');
+    assert.deepEqual(engine.released, ['seq-0']);
+    assert.equal(engine.liveSequences(), 0);
+    assert.equal(scheduler.runningCount, 0);
+  });
+
+  it('sends the next step before turning the last step\'s tokens into text and sending them', async () => {
+    const { scheduler, engine } = setup();
+    // What the engine had been asked when each token was turned into text.
+    const stepsAtDecode: number[] = [];
+    const decoder = { decode: (ids: readonly number[]) => (stepsAtDecode.push(engine.steps.length), tokenizer.decode(ids)) };
+    const responses = await collect(scheduler.submit({ promptTokens: [97], parameters: params({ maxTokens: 3 }), decoder }));
+    assert.equal(textOf(responses), 'bcd');
+    assert.equal(engine.steps.length, 3);
+    // push() decodes twice per token (the window with and without it); the first token's decodes come once the second step is sent.
+    assert.equal(stepsAtDecode[0], 2, 'step 2 was sent before the first token was decoded');
+    assert.equal(stepsAtDecode[2], 3, 'step 3 was sent before the second token was decoded');
+  });
+
   it('sends the held-back text of a possible stop string that never completed', async () => {
     const { scheduler } = setup();
     const responses = await collect(scheduler.submit(request('a', { maxTokens: 3, stop: ['dx'] })));
