@@ -98,6 +98,23 @@ describe('the queue, over gRPC', () => {
     assert.ok(!isError(await settled(client.infer(x('queue_of_1')))));
   });
 
+  it('refuses a request to a full queue before its tensors are read or judged: UNAVAILABLE, not the INVALID_ARGUMENT its contents would get', async () => {
+    const { running } = await occupy('queue_of_1');
+    const queued = settled(client.infer(x('queue_of_1')));
+    await schedulerShows(url, 'queue_of_1', 1);
+    // 3 bytes of raw contents for 256 FP32 elements: decoding them would be INVALID_ARGUMENT.
+    const malformed: ModelInferRequest = { ...x('queue_of_1'), raw_input_contents: [new Uint8Array(3)] };
+    const refused = await settled(client.infer(malformed));
+    assert.ok(isError(refused));
+    assert.equal(refused.code, Status.UNAVAILABLE, refused.details);
+    assert.match(refused.details, /the queue of this model is full \(max_queue_size 1\)/);
+    await assertServedThenIdle('queue_of_1', [running, queued]);
+    // With room in the queue, the same message is judged on its contents.
+    const judged = await settled(client.infer(malformed));
+    assert.ok(isError(judged));
+    assert.equal(judged.code, Status.INVALID_ARGUMENT, judged.details);
+  });
+
   it('answers DEADLINE_EXCEEDED to a request whose deadline passes in the queue, never computes it, and serves one with a generous deadline', async () => {
     const { running } = await occupy('deadlines');
     let runningAnswered = false;

@@ -265,7 +265,7 @@ describe('Prometheus metrics', () => {
       assert.equal(valueOf(after, 'inference_request_success_total', { model: 'faulty', version: '1' }), 0);
     });
 
-    it('rejected: a full queue, refused before reading over HTTP and by the scheduler over gRPC', async () => {
+    it('rejected: a full queue, refused before reading over HTTP and before its tensors are read over gRPC', async () => {
       const before = (await scrape()).samples;
       const { running } = await occupy('full');
       const queuedClient = new AbortController();

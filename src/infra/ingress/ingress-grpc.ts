@@ -44,6 +44,8 @@ export interface MainThreadChannel {
   decodeJudged<T>(model: string, declared: DeclaredRequest, bytes: number, decode: () => T): Promise<T>;
   /** What to answer for an error of a request: the main thread's judgement of it, unless it was judged already. */
   refusalOf(model: string, declared: DeclaredRequest | undefined, error: unknown): Promise<Error>;
+  /** The refusal of a request to this model and version because its queue is full (the refusal board), if any: judged, and counted. */
+  queueRefusal(model: string, version: string | undefined): Error | undefined;
 }
 
 const MODEL_INFER = `/${INFERENCE_PACKAGE}.${INFERENCE_SERVICE}/ModelInfer`;
@@ -234,7 +236,11 @@ function modelInfer(
     let declared: DeclaredRequest | undefined;
     let form;
     const process = async (): Promise<void> => {
-      const envelope = readModelInferRequest(decode(call.request));
+      const message = decode(call.request);
+      // A full queue refuses before the tensors are read, as HTTP refuses before the body is read.
+      const full = message.model_name && malformedReason(message) === undefined ? main.queueRefusal(message.model_name, message.model_version || undefined) : undefined;
+      if (full) throw full;
+      const envelope = readModelInferRequest(message);
       const version = requestedVersion(envelope.modelVersion);
       declared = { version, inputs: envelope.inputs, requestedOutputs: envelope.requestedOutputs };
       const decoded = await main.decodeJudged(envelope.modelName, declared, call.request.length, () => envelope.decode(NO_SHARED_MEMORY));

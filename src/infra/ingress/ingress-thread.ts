@@ -87,7 +87,7 @@ class IngressThread {
   private answered: AnsweredRow[] = [];
   private readonly reporter: NodeJS.Timeout;
   /** Whether a request to a URL is refused before its body is read (a full queue), as the main thread's board says. */
-  readonly refusals: RefusalView;
+  private readonly refusals: RefusalView;
 
   constructor(private readonly main: MessagePort, refusalBoard: SharedArrayBuffer) {
     this.refusals = new RefusalView(refusalBoard, (url) => this.send({ kind: 'watch', url }));
@@ -144,6 +144,13 @@ class IngressThread {
       if (refusal) throw refusal;
     }
     return decode();
+  }
+
+  /** The refusal of a request to this URL's model and version because its queue is full (the board's), marked judged; counted. */
+  queueRefusal(model: string, version: string | undefined): Error | undefined {
+    const refusal = this.refusals.refusal(model, version);
+    if (refusal) this.judged.add(refusal);
+    return refusal;
   }
 
   /** What to answer for an error of a request: the main thread's judgement of it, unless it was judged already. */
@@ -235,7 +242,7 @@ async function start(): Promise<void> {
       whenAnswered(req, res, (method, routeTemplate, status, elapsedMs) => thread.countAnswer([method, routeTemplate, status, elapsedMs]));
       // A full queue refuses before the body is read, as the main thread's middleware does (counted with the next report).
       const model = modelOfInferUrl(infer);
-      const refusal = model === undefined ? undefined : thread.refusals.refusal(model, infer[2]);
+      const refusal = model === undefined ? undefined : thread.queueRefusal(model, infer[2]);
       if (refusal instanceof DomainError) {
         noteRouteTemplate(req, infer[2] === undefined ? INFER_ROUTE : VERSIONED_INFER_ROUTE);
         annotateAccessLog(req, { model, version: infer[2] });

@@ -21,6 +21,7 @@ import { StreamMetrics } from '../../observability/metrics/stream-metrics.js';
 import { ClientQuota } from '../../throttling/client-quota.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { RunInferenceHandler } from './run-inference.handler.js';
+import { RefusalBeforeReading } from './refusal-before-reading.js';
 import { MODEL_VERSION_HEADER } from '../../../infra/transport/model-version-header.js';
 import type { ParameterValue } from '../../../domain/inference/inference-request.js';
 import type { TensorForm } from '../../../infra/grpc/infer-message.codec.js';
@@ -61,6 +62,7 @@ export class InferGrpcController {
     private readonly streamMetrics: StreamMetrics,
     private readonly generation: GenerateTextHandler,
     private readonly cancellations: RequestCancellations,
+    private readonly refusals: RefusalBeforeReading,
   ) {}
 
   @GrpcMethod(INFERENCE_SERVICE, 'ModelInfer')
@@ -114,6 +116,12 @@ export class InferGrpcController {
     let decoded: DecodedInferRequest;
     let version: number | undefined;
     let envelope: GrpcInferEnvelope;
+    // A full queue refuses before the tensors are read or judged, as HTTP refuses before the body is read.
+    const full = message.model_name && malformedReason(message) === undefined ? this.refusals.queueFull(message.model_name, message.model_version || undefined) : undefined;
+    if (full) {
+      this.handler.refused(message.model_name!, full.version, full.error);
+      throw full.error;
+    }
     try {
       // The model is judged before the tensors (a message protobuf could not decode names none).
       if (message.model_name && malformedReason(message) === undefined) this.handler.assertKnownModel(message.model_name);

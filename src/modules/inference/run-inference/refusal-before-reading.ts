@@ -21,7 +21,8 @@ export interface UrlRefusal {
  *   the main thread: 97% busy, refusals answered in seconds). The decision stays the scheduler's;
  *   this only asks it earlier.
  * Anything the URL cannot decide (an unknown version, a rollout's routing, priorities read from the
- * body) is left to the handler. Asked by the main thread's middleware at each request, and
+ * body) is left to the handler. Asked at each request by the main thread's middleware (HTTP, before
+ * the body is read) and gRPC controller (before the tensors are read), and
  * published to ingress threads when it changes (the ingress controller's queueRefusals).
  */
 @Injectable()
