@@ -13,8 +13,9 @@ import { writeTinyGptVersion } from '../scripts/build-models.js';
 import type { SequenceStepInput } from '../src/domain/generation/generation-engine.port.js';
 import { GREEDY } from '../src/domain/generation/sampling.js';
 import { OnnxGenerationEngine } from '../src/infra/onnx/generation/onnx-generation-engine.js';
+import { ModelVersionId, RuntimeKey } from '../src/domain/shared/model-version-id.js';
 
-const KEY = 'tiny_gpt/1';
+const KEY = RuntimeKey.of(ModelVersionId.of('tiny_gpt', 1));
 const PROMPT = 64;
 const STEPS = 60;
 const NEW_TOKENS = 64;

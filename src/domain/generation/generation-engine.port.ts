@@ -1,4 +1,5 @@
 import type { RuntimeOptions } from '../inference/inference-engine.port.js';
+import type { RuntimeKey } from '../shared/model-version-id.js';
 
 /**
  * How the next token of a sequence is chosen. `temperature` 0 is greedy (argmax); `topK` 0 and
@@ -54,11 +55,11 @@ export interface GenerativeModelInfo {
  */
 export abstract class GenerationEngine {
   /** Loads the model in `versionDir` (its `.onnx` file, with the tokenizer and config beside it). */
-  abstract load(key: string, versionDir: string, options: RuntimeOptions): Promise<GenerativeModelInfo>;
+  abstract load(key: RuntimeKey, versionDir: string, options: RuntimeOptions): Promise<GenerativeModelInfo>;
   /** One batched forward over every sequence in `inputs`; each sequence appears once. */
-  abstract step(key: string, inputs: readonly SequenceStepInput[]): Promise<GenerationStep>;
+  abstract step(key: RuntimeKey, inputs: readonly SequenceStepInput[]): Promise<GenerationStep>;
   /** Frees the KV cache of finished or cancelled sequences. Unknown ids are ignored. */
-  abstract release(key: string, sequenceIds: readonly string[]): void;
+  abstract release(key: RuntimeKey, sequenceIds: readonly string[]): void;
   /** Fails steps not started, lets a running one end, then releases the instance and every cache. */
-  abstract unload(key: string): Promise<void>;
+  abstract unload(key: RuntimeKey): Promise<void>;
 }

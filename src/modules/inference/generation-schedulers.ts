@@ -43,8 +43,8 @@ export class GenerationSchedulers implements BeforeApplicationShutdown {
     const attributes = { 'inference.model': modelName, 'inference.model_version': String(number) };
     const scheduler = new ContinuousBatchScheduler(
       {
-        step: (inputs) => this.engine.step(key, inputs),
-        release: (ids) => this.engine.release(key, ids),
+        step: (inputs) => this.engine.step(version.key, inputs),
+        release: (ids) => this.engine.release(version.key, ids),
       },
       {
         maxNumSeqs: generation.maxNumSeqs,

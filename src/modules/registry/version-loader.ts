@@ -47,7 +47,7 @@ export class VersionLoader {
   ): Promise<{ config: ModelConfig; executionProvider: string }> {
     if (isGenerativeBackend(backend.name)) {
       const versionDir = dirname(modelPath);
-      const model = await this.generationEngine.load(key.toString(), versionDir, runtimeOptionsOf(declared));
+      const model = await this.generationEngine.load(key, versionDir, runtimeOptionsOf(declared));
       try {
         await this.tokenizers.load(key.toString(), versionDir);
         const generation = completeGenerationConfig(declared.generation, {
@@ -75,7 +75,7 @@ export class VersionLoader {
   /** Releases an instance loaded under `key`, whichever engine holds it (each ignores keys it does not hold). */
   async release(key: RuntimeKey): Promise<void> {
     this.tokenizers.release(key.toString());
-    await Promise.all([this.engine.unload(key), this.generationEngine.unload(key.toString())]);
+    await Promise.all([this.engine.unload(key), this.generationEngine.unload(key)]);
   }
 
   async load(model: Model, number: number, declared: DeclaredModelConfig): Promise<void> {

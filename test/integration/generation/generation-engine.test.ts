@@ -17,8 +17,9 @@ import { GREEDY, seededRandom } from '../../../src/domain/generation/sampling.js
 import { OnnxGenerationEngine } from '../../../src/infra/onnx/generation/onnx-generation-engine.js';
 import { CACHE_BLOCK_POSITIONS } from '../../../src/infra/onnx/generation/kv-cache-batch.js';
 import { assertRejectsWithCode, failIfWorkersOutliveTests, liveSessionWorkers, runtimeOptions } from '../onnx/onnx-fixtures.js';
+import { runtimeKey } from '../../support/runtime-keys.js';
 
-const KEY = 'tiny_gpt/1';
+const KEY = runtimeKey('tiny_gpt/1');
 /** The tiny GPT's context, and the bytes of keys and values one token holds: layers x heads x head size x 2 x 4. */
 const TINY_GPT_INFO = {
   maxPositions: TINY_GPT.positions,
@@ -429,20 +430,20 @@ describe('OnnxGenerationEngine: loads that fail', { timeout: 60_000 }, () => {
   });
 
   it('refuses a model that is not a decoder with past, naming what is missing, and leaves no process', async () => {
-    await assert.rejects(engine.load('classifier/1', join(dir, 'classifier'), runtimeOptions()), /a generative model needs the input 'input_ids'/);
+    await assert.rejects(engine.load(runtimeKey('classifier/1'), join(dir, 'classifier'), runtimeOptions()), /a generative model needs the input 'input_ids'/);
     assert.deepEqual(engine.status(), []);
     assert.equal(liveSessionWorkers(), 0, 'the process that loaded it is gone');
   });
 
   it('refuses a version directory without config.json, and more than one instance', async () => {
-    await assert.rejects(engine.load('no-config/1', join(dir, 'no-config'), runtimeOptions()), /a generative model needs config.json beside model.onnx/);
-    await assert.rejects(engine.load('tiny/1', join(dir, 'tiny'), runtimeOptions({ instanceCount: 2 })), /a generative model runs in one instance .* not 2/);
+    await assert.rejects(engine.load(runtimeKey('no-config/1'), join(dir, 'no-config'), runtimeOptions()), /a generative model needs config.json beside model.onnx/);
+    await assert.rejects(engine.load(runtimeKey('tiny/1'), join(dir, 'tiny'), runtimeOptions({ instanceCount: 2 })), /a generative model runs in one instance .* not 2/);
     assert.deepEqual(engine.status(), []);
   });
 
   it('loads a key once', async () => {
-    await engine.load('tiny/1', join(dir, 'tiny'), runtimeOptions());
-    await assert.rejects(engine.load('tiny/1', join(dir, 'tiny'), runtimeOptions()), /'tiny\/1' is already loaded/);
+    await engine.load(runtimeKey('tiny/1'), join(dir, 'tiny'), runtimeOptions());
+    await assert.rejects(engine.load(runtimeKey('tiny/1'), join(dir, 'tiny'), runtimeOptions()), /'tiny\/1' is already loaded/);
     assert.equal(engine.status().length, 1);
   });
 });

@@ -1,4 +1,5 @@
 import type { RuntimeOptions } from '../../../src/domain/inference/inference-engine.port.js';
+import type { RuntimeKey } from '../../../src/domain/shared/model-version-id.js';
 import { GenerationEngine, type GenerationStep, type GenerativeModelInfo, type SamplingParams, type SequenceStepInput } from '../../../src/domain/generation/generation-engine.port.js';
 import type { ChatMessage, TextTokenizer } from '../../../src/domain/generation/text-tokenizer.port.js';
 
@@ -22,6 +23,7 @@ export const alphabet: NextToken = (history, sampling) => {
 
 /** One step the engine ran: each sequence's input. */
 export interface StepCall {
+  /** The runtime key's text. */
   readonly key: string;
   readonly inputs: readonly SequenceStepInput[];
 }
@@ -50,8 +52,8 @@ export class FakeGenerationEngine extends GenerationEngine {
     super();
   }
 
-  async load(key: string, _versionDir: string, _options: RuntimeOptions): Promise<GenerativeModelInfo> {
-    this.histories.set(key, new Map());
+  async load(key: RuntimeKey, _versionDir: string, _options: RuntimeOptions): Promise<GenerativeModelInfo> {
+    this.histories.set(key.toString(), new Map());
     return this.info;
   }
 
@@ -83,12 +85,14 @@ export class FakeGenerationEngine extends GenerationEngine {
     return new Promise((resolve) => this.stepWaiters.push({ count, resolve }));
   }
 
-  /** Sequences whose KV cache the engine holds for `key`. */
-  liveSequences(key = 'm'): number {
-    return this.histories.get(key)?.size ?? 0;
+  /** Sequences whose KV cache the engine holds (for `key`; for every key when none is given). */
+  liveSequences(key?: RuntimeKey): number {
+    if (key) return this.histories.get(key.toString())?.size ?? 0;
+    return [...this.histories.values()].reduce((sum, sequences) => sum + sequences.size, 0);
   }
 
-  async step(key: string, inputs: readonly SequenceStepInput[]): Promise<GenerationStep> {
+  async step(runtimeKey: RuntimeKey, inputs: readonly SequenceStepInput[]): Promise<GenerationStep> {
+    const key = runtimeKey.toString();
     this.steps.push({ key, inputs });
     for (const waiter of this.stepWaiters.filter((w) => this.steps.length >= w.count)) {
       this.stepWaiters.splice(this.stepWaiters.indexOf(waiter), 1);
@@ -111,15 +115,15 @@ export class FakeGenerationEngine extends GenerationEngine {
     return { outputs, computeMicros: 100 * inputs.length };
   }
 
-  release(key: string, sequenceIds: readonly string[]): void {
+  release(key: RuntimeKey, sequenceIds: readonly string[]): void {
     for (const id of sequenceIds) {
-      this.histories.get(key)?.delete(id);
+      this.histories.get(key.toString())?.delete(id);
       this.released.push(id);
     }
   }
 
-  async unload(key: string): Promise<void> {
-    this.histories.delete(key);
+  async unload(key: RuntimeKey): Promise<void> {
+    this.histories.delete(key.toString());
   }
 }
 

@@ -14,6 +14,7 @@ import { firstAnswer, startWorker } from '../session-worker-pool.js';
 import type { SessionSettings } from '../worker-protocol.js';
 import { decoderLayout, kvCacheBytesPerToken } from './decoder-layout.js';
 import { GENERATIVE_MODEL_FILE, readGenerativeModelFacts } from './generative-model-files.js';
+import type { RuntimeKey } from '../../../domain/shared/model-version-id.js';
 import { stepMessage, stepOutputsOf, type CacheUse, type FromGenerationWorker, type ToGenerationWorker } from './generation-worker-protocol.js';
 
 const WORKER_PATH = fileURLToPath(new URL('./onnx-generation.worker.js', import.meta.url));
@@ -274,7 +275,8 @@ export class OnnxGenerationEngine extends GenerationEngine implements OnApplicat
     this.logSeverityLevel = runtimeSeverityFor(config?.LOG_LEVEL ?? 'info');
   }
 
-  async load(key: string, versionDir: string, options: RuntimeOptions): Promise<GenerativeModelInfo> {
+  async load(runtimeKey: RuntimeKey, versionDir: string, options: RuntimeOptions): Promise<GenerativeModelInfo> {
+    const key = runtimeKey.toString();
     if (this.instances.has(key) || this.loading.has(key)) throw new Error(`'${key}' is already loaded`);
     if (options.instanceCount !== 1) {
       throw new Error(`a generative model runs in one instance (its KV caches live there; each step batches every sequence), not ${options.instanceCount}`);
@@ -332,18 +334,22 @@ export class OnnxGenerationEngine extends GenerationEngine implements OnApplicat
     return info;
   }
 
-  step(key: string, inputs: readonly SequenceStepInput[]): Promise<GenerationStep> {
-    const instance = this.instances.get(key);
+  step(key: RuntimeKey, inputs: readonly SequenceStepInput[]): Promise<GenerationStep> {
+    const instance = this.instances.get(key.toString());
     if (!instance || instance.unloading) return Promise.reject(new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' is not loaded`));
     if (instance.failure) return Promise.reject(new DomainError('INFERENCE.RUNTIME_ERROR', instance.failure));
     return instance.enqueue(inputs);
   }
 
-  release(key: string, sequenceIds: readonly string[]): void {
-    this.instances.get(key)?.release(sequenceIds);
+  release(key: RuntimeKey, sequenceIds: readonly string[]): void {
+    this.instances.get(key.toString())?.release(sequenceIds);
   }
 
-  async unload(key: string): Promise<void> {
+  unload(key: RuntimeKey): Promise<void> {
+    return this.unloadInstance(key.toString());
+  }
+
+  private async unloadInstance(key: string): Promise<void> {
     const instance = this.instances.get(key);
     if (!instance) return;
     this.instances.delete(key);
@@ -354,8 +360,8 @@ export class OnnxGenerationEngine extends GenerationEngine implements OnApplicat
    * What the instance process of `key` holds, counted there (after every step and release sent
    * before): the truth the server's own counts in {@link status} follow.
    */
-  cacheUse(key: string): Promise<CacheUse> {
-    const instance = this.instances.get(key);
+  cacheUse(key: RuntimeKey): Promise<CacheUse> {
+    const instance = this.instances.get(key.toString());
     if (!instance) return Promise.reject(new DomainError('REGISTRY.VERSION_NOT_READY', `'${key}' is not loaded`));
     return instance.cacheUse();
   }
@@ -365,6 +371,6 @@ export class OnnxGenerationEngine extends GenerationEngine implements OnApplicat
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all([...this.instances.keys()].map((key) => this.unload(key)));
+    await Promise.all([...this.instances.keys()].map((key) => this.unloadInstance(key)));
   }
 }

@@ -7,6 +7,9 @@ import type { StreamedResponse } from '../../../../src/domain/shared/response-st
 import { assertDomainError } from '../../support/domain-error.assertions.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { ByteTokenizer, FAKE_EOS, FakeGenerationEngine, type NextToken } from '../../support/fake-generation-engine.js';
+import { runtimeKey } from '../../../support/runtime-keys.js';
+
+const KEY = runtimeKey('m');
 
 const tokenizer = new ByteTokenizer();
 const LIMITS: ContinuousBatchingLimits = {
@@ -26,7 +29,7 @@ const LIMITS: ContinuousBatchingLimits = {
 function setup(limits: Partial<ContinuousBatchingLimits> = {}, next?: NextToken) {
   const engine = new FakeGenerationEngine(next);
   const clock = new FakeClock();
-  const stepper = { step: (inputs: Parameters<FakeGenerationEngine['step']>[1]) => engine.step('m', inputs), release: (ids: readonly string[]) => engine.release('m', ids) };
+  const stepper = { step: (inputs: Parameters<FakeGenerationEngine['step']>[1]) => engine.step(KEY, inputs), release: (ids: readonly string[]) => engine.release(KEY, ids) };
   const scheduler = new ContinuousBatchScheduler(stepper, { ...LIMITS, ...limits }, clock);
   return { engine, clock, scheduler };
 }
