@@ -8,15 +8,13 @@ import { InferenceEngine } from '../../domain/inference/inference-engine.port.js
 import type { ModelVersion } from '../../domain/registry/model-version.js';
 import type { RuntimeKey } from '../../domain/shared/model-version-id.js';
 import { SchedulerQueues, type SchedulerQueueStatus } from '../../domain/inference/scheduler-queues.port.js';
-import { VersionTraffic } from '../../domain/registry/version-traffic.port.js';
 import { AppConfig } from '../../infra/config/app-config.js';
 import { RequestTracer, type TraceContext } from '../../domain/shared/request-tracer.port.js';
-import { GenerationSchedulers } from './generation-schedulers.js';
 import { InferenceMetrics } from '../observability/metrics/inference-metrics.js';
 
 /** One dynamic batch scheduler per served model version, made when the version first serves a request. */
 @Injectable()
-export class ModelVersionSchedulers extends VersionTraffic implements SchedulerQueues, BeforeApplicationShutdown {
+export class ModelVersionSchedulers implements SchedulerQueues, BeforeApplicationShutdown {
   /** By the runtime key's text. */
   private readonly schedulers = new Map<string, DynamicBatchScheduler>();
   private readonly refusalWatchers: ((modelName: string) => void)[] = [];
@@ -27,18 +25,14 @@ export class ModelVersionSchedulers extends VersionTraffic implements SchedulerQ
     private readonly metrics: InferenceMetrics,
     private readonly tracing: RequestTracer,
     private readonly clock: Clock,
-    private readonly generation: GenerationSchedulers,
-  ) {
-    super();
-  }
+  ) {}
 
-  drain(key: RuntimeKey): Promise<void> {
-    return this.drainScheduler(key.toString(), `'${key}' is being unloaded`);
+  /** Accepts no more requests for `key`, and resolves once every accepted one has been answered. */
+  drain(key: RuntimeKey, reason: string): Promise<void> {
+    return this.drainScheduler(key.toString(), reason);
   }
 
   private async drainScheduler(text: string, reason: string): Promise<void> {
-    // A generative version's sequences finish the same way (its continuous-batch scheduler).
-    await this.generation.drain(text, reason);
     const scheduler = this.schedulers.get(text);
     if (!scheduler) return;
     await scheduler.drain(reason);

@@ -5,6 +5,7 @@ import { Clock } from '../../domain/shared/clock.js';
 import { SystemClock } from '../../infra/clock/system-clock.js';
 import { GenerationSchedulers } from './generation-schedulers.js';
 import { ModelVersionSchedulers } from './model-version-schedulers.js';
+import { ServedVersionTraffic } from './served-version-traffic.js';
 
 /**
  * The schedulers of the served versions, shared by the contexts: inference queues requests in
@@ -13,7 +14,7 @@ import { ModelVersionSchedulers } from './model-version-schedulers.js';
  */
 @Global()
 @Module({
-  providers: [ModelVersionSchedulers, GenerationSchedulers, { provide: VersionTraffic, useExisting: ModelVersionSchedulers }, { provide: SchedulerQueues, useExisting: ModelVersionSchedulers }, { provide: Clock, useClass: SystemClock }],
+  providers: [ModelVersionSchedulers, GenerationSchedulers, { provide: VersionTraffic, useClass: ServedVersionTraffic }, { provide: SchedulerQueues, useExisting: ModelVersionSchedulers }, { provide: Clock, useClass: SystemClock }],
   exports: [ModelVersionSchedulers, GenerationSchedulers, VersionTraffic, SchedulerQueues, Clock],
 })
 export class SchedulingModule {}

@@ -15,7 +15,7 @@ import { SERVED_BACKENDS } from '../../support/model-backends.js';
 import { FakeClock } from './fake-clock.js';
 import { FakeInferenceEngine } from './fake-inference-engine.js';
 import { InMemoryModelRepository } from './in-memory-model-repository.js';
-import { IdleTraffic, InMemorySharedMemory, InMemoryTrafficRouter, NO_GENERATION_SCHEDULERS, NoTokenizers, NoTracing, RecordedMetrics, RecordingEventBus } from './in-memory-ports.js';
+import { IdleTraffic, InMemorySharedMemory, InMemoryTrafficRouter, NoTokenizers, NoTracing, RecordedMetrics, RecordingEventBus } from './in-memory-ports.js';
 import { FakeGenerationEngine } from './fake-generation-engine.js';
 import { InMemoryModelStateStore } from './in-memory-stores.js';
 import { InProcessCancellations } from '../../../src/infra/transport/in-process-cancellations.js';
@@ -54,7 +54,7 @@ export async function inferenceServices(repository: InMemoryModelRepository, eng
   await services.startup.execute();
   const metrics = new RecordedMetrics();
   const router = new InMemoryTrafficRouter();
-  const schedulers = new ModelVersionSchedulers(engine, config, metrics.asInferenceMetrics(), new NoTracing(), new FakeClock(), NO_GENERATION_SCHEDULERS);
+  const schedulers = new ModelVersionSchedulers(engine, config, metrics.asInferenceMetrics(), new NoTracing(), new FakeClock());
   const breakers = new CircuitBreakers(config, services.events, metrics.asInferenceMetrics());
   const limits = new ConcurrencyLimits(config, services.events, metrics.asInferenceMetrics());
   breakers.onModuleInit();

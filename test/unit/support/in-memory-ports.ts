@@ -4,7 +4,6 @@ import { DomainError } from '../../../src/domain/shared/domain-error.js';
 import type { RuntimeKey } from '../../../src/domain/shared/model-version-id.js';
 import { RequestTracer, type OpenSpan, type TraceContext } from '../../../src/domain/shared/request-tracer.port.js';
 import { TextTokenizers, type TextTokenizer } from '../../../src/domain/generation/text-tokenizer.port.js';
-import type { GenerationSchedulers } from '../../../src/modules/inference/generation-schedulers.js';
 import { VersionTraffic } from '../../../src/domain/registry/version-traffic.port.js';
 import { TrafficRouter } from '../../../src/domain/rollout/traffic-router.port.js';
 import type { RequestOutcome, RouteChoice } from '../../../src/domain/rollout/rollout.js';
@@ -144,12 +143,6 @@ export class NoTokenizers extends TextTokenizers {
   }
   release(): void {}
 }
-
-/**
- * The generative versions' schedulers, for services that serve none (ModelVersionSchedulers drains
- * them on unload): nothing to drain.
- */
-export const NO_GENERATION_SCHEDULERS = { drain: async (): Promise<void> => undefined } as unknown as GenerationSchedulers;
 
 /**
  * System shared memory in memory: regions are byte arrays registered by name (the key is ignored);
