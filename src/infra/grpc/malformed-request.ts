@@ -39,3 +39,8 @@ export function acceptMalformedRequests(packageDefinition: PackageDefinition, se
 export function malformedReason(request: object): string | undefined {
   return (request as Partial<MalformedRequest>)[MALFORMED];
 }
+
+/** The model a request names: undefined when it names none, or could not be decoded (then nothing names a model). */
+export function namedModel(request: { readonly model_name?: string }): string | undefined {
+  return request.model_name && malformedReason(request) === undefined ? request.model_name : undefined;
+}

@@ -13,6 +13,14 @@ export function parseTimeoutHeader(headers: Readonly<Record<string, string | str
   return Number(value.trim()) * 1000;
 }
 
+/** A getter of a request's headers by lower-case name: the first value of a header Node gives as an array. */
+export function headerGetter(headers: Readonly<Record<string, string | string[] | undefined>>): (name: string) => string | undefined {
+  return (name) => {
+    const value = headers[name];
+    return Array.isArray(value) ? value[0] : value;
+  };
+}
+
 /**
  * A request's headers as a record of text (a command's `headers`): the first value of a header
  * Node gives as an array (`set-cookie`). Node already names them in lower case and joins repeated

@@ -26,7 +26,7 @@ import { grpcAccessLine } from '../grpc/grpc-access-line.js';
 import { INGRESS_SAMPLED_HEADER, type IngressSampling } from '../tracing/ingress-sampling.js';
 import { grpcChannelOptions, INFERENCE_PACKAGE, INFERENCE_SERVICE, loadServingDefinition } from '../grpc/grpc-options.js';
 import { encodeModelInferResponse, readModelInferRequest } from '../grpc/infer-message.codec.js';
-import { malformedReason } from '../grpc/malformed-request.js';
+import { namedModel } from '../grpc/malformed-request.js';
 import type { ModelInferRequestMessage } from '../grpc/inference-messages.js';
 import { MODEL_VERSION_HEADER } from '../transport/model-version-header.js';
 import { grpcErrorOf } from '../transport/error-response.filter.js';
@@ -238,7 +238,8 @@ function modelInfer(
     const process = async (): Promise<void> => {
       const message = decode(call.request);
       // A full queue refuses before the tensors are read, as HTTP refuses before the body is read.
-      const full = message.model_name && malformedReason(message) === undefined ? main.queueRefusal(message.model_name, message.model_version || undefined) : undefined;
+      const model = namedModel(message);
+      const full = model === undefined ? undefined : main.queueRefusal(model, message.model_version || undefined);
       if (full) throw full;
       const envelope = readModelInferRequest(message);
       const version = requestedVersion(envelope.modelVersion);
@@ -272,8 +273,7 @@ function modelInfer(
 /** The model a message names, for judging its refusal ('' when it is not a valid message: then nothing names a model). */
 function safeModelName(bytes: Buffer, decode: (bytes: Buffer) => ModelInferRequestMessage): string {
   try {
-    const message = decode(bytes);
-    return malformedReason(message) === undefined ? (message.model_name ?? '') : '';
+    return namedModel(decode(bytes)) ?? '';
   } catch {
     return '';
   }

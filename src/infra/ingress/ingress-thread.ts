@@ -12,7 +12,7 @@ import { encodeHttpInferResponse, INFERENCE_HEADER_CONTENT_LENGTH, readHttpInfer
 import { clientDisconnect } from '../http/client-disconnect.js';
 import { installContentCoding } from '../http/content-coding.js';
 import { BINARY_TENSOR_BODY } from '../http/request-body-parsers.js';
-import { headerRecord, parseTimeoutHeader } from '../http/route-params.js';
+import { headerGetter, headerRecord, parseTimeoutHeader } from '../http/route-params.js';
 import { replyInferResponse } from '../http/infer-reply.js';
 import { noteRouteTemplate, noteRouteTemplates, whenAnswered } from '../http/answer-counting.js';
 import { servingFastifyOptions } from '../http/serving-fastify-options.js';
@@ -233,7 +233,7 @@ async function start(): Promise<void> {
     (fastify: RequestListener): RequestListener =>
     (req: IncomingMessage, res: ServerResponse) => {
       const infer = req.method === 'POST' ? INFER_URL.exec(req.url ?? '') : null;
-      const traced = infer && sampling?.decide((name) => headerRecord(req.headers)[name]);
+      const traced = infer && sampling?.decide(headerGetter(req.headers));
       if (!infer || (traced && traced !== 'serve')) {
         forwardToMain(data.mainHttpSocket, req, res, { sampled: traced === 'forward sampled' });
         return;

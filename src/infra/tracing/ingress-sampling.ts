@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { ROOT_CONTEXT, SpanKind, trace, type Attributes, type Context, type Link } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { SpanKind, trace, type Attributes, type Context, type Link } from '@opentelemetry/api';
 import { SamplingDecision, type Sampler, type SamplingResult } from '@opentelemetry/sdk-trace';
 import { samplerFromEnv, type SamplerSettings } from './sampler.js';
+import { extractTraceContext, type HeaderGetter } from './trace-context.js';
 
 /**
  * Says that an ingress thread sampled a request that starts a new trace (an HTTP header, gRPC
@@ -14,10 +14,6 @@ export const INGRESS_SAMPLED_HEADER = 'x-ingress-sampled';
 /** The request span's attribute that carries an ingress thread's draw to the main thread's sampler. */
 export const INGRESS_SAMPLED_ATTRIBUTE = 'onnx_serving.ingress_sampled';
 
-/** A header (or metadata) getter, by lower-case name. */
-type HeaderGetter = (name: string) => string | undefined;
-
-const propagator = new W3CTraceContextPropagator();
 
 /**
  * What an ingress thread does with an infer request when tracing is on, decided before it reads
@@ -40,7 +36,7 @@ export class IngressSampling {
   }
 
   decide(header: HeaderGetter): 'serve' | 'forward' | 'forward sampled' {
-    const parent = propagator.extract(ROOT_CONTEXT, header, { get: (get, key) => get(key), keys: () => [] });
+    const parent = extractTraceContext(header);
     const parentSpan = trace.getSpanContext(parent);
     const traceId = parentSpan?.traceId ?? randomBytes(16).toString('hex');
     const { decision } = this.sampler.shouldSample(parent, traceId, '', SpanKind.SERVER, {}, []);

@@ -1,6 +1,5 @@
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Link, type Span, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -13,13 +12,10 @@ import {
 import { RequestTracer, type OpenSpan, type SpanAttributes, type TraceContext } from '../../domain/shared/request-tracer.port.js';
 import { IngressDecidedSampler } from './ingress-sampling.js';
 import { samplerFromEnv, type SamplerSettings } from './sampler.js';
+import { extractTraceContext, propagator, type HeaderGetter } from './trace-context.js';
 
-export { SpanKind, type Attributes, type Context, type Link, type Span };
+export { SpanKind, type Attributes, type Context, type HeaderGetter, type Link, type Span };
 
-/** A header getter: HTTP headers or gRPC metadata, by lower-case name. */
-export type HeaderGetter = (name: string) => string | undefined;
-
-const propagator = new W3CTraceContextPropagator();
 let contextManagerInstalled = false;
 
 /**
@@ -66,8 +62,7 @@ export class Tracing extends RequestTracer {
 
   /** The context of a request that carries a W3C `traceparent` (else the root: a new trace). */
   extract(header: HeaderGetter): Context {
-    if (!this.enabled) return ROOT_CONTEXT;
-    return propagator.extract(ROOT_CONTEXT, header, { get: (get, key) => get(key), keys: () => [] });
+    return this.enabled ? extractTraceContext(header) : ROOT_CONTEXT;
   }
 
   /** The `traceparent` of a span's context, to carry it where the API's context does not go (a worker process). */

@@ -14,6 +14,7 @@ import type { Metadata } from '@grpc/grpc-js';
 import type { FastifyRequest } from 'fastify';
 import { metadataValue, peerAddress } from '../../infra/grpc/call-context.js';
 import { ClientQuota, type ClientIdentity } from './client-quota.js';
+import { headerGetter } from '../../infra/http/route-params.js';
 
 /** A throttler's numbers, when neither the route nor its class overrides them (@Throttle, @SkipThrottle...): the same for every request of the route. */
 interface PlainThrottler {
@@ -115,10 +116,7 @@ export class ClientThrottlerGuard extends ThrottlerGuard {
     if (req.identity) return this.quota.clientOf(req.identity as ClientIdentity);
     const request = req as FastifyRequest;
     return this.quota.clientOf({
-      header: (name) => {
-        const value = request.headers[name];
-        return Array.isArray(value) ? value[0] : value;
-      },
+      header: headerGetter(request.headers),
       address: request.ip,
     });
   }

@@ -8,7 +8,7 @@ import { AppConfig } from '../../../infra/config/app-config.js';
 import { callCancellation, metadataRecord, metadataValue, microsUntilDeadline, peerAddress, type GrpcServerCall } from '../../../infra/grpc/call-context.js';
 import { serveConcurrently } from '../../../infra/grpc/concurrent-stream.js';
 import { INFERENCE_SERVICE } from '../../../infra/grpc/grpc-options.js';
-import { malformedReason } from '../../../infra/grpc/malformed-request.js';
+import { namedModel } from '../../../infra/grpc/malformed-request.js';
 import { Tracing } from '../../../infra/tracing/tracing.js';
 import { encodeModelInferResponse, readModelInferRequest, type DecodedInferRequest, type GrpcInferEnvelope } from '../../../infra/grpc/infer-message.codec.js';
 import type {
@@ -117,14 +117,15 @@ export class InferGrpcController {
     let version: number | undefined;
     let envelope: GrpcInferEnvelope;
     // A full queue refuses before the tensors are read or judged, as HTTP refuses before the body is read.
-    const full = message.model_name && malformedReason(message) === undefined ? this.refusals.queueFull(message.model_name, message.model_version || undefined) : undefined;
-    if (full) {
-      this.handler.refused(message.model_name!, full.version, full.error);
+    const model = namedModel(message);
+    const full = model === undefined ? undefined : this.refusals.queueFull(model, message.model_version || undefined);
+    if (model !== undefined && full) {
+      this.handler.refused(model, full.version, full.error);
       throw full.error;
     }
     try {
       // The model is judged before the tensors (a message protobuf could not decode names none).
-      if (message.model_name && malformedReason(message) === undefined) this.handler.assertKnownModel(message.model_name);
+      if (model !== undefined) this.handler.assertKnownModel(model);
       envelope = readModelInferRequest(message);
       version = requestedVersion(envelope.modelVersion);
     } catch (error) {

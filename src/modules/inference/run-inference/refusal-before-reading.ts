@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { DomainError } from '../../../domain/shared/domain-error.js';
 import { TrafficRouter } from '../../../domain/rollout/traffic-router.port.js';
 import { ModelCatalog } from '../../../domain/registry/model-catalog.port.js';
+import type { Model } from '../../../domain/registry/model.js';
 import { ModelVersionSchedulers } from '../model-version-schedulers.js';
 
 const NO_HEADERS = (): undefined => undefined;
@@ -35,8 +36,9 @@ export class RefusalBeforeReading {
 
   /** The refusal of a request to this model (and version, as the URL wrote it), if its URL decides one. */
   of(modelName: string, versionText: string | undefined): UrlRefusal | undefined {
-    if (!this.registry.find(modelName)) return { error: this.registry.notFound(modelName) };
-    return this.queueFull(modelName, versionText);
+    const model = this.registry.find(modelName);
+    if (!model) return { error: this.registry.notFound(modelName) };
+    return this.queueFullOf(model, versionText);
   }
 
   knows(modelName: string): boolean {
@@ -45,7 +47,11 @@ export class RefusalBeforeReading {
 
   queueFull(modelName: string, versionText: string | undefined): UrlRefusal | undefined {
     const model = this.registry.find(modelName);
-    if (!model) return undefined;
+    return model && this.queueFullOf(model, versionText);
+  }
+
+  private queueFullOf(model: Model, versionText: string | undefined): UrlRefusal | undefined {
+    const modelName = model.name;
     if (versionText !== undefined && !VERSION.test(versionText)) return undefined; // the handler names what is wrong
     const version = versionText === undefined ? undefined : Number(versionText);
     // Without a version a rollout may route the request anywhere: the handler decides.

@@ -9,7 +9,7 @@ import { metadataValue } from '../../../infra/grpc/call-context.js';
 import { JOBS_SERVICE } from '../../../infra/grpc/grpc-options.js';
 import { readModelInferRequest } from '../../../infra/grpc/infer-message.codec.js';
 import type { ModelInferRequestMessage } from '../../../infra/grpc/inference-messages.js';
-import { malformedReason } from '../../../infra/grpc/malformed-request.js';
+import { namedModel } from '../../../infra/grpc/malformed-request.js';
 import { InferenceUseCase } from '../../../domain/inference/inference-use-case.port.js';
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { jobMessage, type InferenceJobMessage } from '../inference-job.grpc-mapper.js';
@@ -32,7 +32,8 @@ export class SubmitInferenceJobGrpcController {
   @UseGuards(ClientThrottlerGuard)
   async submitJob(message: ModelInferRequestMessage, metadata: Metadata): Promise<InferenceJobMessage> {
     const idempotencyKey = parseIdempotencyKey(metadataValue(metadata, 'idempotency-key'));
-    if (message.model_name && malformedReason(message) === undefined) this.inference.assertKnownModel(message.model_name);
+    const model = namedModel(message);
+    if (model !== undefined) this.inference.assertKnownModel(model);
     const envelope = readModelInferRequest(message);
     const version = requestedVersion(envelope.modelVersion);
     this.inference.judge(envelope.modelName, version, envelope.inputs, envelope.requestedOutputs);

@@ -12,6 +12,7 @@ import { InferenceUseCase } from '../../../domain/inference/inference-use-case.p
 import { ClientThrottlerGuard } from '../../throttling/client-throttler.guard.js';
 import { jobJson, jobPath } from '../inference-job.mapper.js';
 import { SubmitInferenceJobHandler } from './submit-inference-job.handler.js';
+import { headerGetter } from '../../../infra/http/route-params.js';
 
 /**
  * `POST /v2/models/{m}[/versions/{v}]/jobs`: the body of an infer request (JSON, or Triton's binary
@@ -39,7 +40,7 @@ export class SubmitInferenceJobHttpController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<string> {
     annotateAccessLog(req.raw, { model, version });
-    const idempotencyKey = parseIdempotencyKey(headerValue(req.headers['idempotency-key']));
+    const idempotencyKey = parseIdempotencyKey(headerGetter(req.headers)('idempotency-key'));
     const requested = requestedVersion(version);
     this.inference.assertKnownModel(model);
     const envelope = await readHttpInferRequestYielding(body, req.headers[INFERENCE_HEADER_CONTENT_LENGTH], this.config.MAX_JSON_DEPTH);
@@ -55,8 +56,4 @@ export class SubmitInferenceJobHttpController {
     void reply.header('content-type', 'application/json');
     return jobJson(job, this.config.JOB_RESULT_TTL_MS);
   }
-}
-
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }

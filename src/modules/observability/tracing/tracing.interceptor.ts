@@ -8,6 +8,7 @@ import { metadataValue } from '../../../infra/grpc/call-context.js';
 import { grpcStatusOfError } from '../../../infra/grpc/grpc-error-status.js';
 import { httpStatusOfError } from '../../../infra/http/http-error-status.js';
 import { annotateAccessLog } from '../../../infra/http/access-log.js';
+import { headerGetter } from '../../../infra/http/route-params.js';
 import { INGRESS_SAMPLED_ATTRIBUTE, INGRESS_SAMPLED_HEADER } from '../../../infra/tracing/ingress-sampling.js';
 
 const INGRESS_SAMPLED: Attributes = { [INGRESS_SAMPLED_ATTRIBUTE]: true };
@@ -67,10 +68,7 @@ export class TracingInterceptor implements NestInterceptor {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     const reply = context.switchToHttp().getResponse<FastifyReply>();
     const route = request.routeOptions.url ?? request.url;
-    const header: HeaderGetter = (name) => {
-      const value = request.headers[name];
-      return Array.isArray(value) ? value[0] : value;
-    };
+    const header: HeaderGetter = headerGetter(request.headers);
     return {
       name: `${request.method} ${route}`,
       parent: this.tracing.extract(header),
