@@ -13,9 +13,19 @@ export interface SamplingParams {
 }
 
 /**
+ * Stands, as the one token a sequence feeds, for the token the engine sampled for it at its
+ * previous step: the scheduler sends a step before the previous one has answered (overlapped
+ * steps, see ContinuousBatchScheduler), so it does not know that token yet. An engine that has no
+ * such token (the previous step failed, or sampled none) leaves the sequence out of the step and
+ * answers no token for it.
+ */
+export const SAMPLED_TOKEN = -1;
+
+/**
  * What one decode step asks of one sequence: feed `tokens` (a prompt chunk at prefill, or the
- * token sampled at the previous step) after what the sequence has already fed, then, when `sample`
- * is true, choose its next token. A non-final prefill chunk has `sample: false`.
+ * token sampled at the previous step, given or as {@link SAMPLED_TOKEN}) after what the sequence
+ * has already fed, then, when `sample` is true, choose its next token. A non-final prefill chunk
+ * has `sample: false`.
  */
 export interface SequenceStepInput {
   readonly sequenceId: string;
@@ -56,7 +66,10 @@ export interface GenerativeModelInfo {
 export abstract class GenerationEngine {
   /** Loads the model in `versionDir` (its `.onnx` file, with the tokenizer and config beside it). */
   abstract load(key: RuntimeKey, versionDir: string, options: RuntimeOptions): Promise<GenerativeModelInfo>;
-  /** One batched forward over every sequence in `inputs`; each sequence appears once. */
+  /**
+   * One batched forward over every sequence in `inputs`; each sequence appears once. Steps run in
+   * the order called, and a step may be called before the previous one has answered.
+   */
   abstract step(key: RuntimeKey, inputs: readonly SequenceStepInput[]): Promise<GenerationStep>;
   /** Frees the KV cache of finished or cancelled sequences. Unknown ids are ignored. */
   abstract release(key: RuntimeKey, sequenceIds: readonly string[]): void;

@@ -1,5 +1,5 @@
 import { DomainError } from '../shared/domain-error.js';
-import type { GenerativeModelInfo, SequenceStepInput } from './generation-engine.port.js';
+import { SAMPLED_TOKEN, type GenerativeModelInfo, type SequenceStepInput } from './generation-engine.port.js';
 import { checkSamplingParams } from './sampling.js';
 
 /**
@@ -7,7 +7,8 @@ import { checkSamplingParams } from './sampling.js';
  * wrong: a sequence named twice or feeding no token (INFERENCE.INVALID_REQUEST), a token outside
  * the vocabulary (INFERENCE.INVALID_DATA), a sequence that would hold more positions than the
  * model's context (INFERENCE.INVALID_REQUEST), bad sampling parameters. `positionsHeld` tells how
- * many positions a sequence already holds (0 for a new one).
+ * many positions a sequence already holds (0 for a new one). A sequence may feed
+ * SAMPLED_TOKEN alone: the token the engine sampled for it at its previous step.
  */
 export function checkStepInputs(
   inputs: readonly SequenceStepInput[],
@@ -20,7 +21,8 @@ export function checkStepInputs(
     if (seen.has(sequenceId)) throw new DomainError('INFERENCE.INVALID_REQUEST', `sequence '${sequenceId}' appears twice in one step`);
     seen.add(sequenceId);
     if (tokens.length === 0) throw new DomainError('INFERENCE.INVALID_REQUEST', `sequence '${sequenceId}' feeds no token`);
-    const bad = tokens.findIndex((token) => !Number.isInteger(token) || token < 0 || token >= model.vocabSize);
+    const feedsSampled = tokens.length === 1 && tokens[0] === SAMPLED_TOKEN;
+    const bad = feedsSampled ? -1 : tokens.findIndex((token) => !Number.isInteger(token) || token < 0 || token >= model.vocabSize);
     if (bad >= 0) {
       throw new DomainError('INFERENCE.INVALID_DATA', `sequence '${sequenceId}': token ${tokens[bad]} (at ${bad}) is not an id of the model's vocabulary of ${model.vocabSize}`);
     }

@@ -12,9 +12,11 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import * as ort from 'onnxruntime-node';
 import { classifierModel, TINY_GPT, TINY_GPT_EOS_IDS, TINY_GPT_VOCAB_SIZE, tinyGptModel, writeTinyGptVersion } from '../../../scripts/build-models.js';
-import type { SamplingParams, SequenceStepInput } from '../../../src/domain/generation/generation-engine.port.js';
+import { SAMPLED_TOKEN, type SamplingParams, type SequenceStepInput } from '../../../src/domain/generation/generation-engine.port.js';
 import { GREEDY, seededRandom } from '../../../src/domain/generation/sampling.js';
 import { OnnxGenerationEngine } from '../../../src/infra/onnx/generation/onnx-generation-engine.js';
+import { ContinuousBatchScheduler } from '../../../src/domain/generation/continuous-batch-scheduler.js';
+import { SystemClock } from '../../../src/infra/clock/system-clock.js';
 import { CACHE_BLOCK_POSITIONS } from '../../../src/infra/onnx/generation/kv-cache-batch.js';
 import { assertRejectsWithCode, failIfWorkersOutliveTests, liveSessionWorkers, runtimeOptions } from '../onnx/onnx-fixtures.js';
 import { runtimeKey } from '../../support/runtime-keys.js';
@@ -253,6 +255,62 @@ describe('OnnxGenerationEngine with the tiny GPT', { timeout: 120_000 }, () => {
     assert.equal(tokenizer.decode(tokens.slice(0, end)), 'Hello! Ask me about the server, the models or the tokens.');
   });
 
+  it('greedy, overlapped steps: 32 sequences of the scheduler, each step sent before the last answers, get the tokens of steps sent one at a time, and of a recomputation', async () => {
+    const random = seededRandom(17);
+    const requests = Array.from({ length: 32 }, (_, i) => ({
+      prompt: Array.from({ length: 1 + ((i * 13) % 40) }, () => Math.floor(random() * 256)),
+      maxTokens: 8 + ((i * 7) % 17),
+    }));
+    const generate = async (overlapSteps: boolean, which: readonly number[]) => {
+      let stepsAtOnce = 0;
+      let inFlight = 0;
+      const stepper = {
+        step: async (inputs: readonly SequenceStepInput[]) => {
+          stepsAtOnce = Math.max(stepsAtOnce, ++inFlight);
+          try {
+            return await engine.step(KEY, inputs);
+          } finally {
+            inFlight--;
+          }
+        },
+        release: (ids: readonly string[]) => engine.release(KEY, ids),
+      };
+      const limits = {
+        maxNumSeqs: 32, maxModelLen: TINY_GPT_INFO.maxPositions, kvCacheBytes: 64 * 1024 * 1024, kvCacheBytesPerToken: TINY_GPT_INFO.kvCacheBytesPerToken,
+        maxPrefillTokensPerStep: 48, maxQueueSize: 0, streamBufferTokens: 1024, maxTimeoutMs: 60_000, priorityLevels: 0, defaultPriorityLevel: 1,
+        eosTokenIds: [...TINY_GPT_EOS_IDS], overlapSteps,
+      };
+      const scheduler = new ContinuousBatchScheduler(stepper, limits, new SystemClock(), undefined, overlapSteps ? 'overlapped' : 'one-at-a-time');
+      const decoder = { decode: (ids: readonly number[]) => ids.join(' ') };
+      const tokens = await Promise.all(
+        which.map(async (i) => {
+          // Arrivals spread over the first steps, so sequences join a batch that is decoding.
+          await sleep(i % 8);
+          const stream = scheduler.submit({ promptTokens: requests[i]!.prompt, parameters: { maxTokens: requests[i]!.maxTokens, ignoreEos: true, sampling: GREEDY, stop: [] }, decoder });
+          const out: number[] = [];
+          for await (const response of stream) out.push(...response.value.tokenIds);
+          return out;
+        }),
+      );
+      return { tokens, stepsAtOnce };
+    };
+    const all = requests.map((_, i) => i);
+    const overlapped = await generate(true, all);
+    assert.equal(overlapped.stepsAtOnce, 2, 'two steps were in flight at once');
+    const session = await ort.InferenceSession.create(join(dir, '1', 'model.onnx'), { intraOpNumThreads: 1 });
+    try {
+      for (const i of all) {
+        const alone = await generate(false, [i]);
+        assert.equal(alone.stepsAtOnce, 1);
+        assert.deepEqual(overlapped.tokens[i], alone.tokens[0], `sequence ${i}: overlapped = one step at a time, alone`);
+        assert.deepEqual(overlapped.tokens[i], await recompute(session, requests[i]!.prompt, requests[i]!.maxTokens), `sequence ${i}: overlapped = recomputed`);
+      }
+    } finally {
+      await session.release();
+    }
+    assert.deepEqual(await engine.cacheUse(KEY), { sequences: 0, tokens: 0, bytes: 0 }, 'every sequence released');
+  });
+
   it('holds each sequence\'s keys and values in the instance process, counted there and here, until released', async () => {
     const { kvCacheBytesPerToken } = TINY_GPT_INFO;
     await engine.step(KEY, [
@@ -343,13 +401,16 @@ describe('OnnxGenerationEngine with the tiny GPT', { timeout: 120_000 }, () => {
     engine.release(KEY, ['x']);
   });
 
-  it('unload: the running step ends, the steps waiting behind it fail, later steps are refused, the process ends', async () => {
+  it('unload: the steps sent to the process (two at most) end, those waiting behind them fail, later steps are refused, the process ends', async () => {
     const pid = engine.status()[0]!.pid!;
     const running = engine.step(KEY, [{ sequenceId: 'r', tokens: [1, 2, 3], sample: true, sampling: GREEDY }]);
+    const next = engine.step(KEY, [{ sequenceId: 'r', tokens: [SAMPLED_TOKEN], sample: true, sampling: GREEDY }]);
     const waiting = engine.step(KEY, [{ sequenceId: 'w', tokens: [4], sample: true, sampling: GREEDY }]);
+    assert.equal(engine.status()[0]!.queuedSteps, 1, 'the third step waits on the server side');
     const unloaded = engine.unload(KEY);
     await assertRejectsWithCode(waiting, 'REGISTRY.VERSION_NOT_READY', /was unloaded before this step ran/);
     assert.equal(typeof (await running).outputs[0]!.token, 'number');
+    assert.equal(typeof (await next).outputs[0]!.token, 'number');
     await unloaded;
     await assertRejectsWithCode(engine.step(KEY, [{ sequenceId: 'r', tokens: [1], sample: true, sampling: GREEDY }]), 'REGISTRY.VERSION_NOT_READY', /not loaded/);
     assert.deepEqual(engine.status(), []);

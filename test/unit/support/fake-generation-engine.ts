@@ -1,6 +1,6 @@
 import type { RuntimeOptions } from '../../../src/domain/inference/inference-engine.port.js';
 import type { RuntimeKey } from '../../../src/domain/shared/model-version-id.js';
-import { GenerationEngine, type GenerationStep, type GenerativeModelInfo, type SamplingParams, type SequenceStepInput } from '../../../src/domain/generation/generation-engine.port.js';
+import { GenerationEngine, SAMPLED_TOKEN, type GenerationStep, type GenerativeModelInfo, type SamplingParams, type SequenceStepInput } from '../../../src/domain/generation/generation-engine.port.js';
 import type { ChatMessage, TextTokenizer } from '../../../src/domain/generation/text-tokenizer.port.js';
 
 /** The end-of-sequence token of the fake model (its vocabulary is the 256 byte values, then this). */
@@ -32,7 +32,9 @@ export interface StepCall {
  * A GenerationEngine for unit tests: tokens are bytes, the next token comes from a rule over the
  * sequence's own history (so a sequence's tokens never depend on what it is batched with), and it
  * checks the port's contract on every step (each sequence once, a new sequence starts with its
- * prompt, a sequence samples only when asked, released ids are forgotten). Steps can be held by
+ * prompt, a sequence samples only when asked, released ids are forgotten). A sequence feeding
+ * SAMPLED_TOKEN feeds the token its previous step sampled, as the real engine does (none: it sits
+ * the step out). Steps run in the order called and can be held by
  * the test (`hold()`), then released one at a time (`proceed()`), or made to fail.
  */
 export class FakeGenerationEngine extends GenerationEngine {
@@ -40,6 +42,8 @@ export class FakeGenerationEngine extends GenerationEngine {
   readonly released: string[] = [];
   /** Each live sequence's fed tokens, by key and id. */
   private readonly histories = new Map<string, Map<string, number[]>>();
+  /** The token each sequence's last step sampled, by key and id, until its next step. */
+  private readonly sampled = new Map<string, number>();
   private held = false;
   private readonly gates: (() => void)[] = [];
   private readonly stepWaiters: { count: number; resolve: () => void }[] = [];
@@ -99,6 +103,8 @@ export class FakeGenerationEngine extends GenerationEngine {
       waiter.resolve();
     }
     if (this.held) await new Promise<void>((resolve) => this.gates.push(resolve));
+    const sampledBefore = new Map(inputs.map(({ sequenceId }) => [sequenceId, this.sampled.get(`${key}/${sequenceId}`)]));
+    for (const { sequenceId } of inputs) this.sampled.delete(`${key}/${sequenceId}`);
     if (this.failure) throw this.failure;
     let histories = this.histories.get(key);
     if (!histories) this.histories.set(key, (histories = new Map()));
@@ -107,10 +113,19 @@ export class FakeGenerationEngine extends GenerationEngine {
       if (seen.has(input.sequenceId)) throw new Error(`sequence ${input.sequenceId} appears twice in one step`);
       seen.add(input.sequenceId);
       if (input.tokens.length === 0) throw new Error(`sequence ${input.sequenceId} feeds no token`);
+      let tokens = input.tokens;
+      if (tokens.length === 1 && tokens[0] === SAMPLED_TOKEN) {
+        const token = sampledBefore.get(input.sequenceId);
+        if (token === undefined) return { sequenceId: input.sequenceId };
+        tokens = [token];
+      }
       let history = histories.get(input.sequenceId);
       if (!history) histories.set(input.sequenceId, (history = []));
-      history.push(...input.tokens);
-      return input.sample ? { sequenceId: input.sequenceId, token: this.next(history, input.sampling) } : { sequenceId: input.sequenceId };
+      history.push(...tokens);
+      if (!input.sample) return { sequenceId: input.sequenceId };
+      const token = this.next(history, input.sampling);
+      this.sampled.set(`${key}/${input.sequenceId}`, token);
+      return { sequenceId: input.sequenceId, token };
     });
     return { outputs, computeMicros: 100 * inputs.length };
   }
@@ -118,6 +133,7 @@ export class FakeGenerationEngine extends GenerationEngine {
   release(key: RuntimeKey, sequenceIds: readonly string[]): void {
     for (const id of sequenceIds) {
       this.histories.get(key.toString())?.delete(id);
+      this.sampled.delete(`${key}/${id}`);
       this.released.push(id);
     }
   }

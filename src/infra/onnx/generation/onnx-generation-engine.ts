@@ -29,7 +29,7 @@ export interface GenerationInstanceStatus {
   readonly cacheBytes: number;
   /** Forwards run since the version loaded (a step runs one for its decoding sequences, and one or more for its prompts). */
   readonly forwards: number;
-  /** Steps waiting behind the running one. */
+  /** Steps waiting to be sent to the instance process (at most STEPS_IN_FLIGHT are there at once). */
   readonly queuedSteps: number;
   readonly stepRunning: boolean;
   /** Instance processes that ended while serving (their caches lost), and those started in their place. */
@@ -45,6 +45,18 @@ interface PendingStep {
   readonly reject: (error: Error) => void;
 }
 
+/** A step sent to the instance process, not answered yet. */
+interface SentStep extends PendingStep {
+  readonly id: number;
+}
+
+/**
+ * Steps sent to the instance process before it has answered the first: the running one and the
+ * next (overlapped steps, ContinuousBatchScheduler), which it starts as soon as the running one
+ * ends. More would only queue in its pipe.
+ */
+const STEPS_IN_FLIGHT = 2;
+
 /** Resolves when the process has exited (at once if it has). */
 function exitOf(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
@@ -55,12 +67,13 @@ function exitOf(child: ChildProcess): Promise<void> {
 
 /** One loaded generative version: its instance process and what the server knows of the caches in it. */
 class GenerationInstance {
-  /** Positions each live sequence holds in the instance's cache: what bounds its next step. */
+  /** Positions each live sequence holds in the instance's cache, the steps sent counted: what bounds its next step. */
   readonly held = new Map<string, number>();
   /** Sequences whose cache died with an instance process; their steps fail until they are released. */
   readonly lost = new Set<string>();
   readonly queue: PendingStep[] = [];
-  running?: PendingStep;
+  /** Sent and not answered, oldest first (the process answers in order). */
+  readonly sent: SentStep[] = [];
   child?: ChildProcess;
   unloading = false;
   /** Why no process can run this version any more (its replacement failed to load): steps are refused with it. */
@@ -118,11 +131,11 @@ class GenerationInstance {
     });
   }
 
-  /** Fails the steps not started, lets the running one end, then ends the process. */
+  /** Fails the steps not sent, lets those sent end, then ends the process. */
   async unload(): Promise<void> {
     this.unloading = true;
     for (const step of this.queue.splice(0)) step.reject(new DomainError('REGISTRY.VERSION_NOT_READY', `'${this.key}' was unloaded before this step ran`));
-    if (this.running) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    if (this.sent.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     const child = this.child;
     this.child = undefined;
     if (child) {
@@ -144,7 +157,7 @@ class GenerationInstance {
       cacheBytes: cachedTokens * this.info.kvCacheBytesPerToken,
       forwards: this.forwards,
       queuedSteps: this.queue.length,
-      stepRunning: this.running !== undefined,
+      stepRunning: this.sent.length > 0,
       lostInstances: this.lostInstances,
       restartedInstances: this.restartedInstances,
       pid: this.child?.pid,
@@ -155,9 +168,9 @@ class GenerationInstance {
     this.child!.send(message);
   }
 
-  /** Sends the next step when none runs; steps that cannot run are refused here, in their turn. */
+  /** Sends the next steps while fewer than STEPS_IN_FLIGHT are sent; steps that cannot run are refused here, in their turn. */
   private dispatch(): void {
-    while (!this.running && this.child?.connected && this.queue.length > 0) {
+    while (this.sent.length < STEPS_IN_FLIGHT && this.child?.connected && this.queue.length > 0) {
       const step = this.queue.shift()!;
       try {
         const lost = step.inputs.find((input) => this.lost.has(input.sequenceId));
@@ -173,9 +186,20 @@ class GenerationInstance {
         step.resolve({ outputs: [], computeMicros: 0 });
         continue;
       }
-      for (const { sequenceId } of step.inputs) if (!this.held.has(sequenceId)) this.held.set(sequenceId, 0);
-      this.running = step;
-      this.send(stepMessage(++this.stepId, step.inputs));
+      // Counted when sent, so that the next step, sent before this one answers, is bounded with them.
+      this.countPositions(step.inputs, +1);
+      const id = ++this.stepId;
+      this.sent.push({ ...step, id });
+      this.send(stepMessage(id, step.inputs));
+    }
+  }
+
+  /** Adds (or, for a failed step, takes back) each input's positions to its sequence's count; a released sequence stays released. */
+  private countPositions(inputs: readonly SequenceStepInput[], sign: 1 | -1): void {
+    for (const { sequenceId, tokens } of inputs) {
+      const positions = this.held.get(sequenceId);
+      if (positions !== undefined) this.held.set(sequenceId, positions + sign * tokens.length);
+      else if (sign > 0) this.held.set(sequenceId, tokens.length);
     }
   }
 
@@ -187,25 +211,20 @@ class GenerationInstance {
       return;
     }
     if (message.type !== 'stepped' && message.type !== 'step-failed') return;
-    const step = this.running;
-    if (!step || message.id !== this.stepId) return;
-    this.running = undefined;
+    if (message.id !== this.sent[0]?.id) return;
+    const step = this.sent.shift()!;
     if (message.type === 'stepped') {
       this.forwards += message.forwards;
-      // A sequence released while its step ran stays released (the process drops it right after).
-      for (const { sequenceId, tokens } of step.inputs) {
-        const positions = this.held.get(sequenceId);
-        if (positions !== undefined) this.held.set(sequenceId, positions + tokens.length);
-      }
       step.resolve({ outputs: stepOutputsOf(step.inputs, message.tokens), computeMicros: message.computeMicros });
     } else {
+      this.countPositions(step.inputs, -1);
       step.reject(new DomainError('INFERENCE.RUNTIME_ERROR', `model '${this.key}' failed to run a step: ${message.message}`));
     }
     this.stepEnded();
   }
 
   private stepEnded(): void {
-    for (const resolve of this.idleWaiters.splice(0)) resolve();
+    if (this.sent.length === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     if (!this.unloading) this.dispatch();
   }
 
@@ -213,16 +232,14 @@ class GenerationInstance {
   private ended(why: string): void {
     this.child = undefined;
     if (this.unloading) {
-      this.running?.reject(new DomainError('REGISTRY.VERSION_NOT_READY', `'${this.key}' was unloaded while this step ran`));
-      this.running = undefined;
+      for (const step of this.sent.splice(0)) step.reject(new DomainError('REGISTRY.VERSION_NOT_READY', `'${this.key}' was unloaded while this step ran`));
       this.stepEnded();
       return;
     }
     this.lostInstances++;
     this.logger.warn(`${this.key}: the instance process ${why}; the KV caches of ${this.held.size} sequence(s) are lost`);
     const error = () => new DomainError('INFERENCE.RUNTIME_ERROR', `the instance process of '${this.key}' ${why} during this step: the KV caches it held are lost`);
-    this.running?.reject(error());
-    this.running = undefined;
+    for (const step of this.sent.splice(0)) step.reject(error());
     for (const id of this.held.keys()) this.lost.add(id);
     this.held.clear();
     for (const query of this.cacheQueries.values()) query.reject(error());

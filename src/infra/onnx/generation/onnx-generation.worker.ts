@@ -17,7 +17,7 @@
  * answer.
  */
 import * as ort from 'onnxruntime-node';
-import type { SequenceStepInput } from '../../../domain/generation/generation-engine.port.js';
+import { SAMPLED_TOKEN, type SequenceStepInput } from '../../../domain/generation/generation-engine.port.js';
 import { sampleToken, seededRandom } from '../../../domain/generation/sampling.js';
 import type { ModelSignature } from '../../../domain/inference/tensor.js';
 import { createSession, describe, dieWithParent } from '../session-runtime.js';
@@ -36,6 +36,8 @@ interface Sequence {
   cache?: SequenceCache;
   /** The sequence's own draws, seeded at its first step: its tokens never depend on its batch. */
   readonly random: () => number;
+  /** The token its last step sampled, until its next step: what SAMPLED_TOKEN stands for there. */
+  sampled?: number;
 }
 
 class Decoder {
@@ -53,8 +55,13 @@ class Decoder {
     for (let layer = 0; layer < layout.layers; layer++) this.outputNames.push(presentKeyName(layer), presentValueName(layer));
   }
 
-  /** Runs a step; the token each input sampled, in their order (-1 where it sampled none). */
-  async step(inputs: readonly SequenceStepInput[]): Promise<{ tokens: Int32Array; forwards: number }> {
+  /**
+   * Runs a step; the token each input sampled, in their order (-1 where it sampled none). An input
+   * feeding SAMPLED_TOKEN feeds the token its sequence's last step sampled; a sequence with none
+   * (that step failed) sits this step out.
+   */
+  async step(given: readonly SequenceStepInput[]): Promise<{ tokens: Int32Array; forwards: number }> {
+    const inputs = this.withSampledTokens(given);
     const decode = inputs.filter((input) => input.tokens.length === 1);
     const prefill = inputs.filter((input) => input.tokens.length > 1);
     const chosen = new Map<string, number>();
@@ -65,8 +72,22 @@ class Decoder {
     // The caches change only once every forward of the step has succeeded: a failed step leaves them as they were.
     for (const update of updates) update();
     const forwards = groups.length + (decode.length > 0 ? 1 : 0);
-    const tokens = Int32Array.from(inputs, ({ sequenceId }) => chosen.get(sequenceId) ?? -1);
+    for (const [sequenceId, token] of chosen) this.sequences.get(sequenceId)!.sampled = token;
+    const tokens = Int32Array.from(given, ({ sequenceId }) => chosen.get(sequenceId) ?? -1);
     return { tokens, forwards };
+  }
+
+  /** The inputs with SAMPLED_TOKEN replaced, each sequence's sampled token taken (a step that fails leaves none). */
+  private withSampledTokens(given: readonly SequenceStepInput[]): SequenceStepInput[] {
+    const inputs: SequenceStepInput[] = [];
+    for (const input of given) {
+      const sequence = this.sequences.get(input.sequenceId);
+      const sampled = sequence?.sampled;
+      if (sequence) delete sequence.sampled;
+      if (input.tokens.length !== 1 || input.tokens[0] !== SAMPLED_TOKEN) inputs.push(input);
+      else if (sampled !== undefined) inputs.push({ ...input, tokens: [sampled] });
+    }
+    return inputs;
   }
 
   private sequenceOf(input: SequenceStepInput): Sequence {

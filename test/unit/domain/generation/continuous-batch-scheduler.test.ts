@@ -7,6 +7,7 @@ import type { StreamedResponse } from '../../../../src/domain/shared/response-st
 import { assertDomainError } from '../../support/domain-error.assertions.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { ByteTokenizer, FAKE_EOS, FakeGenerationEngine, type NextToken } from '../../support/fake-generation-engine.js';
+import { SAMPLED_TOKEN } from '../../../../src/domain/generation/generation-engine.port.js';
 import { runtimeKey } from '../../../support/runtime-keys.js';
 
 const KEY = runtimeKey('m');
@@ -24,6 +25,7 @@ const LIMITS: ContinuousBatchingLimits = {
   priorityLevels: 0,
   defaultPriorityLevel: 1,
   eosTokenIds: [FAKE_EOS],
+  overlapSteps: false,
 };
 
 function setup(limits: Partial<ContinuousBatchingLimits> = {}, next?: NextToken) {
@@ -328,5 +330,88 @@ describe('ContinuousBatchScheduler with a failing tokenizer', () => {
     const fine = collect(scheduler.submit(request('k', { maxTokens: 3 })));
     await assert.rejects(failing, (error: DomainError) => error.code === 'INFERENCE.RUNTIME_ERROR' && /no such token/.test(error.message));
     assert.equal(textOf(await fine), 'lmn');
+  });
+});
+
+describe('ContinuousBatchScheduler with overlapped steps', () => {
+  const overlapped = (limits: Partial<ContinuousBatchingLimits> = {}, next?: NextToken) => setup({ overlapSteps: true, ...limits }, next);
+  const stepsOf = (engine: FakeGenerationEngine, sequenceId: string) => engine.steps.filter((s) => s.inputs.some((i) => i.sequenceId === sequenceId));
+
+  it('sends the next step before the running one answers, feeding the token it samples; no step is planned past max_tokens', async () => {
+    const { scheduler, engine } = overlapped();
+    engine.hold();
+    const responses = collect(scheduler.submit(request('ab', { maxTokens: 3 })));
+    await engine.stepsCalled(2);
+    assert.equal(engine.waitingSteps, 2, 'two steps in flight, the first not answered');
+    assert.deepEqual(engine.steps.map((s) => s.inputs[0].tokens), [[97, 98], [SAMPLED_TOKEN]]);
+    engine.proceed(true);
+    assert.equal(textOf(await responses), 'cde');
+    assert.equal(engine.steps.length, 3, 'the step that gives the third token is the last: none is sent after it');
+    assert.equal(engine.liveSequences(), 0);
+  });
+
+  it('gives every sequence, among 32 joining and leaving, the tokens it gets with steps sent one at a time', async () => {
+    const next: NextToken = (history) => (history.reduce((sum, t, i) => sum + t * (i + 1), 0) % 26) + 97;
+    const prompts = Array.from({ length: 32 }, (_, i) => ({ prompt: `p${i}q${'x'.repeat(i % 5)}`, maxTokens: 3 + (i % 7) }));
+    const oneAtATime = setup({ maxNumSeqs: 8, maxPrefillTokensPerStep: 16 }, next).scheduler;
+    const expected = await Promise.all(prompts.map(({ prompt, maxTokens }) => collect(oneAtATime.submit(request(prompt, { maxTokens })))));
+    const { scheduler, engine } = overlapped({ maxNumSeqs: 8, maxPrefillTokensPerStep: 16 }, next);
+    const together = await Promise.all(prompts.map(({ prompt, maxTokens }) => collect(scheduler.submit(request(prompt, { maxTokens })))));
+    assert.deepEqual(together.map(textOf), expected.map(textOf));
+    assert.ok(engine.steps.some((s) => s.inputs.some((i) => i.tokens[0] === SAMPLED_TOKEN)), 'steps were overlapped');
+    assert.equal(engine.liveSequences(), 0);
+  });
+
+  it('a sequence ended by an end-of-sequence token was already in the step in flight: its token there is dropped, its cache released after', async () => {
+    const { scheduler, engine } = overlapped({}, (history) => (history.length >= 4 ? FAKE_EOS : 120));
+    const responses = await collect(scheduler.submit(request('ab', { maxTokens: 10 })));
+    assert.equal(textOf(responses), 'xx');
+    assert.deepEqual(responses.at(-1)!.value.usage, { promptTokens: 2, completionTokens: 3 }, 'the token computed after the end is not counted');
+    assert.equal(engine.steps.length, 4, 'one step past the end-of-sequence token, sent before it was known');
+    assert.deepEqual(engine.released, ['seq-0']);
+    assert.equal(engine.liveSequences(), 0);
+  });
+
+  it('counts the token the step in flight samples against the stream bound: a slow reader holds exactly its bound', async () => {
+    const { scheduler, engine } = overlapped({ streamBufferTokens: 2 });
+    const slow = scheduler.submit(request('a', { maxTokens: 6 }));
+    assert.equal(textOf(await collect(scheduler.submit(request('k', { maxTokens: 10 })))), 'lmnopqrstu');
+    assert.equal(slow.buffered, 2, 'the slow stream holds its bound and no more');
+    assert.equal(stepsOf(engine, 'seq-0').length, 2, 'stepped only until its buffer was full');
+    assert.equal(scheduler.pausedCount, 1);
+    assert.equal(textOf(await collect(slow)), 'bcdefg');
+  });
+
+  it('a sequence cancelled while two steps hold it leaves at the next plan, released after both', async () => {
+    const { scheduler, engine } = overlapped({ maxNumSeqs: 2 });
+    engine.hold();
+    const cancelled = scheduler.submit(request('a', { maxTokens: 50 }));
+    const other = collect(scheduler.submit(request('k', { maxTokens: 3 })));
+    await engine.stepsCalled(2);
+    cancelled.cancel('client went away');
+    engine.proceed();
+    await engine.stepsCalled(3);
+    assert.deepEqual(engine.steps[2].inputs.map((i) => i.sequenceId), ['seq-1'], 'the step planned after the cancel leaves it out');
+    assert.ok(engine.released.includes('seq-0'));
+    engine.proceed(true);
+    assert.equal(textOf(await other), 'lmn');
+    assert.equal(stepsOf(engine, 'seq-0').length, 2);
+    assert.equal(engine.liveSequences(), 0);
+  });
+
+  it('a failed step fails its sequences; the step behind it answers no token for them, and a sequence that joined there goes on', async () => {
+    const { scheduler, engine } = overlapped();
+    engine.hold();
+    const failing = collect(scheduler.submit(request('a', { maxTokens: 5 })));
+    await engine.stepsCalled(2);
+    engine.failWith(new Error('the forward failed'));
+    engine.proceed();
+    await assert.rejects(failing, (error: DomainError) => error.code === 'INFERENCE.RUNTIME_ERROR' && /forward failed/.test(error.message));
+    engine.failWith(undefined);
+    const joining = collect(scheduler.submit(request('k', { maxTokens: 2 })));
+    engine.proceed(true);
+    assert.equal(textOf(await joining), 'lm');
+    assert.equal(scheduler.runningCount, 0);
+    assert.equal(engine.liveSequences(), 0);
   });
 });

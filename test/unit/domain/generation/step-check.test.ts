@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { SequenceStepInput } from '../../../../src/domain/generation/generation-engine.port.js';
+import { SAMPLED_TOKEN, type SequenceStepInput } from '../../../../src/domain/generation/generation-engine.port.js';
 import { GREEDY } from '../../../../src/domain/generation/sampling.js';
 import { checkStepInputs } from '../../../../src/domain/generation/step-check.js';
 import { DomainError, type DomainErrorCode } from '../../../../src/domain/shared/domain-error.js';
@@ -27,8 +27,17 @@ describe('checkStepInputs', () => {
 
   it('refuses tokens outside the vocabulary, naming the token and where it is', () => {
     refused([input('a', [1, 10])], 'INFERENCE.INVALID_DATA', /sequence 'a': token 10 \(at 1\) is not an id of the model's vocabulary of 10/);
-    refused([input('a', [-1])], 'INFERENCE.INVALID_DATA', /token -1 \(at 0\)/);
+    refused([input('a', [-2])], 'INFERENCE.INVALID_DATA', /token -2 \(at 0\)/);
+    refused([input('a', [1, SAMPLED_TOKEN])], 'INFERENCE.INVALID_DATA', /token -1 \(at 1\)/);
     refused([input('a', [1.5])], 'INFERENCE.INVALID_DATA', /token 1.5/);
+  });
+
+  it('takes SAMPLED_TOKEN fed alone (the token the previous step samples), counted as one position', () => {
+    checkStepInputs([input('a', [SAMPLED_TOKEN]), input('old', [SAMPLED_TOKEN])], model, positionsHeld);
+    assert.throws(
+      () => checkStepInputs([input('full', [SAMPLED_TOKEN])], model, () => 8),
+      (error: unknown) => error instanceof DomainError && /sequence 'full' would hold 9 positions/.test(error.message),
+    );
   });
 
   it('refuses a sequence named twice, one feeding nothing, and bad sampling of a sequence that samples', () => {
