@@ -640,7 +640,8 @@ export const TINY_GPT_NAME = 'tiny_gpt';
  * The server's model configuration of the generative demo model (the model directory's
  * config.json). One intra-op thread: a forward of this model is too small to gain from splitting
  * its kernels, and a second thread takes the core the server's main thread needs (on the 2-core
- * box, 15-20% more output tokens/s alone and at 32 streams than with the default of one per core).
+ * box, three alternating pairs of runs gave 12-19% more output tokens/s for one sequence at a time
+ * and 2-13% more at 32 streams than the default of one thread per core).
  */
 export const TINY_GPT_CONFIG = {
   backend: 'onnx_generative',
