@@ -378,8 +378,8 @@ export class SessionWorkerPool {
  * line into `stderrLine` (the server's logger), never straight onto the server's: an unstructured,
  * coloured line would break a JSON log. It is killed when the server exits.
  */
-export function startWorker(settings: SessionSettings, stderrLine: StderrLineSink, entry = WORKER_PATH): ChildProcess {
-  const child = fork(entry, [], { serialization: 'advanced', execArgv: [], stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+export function startWorker(settings: SessionSettings, stderrLine: StderrLineSink, entry = WORKER_PATH, nodeFlags: readonly string[] = []): ChildProcess {
+  const child = fork(entry, [], { serialization: 'advanced', execArgv: [...nodeFlags], stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
   createInterface({ input: child.stderr!, crlfDelay: Infinity }).on('line', (line) => {
     if (line.trim() !== '') stderrLine(line);
   });

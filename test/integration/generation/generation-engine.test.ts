@@ -171,6 +171,12 @@ describe('OnnxGenerationEngine with the tiny GPT', { timeout: 120_000 }, () => {
     });
   });
 
+  it('runs the instance process with gc exposed, so that it collects the outputs it was handed while they are young', async () => {
+    const pid = engine.status()[0]!.pid!;
+    const flags = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    assert.ok(flags.includes('--expose-gc'), flags.join(' '));
+  });
+
   it('greedy: 32 sequences joining and leaving a continuous batch get the tokens each gets alone, and those of a recomputation without cache', async () => {
     const plans = thirtyTwoPlans();
     const batched = await decode(engine, plans);

@@ -19,6 +19,9 @@ import { stepMessage, stepOutputsOf, type CacheUse, type FromGenerationWorker, t
 
 const WORKER_PATH = fileURLToPath(new URL('./onnx-generation.worker.js', import.meta.url));
 
+/** A generation worker: its process collects the young generation itself (`gc`, see YoungOutputCollector in the worker). */
+const startGenerationWorker = (settings: SessionSettings, stderrLine: (raw: string) => void): ChildProcess => startWorker(settings, stderrLine, WORKER_PATH, ['--expose-gc']);
+
 /** What a loaded generative version holds now, as the server counts it (no round trip to its process). */
 export interface GenerationInstanceStatus {
   readonly key: string;
@@ -249,7 +252,7 @@ class GenerationInstance {
   }
 
   private async replace(): Promise<void> {
-    const child = startWorker(this.settings, this.stderrLine, WORKER_PATH);
+    const child = startGenerationWorker(this.settings, this.stderrLine);
     const exited = exitOf(child);
     try {
       await firstAnswer(child);
@@ -317,7 +320,7 @@ export class OnnxGenerationEngine extends GenerationEngine implements OnApplicat
       logSeverityLevel: this.logSeverityLevel,
     };
     const stderrLine = runtimeLogSink(this.runtimeLogger, { model: key });
-    const child = startWorker(settings, stderrLine, WORKER_PATH);
+    const child = startGenerationWorker(settings, stderrLine);
     let info: GenerativeModelInfo;
     try {
       const loaded = await firstAnswer(child);

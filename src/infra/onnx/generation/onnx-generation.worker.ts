@@ -25,6 +25,7 @@ import type { SessionSettings } from '../worker-protocol.js';
 import { decoderLayout, pastKeyName, pastValueName, presentKeyName, presentValueName, type DecoderLayout } from './decoder-layout.js';
 import { stepInputsOf, type FromGenerationWorker, type ToGenerationWorker } from './generation-worker-protocol.js';
 import { DecodeBatch } from './decode-batch.js';
+import { YoungOutputCollector } from './young-output-collector.js';
 import { appendPresents, cacheBytes, emptyCache, lastLogits, padBatch, prefillGroups, type BatchFeeds, type BatchRow, type SequenceCache } from './kv-cache-batch.js';
 
 function send(message: FromGenerationWorker): void {
@@ -49,6 +50,7 @@ class Decoder {
   constructor(
     private readonly session: ort.InferenceSession,
     private readonly layout: DecoderLayout,
+    private readonly outputs: YoungOutputCollector,
   ) {
     this.batch = new DecodeBatch(layout);
     this.outputNames = ['logits'];
@@ -107,6 +109,7 @@ class Decoder {
       tensors[pastValueName(layer)] = new ort.Tensor('float32', feeds.pastValues[layer]!, [batch, kvHeads, past, headDim]);
     }
     const results = await this.session.run(tensors, this.outputNames);
+    for (const name of this.outputNames) this.outputs.add((results[name]!.data as Float32Array).byteLength);
     const logits = results.logits!;
     const presents = (name: (layer: number) => string) => Array.from({ length: layers }, (_, layer) => results[name(layer)]!.data as Float32Array);
     return { logits: logits.data as Float32Array, vocab: logits.dims[2]!, presentKeys: presents(presentKeyName), presentValues: presents(presentValueName) };
@@ -174,11 +177,12 @@ class Decoder {
 
 async function main(settings: SessionSettings): Promise<void> {
   dieWithParent();
+  const outputs = new YoungOutputCollector();
   let decoder: Decoder;
   try {
     const { session, provider, fallback } = await createSession(settings);
     const signature: ModelSignature = { inputs: describe(session.inputMetadata, 'input'), outputs: describe(session.outputMetadata, 'output') };
-    decoder = new Decoder(session, decoderLayout(signature));
+    decoder = new Decoder(session, decoderLayout(signature), outputs);
     send({ type: 'loaded', signature, executionProvider: provider, fallback });
   } catch (error) {
     send({ type: 'load-failed', message: (error as Error).message });
@@ -188,11 +192,11 @@ async function main(settings: SessionSettings): Promise<void> {
   let previous = Promise.resolve();
   process.on('message', (message: ToGenerationWorker) => {
     // handle() answers a failed step itself; anything else that throws is logged, and the next message still runs.
-    previous = previous.then(() => handle(decoder, message)).catch((error: unknown) => console.error(`generation worker: ${(error as Error).message}`));
+    previous = previous.then(() => handle(decoder, outputs, message)).catch((error: unknown) => console.error(`generation worker: ${(error as Error).message}`));
   });
 }
 
-async function handle(decoder: Decoder, message: ToGenerationWorker): Promise<void> {
+async function handle(decoder: Decoder, outputs: YoungOutputCollector, message: ToGenerationWorker): Promise<void> {
   if (message.type === 'release') decoder.release(message.sequenceIds);
   else if (message.type === 'cache-use') send({ type: 'cache-use', id: message.id, ...decoder.cacheUse() });
   else if (message.type === 'step') {
@@ -203,6 +207,8 @@ async function handle(decoder: Decoder, message: ToGenerationWorker): Promise<vo
     } catch (error) {
       send({ type: 'step-failed', id: message.id, message: (error as Error).message });
     }
+    // Once the step is answered: the server hears its tokens before the collection runs.
+    outputs.collectIfDue();
   }
 }
 
