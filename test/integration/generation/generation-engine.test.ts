@@ -474,6 +474,20 @@ describe('OnnxGenerationEngine: an instance process that dies', { timeout: 60_00
     const again = await engine.step(KEY, [{ sequenceId: 'held', tokens: [7, 8, 9], sample: true, sampling: GREEDY }]);
     assert.deepEqual(again.outputs, [{ sequenceId: 'held', token: alone.outputs[0]!.token }]);
   });
+
+  it('a sequence released while its step waits for the new process is left out of that step, and nothing of it is held', async () => {
+    const lost = status().lostInstances;
+    process.kill(status().pid!, 'SIGKILL');
+    await until(() => status().lostInstances === lost + 1, 'the process ended');
+    const orphan = engine.step(KEY, [{ sequenceId: 'orphan', tokens: [1, 2, 3], sample: true, sampling: GREEDY }]);
+    const kept = engine.step(KEY, [{ sequenceId: 'kept', tokens: [4, 5], sample: true, sampling: GREEDY }]);
+    engine.release(KEY, ['orphan']);
+    assert.deepEqual((await orphan).outputs, [], 'the step no longer feeds it');
+    assert.equal((await kept).outputs.length, 1);
+    assert.equal(status().sequences, 1, 'the server counts only the kept sequence');
+    assert.equal((await engine.cacheUse(KEY)).sequences, 1, 'the new process holds only the kept sequence');
+    engine.release(KEY, ['kept']);
+  });
 });
 
 describe('OnnxGenerationEngine: loads that fail', { timeout: 60_000 }, () => {

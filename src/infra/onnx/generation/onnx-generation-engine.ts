@@ -43,7 +43,8 @@ export interface GenerationInstanceStatus {
 }
 
 interface PendingStep {
-  readonly inputs: readonly SequenceStepInput[];
+  /** What it feeds; a sequence released while the step waits to be sent is taken out (see release). */
+  inputs: readonly SequenceStepInput[];
   readonly resolve: (step: GenerationStep) => void;
   readonly reject: (error: Error) => void;
 }
@@ -119,6 +120,11 @@ class GenerationInstance {
       this.held.delete(id);
       this.lost.delete(id);
     }
+    // A step still waiting to be sent (while a process is replaced) no longer feeds them: sent
+    // later, it would start them again in the process, where nothing would release them. It answers
+    // no output for them.
+    const released = new Set(sequenceIds);
+    for (const step of this.queue) step.inputs = step.inputs.filter((input) => !released.has(input.sequenceId));
     if (this.child?.connected) this.send({ type: 'release', sequenceIds });
   }
 
