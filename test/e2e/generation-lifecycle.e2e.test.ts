@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TINY_GPT_NAME } from '../../scripts/build-models.js';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TINY_GPT_NAME, writeTinyGptModel } from '../../scripts/build-models.js';
 import { generativeRepository, sseEvents } from '../support/generative-models.js';
 import { eventually, scrape } from '../support/load.js';
 import { startTestServer } from '../support/test-server.js';
@@ -95,6 +97,37 @@ describe('generation metrics', () => {
     assert.equal(value('generation_kv_cache_used_bytes'), 0, 'every cache released');
     assert.ok(value('generation_kv_cache_capacity_bytes')! > 0);
     assert.equal(value('inference_request_success_total'), 2);
+  });
+});
+
+describe('overlapped steps (GENERATION_OVERLAP_STEPS, parameters.overlap_steps)', () => {
+  it('compute one step past an end-of-sequence token when on (the step sent before it was known), none when a model turns them off', async (t) => {
+    const root = await generativeRepository();
+    await writeTinyGptModel(join(root, 'tiny_gpt_one_step_at_a_time'));
+    const configFile = join(root, 'tiny_gpt_one_step_at_a_time', 'config.json');
+    const config = JSON.parse(await readFile(configFile, 'utf8'));
+    await writeFile(configFile, JSON.stringify({ ...config, parameters: { ...config.parameters, overlap_steps: { string_value: 'false' } } }));
+    const server = await startTestServer(root);
+    t.after(() => server.close());
+    const chat = async (model: string) => {
+      const response = await fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model, messages: [{ role: 'user', content: 'Hello!' }], max_tokens: 200, temperature: 0 }),
+      });
+      return (await response.json()) as any;
+    };
+    const overlapped = await chat(TINY_GPT_NAME);
+    const oneAtATime = await chat('tiny_gpt_one_step_at_a_time');
+    assert.equal(overlapped.choices[0].finish_reason, 'stop', 'ended by its end-of-sequence token');
+    assert.equal(overlapped.choices[0].message.content, oneAtATime.choices[0].message.content);
+    const tokens = overlapped.usage.completion_tokens;
+    const samples = await scrape(server.server.metricsUrl!);
+    const steps = (model: string) => samples.find((s) => s.name === 'generation_steps_total' && s.labels.model === model)?.value;
+    assert.equal(steps('tiny_gpt_one_step_at_a_time'), tokens, 'one step per token, the prompt fed whole in the first');
+    assert.equal(steps(TINY_GPT_NAME), tokens + 1, 'and one more, sent before the end-of-sequence token was known');
+    const shown = (await (await fetch(`${server.url}/v2/models/tiny_gpt_one_step_at_a_time/config`)).json()) as any;
+    assert.deepEqual(shown.parameters.overlap_steps, { string_value: '0' });
   });
 });
 

@@ -50,6 +50,7 @@ export interface DeclaredGenerationLimits {
   readonly kvCacheBytes?: number;
   readonly maxPrefillTokensPerStep?: number;
   readonly streamBufferTokens?: number;
+  readonly overlapSteps?: boolean;
 }
 
 /** The complete limits a generative version is scheduled with, and what the model said of itself. */
@@ -60,6 +61,8 @@ export interface GenerationConfig {
   readonly kvCacheBytes: number;
   readonly maxPrefillTokensPerStep: number;
   readonly streamBufferTokens: number;
+  /** Whether the next step is sent before the running one answers (the scheduler's overlapped steps). */
+  readonly overlapSteps: boolean;
   readonly model: GenerativeModelInfo;
 }
 
@@ -75,6 +78,7 @@ export function completeGenerationConfig(declared: DeclaredGenerationLimits | un
     kvCacheBytes: declared?.kvCacheBytes ?? defaults.kvCacheBytes,
     maxPrefillTokensPerStep: declared?.maxPrefillTokensPerStep ?? defaults.maxPrefillTokensPerStep,
     streamBufferTokens: declared?.streamBufferTokens ?? defaults.streamBufferTokens,
+    overlapSteps: declared?.overlapSteps ?? defaults.overlapSteps,
     model,
   };
 }

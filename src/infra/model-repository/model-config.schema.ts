@@ -150,6 +150,7 @@ const modelConfigSchema = z.strictObject({
       kv_cache_bytes: stringParameter.optional(),
       max_prefill_tokens_per_step: stringParameter.optional(),
       stream_buffer_tokens: stringParameter.optional(),
+      overlap_steps: stringParameter.optional(),
     })
     .optional(),
   dynamic_batching: dynamicBatchingSchema.optional(),
@@ -295,6 +296,7 @@ function generationLimitsOf(params: ModelConfigFile['parameters']): DeclaredGene
     kvCacheBytes: count('kv_cache_bytes', 1),
     maxPrefillTokensPerStep: count('max_prefill_tokens_per_step', 0),
     streamBufferTokens: count('stream_buffer_tokens', 1),
+    overlapSteps: flag(params?.overlap_steps?.string_value, 'overlap_steps'),
   };
   return Object.values(limits).some((value) => value !== undefined) ? limits : undefined;
 }
@@ -332,13 +334,14 @@ export function toConfigFile(config: ModelConfig): ModelConfigFile {
   parameters.adaptive_queue_delay = { string_value: scheduling.adaptiveQueueDelay ? '1' : '0' };
   if (config.concurrency.maxInFlight !== undefined) parameters.max_inflight_requests = { string_value: String(config.concurrency.maxInFlight) };
   if (config.generation) {
-    const { maxNumSeqs, maxModelLen, kvCacheBytes, maxPrefillTokensPerStep, streamBufferTokens } = config.generation;
+    const { maxNumSeqs, maxModelLen, kvCacheBytes, maxPrefillTokensPerStep, streamBufferTokens, overlapSteps } = config.generation;
     Object.assign(parameters, {
       max_num_seqs: { string_value: String(maxNumSeqs) },
       max_model_len: { string_value: String(maxModelLen) },
       kv_cache_bytes: { string_value: String(kvCacheBytes) },
       max_prefill_tokens_per_step: { string_value: String(maxPrefillTokensPerStep) },
       stream_buffer_tokens: { string_value: String(streamBufferTokens) },
+      overlap_steps: { string_value: overlapSteps ? '1' : '0' },
     });
   }
   if (config.concurrency.adaptive !== undefined) parameters.adaptive_concurrency = { string_value: config.concurrency.adaptive ? '1' : '0' };

@@ -58,7 +58,7 @@ export class GenerationSchedulers implements BeforeApplicationShutdown {
         priorityLevels: scheduling.priorityLevels,
         defaultPriorityLevel: scheduling.defaultPriorityLevel,
         eosTokenIds: generation.model.eosTokenIds,
-        overlapSteps: this.config.GENERATION_OVERLAP_STEPS,
+        overlapSteps: generation.overlapSteps,
       },
       this.clock,
       {

@@ -55,6 +55,7 @@ export class VersionLoader {
           kvCacheBytes: this.config.GENERATION_KV_CACHE_BYTES,
           maxPrefillTokensPerStep: this.config.GENERATION_MAX_PREFILL_TOKENS_PER_STEP,
           streamBufferTokens: this.config.GENERATION_STREAM_BUFFER_TOKENS,
+          overlapSteps: this.config.GENERATION_OVERLAP_STEPS,
         }, model);
         const config = completeModelConfig(backend, modelName, { ...declared, maxBatchSize: 0 }, GENERATIVE_SIGNATURE);
         return { config: { ...config, generation }, executionProvider: model.executionProvider };

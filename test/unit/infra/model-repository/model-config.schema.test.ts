@@ -36,11 +36,16 @@ describe('parseModelConfig', () => {
   it('maps a generative model: backend onnx_generative and its scheduling limits', () => {
     const declared = parse({
       backend: 'onnx_generative',
-      parameters: { max_num_seqs: { string_value: '8' }, max_model_len: { string_value: '256' }, kv_cache_bytes: { string_value: '1048576' }, max_prefill_tokens_per_step: { string_value: '0' }, stream_buffer_tokens: { string_value: '4' } },
+      parameters: {
+        max_num_seqs: { string_value: '8' }, max_model_len: { string_value: '256' }, kv_cache_bytes: { string_value: '1048576' }, max_prefill_tokens_per_step: { string_value: '0' }, stream_buffer_tokens: { string_value: '4' },
+        overlap_steps: { string_value: 'false' },
+      },
     });
     assert.equal(declared.backend, 'onnx_generative');
-    assert.deepEqual(declared.generation, { maxNumSeqs: 8, maxModelLen: 256, kvCacheBytes: 1048576, maxPrefillTokensPerStep: 0, streamBufferTokens: 4 });
+    assert.deepEqual(declared.generation, { maxNumSeqs: 8, maxModelLen: 256, kvCacheBytes: 1048576, maxPrefillTokensPerStep: 0, streamBufferTokens: 4, overlapSteps: false });
     assert.equal(parse({}).generation, undefined);
+    assert.deepEqual(parse({ parameters: { overlap_steps: { string_value: '1' } } }).generation?.overlapSteps, true);
+    assert.throws(() => parse({ parameters: { overlap_steps: { string_value: 'sometimes' } } }), /parameters\.overlap_steps: 'sometimes' is not one of 0, 1, true, false/);
   });
 
   it('maps a full Triton-style config.json to the declared configuration', () => {
