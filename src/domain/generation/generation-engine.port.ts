@@ -73,6 +73,6 @@ export abstract class GenerationEngine {
   abstract step(key: RuntimeKey, inputs: readonly SequenceStepInput[]): Promise<GenerationStep>;
   /** Frees the KV cache of finished or cancelled sequences. Unknown ids are ignored. */
   abstract release(key: RuntimeKey, sequenceIds: readonly string[]): void;
-  /** Fails steps not started, lets a running one end, then releases the instance and every cache. */
+  /** Fails steps not started, lets those started end, then releases the instance and every cache. */
   abstract unload(key: RuntimeKey): Promise<void>;
 }

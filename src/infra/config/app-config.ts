@@ -46,7 +46,7 @@ const environmentSchema = z.object({
   GENERATION_MAX_PREFILL_TOKENS_PER_STEP: z.coerce.number().int().min(0).default(256),
   /** Tokens a client may leave unread before its sequence is paused (per-token flow control). */
   GENERATION_STREAM_BUFFER_TOKENS: z.coerce.number().int().min(1).max(1_000_000).default(64),
-  /** Generative models: the next step is sent before the running one answers (two in flight), so the instance never waits for the scheduler. */
+  /** Generative models: the next step is sent before the running one answers (two in flight), so the instance never waits for the scheduler (a model's `parameters.overlap_steps` overrides it). */
   GENERATION_OVERLAP_STEPS: bool(true),
   /** The longest one generation may take, queued and running (ms); a client's `timeout` may lower it. */
   GENERATION_MAX_DURATION_MS: z.coerce.number().int().min(1).default(600_000),
