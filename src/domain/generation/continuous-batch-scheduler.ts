@@ -448,8 +448,9 @@ export class ContinuousBatchScheduler {
    * sequences.
    */
   private record(plan: StepPlan, outcome: StepOutcome): TakenStep {
+    // This step no longer holds its sequences (the one sent after it may).
+    for (const { sequence, input } of plan) if (sequence.pending === input) delete sequence.pending;
     if ('error' in outcome) {
-      for (const { sequence, input } of plan) if (sequence.pending === input) delete sequence.pending;
       const { error } = outcome;
       const failure = error instanceof DomainError ? error : new DomainError('INFERENCE.RUNTIME_ERROR', `the generation step failed: ${(error as Error)?.message ?? String(error)}`);
       for (const { sequence } of plan) this.fail(sequence, failure);
@@ -458,7 +459,6 @@ export class ContinuousBatchScheduler {
     const { step } = outcome;
     let prefillTokens = 0;
     for (const { sequence, input } of plan) {
-      if (sequence.pending === input) delete sequence.pending;
       // A sequence that ended while the step ran (a stop string in the step before) has released its cache.
       if (sequence.done) continue;
       this.heldTokens += input.tokens.length;

@@ -10,7 +10,7 @@ import { DomainError } from '../../../domain/shared/domain-error.js';
 import { AppConfig } from '../../config/app-config.js';
 import { cpuQuota } from '../../host/cpu-quota.js';
 import { runtimeLogSink, runtimeSeverityFor } from '../onnxruntime-log.js';
-import { firstAnswer, startWorker } from '../session-worker-pool.js';
+import { firstAnswer, startWorker, type StderrLineSink } from '../session-worker-pool.js';
 import type { SessionSettings } from '../worker-protocol.js';
 import { decoderLayout, kvCacheBytesPerToken } from './decoder-layout.js';
 import { GENERATIVE_MODEL_FILE, readGenerativeModelFacts } from './generative-model-files.js';
@@ -20,7 +20,7 @@ import { stepMessage, stepOutputsOf, type CacheUse, type FromGenerationWorker, t
 const WORKER_PATH = fileURLToPath(new URL('./onnx-generation.worker.js', import.meta.url));
 
 /** A generation worker: its process collects the young generation itself (`gc`, see YoungOutputCollector in the worker). */
-const startGenerationWorker = (settings: SessionSettings, stderrLine: (raw: string) => void): ChildProcess => startWorker(settings, stderrLine, WORKER_PATH, ['--expose-gc']);
+const startGenerationWorker = (settings: SessionSettings, stderrLine: StderrLineSink): ChildProcess => startWorker(settings, stderrLine, WORKER_PATH, ['--expose-gc']);
 
 /** What a loaded generative version holds now, as the server counts it (no round trip to its process). */
 export interface GenerationInstanceStatus {
@@ -96,7 +96,7 @@ class GenerationInstance {
     private readonly settings: SessionSettings,
     private readonly logger: Logger,
     /** Where the process's stderr (onnxruntime's log) goes. */
-    private readonly stderrLine: (raw: string) => void,
+    private readonly stderrLine: StderrLineSink,
   ) {}
 
   attach(child: ChildProcess): void {
